@@ -1,0 +1,47 @@
+"""``mfm-bench plugins``: every registered plugin with the package and version that provides it."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "list every encoder, fusion, dataset and model with its package and version"
+DESCRIPTION = HELP + """.
+
+Plugins are found through the `mfm_bench` entry-point group, built-ins and third-party packages alike.
+Set MFM_BENCH_DISABLE_PLUGINS=name to skip a plugin, MFM_BENCH_LOAD_PLUGINS=a,b to load only those."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", choices=["encoder", "fusion", "dataset", "model"], help="only this kind")
+    p.add_argument("--params", action="store_true", help="also list each plugin's parameters with defaults and help")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from mfm_bench.config import describe_config
+    from mfm_bench.registry import KINDS, get_registry
+
+    reg = get_registry()
+    rows = []
+    for kind in KINDS:
+        if args.kind and kind != args.kind:
+            continue
+        for name in reg.names(kind):
+            e = reg.entries[kind][name]
+            rows.append((kind, name, e.package, e.version, e.help))
+    print(tabulate(rows, headers=["kind", "name", "package", "version", "description"], tablefmt="simple"))
+    if args.params:
+        for kind in KINDS:
+            if args.kind and kind != args.kind:
+                continue
+            for name in reg.names(kind):
+                cfg = reg.entries[kind][name].config
+                if cfg is None:
+                    continue
+                print(f"\n{kind} {name}:")
+                print(tabulate(describe_config(cfg), headers=["param", "type", "default", "help"], tablefmt="simple"))
+    for err in reg.errors:
+        print(f"\nerror: plugin {err.plugin!r} from package {err.package} failed to load: {err.error}\n"
+              f"  (the other plugins work; disable it with MFM_BENCH_DISABLE_PLUGINS={err.plugin})")
+    return 1 if reg.errors else 0

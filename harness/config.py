@@ -1,0 +1,148 @@
+"""Typed plugin configs: validate suite params against a config dataclass, fill defaults, suggest fixes.
+
+A plugin's config dataclass is the one home of each of its defaults; field ``metadata={"help": ...}``
+documents the parameter (shown by ``mfm-bench plugins --params``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any, Literal, Union
+
+
+class ConfigError(ValueError):
+    """A parameter that does not fit. ``field`` is the dotted path of the offending key, ``hint`` the fix."""
+
+    def __init__(self, message: str, field: str = "", hint: str = "") -> None:
+        super().__init__(message)
+        self.message, self.field, self.hint = message, field, hint
+
+    def __str__(self) -> str:
+        where = f"{self.field}: " if self.field else ""
+        fix = f" ({self.hint})" if self.hint else ""
+        return f"{where}{self.message}{fix}"
+
+    def under(self, prefix: str) -> "ConfigError":
+        """The same error with ``prefix`` prepended to its field path."""
+        return ConfigError(self.message, f"{prefix}.{self.field}" if self.field else prefix, self.hint)
+
+
+def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
+    choices = sorted(choices)
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    avail = ", ".join(choices)
+    return (f"did you mean {close[0]!r}? " if close else "") + f"available: {avail}"
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def check_type(value: Any, tp: Any, field: str) -> Any:
+    """Return ``value`` converted to ``tp`` where lossless (int -> float, list -> tuple), else raise ConfigError."""
+    if tp is Any:
+        return value
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return check_type(value, a, field)
+            except ConfigError as e:
+                errors.append(e)
+        raise ConfigError(f"expected {' or '.join(_type_name(a) for a in args)}, got {value!r}", field)
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"must be one of {', '.join(repr(a) for a in args)}, got {value!r}", field,
+                          did_you_mean(str(value), [str(a) for a in args]))
+    if origin in (list, tuple) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"expected a list, got {value!r}", field)
+        item = args[0] if args else Any
+        out = [check_type(v, item, f"{field}[{i}]") for i, v in enumerate(value)]
+        return tuple(out) if (origin is tuple or tp is tuple) else out
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"expected a mapping, got {value!r}", field)
+        vt = args[1] if len(args) == 2 else Any
+        return {k: check_type(v, vt, f"{field}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"expected true or false, got {value!r}", field)
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"expected an integer, got {value!r}", field)
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"expected a number, got {value!r}", field)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"expected a string, got {value!r}", field)
+    return value
+
+
+def build_config(cls: type, params: dict[str, Any] | None, where: str = "params") -> Any:
+    """Instantiate config dataclass ``cls`` from ``params``, refusing unknown keys and wrong types."""
+    params = dict(params or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in params.items():
+        if key not in fields:
+            raise ConfigError(f"unknown key {key!r}", f"{where}.{key}", did_you_mean(key, fields))
+        kwargs[key] = check_type(value, hints.get(key, Any), f"{where}.{key}")
+    missing = [n for n, f in fields.items()
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and n not in kwargs]
+    if missing:
+        raise ConfigError(f"missing required key(s) {', '.join(missing)}", where)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:  # __post_init__ checks
+        raise ConfigError(str(e), where) from e
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config instance (tuples become lists)."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return {f.name: plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+
+
+def describe_config(cls: type) -> list[tuple[str, str, str, str]]:
+    """Rows of (name, type, default, help) for documentation and ``--params``."""
+    hints = typing.get_type_hints(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            default = repr(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            default = repr(f.default_factory())
+        else:
+            default = "(required)"
+        rows.append((f.name, _type_name(hints.get(f.name, Any)), default, f.metadata.get("help", "")))
+    return rows
+
+
+def option(default: Any, help: str) -> Any:
+    """A dataclass field with a default and help text: ``hidden: int = option(64, "LSTM hidden size")``."""
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})

@@ -1,0 +1,219 @@
+"""The data contracts every plugin speaks: modalities, tasks, dataset specs, batches, model outputs.
+
+Shapes follow one convention everywhere: B batch, T time steps, D feature dim.
+
+- A *sample* (what ``Dataset.split(name)[i]`` returns) is a dict::
+
+      {"inputs": {modality: Tensor [T, D] (or [D], [C, H, W])},
+       "mask":   {modality: bool Tensor [T]},       # True = real step
+       "target": Tensor [] float | [] long | [K] float,
+       "id":     str,
+       "factors": {name: Tensor [F]}}               # optional: true latent factors (synthetic data)
+
+- ``collate`` stacks samples into a :class:`Batch`.
+- A missing modality is a zero tensor with an all-False mask, never a silent drop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+ModalityKind = Literal["sequence", "vector", "image"]
+TaskKind = Literal["regression", "classification", "multi_regression"]
+
+
+@dataclass(frozen=True)
+class Modality:
+    """One input stream: its name (``text``, ``audio``...), feature dim and kind."""
+
+    name: str
+    dim: int
+    kind: ModalityKind = "sequence"
+
+
+@dataclass(frozen=True)
+class Task:
+    """What is predicted, which fixes the head, the loss and the metrics.
+
+    - ``regression``: one value per sample; ``range`` e.g. ``(-3.0, 3.0)``; target [B] float.
+    - ``classification``: ``n_classes`` classes; target [B] long; prediction = logits [B, C].
+    - ``multi_regression``: ``targets`` names K values (POM's traits); target [B, K] float.
+    """
+
+    kind: TaskKind
+    range: tuple[float, float] | None = None
+    n_classes: int | None = None
+    class_names: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("regression", "classification", "multi_regression"):
+            raise ValueError(f"Task.kind must be regression, classification or multi_regression, not {self.kind!r}")
+        if self.kind == "classification" and (self.n_classes is None or self.n_classes < 2):
+            raise ValueError("a classification Task needs n_classes >= 2")
+        if self.kind == "multi_regression" and not self.targets:
+            raise ValueError("a multi_regression Task needs the names of its targets")
+
+    @property
+    def output_dim(self) -> int:
+        """Width of the prediction layer: 1, n_classes or len(targets)."""
+        if self.kind == "classification":
+            return int(self.n_classes)  # type: ignore[arg-type]
+        if self.kind == "multi_regression":
+            return len(self.targets)
+        return 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "range": list(self.range) if self.range else None,
+            "n_classes": self.n_classes,
+            "class_names": list(self.class_names),
+            "targets": list(self.targets),
+        }
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a dataset plugin offers; models are built from this alone."""
+
+    name: str
+    modalities: tuple[Modality, ...]
+    task: Task
+    splits: tuple[str, ...] = ("train", "valid", "test")
+    seq_len: int | None = None
+    citation: str = ""
+    licence: str = ""
+    factors: tuple[str, ...] = ()  # names of true latent factors in samples, if any
+
+    @property
+    def modality_names(self) -> list[str]:
+        return [m.name for m in self.modalities]
+
+    @property
+    def input_dims(self) -> dict[str, int]:
+        return {m.name: m.dim for m in self.modalities}
+
+    def modality(self, name: str) -> Modality:
+        for m in self.modalities:
+            if m.name == name:
+                return m
+        raise KeyError(f"dataset {self.name!r} has no modality {name!r}; it has {self.modality_names}")
+
+
+@dataclass
+class Batch:
+    """A collated batch. ``inputs[m]`` is [B, T, D] for sequences, ``mask[m]`` is [B, T] bool."""
+
+    inputs: dict[str, torch.Tensor]
+    mask: dict[str, torch.Tensor]
+    target: torch.Tensor
+    ids: list[str]
+    factors: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.target.shape[0])
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+        def mv(d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return {k: v.to(device, non_blocking=non_blocking) for k, v in d.items()}
+
+        return Batch(mv(self.inputs), mv(self.mask), self.target.to(device, non_blocking=non_blocking), self.ids, mv(self.factors))
+
+    def present(self, modality: str) -> torch.Tensor:
+        """[B] bool: which samples have the modality at all (any real step)."""
+        m = self.mask[modality]
+        return m.reshape(m.shape[0], -1).any(dim=1)
+
+    def replace(self, **changes: Any) -> "Batch":
+        fields = {"inputs": self.inputs, "mask": self.mask, "target": self.target, "ids": self.ids, "factors": self.factors}
+        fields.update(changes)
+        return Batch(**fields)
+
+
+@dataclass
+class Output:
+    """What ``model(batch)`` returns.
+
+    - ``prediction``: [B] (regression), [B, C] logits (classification), [B, K] (multi_regression).
+    - ``losses``: named loss terms, each already weighted; the trainer sums them and logs each.
+      The task loss is always under ``"label"`` (validation early stopping watches it).
+    - ``extras``: optional. Known keys the evaluator reads:
+        ``"codes"``: {name: Tensor [B, H]} latent codes, scored against a dataset's true factors by linear probes;
+        ``"metric_sums"``: {metric: (Tensor sum over the batch, int count)} extra per-sample metrics
+        (e.g. reconstruction error of a missing modality), averaged over the split by the evaluator.
+    """
+
+    prediction: torch.Tensor
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def collate(samples: list[dict[str, Any]]) -> Batch:
+    """Stack samples (see module docstring) into a :class:`Batch`."""
+    first = samples[0]
+    inputs = {m: torch.stack([s["inputs"][m] for s in samples]) for m in first["inputs"]}
+    mask = {m: torch.stack([s["mask"][m] for s in samples]) for m in first["mask"]}
+    target = torch.stack([torch.as_tensor(s["target"]) for s in samples])
+    factors = {f: torch.stack([s["factors"][f] for s in samples]) for f in first.get("factors", {})}
+    return Batch(inputs, mask, target, [str(s["id"]) for s in samples], factors)
+
+
+class TensorSplit(torch.utils.data.Dataset):
+    """A split held as stacked tensors: the fast path.
+
+    The trainer recognises it and batches by indexing (no per-sample collate), and moves it to the
+    device once when it fits. Dataset plugins should return one when their data fit in memory.
+    """
+
+    def __init__(
+        self,
+        inputs: dict[str, torch.Tensor],
+        mask: dict[str, torch.Tensor],
+        target: torch.Tensor,
+        ids: list[str],
+        factors: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        n = int(target.shape[0])
+        for name, t in list(inputs.items()) + list(mask.items()):
+            assert t.shape[0] == n, f"{name}: first dim {t.shape[0]} != {n} targets"
+        assert len(ids) == n, f"{len(ids)} ids for {n} targets"
+        self.inputs, self.mask, self.target, self.ids = inputs, mask, target, list(ids)
+        self.factors = factors or {}
+
+    def __len__(self) -> int:
+        return int(self.target.shape[0])
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {
+            "inputs": {m: t[i] for m, t in self.inputs.items()},
+            "mask": {m: t[i] for m, t in self.mask.items()},
+            "target": self.target[i],
+            "id": self.ids[i],
+            "factors": {f: t[i] for f, t in self.factors.items()},
+        }
+
+    def batch(self, index: torch.Tensor | slice) -> Batch:
+        """The batch of rows ``index`` (a LongTensor or a slice), without per-sample work."""
+        if isinstance(index, slice):
+            ids = self.ids[index]
+        else:
+            ids = [self.ids[int(i)] for i in index.tolist()]
+        return Batch(
+            {m: t[index] for m, t in self.inputs.items()},
+            {m: t[index] for m, t in self.mask.items()},
+            self.target[index],
+            ids,
+            {f: t[index] for f, t in self.factors.items()},
+        )
+
+    def to(self, device: torch.device | str) -> "TensorSplit":
+        mv = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
+        return TensorSplit(mv(self.inputs), mv(self.mask), self.target.to(device), self.ids, mv(self.factors))
+
+    def nbytes(self) -> int:
+        ts = list(self.inputs.values()) + list(self.mask.values()) + [self.target] + list(self.factors.values())
+        return sum(t.element_size() * t.nelement() for t in ts)

@@ -1,0 +1,232 @@
+"""The plugin manager: built-ins and third-party packages, all found through the ``mfm_bench`` entry-point group.
+
+- ``get_registry()`` builds it once: loads every entry point (a failing one is recorded with its package and
+  exception, and the others still load), checks hook names (``check_pending``), then calls the ``register_*``
+  hooks with a registrar that refuses duplicate names.
+- ``MFM_BENCH_LOAD_PLUGINS=a,b`` loads only those entry points (by entry-point or distribution name);
+  ``MFM_BENCH_DISABLE_PLUGINS=x,y`` skips those.
+- ``registry.build(kind, name, *args, **params)`` validates params against the plugin's config and builds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.metadata as md
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pluggy
+
+from . import hookspecs
+from .config import ConfigError, build_config, config_to_dict, did_you_mean
+
+KINDS = ("encoder", "fusion", "dataset", "model")
+_HOOKS = {"encoder": "register_encoders", "fusion": "register_fusions", "dataset": "register_datasets", "model": "register_models"}
+#: Config fields that name another plugin; their ``<field>_params`` sibling is resolved against that plugin.
+NESTED = {"encoder": "encoder", "fusion": "fusion"}
+
+
+class PluginError(LookupError):
+    """An unknown plugin name, a duplicate registration or a plugin that failed to load."""
+
+
+def _load_ref(ref: Any) -> Any:
+    """``"package.module:attr"`` -> the object; anything else is returned as it is."""
+    if isinstance(ref, str):
+        module, _, attr = ref.partition(":")
+        obj = importlib.import_module(module)
+        for part in attr.split(".") if attr else []:
+            obj = getattr(obj, part)
+        return obj
+    return ref
+
+
+@dataclass
+class Entry:
+    """One registered plugin. ``factory`` and ``config`` may be given as ``"module:attr"`` strings and are then
+    imported on first use, so listing plugins never imports torch."""
+
+    kind: str
+    name: str
+    factory_ref: Any
+    config_ref: Any
+    help: str
+    plugin: str  # the entry point / plugin name that registered it
+    package: str  # distribution name
+    version: str
+
+    @property
+    def factory(self) -> Callable[..., Any]:
+        return _load_ref(self.factory_ref)
+
+    @property
+    def config(self) -> type | None:
+        return _load_ref(self.config_ref)
+
+
+@dataclass
+class LoadError:
+    plugin: str
+    package: str
+    error: str
+
+
+@dataclass
+class Registry:
+    pm: pluggy.PluginManager
+    entries: dict[str, dict[str, Entry]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    errors: list[LoadError] = field(default_factory=list)
+    dists: dict[str, tuple[str, str]] = field(default_factory=dict)  # plugin name -> (package, version)
+
+    # -- registration ---------------------------------------------------------------------------------
+    def _registrar(self, kind: str, plugin: str) -> Callable[..., None]:
+        package, version = self.dists.get(plugin, (plugin, ""))
+
+        def register(name: str, factory: Any, config: Any = None, help: str = "") -> None:
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"plugin {plugin!r} ({package}) registered a {kind} with an invalid name {name!r}")
+            if config is not None and not isinstance(config, str) and not dataclasses.is_dataclass(config):
+                raise PluginError(f"{kind} {name!r} from {package}: config must be a dataclass, not {config!r}")
+            taken = self.entries[kind].get(name)
+            if taken is not None:
+                raise PluginError(
+                    f"{kind} {name!r} is registered twice: by {taken.package} (plugin {taken.plugin}) and by "
+                    f"{package} (plugin {plugin}); uninstall one or disable it with MFM_BENCH_DISABLE_PLUGINS={plugin}"
+                )
+            doc = help or ("" if isinstance(factory, str) else (factory.__doc__ or "").strip().split("\n")[0])
+            self.entries[kind][name] = Entry(kind, name, factory, config, doc, plugin, package, version)
+
+        return register
+
+    def add_plugin(self, obj: Any, name: str, package: str | None = None, version: str = "") -> None:
+        """Register a plugin object (module or class instance with hookimpls) and run its register hooks."""
+        self.dists[name] = (package or name, version)
+        self.pm.register(obj, name=name)
+        self.pm.check_pending()
+        for kind in KINDS:
+            hook = getattr(self.pm.hook, _HOOKS[kind])
+            for impl in hook.get_hookimpls():
+                if impl.plugin_name == name:
+                    impl.function(register=self._registrar(kind, name))
+
+    def remove_plugin(self, name: str) -> None:
+        """Unregister a plugin and every name it added (used by ``mfm_bench.testing``)."""
+        for kind in KINDS:
+            for key in [k for k, e in self.entries[kind].items() if e.plugin == name]:
+                del self.entries[kind][key]
+        if self.pm.get_plugin(name) is not None:
+            self.pm.unregister(name=name)
+        self.dists.pop(name, None)
+
+    # -- lookup ---------------------------------------------------------------------------------------
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.entries[kind])
+
+    def get(self, kind: str, name: str) -> Entry:
+        if kind not in self.entries:
+            raise PluginError(f"unknown plugin kind {kind!r}; kinds are {', '.join(KINDS)}")
+        try:
+            return self.entries[kind][name]
+        except KeyError:
+            broken = [e for e in self.errors]
+            extra = ""
+            if broken:
+                extra = "; note that these plugins failed to load: " + ", ".join(f"{e.plugin} ({e.package})" for e in broken)
+            raise PluginError(f"unknown {kind} {name!r}: {did_you_mean(str(name), self.entries[kind])}{extra}") from None
+
+    def resolve(self, kind: str, name: str, params: dict[str, Any] | None, where: str = "params") -> dict[str, Any]:
+        """Validated params with every default filled in (nested encoder/fusion params too)."""
+        entry = self.get(kind, name)
+        if entry.config is None:
+            return dict(params or {})
+        cfg = build_config(entry.config, params, where)
+        out = config_to_dict(cfg)
+        for fname, nested_kind in NESTED.items():
+            if fname in out and f"{fname}_params" in out:
+                nested_names = out[fname]
+                try:
+                    if isinstance(nested_names, str):
+                        out[f"{fname}_params"] = self.resolve(nested_kind, nested_names, out[f"{fname}_params"], f"{where}.{fname}_params")
+                    elif isinstance(nested_names, dict):
+                        for n in set(nested_names.values()):
+                            self.resolve(nested_kind, n, out[f"{fname}_params"], f"{where}.{fname}_params")
+                except PluginError as e:
+                    raise ConfigError(str(e), f"{where}.{fname}") from None
+        return out
+
+    def build(self, kind: str, name: str, *args: Any, **params: Any) -> Any:
+        """Build plugin ``name`` of ``kind``: ``factory(*args, cfg)`` (typed) or ``factory(*args, **params)``."""
+        entry = self.get(kind, name)
+        extra = {}
+        if kind == "fusion" and getattr(entry.factory, "predicts", False):
+            extra["out_dim"] = params.pop("out_dim")
+        else:
+            params.pop("out_dim", None)
+        if entry.config is None:
+            return entry.factory(*args, **params, **extra)
+        cfg = build_config(entry.config, params)
+        return entry.factory(*args, cfg, **extra)
+
+    def config_of(self, kind: str, name: str, params: dict[str, Any] | None) -> Any:
+        entry = self.get(kind, name)
+        return build_config(entry.config, params) if entry.config else dict(params or {})
+
+
+def _wanted(ep: md.EntryPoint, load: set[str] | None, disable: set[str]) -> bool:
+    dist = ep.dist.name if ep.dist else ""
+    if ep.name in disable or dist in disable:
+        return False
+    return load is None or ep.name in load or dist in load
+
+
+def _split_env(var: str) -> set[str] | None:
+    raw = os.environ.get(var, "").strip()
+    return {x.strip() for x in raw.split(",") if x.strip()} if raw else None
+
+
+def create_registry() -> Registry:
+    """A fresh registry with every installed plugin loaded (see module docstring)."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    reg = Registry(pm)
+    load = _split_env("MFM_BENCH_LOAD_PLUGINS")
+    disable = _split_env("MFM_BENCH_DISABLE_PLUGINS") or set()
+    seen: set[tuple[str, str]] = set()
+    for ep in sorted(md.entry_points(group=hookspecs.PROJECT), key=lambda e: (e.dist.name if e.dist else "", e.name)):
+        key = (ep.name, ep.value)
+        if key in seen:  # the same distribution visible twice on sys.path
+            continue
+        seen.add(key)
+        if not _wanted(ep, load, disable):
+            continue
+        package = ep.dist.name if ep.dist else "?"
+        version = ep.dist.version if ep.dist else ""
+        try:
+            obj = ep.load()
+            reg.add_plugin(obj, ep.name, package, version)
+        except Exception as e:  # noqa: BLE001 - a broken plugin must not take the others down
+            reg.remove_plugin(ep.name)
+            reg.errors.append(LoadError(ep.name, package, f"{type(e).__name__}: {e}"))
+    return reg
+
+
+_REGISTRY: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, built on first use."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = create_registry()
+    return _REGISTRY
+
+
+def reset_registry() -> None:
+    """Forget the process-wide registry (the next ``get_registry`` rediscovers entry points)."""
+    global _REGISTRY
+    _REGISTRY = None
+
+
+__all__ = ["Registry", "Entry", "PluginError", "ConfigError", "get_registry", "create_registry", "reset_registry", "KINDS"]

@@ -1,0 +1,12 @@
+"""Built-in encoders: (x [B, T, D], mask [B, T]) -> (pooled [B, H], sequence [B, T, H])."""
+
+from mfm_bench import hookimpl
+
+_P = "mfm_bench.plugins.encoders"
+
+
+@hookimpl
+def register_encoders(register):
+    register("lstm", f"{_P}.rnn:LSTMEncoder", config=f"{_P}.rnn:RNNConfig", help="LSTM; pooled = hidden state at the last real step")
+    register("gru", f"{_P}.rnn:GRUEncoder", config=f"{_P}.rnn:RNNConfig", help="GRU; pooled = hidden state at the last real step")
+    register("mean", f"{_P}.mean:MeanEncoder", config=f"{_P}.mean:MeanConfig", help="masked mean over time, then an MLP")

@@ -1,0 +1,32 @@
+"""``mean`` encoder: masked mean over time, then an MLP. Also serves vector modalities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mfm_bench.config import option
+from mfm_bench.nn import masked_mean
+
+
+@dataclass
+class MeanConfig:
+    hidden: int = option(32, "MLP width and output size")
+    dropout: float = option(0.0, "dropout after the MLP")
+
+
+class MeanEncoder(nn.Module):
+    """Masked mean of the real steps, then Linear-ReLU; the sequence output is the MLP applied per step."""
+
+    def __init__(self, input_dim: int, cfg: MeanConfig) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(input_dim, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout))
+        self.output_dim = cfg.hidden
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dim() == 2:  # vector modality [B, D]: one "step"
+            x, mask = x.unsqueeze(1), mask.reshape(x.shape[0], -1)[:, :1]
+        pooled = self.mlp(masked_mean(x, mask))  # (B, H)
+        return pooled, self.mlp(x) * mask.unsqueeze(-1).to(x.dtype)  # (B, T, H)

@@ -1,0 +1,51 @@
+"""Recurrent encoders: ``lstm`` and ``gru`` over a modality's sequence (cuDNN whole-sequence calls)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mfm_bench.config import option
+from mfm_bench.nn import last_valid
+
+
+@dataclass
+class RNNConfig:
+    hidden: int = option(32, "hidden size per direction")
+    layers: int = option(1, "stacked recurrent layers")
+    dropout: float = option(0.0, "dropout between layers and on the output")
+    bidirectional: bool = option(False, "read the sequence both ways (pooled = both final states)")
+
+
+class RNNEncoder(nn.Module):
+    """An LSTM or GRU; pooled output is the hidden state at the last real step (the original MFM reads the last h)."""
+
+    cell = nn.LSTM
+
+    def __init__(self, input_dim: int, cfg: RNNConfig) -> None:
+        super().__init__()
+        self.rnn = self.cell(input_dim, cfg.hidden, num_layers=cfg.layers, batch_first=True,
+                             dropout=cfg.dropout if cfg.layers > 1 else 0.0, bidirectional=cfg.bidirectional)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.output_dim = cfg.hidden * (2 if cfg.bidirectional else 1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        assert x.dim() == 3, f"expected x [B, T, D], got {tuple(x.shape)}"
+        # Padding steps are zero vectors (left-padded in the MFN data); zeroing keeps them inert.
+        seq, _ = self.rnn(x * mask.unsqueeze(-1).to(x.dtype))  # (B, T, H)
+        seq = self.drop(seq)
+        return last_valid(seq, mask), seq
+
+
+class LSTMEncoder(RNNEncoder):
+    """LSTM encoder: last real hidden state and the full sequence of hidden states."""
+
+    cell = nn.LSTM
+
+
+class GRUEncoder(RNNEncoder):
+    """GRU encoder: last real hidden state and the full sequence of hidden states."""
+
+    cell = nn.GRU

@@ -1,0 +1,10 @@
+"""Built-in models: factory(spec, cfg) -> nn.Module with forward(batch) -> Output."""
+
+from mfm_bench import hookimpl
+
+_P = "mfm_bench.plugins.models"
+
+
+@hookimpl
+def register_models(register):
+    register("supervised", f"{_P}.supervised:SupervisedModel", config=f"{_P}.supervised:SupervisedConfig", help="encoders per modality, a fusion plugin and a task head (the generic baseline)")
