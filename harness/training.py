@@ -139,7 +139,7 @@ class Trainer:
                     out: Output = step_model(batch)
                 loss = sum(out.losses.values())
                 if not torch.isfinite(loss):
-                    terms = {k: float(v) for k, v in out.losses.items()}
+                    terms = {k: float(v.detach()) for k, v in out.losses.items()}
                     raise TrainingError(f"non-finite loss at epoch {epoch}: {terms}")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
