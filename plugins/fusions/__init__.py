@@ -9,3 +9,4 @@ _P = "mfm_bench.plugins.fusions"
 def register_fusions(register):
     register("concat", f"{_P}.concat:ConcatFusion", config=f"{_P}.concat:ConcatConfig", help="early fusion: concatenate pooled encodings, then an MLP")
     register("late", f"{_P}.late:LateFusion", config=f"{_P}.late:LateConfig", help="late fusion: one head per modality, predictions averaged over present modalities")
+    register("mfn", f"{_P}.mfn:MFNFusion", config=f"{_P}.mfn:MFNConfig", help="Memory Fusion Network (Zadeh et al. 2018): per-modality LSTM cells, delta-memory attention, gated multi-view memory")
