@@ -10,3 +10,5 @@ def register_fusions(register):
     register("concat", f"{_P}.concat:ConcatFusion", config=f"{_P}.concat:ConcatConfig", help="early fusion: concatenate pooled encodings, then an MLP")
     register("late", f"{_P}.late:LateFusion", config=f"{_P}.late:LateConfig", help="late fusion: one head per modality, predictions averaged (or learned-weighted) over present modalities")
     register("ef_lstm", f"{_P}.ef_lstm:EFLSTMFusion", config=f"{_P}.ef_lstm:EFLSTMConfig", help="EF-LSTM: raw modalities concatenated at every step, one LSTM (aligned data)")
+    register("tfn", f"{_P}.tfn:TFNFusion", config=f"{_P}.tfn:TFNConfig", help="Tensor Fusion Network: outer product of the modality vectors each padded with a 1, then an MLP")
+    register("lmf", f"{_P}.lmf:LMFFusion", config=f"{_P}.lmf:LMFConfig", help="Low-rank Multimodal Fusion: TFN's product with rank-r modality factors, no tensor built")
