@@ -12,3 +12,4 @@ def register_fusions(register):
     register("ef_lstm", f"{_P}.ef_lstm:EFLSTMFusion", config=f"{_P}.ef_lstm:EFLSTMConfig", help="EF-LSTM: raw modalities concatenated at every step, one LSTM (aligned data)")
     register("tfn", f"{_P}.tfn:TFNFusion", config=f"{_P}.tfn:TFNConfig", help="Tensor Fusion Network: outer product of the modality vectors each padded with a 1, then an MLP")
     register("lmf", f"{_P}.lmf:LMFFusion", config=f"{_P}.lmf:LMFConfig", help="Low-rank Multimodal Fusion: TFN's product with rank-r modality factors, no tensor built")
+    register("mult", f"{_P}.mult:MulTFusion", config=f"{_P}.mult:MulTConfig", help="Multimodal Transformer: crossmodal attention between every ordered pair, unaligned sequences")
