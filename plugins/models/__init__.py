@@ -8,3 +8,4 @@ _P = "mfm_bench.plugins.models"
 @hookimpl
 def register_models(register):
     register("supervised", f"{_P}.supervised:SupervisedModel", config=f"{_P}.supervised:SupervisedConfig", help="encoders per modality, a fusion plugin and a task head (the generic baseline)")
+    register("mctn", f"{_P}.mctn:MCTN", config=f"{_P}.mctn:MCTNConfig", help="Multimodal Cyclic Translation Network: source -> targets translation with a cycle loss; test time reads the source only")
