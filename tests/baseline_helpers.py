@@ -9,6 +9,7 @@ import torch
 
 from mfm_bench.contracts import DatasetSpec, Task, TensorSplit
 from mfm_bench.registry import get_registry
+from mfm_bench.training import TrainConfig, Trainer
 
 DIMS = {"text": 12, "audio": 5, "visual": 8}
 
@@ -25,18 +26,18 @@ BASELINES = {
 
 
 def synthetic(task: str = "regression", n_train: int = 384, n_test: int = 192, seed: int = 0, **kw):
-    """(spec, train split, test split) of a small synthetic-factors dataset; ``task`` may also be multi_regression,
+    """(spec, train, valid, test splits) of a small synthetic-factors dataset; ``task`` may also be multi_regression,
     whose two targets are the first two true shared factors (the dataset's own regression label is dropped)."""
     base = "classification" if task == "classification" else "regression"
-    params = dict(seed=seed, seq_len=10, min_len=5, dims=DIMS, task=base, n_train=n_train, n_valid=16, n_test=n_test,
+    params = dict(seed=seed, seq_len=10, min_len=5, dims=DIMS, task=base, n_train=n_train, n_valid=64, n_test=n_test,
                   noise=0.3, n_classes=3)
     params.update(kw)
     data = get_registry().build("dataset", "synthetic-factors", **params)
-    spec, train, test = data.spec, data.split("train"), data.split("test")
+    spec, splits = data.spec, [data.split(s) for s in ("train", "valid", "test")]
     if task == "multi_regression":
         spec = dataclasses.replace(spec, task=Task("multi_regression", targets=("s0", "s1")))
-        train, test = (TensorSplit(s.inputs, s.mask, s.factors["shared"][:, :2].clone(), s.ids, s.factors) for s in (train, test))
-    return spec, train, test
+        splits = [TensorSplit(s.inputs, s.mask, s.factors["shared"][:, :2].clone(), s.ids, s.factors) for s in splits]
+    return (spec, *splits)
 
 
 def build(name: str, spec: DatasetSpec, **extra):
@@ -44,24 +45,9 @@ def build(name: str, spec: DatasetSpec, **extra):
     return get_registry().build("model", model_name, spec, **{**params, **extra})
 
 
-def fit(model: torch.nn.Module, split: TensorSplit, epochs: int = 10, lr: float = 3e-3, batch_size: int = 32, seed: int = 0):
-    """Adam on the sum of the model's losses; returns the per-epoch mean total loss."""
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    history = []
-    model.train()
-    for _ in range(epochs):
-        perm, total = torch.randperm(len(split)), 0.0
-        for i in range(0, len(split), batch_size):
-            out = model(split.batch(perm[i:i + batch_size]))
-            loss = sum(out.losses.values())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(perm[i:i + batch_size])
-        history.append(total / len(split))
-    model.eval()
-    return history
+def fit(model: torch.nn.Module, train: TensorSplit, valid: TensorSplit, epochs: int = 6, lr: float = 3e-3, seed: int = 0):
+    """Train with the core Trainer on the CPU (every epoch, the weights of the best validation epoch kept)."""
+    return Trainer(TrainConfig(epochs=epochs, batch_size=32, lr=lr, early_stop=0, device="cpu")).fit(model, train, valid, seed=seed)
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ def data():
 @pytest.mark.parametrize("name", sorted(BASELINES))
 def test_shapes_losses_and_overfit(name, task, data):
     """Right prediction shape for the task, a finite "label" loss, and the total loss falls on a small batch."""
-    spec, train, _ = data[task]
+    spec, train, _, _ = data[task]
     torch.manual_seed(0)
     model = build(name, spec)
     batch = train.batch(slice(0, 48))
@@ -47,7 +47,7 @@ def test_shapes_losses_and_overfit(name, task, data):
 def test_missing_modalities_stay_finite(name, data):
     """A missing modality is a zero tensor with an all-False mask: predictions and gradients stay finite, for one
     modality missing in some samples and for every modality missing in every sample."""
-    spec, train, _ = data["regression"]
+    spec, train, _, _ = data["regression"]
     torch.manual_seed(0)
     model = build(name, spec)
     batch = train.batch(slice(0, 16))
@@ -70,9 +70,10 @@ def test_missing_modalities_stay_finite(name, data):
 @pytest.mark.parametrize("name", sorted(BASELINES))
 def test_learns_on_synthetic_factors(name):
     """A short training reaches a test MAE clearly below predicting the training mean."""
-    spec, train, test = synthetic("regression", n_train=256, n_test=128)
+    spec, train, valid, test = synthetic("regression", n_train=256, n_test=128)
     torch.manual_seed(0)
     model = build(name, spec)
-    fit(model, train, epochs=6)
+    result = fit(model, train, valid, epochs=6)
     mae, trivial = error(spec, predict(model, test), test.target), trivial_error(spec, train, test)
     assert mae < 0.75 * trivial, f"{name}: test MAE {mae:.3f} vs predict-the-mean {trivial:.3f}"
+    assert result.params == sum(p.numel() for p in model.parameters()) and result.samples_per_sec > 0

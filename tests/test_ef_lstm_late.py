@@ -15,7 +15,7 @@ def data():
 
 
 def test_ef_lstm_is_raw_reads_every_step_and_ignores_padding(data):
-    spec, train, _ = data
+    spec, train, _, _ = data
     model = build("ef_lstm", spec).eval()
     assert len(model.encoders) == 0 and model.input_kind == "raw"  # no unused encoders counted as parameters
     fusion = model.fusion

@@ -18,7 +18,7 @@ def data():
 
 
 def test_losses_and_weights(data):
-    spec, train, _ = data
+    spec, train, _, _ = data
     batch = train.batch(slice(0, 16))
     torch.manual_seed(0)
     out = build("mctn", spec)(batch)
@@ -32,7 +32,7 @@ def test_losses_and_weights(data):
 
 
 def test_prediction_reads_only_the_source(data):
-    spec, train, _ = data
+    spec, train, _, _ = data
     model = build("mctn", spec, source="audio").eval()
     assert model.source == "audio" and model.targets == ["text", "visual"]
     batch = train.batch(slice(0, 16))
@@ -51,7 +51,7 @@ def test_prediction_reads_only_the_source(data):
 
 
 def test_translation_between_sequences_of_different_lengths(data):
-    spec, train, _ = data
+    spec, train, _, _ = data
     batch = train.batch(slice(0, 32))
     long_visual = batch.inputs["visual"].repeat_interleave(2, dim=1)  # (B, 2 T, D)
     batch = batch.replace(inputs=dict(batch.inputs, visual=long_visual),

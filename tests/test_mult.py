@@ -88,7 +88,7 @@ def test_config_errors():
 
 def test_learns_on_unaligned_synthetic_factors():
     """synthetic-factors with audio stretched to twice as many steps and visual to three times: no alignment."""
-    spec, train, test = synthetic("regression", n_train=256, n_test=128)
+    spec, train, valid, test = synthetic("regression", n_train=256, n_test=128)
 
     def stretch(s: TensorSplit) -> TensorSplit:
         inputs, mask = dict(s.inputs), dict(s.mask)
@@ -97,9 +97,9 @@ def test_learns_on_unaligned_synthetic_factors():
             mask[m] = mask[m].repeat_interleave(r, dim=1)
         return TensorSplit(inputs, mask, s.target, s.ids, s.factors)
 
-    train, test = stretch(train), stretch(test)
+    train, valid, test = stretch(train), stretch(valid), stretch(test)
     assert train.inputs["visual"].shape[1] == 3 * train.inputs["text"].shape[1]
     model = build("mult", spec)
-    fit(model, train, epochs=6)
+    fit(model, train, valid, epochs=6)
     mae, trivial = error(spec, predict(model, test), test.target), trivial_error(spec, train, test)
     assert mae < 0.75 * trivial, f"unaligned MulT: test MAE {mae:.3f} vs predict-the-mean {trivial:.3f}"
