@@ -8,3 +8,6 @@ _P = "mfm_bench.plugins.datasets"
 @hookimpl
 def register_datasets(register):
     register("synthetic-factors", f"{_P}.synthetic:SyntheticFactors", config=f"{_P}.synthetic:SyntheticConfig", help="embedded generated data with known shared and private factors (MOSI-shaped by default)")
+    register("ict-mmmo", f"{_P}.ict_mmmo:ICTMMMO", config=f"{_P}.ict_mmmo:ICTMMMOConfig", help="ICT-MMMO movie-review opinions (MFN h5): binary > 3.5 or 1..5 regression")
+    register("youtube", f"{_P}.youtube:YouTube", config=f"{_P}.youtube:YouTubeConfig", help="YouTube opinion videos (MFN h5): 3-class sentiment")
+    register("cmu-mosi", f"{_P}.cmu_mosi:CMUMOSI", config=f"{_P}.cmu_mosi:MOSIConfig", help="CMU-MOSI sentiment regression in [-3, 3] (MFN h5, CSD or processed pickle)")
