@@ -49,6 +49,7 @@ class _Restricted(pickle.Unpickler):
         self.source = source
 
     def find_class(self, module: str, name: str) -> Any:
+        module = {"__builtin__": "builtins"}.get(module, module)  # protocol-2 names of Python 2 builtins
         ok = (module, name) in ALLOWED
         ok = ok or (module == "numpy" and name in _NUMPY_SCALARS)
         ok = ok or (module == _NUMPY_DTYPES_MODULE and name.endswith("DType"))
