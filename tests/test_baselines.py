@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mfm_bench.contracts import Batch, DatasetSpec, Modality, Task
 from baseline_helpers import BASELINES, build, error, fit, one_thread, predict, synthetic, trivial_error  # noqa: F401
 
 TASKS = ("regression", "classification", "multi_regression")
@@ -77,3 +78,27 @@ def test_learns_on_synthetic_factors(name):
     mae, trivial = error(spec, predict(model, test), test.target), trivial_error(spec, train, test)
     assert mae < 0.75 * trivial, f"{name}: test MAE {mae:.3f} vs predict-the-mean {trivial:.3f}"
     assert result.params == sum(p.numel() for p in model.parameters()) and result.samples_per_sec > 0
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_vector_modality(name):
+    """A vector modality [B, D] (mask [B, 1]) next to sequences: every baseline reads it (its content changes the
+    prediction) and ignores it where it is missing."""
+    g = torch.Generator().manual_seed(0)
+    B, T = 8, 6
+    spec = DatasetSpec("toy", (Modality("text", 4), Modality("face", 3, kind="vector")), Task("regression", range=(-3.0, 3.0)))
+    mask = torch.arange(T)[None, :] >= torch.randint(0, T - 1, (B, 1), generator=g)  # left-padded, >= 2 real steps
+    face_mask = torch.ones(B, 1, dtype=torch.bool)
+    face_mask[::2] = False
+    face = torch.randn(B, 3, generator=g) * face_mask
+    batch = Batch({"text": torch.randn(B, T, 4, generator=g) * mask.unsqueeze(-1), "face": face},
+                  {"text": mask, "face": face_mask}, torch.randn(B, generator=g), [str(i) for i in range(B)])
+    torch.manual_seed(0)
+    model = build(name, spec, **({} if name == "mctn" else {"encoder": "mean"})).eval()
+    with torch.no_grad():
+        a = model(batch).prediction
+        b = model(batch.replace(inputs=dict(batch.inputs, face=torch.randn(B, 3, generator=g) + 1.0))).prediction
+    assert a.shape == (B,) and torch.isfinite(a).all()
+    if name != "mctn":  # mctn reads only its source (text here)
+        assert not torch.allclose(a[1::2], b[1::2])
+    torch.testing.assert_close(a[::2], b[::2])  # missing: the vector's content is ignored

@@ -4,8 +4,8 @@ Follows the EF-LSTM baseline of Zadeh et al., "Memory Fusion Network for Multi-v
 (AAAI 2018) and "Tensor Fusion Network for Multimodal Sentiment Analysis" (EMNLP 2017): word-aligned
 features of every modality are concatenated at each time step and a single LSTM models the joint sequence.
 
-It needs aligned sequences (the same number of steps for every modality); a missing modality contributes
-zeros, and a step counts as real when any modality has a real value there.
+It needs aligned sequences (the same number of steps for every modality); a vector modality [B, D] is repeated at
+every step; a missing modality contributes zeros, and a step counts as real when any modality is real there.
 """
 
 from __future__ import annotations
@@ -41,13 +41,21 @@ class EFLSTMFusion(nn.Module):
         self.output_dim = cfg.hidden * (2 if cfg.bidirectional else 1)
 
     def forward(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:
-        lengths = {m: inputs[m].shape[1] for m in self.names}
-        if len(set(lengths.values())) != 1:
+        lengths = {m: inputs[m].shape[1] for m in self.names if inputs[m].dim() == 3}
+        if len(set(lengths.values())) > 1:
             raise ValueError(
                 f"ef_lstm needs aligned modalities (the same number of time steps), got {lengths}; "
                 "align the dataset (e.g. word-level alignment) or use the 'mult' fusion, which takes unaligned sequences"
             )
-        steps = [inputs[m] * mask[m].unsqueeze(-1).to(inputs[m].dtype) for m in self.names]  # each (B, T, D_m)
-        joint_mask = torch.stack([mask[m] for m in self.names], 0).any(0)  # (B, T)
+        T = next(iter(lengths.values()), 1)
+        steps, masks = [], []
+        for m in self.names:
+            x, k = inputs[m], mask[m]
+            if x.dim() == 2:  # a vector modality: the same features at every step
+                k = k.reshape(x.shape[0], -1).any(1, keepdim=True).expand(x.shape[0], T)  # (B, T)
+                x = x.unsqueeze(1).expand(x.shape[0], T, x.shape[1])  # (B, T, D_m)
+            steps.append(x * k.unsqueeze(-1).to(x.dtype))  # (B, T, D_m), zeros where not real
+            masks.append(k.bool())
+        joint_mask = torch.stack(masks, 0).any(0)  # (B, T)
         seq, _ = self.rnn(torch.cat(steps, dim=-1))  # (B, T, sum D_m) -> (B, T, H)
         return self.drop(last_valid(seq, joint_mask))  # (B, H)

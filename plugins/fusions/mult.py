@@ -11,7 +11,7 @@ Follows Tsai et al., "Multimodal Transformer for Unaligned Multimodal Language S
    self-attention transformer; its state at β's last real step is β's summary;
 4. the summaries are concatenated, passed through a residual two-layer block, and form the fused vector.
 
-Masks are per modality ([B, T_m]); padded keys are ignored. A key sequence with no real step (a missing modality)
+Masks are per modality ([B, T_m]); padded keys are ignored. A vector modality [B, D] is a sequence of one step. A key sequence with no real step (a missing modality)
 would make the attention softmax undefined (NaN): its attention is computed against an unmasked dummy and then
 multiplied by zero, so a missing source adds nothing to the residual stream. With one modality the single
 "crossmodal" transformer attends to itself.
@@ -56,6 +56,16 @@ def sinusoid(T: int, d: int, device: torch.device | None = None) -> torch.Tensor
     out[:, 0::2] = torch.sin(pos * freq)
     out[:, 1::2] = torch.cos(pos * freq[: d // 2])
     return out
+
+
+def as_steps(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A sequence modality as it is (x [B, T, D], mask [B, T]); a vector modality x [B, D] as one step [B, 1, D]
+    with mask [B, 1] (True where the sample has it)."""
+    if x.dim() == 2:
+        return x.unsqueeze(1), mask.reshape(x.shape[0], -1).any(1, keepdim=True)
+    assert x.dim() == 3 and mask.shape == x.shape[:2], \
+        f"expected x [B, T, D] with mask [B, T] (or x [B, D]), got {tuple(x.shape)} and {tuple(mask.shape)}"
+    return x, mask.bool()
 
 
 def safe_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor, heads: int,
@@ -143,10 +153,9 @@ class MulTFusion(nn.Module):
         return self.embed_drop(h)
 
     def forward(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:
-        for m in self.names:
-            assert inputs[m].dim() == 3 and mask[m].shape == inputs[m].shape[:2], \
-                f"{m}: expected x [B, T, D] and mask [B, T], got {tuple(inputs[m].shape)} and {tuple(mask[m].shape)}"
-        h = {m: self.embed(m, inputs[m], mask[m]) for m in self.names}  # each (B, T_m, d)
+        steps = {m: as_steps(inputs[m], mask[m]) for m in self.names}  # vector modalities become one step
+        mask = {m: k for m, (_, k) in steps.items()}
+        h = {m: self.embed(m, x, mask[m]) for m, (x, _) in steps.items()}  # each (B, T_m, d)
         summaries = []
         for b in self.names:
             outs = [self.cross[f"{a}->{b}"](h[b], h[a], mask[a]) for a in self.sources[b]]  # each (B, T_b, d)

@@ -16,6 +16,7 @@ Choices of this implementation (the paper leaves them open or ties them to its c
 - a decoder is non-autoregressive: its queries are position embeddings of the target's length, read by an LSTM
   started from the encoder's last real state, plus attention over the encoder states; so source and targets may
   have different lengths;
+- a vector modality [B, D] is a sequence of one step;
 - the back-translation reuses the level-1 encoder (its input passes through a per-modality linear projection), so
   the cycle shapes the same joint representation the predictor reads.
 """
@@ -31,7 +32,7 @@ from torch import nn
 from mfm_bench.config import option
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.nn import Head, last_valid, task_loss
-from mfm_bench.plugins.fusions.mult import safe_attention, sinusoid
+from mfm_bench.plugins.fusions.mult import as_steps, safe_attention, sinusoid
 
 
 @dataclass
@@ -111,13 +112,13 @@ class MCTN(nn.Module):
         return states, last_valid(states, mask)
 
     def forward(self, batch: Batch) -> Output:
-        src, src_mask = batch.inputs[self.source], batch.mask[self.source]  # (B, T_s, D_s), (B, T_s)
+        src, src_mask = as_steps(batch.inputs[self.source], batch.mask[self.source])  # (B, T_s, D_s), (B, T_s)
         seq = self.in_proj[self.source](src)  # (B, T_s, H)
         trans_terms: list[torch.Tensor] = []
         cycle = torch.zeros((), device=src.device)
         for k, t in enumerate(self.targets):
             states, summary = self.encode(k, seq, src_mask)  # (B, T_s, H), (B, H)
-            tgt, tgt_mask = batch.inputs[t], batch.mask[t]  # (B, T_t, D_t), (B, T_t); never read by the prediction
+            tgt, tgt_mask = as_steps(batch.inputs[t], batch.mask[t])  # (B, T_t, D_t), (B, T_t); not read by the prediction
             pred_t = self.decoders[k](states, src_mask, summary, tgt.shape[1])  # (B, T_t, D_t)
             trans_terms.append(masked_mse(pred_t, tgt, tgt_mask)[0])
             if k == 0:  # cycle: encode the translation with the same encoder, decode back to the source
