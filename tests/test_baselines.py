@@ -102,3 +102,16 @@ def test_vector_modality(name):
     if name != "mctn":  # mctn reads only its source (text here)
         assert not torch.allclose(a[1::2], b[1::2])
     torch.testing.assert_close(a[::2], b[::2])  # missing: the vector's content is ignored
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_bf16_autocast(name, data):
+    """Under bf16 autocast (the trainer's CUDA mode; the CPU variant here) dtypes stay consistent and losses finite."""
+    spec, train, _, _ = data["classification"]
+    torch.manual_seed(0)
+    model = build(name, spec)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(train.batch(slice(0, 16)))
+    sum(out.losses.values()).backward()
+    assert out.prediction.shape == (16, 3)
+    assert all(torch.isfinite(v) for v in out.losses.values()), out.losses
