@@ -22,6 +22,7 @@ BASELINES = {
     "lmf": ("supervised", {"fusion": "lmf"}),
     "mult": ("supervised", {"fusion": "mult", "fusion_params": {"d_model": 16, "heads": 2, "layers": 1}}),
     "mctn": ("mctn", {}),
+    "misa": ("misa", {}),
 }
 
 

@@ -1,0 +1,131 @@
+"""``misa``: Modality-Invariant and -Specific representations.
+
+Follows Hazarika, Zimmermann and Poria, "MISA: Modality-Invariant and -Specific Representations for Multimodal
+Sentiment Analysis" (ACM MM 2020). Each modality's utterance vector u_m (an encoder plugin, then Linear, ReLU,
+LayerNorm) is split into an invariant part c_m = E_c(u_m), one encoder shared by all modalities, and a specific
+part p_m = E_p^m(u_m) (both Linear + sigmoid). Three auxiliary losses shape the split:
+
+- ``similarity``: the central moment discrepancy (CMD) between the invariant vectors of every pair of modalities;
+- ``difference``: a soft orthogonality penalty between c_m and p_m, and between the specific vectors of every pair;
+- ``reconstruction``: u_m is rebuilt from c_m + p_m by a per-modality linear decoder (MSE).
+
+The 2M vectors form a sequence of tokens read by a self-attention layer; the outputs are concatenated and an MLP
+and the task head predict. Loss: label + sim_weight * similarity + diff_weight * difference + recon_weight *
+reconstruction (each entry of ``Output.losses`` is already weighted).
+
+A missing modality's tokens are masked out of the attention and zeroed, and its vectors take no part in the
+auxiliary losses of the samples that lack it. Codes for the evaluator's probes: ``invariant`` (the mean of the
+present modalities' c_m) and ``specific_<m>`` (p_m).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mfm_bench.config import option
+from mfm_bench.contracts import Batch, DatasetSpec, Output
+from mfm_bench.nn import Head, task_loss
+from mfm_bench.plugins.fusions.mult import CrossmodalTransformer
+from mfm_bench.registry import get_registry
+
+
+@dataclass
+class MISAConfig:
+    encoder: Any = option("lstm", "encoder name for every modality, or a mapping modality -> encoder name")
+    encoder_params: dict = option({}, "params for the encoder(s)")
+    hidden: int = option(32, "width of the utterance, invariant and specific vectors")
+    heads: int = option(2, "attention heads of the fusion layer (must divide hidden)")
+    dropout: float = option(0.1, "dropout in the fusion layer, the fusion MLP and the head")
+    head_hidden: int = option(64, "hidden width of the prediction head")
+    sim_weight: float = option(1.0, "weight of the similarity loss (CMD between invariant vectors)")
+    diff_weight: float = option(0.3, "weight of the difference loss (orthogonality of invariant and specific vectors)")
+    recon_weight: float = option(1.0, "weight of the reconstruction loss")
+    cmd_moments: int = option(5, "central moments matched by the CMD")
+
+    def __post_init__(self) -> None:
+        if self.hidden % self.heads:
+            raise ValueError(f"heads ({self.heads}) must divide hidden ({self.hidden})")
+        if self.cmd_moments < 1:
+            raise ValueError(f"cmd_moments must be at least 1, got {self.cmd_moments}")
+
+
+def cmd(x: torch.Tensor, y: torch.Tensor, moments: int) -> torch.Tensor:
+    """Central moment discrepancy (Zellinger et al. 2017) between samples x [N, d] and y [N', d]:
+    ||E x - E y|| + Σ_{k=2..K} ||E (x - E x)^k - E (y - E y)^k|| (values in [0, 1], as sigmoid outputs are)."""
+    mx, my = x.mean(0), y.mean(0)
+    out = (mx - my).norm()
+    cx, cy = x - mx, y - my
+    for k in range(2, moments + 1):
+        out = out + ((cx**k).mean(0) - (cy**k).mean(0)).norm()
+    return out
+
+
+def difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Soft orthogonality of a [N, d] and b [N, d]: mean squared entry of A^T B, rows centred and L2-normalised."""
+    a = F.normalize(a - a.mean(0), dim=1)
+    b = F.normalize(b - b.mean(0), dim=1)
+    return (a.T @ b).pow(2).mean()
+
+
+class MISA(nn.Module):
+    """Invariant and specific vectors per modality, their auxiliary losses, attention over the 2M tokens."""
+
+    def __init__(self, spec: DatasetSpec, cfg: MISAConfig) -> None:
+        super().__init__()
+        reg = get_registry()
+        self.task, self.cfg, self.names = spec.task, cfg, spec.modality_names
+        enc = cfg.encoder if isinstance(cfg.encoder, dict) else {m: cfg.encoder for m in self.names}
+        self.encoders = nn.ModuleDict({m: reg.build("encoder", enc[m], spec.input_dims[m], **cfg.encoder_params)
+                                       for m in self.names})
+        d = cfg.hidden
+        self.project = nn.ModuleDict({m: nn.Sequential(nn.Linear(self.encoders[m].output_dim, d), nn.ReLU(), nn.LayerNorm(d))
+                                      for m in self.names})
+        self.shared = nn.Sequential(nn.Linear(d, d), nn.Sigmoid())
+        self.private = nn.ModuleDict({m: nn.Sequential(nn.Linear(d, d), nn.Sigmoid()) for m in self.names})
+        self.recon = nn.ModuleDict({m: nn.Linear(d, d) for m in self.names})
+        self.attend = CrossmodalTransformer(d, cfg.heads, 1, cfg.dropout, cfg.dropout)
+        M = len(self.names)
+        self.fuse = nn.Sequential(nn.Linear(2 * M * d, M * d), nn.Dropout(cfg.dropout), nn.ReLU())
+        self.head = Head(self.task, M * d, cfg.head_hidden, cfg.dropout)
+
+    def forward(self, batch: Batch) -> Output:
+        u, c, p, present = {}, {}, {}, {}
+        for m in self.names:
+            x, mask = batch.inputs[m], batch.mask[m]
+            present[m] = mask.reshape(mask.shape[0], -1).any(1)  # (B,)
+            u[m] = self.project[m](self.encoders[m](x, mask)[0])  # (B, d)
+            c[m], p[m] = self.shared(u[m]), self.private[m](u[m])  # (B, d) each
+        keep = {m: present[m].unsqueeze(1).to(u[m].dtype) for m in self.names}  # (B, 1)
+        tokens = torch.stack([p[m] * keep[m] for m in self.names] + [c[m] * keep[m] for m in self.names], 1)  # (B, 2M, d)
+        token_mask = torch.stack([present[m] for m in self.names] * 2, 1)  # (B, 2M)
+        fused = self.attend(tokens, None, token_mask) * token_mask.unsqueeze(-1).to(tokens.dtype)  # (B, 2M, d)
+        pred = self.head(self.fuse(fused.flatten(1)))  # (B, 2M d) -> (B, M d) -> prediction
+        cfg, zero = self.cfg, pred.new_zeros(())
+        sim = diff = rec = zero
+        for m in self.names:
+            rows = present[m]
+            if rows.sum() >= 2:
+                diff = diff + difference(c[m][rows], p[m][rows])
+                rec = rec + F.mse_loss(self.recon[m](c[m][rows] + p[m][rows]), u[m][rows])
+        pairs = list(combinations(self.names, 2))
+        for a, b in pairs:
+            rows = present[a] & present[b]
+            if rows.sum() >= 2:
+                sim = sim + cmd(c[a][rows], c[b][rows], cfg.cmd_moments) / len(pairs)
+                diff = diff + difference(p[a][rows], p[b][rows])
+        losses = {
+            "label": task_loss(self.task, pred, batch.target),
+            "similarity": cfg.sim_weight * sim,
+            "difference": cfg.diff_weight * diff,
+            "reconstruction": cfg.recon_weight * rec / len(self.names),
+        }
+        n_present = torch.stack([keep[m] for m in self.names], 0).sum(0).clamp_min(1.0)  # (B, 1)
+        codes = {"invariant": (sum(c[m] * keep[m] for m in self.names) / n_present).detach(),
+                 **{f"specific_{m}": p[m].detach() for m in self.names}}
+        return Output(pred, losses, {"codes": codes})
