@@ -13,7 +13,7 @@ from mfm_bench.runner import expand, run_suite
 from mfm_bench.suite import load_suite
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "baselines.yaml"
-LABELS = {"EF-LSTM", "Late", "TFN", "LMF", "MulT", "MCTN", "MFN", "MFM"}
+LABELS = {"EF-LSTM", "Late", "TFN", "LMF", "MulT", "MCTN", "MISA", "MFN", "MFM"}
 
 
 def test_suite_validates_and_covers_every_baseline():
