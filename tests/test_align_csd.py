@@ -140,3 +140,41 @@ def test_compseq_mapping_and_select():
     assert sub.n_rows == 4
     with pytest.raises(CSDFormatError, match="'b'"):
         CompSeq.from_dict("x", {"a": (np.zeros((1, 2)), np.zeros((1, 2))), "b": (np.zeros((1, 2)), np.zeros(1))})
+
+
+# mmsdk's metadata template as its validator sees it: the missing comma joins two names
+_MMSDK_TEMPLATE = ["root name", "computational sequence description", MMSDK_JOINED_KEY, "alignment compatible",
+                   "dataset name", "dataset version", "creator", "contact", "featureset bib citation",
+                   "dataset bib citation"]
+
+
+def test_aligned_output_passes_mmsdk_style_checks(tmp_path):
+    from mfm_bench.align import align
+
+    seq = _seq()
+    words = CompSeq.from_dict("words", {"vidA": (np.array([[0.0, 0.7], [0.7, 1.4]]), np.ones((2, 3))),
+                                        "vidC": (np.array([[2.0, 2.5]]), np.ones((1, 3)))})
+    out = align("words", {"words": words, "COVAREP": seq})["COVAREP"]
+    path = write_csd(tmp_path / "aligned.csd", out)
+    with h5py.File(path, "r") as h5:
+        root = h5[list(h5.keys())[0]]
+        data = dict(root["data"])
+        metadata = {k: json.loads(root["metadata"][k][0]) for k in root["metadata"].keys()}
+        assert all(k in metadata for k in _MMSDK_TEMPLATE)
+        assert metadata["root name"] == "COVAREP" == list(h5.keys())[0]
+        assert sorted(data) == ["vidA[0]", "vidA[1]", "vidC[0]"]
+        for vid, g in data.items():
+            assert len(g["intervals"].shape) == 2 and len(g["features"].shape) >= 2
+            assert g["intervals"].shape[0] == g["features"].shape[0] == 1
+
+
+def test_entry_without_features_dataset(tmp_path):
+    p = tmp_path / "nofeat.csd"
+    _raw(p, videos={"ok": (np.zeros((1, 2)), np.zeros((1, 2)))})
+    with h5py.File(p, "a") as h5:
+        h5["anything/data"].create_group("half").create_dataset("intervals", data=np.zeros((1, 2)))
+        h5["anything/data"].create_dataset("flat", data=np.zeros((1, 2)))
+    with pytest.raises(CSDFormatError, match=r"nofeat\.csd: video 'flat'"):
+        read_csd(p)
+    with pytest.raises(CSDFormatError, match=r"video 'half' must be a group holding"):
+        read_csd(p, videos=["half", "ok"])

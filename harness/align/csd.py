@@ -264,6 +264,7 @@ def read_csd(path: str | os.PathLike, *, videos: set[str] | list[str] | None = N
     raise :class:`CSDFormatError` naming the file and the entry; missing metadata is a :class:`CSDMetadataWarning`.
     """
     import h5py
+    from h5py import h5d, h5g, h5s
 
     path = str(path)
     if not os.path.isfile(path):
@@ -281,12 +282,17 @@ def read_csd(path: str | os.PathLike, *, videos: set[str] | list[str] | None = N
         if videos is not None:
             wanted = set(videos)
             names = [n for n in names if n in wanted]
+        # h5py's low-level handles: a file aligned to words has a group per word, and the high-level
+        # objects cost several times more per entry than these
+        gid = data.id
         ivds, ftds = [], []
         for n in names:
-            g = data[n]
-            if not isinstance(g, h5py.Group) or "intervals" not in g or "features" not in g:
-                raise CSDFormatError(f"{path}: video {n!r} must be a group holding 'intervals' and 'features'")
-            iv, ft = g["intervals"], g["features"]
+            try:
+                g = h5g.open(gid, n.encode())
+                iv, ft = h5d.open(g, b"intervals"), h5d.open(g, b"features")
+            except (KeyError, ValueError, TypeError) as e:
+                raise CSDFormatError(f"{path}: video {n!r} must be a group holding 'intervals' and 'features' "
+                                     f"datasets ({e})") from None
             _check_entry(iv.shape, ft.shape, path, n)
             ivds.append(iv)
             ftds.append(ft)
@@ -296,8 +302,8 @@ def read_csd(path: str | os.PathLike, *, videos: set[str] | list[str] | None = N
                 if ft.shape[1:] != fshape:
                     raise CSDFormatError(f"{path}: video {n!r} has {ft.shape[1:]} features per row, video "
                                          f"{names[0]!r} {fshape}; every video needs the same feature shape")
-            iv_dtype = np.result_type(*[d.dtype for d in ivds])
-            ft_dtype = np.result_type(*[d.dtype for d in ftds])
+            iv_dtype = np.result_type(*{d.dtype for d in ivds})
+            ft_dtype = np.result_type(*{d.dtype for d in ftds})
         else:
             fshape, iv_dtype, ft_dtype = (1,), np.dtype(np.float64), np.dtype(np.float64)
         counts = np.array([d.shape[0] for d in ivds], dtype=np.int64)
@@ -313,12 +319,9 @@ def read_csd(path: str | os.PathLike, *, videos: set[str] | list[str] | None = N
                       leave=False)
         for i in it:
             a, b = offsets[i], offsets[i + 1]
-            if b > a:
-                for ds, out in ((ivds[i], intervals), (ftds[i], features)):
-                    if ds.dtype == out.dtype:
-                        ds.read_direct(out, dest_sel=np.s_[a:b])
-                    else:
-                        out[a:b] = ds[()]
+            if b > a:  # whole dataset, one call, straight into its rows (HDF5 converts the dtype if needed)
+                ivds[i].read(h5s.ALL, h5s.ALL, intervals[a:b])
+                ftds[i].read(h5s.ALL, h5s.ALL, features[a:b])
         metadata: dict[str, Any] = {}
         if "metadata" in root:
             for key in root["metadata"].keys():
@@ -388,6 +391,9 @@ def write_csd(path: str | os.PathLike, seq: CompSeq, *, compression: str | None 
             for k, v in complete_metadata(seq).items():
                 ds = meta.create_dataset(k, (1,), dtype=h5py.string_dtype())
                 ds[0] = json.dumps(v, default=str)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

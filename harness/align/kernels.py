@@ -91,15 +91,28 @@ def align_collapse(ref_iv, ref_off, skip, cand_iv, seg_start, seg_end, seg_ptr, 
     """Collapsed alignment: one output row per reference row (``count[i]`` kept candidates, 0 means no key).
 
     ``feats`` is (M, D) in the accumulation dtype; ``out_ft`` is (N, len(funcs) * D); ``out_iv`` (N, 2).
-    Functions accumulate row by row in sorted order, starting from the first kept row, as numpy's reduction along
-    axis 0 of a C-contiguous (n, D >= 2) array does.
+    Sums (for mean and sum), minima and maxima accumulate row by row in sorted order, starting from the first kept
+    row, as numpy's reduction along axis 0 of a C-contiguous (n, D >= 2) array does; min and max propagate NaN.
     """
     neps = -eps
     n_groups = ref_off.shape[0] - 1
     D = feats.shape[1]
     F = funcs.shape[0]
+    need_sum = False
+    need_min = False
+    need_max = False
+    for f in range(F):
+        if funcs[f] == MEAN or funcs[f] == SUM:
+            need_sum = True
+        elif funcs[f] == MIN:
+            need_min = True
+        else:
+            need_max = True
     for v in prange(n_groups):
         rows, s0, s1, pmax = _group_candidates(cand_iv, seg_start, seg_end, seg_ptr[v], seg_ptr[v + 1])
+        acc = np.empty(D, feats.dtype)
+        mn = np.empty(D, feats.dtype)
+        mx = np.empty(D, feats.dtype)
         for i in range(ref_off[v], ref_off[v + 1]):
             count[i] = 0
             if skip[i]:
@@ -119,45 +132,51 @@ def align_collapse(ref_iv, ref_off, skip, cand_iv, seg_start, seg_end, seg_ptr, 
                     continue
                 lo_c = c0 if c0 < c1 else c1
                 hi_c = c1 if c0 < c1 else c0
-                row = rows[k]
+                x = feats[rows[k]]
                 if n == 0:
                     out_iv[i, 0] = lo_c
                     out_iv[i, 1] = hi_c
-                    for f in range(F):
-                        base = f * D
-                        for c in range(D):
-                            out_ft[i, base + c] = feats[row, c]
+                    if need_sum:
+                        acc[:] = x
+                    if need_min:
+                        mn[:] = x
+                    if need_max:
+                        mx[:] = x
                 else:
                     if lo_c < out_iv[i, 0]:
                         out_iv[i, 0] = lo_c
                     if hi_c > out_iv[i, 1]:
                         out_iv[i, 1] = hi_c
-                    for f in range(F):
-                        base = f * D
-                        code = funcs[f]
-                        if code == MEAN or code == SUM:
-                            for c in range(D):
-                                out_ft[i, base + c] += feats[row, c]
-                        elif code == MIN:
-                            for c in range(D):
-                                x = feats[row, c]
-                                acc = out_ft[i, base + c]
-                                if not np.isnan(acc) and (np.isnan(x) or x < acc):
-                                    out_ft[i, base + c] = x
-                        else:
-                            for c in range(D):
-                                x = feats[row, c]
-                                acc = out_ft[i, base + c]
-                                if not np.isnan(acc) and (np.isnan(x) or x > acc):
-                                    out_ft[i, base + c] = x
+                    if need_sum:
+                        for c in range(D):
+                            acc[c] += x[c]
+                    if need_min:
+                        for c in range(D):
+                            if not np.isnan(mn[c]) and (np.isnan(x[c]) or x[c] < mn[c]):
+                                mn[c] = x[c]
+                    if need_max:
+                        for c in range(D):
+                            if not np.isnan(mx[c]) and (np.isnan(x[c]) or x[c] > mx[c]):
+                                mx[c] = x[c]
                 n += 1
             count[i] = n
-            if n > 1:
-                for f in range(F):
-                    if funcs[f] == MEAN:
-                        base = f * D
+            if n == 0:
+                continue
+            for f in range(F):
+                o = out_ft[i, f * D:(f + 1) * D]
+                code = funcs[f]
+                if code == MEAN:
+                    if n == 1:
+                        o[:] = acc
+                    else:
                         for c in range(D):
-                            out_ft[i, base + c] = out_ft[i, base + c] / n
+                            o[c] = acc[c] / n
+                elif code == SUM:
+                    o[:] = acc
+                elif code == MIN:
+                    o[:] = mn
+                else:
+                    o[:] = mx
 
 
 @njit(parallel=True, cache=True)

@@ -45,10 +45,12 @@ def _candidates(d: Data) -> Data:
         parts.setdefault(_strip(k), []).append((iv, ft))
     out = {}
     for vid, p in parts.items():
-        iv = np.concatenate([a for a, _ in p], axis=0)
-        ft = np.concatenate([b for _, b in p], axis=0)
+        iv = np.concatenate([a for a, _ in p], axis=0) if len(p) > 1 else p[0][0]
+        ft = np.concatenate([b for _, b in p], axis=0) if len(p) > 1 else p[0][1]
         order = np.argsort(iv[:, 0], kind="stable")
-        out[vid] = (iv[order], ft[order])
+        if np.any(order != np.arange(len(order))):  # (no copy when already in order: MOSEI-scale memory)
+            iv, ft = iv[order], ft[order]
+        out[vid] = (iv, ft)
     return out
 
 
