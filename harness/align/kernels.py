@@ -230,3 +230,12 @@ def align_fill(ref_iv, ref_off, skip, cand_iv, seg_start, seg_end, seg_ptr, eps,
                         out_iv[p, 1] = c1
                         out_src[p] = rows[k]
                         p += 1
+
+
+@njit(cache=True)
+def compact_rows(arr, rows):
+    """``arr[:len(rows)] = arr[rows]`` in place, for increasing ``rows`` (so ``rows[j] >= j``): no new array."""
+    for j in range(rows.shape[0]):
+        r = rows[j]
+        if r != j:
+            arr[j] = arr[r]

@@ -114,8 +114,10 @@ def _align_reference(ref: _Reference, name: str, funcs: list[str] | None) -> Com
     s = ref.seq
     rows = np.flatnonzero(~ref.skip)
     keys, vids = ref.keys(rows)
-    iv = s.intervals[rows]
-    ft = s.features[rows]
+    if len(rows) == s.n_rows:  # nothing skipped: share the arrays
+        iv, ft = s.intervals, s.features
+    else:
+        iv, ft = s.intervals[rows], s.features[rows]
     offsets = np.arange(len(rows) + 1, dtype=np.int64)
     if funcs is None:
         return CompSeq(name, keys, offsets, iv, ft, s.metadata, videos=vids)
@@ -144,16 +146,18 @@ def _align_other(ref: _Reference, other: CompSeq, name: str, funcs: list[str] | 
         acc = _float_dtype(other.features.dtype)
         feats = np.ascontiguousarray(other.features.reshape(other.n_rows, D), dtype=acc)
         codes = np.array([kernels.COLLAPSE_CODES[f] for f in funcs], dtype=np.int64)
-        out_iv = np.zeros((n, 2), dtype=common)
-        out_ft = np.zeros((n, len(funcs) * D), dtype=acc)
+        out_iv = np.empty((n, 2), dtype=common)
+        out_ft = np.empty((n, len(funcs) * D), dtype=acc)
         kernels.align_collapse(ref_iv, ref_off, ref.skip, cand_iv, seg_start, seg_end, seg_ptr, feats, codes, eps,
                                out_iv, out_ft, count)
         rows = np.flatnonzero(count)
         keys, vids = ref.keys(rows)
+        k = len(rows)
+        kernels.compact_rows(out_ft, rows)  # in place: a MOSEI-scale copy costs more than the alignment
+        kernels.compact_rows(out_iv, rows)
         # several functions concatenate along the first feature axis, as mmsdk's numpy.concatenate(axis=0) does
-        ft = out_ft[rows].reshape(len(rows), len(funcs) * fshape[0], *fshape[1:])
-        return CompSeq(name, keys, np.arange(len(rows) + 1, dtype=np.int64), out_iv[rows], ft, other.metadata,
-                       videos=vids)
+        ft = out_ft[:k].reshape(k, len(funcs) * fshape[0], *fshape[1:])
+        return CompSeq(name, keys, np.arange(k + 1, dtype=np.int64), out_iv[:k], ft, other.metadata, videos=vids)
     kernels.align_count(ref_iv, ref_off, ref.skip, cand_iv, seg_start, seg_end, seg_ptr, eps, count)
     out_off = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(count, out=out_off[1:])
