@@ -103,13 +103,17 @@ class Registry:
     def add_plugin(self, obj: Any, name: str, package: str | None = None, version: str = "") -> None:
         """Register a plugin object (module or class instance with hookimpls) and run its register hooks."""
         self.dists[name] = (package or name, version)
-        self.pm.register(obj, name=name)
-        self.pm.check_pending()
-        for kind in KINDS:
-            hook = getattr(self.pm.hook, _HOOKS[kind])
-            for impl in hook.get_hookimpls():
-                if impl.plugin_name == name:
-                    impl.function(register=self._registrar(kind, name))
+        try:
+            self.pm.register(obj, name=name)
+            self.pm.check_pending()
+            for kind in KINDS:
+                hook = getattr(self.pm.hook, _HOOKS[kind])
+                for impl in hook.get_hookimpls():
+                    if impl.plugin_name == name:
+                        impl.function(register=self._registrar(kind, name))
+        except BaseException:
+            self.remove_plugin(name)  # all or nothing: no half-registered plugin
+            raise
 
     def remove_plugin(self, name: str) -> None:
         """Unregister a plugin and every name it added (used by ``mfm_bench.testing``)."""
@@ -207,7 +211,6 @@ def create_registry() -> Registry:
             obj = ep.load()
             reg.add_plugin(obj, ep.name, package, version)
         except Exception as e:  # noqa: BLE001 - a broken plugin must not take the others down
-            reg.remove_plugin(ep.name)
             reg.errors.append(LoadError(ep.name, package, f"{type(e).__name__}: {e}"))
     return reg
 

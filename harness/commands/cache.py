@@ -1,0 +1,44 @@
+"""``mfm-bench cache ls|clear``: the prepared-split cache (Arrow files keyed by fingerprint)."""
+
+from __future__ import annotations
+
+HELP = "list or clear the prepared-split cache"
+EPILOG = """\
+examples:
+  mfm-bench cache ls                 every cached preparation: dataset, fingerprint, sizes, disk use
+  mfm-bench cache clear youtube      drop the cached preparations of one dataset
+  mfm-bench cache clear --all        drop everything
+"""
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub.add_parser("ls", help="list cache entries")
+    c = sub.add_parser("clear", help="delete cache entries")
+    c.add_argument("dataset", nargs="?", default=None, help="only this dataset's entries")
+    c.add_argument("--all", action="store_true", help="delete every entry")
+
+
+def run(args) -> int:
+    import sys
+
+    from mfm_bench.data import cache
+    from mfm_bench.data.paths import cache_home
+
+    if args.action == "ls":
+        from tabulate import tabulate
+
+        entries = cache.list_entries()
+        rows = [[e["dataset"], e["fingerprint"], e["params"].get("format", ""), ",".join(e["modalities"]),
+                 "/".join(str(e["sizes"][s]) for s in e["splits"]), f"{e['bytes'] / 2**20:.1f} MiB", e["created"]]
+                for e in entries]
+        print(f"prepared cache: {cache_home()}")
+        print(tabulate(rows, headers=["dataset", "fingerprint", "format", "modalities", "samples", "disk", "created"])
+              if rows else "(empty)")
+        return 0
+    if args.dataset is None and not args.all:
+        print("mfm-bench cache clear: name a dataset or pass --all", file=sys.stderr)
+        return 2
+    n = cache.clear(dataset=args.dataset)
+    print(f"removed {n} cache entr{'y' if n == 1 else 'ies'} from {cache_home()}")
+    return 0

@@ -1,0 +1,30 @@
+"""``mfm-bench leaderboard``: (re)write the leaderboard of an output folder from its result store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "write leaderboard.md, .csv and .json from an output folder's results"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder", help="output folder of `mfm-bench run` (holds results.sqlite)")
+    p.add_argument("--format", action="append", choices=["markdown", "csv", "json"],
+                   help="only these formats (repeatable; default: all three)")
+    p.add_argument("--quiet", action="store_true", help="do not print the Markdown table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mfm_bench.leaderboard import write_leaderboard
+
+    try:
+        written = write_leaderboard(args.folder, args.format)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if "markdown" in written and not args.quiet:
+        print(written["markdown"].read_text())
+    for fmt, path in written.items():
+        print(f"{fmt}: {path}")
+    return 0

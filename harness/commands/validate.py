@@ -1,0 +1,34 @@
+"""``mfm-bench validate``: check suites without training."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "check suite files (keys, types, plugin names and params, files) without training"
+EPILOG = """examples:
+  mfm-bench validate suites/quickstart.yaml
+  mfm-bench validate suites/*.yaml
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("suites", nargs="+", help="suite YAML files")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mfm_bench.runner import expand
+    from mfm_bench.suite import SuiteError, load_suite
+
+    bad = 0
+    for path in args.suites:
+        try:
+            suite = load_suite(path)
+        except SuiteError as e:
+            print(f"error: {e}", file=sys.stderr)
+            bad += 1
+            continue
+        n = len(expand(suite))
+        print(f"{path}: ok ({len(suite.datasets)} dataset(s) x {len(suite.models)} model(s) x {len(suite.seeds)} seed(s) "
+              f"= {n} runs, {len(suite.conditions)} condition(s) each)")
+    return 1 if bad else 0

@@ -1,0 +1,174 @@
+"""The prepared-split cache: Hugging Face ``datasets`` (Arrow files, memory-mapped) keyed by a fingerprint.
+
+A fingerprint hashes the dataset name, the identity of every source file (resolved path, size, modification
+time), the resolved parameters and the preparation code version. The second load of the same data with the same
+parameters reads only the Arrow files; changing any of the three prepares anew. Entries live in
+``cache_home()/<dataset>/<fingerprint>/`` with a ``meta.json`` and one Arrow folder per split, written to a
+temporary folder and moved into place only when complete.
+
+``datasets`` is used rather than ``np.save`` because its Arrow files are memory-mapped, typed, self-describing
+and readable by other tools; the cache holds nothing that needs pickling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .paths import cache_home
+from .prepare import SplitArrays
+
+FORMAT_VERSION = 1  # of the cache layout itself
+
+
+def fingerprint(name: str, sources: list[Path], params: dict[str, Any], code_version: str) -> str:
+    """A hex digest of the dataset name, the source files' identities, the params and the code version."""
+    h = hashlib.sha256()
+    files = []
+    for p in sorted(Path(s).resolve() for s in sources):
+        st = p.stat()
+        files.append([str(p), st.st_size, st.st_mtime_ns])
+    blob = {"name": name, "files": files, "params": params, "code": code_version, "layout": FORMAT_VERSION}
+    h.update(json.dumps(blob, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:20]
+
+
+def _features(s: SplitArrays):
+    import datasets as hd
+
+    feats = {}
+    for m, x in s.inputs.items():
+        feats[f"x_{m}"] = hd.Array2D(shape=tuple(x.shape[1:]), dtype="float32")
+        feats[f"mask_{m}"] = hd.Sequence(hd.Value("bool"), length=int(x.shape[1]))
+    t = s.target
+    if t.ndim == 2:
+        feats["target"] = hd.Sequence(hd.Value("float32"), length=int(t.shape[1]))
+    else:
+        feats["target"] = hd.Value("int64" if t.dtype.kind in "iub" else "float32")
+    feats["id"] = hd.Value("string")
+    return hd.Features(feats)
+
+
+def _save_split(s: SplitArrays, folder: Path) -> None:
+    import datasets as hd
+
+    cols: dict[str, Any] = {}
+    for m, x in s.inputs.items():
+        cols[f"x_{m}"] = np.ascontiguousarray(x, dtype=np.float32)
+        cols[f"mask_{m}"] = np.ascontiguousarray(s.mask[m], dtype=bool)
+    cols["target"] = s.target
+    cols["id"] = [str(i) for i in s.ids]
+    ds = hd.Dataset.from_dict(cols, features=_features(s))
+    ds.save_to_disk(str(folder))
+
+
+def _load_split(folder: Path, modalities: list[str]) -> SplitArrays:
+    import datasets as hd
+
+    ds = hd.load_from_disk(str(folder)).with_format("numpy")
+    cols = ds[:]
+    target = np.asarray(cols["target"])
+    if target.dtype.kind == "f":
+        target = target.astype(np.float32)
+    return SplitArrays(
+        inputs={m: np.asarray(cols[f"x_{m}"], dtype=np.float32) for m in modalities},
+        mask={m: np.asarray(cols[f"mask_{m}"], dtype=bool) for m in modalities},
+        target=target,
+        ids=[str(i) for i in cols["id"]],
+    )
+
+
+def load_or_build(
+    name: str,
+    sources: list[Path],
+    params: dict[str, Any],
+    code_version: str,
+    build: Callable[[], dict[str, SplitArrays]],
+    root: Path | None = None,
+    use_cache: bool = True,
+) -> tuple[dict[str, SplitArrays], dict[str, Any]]:
+    """The prepared splits, from the cache when a complete entry exists, else from ``build()`` (then stored).
+
+    Returns ``(splits, info)`` where ``info`` has ``fingerprint``, ``path`` and ``hit`` (True when read from cache).
+    """
+    import datasets as hd
+
+    hd.disable_progress_bars()
+    fp = fingerprint(name, sources, params, code_version)
+    root = Path(root) if root is not None else cache_home()
+    final = root / name / fp
+    info = {"fingerprint": fp, "path": str(final), "hit": False}
+    meta_file = final / "meta.json"
+    if use_cache and meta_file.is_file():
+        meta = json.loads(meta_file.read_text())
+        splits = {s: _load_split(final / s, meta["modalities"]) for s in meta["splits"]}
+        info["hit"] = True
+        return splits, info
+    splits = build()
+    if not use_cache:
+        return splits, info
+    tmp = root / name / f".tmp-{fp}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for s, arr in splits.items():
+            _save_split(arr, tmp / s)
+        first = next(iter(splits.values()))
+        meta = {
+            "dataset": name, "fingerprint": fp, "splits": list(splits), "modalities": list(first.inputs),
+            "sizes": {s: len(a) for s, a in splits.items()}, "params": params, "code_version": code_version,
+            "sources": [str(Path(p).resolve()) for p in sources], "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process stored the same entry first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return splits, info
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def list_entries(root: Path | None = None) -> list[dict[str, Any]]:
+    """Every complete cache entry: dataset, fingerprint, sizes, bytes on disk, creation time, path."""
+    root = Path(root) if root is not None else cache_home()
+    out = []
+    for meta_file in sorted(root.glob("*/*/meta.json")):
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        meta["path"] = str(meta_file.parent)
+        meta["bytes"] = _size(meta_file.parent)
+        out.append(meta)
+    return out
+
+
+def clear(root: Path | None = None, dataset: str | None = None) -> int:
+    """Delete the entries of ``dataset`` (or all); returns how many entry folders were removed."""
+    root = Path(root) if root is not None else cache_home()
+    if not root.is_dir():
+        return 0
+    n = 0
+    for ds_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        if dataset is not None and ds_dir.name != dataset:
+            continue
+        for entry in ds_dir.iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry)
+                n += not entry.name.startswith(".tmp-")
+        if not any(ds_dir.iterdir()):
+            ds_dir.rmdir()
+    return n

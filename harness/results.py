@@ -1,0 +1,157 @@
+"""ResultStore: one SQLite file (WAL mode) per output folder; each run's result is written in one transaction,
+so a killed process leaves whole rows or none, and a failed run never touches the rows of another."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from .metrics import higher_is_better
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    suite TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    model TEXT NOT NULL,
+    label TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    environment TEXT,
+    status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'interrupted')),
+    error TEXT,
+    started REAL,
+    finished REAL,
+    seconds REAL
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    condition TEXT NOT NULL,
+    split TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    higher_is_better INTEGER,
+    PRIMARY KEY (run_id, condition, split, metric)
+);
+"""
+
+DB_NAME = "results.sqlite"
+
+
+class ResultStore:
+    """``ResultStore(folder)``: the runs and metrics of every suite run into ``folder``."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / DB_NAME
+        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "ResultStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def status(self, run_id: str) -> str | None:
+        row = self.conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return row[0] if row else None
+
+    def start(self, run: dict[str, Any], environment: dict[str, Any]) -> None:
+        """Mark a run as running (replacing an unfinished earlier attempt and its metrics)."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM runs WHERE id = ?", (run["id"],))
+            c.execute(
+                "INSERT INTO runs (id, suite, dataset, model, label, seed, config, environment, status, started)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+                (run["id"], run["suite"], run.get("dataset_label") or run["config"]["dataset"]["name"], run["config"]["model"]["name"],
+                 run["label"], run["config"]["seed"], json.dumps(run["config"], sort_keys=True),
+                 json.dumps(environment, sort_keys=True), time.time()),
+            )
+
+    def finish(self, run_id: str, metrics: list[tuple[str, str, str, float]], seconds: float) -> None:
+        """Record a finished run's metrics and status in one transaction."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            c.executemany(
+                "INSERT INTO metrics (run_id, condition, split, metric, value, higher_is_better) VALUES (?, ?, ?, ?, ?, ?)",
+                [(run_id, cond, split, m, _finite(v), _hib(m)) for cond, split, m, v in metrics],
+            )
+            c.execute("UPDATE runs SET status = 'finished', error = NULL, finished = ?, seconds = ? WHERE id = ?",
+                      (time.time(), seconds, run_id))
+
+    def fail(self, run_id: str, error: str, seconds: float, status: str = "failed") -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET status = ?, error = ?, finished = ?, seconds = ? WHERE id = ?",
+                      (status, error, time.time(), seconds, run_id))
+
+    def runs(self, status: str | None = None) -> list[dict[str, Any]]:
+        q = "SELECT id, suite, dataset, model, label, seed, config, environment, status, error, started, finished, seconds FROM runs"
+        args: tuple = ()
+        if status:
+            q += " WHERE status = ?"
+            args = (status,)
+        cols = ["id", "suite", "dataset", "model", "label", "seed", "config", "environment", "status", "error", "started", "finished", "seconds"]
+        out = []
+        for row in self.conn.execute(q + " ORDER BY started", args):
+            d = dict(zip(cols, row))
+            d["config"] = json.loads(d["config"])
+            d["environment"] = json.loads(d["environment"]) if d["environment"] else {}
+            out.append(d)
+        return out
+
+    def metrics(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        q = "SELECT run_id, condition, split, metric, value, higher_is_better FROM metrics"
+        args: tuple = ()
+        if run_id:
+            q += " WHERE run_id = ?"
+            args = (run_id,)
+        cols = ["run_id", "condition", "split", "metric", "value", "higher_is_better"]
+        return [dict(zip(cols, r)) for r in self.conn.execute(q, args)]
+
+
+def _finite(v: float) -> float | None:
+    return None if v != v else float(v)  # NaN stored as NULL
+
+
+def _hib(metric: str) -> int | None:
+    h = higher_is_better(metric)
+    return None if h is None else int(h)
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> None:
+    """Write a file so that readers see the old content or the new, never a half-written one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

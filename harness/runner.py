@@ -1,0 +1,190 @@
+"""Grid expansion (dataset x model x seed), stable run ids, execution, resume.
+
+A run id is a hash of the fully resolved run config (every default filled in), so a changed default is a new
+run and ``--resume`` never mixes results. Each run writes, under ``OUT/runs/<id>/``, ``config.json``,
+``history.json`` and ``model.pt``; its metrics go to the ResultStore in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .results import ResultStore, atomic_write
+from .suite import Suite
+
+
+@dataclass
+class Run:
+    id: str
+    suite: str
+    label: str
+    dataset_label: str
+    config: dict[str, Any]
+
+    def as_record(self) -> dict[str, Any]:
+        return {"id": self.id, "suite": self.suite, "label": self.label, "dataset_label": self.dataset_label, "config": self.config}
+
+
+def run_id(config: dict[str, Any]) -> str:
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = None) -> list[Run]:
+    """The grid of runs, in dataset, model, seed order."""
+    train = dict(suite.train)
+    if device:
+        train["device"] = device
+    runs = []
+    for d in suite.datasets:
+        for m in suite.models:
+            for seed in seeds if seeds is not None else suite.seeds:
+                config = {
+                    "dataset": {"name": d.name, "params": d.params},
+                    "model": {"name": m.name, "label": m.label, "params": m.params},
+                    "seed": seed,
+                    "train": train,
+                    "evaluate": {"conditions": [c.name for c in suite.conditions], "probes": suite.probes},
+                }
+                # the device does not change what a run means; keep it out of the id
+                key = {**config, "train": {k: v for k, v in train.items() if k != "device"}}
+                runs.append(Run(run_id(key), suite.name, m.label, d.label, config))
+    return runs
+
+
+def environment(device: Any, packages: dict[str, str]) -> dict[str, Any]:
+    import numpy
+    import torch
+
+    from . import __version__
+
+    env = {
+        "python": sys.version.split()[0], "platform": platform.platform(), "mfm_bench": __version__,
+        "torch": torch.__version__, "numpy": numpy.__version__, "device": str(device),
+        "plugins": packages, "git_commit": _git_commit(),
+    }
+    if getattr(device, "type", "") == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class _Terminated(BaseException):
+    """Raised in the main thread on SIGTERM so the current run is marked interrupted cleanly."""
+
+
+def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any], progress: Callable[..., Any] | None) -> str:
+    """Train and evaluate one run; record it. Returns the final status."""
+    import torch
+
+    from .evaluation import evaluate, parse_conditions
+    from .registry import get_registry
+    from .training import Trainer, TrainConfig, TrainingError
+
+    reg = get_registry()
+    cfg = run.config
+    run_dir = out / "runs" / run.id
+    atomic_write(run_dir / "config.json", json.dumps({"id": run.id, "suite": run.suite, **cfg}, indent=2, sort_keys=True))
+    trainer = Trainer(TrainConfig(**cfg["train"]), progress=progress)
+    packages = {f"{k}:{cfg[k]['name']}": f"{reg.get(k, cfg[k]['name']).package} {reg.get(k, cfg[k]['name']).version}".strip()
+                for k in ("dataset", "model")}
+    store.start(run.as_record(), environment(trainer.device, packages))
+    t0 = time.perf_counter()
+    try:
+        key = json.dumps(cfg["dataset"], sort_keys=True)
+        if key not in datasets:
+            datasets[key] = reg.build("dataset", cfg["dataset"]["name"], **cfg["dataset"]["params"])
+        dataset = datasets[key]
+        conditions = parse_conditions(cfg["evaluate"]["conditions"])
+        for c in conditions:
+            c.check(dataset.spec)
+        torch.manual_seed(cfg["seed"])
+        model = reg.build("model", cfg["model"]["name"], dataset.spec, **cfg["model"]["params"])
+        result = trainer.fit(model, dataset.split("train"), dataset.split("valid"), seed=cfg["seed"])
+        rows = evaluate(model, dataset, conditions, device=trainer.device, batch_size=trainer.cfg.eval_batch_size,
+                        seed=cfg["seed"], probes=cfg["evaluate"]["probes"])
+        rows += [
+            ("train", "train", "params", float(result.params)),
+            ("train", "train", "train_samples_per_sec", result.samples_per_sec),
+            ("train", "train", "train_seconds", result.seconds),
+            ("train", "train", "best_epoch", float(result.best_epoch)),
+            ("train", "valid", "label_loss", result.best_valid_loss),
+        ]
+        atomic_write(run_dir / "history.json", json.dumps(result.history, indent=1))
+        buf = __import__("io").BytesIO()
+        torch.save(model.state_dict(), buf)
+        atomic_write(run_dir / "model.pt", buf.getvalue())
+        store.finish(run.id, rows, time.perf_counter() - t0)
+        return "finished"
+    except (KeyboardInterrupt, _Terminated):
+        store.fail(run.id, "interrupted", time.perf_counter() - t0, status="interrupted")
+        raise
+    except (TrainingError, Exception) as e:  # noqa: BLE001 - a failed run is recorded, the suite goes on
+        tb = traceback.format_exc(limit=6)
+        store.fail(run.id, f"{type(e).__name__}: {e}\n{tb}", time.perf_counter() - t0)
+        return "failed"
+
+
+def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bool = False, seeds: list[int] | None = None,
+              device: str | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, int]:
+    """Run every run of the grid not yet finished (with ``resume``); returns counts by status."""
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    runs = expand(suite, seeds, device)
+    counts = {"finished": 0, "failed": 0, "skipped": 0}
+    with ResultStore(out) as store:
+        done = {r.id for r in runs if store.status(r.id) == "finished"}
+        if done and not (resume or overwrite):
+            raise FileExistsError(
+                f"{out} already holds {len(done)} finished run(s) of this suite; "
+                "pass --resume to run only the rest, --overwrite to run them again, or choose another --out"
+            )
+        todo = [r for r in runs if overwrite or r.id not in done]
+        counts["skipped"] = len(runs) - len(todo)
+        if counts["skipped"]:
+            log(f"resuming: {counts['skipped']} of {len(runs)} runs already finished, {len(todo)} to go")
+        datasets: dict[str, Any] = {}
+        bar_factory = tqdm if progress else None
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_term(signum: int, frame: Any) -> None:
+            raise _Terminated()
+
+        try:
+            signal.signal(signal.SIGTERM, on_term)
+        except ValueError:  # not the main thread
+            previous = None
+        try:
+            bar = tqdm(todo, desc=f"{suite.name}", unit="run", disable=not progress)
+            for run in bar:
+                bar.set_postfix_str(f"{run.dataset_label} / {run.label} / seed {run.config['seed']}")
+                status = execute(run, out, store, datasets, bar_factory)
+                counts[status] += 1
+                if status == "failed":
+                    err = store.conn.execute("SELECT error FROM runs WHERE id = ?", (run.id,)).fetchone()[0]
+                    bar.write(f"run {run.id} ({run.dataset_label} / {run.label} / seed {run.config['seed']}) failed: "
+                              f"{err.splitlines()[0]}")
+        except _Terminated:
+            raise KeyboardInterrupt from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+    return counts

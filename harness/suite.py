@@ -1,0 +1,235 @@
+"""Suite files: YAML -> a typed, validated :class:`Suite`. Every error names the file, the line, the field and the fix.
+
+Validation happens in three layers, all before any training:
+1. structure and types, by a JSON Schema (``jsonschema`` does the type checking and gives the path of each error);
+2. plugin names and params, against each plugin's config dataclass (unknown keys, wrong types, "did you mean");
+3. files named by dataset params (``path``, ``data_dir``...) must exist unless the suite says ``fetch: true``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .config import ConfigError, build_config, config_to_dict, did_you_mean
+
+_REF = {
+    "oneOf": [
+        {"type": "string"},
+        {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "label": {"type": "string"}, "params": {"type": "object"}},
+            "required": ["name"],
+            "additionalProperties": False,
+        },
+    ]
+}
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"},
+        "description": {"type": "string"},
+        "datasets": {"type": "array", "items": _REF, "minItems": 1},
+        "models": {"type": "array", "items": _REF, "minItems": 1},
+        "seeds": {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+        "train": {"type": "object"},
+        "evaluate": {
+            "type": "object",
+            "properties": {"conditions": {"type": "array"}, "probes": {"type": "boolean"}},
+            "additionalProperties": False,
+        },
+        "report": {
+            "type": "object",
+            "properties": {
+                "formats": {"type": "array", "items": {"enum": ["markdown", "csv", "json"]}},
+                "reference": {"type": "string"},
+            },
+            "additionalProperties": False,
+        },
+        "fetch": {"type": "boolean"},
+    },
+    "required": ["name", "datasets", "models"],
+    "additionalProperties": False,
+}
+
+PATH_KEYS = ("path", "data_dir", "root")
+
+
+class SuiteError(ValueError):
+    """A suite that does not validate. ``str()`` reads ``FILE:LINE: FIELD: problem (fix)``."""
+
+    def __init__(self, file: str | Path, line: int | None, field: str, message: str, hint: str = "") -> None:
+        self.file, self.line, self.field, self.message, self.hint = str(file), line, field, message, hint
+        where = f"{self.file}:{line}" if line else self.file
+        super().__init__(f"{where}: {field}: {message}" + (f" ({hint})" if hint else "") if field else f"{where}: {message}")
+
+
+@dataclass
+class PluginRef:
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+
+@dataclass
+class Suite:
+    name: str
+    path: Path
+    datasets: list[PluginRef]
+    models: list[PluginRef]
+    seeds: list[int]
+    train: dict[str, Any]
+    conditions: list[Any]  # evaluation.Condition
+    probes: bool = True
+    formats: list[str] = field(default_factory=lambda: ["markdown", "csv", "json"])
+    reference: str | None = None
+    fetch: bool = False
+    description: str = ""
+
+
+def _parse_path(field_path: str) -> list[str | int]:
+    """``models[0].params.hidden`` -> ["models", 0, "params", "hidden"]."""
+    out: list[str | int] = []
+    for part in field_path.replace("]", "").split("."):
+        pieces = part.split("[")
+        if pieces[0]:
+            out.append(pieces[0])
+        out.extend(int(p) for p in pieces[1:])
+    return out
+
+
+def _line_of(node: yaml.Node | None, path: list[str | int]) -> int | None:
+    """1-based line of the YAML node at ``path`` (the key's line for mapping entries), or of its nearest parent."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for step in path:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == step:
+                    line, node = k.start_mark.line + 1, v
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            node = node.value[step]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _fmt_path(path: Any) -> str:
+    s = ""
+    for p in path:
+        s += f"[{p}]" if isinstance(p, int) else (f".{p}" if s else str(p))
+    return s
+
+
+def load_suite(path: str | Path, registry: Any = None, check_files: bool = True) -> Suite:
+    """Read, validate and resolve a suite file. Raises :class:`SuiteError` on the first problem."""
+    from .evaluation import parse_conditions
+    from .registry import PluginError, get_registry
+    from .training import TrainConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise SuiteError(path, None, "", "no such suite file", "check the path; suites live in suites/")
+    text = path.read_text()
+    try:
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise SuiteError(path, mark.line + 1 if mark else None, "", f"not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(raw, dict):
+        raise SuiteError(path, 1, "", "a suite is a YAML mapping with at least name, datasets and models")
+
+    def fail(field_path: str | list, message: str, hint: str = "") -> SuiteError:
+        parts = _parse_path(field_path) if isinstance(field_path, str) else list(field_path)
+        return SuiteError(path, _line_of(node, parts), _fmt_path(parts), message, hint)
+
+    # 1. structure and types
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    errors = sorted(validator.iter_errors(raw), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    for err in errors:
+        where = list(err.absolute_path)
+        if err.validator == "additionalProperties":
+            allowed = set(err.schema.get("properties", {}))
+            extra = sorted(set(err.instance) - allowed)
+            raise fail(where + [extra[0]], f"unknown key {extra[0]!r}", did_you_mean(extra[0], allowed))
+        if err.validator == "required":
+            raise fail(where, err.message, "see docs/suites.md for the suite format")
+        if err.validator == "oneOf":
+            raise fail(where, f"expected a plugin name or {{name: ..., params: {{...}}, label: ...}}, got {err.instance!r}")
+        raise fail(where, err.message)
+
+    reg = registry or get_registry()
+
+    def refs(kind: str, key: str) -> list[PluginRef]:
+        out = []
+        for i, item in enumerate(raw[key]):
+            ref = PluginRef(item) if isinstance(item, str) else PluginRef(item["name"], dict(item.get("params") or {}), item.get("label", ""))
+            try:
+                reg.get(kind, ref.name)
+            except PluginError as e:
+                raise fail(f"{key}[{i}].name", str(e)) from None
+            try:
+                ref.params = reg.resolve(kind, ref.name, ref.params, where=f"{key}[{i}].params")
+            except ConfigError as e:
+                raise fail(e.field, e.message, e.hint) from None
+            out.append(ref)
+        return out
+
+    datasets = refs("dataset", "datasets")
+    models = refs("model", "models")
+    # stable, unique labels: they are leaderboard keys
+    names = [m.name for m in models]
+    for i, m in enumerate(models):
+        if not m.label:
+            if names.count(m.name) > 1:
+                raise fail(f"models[{i}]", f"model {m.name!r} appears {names.count(m.name)} times",
+                           "give each a distinct label: {name: ..., label: ..., params: ...}")
+            m.label = m.name
+    labels = [m.label for m in models]
+    for i, m in enumerate(models):
+        if labels.count(m.label) > 1:
+            raise fail(f"models[{i}].label", f"label {m.label!r} is used twice", "labels name leaderboard rows; make them distinct")
+    for i, d in enumerate(datasets):
+        d.label = d.label or d.name
+
+    try:
+        train = config_to_dict(build_config(TrainConfig, raw.get("train"), where="train"))
+    except ConfigError as e:
+        raise fail(e.field, e.message, e.hint) from None
+    evaluate = raw.get("evaluate") or {}
+    try:
+        conditions = parse_conditions(evaluate.get("conditions", ["clean"]))
+    except ValueError as e:
+        msg = str(e)
+        idx = msg.split("]")[0].split("[")[-1] if msg.startswith("evaluate.conditions[") else None
+        raise fail(f"evaluate.conditions[{idx}]" if idx and idx.isdigit() else "evaluate.conditions", msg.split(": ", 1)[-1]) from None
+
+    fetch = bool(raw.get("fetch", False))
+    if check_files and not fetch:
+        for i, d in enumerate(datasets):
+            for key in PATH_KEYS:
+                value = d.params.get(key)
+                if isinstance(value, str) and value:
+                    p = Path(os.path.expandvars(os.path.expanduser(value)))
+                    if not p.is_absolute() and not p.exists():
+                        p = path.parent / p
+                    if not p.exists():
+                        raise fail(f"datasets[{i}].params.{key}", f"{value!r} does not exist",
+                                   "point it at the data, or set `fetch: true` to download it (mfm-bench fetch)")
+    report = raw.get("report") or {}
+    return Suite(
+        name=raw["name"], path=path, datasets=datasets, models=models, seeds=list(raw.get("seeds", [0])),
+        train=train, conditions=conditions, probes=bool(evaluate.get("probes", True)),
+        formats=list(report.get("formats", ["markdown", "csv", "json"])), reference=report.get("reference"),
+        fetch=fetch, description=raw.get("description", ""),
+    )

@@ -1,0 +1,88 @@
+"""``cmu-mosi``: CMU-MOSI, opinion segments of YouTube monologues with sentiment in [-3, 3] (Zadeh et al., 2016).
+
+Three formats, tried in this order by ``format: auto``:
+
+- ``mfn-h5`` (``mfn-h5/mosi/``): ``X_{split}.h5`` (N, 20, 325) = text 300 (GloVe) + audio 5 (selected COVAREP)
+  + visual 20 (selected FACET), ``y_{split}.h5`` sentiment; 1284 / 229 / 686 segments.
+- ``csd`` (``csd/CMU_MOSI/``): the CMU-MultimodalSDK computational sequences, word-aligned by
+  :mod:`mfm_bench.align` (``features`` picks the file per modality) over the standard folds (52 / 10 / 31 videos).
+- ``pkl`` (``pkl/``): the Multimodal Transformer's ``mosi_data.pkl`` (aligned, 50 steps) or
+  ``mosi_data_noalign.pkl`` (``aligned: false``), or MMSA's ``aligned_50.pkl`` / ``unaligned_50.pkl``.
+
+The task is regression of the sentiment score in [-3, 3]; the metrics add the field's binary and 7-class views.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mfm_bench.config import option
+
+from .base import SPLITS, RealConfig, RealDataset, first_present, from_raw
+
+PKL_NAMES = {True: ["mosi_data.pkl", "aligned_50.pkl"], False: ["mosi_data_noalign.pkl", "unaligned_50.pkl"]}
+CSD_DEFAULT = {"text": "glove_vectors", "audio": "COVAREP", "visual": "FACET 4.1"}
+
+
+@dataclass
+class MOSIConfig(RealConfig):
+    aligned: bool = option(True, "pkl format: the word-aligned pickle (50 steps) or the unaligned one")
+    features: dict = option(CSD_DEFAULT, "csd format: modality -> standard feature (glove_vectors, COVAREP, "
+                                         "FACET 4.1, FACET 4.2, OpenFace 2)")
+
+
+def sentiment(labels, where) -> np.ndarray:
+    y = np.asarray(labels, dtype=np.float32)
+    y = y.reshape(y.shape[0], -1)[:, 0]  # (N,), (N, 1) and MulT's (N, 1, 1) alike
+    if np.abs(y).max(initial=0) > 3.0 + 1e-4:
+        raise ValueError(f"{where}: sentiment labels outside [-3, 3] (max |y| = {np.abs(y).max():.3f})")
+    return y
+
+
+class CMUMOSI(RealDataset):
+    """CMU-MOSI sentiment regression in [-3, 3] (MFN h5, CSD or processed pickle)."""
+
+    NAME = "cmu-mosi"
+    CONFIG = MOSIConfig
+    SUBDIRS = {"mfn-h5": "mfn-h5/mosi", "csd": "csd/CMU_MOSI", "pkl": "pkl"}
+    CITATION = ("Zadeh, A., Zellers, R., Pincus, E., Morency, L.-P. (2016). Multimodal Sentiment Intensity Analysis in "
+                "Videos: Facial Gestures and Verbal Messages. IEEE Intelligent Systems 31(6).")
+    LICENCE = "research use; see the CMU-MultimodalSDK terms"
+
+    def files_for(self, fmt, modalities, folder=None):
+        if fmt == "mfn-h5":
+            return [f"{k}_{s}.h5" for s in SPLITS for k in ("X", "y")]
+        if fmt == "pkl":
+            return [first_present(folder, PKL_NAMES[self.cfg.aligned])]
+        from mfm_bench.data.csd import csd_file_names
+
+        return sorted(set(csd_file_names(self.NAME, {m: self.cfg.features[m] for m in modalities}).values()))
+
+    def read(self, fmt, folder, modalities):
+        if fmt == "mfn-h5":
+            from mfm_bench.data.mfn_h5 import read_mosi_split, step_mask
+            from mfm_bench.data.prepare import SplitArrays
+
+            out = {}
+            for split in SPLITS:
+                inputs, y = read_mosi_split(folder, split, modalities)
+                out[split] = SplitArrays(inputs, {m: step_mask(x) for m, x in inputs.items()},
+                                         sentiment(y, folder / f"y_{split}.h5"), [f"{split}-{i:05d}" for i in range(len(y))])
+            return out
+        if fmt == "pkl":
+            from mfm_bench.data.pkl import read_pickle_splits
+
+            path = folder / self.files_for(fmt, modalities, folder)[0]
+            return from_raw(read_pickle_splits(path, modalities), lambda y, s: sentiment(y, f"{path} ({s})"))
+        from mfm_bench.data.csd import csd_file_names, folds_of, read_csd_splits
+
+        files = csd_file_names(self.NAME, {m: self.cfg.features[m] for m in modalities})
+        raw = read_csd_splits(folder, files, modalities, self.cfg.seq_len or 20, folds_of(self.NAME))
+        return from_raw(raw, lambda y, s: sentiment(y, f"{folder / files['labels']} ({s})"))
+
+    def task(self):
+        from mfm_bench.contracts import Task
+
+        return Task("regression", range=(-3.0, 3.0))

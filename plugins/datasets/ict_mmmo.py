@@ -1,0 +1,60 @@
+"""``ict-mmmo``: ICT-MMMO, opinions in online movie review videos (Wöllmer et al., 2013).
+
+Format: the MFN h5 folder (``mfn-h5/mmmo/``): audio 74 (COVAREP), visual 36 (FACET), text 300 (GloVe), 20
+word-aligned steps; 220 / 40 / 80 samples. The label is a rating from 1 to 5; the original task binarises it at
+> 3.5 (``label: binary``, the default; classes negative, positive), and regression on 1..5 is also reported
+(``label: regression``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from mfm_bench.config import option
+
+from .base import RealConfig, RealDataset, mfn_folder_files, mfn_folder_read
+
+DIMS = {"text": 300, "audio": 74, "visual": 36}
+THRESHOLD = 3.5
+
+
+@dataclass
+class ICTMMMOConfig(RealConfig):
+    label: Literal["binary", "regression"] = option("binary", "binary: positive when the rating > 3.5 (the original "
+                                                              "task); regression: the rating, 1 to 5")
+
+
+class ICTMMMO(RealDataset):
+    """ICT-MMMO movie-review opinions: binary (> 3.5) or regression on the 1..5 rating."""
+
+    NAME = "ict-mmmo"
+    CONFIG = ICTMMMOConfig
+    SUBDIRS = {"mfn-h5": "mfn-h5/mmmo"}
+    CITATION = ("Wöllmer, M., Weninger, F., Knaup, T., Schuller, B., Sun, C., Sagae, K., Morency, L.-P. (2013). "
+                "YouTube Movie Reviews: Sentiment Analysis in an Audio-Visual Context. IEEE Intelligent Systems 28(3).")
+    LICENCE = "research use; features as distributed with the MFN code (github.com/pliang279/MFN)"
+
+    def files_for(self, fmt, modalities, folder=None):
+        return mfn_folder_files(modalities)
+
+    def read(self, fmt, folder, modalities):
+        def to_target(y, path):
+            y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+            if y.shape[1] != 1:
+                raise ValueError(f"{path}: expected one rating per sample, got shape {y.shape}")
+            y = y[:, 0]
+            if self.cfg.label == "binary":
+                return (y > THRESHOLD).astype(np.int64)
+            return y.astype(np.float32)
+
+        return mfn_folder_read(folder, modalities, DIMS, to_target)
+
+    def task(self):
+        from mfm_bench.contracts import Task
+
+        if self.cfg.label == "binary":
+            return Task("classification", n_classes=2, class_names=("negative", "positive"))
+        return Task("regression", range=(1.0, 5.0))

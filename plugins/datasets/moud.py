@@ -1,0 +1,51 @@
+"""``moud``: MOUD, Spanish product-review videos with utterance sentiment (Pérez-Rosas, Mihalcea & Morency, 2013).
+
+No public copy of MOUD's features is pinned: obtain them from the dataset's authors and lay them out like the MFN
+folders (``mfn-h5/moud/``: ``audio_{split}.h5``, ``video_{split}.h5``, ``text_{split}_emb.h5``, ``y_{split}.h5``,
+key ``d1``, sequences left-padded with zero steps). Labels may be one-hot (N, K) (K-class classification on the
+argmax; K = 2: negative, positive, as the MFM paper reports) or one score per sample (binary: positive when > 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import RealConfig, RealDataset, mfn_folder_files, mfn_folder_read
+
+
+@dataclass
+class MOUDConfig(RealConfig):
+    pass
+
+
+class MOUD(RealDataset):
+    """MOUD Spanish opinion utterances: sentiment classification (MFN folder layout; no public download)."""
+
+    NAME = "moud"
+    CONFIG = MOUDConfig
+    SUBDIRS = {"mfn-h5": "mfn-h5/moud"}
+    CITATION = ("Pérez-Rosas, V., Mihalcea, R., Morency, L.-P. (2013). Utterance-Level Multimodal Sentiment Analysis. "
+                "ACL 2013.")
+    LICENCE = "research use; obtain from the dataset's authors"
+
+    def files_for(self, fmt, modalities, folder=None):
+        return mfn_folder_files(modalities)
+
+    def read(self, fmt, folder, modalities):
+        def to_target(y, path):
+            y = np.asarray(y, dtype=np.float64)
+            if y.ndim == 2 and y.shape[1] >= 2:
+                return y.argmax(1).astype(np.int64)
+            return (y.reshape(len(y)) > 0).astype(np.int64)
+
+        return mfn_folder_read(folder, modalities, {}, to_target)
+
+    def task(self):
+        from mfm_bench.contracts import Task
+
+        k = max(2, max(int(s.target.max(initial=0)) + 1 for s in self._splits.values()))
+        names = ("negative", "positive") if k == 2 else ("negative", "neutral", "positive") if k == 3 else \
+            tuple(f"class{i}" for i in range(k))
+        return Task("classification", n_classes=k, class_names=names)

@@ -1,0 +1,93 @@
+"""The CSD path: standard folds, file names and the glue to mfm_bench.align.prepare_word_level (replaced here by a
+stand-in that records its arguments; the end-to-end test on real .csd files needs the alignment module)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mfm_bench.align as align
+from mfm_bench.data.csd import folds_of
+from mfm_bench.registry import get_registry
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MFM_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MFM_BENCH_DATA", str(tmp_path / "nodata"))
+
+
+@pytest.mark.parametrize("name,sizes", [("cmu-mosi", (52, 10, 31)), ("pom", (600, 100, 203)), ("cmu-mosei", (2250, 300, 678))])
+def test_standard_folds_are_disjoint_with_the_standard_sizes(name, sizes):
+    folds = folds_of(name)
+    assert tuple(len(folds[s]) for s in ("train", "valid", "test")) == sizes
+    ids = [v for s in folds.values() for v in s]
+    assert len(set(ids)) == len(ids)
+
+
+def fake_prepare(calls, label_dim, dims=None):
+    dims = dims or {"text": 300, "audio": 74, "visual": 47}
+
+    def prepare_word_level(paths, words, labels, seq_len, folds):
+        calls.append(dict(paths=paths, words=words, labels=labels, seq_len=seq_len, folds=folds))
+        rng = np.random.default_rng(0)
+        out = {}
+        for split, vids in folds.items():
+            n = 2 * len(vids[:5])
+            fold = {m: rng.normal(size=(n, seq_len, dims[m])) for m in paths if m in dims}
+            for m in list(fold):
+                fold[m][:, :3] = 0.0
+            fold[labels] = rng.uniform(-3, 3, size=(n, label_dim))
+            fold["ids"] = [f"{v}[{k}]" for v in vids[:5] for k in range(2)]
+            out[split] = fold
+        return out
+
+    return prepare_word_level
+
+
+def touch_all(folder, names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        (folder / n).write_bytes(b"")
+
+
+def test_cmu_mosi_csd_calls_the_alignment_with_standard_files_and_folds(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(align, "prepare_word_level", fake_prepare(calls, 1), raising=False)
+    folder = tmp_path / "csd" / "CMU_MOSI"
+    touch_all(folder, ["CMU_MOSI_TimestampedWords.csd", "CMU_MOSI_TimestampedWordVectors.csd", "CMU_MOSI_COVAREP.csd",
+                       "CMU_MOSI_Visual_Facet_41.csd", "CMU_MOSI_Opinion_Labels.csd"])
+    ds = get_registry().build("dataset", "cmu-mosi", path=str(tmp_path), format="csd", normalize=False)
+    (call,) = calls
+    assert call["seq_len"] == 20 and call["words"] == "words" and call["labels"] == "labels"
+    assert {k: v.rsplit("/", 1)[-1] for k, v in call["paths"].items()} == {
+        "text": "CMU_MOSI_TimestampedWordVectors.csd", "audio": "CMU_MOSI_COVAREP.csd",
+        "visual": "CMU_MOSI_Visual_Facet_41.csd", "words": "CMU_MOSI_TimestampedWords.csd",
+        "labels": "CMU_MOSI_Opinion_Labels.csd"}
+    assert call["folds"] == folds_of("cmu-mosi")
+    assert ds.spec.input_dims == {"text": 300, "audio": 74, "visual": 47} and ds.spec.task.kind == "regression"
+    tr = ds.split("train")
+    assert tr.ids[0] == f"{folds_of('cmu-mosi')['train'][0]}[0]" and tr.target.shape == (10,)
+    assert not tr.mask["audio"][:, :3].any() and tr.mask["audio"][:, 3:].all()
+
+
+def test_csd_missing_feature_file_is_named(tmp_path, monkeypatch):
+    folder = tmp_path / "csd" / "CMU_MOSI"
+    touch_all(folder, ["CMU_MOSI_TimestampedWords.csd", "CMU_MOSI_COVAREP.csd", "CMU_MOSI_Opinion_Labels.csd"])
+    with pytest.raises(FileNotFoundError, match="CMU_MOSI_TimestampedWordVectors.csd"):
+        get_registry().build("dataset", "cmu-mosi", path=str(tmp_path), format="csd")
+    calls = []
+    monkeypatch.setattr(align, "prepare_word_level", fake_prepare(calls, 1), raising=False)
+    ds = get_registry().build("dataset", "cmu-mosi", path=str(tmp_path), format="csd", modalities=["audio"])
+    assert set(calls[0]["paths"]) == {"audio", "words", "labels"} and ds.spec.modality_names == ["audio"]
+
+
+def test_cmu_mosei_emotions_from_csd_labels(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(align, "prepare_word_level", fake_prepare(calls, 7, {"text": 300, "audio": 74, "visual": 35}),
+                        raising=False)
+    touch_all(tmp_path / "csd" / "CMU_MOSEI", ["CMU_MOSEI_TimestampedWords.csd", "CMU_MOSEI_TimestampedWordVectors.csd",
+                                              "CMU_MOSEI_COVAREP.csd", "CMU_MOSEI_VisualFacet42.csd", "CMU_MOSEI_Labels.csd"])
+    ds = get_registry().build("dataset", "cmu-mosei", path=str(tmp_path), label="emotions")
+    assert ds.format == "csd" and ds.spec.task.kind == "multi_regression" and len(ds.spec.task.targets) == 6
+    assert ds.split("valid").target.shape == (10, 6)
