@@ -151,3 +151,30 @@ def test_cli_reports_bad_input(files, tmp_path, capsys):
             "--no-progress"] + [f"{n}={p}" for n, p in files.items()]
     assert main(args) == 1
     assert "folds must be a JSON object" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("vlen", [False, True])
+def test_word_tokens_as_the_reference(raw, tmp_path, vlen):
+    # the dataset plugins pass TimestampedWords (tokens) as `words` and the word vectors as a modality
+    vec = raw["words"]
+    tokens = np.array([[f"w{i % 97}".encode()] for i in range(vec.n_rows)])
+    words = vec.replace(name="words", features=tokens.astype(object) if vlen else tokens)
+    paths = {"words": tmp_path / "tokens.csd", "text": tmp_path / "vectors.csd", "acoustic": tmp_path / "a.csd",
+             "labels": tmp_path / "l.csd"}
+    write_csd(paths["words"], words)  # object tokens become variable-length HDF5 strings
+    write_csd(paths["text"], vec.replace(name="text"))
+    write_csd(paths["acoustic"], raw["acoustic"])
+    write_csd(paths["labels"], raw["labels"])
+    folds = standard_folds(list(raw["labels"].keys()), seed=4)
+    ours = prepare_word_level(paths, "words", "labels", 5, folds)
+    # the same as aligning to the word vectors themselves (same intervals), which the oracle can average
+    theirs = _oracle_pipeline({"words": vec, "acoustic": raw["acoustic"], "labels": raw["labels"]}, folds, 5)
+    for fold in folds:
+        np.testing.assert_array_equal(ours[fold]["ids"], theirs[fold]["ids"])
+        np.testing.assert_array_equal(ours[fold]["text"], theirs[fold]["words"])
+        np.testing.assert_array_equal(ours[fold]["acoustic"], theirs[fold]["acoustic"])
+        tok = ours[fold]["words"]
+        assert tok.shape[:2] == (len(ours[fold]["ids"]), 5) and tok.dtype.kind in "SO"
+        assert any(t.startswith(b"w") for t in tok.reshape(-1))
+    with pytest.raises(AlignError, match="not numbers"):
+        align("text", {"text": vec, "words": words})

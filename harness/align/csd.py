@@ -240,6 +240,13 @@ def csd_entries(path: str | os.PathLike) -> list[str]:
         return list(root["data"].keys())
 
 
+def _common_dtype(datasets) -> np.dtype:
+    dtypes = list({d.dtype for d in datasets})
+    if len(dtypes) == 1:
+        return dtypes[0]  # keeps h5py's string metadata on object dtypes
+    return np.result_type(*dtypes)
+
+
 def _decode(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         value = value.reshape(-1)[0] if value.size else ""
@@ -302,8 +309,8 @@ def read_csd(path: str | os.PathLike, *, videos: set[str] | list[str] | None = N
                 if ft.shape[1:] != fshape:
                     raise CSDFormatError(f"{path}: video {n!r} has {ft.shape[1:]} features per row, video "
                                          f"{names[0]!r} {fshape}; every video needs the same feature shape")
-            iv_dtype = np.result_type(*{d.dtype for d in ivds})
-            ft_dtype = np.result_type(*{d.dtype for d in ftds})
+            iv_dtype = _common_dtype(ivds)
+            ft_dtype = _common_dtype(ftds)
         else:
             fshape, iv_dtype, ft_dtype = (1,), np.dtype(np.float64), np.dtype(np.float64)
         counts = np.array([d.shape[0] for d in ivds], dtype=np.int64)
@@ -320,8 +327,11 @@ def read_csd(path: str | os.PathLike, *, videos: set[str] | list[str] | None = N
         for i in it:
             a, b = offsets[i], offsets[i + 1]
             if b > a:  # whole dataset, one call, straight into its rows (HDF5 converts the dtype if needed)
-                ivds[i].read(h5s.ALL, h5s.ALL, intervals[a:b])
-                ftds[i].read(h5s.ALL, h5s.ALL, features[a:b])
+                for ds, out in ((ivds[i], intervals), (ftds[i], features)):
+                    if out.dtype.kind == "O":  # variable-length strings (word tokens): h5py converts them
+                        out[a:b] = h5py.Dataset(ds)[()]
+                    else:
+                        ds.read(h5s.ALL, h5s.ALL, out[a:b])
         metadata: dict[str, Any] = {}
         if "metadata" in root:
             for key in root["metadata"].keys():
@@ -381,11 +391,14 @@ def write_csd(path: str | os.PathLike, seq: CompSeq, *, compression: str | None 
                 it = tqdm(it, desc=progress if isinstance(progress, str) else f"write {seq.name}",
                           unit=" entries", leave=False)
             kw = {"compression": compression} if compression else {}
+            fkw = dict(kw)
+            if seq.features.dtype.kind == "O":  # Python strings (word tokens): variable-length HDF5 strings
+                fkw["dtype"] = h5py.string_dtype()
             off = seq.offsets
             for e in it:
                 g = data.create_group(seq.keys_list[e])
                 a, b = off[e], off[e + 1]
-                g.create_dataset("features", data=seq.features[a:b], **kw)
+                g.create_dataset("features", data=seq.features[a:b], **fkw)
                 g.create_dataset("intervals", data=seq.intervals[a:b], **kw)
             meta = root.create_group("metadata")
             for k, v in complete_metadata(seq).items():

@@ -36,6 +36,10 @@ def _collapse_codes(collapse: Sequence[str] | str | None) -> list[str] | None:
     return names
 
 
+def _numeric(dt: np.dtype) -> bool:
+    return np.dtype(dt).kind in "biuf"
+
+
 def _float_dtype(dt: np.dtype) -> np.dtype:
     """The dtype kernels compute in: float32/float64 kept, float16 -> float32, anything else -> float64."""
     dt = np.dtype(dt)
@@ -122,8 +126,10 @@ def _align_reference(ref: _Reference, name: str, funcs: list[str] | None) -> Com
     if funcs is None:
         return CompSeq(name, keys, offsets, iv, ft, s.metadata, videos=vids)
     # collapsing one row: the interval is sorted to [min, max] (NaN propagates), every function returns the row
+    # (so word tokens, which no function could average, may be the reference)
     iv = np.stack([np.minimum(iv[:, 0], iv[:, 1]), np.maximum(iv[:, 0], iv[:, 1])], axis=1)
-    ft = ft.astype(_float_dtype(ft.dtype), copy=False)
+    if _numeric(ft.dtype):
+        ft = ft.astype(_float_dtype(ft.dtype), copy=False)
     if len(funcs) > 1:
         ft = np.concatenate([ft] * len(funcs), axis=1)
     return CompSeq(name, keys, offsets, iv, ft, s.metadata, videos=vids)
@@ -141,6 +147,9 @@ def _align_other(ref: _Reference, other: CompSeq, name: str, funcs: list[str] | 
     n = ref.seq.n_rows
     count = np.zeros(n, dtype=np.int64)
     if funcs is not None:
+        if not _numeric(other.features.dtype):
+            raise AlignError(f"sequence {name!r} has {other.features.dtype} features (not numbers), which "
+                             f"{funcs} cannot collapse; make it the reference or align it with collapse=None")
         fshape = other.feature_shape
         D = int(np.prod(fshape))
         acc = _float_dtype(other.features.dtype)
@@ -211,7 +220,9 @@ def impute(reference: str, sequences: Mapping[str, CompSeq], value: float = 0.0)
         sub = ref.select(missing)
         iv_dtype = np.result_type(s.intervals.dtype, sub.intervals.dtype)
         # mmsdk's zeros are float64; the values are the same in the sequence's own dtype, which we keep
-        fill = np.full((sub.n_rows, *s.feature_shape), value, dtype=s.features.dtype)
+        fill = np.zeros((sub.n_rows, *s.feature_shape), dtype=s.features.dtype)  # b"" for word tokens
+        if value != 0 and _numeric(fill.dtype):
+            fill[...] = value
         offsets = np.concatenate([s.offsets, s.offsets[-1] + sub.offsets[1:]])
         out[name] = CompSeq(name, s.keys_list + sub.keys_list, offsets,
                             np.concatenate([s.intervals.astype(iv_dtype, copy=False), sub.intervals]),
@@ -227,6 +238,8 @@ def nan_to_num(obj: Any, nan: float = 0.0, posinf: float = 0.0, neginf: float = 
     propagates NaN and inf exactly as mmsdk does; call this before training.
     """
     if isinstance(obj, CompSeq):
+        if not np.issubdtype(obj.features.dtype, np.floating):
+            return obj
         return obj.replace(features=np.nan_to_num(obj.features, nan=nan, posinf=posinf, neginf=neginf))
     if isinstance(obj, np.ndarray):
         if np.issubdtype(obj.dtype, np.floating):
@@ -279,9 +292,10 @@ def get_tensors(sequences: Mapping[str, CompSeq], seq_len: int, folds: Mapping[s
                     bad = keys[int(np.flatnonzero(counts != 1)[0])]
                     raise AlignError(f"non-sequence {name!r} has {counts[counts != 1][0]} rows for {bad!r}; "
                                      "a non-sequence needs exactly one row per segment")
-                fold[name] = s.features[s.offsets[pos]].astype(dtype)
-            else:
-                fold[name] = _left_pad(s, pos, seq_len, dtype)
+                ft = s.features[s.offsets[pos]]
+                fold[name] = ft.astype(dtype) if _numeric(ft.dtype) else ft
+            else:  # word tokens keep their dtype, padded with empty strings
+                fold[name] = _left_pad(s, pos, seq_len, dtype if _numeric(s.features.dtype) else s.features.dtype)
         fold["ids"] = np.array(keys, dtype=str)
         out[f] = fold
     return out
@@ -290,6 +304,8 @@ def get_tensors(sequences: Mapping[str, CompSeq], seq_len: int, folds: Mapping[s
 def _left_pad(s: CompSeq, pos: np.ndarray, seq_len: int, dtype) -> np.ndarray:
     """(len(pos), seq_len, *feature_shape): each entry's last seq_len rows, right-aligned after zeros."""
     out = np.zeros((len(pos), seq_len, *s.feature_shape), dtype=dtype)
+    if out.dtype.kind == "O":
+        out[...] = b""
     counts = np.minimum(s.counts()[pos], seq_len)
     ends = s.offsets[pos + 1]
     total = int(counts.sum())

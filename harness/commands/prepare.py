@@ -53,6 +53,16 @@ def load_folds(path: str) -> dict[str, list[str]]:
     return {str(k): [str(x) for x in v] for k, v in folds.items()}
 
 
+def _storable(arr):
+    """Word tokens read as Python objects become fixed-width strings, so the .npz loads without pickle."""
+    if arr.dtype.kind != "O":
+        return arr
+    try:
+        return arr.astype(bytes)
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return arr.astype(str)
+
+
 def run(args: argparse.Namespace) -> int:
     import os
     import sys
@@ -84,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     except (AlignError, CSDFormatError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    arrays = {f"{fold}/{name}": arr for fold, d in tensors.items() for name, arr in d.items()}
+    arrays = {f"{fold}/{name}": _storable(arr) for fold, d in tensors.items() for name, arr in d.items()}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".npz", dir=out.parent)
