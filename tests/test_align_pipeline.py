@@ -178,3 +178,24 @@ def test_word_tokens_as_the_reference(raw, tmp_path, vlen):
         assert any(t.startswith(b"w") for t in tok.reshape(-1))
     with pytest.raises(AlignError, match="not numbers"):
         align("text", {"text": vec, "words": words})
+
+
+def test_dataset_plugin_glue_end_to_end(raw, files, tmp_path):
+    # mfm_bench.data.csd (the CMU dataset plugins) calls prepare_word_level with word tokens as `words`
+    from mfm_bench.data.csd import read_csd_splits
+
+    vec = raw["words"]
+    tokens = np.array([[b"tok"]] * vec.n_rows)
+    write_csd(tmp_path / "tokens.csd", vec.replace(name="words", features=tokens))
+    write_csd(tmp_path / "vectors.csd", vec.replace(name="text"))
+    names = {"words": "tokens.csd", "text": "vectors.csd", "audio": files["acoustic"],
+             "visual": files["visual"], "labels": files["labels"]}
+    folds = standard_folds(list(raw["labels"].keys()), seed=5)
+    splits = read_csd_splits(tmp_path, names, ["text", "audio", "visual"], 7, folds)
+    n = len(splits["train"]["ids"])
+    assert n > 0
+    assert splits["train"]["inputs"]["audio"].shape == (n, 7, raw["acoustic"].feature_shape[0])
+    assert splits["train"]["inputs"]["text"].dtype == np.float32
+    assert np.isfinite(splits["train"]["inputs"]["audio"]).all()
+    assert splits["train"]["labels"].shape == (n, 1)
+    assert splits["train"]["mask"]["text"].any()
