@@ -259,8 +259,9 @@ class MFM(nn.Module):
         factors = self.factorize(used)
         prediction = self.predict(factors)
         losses["label"] = task_loss(self.task, prediction, batch.target)
-        extras: dict[str, Any] = {"codes": {k: (v if self.prior == "kl" and self.training else used[k]).detach()
-                                            for k, v in used.items()}}
+        # codes as the decoders and head saw them: deterministic at evaluation (kl: the means), surrogates
+        # in place of the codes of a missing modality
+        extras: dict[str, Any] = {"codes": {k: v.detach() for k, v in used.items()}}
         if self.decodes:
             steps = self.steps(batch)
             x_hat = self.decode(factors, steps)
