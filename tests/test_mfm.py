@@ -227,3 +227,15 @@ def test_missing_modality_uses_surrogates_per_sample_and_reports_reconstruction(
         o = plain(drop(batch, "text"))
     assert torch.isfinite(o.prediction).all() and "recon_missing_text" in o.extras["metric_sums"]
     assert "recon_text" not in o.losses or float(o.losses["recon_text"]) == 0.0
+
+
+@pytest.mark.parametrize("variant", ["full", "kl"])
+def test_bf16_autocast_keeps_losses_in_float32(variant: str) -> None:
+    ds = dataset()
+    batch = ds.split("train").batch(slice(None))
+    model = mfm(ds.spec, variant=variant, surrogate=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(batch)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in out.losses.values()), \
+        {k: v.dtype for k, v in out.losses.items()}
+    sum(out.losses.values()).backward()
