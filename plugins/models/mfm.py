@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mfm_bench.config import option
@@ -296,7 +295,10 @@ class MFM(nn.Module):
         steps = self.steps(batch)
         for m in self.names:
             sur = self.surrogate_codes(batch, m)
-            term = sum(F.mse_loss(z, codes[c].detach()) for c, z in sur.items())
+            # targets only from samples that have m (a training sample may lack it: its codes say nothing)
+            w = batch.present(m).to(torch.float32)
+            term = sum((((z.float() - codes[c].detach().float()) ** 2).mean(1) * w).sum() / w.sum().clamp_min(1.0)
+                       for c, z in sur.items())
             mse = term if mse is None else mse + term
             if cfg.surrogate_task_weight > 0:
                 replaced = {**{k: v.detach() for k, v in used.items()}, **sur}
