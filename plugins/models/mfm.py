@@ -209,11 +209,15 @@ class MFM(nn.Module):
         call = frozen_call if frozen else (lambda mod, *a: mod(*a))
         return {code: call(self.maps[code], z) for code, z in codes.items()}
 
-    def decode(self, factors: dict[str, torch.Tensor], steps: dict[str, int], frozen: bool = False) -> dict[str, torch.Tensor]:
-        """Reconstructions {modality: [B, T, D] (or [B, D] for vector modalities)}; ``steps[m]`` = T (0: vector)."""
+    def decode(self, factors: dict[str, torch.Tensor], steps: dict[str, int], frozen: bool = False,
+               only: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Reconstructions {modality: [B, T, D] (or [B, D] for vector modalities)}; ``steps[m]`` = T (0: vector).
+        ``only`` restricts decoding to those modalities."""
         call = frozen_call if frozen else (lambda mod, *a: mod(*a))
         out = {}
         for m, reads in self.decoder_inputs.items():
+            if only is not None and m not in only:
+                continue
             f = torch.cat([factors[c] for c in reads], dim=1)  # (B, sum F)
             x_hat = call(self.decoders[m], f, max(steps[m], 1))  # (B, T, D)
             out[m] = x_hat.squeeze(1) if steps[m] == 0 else x_hat
@@ -287,9 +291,10 @@ class MFM(nn.Module):
     def _surrogate_losses(self, batch: Batch, codes: dict[str, torch.Tensor],
                           used: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Surrogate inference training. For each modality m: MSE of the surrogate codes to the full model's codes
-        (detached targets, as the two-stage original), plus the label and reconstruction losses of the model run
-        on the surrogate codes through the same factor maps, decoders and head with their parameters frozen.
-        Only the surrogate encoders learn from these terms, so they cannot degrade the full model."""
+        (detached targets), plus the label loss and m's reconstruction loss of the model run on the surrogate
+        codes through the same factor maps, decoders and head with their parameters frozen. Only the surrogate
+        encoders learn from these terms, so they cannot degrade the full model (the original sums everything
+        into one loss, so there the surrogate terms also pull on the full model)."""
         cfg = self.cfg
         mse = label = recon = None
         steps = self.steps(batch)
@@ -305,9 +310,9 @@ class MFM(nn.Module):
                 factors = self.factorize(replaced, frozen=True)
                 lt = task_loss(self.task, self.predict(factors, frozen=True), batch.target)
                 label = lt if label is None else label + lt
-                if self.decodes:
-                    errs = self.recon_errors(self.decode(factors, steps, frozen=True), batch)
-                    rt = sum(self.lambda_x(k) * e.mean() for k, e in errs.items())
+                if self.decodes:  # the missing modality's reconstruction, as the original
+                    err = self.recon_errors(self.decode(factors, steps, frozen=True, only=[m]), batch)[m]
+                    rt = self.lambda_x(m) * (err * w).sum() / w.sum().clamp_min(1.0)
                     recon = rt if recon is None else recon + rt
         out = {"surrogate": cfg.lambda_surrogate * mse}
         if label is not None:
