@@ -185,5 +185,5 @@ def test_datasets_without_public_files_explain_where_to_put_them():
     with pytest.raises(fetch.FetchError, match="iemocap_data.pkl"):
         fetch.plan("iemocap")
     csd = fetch.plan("cmu-mosei", modalities=["audio"])
-    assert [f.local for f in csd] == ["csd/CMU_MOSEI/CMU_MOSEI_TimestampedWords.csd", "csd/CMU_MOSEI/CMU_MOSEI_COVAREP.csd",
-                                      "csd/CMU_MOSEI/CMU_MOSEI_Labels.csd"]
+    assert [f.local for f in csd] == ["csd/CMU_MOSEI/CMU_MOSEI_TimestampedWordVectors.csd",
+                                      "csd/CMU_MOSEI/CMU_MOSEI_COVAREP.csd", "csd/CMU_MOSEI/CMU_MOSEI_Labels.csd"]

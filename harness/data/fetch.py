@@ -175,7 +175,9 @@ def plan(dataset: str, fmt: str | None = None, modalities: list[str] | None = No
         defaults = {"text": "glove_vectors", "audio": "COVAREP",
                     "visual": "FACET 4.1" if dataset == "cmu-mosi" else "FACET 4.2"}
         table = manifests.CSD_FILES[dataset]
-        for feature in ["words", *[defaults[m] for m in mods], "labels"]:
+        # the word vectors time the words (the alignment reference), so they are needed even without text
+        feats = ["glove_vectors", *[defaults[m] for m in mods if m != "text"], "labels"]
+        for feature in feats:
             name = manifests.csd_local_name(table[feature])
             out.append(RemoteFile(manifests.CMU_BASE_URL + table[feature], f"csd/{folder}/{name}", f"{folder}/{name}"))
     return out
