@@ -95,3 +95,39 @@ def test_cmu_mosei_emotions_from_csd_labels(tmp_path, monkeypatch):
     ds = get_registry().build("dataset", "cmu-mosei", path=str(tmp_path), label="emotions")
     assert ds.format == "csd" and ds.spec.task.kind == "multi_regression" and len(ds.spec.task.targets) == 6
     assert ds.split("valid").target.shape == (10, 6)
+
+
+@pytest.mark.skipif(not hasattr(align, "write_csd") or not hasattr(align, "prepare_word_level"),
+                    reason="the alignment module is not in this installation")
+def test_cmu_mosi_from_real_csd_files_end_to_end(tmp_path):
+    """Small .csd files written with the alignment module's writer, prepared through the real pipeline."""
+    folds = folds_of("cmu-mosi")
+    vids = folds["train"][:2] + folds["valid"][:1] + folds["test"][:1]
+    rng = np.random.default_rng(0)
+
+    def frames(name, rate, dim):
+        t = np.arange(int(4.0 * rate)) / rate
+        return align.CompSeq.from_dict(name, {v: (np.stack([t, t + 1 / rate], 1), rng.normal(size=(len(t), dim)))
+                                              for v in vids})
+
+    t = np.arange(0, 4.0, 0.25)  # 16 words of 0.2 s per video
+    words = align.CompSeq.from_dict("glove_vectors", {v: (np.stack([t, t + 0.2], 1), rng.normal(size=(16, 300)))
+                                                      for v in vids})
+    labels = {v: rng.uniform(-3, 3, size=(2, 1)) for v in vids}
+    d = tmp_path / "csd" / "CMU_MOSI"
+    d.mkdir(parents=True)
+    align.write_csd(d / "CMU_MOSI_TimestampedWordVectors.csd", words)
+    align.write_csd(d / "CMU_MOSI_COVAREP.csd", frames("COVAREP", 50, 74))
+    align.write_csd(d / "CMU_MOSI_Visual_Facet_41.csd", frames("FACET_4.1", 15, 47))
+    align.write_csd(d / "CMU_MOSI_Opinion_Labels.csd", align.CompSeq.from_dict(
+        "labels", {v: (np.array([[0.0, 2.0], [2.0, 4.0]]), y) for v, y in labels.items()}))
+    ds = get_registry().build("dataset", "cmu-mosi", path=str(tmp_path), seq_len=10, normalize=False)
+    assert ds.format == "csd" and ds.spec.input_dims == {"text": 300, "audio": 74, "visual": 47}
+    tr = ds.split("train")
+    assert tr.ids == [f"{v}[{k}]" for v in vids[:2] for k in (0, 1)]
+    np.testing.assert_allclose(tr.target.numpy(), np.concatenate([labels[v][:, 0] for v in vids[:2]]), rtol=1e-6)
+    # 8 words per 2 s segment, left-padded to 10 steps
+    assert tr.mask["text"].sum(1).tolist() == [8, 8, 8, 8] and not tr.mask["text"][:, :2].any()
+    # the text modality is the word vectors themselves
+    np.testing.assert_allclose(tr.inputs["text"][0, 2:].numpy(), words[vids[0]].features[:8], rtol=1e-5)
+    assert len(ds.split("valid")) == 2 and len(ds.split("test")) == 2
