@@ -252,3 +252,21 @@ def fetch_dataset(
     if failures:
         raise FetchError(f"{dataset}: {len(failures)} of {len(files)} files failed:\n  " + "\n  ".join(failures))
     return done
+
+
+def prefetch_suite(suite, registry=None, log=None) -> None:
+    """For ``fetch: true`` suites: download, before any training, whatever each dataset of ``suite`` lacks.
+
+    Datasets whose plugins cannot fetch (generated data, third-party plugins without ``ensure_data``) are skipped.
+    """
+    from mfm_bench.registry import get_registry
+
+    reg = registry or get_registry()
+    for ref in suite.datasets:
+        factory = reg.get("dataset", ref.name).factory
+        ensure = getattr(factory, "ensure_data", None)
+        if ensure is None:
+            continue
+        folder = ensure(reg.config_of("dataset", ref.name, ref.params))
+        if log:
+            log(f"{ref.name}: data in {folder}")
