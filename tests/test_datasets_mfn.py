@@ -26,6 +26,15 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MFM_BENCH_DATA", str(tmp_path / "nodata"))
 
 
+@pytest.fixture()
+def one_thread():
+    """Small LSTMs train faster on one thread, and far faster on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def build(name, **params):
     return get_registry().build("dataset", name, **params)
 
@@ -194,7 +203,7 @@ def test_real_ict_mmmo_and_youtube_without_text(monkeypatch):
 
 
 @needs_real
-def test_short_training_on_real_ict_mmmo_learns(monkeypatch):
+def test_short_training_on_real_ict_mmmo_learns(monkeypatch, one_thread):
     """The core Trainer fits the supervised baseline on the real acoustic + visual data."""
     from mfm_bench.training import TrainConfig, Trainer
 
@@ -208,7 +217,7 @@ def test_short_training_on_real_ict_mmmo_learns(monkeypatch):
 
 
 @needs_real
-def test_runner_on_real_youtube_and_ict_mmmo(tmp_path, monkeypatch):
+def test_runner_on_real_youtube_and_ict_mmmo(tmp_path, monkeypatch, one_thread):
     from mfm_bench.results import ResultStore
     from mfm_bench.runner import run_suite
     from mfm_bench.suite import load_suite
