@@ -214,11 +214,6 @@ class RealDataset:
         return rows
 
 
-def with_fields(cfg: Any, **changes: Any) -> Any:
-    """A copy of config ``cfg`` with ``changes`` (used by tests)."""
-    return dataclasses.replace(cfg, **changes)
-
-
 # -- the MFN per-dataset folder layout, shared by ICT-MMMO, YouTube, POM and MOUD ---------------------------
 def mfn_folder_files(modalities: list[str]) -> list[str]:
     """Files of the MFN folder layout (``audio_train.h5`` ...) that ``modalities`` need, labels included."""
