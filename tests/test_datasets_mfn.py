@@ -203,6 +203,16 @@ def test_real_ict_mmmo_and_youtube_without_text(monkeypatch):
 
 
 @needs_real
+def test_real_cmu_mosi_labels_and_missing_features_are_named(monkeypatch):
+    y = {s: mfn_h5.read_array(REAL / "mosi" / f"y_{s}.h5") for s in ("train", "valid", "test")}
+    assert [len(v) for v in y.values()] == [1284, 229, 686]
+    assert all(np.abs(v).max() <= 3.0 for v in y.values())
+    monkeypatch.setenv("MFM_BENCH_DATA", str(SHARED))
+    with pytest.raises(DataMissingError, match="X_train.h5, X_valid.h5, X_test.h5"):
+        build("cmu-mosi")
+
+
+@needs_real
 def test_short_training_on_real_ict_mmmo_learns(monkeypatch, one_thread):
     """The core Trainer fits the supervised baseline on the real acoustic + visual data."""
     from mfm_bench.training import TrainConfig, Trainer
