@@ -8,3 +8,5 @@ _P = "mfm_bench.plugins.models"
 @hookimpl
 def register_models(register):
     register("supervised", f"{_P}.supervised:SupervisedModel", config=f"{_P}.supervised:SupervisedConfig", help="encoders per modality, a fusion plugin and a task head (the generic baseline)")
+    register("mfm", f"{_P}.mfm:MFM", config=f"{_P}.mfm:MFMConfig", help="Multimodal Factorization Model (Tsai et al. 2019): discriminative + per-modality generative factors, MMD prior, ablations, surrogate inference")
+    register("mctn", f"{_P}.mctn:MCTN", config=f"{_P}.mctn:MCTNConfig", help="Multimodal Cyclic Translation Network: source -> targets translation with a cycle loss; test time reads the source only")

@@ -1,0 +1,175 @@
+"""Interpretation of MFM: how much each reconstructed modality depends on the shared factor F_y versus its own
+generative factor F_a(i), step by step (the paper's Section 4.3 analysis).
+
+For each modality i and step t the saliency of factor F is ``|| d (sum_d x_hat_i[t, d]) / d F ||_2`` per sample,
+averaged over the samples of a split at which step t is real (mask True). Factors are fixed at their values for
+the sample (encoders run without gradients); only the decoder G_i is differentiated.
+
+- :func:`reconstruction_saliency` (model, split) -> rows of (modality, step, factor, grad_norm);
+- :func:`save_saliency` writes ``explain.csv`` and ``explain.png`` (a heat-map) atomically;
+- :func:`explain_run` rebuilds a run from ``<run_dir>/config.json`` and ``model.pt`` (``mfm-bench explain``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+FACTOR_LABELS = {"zy": "F_y"}
+
+
+def factor_label(code: str) -> str:
+    """``zy`` -> ``F_y``; ``za_text`` -> ``F_a(text)``."""
+    return FACTOR_LABELS.get(code, f"F_a({code[len('za_'):]})" if code.startswith("za_") else code)
+
+
+def _check_model(model: Any) -> None:
+    needed = ("encode", "factorize", "decode", "steps", "decoder_inputs")
+    if not all(hasattr(model, n) for n in needed) or not getattr(model, "decoder_inputs"):
+        raise ValueError(f"explain needs an MFM model with decoders (a variant other than discriminative_only); "
+                         f"got {type(model).__name__}")
+
+
+def _batches(split: Any, batch_size: int, device: Any):
+    import torch
+
+    from .contracts import TensorSplit, collate
+
+    if isinstance(split, TensorSplit):
+        for start in range(0, len(split), batch_size):
+            yield split.batch(slice(start, start + batch_size)).to(device)
+        return
+    for batch in torch.utils.data.DataLoader(split, batch_size=batch_size, collate_fn=collate):
+        yield batch.to(device)
+
+
+def reconstruction_saliency(model: Any, split: Any, batch_size: int = 256, device: str = "cpu") -> list[dict[str, Any]]:
+    """Rows ``{"modality", "step", "factor", "grad_norm"}`` for every modality, step and factor its decoder reads."""
+    import torch
+
+    _check_model(model)
+    dev = torch.device(device)
+    model.to(dev).eval()
+    sums: dict[tuple[str, int, str], float] = {}
+    counts: dict[tuple[str, int], float] = {}
+    for batch in _batches(split, batch_size, dev):
+        with torch.no_grad():
+            codes = model.encode(batch)[0]
+            factors = model.factorize(codes)
+        factors = {k: v.detach().requires_grad_(True) for k, v in factors.items()}
+        steps = model.steps(batch)
+        with torch.enable_grad():
+            x_hat = model.decode(factors, steps)
+            for m, reads in model.decoder_inputs.items():
+                xm = x_hat[m] if x_hat[m].dim() == 3 else x_hat[m].unsqueeze(1)  # (B, T, D)
+                mask = batch.mask[m].reshape(xm.shape[0], -1).bool()
+                if mask.shape[1] != xm.shape[1]:
+                    mask = mask.any(1, keepdim=True).expand(-1, xm.shape[1])
+                inputs = [factors[c] for c in reads]
+                for t in range(xm.shape[1]):
+                    grads = torch.autograd.grad(xm[:, t].sum(), inputs, retain_graph=True)
+                    real = mask[:, t].to(xm.dtype)  # (B,)
+                    counts[(m, t)] = counts.get((m, t), 0.0) + float(real.sum())
+                    for c, g in zip(reads, grads):
+                        key = (m, t, factor_label(c))
+                        sums[key] = sums.get(key, 0.0) + float((g.norm(dim=1) * real).sum())
+    rows = []
+    for (m, t, f), s in sums.items():
+        n = counts[(m, t)]
+        rows.append({"modality": m, "step": t, "factor": f, "grad_norm": s / n if n > 0 else float("nan")})
+    return rows
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_saliency(rows: list[dict[str, Any]], out_dir: str | os.PathLike, stem: str = "explain") -> tuple[Path, Path]:
+    """Write ``<stem>.csv`` (modality, step, factor, grad_norm) and ``<stem>.png`` (one heat-map row per modality and
+    factor, steps across) into ``out_dir``; return both paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    out = Path(out_dir)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["modality", "step", "factor", "grad_norm"], lineterminator="\n")
+    w.writeheader()
+    for r in sorted(rows, key=lambda r: (r["modality"], r["factor"], r["step"])):
+        w.writerow({**r, "grad_norm": f"{r['grad_norm']:.6g}"})
+    csv_path = out / f"{stem}.csv"
+    _atomic_write(csv_path, buf.getvalue().encode())
+
+    labels = sorted({(r["modality"], r["factor"]) for r in rows}, key=lambda k: (k[0], k[1] != "F_y", k[1]))
+    T = max(r["step"] for r in rows) + 1 if rows else 1
+    grid = np.full((len(labels), T), np.nan)
+    index = {k: i for i, k in enumerate(labels)}
+    for r in rows:
+        grid[index[(r["modality"], r["factor"])], r["step"]] = r["grad_norm"]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * T + 3), 0.5 * len(labels) + 1.5))
+    im = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
+    ax.set_yticks(range(len(labels)), [f"{m}: {f}" for m, f in labels])
+    ax.set_xlabel("time step t")
+    ax.set_title("||d x_hat_i[t] / d F||, mean over samples")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120)
+    plt.close(fig)
+    png_path = out / f"{stem}.png"
+    _atomic_write(png_path, png.getvalue())
+    return csv_path, png_path
+
+
+def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> tuple[Any, Any, dict[str, Any]]:
+    """(model with its trained weights, dataset, resolved config) of a run folder written by the runner."""
+    import torch
+
+    from .registry import get_registry
+
+    run = Path(run_dir)
+    cfg_path, weights = run / "config.json", run / "model.pt"
+    for p in (cfg_path, weights):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} not found: RUN_DIR must be a run folder (<out>/runs/<run_id>) "
+                                    "holding config.json and model.pt")
+    try:
+        config = json.loads(cfg_path.read_text())
+        ds_cfg, model_cfg = config["dataset"], config["model"]
+        ds_name, model_name = ds_cfg["name"], model_cfg["name"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{cfg_path}: expected JSON with dataset.name and model.name ({e})") from None
+    reg = get_registry()
+    dataset = reg.build("dataset", ds_name, **(ds_cfg.get("params") or {}))
+    model = reg.build("model", model_name, dataset.spec, **(model_cfg.get("params") or {}))
+    state = torch.load(weights, map_location=device, weights_only=True)
+    model.load_state_dict(state)
+    return model, dataset, config
+
+
+def explain_run(run_dir: str | os.PathLike, split: str = "test", out_dir: str | os.PathLike | None = None,
+                device: str = "cpu", batch_size: int = 256) -> tuple[Path, Path]:
+    """Load a run, compute :func:`reconstruction_saliency` on ``split`` and save CSV and PNG (into the run folder
+    unless ``out_dir`` is given)."""
+    model, dataset, _ = load_run(run_dir, device)
+    rows = reconstruction_saliency(model, dataset.split(split), batch_size=batch_size, device=device)
+    return save_saliency(rows, out_dir or run_dir)
+
+
+__all__ = ["reconstruction_saliency", "save_saliency", "load_run", "explain_run", "factor_label"]

@@ -1,0 +1,53 @@
+"""``ef_lstm``: early fusion over time (EF-LSTM); the modalities are concatenated at every step and one LSTM reads them.
+
+Follows the EF-LSTM baseline of Zadeh et al., "Memory Fusion Network for Multi-view Sequential Learning"
+(AAAI 2018) and "Tensor Fusion Network for Multimodal Sentiment Analysis" (EMNLP 2017): word-aligned
+features of every modality are concatenated at each time step and a single LSTM models the joint sequence.
+
+It needs aligned sequences (the same number of steps for every modality); a missing modality contributes
+zeros, and a step counts as real when any modality has a real value there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mfm_bench.config import option
+from mfm_bench.nn import last_valid
+
+
+@dataclass
+class EFLSTMConfig:
+    hidden: int = option(64, "LSTM hidden size (per direction); the fused vector has this width")
+    layers: int = option(1, "stacked LSTM layers")
+    dropout: float = option(0.1, "dropout between layers and on the fused vector")
+    bidirectional: bool = option(False, "read the joint sequence both ways")
+
+
+class EFLSTMFusion(nn.Module):
+    """Concatenate raw features [B, T, D_m] of every modality per step, one LSTM, state at the last real step."""
+
+    input_kind = "raw"
+
+    def __init__(self, input_dims: dict[str, int], cfg: EFLSTMConfig) -> None:
+        super().__init__()
+        self.names = list(input_dims)
+        self.rnn = nn.LSTM(sum(input_dims.values()), cfg.hidden, num_layers=cfg.layers, batch_first=True,
+                           dropout=cfg.dropout if cfg.layers > 1 else 0.0, bidirectional=cfg.bidirectional)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.output_dim = cfg.hidden * (2 if cfg.bidirectional else 1)
+
+    def forward(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:
+        lengths = {m: inputs[m].shape[1] for m in self.names}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(
+                f"ef_lstm needs aligned modalities (the same number of time steps), got {lengths}; "
+                "align the dataset (e.g. word-level alignment) or use the 'mult' fusion, which takes unaligned sequences"
+            )
+        steps = [inputs[m] * mask[m].unsqueeze(-1).to(inputs[m].dtype) for m in self.names]  # each (B, T, D_m)
+        joint_mask = torch.stack([mask[m] for m in self.names], 0).any(0)  # (B, T)
+        seq, _ = self.rnn(torch.cat(steps, dim=-1))  # (B, T, sum D_m) -> (B, T, H)
+        return self.drop(last_valid(seq, joint_mask))  # (B, H)
