@@ -148,6 +148,10 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
     from tqdm.auto import tqdm
 
     out = Path(out)
+    if suite.fetch:  # download what the datasets lack, before any training
+        from .data.fetch import prefetch_suite
+
+        prefetch_suite(suite, log=log)
     runs = expand(suite, seeds, device)
     counts = {"finished": 0, "failed": 0, "skipped": 0}
     with ResultStore(out) as store:
