@@ -113,6 +113,8 @@ class Batch:
     target: torch.Tensor
     ids: list[str]
     factors: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: the true (inputs, mask) of modalities an evaluation condition removed, for models that rebuild them
+    withheld: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.target.shape[0])
@@ -121,7 +123,9 @@ class Batch:
         def mv(d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             return {k: v.to(device, non_blocking=non_blocking) for k, v in d.items()}
 
-        return Batch(mv(self.inputs), mv(self.mask), self.target.to(device, non_blocking=non_blocking), self.ids, mv(self.factors))
+        withheld = {k: (x.to(device, non_blocking=non_blocking), m.to(device, non_blocking=non_blocking)) for k, (x, m) in self.withheld.items()}
+        return Batch(mv(self.inputs), mv(self.mask), self.target.to(device, non_blocking=non_blocking), self.ids,
+                     mv(self.factors), withheld)
 
     def present(self, modality: str) -> torch.Tensor:
         """[B] bool: which samples have the modality at all (any real step)."""
@@ -129,7 +133,8 @@ class Batch:
         return m.reshape(m.shape[0], -1).any(dim=1)
 
     def replace(self, **changes: Any) -> "Batch":
-        fields = {"inputs": self.inputs, "mask": self.mask, "target": self.target, "ids": self.ids, "factors": self.factors}
+        fields = {"inputs": self.inputs, "mask": self.mask, "target": self.target, "ids": self.ids, "factors": self.factors,
+                  "withheld": self.withheld}
         fields.update(changes)
         return Batch(**fields)
 

@@ -52,7 +52,9 @@ class Condition:
             m = self.modality
             x, mask = batch.inputs[m], batch.mask[m]
             if self.kind == "missing":
-                return batch.replace(inputs={**batch.inputs, m: torch.zeros_like(x)}, mask={**batch.mask, m: torch.zeros_like(mask)})
+                # the truth travels beside the batch so a model that rebuilds the modality can be scored (MFM)
+                return batch.replace(inputs={**batch.inputs, m: torch.zeros_like(x)}, mask={**batch.mask, m: torch.zeros_like(mask)},
+                                     withheld={**batch.withheld, m: (x, mask)})
             noise = torch.randn(x.shape, generator=gen).to(x.device, x.dtype) * self.std
             real = mask.reshape(*mask.shape, *([1] * (x.dim() - mask.dim()))).to(x.dtype)
             return batch.replace(inputs={**batch.inputs, m: x + noise * real})

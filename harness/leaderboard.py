@@ -65,11 +65,20 @@ def collect(store: ResultStore) -> dict[str, Any]:
 
 def _columns(rows: dict[str, Any], probes: bool) -> list[str]:
     metrics = {m for r in rows.values() for m in r["metrics"]}
-    if probes:
-        return sorted(m for m in metrics if m.startswith("probe_"))
     main = [m for m in ORDER if m in metrics]
     other = sorted(m for m in metrics if m not in ORDER and m not in COST and not m.startswith("probe_"))
     return main + other + [m for m in COST if m in metrics]
+
+
+def _probe_rows(rows: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(model, code, {factor: stats}) from metrics named ``probe_<factor>_from_<code>``."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for label, r in rows.items():
+        for m, st in r["metrics"].items():
+            if m.startswith("probe_") and "_from_" in m:
+                factor, code = m[len("probe_"):].rsplit("_from_", 1)
+                out.setdefault((label, code), {})[factor] = st
+    return [(label, code, per) for (label, code), per in out.items()]
 
 
 def _best(rows: dict[str, Any], metric: str) -> float | None:
@@ -109,10 +118,8 @@ def markdown(data: dict[str, Any]) -> str:
     for ds, conds in data["datasets"].items():
         lines += [f"## {ds}", ""]
         clean = conds.get("clean", {})
-        for title, probes in (("clean test split", False), ("linear probes: R² of each true factor from each code", True)):
-            cols = _columns(clean, probes)
-            if not cols:
-                continue
+        cols = _columns(clean, probes=False)
+        if cols:
             best = {m: _best(clean, m) for m in cols}
             rows = []
             for label, r in clean.items():
@@ -124,7 +131,13 @@ def markdown(data: dict[str, Any]) -> str:
                         cell = f"**{cell}**"
                     cells.append(cell)
                 rows.append([label, r["seeds"], *cells])
-            lines += [f"### {title}", "", tabulate(rows, headers=["model", "seeds", *[_arrow(m) for m in cols]], tablefmt="github"), ""]
+            lines += ["### clean test split", "", tabulate(rows, headers=["model", "seeds", *[_arrow(m) for m in cols]], tablefmt="github"), ""]
+        probe_rows = _probe_rows(clean)
+        if probe_rows:
+            factors = sorted({f for _, _, per in probe_rows for f in per})
+            rows = [[label, code, *[_fmt(per[f], "probe") if f in per else "-" for f in factors]] for label, code, per in probe_rows]
+            lines += ["### linear probes: test R² of each true factor (columns) from each learned code (rows)", "",
+                      tabulate(rows, headers=["model", "code", *factors], tablefmt="github"), ""]
         others = [c for c in conds if c != "clean"]
         if others:
             main = next((m for m in ORDER if any(m in r["metrics"] for r in clean.values())), None)

@@ -88,6 +88,8 @@ def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
     (The original code sums over the batch as well, which ties the weight to the batch size.)
     """
+    if mu.dtype in (torch.float16, torch.bfloat16):  # keep the sum accurate under autocast
+        mu, logvar = mu.float(), logvar.float()
     kl = -0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp())  # (B, D)
     return kl.sum(dim=1).mean()
 

@@ -40,11 +40,17 @@ def run_id(config: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = None) -> list[Run]:
+#: train options that change how fast a run goes, not what it computes: left out of run ids
+NOT_IN_ID = ("device", "threads")
+
+
+def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = None, threads: int | None = None) -> list[Run]:
     """The grid of runs, in dataset, model, seed order."""
     train = dict(suite.train)
     if device:
         train["device"] = device
+    if threads is not None:
+        train["threads"] = threads
     runs = []
     for d in suite.datasets:
         for m in suite.models:
@@ -56,8 +62,7 @@ def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = No
                     "train": train,
                     "evaluate": {"conditions": [c.name for c in suite.conditions], "probes": suite.probes},
                 }
-                # the device does not change what a run means; keep it out of the id
-                key = {**config, "train": {k: v for k, v in train.items() if k != "device"}}
+                key = {**config, "train": {k: v for k, v in train.items() if k not in NOT_IN_ID}}
                 runs.append(Run(run_id(key), suite.name, m.label, d.label, config))
     return runs
 
@@ -143,12 +148,17 @@ def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any], p
 
 
 def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bool = False, seeds: list[int] | None = None,
-              device: str | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, int]:
+              device: str | None = None, progress: bool = True, log: Callable[[str], None] = print,
+              threads: int | None = None) -> dict[str, int]:
     """Run every run of the grid not yet finished (with ``resume``); returns counts by status."""
     from tqdm.auto import tqdm
 
     out = Path(out)
-    runs = expand(suite, seeds, device)
+    if suite.fetch:  # download what the datasets lack, before any training
+        from .data.fetch import prefetch_suite
+
+        prefetch_suite(suite, log=log)
+    runs = expand(suite, seeds, device, threads)
     counts = {"finished": 0, "failed": 0, "skipped": 0}
     with ResultStore(out) as store:
         done = {r.id for r in runs if store.status(r.id) == "finished"}

@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 
+# The tests' models are tiny: one intra-op thread is faster than two and does not oversubscribe a shared CI
+# machine (set before torch is imported; subprocesses inherit it).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

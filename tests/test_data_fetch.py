@@ -90,12 +90,13 @@ def test_git_blob_sha1_matches_git(tmp_path):
 @needs_real
 def test_shared_copy_matches_the_manifest():
     checked = 0
-    for _repo_path, local, blob, _size in manifests.mfn_files_for("youtube") + manifests.mfn_files_for("ict-mmmo"):
+    files = manifests.mfn_files_for("youtube") + manifests.mfn_files_for("ict-mmmo") + manifests.mfn_files_for("cmu-mosi")
+    for _repo_path, local, blob, _size in files:
         p = SHARED / local
         if p.is_file():
             assert fetch.git_blob_sha1(p) == blob, local
             checked += 1
-    assert checked == 22
+    assert checked == 25
 
 
 @needs_real
@@ -185,5 +186,5 @@ def test_datasets_without_public_files_explain_where_to_put_them():
     with pytest.raises(fetch.FetchError, match="iemocap_data.pkl"):
         fetch.plan("iemocap")
     csd = fetch.plan("cmu-mosei", modalities=["audio"])
-    assert [f.local for f in csd] == ["csd/CMU_MOSEI/CMU_MOSEI_TimestampedWords.csd", "csd/CMU_MOSEI/CMU_MOSEI_COVAREP.csd",
-                                      "csd/CMU_MOSEI/CMU_MOSEI_Labels.csd"]
+    assert [f.local for f in csd] == ["csd/CMU_MOSEI/CMU_MOSEI_TimestampedWordVectors.csd",
+                                      "csd/CMU_MOSEI/CMU_MOSEI_COVAREP.csd", "csd/CMU_MOSEI/CMU_MOSEI_Labels.csd"]

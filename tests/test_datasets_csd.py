@@ -26,7 +26,7 @@ def test_standard_folds_are_disjoint_with_the_standard_sizes(name, sizes):
 
 
 def fake_prepare(calls, label_dim, dims=None):
-    dims = dims or {"text": 300, "audio": 74, "visual": 47}
+    dims = dims or {"words": 300, "audio": 74, "visual": 47}
 
     def prepare_word_level(paths, words, labels, seq_len, folds):
         calls.append(dict(paths=paths, words=words, labels=labels, seq_len=seq_len, folds=folds))
@@ -55,15 +55,15 @@ def test_cmu_mosi_csd_calls_the_alignment_with_standard_files_and_folds(tmp_path
     calls = []
     monkeypatch.setattr(align, "prepare_word_level", fake_prepare(calls, 1), raising=False)
     folder = tmp_path / "csd" / "CMU_MOSI"
-    touch_all(folder, ["CMU_MOSI_TimestampedWords.csd", "CMU_MOSI_TimestampedWordVectors.csd", "CMU_MOSI_COVAREP.csd",
-                       "CMU_MOSI_Visual_Facet_41.csd", "CMU_MOSI_Opinion_Labels.csd"])
+    touch_all(folder, ["CMU_MOSI_TimestampedWordVectors.csd", "CMU_MOSI_COVAREP.csd", "CMU_MOSI_Visual_Facet_41.csd",
+                       "CMU_MOSI_Opinion_Labels.csd"])
     ds = get_registry().build("dataset", "cmu-mosi", path=str(tmp_path), format="csd", normalize=False)
     (call,) = calls
     assert call["seq_len"] == 20 and call["words"] == "words" and call["labels"] == "labels"
+    # the word vectors are the reference that times the words, and the text modality
     assert {k: v.rsplit("/", 1)[-1] for k, v in call["paths"].items()} == {
-        "text": "CMU_MOSI_TimestampedWordVectors.csd", "audio": "CMU_MOSI_COVAREP.csd",
-        "visual": "CMU_MOSI_Visual_Facet_41.csd", "words": "CMU_MOSI_TimestampedWords.csd",
-        "labels": "CMU_MOSI_Opinion_Labels.csd"}
+        "words": "CMU_MOSI_TimestampedWordVectors.csd", "audio": "CMU_MOSI_COVAREP.csd",
+        "visual": "CMU_MOSI_Visual_Facet_41.csd", "labels": "CMU_MOSI_Opinion_Labels.csd"}
     assert call["folds"] == folds_of("cmu-mosi")
     assert ds.spec.input_dims == {"text": 300, "audio": 74, "visual": 47} and ds.spec.task.kind == "regression"
     tr = ds.split("train")
@@ -73,9 +73,13 @@ def test_cmu_mosi_csd_calls_the_alignment_with_standard_files_and_folds(tmp_path
 
 def test_csd_missing_feature_file_is_named(tmp_path, monkeypatch):
     folder = tmp_path / "csd" / "CMU_MOSI"
-    touch_all(folder, ["CMU_MOSI_TimestampedWords.csd", "CMU_MOSI_COVAREP.csd", "CMU_MOSI_Opinion_Labels.csd"])
-    with pytest.raises(FileNotFoundError, match="CMU_MOSI_TimestampedWordVectors.csd"):
+    touch_all(folder, ["CMU_MOSI_COVAREP.csd", "CMU_MOSI_Opinion_Labels.csd"])
+    with pytest.raises(FileNotFoundError, match="CMU_MOSI_Visual_Facet_41.csd"):
         get_registry().build("dataset", "cmu-mosi", path=str(tmp_path), format="csd")
+    # acoustic only still needs the word vectors: they time the words
+    with pytest.raises(FileNotFoundError, match="CMU_MOSI_TimestampedWordVectors.csd"):
+        get_registry().build("dataset", "cmu-mosi", path=str(tmp_path), format="csd", modalities=["audio"])
+    touch_all(folder, ["CMU_MOSI_TimestampedWordVectors.csd"])
     calls = []
     monkeypatch.setattr(align, "prepare_word_level", fake_prepare(calls, 1), raising=False)
     ds = get_registry().build("dataset", "cmu-mosi", path=str(tmp_path), format="csd", modalities=["audio"])
@@ -84,10 +88,46 @@ def test_csd_missing_feature_file_is_named(tmp_path, monkeypatch):
 
 def test_cmu_mosei_emotions_from_csd_labels(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(align, "prepare_word_level", fake_prepare(calls, 7, {"text": 300, "audio": 74, "visual": 35}),
+    monkeypatch.setattr(align, "prepare_word_level", fake_prepare(calls, 7, {"words": 300, "audio": 74, "visual": 35}),
                         raising=False)
-    touch_all(tmp_path / "csd" / "CMU_MOSEI", ["CMU_MOSEI_TimestampedWords.csd", "CMU_MOSEI_TimestampedWordVectors.csd",
-                                              "CMU_MOSEI_COVAREP.csd", "CMU_MOSEI_VisualFacet42.csd", "CMU_MOSEI_Labels.csd"])
+    touch_all(tmp_path / "csd" / "CMU_MOSEI", ["CMU_MOSEI_TimestampedWordVectors.csd", "CMU_MOSEI_COVAREP.csd",
+                                              "CMU_MOSEI_VisualFacet42.csd", "CMU_MOSEI_Labels.csd"])
     ds = get_registry().build("dataset", "cmu-mosei", path=str(tmp_path), label="emotions")
     assert ds.format == "csd" and ds.spec.task.kind == "multi_regression" and len(ds.spec.task.targets) == 6
     assert ds.split("valid").target.shape == (10, 6)
+
+
+@pytest.mark.skipif(not hasattr(align, "write_csd") or not hasattr(align, "prepare_word_level"),
+                    reason="the alignment module is not in this installation")
+def test_cmu_mosi_from_real_csd_files_end_to_end(tmp_path):
+    """Small .csd files written with the alignment module's writer, prepared through the real pipeline."""
+    folds = folds_of("cmu-mosi")
+    vids = folds["train"][:2] + folds["valid"][:1] + folds["test"][:1]
+    rng = np.random.default_rng(0)
+
+    def frames(name, rate, dim):
+        t = np.arange(int(4.0 * rate)) / rate
+        return align.CompSeq.from_dict(name, {v: (np.stack([t, t + 1 / rate], 1), rng.normal(size=(len(t), dim)))
+                                              for v in vids})
+
+    t = np.arange(0, 4.0, 0.25)  # 16 words of 0.2 s per video
+    words = align.CompSeq.from_dict("glove_vectors", {v: (np.stack([t, t + 0.2], 1), rng.normal(size=(16, 300)))
+                                                      for v in vids})
+    labels = {v: rng.uniform(-3, 3, size=(2, 1)) for v in vids}
+    d = tmp_path / "csd" / "CMU_MOSI"
+    d.mkdir(parents=True)
+    align.write_csd(d / "CMU_MOSI_TimestampedWordVectors.csd", words)
+    align.write_csd(d / "CMU_MOSI_COVAREP.csd", frames("COVAREP", 50, 74))
+    align.write_csd(d / "CMU_MOSI_Visual_Facet_41.csd", frames("FACET_4.1", 15, 47))
+    align.write_csd(d / "CMU_MOSI_Opinion_Labels.csd", align.CompSeq.from_dict(
+        "labels", {v: (np.array([[0.0, 2.0], [2.0, 4.0]]), y) for v, y in labels.items()}))
+    ds = get_registry().build("dataset", "cmu-mosi", path=str(tmp_path), seq_len=10, normalize=False)
+    assert ds.format == "csd" and ds.spec.input_dims == {"text": 300, "audio": 74, "visual": 47}
+    tr = ds.split("train")
+    assert tr.ids == [f"{v}[{k}]" for v in vids[:2] for k in (0, 1)]
+    np.testing.assert_allclose(tr.target.numpy(), np.concatenate([labels[v][:, 0] for v in vids[:2]]), rtol=1e-6)
+    # 8 words per 2 s segment, left-padded to 10 steps
+    assert tr.mask["text"].sum(1).tolist() == [8, 8, 8, 8] and not tr.mask["text"][:, :2].any()
+    # the text modality is the word vectors themselves
+    np.testing.assert_allclose(tr.inputs["text"][0, 2:].numpy(), words[vids[0]].features[:8], rtol=1e-5)
+    assert len(ds.split("valid")) == 2 and len(ds.split("test")) == 2

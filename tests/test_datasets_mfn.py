@@ -26,6 +26,15 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MFM_BENCH_DATA", str(tmp_path / "nodata"))
 
 
+@pytest.fixture()
+def one_thread():
+    """Small LSTMs train faster on one thread, and far faster on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def build(name, **params):
     return get_registry().build("dataset", name, **params)
 
@@ -194,7 +203,17 @@ def test_real_ict_mmmo_and_youtube_without_text(monkeypatch):
 
 
 @needs_real
-def test_short_training_on_real_ict_mmmo_learns(monkeypatch):
+def test_real_cmu_mosi_labels_and_missing_features_are_named(monkeypatch):
+    y = {s: mfn_h5.read_array(REAL / "mosi" / f"y_{s}.h5") for s in ("train", "valid", "test")}
+    assert [len(v) for v in y.values()] == [1284, 229, 686]
+    assert all(np.abs(v).max() <= 3.0 for v in y.values())
+    monkeypatch.setenv("MFM_BENCH_DATA", str(SHARED))
+    with pytest.raises(DataMissingError, match="X_train.h5, X_valid.h5, X_test.h5"):
+        build("cmu-mosi")
+
+
+@needs_real
+def test_short_training_on_real_ict_mmmo_learns(monkeypatch, one_thread):
     """The core Trainer fits the supervised baseline on the real acoustic + visual data."""
     from mfm_bench.training import TrainConfig, Trainer
 
@@ -208,7 +227,7 @@ def test_short_training_on_real_ict_mmmo_learns(monkeypatch):
 
 
 @needs_real
-def test_runner_on_real_youtube_and_ict_mmmo(tmp_path, monkeypatch):
+def test_runner_on_real_youtube_and_ict_mmmo(tmp_path, monkeypatch, one_thread):
     from mfm_bench.results import ResultStore
     from mfm_bench.runner import run_suite
     from mfm_bench.suite import load_suite

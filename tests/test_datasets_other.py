@@ -116,3 +116,35 @@ def test_fetch_command_reports_failure(tmp_path, capsys):
     assert main(["fetch", "youtube", "--modalities", "audio,smell"]) == 2
     assert main(["fetch", "iemocap", "--to", str(tmp_path)]) == 1
     assert "no pinned public download" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (SHARED / "mfn-h5" / "youtube" / "y_train.h5").is_file(), reason="../shared/data absent")
+def test_prefetch_suite_downloads_what_a_fetch_true_suite_lacks(tmp_path, monkeypatch, write_suite):
+    import http.server
+    import threading
+    from functools import partial
+
+    from mfm_bench.data.fetch import prefetch_suite
+    from mfm_bench.suite import load_suite
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(SHARED / "mfn-h5")))
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    try:
+        monkeypatch.setenv("MFM_BENCH_MIRROR", f"http://127.0.0.1:{httpd.server_address[1]}")
+        home = tmp_path / "home"
+        monkeypatch.setenv("MFM_BENCH_DATA", str(home))
+        suite = load_suite(write_suite("""name: f
+fetch: true
+datasets:
+  - {name: ict-mmmo, params: {modalities: [visual]}}
+  - {name: synthetic-factors, params: {n_train: 10}}
+models: [supervised]
+"""))
+        prefetch_suite(suite)
+        got = sorted(p.name for p in (home / "mfn-h5" / "mmmo").iterdir())
+        assert got == sorted([f"video_{s}.h5" for s in ("train", "valid", "test")] + [f"y_{s}.h5" for s in ("train", "valid", "test")])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        t.join()

@@ -227,3 +227,32 @@ def test_missing_modality_uses_surrogates_per_sample_and_reports_reconstruction(
         o = plain(drop(batch, "text"))
     assert torch.isfinite(o.prediction).all() and "recon_missing_text" in o.extras["metric_sums"]
     assert "recon_text" not in o.losses or float(o.losses["recon_text"]) == 0.0
+
+
+@pytest.mark.parametrize("variant", ["full", "kl"])
+def test_bf16_autocast_keeps_losses_in_float32(variant: str) -> None:
+    ds = dataset()
+    batch = ds.split("train").batch(slice(None))
+    model = mfm(ds.spec, variant=variant, surrogate=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(batch)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in out.losses.values()), \
+        {k: v.dtype for k, v in out.losses.items()}
+    sum(out.losses.values()).backward()
+
+
+def test_surrogate_targets_skip_training_samples_that_lack_the_modality() -> None:
+    torch.manual_seed(0)
+    ds = dataset()
+    full = ds.split("train").batch(slice(None))
+    rows = torch.arange(len(full)) < 10
+    batch = drop(full, "audio", rows)
+    model = mfm(ds.spec, surrogate=True, lambda_surrogate=2.0).train()
+    out = model(batch)
+    codes = model.encode(batch)[0]
+    expect = 0.0
+    for m in ("text", "audio", "visual"):
+        keep = batch.present(m)
+        for c, z in model.surrogate_codes(batch, m).items():
+            expect = expect + ((z - codes[c]) ** 2).mean(1)[keep].mean()
+    assert float(out.losses["surrogate"].detach()) == pytest.approx(2.0 * float(expect.detach()), rel=1e-5)

@@ -72,3 +72,38 @@ def test_explain_refuses_models_without_decoders() -> None:
     model = reg.build("model", "mfm", ds.spec, **{**TINY, "variant": "discriminative_only"})
     with pytest.raises(ValueError, match="decoders"):
         reconstruction_saliency(model, ds.split("test"))
+
+
+SUITE = """
+name: mfm-tiny
+datasets:
+  - {name: synthetic-factors, params: {n_train: 48, n_valid: 16, n_test: 16, dims: {text: 5, audio: 3}, seq_len: 5, min_len: 3}}
+models:
+  - {name: mfm, params: {surrogate: true, zy: 6, za: 4, fy: 5, fa: 3, encoder_params: {hidden: 6}, fusion_params: {hidden: 4, memory: 4}}}
+seeds: [0]
+train: {epochs: 2, batch_size: 16, device: cpu, scheduler: plateau}
+evaluate: {conditions: [clean, {missing: audio}]}
+"""
+
+
+def test_runner_trains_mfm_records_probes_and_explain_reads_the_run(write_suite, tmp_path) -> None:
+    from mfm_bench.results import ResultStore
+    from mfm_bench.runner import run_suite
+    from mfm_bench.suite import load_suite
+
+    out = tmp_path / "out"
+    counts = run_suite(load_suite(write_suite(SUITE)), out, progress=False, log=lambda s: None)
+    assert counts["finished"] == 1 and counts["failed"] == 0
+    with ResultStore(out) as store:
+        (run,) = store.runs()
+        rows = store.metrics(run["id"])
+    run_dir = out / "runs" / run["id"]
+    metrics: dict[str, set[str]] = {}
+    for r in rows:
+        metrics.setdefault(r["condition"], set()).add(r["metric"])
+    assert {"probe_shared_from_zy", "probe_private_audio_from_za_audio"} <= metrics["clean"]
+    assert "mae" in metrics["missing:audio"]
+    assert main(["explain", str(run_dir)]) == 0
+    with open(run_dir / "explain.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["factor"] for r in rows} == {"F_y", "F_a(text)", "F_a(audio)"} and len(rows) == 2 * 5 * 2

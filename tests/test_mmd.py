@@ -78,6 +78,7 @@ def test_kl_matches_closed_form_and_reparameterisation() -> None:
     ref = np.mean(np.sum(-0.5 * (1 + logvar - mu**2 - np.exp(logvar)), axis=1))
     assert float(kl_standard_normal(torch.from_numpy(mu), torch.from_numpy(logvar))) == pytest.approx(ref, abs=1e-12)
     assert float(kl_standard_normal(torch.zeros(4, 3), torch.zeros(4, 3))) == 0.0
+    assert kl_standard_normal(torch.ones(4, 3).bfloat16(), torch.zeros(4, 3).bfloat16()).dtype == torch.float32
     torch.manual_seed(0)
     m, lv = torch.full((20000, 2), 1.5), torch.full((20000, 2), np.log(0.25))
     z = reparameterise(m, lv)

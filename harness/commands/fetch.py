@@ -47,4 +47,6 @@ def run(args) -> int:
         return 1
     root = args.to or data_home()
     print(f"{args.dataset}: {len(files)} files verified under {root}")
+    if args.to is not None and args.to.expanduser().resolve() != data_home().resolve():
+        print(f"(not the data home {data_home()}: set MFM_BENCH_DATA={root} or give the dataset params.path: {root})")
     return 0

@@ -32,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--overwrite", action="store_true", help="run every run again, replacing earlier results")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the suite's train.device")
     p.add_argument("--seeds", type=seeds_arg, help="override the suite's seeds, e.g. 0,1,2")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (override the suite's train.threads; 0: torch's default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         counts = run_suite(suite, out, resume=args.resume, overwrite=args.overwrite, seeds=args.seeds,
-                           device=args.device, progress=not args.no_progress)
+                           device=args.device, progress=not args.no_progress, threads=args.threads)
     except FileExistsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -100,7 +100,16 @@ def load_or_build(
     """
     import datasets as hd
 
-    hd.disable_progress_bars()
+    was_enabled = hd.is_progress_bar_enabled()
+    hd.disable_progress_bars()  # "Saving the dataset" bars, one per split, say nothing useful here
+    try:
+        return _load_or_build(name, sources, params, code_version, build, root, use_cache)
+    finally:
+        if was_enabled:
+            hd.enable_progress_bars()
+
+
+def _load_or_build(name, sources, params, code_version, build, root, use_cache):
     fp = fingerprint(name, sources, params, code_version)
     root = Path(root) if root is not None else cache_home()
     final = root / name / fp

@@ -2,8 +2,11 @@
 
 The dataset plugins name the standard files (:data:`mfm_bench.data.manifests.CSD_FILES`) and folds
 (``plugins/datasets/folds/*.json``); this module maps modalities to files, calls
-``mfm_bench.align.prepare_word_level`` (collapse every feature onto the word intervals, keep ``seq_len`` words,
-left-pad) and converts its output to the splits the plugins prepare further.
+``mfm_bench.align.prepare_word_level`` (average every feature over each word's interval, then cut the labelled
+segments into ``seq_len`` words) and converts its output to the splits the plugins prepare further.
+
+The word-vector sequence (GloVe, ``glove_vectors``) is the reference that times the words, as in the SDK's recipe,
+so it is always read, and it is the ``text`` modality when text is requested.
 """
 
 from __future__ import annotations
@@ -30,14 +33,16 @@ def folds_of(dataset: str) -> dict[str, list[str]]:
 
 
 def csd_file_names(dataset: str, features: dict[str, str]) -> dict[str, str]:
-    """{role: local file name}: each modality's feature file, plus ``words`` and ``labels``."""
+    """{role: local file name}: ``words`` (the word-vector sequence, which times the words and is the text
+    modality), each other modality's feature file, and ``labels``."""
     table = CSD_FILES[dataset]
+    chosen = {"text": features.get("text", "glove_vectors"), **{m: f for m, f in features.items() if m != "text"}}
     out = {}
-    for modality, feature in features.items():
-        if feature not in table:
-            raise KeyError(f"{dataset}: no standard CSD feature {feature!r} for {modality}; known: {sorted(table)}")
-        out[modality] = csd_local_name(table[feature])
-    out[WORDS] = csd_local_name(table[WORDS])
+    for modality, feature in chosen.items():
+        if feature not in table or feature in (WORDS, LABELS):
+            known = sorted(k for k in table if k not in (WORDS, LABELS))
+            raise KeyError(f"{dataset}: no standard CSD feature {feature!r} for {modality}; known: {known}")
+        out[WORDS if modality == "text" else modality] = csd_local_name(table[feature])
     out[LABELS] = csd_local_name(table[LABELS])
     return out
 
@@ -55,7 +60,8 @@ def read_csd_splits(folder: Path, files: dict[str, str], modalities: list[str], 
     out = {}
     for split in ("train", "valid", "test"):
         fold = prepared[split]
-        inputs = {m: np.nan_to_num(np.asarray(fold[m], dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        inputs = {m: np.nan_to_num(np.asarray(fold[WORDS if m == "text" else m], dtype=np.float32), nan=0.0,
+                                   posinf=0.0, neginf=0.0)
                   for m in modalities}
         labels = np.asarray(fold[LABELS], dtype=np.float32)
         labels = labels.reshape(labels.shape[0], -1)

@@ -175,7 +175,9 @@ def plan(dataset: str, fmt: str | None = None, modalities: list[str] | None = No
         defaults = {"text": "glove_vectors", "audio": "COVAREP",
                     "visual": "FACET 4.1" if dataset == "cmu-mosi" else "FACET 4.2"}
         table = manifests.CSD_FILES[dataset]
-        for feature in ["words", *[defaults[m] for m in mods], "labels"]:
+        # the word vectors time the words (the alignment reference), so they are needed even without text
+        feats = ["glove_vectors", *[defaults[m] for m in mods if m != "text"], "labels"]
+        for feature in feats:
             name = manifests.csd_local_name(table[feature])
             out.append(RemoteFile(manifests.CMU_BASE_URL + table[feature], f"csd/{folder}/{name}", f"{folder}/{name}"))
     return out
@@ -250,3 +252,21 @@ def fetch_dataset(
     if failures:
         raise FetchError(f"{dataset}: {len(failures)} of {len(files)} files failed:\n  " + "\n  ".join(failures))
     return done
+
+
+def prefetch_suite(suite, registry=None, log=None) -> None:
+    """For ``fetch: true`` suites: download, before any training, whatever each dataset of ``suite`` lacks.
+
+    Datasets whose plugins cannot fetch (generated data, third-party plugins without ``ensure_data``) are skipped.
+    """
+    from mfm_bench.registry import get_registry
+
+    reg = registry or get_registry()
+    for ref in suite.datasets:
+        factory = reg.get("dataset", ref.name).factory
+        ensure = getattr(factory, "ensure_data", None)
+        if ensure is None:
+            continue
+        folder = ensure(reg.config_of("dataset", ref.name, ref.params))
+        if log:
+            log(f"{ref.name}: data in {folder}")

@@ -64,18 +64,6 @@ def step_mask(x: np.ndarray) -> np.ndarray:
     return np.any(x != 0, axis=-1)
 
 
-def fit_length(x: np.ndarray, seq_len: int) -> np.ndarray:
-    """Cut or left-pad (N, T, D) to (N, seq_len, D), keeping the last steps (the real ones are at the end)."""
-    n, t, d = x.shape
-    if t == seq_len:
-        return x
-    if t > seq_len:
-        return x[:, t - seq_len:]
-    out = np.zeros((n, seq_len, d), dtype=x.dtype)
-    out[:, seq_len - t:] = x
-    return out
-
-
 def _features(path: Path, x: np.ndarray, n: int | None = None, dim: int | None = None) -> np.ndarray:
     if x.ndim != 3:
         raise MFNFormatError(f"{path}: expected a (N, steps, dim) array, got shape {x.shape}")

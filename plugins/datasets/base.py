@@ -144,6 +144,14 @@ class RealDataset:
 
         return [data_home() / cls.SUBDIRS[fmt]]
 
+    @classmethod
+    def ensure_data(cls, cfg: RealConfig) -> Path:
+        """Download what ``cfg`` needs when it is not on disk (no preparation); returns the data folder."""
+        obj = cls.__new__(cls)
+        obj.cfg = dataclasses.replace(cfg, fetch=True)
+        obj.modalities = list(cfg.modalities or cls.ALL_MODALITIES)
+        return obj.locate()[1]
+
     def locate(self) -> tuple[str, Path, list[Path]]:
         """(format, folder, source files) of the data to read; fetches first when ``fetch: true``."""
         try:
@@ -204,11 +212,6 @@ class RealDataset:
             folder, missing = best  # type: ignore[misc]
             rows.append({"format": fmt, "folder": str(folder), "missing": missing})
         return rows
-
-
-def with_fields(cfg: Any, **changes: Any) -> Any:
-    """A copy of config ``cfg`` with ``changes`` (used by tests)."""
-    return dataclasses.replace(cfg, **changes)
 
 
 # -- the MFN per-dataset folder layout, shared by ICT-MMMO, YouTube, POM and MOUD ---------------------------

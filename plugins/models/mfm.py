@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mfm_bench.config import option
@@ -210,11 +209,15 @@ class MFM(nn.Module):
         call = frozen_call if frozen else (lambda mod, *a: mod(*a))
         return {code: call(self.maps[code], z) for code, z in codes.items()}
 
-    def decode(self, factors: dict[str, torch.Tensor], steps: dict[str, int], frozen: bool = False) -> dict[str, torch.Tensor]:
-        """Reconstructions {modality: [B, T, D] (or [B, D] for vector modalities)}; ``steps[m]`` = T (0: vector)."""
+    def decode(self, factors: dict[str, torch.Tensor], steps: dict[str, int], frozen: bool = False,
+               only: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Reconstructions {modality: [B, T, D] (or [B, D] for vector modalities)}; ``steps[m]`` = T (0: vector).
+        ``only`` restricts decoding to those modalities."""
         call = frozen_call if frozen else (lambda mod, *a: mod(*a))
         out = {}
         for m, reads in self.decoder_inputs.items():
+            if only is not None and m not in only:
+                continue
             f = torch.cat([factors[c] for c in reads], dim=1)  # (B, sum F)
             x_hat = call(self.decoders[m], f, max(steps[m], 1))  # (B, T, D)
             out[m] = x_hat.squeeze(1) if steps[m] == 0 else x_hat
@@ -259,8 +262,9 @@ class MFM(nn.Module):
         factors = self.factorize(used)
         prediction = self.predict(factors)
         losses["label"] = task_loss(self.task, prediction, batch.target)
-        extras: dict[str, Any] = {"codes": {k: (v if self.prior == "kl" and self.training else used[k]).detach()
-                                            for k, v in used.items()}}
+        # codes as the decoders and head saw them: deterministic at evaluation (kl: the means), surrogates
+        # in place of the codes of a missing modality
+        extras: dict[str, Any] = {"codes": {k: v.detach() for k, v in used.items()}}
         if self.decodes:
             steps = self.steps(batch)
             x_hat = self.decode(factors, steps)
@@ -269,7 +273,7 @@ class MFM(nn.Module):
                 w = present[m].to(err.dtype)  # a missing modality is not a reconstruction target
                 if lam > 0:
                     losses[f"recon_{m}"] = lam * (err * w).sum() / w.sum().clamp_min(1.0)
-            withheld = getattr(batch, "withheld", None) or {}
+            withheld = batch.withheld
             sums = {}
             for m in missing:
                 if m in withheld:  # the true inputs of a modality the evaluator removed: (x, mask)
@@ -287,24 +291,28 @@ class MFM(nn.Module):
     def _surrogate_losses(self, batch: Batch, codes: dict[str, torch.Tensor],
                           used: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Surrogate inference training. For each modality m: MSE of the surrogate codes to the full model's codes
-        (detached targets, as the two-stage original), plus the label and reconstruction losses of the model run
-        on the surrogate codes through the same factor maps, decoders and head with their parameters frozen.
-        Only the surrogate encoders learn from these terms, so they cannot degrade the full model."""
+        (detached targets), plus the label loss and m's reconstruction loss of the model run on the surrogate
+        codes through the same factor maps, decoders and head with their parameters frozen. Only the surrogate
+        encoders learn from these terms, so they cannot degrade the full model (the original sums everything
+        into one loss, so there the surrogate terms also pull on the full model)."""
         cfg = self.cfg
         mse = label = recon = None
         steps = self.steps(batch)
         for m in self.names:
             sur = self.surrogate_codes(batch, m)
-            term = sum(F.mse_loss(z, codes[c].detach()) for c, z in sur.items())
+            # targets only from samples that have m (a training sample may lack it: its codes say nothing)
+            w = batch.present(m).to(torch.float32)
+            term = sum((((z.float() - codes[c].detach().float()) ** 2).mean(1) * w).sum() / w.sum().clamp_min(1.0)
+                       for c, z in sur.items())
             mse = term if mse is None else mse + term
             if cfg.surrogate_task_weight > 0:
                 replaced = {**{k: v.detach() for k, v in used.items()}, **sur}
                 factors = self.factorize(replaced, frozen=True)
                 lt = task_loss(self.task, self.predict(factors, frozen=True), batch.target)
                 label = lt if label is None else label + lt
-                if self.decodes:
-                    errs = self.recon_errors(self.decode(factors, steps, frozen=True), batch)
-                    rt = sum(self.lambda_x(k) * e.mean() for k, e in errs.items())
+                if self.decodes:  # the missing modality's reconstruction, as the original
+                    err = self.recon_errors(self.decode(factors, steps, frozen=True, only=[m]), batch)[m]
+                    rt = self.lambda_x(m) * (err * w).sum() / w.sum().clamp_min(1.0)
                     recon = rt if recon is None else recon + rt
         out = {"surrogate": cfg.lambda_surrogate * mse}
         if label is not None:

@@ -1,0 +1,415 @@
+"""Computational sequences (.csd files) and their in-memory form, :class:`CompSeq`.
+
+A .csd file is HDF5 with one top-level group named after the sequence's root name::
+
+    <root>/data/<entry>/intervals   (N, 2) start and end seconds
+    <root>/data/<entry>/features    (N, ...) one row per interval
+    <root>/metadata/<key>           (1,) string, JSON-encoded
+
+An entry is a video id in a raw sequence and ``<video id>[<row>]`` once aligned. In memory every entry's rows
+live in one array (CSR form): ``intervals[offsets[e]:offsets[e + 1]]`` are entry ``e``'s rows, so an aligned
+sequence with half a million entries is three arrays and a list of names, not a million small arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+# The metadata keys mmsdk's validator looks for (mmsdk/mmdatasdk/configurations/metadataconfigs.py). Its list lacks a
+# comma after "dimension names", so mmsdk actually checks for the concatenated key below; files we write carry both
+# spellings so that mmsdk reads them back without complaint.
+METADATA_KEYS = (
+    "root name",
+    "computational sequence description",
+    "dimension names",
+    "computational sequence version",
+    "alignment compatible",
+    "dataset name",
+    "dataset version",
+    "creator",
+    "contact",
+    "featureset bib citation",
+    "dataset bib citation",
+)
+MMSDK_JOINED_KEY = "dimension namescomputational sequence version"
+
+
+class CSDFormatError(ValueError):
+    """A .csd file or a computational sequence that breaks the layout; the message names the file and entry."""
+
+
+class CSDMetadataWarning(UserWarning):
+    """A .csd file without some of the metadata keys mmsdk expects (alignment still works)."""
+
+
+class Entry(NamedTuple):
+    intervals: np.ndarray  # (n, 2)
+    features: np.ndarray  # (n, ...)
+
+
+def strip_key(key: str) -> str:
+    """``"vid[3][0]"`` -> ``"vid"``: the video id an (aligned) entry belongs to, as mmsdk splits it."""
+    return key.split("[", 1)[0]
+
+
+class CompSeq(Mapping):
+    """One computational sequence: named entries, each with (intervals, features), stored in CSR form.
+
+    ``seq[key]`` returns an :class:`Entry` (a named tuple ``(intervals, features)`` of views), iteration yields
+    the entry names in order. ``intervals`` is ``(M, 2)``, ``features`` ``(M, *feature_shape)``, ``offsets``
+    ``(len(keys) + 1,)`` int64.
+    """
+
+    def __init__(self, name: str, keys: list[str], offsets: np.ndarray, intervals: np.ndarray,
+                 features: np.ndarray, metadata: dict[str, Any] | None = None, *, source: str | None = None,
+                 videos: list[str] | None = None):
+        self.name = name
+        self.keys_list = list(keys)
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.intervals = intervals
+        self.features = features
+        self.metadata = dict(metadata or {})
+        self.source = source or f"<{name}>"
+        self._videos = videos  # strip_key of every entry, when the producer already knows it
+        self._index: dict[str, int] | None = None
+        where = f"computational sequence {self.source}"
+        if self.offsets.shape != (len(self.keys_list) + 1,) or (len(self.offsets) and self.offsets[0] != 0):
+            raise CSDFormatError(f"{where}: offsets must have len(keys) + 1 entries starting at 0")
+        if intervals.ndim != 2 or intervals.shape[1] != 2:
+            raise CSDFormatError(f"{where}: intervals must be (N, 2), got {intervals.shape}")
+        if features.ndim < 2:
+            raise CSDFormatError(f"{where}: features must be at least 2-D (rows, dims...), got {features.shape}")
+        if features.shape[0] != intervals.shape[0] or self.offsets[-1] != intervals.shape[0]:
+            raise CSDFormatError(f"{where}: {intervals.shape[0]} interval rows, {features.shape[0]} feature rows "
+                                 f"and offsets ending at {self.offsets[-1]} must agree")
+
+    # -- construction -------------------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any], metadata: dict[str, Any] | None = None, *,
+                  source: str | None = None) -> CompSeq:
+        """Build from ``{key: (intervals, features)}`` (or mmsdk's ``{key: {"intervals": .., "features": ..}}``)."""
+        where = source or f"<{name}>"
+        keys, ivs, fts = [], [], []
+        for key, value in data.items():
+            if isinstance(value, Mapping):
+                iv, ft = value["intervals"], value["features"]
+            else:
+                iv, ft = value
+            iv, ft = np.asarray(iv), np.asarray(ft)
+            _check_entry(iv.shape, ft.shape, where, key)
+            keys.append(key)
+            ivs.append(iv)
+            fts.append(ft)
+        if not keys:
+            return cls.empty(name, (1,), metadata=metadata)
+        shapes = {f.shape[1:] for f in fts}
+        if len(shapes) > 1:
+            first = fts[0].shape[1:]
+            bad = next(k for k, f in zip(keys, fts) if f.shape[1:] != first)
+            raise CSDFormatError(f"{where}: entry {bad!r} has features of shape {dict(zip(keys, fts))[bad].shape[1:]} "
+                                 f"per row, entry {keys[0]!r} {first}; every entry needs the same feature shape")
+        offsets = np.zeros(len(keys) + 1, dtype=np.int64)
+        np.cumsum([len(i) for i in ivs], out=offsets[1:])
+        return cls(name, keys, offsets, np.concatenate(ivs, axis=0), np.concatenate(fts, axis=0), metadata,
+                   source=source)
+
+    @classmethod
+    def empty(cls, name: str, feature_shape: tuple[int, ...], dtype=np.float64, metadata=None) -> CompSeq:
+        return cls(name, [], np.zeros(1, np.int64), np.zeros((0, 2)), np.zeros((0, *feature_shape), dtype), metadata)
+
+    # -- mapping interface ----------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.keys_list)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys_list)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.index
+
+    def __getitem__(self, key: str) -> Entry:
+        e = self.index[key]
+        a, b = self.offsets[e], self.offsets[e + 1]
+        return Entry(self.intervals[a:b], self.features[a:b])
+
+    def __repr__(self) -> str:
+        return (f"CompSeq({self.name!r}, {len(self)} entries, {self.n_rows} rows, "
+                f"features {self.feature_shape} {self.features.dtype})")
+
+    @property
+    def index(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = {k: i for i, k in enumerate(self.keys_list)}
+            if len(self._index) != len(self.keys_list):
+                dup = next(k for i, k in enumerate(self.keys_list) if self._index[k] != i)
+                raise CSDFormatError(f"computational sequence {self.source}: entry {dup!r} appears twice")
+        return self._index
+
+    @property
+    def videos(self) -> list[str]:
+        """The video id of every entry (``strip_key``), in entry order."""
+        if self._videos is None:
+            self._videos = [strip_key(k) for k in self.keys_list]
+        return self._videos
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        return tuple(self.features.shape[1:])
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.intervals.shape[0])
+
+    def counts(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def to_dict(self) -> dict[str, Entry]:
+        return {k: self[k] for k in self.keys_list}
+
+    def replace(self, **changes) -> CompSeq:
+        """A copy with some attributes changed (arrays are shared unless replaced)."""
+        kw = dict(name=self.name, keys=self.keys_list, offsets=self.offsets, intervals=self.intervals,
+                  features=self.features, metadata=self.metadata, source=self.source)
+        if "keys" not in changes:
+            kw["videos"] = self._videos
+        kw.update(changes)
+        return CompSeq(**kw)
+
+    def select(self, positions: np.ndarray | list[int]) -> CompSeq:
+        """The entries at ``positions`` (in that order), rows copied into new arrays."""
+        pos = np.asarray(positions, dtype=np.int64)
+        counts = self.counts()[pos]
+        offsets = np.zeros(len(pos) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        if len(pos) == len(self) and np.array_equal(pos, np.arange(len(self))):
+            return self
+        rows = _ranges(self.offsets[pos], counts, int(offsets[-1]))
+        videos = None if self._videos is None else [self._videos[i] for i in pos]
+        return CompSeq(self.name, [self.keys_list[i] for i in pos], offsets, self.intervals[rows],
+                       self.features[rows], self.metadata, source=self.source, videos=videos)
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray, total: int) -> np.ndarray:
+    """Concatenation of ``arange(s, s + c)`` for every (s, c), without a Python loop."""
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    out_start = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=out_start[1:])
+    rows = np.arange(total, dtype=np.int64)
+    rows += np.repeat(starts - out_start, counts)
+    return rows
+
+
+def _check_entry(iv_shape, ft_shape, where: str, key: str) -> None:
+    # The checks mmsdk's validate_data_format makes, plus the (N, 2) width alignment relies on.
+    if len(iv_shape) != 2 or iv_shape[1] != 2:
+        raise CSDFormatError(f"{where}: video {key!r} has intervals of shape {tuple(iv_shape)}; "
+                             "intervals must be 2-D, (N, 2) start and end seconds")
+    if len(ft_shape) < 2:
+        raise CSDFormatError(f"{where}: video {key!r} has features of shape {tuple(ft_shape)}; "
+                             "features must be at least 2-D (one row per interval)")
+    if ft_shape[0] != iv_shape[0]:
+        raise CSDFormatError(f"{where}: video {key!r} has {iv_shape[0]} intervals but {ft_shape[0]} feature rows; "
+                             "the first dimensions must be equal")
+
+
+# -- reading ----------------------------------------------------------------------------------------------------
+def _root(h5, path) -> Any:
+    names = list(h5.keys())
+    if not names:
+        raise CSDFormatError(f"{path}: no top-level group; a .csd file holds <root name>/data and <root name>/metadata")
+    return names[0], h5[names[0]]
+
+
+def csd_entries(path: str | os.PathLike) -> list[str]:
+    """The entry names (video ids) of a .csd file, without reading any array."""
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        _, root = _root(h5, path)
+        if "data" not in root:
+            raise CSDFormatError(f"{path}: group {root.name!r} has no 'data' subgroup")
+        return list(root["data"].keys())
+
+
+def _common_dtype(datasets) -> np.dtype:
+    dtypes = list({d.dtype for d in datasets})
+    if len(dtypes) == 1:
+        return dtypes[0]  # keeps h5py's string metadata on object dtypes
+    return np.result_type(*dtypes)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        value = value.reshape(-1)[0] if value.size else ""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def read_csd(path: str | os.PathLike, *, videos: set[str] | list[str] | None = None,
+             progress: bool | str = False) -> CompSeq:
+    """Read a .csd file into a :class:`CompSeq`.
+
+    The first top-level group is the root whatever its name. Each array is read whole, in one call, straight into
+    its place in the concatenated array. ``videos`` keeps only those entries (by exact name). Layout violations
+    raise :class:`CSDFormatError` naming the file and the entry; missing metadata is a :class:`CSDMetadataWarning`.
+    """
+    import h5py
+    from h5py import h5d, h5g, h5s
+
+    path = str(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such .csd file")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as e:
+        raise CSDFormatError(f"{path}: not an HDF5 computational sequence ({e})") from None
+    with h5:
+        root_name, root = _root(h5, path)
+        if "data" not in root:
+            raise CSDFormatError(f"{path}: group {root_name!r} has no 'data' subgroup")
+        data = root["data"]
+        names = list(data.keys())
+        if videos is not None:
+            wanted = set(videos)
+            names = [n for n in names if n in wanted]
+        # h5py's low-level handles: a file aligned to words has a group per word, and the high-level
+        # objects cost several times more per entry than these
+        gid = data.id
+        ivds, ftds = [], []
+        for n in names:
+            try:
+                g = h5g.open(gid, n.encode())
+                iv, ft = h5d.open(g, b"intervals"), h5d.open(g, b"features")
+            except (KeyError, ValueError, TypeError) as e:
+                raise CSDFormatError(f"{path}: video {n!r} must be a group holding 'intervals' and 'features' "
+                                     f"datasets ({e})") from None
+            _check_entry(iv.shape, ft.shape, path, n)
+            ivds.append(iv)
+            ftds.append(ft)
+        if ftds:
+            fshape = ftds[0].shape[1:]
+            for n, ft in zip(names, ftds):
+                if ft.shape[1:] != fshape:
+                    raise CSDFormatError(f"{path}: video {n!r} has {ft.shape[1:]} features per row, video "
+                                         f"{names[0]!r} {fshape}; every video needs the same feature shape")
+            iv_dtype = _common_dtype(ivds)
+            ft_dtype = _common_dtype(ftds)
+        else:
+            fshape, iv_dtype, ft_dtype = (1,), np.dtype(np.float64), np.dtype(np.float64)
+        counts = np.array([d.shape[0] for d in ivds], dtype=np.int64)
+        offsets = np.zeros(len(names) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        intervals = np.empty((int(offsets[-1]), 2), dtype=iv_dtype)
+        features = np.empty((int(offsets[-1]), *fshape), dtype=ft_dtype)
+        it = range(len(names))
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, desc=progress if isinstance(progress, str) else f"read {root_name}", unit=" videos",
+                      leave=False)
+        for i in it:
+            a, b = offsets[i], offsets[i + 1]
+            if b > a:  # whole dataset, one call, straight into its rows (HDF5 converts the dtype if needed)
+                for ds, out in ((ivds[i], intervals), (ftds[i], features)):
+                    if out.dtype.kind == "O":  # variable-length strings (word tokens): h5py converts them
+                        out[a:b] = h5py.Dataset(ds)[()]
+                    else:
+                        ds.read(h5s.ALL, h5s.ALL, out[a:b])
+        metadata: dict[str, Any] = {}
+        if "metadata" in root:
+            for key in root["metadata"].keys():
+                metadata[key] = _decode(root["metadata"][key][()])
+        else:
+            warnings.warn(f"{path}: no metadata group; the sequence is read without metadata", CSDMetadataWarning,
+                          stacklevel=2)
+        missing = [k for k in METADATA_KEYS if k not in metadata]
+        if missing and "metadata" in root:
+            warnings.warn(f"{path}: metadata lacks {missing}", CSDMetadataWarning, stacklevel=2)
+    return CompSeq(root_name, names, offsets, intervals, features, metadata, source=path, videos=names)
+
+
+# -- writing ----------------------------------------------------------------------------------------------------
+def complete_metadata(seq: CompSeq) -> dict[str, Any]:
+    """The sequence's metadata with every key mmsdk expects present (placeholders where unknown)."""
+    md = dict(seq.metadata)
+    md["root name"] = seq.name
+    defaults = {
+        "computational sequence description": f"{seq.name} computational sequence",
+        "dimension names": None,
+        "computational sequence version": "1.0",
+        "alignment compatible": True,
+        "dataset name": "unknown",
+        "dataset version": "unknown",
+        "creator": "mfm-bench",
+        "contact": "unknown",
+        "featureset bib citation": "",
+        "dataset bib citation": "",
+    }
+    for k, v in defaults.items():
+        md.setdefault(k, v)
+    md.setdefault(MMSDK_JOINED_KEY, md["computational sequence version"])
+    return md
+
+
+def write_csd(path: str | os.PathLike, seq: CompSeq, *, compression: str | None = None,
+              progress: bool | str = False) -> Path:
+    """Write ``seq`` as a .csd file mmsdk can read back, atomically (temporary file, then rename).
+
+    The root group is named ``seq.name``; every mmsdk metadata key is present (see :func:`complete_metadata`).
+    """
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as h5:
+            root = h5.create_group(seq.name)
+            data = root.create_group("data")
+            it = range(len(seq))
+            if progress:
+                from tqdm import tqdm
+
+                it = tqdm(it, desc=progress if isinstance(progress, str) else f"write {seq.name}",
+                          unit=" entries", leave=False)
+            kw = {"compression": compression} if compression else {}
+            fkw = dict(kw)
+            if seq.features.dtype.kind == "O":  # Python strings (word tokens): variable-length HDF5 strings
+                fkw["dtype"] = h5py.string_dtype()
+            off = seq.offsets
+            for e in it:
+                g = data.create_group(seq.keys_list[e])
+                a, b = off[e], off[e + 1]
+                g.create_dataset("features", data=seq.features[a:b], **fkw)
+                g.create_dataset("intervals", data=seq.intervals[a:b], **kw)
+            meta = root.create_group("metadata")
+            for k, v in complete_metadata(seq).items():
+                ds = meta.create_dataset(k, (1,), dtype=h5py.string_dtype())
+                ds[0] = json.dumps(v, default=str)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

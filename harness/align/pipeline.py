@@ -1,0 +1,370 @@
+"""The mmsdk-compatible alignment pipeline on :class:`CompSeq` objects: align, impute, unify, hard_unify,
+tensors, and the whole word-level recipe (:func:`prepare_word_level`). docs/align.md states the rules.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .csd import CompSeq, csd_entries, read_csd, strip_key
+
+EPS = 1e-5  # mmsdk's `epsilon = 10e-6`
+COLLAPSE_FUNCTIONS = ("mean", "sum", "min", "max")
+
+
+class AlignError(ValueError):
+    """Bad arguments to the alignment pipeline (unknown sequence or collapse function, empty input)."""
+
+
+def _collapse_codes(collapse: Sequence[str] | str | None) -> list[str] | None:
+    if collapse is None:
+        return None
+    if isinstance(collapse, str):
+        collapse = [collapse]
+    names = [c.strip().lower() for c in collapse]
+    if not names or names == ["none"]:
+        return None
+    bad = [c for c in names if c not in COLLAPSE_FUNCTIONS]
+    if bad:
+        raise AlignError(f"unknown collapse function(s) {bad}; choose from {list(COLLAPSE_FUNCTIONS)} or none")
+    return names
+
+
+def _numeric(dt: np.dtype) -> bool:
+    return np.dtype(dt).kind in "biuf"
+
+
+def _float_dtype(dt: np.dtype) -> np.dtype:
+    """The dtype kernels compute in: float32/float64 kept, float16 -> float32, anything else -> float64."""
+    dt = np.dtype(dt)
+    if dt == np.float32 or dt == np.float64:
+        return dt
+    if dt == np.float16:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+# -- unify / hard_unify -----------------------------------------------------------------------------------------
+def unify(sequences: Mapping[str, CompSeq]) -> dict[str, CompSeq]:
+    """Drop every video id (entry name up to the first ``[``) that is not in all sequences."""
+    seqs = dict(sequences)
+    if not seqs:
+        return seqs
+    common = set.intersection(*[set(s.videos) for s in seqs.values()])
+    out = {}
+    for name, s in seqs.items():
+        keep = [i for i, v in enumerate(s.videos) if v in common]
+        out[name] = s if len(keep) == len(s) else s.select(keep)
+    return out
+
+
+def hard_unify(sequences: Mapping[str, CompSeq]) -> dict[str, CompSeq]:
+    """Drop every entry (``vid[i]`` key) that is not in all sequences."""
+    seqs = dict(sequences)
+    if not seqs:
+        return seqs
+    common = set.intersection(*[set(s.keys_list) for s in seqs.values()])
+    out = {}
+    for name, s in seqs.items():
+        keep = [i for i, k in enumerate(s.keys_list) if k in common]
+        out[name] = s if len(keep) == len(s) else s.select(keep)
+    return out
+
+
+# -- align ------------------------------------------------------------------------------------------------------
+class _Reference:
+    """The reference side of an alignment, computed once and reused for every other sequence."""
+
+    def __init__(self, ref: CompSeq, eps: float):
+        self.seq = ref
+        self.eps = eps
+        iv = ref.intervals
+        if not np.issubdtype(iv.dtype, np.floating) or iv.dtype == np.float16:
+            iv = iv.astype(_float_dtype(iv.dtype))
+        self.iv = iv
+        # mmsdk skips a reference row when abs(r0 - r1) < eps, computed in the reference's own dtype
+        self.skip = np.abs(iv[:, 0] - iv[:, 1]) < iv.dtype.type(eps)
+        self.rows_of = ref.counts()
+        # output key of every reference row: "<entry>[<row within entry>]"
+        self.entry_of_row = np.repeat(np.arange(len(ref), dtype=np.int64), self.rows_of)
+        self.local_row = np.arange(ref.n_rows, dtype=np.int64) - np.repeat(ref.offsets[:-1], self.rows_of)
+
+    def keys(self, rows: np.ndarray) -> tuple[list[str], list[str]]:
+        names, vids = self.seq.keys_list, self.seq.videos
+        ent, loc = self.entry_of_row[rows].tolist(), self.local_row[rows].tolist()
+        return [f"{names[e]}[{j}]" for e, j in zip(ent, loc)], [vids[e] for e in ent]
+
+    def groups(self, other: CompSeq) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidate row ranges of ``other`` for each reference entry: entries of the same video, in entry order."""
+        by_video: dict[str, list[int]] = {}
+        for e, v in enumerate(other.videos):
+            by_video.setdefault(v, []).append(e)
+        seg_ptr = np.zeros(len(self.seq) + 1, dtype=np.int64)
+        segs: list[int] = []
+        for r, v in enumerate(self.seq.videos):
+            segs.extend(by_video.get(v, ()))
+            seg_ptr[r + 1] = len(segs)
+        seg = np.asarray(segs, dtype=np.int64)
+        return other.offsets[:-1][seg], other.offsets[1:][seg], seg_ptr
+
+
+def _align_reference(ref: _Reference, name: str, funcs: list[str] | None) -> CompSeq:
+    s = ref.seq
+    rows = np.flatnonzero(~ref.skip)
+    keys, vids = ref.keys(rows)
+    if len(rows) == s.n_rows:  # nothing skipped: share the arrays
+        iv, ft = s.intervals, s.features
+    else:
+        iv, ft = s.intervals[rows], s.features[rows]
+    offsets = np.arange(len(rows) + 1, dtype=np.int64)
+    if funcs is None:
+        return CompSeq(name, keys, offsets, iv, ft, s.metadata, videos=vids)
+    # collapsing one row: the interval is sorted to [min, max] (NaN propagates), every function returns the row
+    # (so word tokens, which no function could average, may be the reference)
+    iv = np.stack([np.minimum(iv[:, 0], iv[:, 1]), np.maximum(iv[:, 0], iv[:, 1])], axis=1)
+    if _numeric(ft.dtype):
+        ft = ft.astype(_float_dtype(ft.dtype), copy=False)
+    if len(funcs) > 1:
+        ft = np.concatenate([ft] * len(funcs), axis=1)
+    return CompSeq(name, keys, offsets, iv, ft, s.metadata, videos=vids)
+
+
+def _align_other(ref: _Reference, other: CompSeq, name: str, funcs: list[str] | None) -> CompSeq:
+    from . import kernels
+
+    common = _float_dtype(np.result_type(ref.iv.dtype, other.intervals.dtype))
+    ref_iv = np.ascontiguousarray(ref.iv, dtype=common)
+    cand_iv = np.ascontiguousarray(other.intervals, dtype=common)
+    eps = common.type(ref.eps)
+    seg_start, seg_end, seg_ptr = ref.groups(other)
+    ref_off = ref.seq.offsets
+    n = ref.seq.n_rows
+    count = np.zeros(n, dtype=np.int64)
+    if funcs is not None:
+        if not _numeric(other.features.dtype):
+            raise AlignError(f"sequence {name!r} has {other.features.dtype} features (not numbers), which "
+                             f"{funcs} cannot collapse; make it the reference or align it with collapse=None")
+        fshape = other.feature_shape
+        D = int(np.prod(fshape))
+        acc = _float_dtype(other.features.dtype)
+        feats = np.ascontiguousarray(other.features.reshape(other.n_rows, D), dtype=acc)
+        codes = np.array([kernels.COLLAPSE_CODES[f] for f in funcs], dtype=np.int64)
+        out_iv = np.empty((n, 2), dtype=common)
+        out_ft = np.empty((n, len(funcs) * D), dtype=acc)
+        kernels.align_collapse(ref_iv, ref_off, ref.skip, cand_iv, seg_start, seg_end, seg_ptr, feats, codes, eps,
+                               out_iv, out_ft, count)
+        rows = np.flatnonzero(count)
+        keys, vids = ref.keys(rows)
+        k = len(rows)
+        kernels.compact_rows(out_ft, rows)  # in place: a MOSEI-scale copy costs more than the alignment
+        kernels.compact_rows(out_iv, rows)
+        # several functions concatenate along the first feature axis, as mmsdk's numpy.concatenate(axis=0) does
+        ft = out_ft[:k].reshape(k, len(funcs) * fshape[0], *fshape[1:])
+        return CompSeq(name, keys, np.arange(k + 1, dtype=np.int64), out_iv[:k], ft, other.metadata, videos=vids)
+    kernels.align_count(ref_iv, ref_off, ref.skip, cand_iv, seg_start, seg_end, seg_ptr, eps, count)
+    out_off = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(count, out=out_off[1:])
+    total = int(out_off[-1])
+    out_iv = np.empty((total, 2), dtype=common)
+    out_src = np.empty(total, dtype=np.int64)
+    kernels.align_fill(ref_iv, ref_off, ref.skip, cand_iv, seg_start, seg_end, seg_ptr, eps, out_off[:-1],
+                       out_iv, out_src)
+    rows = np.flatnonzero(count)
+    keys, vids = ref.keys(rows)
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(count[rows], out=offsets[1:])
+    return CompSeq(name, keys, offsets, out_iv, other.features[out_src], other.metadata, videos=vids)
+
+
+def align(reference: str, sequences: Mapping[str, CompSeq], collapse: Sequence[str] | str | None = ("mean",),
+          *, eps: float = EPS) -> dict[str, CompSeq]:
+    """Align every sequence to the rows of ``reference``, as mmsdk's ``mmdataset.align`` does.
+
+    Videos not shared by all sequences are dropped first (:func:`unify`). Output entries are
+    ``<reference entry>[<row>]``; a sequence with no kept rows for a reference row has no entry for it.
+    ``collapse``: names from ``mean``, ``sum``, ``min``, ``max`` whose outputs are concatenated, or ``None`` to keep
+    every clipped row (the label stage).
+    """
+    if reference not in sequences:
+        raise AlignError(f"reference sequence {reference!r} is not among {list(sequences)}")
+    funcs = _collapse_codes(collapse)
+    seqs = unify(sequences)
+    ref = _Reference(seqs[reference], eps)
+    return {name: (_align_reference(ref, name, funcs) if name == reference else _align_other(ref, s, name, funcs))
+            for name, s in seqs.items()}
+
+
+# -- impute, nan_to_num -----------------------------------------------------------------------------------------
+def impute(reference: str, sequences: Mapping[str, CompSeq], value: float = 0.0) -> dict[str, CompSeq]:
+    """Give every sequence an entry for every reference entry: missing ones get the reference's intervals and
+    ``value`` features of the sequence's feature shape (mmsdk: numpy.zeros), appended after the existing entries."""
+    if reference not in sequences:
+        raise AlignError(f"reference sequence {reference!r} is not among {list(sequences)}")
+    ref = sequences[reference]
+    out = {}
+    for name, s in sequences.items():
+        if name == reference:
+            out[name] = s
+            continue
+        have = s.index
+        missing = [e for e, k in enumerate(ref.keys_list) if k not in have]
+        if not missing:
+            out[name] = s
+            continue
+        sub = ref.select(missing)
+        iv_dtype = np.result_type(s.intervals.dtype, sub.intervals.dtype)
+        # mmsdk's zeros are float64; the values are the same in the sequence's own dtype, which we keep
+        fill = np.zeros((sub.n_rows, *s.feature_shape), dtype=s.features.dtype)  # b"" for word tokens
+        if value != 0 and _numeric(fill.dtype):
+            fill[...] = value
+        offsets = np.concatenate([s.offsets, s.offsets[-1] + sub.offsets[1:]])
+        out[name] = CompSeq(name, s.keys_list + sub.keys_list, offsets,
+                            np.concatenate([s.intervals.astype(iv_dtype, copy=False), sub.intervals]),
+                            np.concatenate([s.features, fill]), s.metadata, source=s.source,
+                            videos=s.videos + sub.videos)
+    return out
+
+
+def nan_to_num(obj: Any, nan: float = 0.0, posinf: float = 0.0, neginf: float = 0.0) -> Any:
+    """Replace NaN and +-inf features (COVAREP has both) by finite values, zeros by default.
+
+    Works on a :class:`CompSeq`, an array, or (nested) dicts of either; returns new objects. Alignment itself
+    propagates NaN and inf exactly as mmsdk does; call this before training.
+    """
+    if isinstance(obj, CompSeq):
+        if not np.issubdtype(obj.features.dtype, np.floating):
+            return obj
+        return obj.replace(features=np.nan_to_num(obj.features, nan=nan, posinf=posinf, neginf=neginf))
+    if isinstance(obj, np.ndarray):
+        if np.issubdtype(obj.dtype, np.floating):
+            return np.nan_to_num(obj, nan=nan, posinf=posinf, neginf=neginf)
+        return obj
+    if isinstance(obj, Mapping):
+        return {k: nan_to_num(v, nan, posinf, neginf) for k, v in obj.items()}
+    raise TypeError(f"nan_to_num takes a CompSeq, an array or a dict of them, not {type(obj).__name__}")
+
+
+# -- tensors ----------------------------------------------------------------------------------------------------
+def get_tensors(sequences: Mapping[str, CompSeq], seq_len: int, folds: Mapping[str, Iterable[str]],
+                non_sequences: Iterable[str] = (), dtype=np.float64) -> dict[str, dict[str, np.ndarray]]:
+    """Fixed-length tensors per fold, like mmsdk's ``get_tensors(direction=False)`` after :func:`hard_unify`.
+
+    Sequences become (N, seq_len, *feature_shape): zeros first, then the last ``seq_len`` rows. A non-sequence
+    (the labels) becomes (N, *feature_shape) from its single row. Segments are taken in the first sequence's order;
+    a segment whose video is in no fold is skipped; one in several folds goes to the first. ``ids`` holds the keys.
+    """
+    if seq_len < 1:
+        raise AlignError(f"seq_len must be at least 1, got {seq_len}")
+    seqs = hard_unify(sequences)
+    if not seqs:
+        raise AlignError("get_tensors needs at least one sequence")
+    non_seq = set(non_sequences)
+    unknown = non_seq - set(seqs)
+    if unknown:
+        raise AlignError(f"non-sequence(s) {sorted(unknown)} are not among {list(seqs)}")
+    fold_names = list(folds)
+    fold_of: dict[str, int] = {}
+    for i, f in enumerate(fold_names):
+        for vid in folds[f]:
+            fold_of.setdefault(str(vid), i)
+    first = next(iter(seqs.values()))
+    fold_idx = np.array([fold_of.get(v, -1) for v in first.videos], dtype=np.int64)
+    skipped = int((fold_idx < 0).sum())
+    if skipped:
+        warnings.warn(f"{skipped} of {len(first)} segments belong to no fold and are left out", UserWarning,
+                      stacklevel=2)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for i, f in enumerate(fold_names):
+        sel = np.flatnonzero(fold_idx == i)
+        keys = [first.keys_list[j] for j in sel]
+        fold: dict[str, np.ndarray] = {}
+        for name, s in seqs.items():
+            pos = np.fromiter((s.index[k] for k in keys), dtype=np.int64, count=len(keys))
+            if name in non_seq:
+                counts = s.counts()[pos]
+                if len(pos) and not np.all(counts == 1):
+                    bad = keys[int(np.flatnonzero(counts != 1)[0])]
+                    raise AlignError(f"non-sequence {name!r} has {counts[counts != 1][0]} rows for {bad!r}; "
+                                     "a non-sequence needs exactly one row per segment")
+                ft = s.features[s.offsets[pos]]
+                fold[name] = ft.astype(dtype) if _numeric(ft.dtype) else ft
+            else:  # word tokens keep their dtype, padded with empty strings
+                fold[name] = _left_pad(s, pos, seq_len, dtype if _numeric(s.features.dtype) else s.features.dtype)
+        fold["ids"] = np.array(keys, dtype=str)
+        out[f] = fold
+    return out
+
+
+def _left_pad(s: CompSeq, pos: np.ndarray, seq_len: int, dtype) -> np.ndarray:
+    """(len(pos), seq_len, *feature_shape): each entry's last seq_len rows, right-aligned after zeros."""
+    out = np.zeros((len(pos), seq_len, *s.feature_shape), dtype=dtype)
+    if out.dtype.kind == "O":
+        out[...] = b""
+    counts = np.minimum(s.counts()[pos], seq_len)
+    ends = s.offsets[pos + 1]
+    total = int(counts.sum())
+    if total:
+        sample = np.repeat(np.arange(len(pos)), counts)
+        # step within the kept tail: 0..count-1, placed at seq_len - count + step
+        step = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        src = np.repeat(ends - counts, counts) + step
+        out[sample, seq_len - np.repeat(counts, counts) + step] = s.features[src]
+    return out
+
+
+# -- whole word-level pipeline ----------------------------------------------------------------------------------
+def _load(paths: Mapping[str, str | os.PathLike], name: str, videos: set[str], progress: bool) -> CompSeq:
+    path = paths[name]
+    wanted = {e for e in csd_entries(path) if strip_key(e) in videos}
+    seq = read_csd(path, videos=wanted, progress=f"read {name}" if progress else False)
+    return seq.replace(name=name)
+
+
+def shared_videos(paths: Mapping[str, str | os.PathLike]) -> set[str]:
+    """Video ids present in every file, read from the entry names only (no arrays)."""
+    sets = [{strip_key(e) for e in csd_entries(p)} for p in paths.values()]
+    return set.intersection(*sets) if sets else set()
+
+
+def prepare_word_level(paths: Mapping[str, str | os.PathLike], words: str, labels: str, seq_len: int,
+                       folds: Mapping[str, Iterable[str]], *, collapse: Sequence[str] | str = ("mean",),
+                       impute_missing: bool = True, dtype=np.float64, clean: bool = False,
+                       progress: bool = False) -> dict[str, dict[str, np.ndarray]]:
+    """The standard CMU word-level recipe, from .csd files to tensors.
+
+    1. align every sequence to ``words`` with ``collapse`` (mmsdk: ``align(words, [avg])``), one file in memory at
+       a time; 2. ``impute(words)`` (zeros where a modality has no frame in a word); 3. align everything to
+       ``labels`` without collapse; 4. :func:`hard_unify`; 5. :func:`get_tensors` with ``labels`` as the
+       non-sequence. Returns ``{fold: {name: (N, seq_len, d), labels: (N, d), "ids": (N,) keys}}``.
+       ``clean=True`` applies :func:`nan_to_num` to the tensors. ``dtype`` float64 is what mmsdk returns.
+    """
+    paths = {k: Path(v) for k, v in paths.items()}
+    for role, name in (("words", words), ("labels", labels)):
+        if name not in paths:
+            raise AlignError(f"{role} sequence {name!r} is not among the given files {list(paths)}")
+    videos = shared_videos(paths)
+    if not videos:
+        raise AlignError(f"no video id is shared by all of {list(paths)}")
+    funcs = _collapse_codes(collapse)
+    ref = _Reference(_load(paths, words, videos, progress), EPS)
+    aligned = {}
+    for name in paths:
+        if name == labels:
+            continue
+        if name == words:
+            aligned[name] = _align_reference(ref, name, funcs)
+        else:
+            aligned[name] = _align_other(ref, _load(paths, name, videos, progress), name, funcs)
+    del ref
+    if impute_missing:
+        aligned = impute(words, aligned)
+    label_seq = _load(paths, labels, videos, progress)
+    stage = align(labels, {**aligned, labels: label_seq}, collapse=None)
+    tensors = get_tensors(stage, seq_len, folds, non_sequences=[labels], dtype=dtype)
+    return nan_to_num(tensors) if clean else tensors

@@ -1,0 +1,94 @@
+"""``mfm-bench align``: align computational sequences (.csd) to a reference, writing mmsdk-compatible files."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "align .csd computational sequences to a reference sequence (mmsdk-compatible, Numba kernels)"
+DESCRIPTION = HELP + """.
+
+Every sequence is aligned to the rows of the reference (usually the words): each reference row collects the rows
+of the other sequence that overlap it, clipped to it and, with --collapse, averaged into one row. Output entries
+are named <video id>[<reference row>], exactly as the CMU-MultimodalSDK names them, and DIR/NAME.csd is written
+for every sequence, the reference included. Videos missing from any file are dropped. Files are read one at a
+time. See docs/align.md for the rules."""
+
+EPILOG = """\
+examples:
+  mfm-bench align --reference words --out aligned/ words=glove.csd covarep=COVAREP.csd facet=FACET.csd
+  mfm-bench align --reference words --out aligned/ --collapse mean --collapse max --impute words=w.csd a=a.csd
+  mfm-bench align --reference labels --out seg/ --collapse none labels=labels.csd words=aligned/words.csd
+"""
+
+
+def parse_named_paths(items: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            parser.error(f"expected NAME=PATH.csd, got {item!r}")
+        if name in out:
+            parser.error(f"sequence name {name!r} given twice")
+        out[name] = path
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sequences", nargs="+", metavar="NAME=PATH.csd", help="the sequences to align, reference included")
+    p.add_argument("--reference", required=True, metavar="NAME", help="the sequence whose rows everything aligns to")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the aligned NAME.csd files")
+    p.add_argument("--collapse", action="append", metavar="FN",
+                   help="mean (default), sum, min or max; repeat to concatenate several; 'none' keeps every row")
+    p.add_argument("--impute", action="store_true",
+                   help="give every sequence an entry for every reference entry (zeros with the reference's interval)")
+    p.add_argument("--compression", choices=["gzip", "lzf"], help="HDF5 compression of the written arrays")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import sys
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from mfm_bench.align import AlignError, CSDFormatError, write_csd
+    from mfm_bench.align.pipeline import (_align_other, _align_reference, _collapse_codes, _load, _Reference, EPS,
+                                          impute, shared_videos)
+
+    paths = parse_named_paths(args.sequences, argparse.ArgumentParser(prog="mfm-bench align"))
+    if args.reference not in paths:
+        print(f"error: --reference {args.reference!r} is not among the sequences {list(paths)}; "
+              f"pass it as {args.reference}=PATH.csd", file=sys.stderr)
+        return 2
+    missing = [f"{n}={p}" for n, p in paths.items() if not os.path.isfile(p)]
+    if missing:
+        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    progress = not args.no_progress
+    out_dir = Path(args.out)
+    try:
+        funcs = _collapse_codes(args.collapse or ["mean"])
+        videos = shared_videos(paths)
+        if not videos:
+            print(f"error: no video id is shared by all of {list(paths)}", file=sys.stderr)
+            return 1
+        ref = _Reference(_load(paths, args.reference, videos, progress), EPS)
+        ref_out = _align_reference(ref, args.reference, funcs)
+        bar = tqdm(list(paths), desc="sequences", unit=" seq", disable=not progress)
+        for name in bar:
+            bar.set_postfix_str(name)
+            if name == args.reference:
+                seq = ref_out
+            else:
+                seq = _align_other(ref, _load(paths, name, videos, progress), name, funcs)
+                if args.impute:
+                    seq = impute(args.reference, {args.reference: ref_out, name: seq})[name]
+            target = write_csd(out_dir / f"{name}.csd", seq, compression=args.compression,
+                               progress=f"write {name}" if progress else False)
+            tqdm.write(f"{name}: {len(seq)} entries, {seq.n_rows} rows -> {target}")
+            del seq
+    except (AlignError, CSDFormatError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0

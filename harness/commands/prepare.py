@@ -1,0 +1,112 @@
+"""``mfm-bench prepare``: the word-level CMU pipeline, from .csd files to fixed-length tensors in one .npz."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "word-level pipeline: align .csd files to words, then to label segments, and write padded tensors (.npz)"
+DESCRIPTION = HELP + """.
+
+The standard CMU recipe: align every sequence to the words (averaging the frames inside each word), impute zeros
+where a modality has no frame in a word, align everything to the label segments, keep the segments present in
+every sequence, and left-pad or cut each to --seq-len steps (the last steps are kept). The .npz holds
+<fold>/<name> arrays of shape (N, seq-len, d), <fold>/<labels> of shape (N, d) and <fold>/ids (segment keys).
+NaN and -inf (COVAREP has both) are kept unless --nan-to-num is given. See docs/align.md."""
+
+EPILOG = """\
+examples:
+  mfm-bench prepare --words words --labels labels --seq-len 50 --folds folds.json --out mosi.npz \\
+      words=glove.csd covarep=COVAREP.csd facet=FACET.csd labels=labels.csd
+
+folds.json maps fold names to video id lists: {"train": [...], "valid": [...], "test": [...]}.
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sequences", nargs="+", metavar="NAME=PATH.csd", help="every sequence, words and labels included")
+    p.add_argument("--words", required=True, metavar="NAME", help="the word sequence (first alignment reference)")
+    p.add_argument("--labels", required=True, metavar="NAME", help="the label sequence (segments)")
+    p.add_argument("--seq-len", type=int, default=50, help="steps per segment (default 50)")
+    p.add_argument("--folds", required=True, metavar="FOLDS.json", help="JSON {fold: [video ids]}")
+    p.add_argument("--out", required=True, metavar="FILE.npz", help="output file")
+    p.add_argument("--collapse", action="append", metavar="FN", help="as in `mfm-bench align` (default mean)")
+    p.add_argument("--no-impute", action="store_true", help="skip imputing missing words (drops those segments' rows)")
+    p.add_argument("--nan-to-num", action="store_true", help="replace NaN and +-inf by 0 in the tensors")
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                   help="tensor dtype (float64, as mmsdk returns; float32 halves the file)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def load_folds(path: str) -> dict[str, list[str]]:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            folds = json.load(f)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the folds file ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(folds, dict) or not all(isinstance(v, list) for v in folds.values()):
+        raise ValueError(f"{path}: folds must be a JSON object mapping fold names to lists of video ids, "
+                         'e.g. {"train": ["vid1"], "valid": [], "test": []}')
+    return {str(k): [str(x) for x in v] for k, v in folds.items()}
+
+
+def _storable(arr):
+    """Word tokens read as Python objects become fixed-width strings, so the .npz loads without pickle."""
+    if arr.dtype.kind != "O":
+        return arr
+    try:
+        return arr.astype(bytes)
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return arr.astype(str)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from mfm_bench.align import AlignError, CSDFormatError, prepare_word_level
+
+    from .align import parse_named_paths
+
+    paths = parse_named_paths(args.sequences, argparse.ArgumentParser(prog="mfm-bench prepare"))
+    for flag, name in (("--words", args.words), ("--labels", args.labels)):
+        if name not in paths:
+            print(f"error: {flag} {name!r} is not among the sequences {list(paths)}; pass it as {name}=PATH.csd",
+                  file=sys.stderr)
+            return 2
+    missing = [f"{n}={p}" for n, p in paths.items() if not os.path.isfile(p)]
+    if missing:
+        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        folds = load_folds(args.folds)
+        tensors = prepare_word_level(paths, args.words, args.labels, args.seq_len, folds,
+                                     collapse=args.collapse or ["mean"], impute_missing=not args.no_impute,
+                                     dtype=np.dtype(args.dtype), clean=args.nan_to_num,
+                                     progress=not args.no_progress)
+    except (AlignError, CSDFormatError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    arrays = {f"{fold}/{name}": _storable(arr) for fold, d in tensors.items() for name, arr in d.items()}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".npz", dir=out.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    for fold, d in tensors.items():
+        shapes = ", ".join(f"{n} {tuple(a.shape)}" for n, a in d.items() if n != "ids")
+        print(f"{fold}: {len(d['ids'])} segments: {shapes}")
+    print(f"wrote {out}")
+    return 0
