@@ -60,7 +60,8 @@ def read_csd_splits(folder: Path, files: dict[str, str], modalities: list[str], 
     out = {}
     for split in ("train", "valid", "test"):
         fold = prepared[split]
-        inputs = {m: np.nan_to_num(np.asarray(fold[WORDS if m == "text" else m], dtype=np.float32), nan=0.0,
+        # text is its own sequence when one is given, else the word-vector reference itself
+        inputs = {m: np.nan_to_num(np.asarray(fold[m if m in fold or m != "text" else WORDS], dtype=np.float32), nan=0.0,
                                    posinf=0.0, neginf=0.0)
                   for m in modalities}
         labels = np.asarray(fold[LABELS], dtype=np.float32)
