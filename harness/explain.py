@@ -16,9 +16,10 @@ import csv
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from .results import atomic_write
 
 FACTOR_LABELS = {"zy": "F_y"}
 
@@ -85,19 +86,6 @@ def reconstruction_saliency(model: Any, split: Any, batch_size: int = 256, devic
     return rows
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_saliency(rows: list[dict[str, Any]], out_dir: str | os.PathLike, stem: str = "explain") -> tuple[Path, Path]:
     """Write ``<stem>.csv`` (modality, step, factor, grad_norm) and ``<stem>.png`` (one heat-map row per modality and
     factor, steps across) into ``out_dir``; return both paths."""
@@ -105,6 +93,7 @@ def save_saliency(rows: list[dict[str, Any]], out_dir: str | os.PathLike, stem: 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     import numpy as np
 
     out = Path(out_dir)
@@ -114,7 +103,7 @@ def save_saliency(rows: list[dict[str, Any]], out_dir: str | os.PathLike, stem: 
     for r in sorted(rows, key=lambda r: (r["modality"], r["factor"], r["step"])):
         w.writerow({**r, "grad_norm": f"{r['grad_norm']:.6g}"})
     csv_path = out / f"{stem}.csv"
-    _atomic_write(csv_path, buf.getvalue().encode())
+    atomic_write(csv_path, buf.getvalue())
 
     labels = sorted({(r["modality"], r["factor"]) for r in rows}, key=lambda k: (k[0], k[1] != "F_y", k[1]))
     T = max(r["step"] for r in rows) + 1 if rows else 1
@@ -122,18 +111,33 @@ def save_saliency(rows: list[dict[str, Any]], out_dir: str | os.PathLike, stem: 
     index = {k: i for i, k in enumerate(labels)}
     for r in rows:
         grid[index[(r["modality"], r["factor"])], r["step"]] = r["grad_norm"]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * T + 3), 0.5 * len(labels) + 1.5))
+    # Right panel: the share of the shared factor, F_y / (F_y + F_a(i)), per modality and step; it reads the same
+    # whatever each modality's scale (a 300-d text decoder has far larger gradients than a 5-d audio one).
+    mods = sorted({m for m, _ in labels})
+    share = np.full((len(mods), T), np.nan)
+    for i, m in enumerate(mods):
+        fy, fa = index.get((m, "F_y")), next((index[k] for k in labels if k[0] == m and k[1] != "F_y"), None)
+        if fy is not None and fa is not None:
+            share[i] = grid[fy] / np.maximum(grid[fy] + grid[fa], 1e-12)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(2 * max(6.0, 0.35 * T + 3), 0.5 * len(labels) + 1.8))
     im = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
     ax.set_yticks(range(len(labels)), [f"{m}: {f}" for m, f in labels])
     ax.set_xlabel("time step t")
     ax.set_title("||d x_hat_i[t] / d F||, mean over samples")
     fig.colorbar(im, ax=ax)
+    im2 = ax2.imshow(share, aspect="auto", cmap="coolwarm", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax2.set_yticks(range(len(mods)), mods)
+    ax2.set_xlabel("time step t")
+    ax2.set_title("share of the shared factor: F_y / (F_y + F_a(i))")
+    fig.colorbar(im2, ax=ax2)
+    for a in (ax, ax2):
+        a.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     fig.tight_layout()
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=120)
     plt.close(fig)
     png_path = out / f"{stem}.png"
-    _atomic_write(png_path, png.getvalue())
+    atomic_write(png_path, png.getvalue())
     return csv_path, png_path
 
 
