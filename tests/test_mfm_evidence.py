@@ -1,12 +1,13 @@
 """Evidence that MFM works, on ``synthetic-factors`` (known shared and private factors):
 
-- MFM's test MAE is at least as good as the ``supervised`` + ``concat`` baseline trained with the same budget;
+- MFM's test MAE, averaged over three seeds (data and initialisation), is at least as good as that of the
+  ``supervised`` + ``concat`` baseline trained with the same budget;
 - a linear probe recovers the shared factor from z_y far better than from any z_a(i), and each private factor
   from its own z_a(i) better than from z_y;
 - with one modality missing at test time, MFM with surrogate inference loses less than the baseline with that
   modality zeroed, and reconstructs the missing modality better than its mean does.
 
-Tiny but sufficient sizes; about 30 to 60 s on two CPU cores. The measured figures are printed (``pytest -s``).
+Tiny but sufficient sizes; about a minute on two CPU cores. The measured figures are printed (``pytest -s``).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from mfm_bench.training import TrainConfig, Trainer
 pytestmark = pytest.mark.slow
 
 DIMS = {"text": 16, "audio": 5, "visual": 8}
-SMALL_MFM = dict(zy=16, za=8, fy=16, fa=8, lambda_x=1.0, surrogate=True, encoder_params={"hidden": 16},
+# lambda_mmd: the original kernel exp(-||x - y||^2 / dim^2) widens with the code size, so the MMD term of 8- to 16-d
+# codes is on another scale than that of the 64- to 80-d codes the MOSI weight of 100 was tuned for; 10 fits here.
+SMALL_MFM = dict(zy=16, za=8, fy=16, fa=8, lambda_x=1.0, lambda_mmd=10.0, surrogate=True, encoder_params={"hidden": 16},
                  fusion_params={"hidden": 16, "memory": 16, "attention_hidden": 16, "memory_hidden": 16, "gamma_hidden": 16})
 CONCAT = dict(encoder_params={"hidden": 16}, fusion_params={"hidden": 32})
 EPOCHS, LR, BATCH = 30, 3e-3, 32
-MAE_TOLERANCE = 0.02
+SEEDS = (0, 1, 2)
 
 
 @pytest.fixture
@@ -44,22 +47,29 @@ def without(batch: Batch, m: str) -> Batch:
 
 def test_mfm_evidence_on_synthetic_factors(one_thread) -> None:
     reg = get_registry()
-    ds = reg.build("dataset", "synthetic-factors", n_train=300, n_valid=200, n_test=400, dims=DIMS, seq_len=8, min_len=4)
     # the same budget for both: epochs, batch, lr; the weights of the best validation label loss are kept
     trainer = Trainer(TrainConfig(epochs=EPOCHS, batch_size=BATCH, lr=LR, early_stop=0, device="cpu"))
     conditions = parse_conditions(["clean", {"missing": list(DIMS)}])
-    results = {}
-    for name, kind, params in (("mfm", "mfm", SMALL_MFM), ("concat", "supervised", CONCAT)):
-        torch.manual_seed(0)
-        model = reg.build("model", kind, ds.spec, **params)
-        trainer.fit(model, ds.split("train"), ds.split("valid"), seed=0)
-        rows = evaluate(model, ds, conditions, device="cpu", seed=0)
-        results[name] = ({(cond, metric): value for cond, _, metric, value in rows}, model)
-    (mfm_rows, mfm), (concat_rows, _) = results["mfm"], results["concat"]
+    maes: dict[str, list[float]] = {"mfm": [], "concat": []}
+    for seed in SEEDS:
+        ds = reg.build("dataset", "synthetic-factors", n_train=300, n_valid=200, n_test=400, dims=DIMS, seq_len=8,
+                       min_len=4, seed=seed)
+        results = {}
+        for name, kind, params in (("mfm", "mfm", SMALL_MFM), ("concat", "supervised", CONCAT)):
+            torch.manual_seed(seed)
+            model = reg.build("model", kind, ds.spec, **params)
+            trainer.fit(model, ds.split("train"), ds.split("valid"), seed=seed)
+            rows = evaluate(model, ds, conditions if seed == SEEDS[0] else conditions[:1], device="cpu", seed=seed)
+            results[name] = ({(cond, metric): value for cond, _, metric, value in rows}, model)
+            maes[name].append(results[name][0][("clean", "mae")])
+        if seed == SEEDS[0]:  # the probe and missing-modality claims are checked on the first seed's models
+            (mfm_rows, mfm), (concat_rows, _) = results["mfm"], results["concat"]
+            first_ds = ds
+    mean = {k: sum(v) / len(v) for k, v in maes.items()}
+    print(f"\ntest MAE per seed: {maes}; mean {mean}")
+    assert mean["mfm"] <= mean["concat"], maes
     mae = {"mfm": mfm_rows[("clean", "mae")], "concat": concat_rows[("clean", "mae")]}
-    print(f"\ntest MAE: {mae}")
-    # at least as good, up to seed noise: over seeds 0-3 both models' MAE spread by about 0.02 (docs/mfm.md)
-    assert mae["mfm"] <= mae["concat"] + MAE_TOLERANCE, mae
+    ds = first_ds
 
     codes = ["zy", *(f"za_{m}" for m in DIMS)]
     r2 = {(f, c): mfm_rows[("clean", f"probe_{f}_from_{c}")] for f in ("shared", *(f"private_{m}" for m in DIMS)) for c in codes}
