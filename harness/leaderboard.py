@@ -1,4 +1,5 @@
-"""Leaderboards from a ResultStore: Markdown, CSV and JSON, one row per dataset x model, mean ± std over seeds.
+"""Leaderboards from a ResultStore: Markdown, CSV, JSON and HTML (with plots), one row per dataset x model,
+mean ± std over seeds.
 
 The leaderboard reads only the store. Tables are rendered by ``tabulate`` from one structure (``collect``).
 """
@@ -140,7 +141,7 @@ def markdown(data: dict[str, Any]) -> str:
                       tabulate(rows, headers=["model", "code", *factors], tablefmt="github"), ""]
         others = [c for c in conds if c != "clean"]
         if others:
-            main = next((m for m in ORDER if any(m in r["metrics"] for r in clean.values())), None)
+            main = _main_metric(clean)
             if main:
                 rows = []
                 for label in clean:
@@ -186,8 +187,62 @@ def to_csv(data: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
+def _main_metric(rows: dict[str, Any]) -> str | None:
+    return next((m for m in ORDER if any(m in r["metrics"] for r in rows.values())), None)
+
+
+def _png(fig: Any) -> str:
+    import base64
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def html(data: dict[str, Any]) -> str:
+    """A self-contained HTML report: the Markdown tables rendered as HTML, plus, per dataset, a bar chart of the
+    main metric (mean ± std over seeds) under every condition. matplotlib draws the charts (embedded as PNG)."""
+    import html as h
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from tabulate import tabulate
+
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>mfm-bench leaderboard</title><style>",
+             "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+             "td:first-child,th:first-child{text-align:left}img{max-width:100%}</style></head><body>",
+             f"<h1>Leaderboard</h1><p>Mean ± std over seeds on the test split. Generated {h.escape(data['generated'])}.</p>"]
+    for ds, conds in data["datasets"].items():
+        clean = conds.get("clean", {})
+        parts.append(f"<h2>{h.escape(ds)}</h2>")
+        cols = _columns(clean, probes=False)
+        rows = [[label, r["seeds"], *[_fmt(r["metrics"][m], m) if m in r["metrics"] else "-" for m in cols]] for label, r in clean.items()]
+        parts.append(tabulate(rows, headers=["model", "seeds", *[_arrow(m) for m in cols]], tablefmt="html"))
+        main = _main_metric(clean)
+        if main:
+            names = ["clean", *[c for c in conds if c != "clean"]]
+            labels = list(clean)
+            fig, ax = plt.subplots(figsize=(min(12.0, 4 + 0.3 * len(labels) * len(names)), 4.5))
+            width = 0.8 / len(names)
+            for j, c in enumerate(names):
+                st = [conds[c].get(label, {}).get("metrics", {}).get(main, {"mean": float("nan"), "std": 0.0}) for label in labels]
+                ax.bar([i + j * width for i in range(len(labels))], [x["mean"] for x in st], width,
+                       yerr=[x["std"] for x in st], label=c, capsize=2)
+            ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(labels))], labels, rotation=20, ha="right")
+            ax.set_ylabel(_arrow(main))
+            ax.set_title(f"{ds}: {main} under each condition")
+            ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1.0), loc="upper left")
+            parts.append(f"<img alt='{h.escape(ds)} {main}' src='data:image/png;base64,{_png(fig)}'>")
+            plt.close(fig)
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
 def write_leaderboard(folder: str | Path, formats: list[str] | None = None) -> dict[str, Path]:
-    """Write leaderboard.{md,csv,json} into ``folder`` (atomically) and return their paths."""
+    """Write leaderboard.{md,csv,json,html} (those asked for) into ``folder`` atomically; return their paths."""
     folder = Path(folder)
     if not (folder / "results.sqlite").exists():
         raise FileNotFoundError(f"{folder} holds no results.sqlite; run a suite into it first (mfm-bench run SUITE --out {folder})")
@@ -204,6 +259,9 @@ def write_leaderboard(folder: str | Path, formats: list[str] | None = None) -> d
     if "json" in formats:
         written["json"] = folder / "leaderboard.json"
         atomic_write(written["json"], json.dumps(_nan_to_none(data), indent=2))
+    if "html" in formats:
+        written["html"] = folder / "leaderboard.html"
+        atomic_write(written["html"], html(data))
     return written
 
 

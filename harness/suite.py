@@ -47,8 +47,7 @@ SCHEMA: dict[str, Any] = {
         "report": {
             "type": "object",
             "properties": {
-                "formats": {"type": "array", "items": {"enum": ["markdown", "csv", "json"]}},
-                "reference": {"type": "string"},
+                "formats": {"type": "array", "items": {"enum": ["markdown", "csv", "json", "html"]}},
             },
             "additionalProperties": False,
         },
@@ -88,7 +87,6 @@ class Suite:
     conditions: list[Any]  # evaluation.Condition
     probes: bool = True
     formats: list[str] = field(default_factory=lambda: ["markdown", "csv", "json"])
-    reference: str | None = None
     fetch: bool = False
     description: str = ""
 
@@ -230,6 +228,6 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
     return Suite(
         name=raw["name"], path=path, datasets=datasets, models=models, seeds=list(raw.get("seeds", [0])),
         train=train, conditions=conditions, probes=bool(evaluate.get("probes", True)),
-        formats=list(report.get("formats", ["markdown", "csv", "json"])), reference=report.get("reference"),
+        formats=list(report.get("formats", ["markdown", "csv", "json"])),
         fetch=fetch, description=raw.get("description", ""),
     )

@@ -1,6 +1,7 @@
 """The runner: grid, stable run ids, failure isolation, interruption and resume, the leaderboard."""
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -72,6 +73,9 @@ def test_suite_runs_records_everything_and_writes_leaderboard(write_suite, tmp_p
     assert mae["mean"] == pytest.approx(sum(vals) / 2) and mae["n"] == 2 and mae["higher_is_better"] is False
     csv_head = written["csv"].read_text().splitlines()[0]
     assert csv_head.startswith("dataset,condition,model,seeds,mae,mae_std")
+    page = write_leaderboard(out, ["html"])["html"].read_text()
+    assert page.count("<table>") == 1 and re.search(r"<td>concat\s*</td>", page) and page.count("data:image/png;base64,") == 1
+    assert (out / "leaderboard.html").stat().st_mode & 0o044  # readable by others, like any report
 
 
 def test_same_seed_same_result(write_suite, tmp_path, dummy):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "write leaderboard.md, .csv and .json from an output folder's results"
+HELP = "write leaderboard.md, .csv, .json (and .html with charts) from an output folder's results"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", help="output folder of `mfm-bench run` (holds results.sqlite)")
-    p.add_argument("--format", action="append", choices=["markdown", "csv", "json"],
-                   help="only these formats (repeatable; default: all three)")
+    p.add_argument("--format", action="append", choices=["markdown", "csv", "json", "html"],
+                   help="these formats (repeatable; default: markdown, csv and json; html adds charts)")
     p.add_argument("--quiet", action="store_true", help="do not print the Markdown table")
 
 
