@@ -8,6 +8,7 @@ run and ``--resume`` never mixes results. Each run writes, under ``OUT/runs/<id>
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import platform
 import signal
@@ -101,7 +102,7 @@ def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any], p
 
     from .evaluation import evaluate, parse_conditions
     from .registry import get_registry
-    from .training import Trainer, TrainConfig, TrainingError
+    from .training import Trainer, TrainConfig
 
     reg = get_registry()
     cfg = run.config
@@ -133,7 +134,7 @@ def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any], p
             ("train", "valid", "label_loss", result.best_valid_loss),
         ]
         atomic_write(run_dir / "history.json", json.dumps(result.history, indent=1))
-        buf = __import__("io").BytesIO()
+        buf = io.BytesIO()
         torch.save(model.state_dict(), buf)
         atomic_write(run_dir / "model.pt", buf.getvalue())
         store.finish(run.id, rows, time.perf_counter() - t0)
@@ -141,7 +142,7 @@ def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any], p
     except (KeyboardInterrupt, _Terminated):
         store.fail(run.id, "interrupted", time.perf_counter() - t0, status="interrupted")
         raise
-    except (TrainingError, Exception) as e:  # noqa: BLE001 - a failed run is recorded, the suite goes on
+    except Exception as e:  # noqa: BLE001 - a failed run (TrainingError or any other) is recorded, the suite goes on
         tb = traceback.format_exc(limit=6)
         store.fail(run.id, f"{type(e).__name__}: {e}\n{tb}", time.perf_counter() - t0)
         return "failed"
