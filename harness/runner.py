@@ -154,7 +154,10 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
     """Run every run of the grid not yet finished (with ``resume``); returns counts by status."""
     from tqdm.auto import tqdm
 
+    from .training import resolve_device
+
     out = Path(out)
+    resolve_device(device or suite.train["device"])  # a CUDA run on a machine without CUDA stops here, before any work
     if suite.fetch:  # download what the datasets lack, before any training
         from .data.fetch import prefetch_suite
 

@@ -124,7 +124,7 @@ def test_prefetch_suite_downloads_what_a_fetch_true_suite_lacks(tmp_path, monkey
     import threading
     from functools import partial
 
-    from mfm_bench.data.fetch import prefetch_suite
+    from mfm_bench.runner import run_suite
     from mfm_bench.suite import load_suite
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(SHARED / "mfn-h5")))
@@ -138,10 +138,13 @@ def test_prefetch_suite_downloads_what_a_fetch_true_suite_lacks(tmp_path, monkey
 fetch: true
 datasets:
   - {name: ict-mmmo, params: {modalities: [visual]}}
-  - {name: synthetic-factors, params: {n_train: 10}}
-models: [supervised]
+  - {name: synthetic-factors, params: {n_train: 10, n_valid: 10, n_test: 10}}
+models: [{name: supervised, params: {encoder: mean}}]
+train: {epochs: 1}
 """))
-        prefetch_suite(suite)
+        logged = []
+        counts = run_suite(suite, tmp_path / "out", progress=False, log=logged.append)  # fetches before training
+        assert counts["finished"] == 2 and any("ict-mmmo: data in" in line for line in logged)
         got = sorted(p.name for p in (home / "mfn-h5" / "mmmo").iterdir())
         assert got == sorted([f"video_{s}.h5" for s in ("train", "valid", "test")] + [f"y_{s}.h5" for s in ("train", "valid", "test")])
     finally:

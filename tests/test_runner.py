@@ -165,6 +165,9 @@ def test_cli_run_validate_and_leaderboard(write_suite, tmp_path, capsys):
     assert main(["run", str(path), "--out", str(out), "--no-progress", "--seeds", "5"]) == 2
     assert "--resume" in capsys.readouterr().err
     assert main(["leaderboard", str(out), "--quiet"]) == 0
+    if not __import__("torch").cuda.is_available():
+        assert main(["run", str(path), "--out", str(tmp_path / "gpu"), "--device", "cuda", "--no-progress"]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err and not (tmp_path / "gpu").exists()
     assert main(["leaderboard", str(tmp_path / "nothing")]) == 2
     bad = write_suite(path.read_text().replace("epochs: 3", "epochs: three"), "bad.yaml")
     assert main(["validate", str(bad)]) == 1

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from mfm_bench.leaderboard import write_leaderboard
     from mfm_bench.runner import run_suite
     from mfm_bench.suite import SuiteError, load_suite
+    from mfm_bench.training import TrainingError
 
     try:
         suite = load_suite(args.suite)
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         counts = run_suite(suite, out, resume=args.resume, overwrite=args.overwrite, seeds=args.seeds,
                            device=args.device, progress=not args.no_progress, threads=args.threads)
-    except FileExistsError as e:
+    except (FileExistsError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
