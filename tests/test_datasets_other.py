@@ -64,27 +64,33 @@ def test_params_are_validated():
         get_registry().build("dataset", "ict-mmmo", lable="binary")
 
 
-@pytest.mark.skipif(not (SHARED / "mfn-h5" / "youtube" / "y_train.h5").is_file(), reason="../shared/data absent")
-def test_fetch_true_downloads_missing_files_before_reading(tmp_path, monkeypatch):
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A local mirror on 127.0.0.1 serving ../shared/data/mfn-h5, and an empty data home; yields the home."""
     import http.server
     import threading
     from functools import partial
 
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(QuietHandler, directory=str(SHARED / "mfn-h5")))
+    if not (SHARED / "mfn-h5" / "youtube" / "y_train.h5").is_file():
+        pytest.skip("../shared/data absent")
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(SHARED / "mfn-h5")))
     t = threading.Thread(target=httpd.serve_forever, daemon=True)
     t.start()
+    monkeypatch.setenv("MFM_BENCH_MIRROR", f"http://127.0.0.1:{httpd.server_address[1]}")
+    home = tmp_path / "home"
+    monkeypatch.setenv("MFM_BENCH_DATA", str(home))
     try:
-        monkeypatch.setenv("MFM_BENCH_MIRROR", f"http://127.0.0.1:{httpd.server_address[1]}")
-        home = tmp_path / "home"
-        monkeypatch.setenv("MFM_BENCH_DATA", str(home))
-        ds = get_registry().build("dataset", "youtube", modalities=["audio"], fetch=True)
-        assert len(ds.split("train")) == 173 and (home / "mfn-h5" / "youtube" / "audio_train.h5").is_file()
-        assert not (home / "mfn-h5" / "youtube" / "video_train.h5").exists()
+        yield home
     finally:
         httpd.shutdown()
         httpd.server_close()
         t.join()
+
+
+def test_fetch_true_downloads_missing_files_before_reading(mirror):
+    ds = get_registry().build("dataset", "youtube", modalities=["audio"], fetch=True)
+    assert len(ds.split("train")) == 173 and (mirror / "mfn-h5" / "youtube" / "audio_train.h5").is_file()
+    assert not (mirror / "mfn-h5" / "youtube" / "video_train.h5").exists()
 
 
 class QuietHandler(__import__("http.server").server.SimpleHTTPRequestHandler):
@@ -118,23 +124,11 @@ def test_fetch_command_reports_failure(tmp_path, capsys):
     assert "no pinned public download" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not (SHARED / "mfn-h5" / "youtube" / "y_train.h5").is_file(), reason="../shared/data absent")
-def test_prefetch_suite_downloads_what_a_fetch_true_suite_lacks(tmp_path, monkeypatch, write_suite):
-    import http.server
-    import threading
-    from functools import partial
-
+def test_prefetch_suite_downloads_what_a_fetch_true_suite_lacks(tmp_path, mirror, write_suite):
     from mfm_bench.runner import run_suite
     from mfm_bench.suite import load_suite
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(SHARED / "mfn-h5")))
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    try:
-        monkeypatch.setenv("MFM_BENCH_MIRROR", f"http://127.0.0.1:{httpd.server_address[1]}")
-        home = tmp_path / "home"
-        monkeypatch.setenv("MFM_BENCH_DATA", str(home))
-        suite = load_suite(write_suite("""name: f
+    suite = load_suite(write_suite("""name: f
 fetch: true
 datasets:
   - {name: ict-mmmo, params: {modalities: [visual]}}
@@ -142,12 +136,8 @@ datasets:
 models: [{name: supervised, params: {encoder: mean}}]
 train: {epochs: 1}
 """))
-        logged = []
-        counts = run_suite(suite, tmp_path / "out", progress=False, log=logged.append)  # fetches before training
-        assert counts["finished"] == 2 and any("ict-mmmo: data in" in line for line in logged)
-        got = sorted(p.name for p in (home / "mfn-h5" / "mmmo").iterdir())
-        assert got == sorted([f"video_{s}.h5" for s in ("train", "valid", "test")] + [f"y_{s}.h5" for s in ("train", "valid", "test")])
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        t.join()
+    logged = []
+    counts = run_suite(suite, tmp_path / "out", progress=False, log=logged.append)  # fetches before training
+    assert counts["finished"] == 2 and any("ict-mmmo: data in" in line for line in logged)
+    got = sorted(p.name for p in (mirror / "mfn-h5" / "mmmo").iterdir())
+    assert got == sorted([f"video_{s}.h5" for s in ("train", "valid", "test")] + [f"y_{s}.h5" for s in ("train", "valid", "test")])
