@@ -129,8 +129,9 @@ class Batch:
 
     def present(self, modality: str) -> torch.Tensor:
         """[B] bool: which samples have the modality at all (any real step)."""
-        m = self.mask[modality]
-        return m.reshape(m.shape[0], -1).any(dim=1)
+        from .nn import modality_present  # nn imports this module
+
+        return modality_present(self.mask[modality])
 
     def replace(self, **changes: Any) -> "Batch":
         fields = {"inputs": self.inputs, "mask": self.mask, "target": self.target, "ids": self.ids, "factors": self.factors,

@@ -10,7 +10,7 @@ import torch
 from baseline_helpers import build, error, fit, one_thread, predict, synthetic, trivial_error  # noqa: F401
 from mfm_bench.config import ConfigError
 from mfm_bench.contracts import TensorSplit
-from mfm_bench.plugins.fusions.mult import safe_attention
+from mfm_bench.nn import safe_attention
 from mfm_bench.registry import get_registry
 
 DIMS = {"text": 6, "audio": 3, "visual": 4}

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mfm_bench.config import option
-from mfm_bench.nn import masked_mean
+from mfm_bench.nn import as_sequence, masked_mean
 
 
 @dataclass
@@ -26,7 +26,6 @@ class MeanEncoder(nn.Module):
         self.output_dim = cfg.hidden
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.dim() == 2:  # vector modality [B, D]: one "step"
-            x, mask = x.unsqueeze(1), mask.reshape(x.shape[0], -1)[:, :1]
+        x, mask = as_sequence(x, mask)  # a vector modality [B, D] is one step
         pooled = self.mlp(masked_mean(x, mask))  # (B, H)
         return pooled, self.mlp(x) * mask.unsqueeze(-1).to(x.dtype)  # (B, T, H)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from mfm_bench.config import option
-from mfm_bench.nn import last_valid
+from mfm_bench.nn import aligned_steps, last_valid
 
 
 @dataclass
@@ -41,21 +41,9 @@ class EFLSTMFusion(nn.Module):
         self.output_dim = cfg.hidden * (2 if cfg.bidirectional else 1)
 
     def forward(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:
-        lengths = {m: inputs[m].shape[1] for m in self.names if inputs[m].dim() == 3}
-        if len(set(lengths.values())) > 1:
-            raise ValueError(
-                f"ef_lstm needs aligned modalities (the same number of time steps), got {lengths}; "
-                "align the dataset (e.g. word-level alignment) or use the 'mult' fusion, which takes unaligned sequences"
-            )
-        T = next(iter(lengths.values()), 1)
-        steps, masks = [], []
-        for m in self.names:
-            x, k = inputs[m], mask[m]
-            if x.dim() == 2:  # a vector modality: the same features at every step
-                k = k.reshape(x.shape[0], -1).any(1, keepdim=True).expand(x.shape[0], T)  # (B, T)
-                x = x.unsqueeze(1).expand(x.shape[0], T, x.shape[1])  # (B, T, D_m)
-            steps.append(x * k.unsqueeze(-1).to(x.dtype))  # (B, T, D_m), zeros where not real
-            masks.append(k.bool())
+        xs, masks = aligned_steps(inputs, mask, self.names, "ef_lstm", "align the dataset (e.g. word-level "
+                                  "alignment) or use the 'mult' fusion, which takes unaligned sequences")
+        steps = [x * k.unsqueeze(-1).to(x.dtype) for x, k in zip(xs, masks)]  # each (B, T, D_m), zeros where not real
         joint_mask = torch.stack(masks, 0).any(0)  # (B, T)
         seq, _ = self.rnn(torch.cat(steps, dim=-1))  # (B, T, sum D_m) -> (B, T, H)
         return self.drop(last_valid(seq, joint_mask))  # (B, H)

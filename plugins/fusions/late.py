@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from mfm_bench.config import option
+from mfm_bench.nn import mlp, modality_present
 
 
 @dataclass
@@ -37,10 +38,7 @@ class LateFusion(nn.Module):
 
     def __init__(self, input_dims: dict[str, int], cfg: LateConfig, out_dim: int) -> None:
         super().__init__()
-        self.heads = nn.ModuleDict({
-            m: nn.Sequential(nn.Linear(d, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, out_dim))
-            for m, d in input_dims.items()
-        })
+        self.heads = nn.ModuleDict({m: mlp(d, cfg.hidden, out_dim, cfg.dropout) for m, d in input_dims.items()})
         self.logits = nn.Parameter(torch.zeros(len(input_dims))) if cfg.weighting == "learned" else None
         self.output_dim = out_dim
 
@@ -55,6 +53,6 @@ class LateFusion(nn.Module):
 
     def forward(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:
         preds = torch.stack([self.heads[m](inputs[m]) for m in self.heads], dim=1)  # (B, M, out)
-        present = torch.stack([mask[m].reshape(mask[m].shape[0], -1).any(1) for m in self.heads], dim=1)  # (B, M)
+        present = torch.stack([modality_present(mask[m]) for m in self.heads], dim=1)  # (B, M)
         w = self.weights(present).to(preds.dtype)
         return (preds * w.unsqueeze(-1)).sum(1)  # (B, out)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from mfm_bench.config import option
-from mfm_bench.plugins.fusions.tfn import present, with_one
+from mfm_bench.nn import modality_present, modality_projections, with_one
 
 
 @dataclass
@@ -35,12 +35,7 @@ class LMFFusion(nn.Module):
     def __init__(self, input_dims: dict[str, int], cfg: LMFConfig) -> None:
         super().__init__()
         self.names = list(input_dims)
-        if cfg.proj_dim > 0:
-            self.proj = nn.ModuleDict({m: nn.Sequential(nn.Linear(d, cfg.proj_dim), nn.ReLU()) for m, d in input_dims.items()})
-            dims = {m: cfg.proj_dim for m in self.names}
-        else:
-            self.proj = nn.ModuleDict({m: nn.Identity() for m in self.names})
-            dims = dict(input_dims)
+        self.proj, dims = modality_projections(input_dims, cfg.proj_dim)
         self.drop = nn.Dropout(cfg.dropout)
         self.factors = nn.ParameterDict({m: nn.Parameter(torch.empty(cfg.rank, dims[m] + 1, cfg.hidden)) for m in self.names})
         for w in self.factors.values():
@@ -53,7 +48,7 @@ class LMFFusion(nn.Module):
     def forward(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:
         prod = None
         for m in self.names:
-            z = self.proj[m](inputs[m]) * present(mask[m]).to(inputs[m].dtype)  # (B, d_m), zeros when missing
+            z = self.proj[m](inputs[m]) * modality_present(mask[m], keepdim=True).to(inputs[m].dtype)  # (B, d_m), zeros when missing
             z = with_one(self.drop(z))  # (B, d_m + 1)
             f = torch.einsum("bd,rdh->brh", z, self.factors[m])  # (B, r, hidden)
             prod = f if prod is None else prod * f

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from mfm_bench.config import option
+from mfm_bench.nn import mlp
 
 
 def per_modality(value: Any, name: str, field: str) -> Any:
@@ -41,10 +42,6 @@ def per_modality(value: Any, name: str, field: str) -> Any:
         raise ValueError(f"{field}: no value for modality {name!r} and no 'default' key in {value!r}; "
                          f"add {name!r} or 'default'")
     return value
-
-
-def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
 
 
 @dataclass

@@ -23,11 +23,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mfm_bench.config import option
-from mfm_bench.nn import last_valid
+from mfm_bench.nn import CrossmodalTransformer, as_sequence, last_valid, mlp, sinusoid
 
 
 @dataclass
@@ -46,76 +45,6 @@ class MulTConfig:
             raise ValueError(f"heads ({self.heads}) must divide d_model ({self.d_model})")
         if self.kernel < 1 or self.kernel % 2 == 0:
             raise ValueError(f"kernel must be a positive odd number, got {self.kernel}")
-
-
-def sinusoid(T: int, d: int, device: torch.device | None = None) -> torch.Tensor:
-    """[T, d] sinusoidal position embeddings (Vaswani et al. 2017)."""
-    pos = torch.arange(T, device=device, dtype=torch.float32).unsqueeze(1)  # (T, 1)
-    freq = torch.exp(torch.arange(0, d, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / d))  # (ceil(d/2),)
-    out = torch.zeros(T, d, device=device)
-    out[:, 0::2] = torch.sin(pos * freq)
-    out[:, 1::2] = torch.cos(pos * freq[: d // 2])
-    return out
-
-
-def as_steps(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A sequence modality as it is (x [B, T, D], mask [B, T]); a vector modality x [B, D] as one step [B, 1, D]
-    with mask [B, 1] (True where the sample has it)."""
-    if x.dim() == 2:
-        return x.unsqueeze(1), mask.reshape(x.shape[0], -1).any(1, keepdim=True)
-    assert x.dim() == 3 and mask.shape == x.shape[:2], \
-        f"expected x [B, T, D] with mask [B, T] (or x [B, D]), got {tuple(x.shape)} and {tuple(mask.shape)}"
-    return x, mask.bool()
-
-
-def safe_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor, heads: int,
-                   dropout: float) -> torch.Tensor:
-    """Multi-head scaled dot-product attention with a key padding mask, NaN-free for fully masked key sequences.
-
-    q [B, Tq, d], k and v [B, Tk, d] (already projected), key_mask [B, Tk] bool (True = real) -> [B, Tq, d];
-    rows whose key sequence has no real step come back as zeros.
-    """
-    B, Tq, d = q.shape
-    Tk = k.shape[1]
-    has_key = key_mask.any(1)  # (B,)
-    allowed = key_mask | ~has_key.unsqueeze(1)  # a sample with no key attends to all (then zeroed)
-    split = lambda x, T: x.view(B, T, heads, d // heads).transpose(1, 2)  # noqa: E731  (B, h, T, d/h)
-    out = F.scaled_dot_product_attention(split(q, Tq), split(k, Tk), split(v, Tk),
-                                         attn_mask=allowed[:, None, None, :], dropout_p=dropout)  # (B, h, Tq, d/h)
-    out = out.transpose(1, 2).reshape(B, Tq, d)  # (B, Tq, d)
-    return out * has_key[:, None, None].to(out.dtype)
-
-
-class CrossmodalLayer(nn.Module):
-    """One pre-norm transformer layer whose queries come from ``x`` and keys/values from ``y`` (y = x: self-attention)."""
-
-    def __init__(self, d: int, heads: int, dropout: float, attn_dropout: float) -> None:
-        super().__init__()
-        self.heads, self.attn_dropout = heads, attn_dropout
-        self.norm_q, self.norm_kv, self.norm_ff = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
-        self.q, self.kv, self.o = nn.Linear(d, d), nn.Linear(d, 2 * d), nn.Linear(d, d)
-        self.ff = nn.Sequential(nn.Linear(d, 4 * d), nn.ReLU(), nn.Dropout(dropout), nn.Linear(4 * d, d))
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor, y_mask: torch.Tensor) -> torch.Tensor:
-        k, v = self.kv(self.norm_kv(y)).chunk(2, dim=-1)  # each (B, Ty, d)
-        a = safe_attention(self.q(self.norm_q(x)), k, v, y_mask, self.heads, self.attn_dropout if self.training else 0.0)
-        x = x + self.drop(self.o(a))  # (B, Tx, d)
-        return x + self.drop(self.ff(self.norm_ff(x)))
-
-
-class CrossmodalTransformer(nn.Module):
-    """A stack of :class:`CrossmodalLayer` with a final LayerNorm: target x [B, Tx, d] attends to source y [B, Ty, d]."""
-
-    def __init__(self, d: int, heads: int, layers: int, dropout: float, attn_dropout: float) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList(CrossmodalLayer(d, heads, dropout, attn_dropout) for _ in range(layers))
-        self.norm = nn.LayerNorm(d)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None, y_mask: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x, x if y is None else y, y_mask)
-        return self.norm(x)
 
 
 class MulTFusion(nn.Module):
@@ -141,8 +70,7 @@ class MulTFusion(nn.Module):
             for b in self.names
         })
         self.output_dim = sum(width.values())
-        self.out = nn.Sequential(nn.Linear(self.output_dim, self.output_dim), nn.ReLU(), nn.Dropout(cfg.dropout),
-                                 nn.Linear(self.output_dim, self.output_dim))
+        self.out = mlp(self.output_dim, self.output_dim, self.output_dim, cfg.dropout)
         self.embed_drop = nn.Dropout(cfg.embed_dropout)
 
     def embed(self, m: str, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -153,7 +81,7 @@ class MulTFusion(nn.Module):
         return self.embed_drop(h)
 
     def forward(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:
-        steps = {m: as_steps(inputs[m], mask[m]) for m in self.names}  # vector modalities become one step
+        steps = {m: as_sequence(inputs[m], mask[m]) for m in self.names}  # vector modalities become one step
         mask = {m: k for m, (_, k) in steps.items()}
         h = {m: self.embed(m, x, mask[m]) for m, (x, _) in steps.items()}  # each (B, T_m, d)
         summaries = []

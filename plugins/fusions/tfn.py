@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from mfm_bench.config import option
+from mfm_bench.nn import modality_present, modality_projections, with_one
 
 
 @dataclass
@@ -29,16 +30,6 @@ class TFNConfig:
     max_tensor: int = option(250_000, "largest allowed size of the flattened tensor, prod(d_m + 1)")
 
 
-def present(mask: torch.Tensor) -> torch.Tensor:
-    """mask [B, T] (or [B]) -> [B, 1] float: 1 where the sample has the modality at all."""
-    return mask.reshape(mask.shape[0], -1).any(1, keepdim=True)
-
-
-def with_one(z: torch.Tensor) -> torch.Tensor:
-    """[B, d] -> [B, d + 1], appending the constant 1 of the paper's eq. (1)."""
-    return torch.cat([z, torch.ones_like(z[:, :1])], dim=1)
-
-
 class TFNFusion(nn.Module):
     """Outer product of the (projected) modality vectors, each padded with a 1, then two ReLU layers."""
 
@@ -47,12 +38,8 @@ class TFNFusion(nn.Module):
     def __init__(self, input_dims: dict[str, int], cfg: TFNConfig) -> None:
         super().__init__()
         self.names = list(input_dims)
-        if cfg.proj_dim > 0:
-            self.proj = nn.ModuleDict({m: nn.Sequential(nn.Linear(d, cfg.proj_dim), nn.ReLU()) for m, d in input_dims.items()})
-            dims = [cfg.proj_dim] * len(self.names)
-        else:
-            self.proj = nn.ModuleDict({m: nn.Identity() for m in self.names})
-            dims = list(input_dims.values())
+        self.proj, widths = modality_projections(input_dims, cfg.proj_dim)
+        dims = list(widths.values())
         size = math.prod(d + 1 for d in dims)
         if size > cfg.max_tensor:
             raise ValueError(
@@ -66,7 +53,7 @@ class TFNFusion(nn.Module):
     def forward(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:
         fused = None
         for m in self.names:
-            z = self.proj[m](inputs[m]) * present(mask[m]).to(inputs[m].dtype)  # (B, d_m), zeros when missing
+            z = self.proj[m](inputs[m]) * modality_present(mask[m], keepdim=True).to(inputs[m].dtype)  # (B, d_m), zeros when missing
             z = with_one(z)  # (B, d_m + 1)
             # (B, P) x (B, d_m + 1) -> (B, P * (d_m + 1)), row-major like torch.einsum("bi,bj->bij").flatten(1)
             fused = z if fused is None else (fused.unsqueeze(2) * z.unsqueeze(1)).flatten(1)

@@ -31,8 +31,7 @@ from torch import nn
 
 from mfm_bench.config import option
 from mfm_bench.contracts import Batch, DatasetSpec, Output
-from mfm_bench.nn import Head, last_valid, task_loss
-from mfm_bench.plugins.fusions.mult import as_steps, safe_attention, sinusoid
+from mfm_bench.nn import Head, as_sequence, last_valid, masked_mse, safe_attention, sinusoid, task_loss
 
 
 @dataclass
@@ -45,17 +44,6 @@ class MCTNConfig:
     label_weight: float = option(1.0, "weight of the task loss")
     translation_weight: float = option(0.5, "weight of the translation losses (MSE to each target)")
     cycle_weight: float = option(0.5, "weight of the cycle-consistency loss (MSE back to the source)")
-
-
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean squared error over real steps: pred, target [B, T, D], mask [B, T] -> (loss, number of real steps).
-
-    Zero (with a gradient path) when there is no real step, e.g. a target missing from the whole batch.
-    """
-    m = mask.unsqueeze(-1).to(pred.dtype)  # (B, T, 1)
-    n = m.sum()
-    loss = (((pred - target) ** 2) * m).sum() / (n * pred.shape[-1]).clamp_min(1.0)
-    return loss, n
 
 
 class Decoder(nn.Module):
@@ -112,13 +100,13 @@ class MCTN(nn.Module):
         return states, last_valid(states, mask)
 
     def forward(self, batch: Batch) -> Output:
-        src, src_mask = as_steps(batch.inputs[self.source], batch.mask[self.source])  # (B, T_s, D_s), (B, T_s)
+        src, src_mask = as_sequence(batch.inputs[self.source], batch.mask[self.source])  # (B, T_s, D_s), (B, T_s)
         seq = self.in_proj[self.source](src)  # (B, T_s, H)
         trans_terms: list[torch.Tensor] = []
         cycle = torch.zeros((), device=src.device)
         for k, t in enumerate(self.targets):
             states, summary = self.encode(k, seq, src_mask)  # (B, T_s, H), (B, H)
-            tgt, tgt_mask = as_steps(batch.inputs[t], batch.mask[t])  # (B, T_t, D_t), (B, T_t); not read by the prediction
+            tgt, tgt_mask = as_sequence(batch.inputs[t], batch.mask[t])  # (B, T_t, D_t), (B, T_t); not read by the prediction
             pred_t = self.decoders[k](states, src_mask, summary, tgt.shape[1])  # (B, T_t, D_t)
             trans_terms.append(masked_mse(pred_t, tgt, tgt_mask)[0])
             if k == 0:  # cycle: encode the translation with the same encoder, decode back to the source

@@ -24,11 +24,11 @@ from torch import nn
 from mfm_bench.config import option
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.losses import kl_standard_normal, mmd_to_prior, reparameterise
-from mfm_bench.nn import task_loss
+from mfm_bench.nn import Head as LabelHead  # D: Linear-ReLU-Dropout-Linear (fy_to_y), or one Linear (M_D)
+from mfm_bench.nn import as_sequence, concat_modalities, per_sample_mse, task_loss
 from mfm_bench.registry import get_registry
 
-from .mfm_parts import (CodeEncoder, FactorMap, LabelHead, SequenceDecoder, as_sequence, concat_modalities,
-                        frozen_call, per_modality, per_sample_mse)
+from .mfm_parts import CodeEncoder, FactorMap, SequenceDecoder, frozen_call, per_modality
 
 Variant = Literal["full", "shared_generative", "no_discriminative", "no_generative", "discriminative_only", "kl"]
 VARIANTS: tuple[str, ...] = ("full", "shared_generative", "no_discriminative", "no_generative", "discriminative_only", "kl")

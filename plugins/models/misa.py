@@ -30,8 +30,7 @@ from torch import nn
 
 from mfm_bench.config import option
 from mfm_bench.contracts import Batch, DatasetSpec, Output
-from mfm_bench.nn import Head, task_loss
-from mfm_bench.plugins.fusions.mult import CrossmodalTransformer
+from mfm_bench.nn import CrossmodalTransformer, Head, modality_present, task_loss
 from mfm_bench.registry import get_registry
 
 
@@ -98,7 +97,7 @@ class MISA(nn.Module):
         u, c, p, present = {}, {}, {}, {}
         for m in self.names:
             x, mask = batch.inputs[m], batch.mask[m]
-            present[m] = mask.reshape(mask.shape[0], -1).any(1)  # (B,)
+            present[m] = modality_present(mask)  # (B,)
             u[m] = self.project[m](self.encoders[m](x, mask)[0])  # (B, d)
             c[m], p[m] = self.shared(u[m]), self.private[m](u[m])  # (B, d) each
         keep = {m: present[m].unsqueeze(1).to(u[m].dtype) for m in self.names}  # (B, 1)
