@@ -149,23 +149,24 @@ def _registrar(cat: Catalog, package: str) -> Callable[..., None]:
     return register
 
 
-_CACHE: dict[Any, Catalog] = {}
+_LAST: tuple[list[Any], Catalog] | None = None  # (the registry and its plugin objects, their catalog)
 
 
 def catalog() -> Catalog:
     """The core's declarations plus every loaded plugin's ``register_metrics``; rebuilt when plugins change."""
+    global _LAST
     reg = get_registry()
-    key = (id(reg), tuple(sorted(name for name, _ in reg.pm.list_name_plugin())))
-    if key not in _CACHE:
-        cat = Catalog()
-        for m in CORE:
-            cat.add(m)
-        for impl in reg.pm.hook.register_metrics.get_hookimpls():  # in load order
-            package = reg.dists.get(impl.plugin_name, (impl.plugin_name, ""))[0]
-            impl.function(register=_registrar(cat, package))
-        _CACHE.clear()
-        _CACHE[key] = cat
-    return _CACHE[key]
+    loaded = [reg, *(obj for _, obj in reg.pm.list_name_plugin())]
+    if _LAST is not None and len(_LAST[0]) == len(loaded) and all(a is b for a, b in zip(_LAST[0], loaded)):
+        return _LAST[1]
+    cat = Catalog()
+    for m in CORE:
+        cat.add(m)
+    for impl in reg.pm.hook.register_metrics.get_hookimpls():  # in load order
+        package = reg.dists.get(impl.plugin_name, (impl.plugin_name, ""))[0]
+        impl.function(register=_registrar(cat, package))
+    _LAST = (loaded, cat)
+    return cat
 
 
 def declaration(metric: str) -> Metric | None:

@@ -63,7 +63,10 @@ def markdown(board: Board) -> str:
         lines += [f"## {ds}", ""]
         for t in tables:
             rows = [[f"**{c}**" if (i, j) in t.best else c for j, c in enumerate(row)] for i, row in enumerate(t.rows)]
-            lines += [f"### {t.heading}", "", tabulate(rows, headers=t.headers, tablefmt="github"), ""]
+            # cells are already formatted: no re-parsing ("1.000" stays "1.000"); numbers right-aligned
+            align = ("left", *["right"] * (len(t.headers) - 1))
+            table = tabulate(rows, headers=t.headers, tablefmt="github", disable_numparse=True, colalign=align)
+            lines += [f"### {t.heading}", "", table, ""]
     if board.unfinished:
         lines += ["## Runs not finished", ""]
         lines += [f"- `{run_id}` {text}" for run_id, text in board.unfinished]
