@@ -124,7 +124,8 @@ def _main_columns(rows: dict[str, Any], cat: Catalog) -> list[str]:
     task = [m for m in metrics if section[m] == TASK]
     declared = sorted((m for m in task if cat.position(m) is not None), key=cat.position)
     other = sorted(m for m in task if cat.position(m) is None)
-    cost = sorted((m for m in metrics if section[m] == COST), key=lambda m: (cat.position(m) is None, cat.position(m) or 0, m))
+    cost = sorted((m for m in metrics if section[m] == COST),
+                  key=lambda m: (cat.position(m) is None, cat.position(m) or 0, m))
     return declared + other + cost
 
 
@@ -242,10 +243,12 @@ def write_leaderboard(folder: str | Path, formats: list[str] | None = None) -> d
 
     folder = Path(folder)
     if not (folder / DB_NAME).exists():
-        raise FileNotFoundError(f"{folder} holds no {DB_NAME}; run a suite into it first (mfm-bench run SUITE --out {folder})")
+        raise FileNotFoundError(f"{folder} holds no {DB_NAME}; run a suite into it first "
+                                f"(mfm-bench run SUITE --out {folder})")
     unknown = set(formats or ()) - set(FORMATS)
     if unknown:
-        raise ValueError(f"unknown leaderboard format(s) {', '.join(sorted(unknown))}; formats are {', '.join(FORMATS)}")
+        raise ValueError(f"unknown leaderboard format(s) {', '.join(sorted(unknown))}; "
+                         f"formats are {', '.join(FORMATS)}")
     with ResultStore(folder) as store:
         data = collect(store)
     b = board(data)

@@ -112,8 +112,8 @@ class Catalog:
         exact = [d for d in self.metrics if d.name == base]
         if exact:
             return exact[0]
-        prefixes = sorted((d for d in self.metrics if d.name.endswith("*") and d.matches(base)), key=lambda d: -len(d.name))
-        return prefixes[0] if prefixes else None
+        prefixes = [d for d in self.metrics if d.name.endswith("*") and d.matches(base)]
+        return max(prefixes, key=lambda d: len(d.name)) if prefixes else None
 
     def position(self, metric: str) -> int | None:
         """Index of the exact declaration of ``metric`` (its column order), None for prefixes and unknown names."""

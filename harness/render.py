@@ -98,7 +98,8 @@ def html(board: Board) -> str:
         parts.append(f"<h2>{h.escape(ds)}</h2>")
         parts += [html_table(t) for t in tables]
         if ds in board.charts:
-            parts.append(f"<img alt='{h.escape(board.charts[ds].title)}' src='data:image/png;base64,{chart_png(board.charts[ds])}'>")
+            chart = board.charts[ds]
+            parts.append(f"<img alt='{h.escape(chart.title)}' src='data:image/png;base64,{chart_png(chart)}'>")
     if board.unfinished:
         parts.append("<h2>Runs not finished</h2><ul>")
         parts += [f"<li><code>{h.escape(run_id)}</code> {h.escape(text)}</li>" for run_id, text in board.unfinished]

@@ -17,7 +17,8 @@ from mfm_bench.testing import temporary_plugin
 
 SUITE = """\
 name: wobble
-datasets: [{name: synthetic-factors, params: {n_train: 32, n_valid: 16, n_test: 16, dims: {text: 4, audio: 3}, seq_len: 4, min_len: 2}}]
+datasets:
+  - {name: synthetic-factors, params: {n_train: 32, n_valid: 16, n_test: 16, dims: {text: 4, audio: 3}, seq_len: 4, min_len: 2}}
 models:
   - {name: wobbly, label: calm, params: {wobble: 1.0}}
   - {name: wobbly, label: shaky, params: {wobble: 3.0}}
@@ -74,10 +75,11 @@ def test_declared_direction_decides_the_bold_cell(write_suite, tmp_path, hib):
             assert {m["higher_is_better"] for m in s.metrics() if m["metric"] == "wobble"} == {int(hib)}
         written = write_leaderboard(tmp_path / "o", ["markdown", "html"])
     md = written["markdown"].read_text()
-    header = next(ln for ln in md.splitlines() if ln.startswith("| model ") and "wobble" in ln)
+    main = md.split("### clean test split")[1].split("###")[0].strip().splitlines()
+    header = [c.strip() for c in main[0].split("|")]
     assert ("wobble ↑" if hib else "wobble ↓") in header
-    cells = {ln.split("|")[1].strip(): ln.split("|")[header.split("|").index(next(c for c in header.split("|") if "wobble" in c))].strip()
-             for ln in md.split("### clean test split")[1].split("###")[0].splitlines() if ln.startswith(("| calm", "| shaky"))}
+    col = next(i for i, c in enumerate(header) if c.startswith("wobble"))
+    cells = {ln.split("|")[1].strip(): ln.split("|")[col].strip() for ln in main[2:]}
     winner, loser = ("shaky", "calm") if hib else ("calm", "shaky")
     assert cells[winner].startswith("**") and not cells[loser].startswith("**")
     # the plugin's own section is a table of its own, in the Markdown and in the HTML
