@@ -41,6 +41,10 @@ class Task:
     - ``regression``: one value per sample; ``range`` e.g. ``(-3.0, 3.0)``; target [B] float.
     - ``classification``: ``n_classes`` classes; target [B] long; prediction = logits [B, C].
     - ``multi_regression``: ``targets`` names K values (POM's traits); target [B, K] float.
+
+    ``metrics`` names a metric set registered through the ``register_metrics`` hook (a field's own conventions,
+    e.g. binary and 7-class accuracy for sentiment in [-3, 3]); None scores the task with the generic metrics
+    of its kind (``mfm_bench.metrics.compute_metrics``).
     """
 
     kind: TaskKind
@@ -48,6 +52,7 @@ class Task:
     n_classes: int | None = None
     class_names: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
+    metrics: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("regression", "classification", "multi_regression"):
@@ -73,6 +78,7 @@ class Task:
             "n_classes": self.n_classes,
             "class_names": list(self.class_names),
             "targets": list(self.targets),
+            "metrics": self.metrics,
         }
 
 

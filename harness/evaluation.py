@@ -21,7 +21,7 @@ import torch
 
 from .contracts import Batch, DatasetSpec
 from .metrics import compute_metrics
-from .training import predict
+from .training import EVAL_BATCH_SIZE, predict
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def ridge_r2(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
 
 
 def evaluate(model: torch.nn.Module, dataset: Any, conditions: list[Condition], device: torch.device | str = "cpu",
-             batch_size: int = 256, seed: int = 0, split: str = "test", probes: bool = True) -> list[tuple[str, str, str, float]]:
+             batch_size: int = EVAL_BATCH_SIZE, seed: int = 0, split: str = "test", probes: bool = True) -> list[tuple[str, str, str, float]]:
     """Rows of (condition, split, metric, value) for every condition on ``split``, plus probe rows."""
     spec: DatasetSpec = dataset.spec
     data = dataset.split(split)

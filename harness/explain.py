@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .results import atomic_write
+from .training import EVAL_BATCH_SIZE
 
 FACTOR_LABELS = {"zy": "F_y"}
 
@@ -49,7 +50,7 @@ def _batches(split: Any, batch_size: int, device: Any):
         yield batch.to(device)
 
 
-def reconstruction_saliency(model: Any, split: Any, batch_size: int = 256, device: str = "cpu") -> list[dict[str, Any]]:
+def reconstruction_saliency(model: Any, split: Any, batch_size: int = EVAL_BATCH_SIZE, device: str = "cpu") -> list[dict[str, Any]]:
     """Rows ``{"modality", "step", "factor", "grad_norm"}`` for every modality, step and factor its decoder reads."""
     import torch
 
@@ -168,7 +169,7 @@ def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> tuple[Any, Any,
 
 
 def explain_run(run_dir: str | os.PathLike, split: str = "test", out_dir: str | os.PathLike | None = None,
-                device: str = "cpu", batch_size: int = 256) -> tuple[Path, Path]:
+                device: str = "cpu", batch_size: int = EVAL_BATCH_SIZE) -> tuple[Path, Path]:
     """Load a run, compute :func:`reconstruction_saliency` on ``split`` and save CSV and PNG (into the run folder
     unless ``out_dir`` is given)."""
     model, dataset, _ = load_run(run_dir, device)

@@ -64,3 +64,32 @@ def register_models(register):
         ``mfm_bench.Output`` (prediction, weighted losses with the task loss under ``"label"``, extras).
     :return: nothing.
     """
+
+
+@hookspec
+def register_metrics(register):
+    """Called when metric declarations are first needed (scoring a task, writing a store row or a leaderboard),
+    and again after the set of loaded plugins changed, to declare the metrics a plugin produces.
+
+    A plugin declares every metric it puts in the result store, whether its model returns it
+    (``extras["metric_sums"]``) or its dataset's task selects it; the leaderboard reads each metric's direction and
+    section from these declarations (and from the store's ``higher_is_better`` column, which records them).
+
+    Why a hook and not metadata on the model's output: a leaderboard is written from the store alone, long
+    after (and without) building any model, and a dataset's metric set is chosen by its task, not by a model.
+    Declarations are known at discovery time, cost no torch import, and are checked for conflicts across packages.
+
+    :param register: two forms.
+        ``register(name, higher_is_better, section="task", help="", label="", display="score", rank=True)``
+        declares one metric, or every metric with a prefix when ``name`` ends in ``*`` (``"recon_missing_*"``).
+        ``higher_is_better`` is True, False or None (no direction). ``section`` is ``"task"`` (main table),
+        ``"cost"`` (main table, right end), ``"probes"``, or any other string: the heading of a table of its own,
+        one row per model and condition. ``label`` is a short column header; ``display`` is ``score``
+        (mean ± std), ``count`` (whole number) or ``size`` (k/M); ``rank=False`` never bolds a best value.
+        ``register(name, function=f, help="")`` registers a metric set: ``f(prediction, target, task)`` (numpy
+        arrays and a ``mfm_bench.Task``) returns ``{metric: value}``; a task selects it with
+        ``Task(..., metrics=name)``. ``f`` may be a ``"module:attr"`` string, imported on first use.
+        A name declared twice with a different meaning, or a metric set registered twice, is an error naming
+        both packages.
+    :return: nothing.
+    """

@@ -1,28 +1,26 @@
-"""Leaderboards from a ResultStore: Markdown, CSV, JSON and HTML (with plots), one row per dataset x model,
-mean ± std over seeds.
+"""Leaderboards from a ResultStore: one row per dataset x model, mean ± std over seeds.
 
-The leaderboard reads only the store. Tables are rendered by ``tabulate`` from one structure (``collect``).
+The leaderboard reads only the store and the metric declarations (``mfm_bench.metric_catalog``): ``collect``
+gathers the numbers, ``board`` lays them out as tables (:class:`mfm_bench.render.Board`), and
+``mfm_bench.render`` writes Markdown, HTML, CSV and JSON. A metric's direction is the one recorded in the store
+(``higher_is_better``, written from the declarations when the run finished), else its current declaration;
+its section and display come from its declaration (an undeclared metric joins the main table).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .metrics import higher_is_better
+from . import render
+from .metric_catalog import COST, PROBES, TASK, Catalog, Metric, catalog
+from .render import DEFAULT_FORMATS, FORMATS, Board, Chart, Table
 from .results import ResultStore, atomic_write
 
-# Display order: task metrics first, then cost. Metrics not listed follow alphabetically.
-ORDER = ["mae", "corr", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc7", "acc5", "acc", "f1_weighted",
-         "f1_macro", "mse"]
-COST = ["params", "train_samples_per_sec", "train_seconds", "best_epoch"]
-SHORT = {"train_samples_per_sec": "samples/s", "train_seconds": "train s", "best_epoch": "best ep"}
+__all__ = ["collect", "board", "write_leaderboard", "FORMATS", "DEFAULT_FORMATS"]
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -34,26 +32,37 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"mean": mean, "std": std, "n": len(vals)}
 
 
+def _direction(metric: str, stored: set[int], cat: Catalog) -> bool | None:
+    """The direction the store recorded (when its runs agree), else the current declaration."""
+    if len(stored) == 1:
+        return bool(next(iter(stored)))
+    d = cat.find(metric)
+    return None if d is None else d.higher_is_better
+
+
 def collect(store: ResultStore) -> dict[str, Any]:
     """{dataset: {condition: {model: {"seeds": n, "metrics": {metric: stats}}}}}, plus run summaries."""
     runs = store.runs()
     finished = {r["id"]: r for r in runs if r["status"] == "finished"}
     values: dict[tuple, list[float]] = defaultdict(list)
     seeds: dict[tuple, set] = defaultdict(set)
+    stored: dict[str, set[int]] = defaultdict(set)
     for m in store.metrics():
         run = finished.get(m["run_id"])
-        if run is None:
+        if run is None or m["split"] == "valid":
             continue
         cond = m["condition"] if m["condition"] != "train" else "clean"
-        if m["split"] == "valid":
-            continue
         key = (run["dataset"], cond, run["label"])
         values[key + (m["metric"],)].append(m["value"] if m["value"] is not None else float("nan"))
         seeds[key].add(run["seed"])
+        if m["higher_is_better"] is not None:
+            stored[m["metric"]].add(m["higher_is_better"])
+    cat = catalog()
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for (ds, cond, label, metric), vals in values.items():
-        row = table.setdefault(ds, {}).setdefault(cond, {}).setdefault(label, {"seeds": len(seeds[(ds, cond, label)]), "metrics": {}})
-        row["metrics"][metric] = {**_stats(vals), "higher_is_better": higher_is_better(metric)}
+        row = table.setdefault(ds, {}).setdefault(cond, {}).setdefault(
+            label, {"seeds": len(seeds[(ds, cond, label)]), "metrics": {}})
+        row["metrics"][metric] = {**_stats(vals), "higher_is_better": _direction(metric, stored[metric], cat)}
     return {
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "datasets": table,
@@ -64,212 +73,191 @@ def collect(store: ResultStore) -> dict[str, Any]:
     }
 
 
-def _columns(rows: dict[str, Any], probes: bool) -> list[str]:
-    metrics = {m for r in rows.values() for m in r["metrics"]}
-    main = [m for m in ORDER if m in metrics]
-    other = sorted(m for m in metrics if m not in ORDER and m not in COST and not m.startswith("probe_"))
-    return main + other + [m for m in COST if m in metrics]
+# -- how each metric is shown ------------------------------------------------------------------------------
+def _meta(metric: str, cat: Catalog) -> Metric:
+    """The metric's declaration, or a plain task metric for an undeclared one."""
+    return cat.find(metric) or Metric(metric, None, TASK, package="?")
 
 
-def _probe_rows(rows: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(model, code, {factor: stats}) from metrics named ``probe_<factor>_from_<code>``."""
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for label, r in rows.items():
-        for m, st in r["metrics"].items():
-            if m.startswith("probe_") and "_from_" in m:
-                factor, code = m[len("probe_"):].rsplit("_from_", 1)
-                out.setdefault((label, code), {})[factor] = st
-    return [(label, code, per) for (label, code), per in out.items()]
+def _direction_of(rows: dict[str, Any], metric: str) -> bool | None:
+    return next((r["metrics"][metric]["higher_is_better"] for r in rows.values() if metric in r["metrics"]), None)
 
 
-def _best(rows: dict[str, Any], metric: str) -> float | None:
-    hib = higher_is_better(metric)
-    if hib is None or metric in COST and metric != "train_samples_per_sec":
+def _header(metric: str, meta: Metric, hib: bool | None) -> str:
+    name = meta.label if meta.label and meta.name == metric else metric
+    if meta.section == COST:
+        return name
+    return name + (" ↑" if hib else " ↓" if hib is not None else "")
+
+
+def _fmt(stats: dict[str, float], meta: Metric) -> str:
+    mean, std = stats["mean"], stats["std"]
+    if math.isnan(mean):
+        return "-"
+    if meta.display == "size":
+        return f"{mean / 1e3:.1f}k" if mean < 1e6 else f"{mean / 1e6:.2f}M"
+    if meta.display == "count":
+        return f"{mean:.0f}"
+    return f"{mean:.3f} ± {std:.3f}" if stats["n"] > 1 else f"{mean:.3f}"
+
+
+def _best(rows: dict[str, Any], metric: str, meta: Metric) -> float | None:
+    hib = _direction_of(rows, metric)
+    if hib is None or not meta.rank:
         return None
-    means = [r["metrics"][metric]["mean"] for r in rows.values() if metric in r["metrics"] and not math.isnan(r["metrics"][metric]["mean"])]
+    means = [r["metrics"][metric]["mean"] for r in rows.values()
+             if metric in r["metrics"] and not math.isnan(r["metrics"][metric]["mean"])]
     if len(means) < 2:
         return None
     return max(means) if hib else min(means)
 
 
-def _fmt(stats: dict[str, float], metric: str) -> str:
-    mean, std = stats["mean"], stats["std"]
-    if math.isnan(mean):
-        return "-"
-    if metric == "params":
-        return f"{mean / 1e3:.1f}k" if mean < 1e6 else f"{mean / 1e6:.2f}M"
-    if metric in ("train_samples_per_sec", "train_seconds", "best_epoch"):
-        return f"{mean:.0f}"
-    return f"{mean:.3f} ± {std:.3f}" if stats["n"] > 1 else f"{mean:.3f}"
+def _direction_in(conds: dict[str, Any], metric: str) -> bool | None:
+    return next((d for rows in conds.values() if (d := _direction_of(rows, metric)) is not None), None)
 
 
-def _arrow(metric: str) -> str:
-    if metric in COST:
-        return SHORT.get(metric, metric)
-    h = higher_is_better(metric)
-    return metric + (" ↑" if h else " ↓" if h is not None else "")
+# -- tables --------------------------------------------------------------------------------------------------
+def _main_columns(rows: dict[str, Any], cat: Catalog) -> list[str]:
+    """Declared task metrics in declaration order, then other task metrics by name, then cost metrics."""
+    metrics = {m for r in rows.values() for m in r["metrics"]}
+    section = {m: _meta(m, cat).section for m in metrics}
+    task = [m for m in metrics if section[m] == TASK]
+    declared = sorted((m for m in task if cat.position(m) is not None), key=cat.position)
+    other = sorted(m for m in task if cat.position(m) is None)
+    cost = sorted((m for m in metrics if section[m] == COST),
+                  key=lambda m: (cat.position(m) is None, cat.position(m) or 0, m))
+    return declared + other + cost
 
 
-def markdown(data: dict[str, Any]) -> str:
-    from tabulate import tabulate
-
-    lines = ["# Leaderboard", "",
-             f"Mean ± std over seeds on the test split; the best mean per column is in **bold** (↑ higher is better, "
-             f"↓ lower). Generated {data['generated']}.", ""]
-    for ds, conds in data["datasets"].items():
-        lines += [f"## {ds}", ""]
-        clean = conds.get("clean", {})
-        cols = _columns(clean, probes=False)
-        if cols:
-            best = {m: _best(clean, m) for m in cols}
-            rows = []
-            for label, r in clean.items():
-                cells = []
-                for m in cols:
-                    st = r["metrics"].get(m)
-                    cell = _fmt(st, m) if st else "-"
-                    if st and best[m] is not None and st["mean"] == best[m]:
-                        cell = f"**{cell}**"
-                    cells.append(cell)
-                rows.append([label, r["seeds"], *cells])
-            lines += ["### clean test split", "", tabulate(rows, headers=["model", "seeds", *[_arrow(m) for m in cols]], tablefmt="github"), ""]
-        probe_rows = _probe_rows(clean)
-        if probe_rows:
-            factors = sorted({f for _, _, per in probe_rows for f in per})
-            rows = [[label, code, *[_fmt(per[f], "probe") if f in per else "-" for f in factors]] for label, code, per in probe_rows]
-            lines += ["### linear probes: test R² of each true factor (columns) from each learned code (rows)", "",
-                      tabulate(rows, headers=["model", "code", *factors], tablefmt="github"), ""]
-        others = [c for c in conds if c != "clean"]
-        if others:
-            main = _main_metric(clean)
-            if main:
-                rows = []
-                for label in clean:
-                    cells = [_fmt(conds[c][label]["metrics"][main], main) if label in conds[c] and main in conds[c][label]["metrics"] else "-"
-                             for c in ["clean", *others]]
-                    rows.append([label, *cells])
-                lines += [f"### robustness: {_arrow(main)} under each condition", "",
-                          tabulate(rows, headers=["model", "clean", *others], tablefmt="github"), ""]
-                extra = sorted({m for c in others for r in conds[c].values() for m in r["metrics"] if m.startswith("recon_")})
-                if extra:
-                    rows = [[label, c, *[_fmt(conds[c][label]["metrics"][m], m) if m in conds[c].get(label, {}).get("metrics", {}) else "-" for m in extra]]
-                            for c in others for label in conds[c] if any(m in conds[c][label]["metrics"] for m in extra)]
-                    lines += ["### reconstruction of the missing modality", "",
-                              tabulate(rows, headers=["model", "condition", *[_arrow(m) for m in extra]], tablefmt="github"), ""]
-    failed = [r for r in data["runs"] if r["status"] != "finished"]
-    if failed:
-        lines += ["## Runs not finished", ""]
-        lines += [f"- `{r['id']}` {r['dataset']} / {r['label']} / seed {r['seed']}: {r['status']}"
-                  + (f": {r['error']}" if r["error"] else "") for r in failed]
-        lines.append("")
-    return "\n".join(lines)
+def _main_metric(rows: dict[str, Any], cat: Catalog) -> str | None:
+    """The first declared task metric present: the one the robustness table and the chart show."""
+    return next((m for m in _main_columns(rows, cat) if cat.position(m) is not None and _meta(m, cat).section == TASK),
+                None)
 
 
-def to_csv(data: dict[str, Any]) -> str:
+def _main_table(clean: dict[str, Any], cat: Catalog) -> Table | None:
+    cols = _main_columns(clean, cat)
+    if not cols:
+        return None
+    metas = [_meta(m, cat) for m in cols]
+    best = [_best(clean, m, meta) for m, meta in zip(cols, metas)]
+    rows, marks = [], set()
+    for i, (label, r) in enumerate(clean.items()):
+        cells: list[Any] = [label, r["seeds"]]
+        for j, (m, meta) in enumerate(zip(cols, metas)):
+            st = r["metrics"].get(m)
+            cells.append(_fmt(st, meta) if st else "-")
+            if st and best[j] is not None and st["mean"] == best[j]:
+                marks.add((i, j + 2))
+        rows.append(cells)
+    headers = ["model", "seeds", *[_header(m, meta, _direction_of(clean, m)) for m, meta in zip(cols, metas)]]
+    return Table("clean test split", headers, rows, marks)
+
+
+def _probe_table(clean: dict[str, Any], cat: Catalog) -> Table | None:
+    """Rows (model, code), columns factors, from metrics of the probes section named ``<prefix><factor>_from_<code>``."""
+    per: dict[tuple[str, str], dict[str, str]] = {}
+    for label, r in clean.items():
+        for m, st in r["metrics"].items():
+            meta = _meta(m, cat)
+            if meta.section == PROBES and meta.name.endswith("*") and "_from_" in m:
+                factor, code = m[len(meta.name) - 1:].rsplit("_from_", 1)
+                per.setdefault((label, code), {})[factor] = _fmt(st, meta)
+    if not per:
+        return None
+    factors = sorted({f for cells in per.values() for f in cells})
+    rows = [[label, code, *[cells.get(f, "-") for f in factors]] for (label, code), cells in per.items()]
+    return Table("linear probes: test R² of each true factor (columns) from each learned code (rows)",
+                 ["model", "code", *factors], rows)
+
+
+def _robustness_table(conds: dict[str, Any], cat: Catalog) -> Table | None:
+    clean = conds.get("clean", {})
+    others = [c for c in conds if c != "clean"]
+    main = _main_metric(clean, cat)
+    if not others or main is None:
+        return None
+    meta = _meta(main, cat)
     rows = []
-    metrics: list[str] = []
-    for ds, conds in data["datasets"].items():
-        for cond, models in conds.items():
-            for label, r in models.items():
-                row = {"dataset": ds, "condition": cond, "model": label, "seeds": r["seeds"]}
-                for m, st in r["metrics"].items():
-                    row[m] = st["mean"]
-                    row[f"{m}_std"] = st["std"]
-                    if m not in metrics:
-                        metrics.append(m)
-                rows.append(row)
-    ordered = [m for m in ORDER if m in metrics] + sorted(m for m in metrics if m not in ORDER)
-    header = ["dataset", "condition", "model", "seeds"] + [c for m in ordered for c in (m, f"{m}_std")]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=header, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
+    for label in clean:
+        got = [conds[c].get(label, {}).get("metrics", {}).get(main) for c in ["clean", *others]]
+        rows.append([label, *[_fmt(st, meta) if st else "-" for st in got]])
+    return Table(f"robustness: {_header(main, meta, _direction_of(clean, main))} under each condition",
+                 ["model", "clean", *others], rows)
 
 
-def _main_metric(rows: dict[str, Any]) -> str | None:
-    return next((m for m in ORDER if any(m in r["metrics"] for r in rows.values())), None)
+def _section_tables(conds: dict[str, Any], cat: Catalog) -> list[Table]:
+    """One table per section of its own (a plugin's), rows (model, condition) where its metrics were measured."""
+    sections: dict[str, set[str]] = {}
+    for rows in conds.values():
+        for r in rows.values():
+            for m in r["metrics"]:
+                s = _meta(m, cat).section
+                if s not in (TASK, COST, PROBES):
+                    sections.setdefault(s, set()).add(m)
+    tables = []
+    for title, found in sections.items():
+        metrics = sorted(found)
+        rows = [[label, c, *[_fmt(r["metrics"][m], _meta(m, cat)) if m in r["metrics"] else "-" for m in metrics]]
+                for c, models in conds.items() for label, r in models.items() if found & set(r["metrics"])]
+        headers = ["model", "condition", *[_header(m, _meta(m, cat), _direction_in(conds, m)) for m in metrics]]
+        tables.append(Table(title, headers, rows))
+    return tables
 
 
-def _png(fig: Any) -> str:
-    import base64
+def _chart(ds: str, conds: dict[str, Any], cat: Catalog) -> Chart | None:
+    """The main metric (mean ± std over seeds) of every model under every condition."""
+    clean = conds.get("clean", {})
+    main = _main_metric(clean, cat)
+    if main is None:
+        return None
+    none = {"mean": float("nan"), "std": 0.0}
+    series = []
+    for c in ["clean", *[c for c in conds if c != "clean"]]:
+        st = [conds[c].get(label, {}).get("metrics", {}).get(main, none) for label in clean]
+        series.append((c, [x["mean"] for x in st], [x["std"] for x in st]))
+    return Chart(f"{ds}: {main} under each condition", _header(main, _meta(main, cat), _direction_of(clean, main)),
+                 list(clean), series)
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return base64.b64encode(buf.getvalue()).decode()
 
-
-def html(data: dict[str, Any]) -> str:
-    """A self-contained HTML report: the Markdown tables rendered as HTML, plus, per dataset, a bar chart of the
-    main metric (mean ± std over seeds) under every condition. matplotlib draws the charts (embedded as PNG)."""
-    import html as h
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from tabulate import tabulate
-
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>mfm-bench leaderboard</title><style>",
-             "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-             "td:first-child,th:first-child{text-align:left}img{max-width:100%}</style></head><body>",
-             f"<h1>Leaderboard</h1><p>Mean ± std over seeds on the test split. Generated {h.escape(data['generated'])}.</p>"]
+def board(data: dict[str, Any]) -> Board:
+    """The tables of every dataset (main, probes, robustness, then plugins' own sections), charts, unfinished runs."""
+    cat = catalog()
+    b = Board(data["generated"], {})
     for ds, conds in data["datasets"].items():
         clean = conds.get("clean", {})
-        parts.append(f"<h2>{h.escape(ds)}</h2>")
-        cols = _columns(clean, probes=False)
-        rows = [[label, r["seeds"], *[_fmt(r["metrics"][m], m) if m in r["metrics"] else "-" for m in cols]] for label, r in clean.items()]
-        parts.append(tabulate(rows, headers=["model", "seeds", *[_arrow(m) for m in cols]], tablefmt="html"))
-        main = _main_metric(clean)
-        if main:
-            names = ["clean", *[c for c in conds if c != "clean"]]
-            labels = list(clean)
-            fig, ax = plt.subplots(figsize=(min(12.0, 4 + 0.3 * len(labels) * len(names)), 4.5))
-            width = 0.8 / len(names)
-            for j, c in enumerate(names):
-                st = [conds[c].get(label, {}).get("metrics", {}).get(main, {"mean": float("nan"), "std": 0.0}) for label in labels]
-                ax.bar([i + j * width for i in range(len(labels))], [x["mean"] for x in st], width,
-                       yerr=[x["std"] for x in st], label=c, capsize=2)
-            ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(labels))], labels, rotation=20, ha="right")
-            ax.set_ylabel(_arrow(main))
-            ax.set_title(f"{ds}: {main} under each condition")
-            ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1.0), loc="upper left")
-            parts.append(f"<img alt='{h.escape(ds)} {main}' src='data:image/png;base64,{_png(fig)}'>")
-            plt.close(fig)
-    parts.append("</body></html>")
-    return "\n".join(parts)
+        tables = [_main_table(clean, cat), _probe_table(clean, cat), _robustness_table(conds, cat)]
+        b.datasets[ds] = [t for t in tables if t is not None] + _section_tables(conds, cat)
+        chart = _chart(ds, conds, cat)
+        if chart is not None:
+            b.charts[ds] = chart
+    b.unfinished = [(r["id"], f"{r['dataset']} / {r['label']} / seed {r['seed']}: {r['status']}"
+                     + (f": {r['error']}" if r["error"] else "")) for r in data["runs"] if r["status"] != "finished"]
+    return b
 
 
 def write_leaderboard(folder: str | Path, formats: list[str] | None = None) -> dict[str, Path]:
-    """Write leaderboard.{md,csv,json,html} (those asked for) into ``folder`` atomically; return their paths."""
+    """Write leaderboard.{md,csv,json,html} (those asked for; default :data:`DEFAULT_FORMATS`) into ``folder``
+    atomically; return their paths by format."""
+    from .results import DB_NAME
+
     folder = Path(folder)
-    if not (folder / "results.sqlite").exists():
-        raise FileNotFoundError(f"{folder} holds no results.sqlite; run a suite into it first (mfm-bench run SUITE --out {folder})")
+    if not (folder / DB_NAME).exists():
+        raise FileNotFoundError(f"{folder} holds no {DB_NAME}; run a suite into it first "
+                                f"(mfm-bench run SUITE --out {folder})")
+    unknown = set(formats or ()) - set(FORMATS)
+    if unknown:
+        raise ValueError(f"unknown leaderboard format(s) {', '.join(sorted(unknown))}; "
+                         f"formats are {', '.join(FORMATS)}")
     with ResultStore(folder) as store:
         data = collect(store)
-    formats = formats or ["markdown", "csv", "json"]
+    b = board(data)
+    order = [m.name for m in catalog().metrics if m.section == TASK and not m.name.endswith("*")]
+    text = {"markdown": lambda: render.markdown(b), "csv": lambda: render.to_csv(data, order),
+            "json": lambda: render.to_json(data), "html": lambda: render.html(b)}
     written = {}
-    if "markdown" in formats:
-        written["markdown"] = folder / "leaderboard.md"
-        atomic_write(written["markdown"], markdown(data))
-    if "csv" in formats:
-        written["csv"] = folder / "leaderboard.csv"
-        atomic_write(written["csv"], to_csv(data))
-    if "json" in formats:
-        written["json"] = folder / "leaderboard.json"
-        atomic_write(written["json"], json.dumps(_nan_to_none(data), indent=2))
-    if "html" in formats:
-        written["html"] = folder / "leaderboard.html"
-        atomic_write(written["html"], html(data))
+    for fmt in FORMATS:
+        if fmt in (formats or DEFAULT_FORMATS):
+            written[fmt] = folder / render.FILES[fmt]
+            atomic_write(written[fmt], text[fmt]())
     return written
-
-
-def _nan_to_none(x: Any) -> Any:
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _nan_to_none(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_nan_to_none(v) for v in x]
-    return x

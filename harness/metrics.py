@@ -1,15 +1,14 @@
-"""Task metrics with the field's conventions.
+"""Task metrics and the declarations that say how to read each metric.
 
-Sentiment regression in [-3, 3] reports both binary conventions because published tables mix them:
+Every metric that reaches the result store is *declared* by whoever produces it (:class:`Metric`): its name
+(or a prefix such as ``probe_*``), whether higher is better, and the leaderboard section it belongs to. The core
+declares the generic metrics it computes itself (:data:`CORE`); plugins declare theirs through the
+``register_metrics`` hook, which also registers *metric sets*: named metric functions that a task selects with
+``Task(..., metrics="NAME")`` (a sentiment dataset's binary/7-class accuracies, say).
 
-- ``acc2_has0`` / ``f1_has0``: prediction >= 0 vs label >= 0; zero labels count as non-negative (the original
-  MFM/MFN code).
-- ``acc2_non0`` / ``f1_non0``: samples whose label is exactly 0 are dropped, then > 0 vs < 0 (MulT, MMSA).
-- ``acc7``: clip both to [-3, 3], round half to even (``numpy.round``), compare classes; ``acc5`` clips to [-2, 2].
-- ``mae`` (unclipped) and Pearson ``corr``.
-
-F1 scores are weighted by class support, as scikit-learn's ``f1_score(average="weighted")``.
-Every metric declares whether higher is better in :data:`HIGHER_IS_BETTER`.
+Without a metric set the task kind chooses: ``regression`` -> mae, mse, Pearson corr; ``classification`` -> acc,
+support-weighted and macro F1 (as scikit-learn's ``f1_score``); ``multi_regression`` -> mae and corr averaged over
+targets, plus ``<target>/mae`` and ``<target>/corr``.
 """
 
 from __future__ import annotations
@@ -19,25 +18,10 @@ from typing import Any
 import numpy as np
 
 from .contracts import Task
+from .metric_catalog import CORE, Metric, MetricSet, catalog, declaration, higher_is_better, metric_set
 
-#: metric name (or prefix ending in "_") -> True when higher is better.
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "acc2_has0": True, "f1_has0": True, "acc2_non0": True, "f1_non0": True, "acc7": True, "acc5": True,
-    "mae": False, "corr": True, "acc": True, "f1_weighted": True, "f1_macro": True, "mse": False,
-    "acc2": True, "f1": True, "params": False, "train_samples_per_sec": True, "train_seconds": False,
-    "best_epoch": False, "probe_": True, "recon_": False,
-}
-
-
-def higher_is_better(metric: str) -> bool | None:
-    """True/False for a known metric (exact name, a known prefix, or ``<target>/<metric>``); None when unknown."""
-    base = metric.split("/")[-1]
-    if base in HIGHER_IS_BETTER:
-        return HIGHER_IS_BETTER[base]
-    for key, value in HIGHER_IS_BETTER.items():
-        if key.endswith("_") and base.startswith(key):
-            return value
-    return None
+__all__ = ["Metric", "MetricSet", "CORE", "catalog", "declaration", "higher_is_better", "metric_set", "f1_scores",
+           "pearson", "regression_metrics", "classification_metrics", "compute_metrics"]
 
 
 def f1_scores(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray | None = None) -> tuple[float, float]:
@@ -63,31 +47,11 @@ def f1_scores(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray | None 
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation; NaN for fewer than two samples or a constant input."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) < 2 or a.std() == 0 or b.std() == 0:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
-
-
-def sentiment_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    """All sentiment-regression metrics (see the module docstring for each convention)."""
-    pred, true = np.asarray(pred, float).ravel(), np.asarray(true, float).ravel()
-    out: dict[str, float] = {}
-    p_has0, t_has0 = pred >= 0, true >= 0
-    out["acc2_has0"] = float(np.mean(p_has0 == t_has0))
-    out["f1_has0"] = f1_scores(t_has0, p_has0, np.array([False, True]))[0]
-    nz = true != 0
-    if nz.any():
-        p_non0, t_non0 = pred[nz] > 0, true[nz] > 0
-        out["acc2_non0"] = float(np.mean(p_non0 == t_non0))
-        out["f1_non0"] = f1_scores(t_non0, p_non0, np.array([False, True]))[0]
-    else:
-        out["acc2_non0"] = out["f1_non0"] = float("nan")
-    out["acc7"] = float(np.mean(np.round(np.clip(pred, -3, 3)) == np.round(np.clip(true, -3, 3))))
-    out["acc5"] = float(np.mean(np.round(np.clip(pred, -2, 2)) == np.round(np.clip(true, -2, 2))))
-    out["mae"] = float(np.mean(np.abs(pred - true)))
-    out["corr"] = pearson(pred, true)
-    return out
 
 
 def regression_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
@@ -102,23 +66,30 @@ def classification_metrics(logits: np.ndarray, true: np.ndarray, n_classes: int)
     return {"acc": float(np.mean(pred == true)), "f1_weighted": weighted, "f1_macro": macro}
 
 
+def multi_regression_metrics(pred: np.ndarray, true: np.ndarray, targets: tuple[str, ...]) -> dict[str, float]:
+    out = {}
+    per = [regression_metrics(pred[:, k], true[:, k]) for k in range(true.shape[1])]
+    for key in ("mae", "corr"):
+        out[key] = float(np.nanmean([p[key] for p in per]))
+    for name, p in zip(targets, per):
+        out[f"{name}/mae"] = p["mae"]
+        out[f"{name}/corr"] = p["corr"]
+    return out
+
+
 def compute_metrics(task: Task, prediction: Any, target: Any) -> dict[str, float]:
-    """Metrics chosen from the task. ``prediction`` and ``target`` are tensors or arrays of the task's shapes."""
+    """Metrics of the task's metric set when it names one, else those of its kind (see the module docstring).
+
+    ``prediction`` and ``target`` are tensors or arrays of the task's shapes.
+    """
     pred = _np(prediction)
     true = _np(target)
+    if task.metrics:
+        return metric_set(task.metrics).function(pred, true, task)
     if task.kind == "classification":
         return classification_metrics(pred, true, int(task.n_classes))  # type: ignore[arg-type]
     if task.kind == "multi_regression":
-        out = {}
-        per = [regression_metrics(pred[:, k], true[:, k]) for k in range(true.shape[1])]
-        for key in ("mae", "corr"):
-            out[key] = float(np.nanmean([p[key] for p in per]))
-        for name, p in zip(task.targets, per):
-            out[f"{name}/mae"] = p["mae"]
-            out[f"{name}/corr"] = p["corr"]
-        return out
-    if task.range is not None and tuple(task.range) == (-3.0, 3.0):
-        return sentiment_metrics(pred, true)
+        return multi_regression_metrics(pred, true, task.targets)
     return regression_metrics(pred, true)
 
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .metrics import higher_is_better
+from .metric_catalog import higher_is_better
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -17,6 +17,7 @@ import jsonschema
 import yaml
 
 from .config import ConfigError, build_config, config_to_dict, did_you_mean
+from .render import DEFAULT_FORMATS, FORMATS
 
 _REF = {
     "oneOf": [
@@ -47,7 +48,7 @@ SCHEMA: dict[str, Any] = {
         "report": {
             "type": "object",
             "properties": {
-                "formats": {"type": "array", "items": {"enum": ["markdown", "csv", "json", "html"]}},
+                "formats": {"type": "array", "items": {"enum": list(FORMATS)}},
             },
             "additionalProperties": False,
         },
@@ -86,7 +87,7 @@ class Suite:
     train: dict[str, Any]
     conditions: list[Any]  # evaluation.Condition
     probes: bool = True
-    formats: list[str] = field(default_factory=lambda: ["markdown", "csv", "json"])
+    formats: list[str] = field(default_factory=lambda: list(DEFAULT_FORMATS))
     fetch: bool = False
     description: str = ""
 
@@ -228,6 +229,6 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
     return Suite(
         name=raw["name"], path=path, datasets=datasets, models=models, seeds=list(raw.get("seeds", [0])),
         train=train, conditions=conditions, probes=bool(evaluate.get("probes", True)),
-        formats=list(report.get("formats", ["markdown", "csv", "json"])),
+        formats=list(report.get("formats", DEFAULT_FORMATS)),
         fetch=fetch, description=raw.get("description", ""),
     )

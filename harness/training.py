@@ -20,6 +20,9 @@ from torch import nn
 from .config import option
 from .contracts import Batch, Output, TensorSplit, collate
 
+#: Batch size for validation, test and every other no-grad pass (evaluation, probes, explanations).
+EVAL_BATCH_SIZE = 256
+
 
 @dataclass
 class TrainConfig:
@@ -36,7 +39,7 @@ class TrainConfig:
     threads: int = option(0, "CPU threads for torch's intra-op work (0: torch's default); small models often run fastest on 1")
     amp: bool = option(True, "bf16 autocast on CUDA (ignored on CPU)")
     compile: bool = option(False, "torch.compile the model first")
-    eval_batch_size: int = option(256, "batch size for validation and test")
+    eval_batch_size: int = option(EVAL_BATCH_SIZE, "batch size for validation and test")
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
@@ -211,7 +214,7 @@ class Predictions:
 
 @torch.no_grad()
 def predict(model: nn.Module, split: Any, transform: Callable[[Batch], Batch] | None = None,
-            device: torch.device | str = "cpu", batch_size: int = 256, amp: bool = True) -> Predictions:
+            device: torch.device | str = "cpu", batch_size: int = EVAL_BATCH_SIZE, amp: bool = True) -> Predictions:
     """Run ``model`` over ``split`` (each batch passed through ``transform`` first, e.g. a test condition) and
     gather predictions, targets, codes (``extras["codes"]``), true factors and extra metric means
     (``extras["metric_sums"]``), all on the CPU."""

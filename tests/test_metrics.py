@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mfm_bench.contracts import Task
-from mfm_bench.metrics import compute_metrics, f1_scores, higher_is_better, sentiment_metrics
+from mfm_bench.metrics import compute_metrics, f1_scores, higher_is_better
+from mfm_bench.plugins.datasets.sentiment import sentiment_metrics
 
 PRED = [0.0, -0.1, 1.2, -2.6, 2.5, 0.5]
 TRUE = [0.0, 0.0, 1.0, -3.0, 2.6, -0.4]
@@ -67,10 +68,13 @@ def test_weighted_and_macro_f1_with_an_unpredicted_class():
 
 
 def test_compute_metrics_dispatches_on_the_task():
-    sent = compute_metrics(Task("regression", range=(-3.0, 3.0)), torch.tensor(PRED), torch.tensor(TRUE))
+    sent = compute_metrics(Task("regression", range=(-3.0, 3.0), metrics="cmu-sentiment"), torch.tensor(PRED), torch.tensor(TRUE))
+    assert sent == sentiment_metrics(torch.tensor(PRED).numpy(), torch.tensor(TRUE).numpy())  # the set, bit for bit
     assert {"acc2_has0", "acc2_non0", "acc7", "acc5", "mae", "corr"} <= set(sent)
     plain = compute_metrics(Task("regression", range=(1.0, 5.0)), torch.tensor([1.0, 2.0]), torch.tensor([1.5, 2.0]))
     assert set(plain) == {"mae", "mse", "corr"} and plain["mae"] == pytest.approx(0.25)
+    # the range alone no longer selects the sentiment conventions: the task names its metric set
+    assert set(compute_metrics(Task("regression", range=(-3.0, 3.0)), torch.tensor(PRED), torch.tensor(TRUE))) == {"mae", "mse", "corr"}
     cls = compute_metrics(Task("classification", n_classes=3), torch.tensor([[3.0, 0, 0], [0, 0, 1.0]]), torch.tensor([0, 1]))
     assert cls["acc"] == 0.5
     multi = compute_metrics(Task("multi_regression", targets=("a", "b")), torch.tensor([[1.0, 2.0], [3.0, 4.0]]),
@@ -83,3 +87,20 @@ def test_every_reported_metric_declares_its_direction():
     assert all(higher_is_better(m) is not None for m in sent)
     assert higher_is_better("mae") is False and higher_is_better("acc7") is True
     assert higher_is_better("probe_shared_from_zy") is True and higher_is_better("recon_missing_audio") is False
+
+
+def test_unknown_metric_set_names_the_registered_ones():
+    from mfm_bench.registry import PluginError
+
+    with pytest.raises(PluginError, match=r"metric set 'nope' is not registered \(registered: .*cmu-sentiment"):
+        compute_metrics(Task("regression", metrics="nope"), torch.tensor([1.0]), torch.tensor([1.0]))
+
+
+def test_builtin_datasets_declare_the_sentiment_set_and_mfm_its_reconstruction():
+    from mfm_bench.metric_catalog import PROBES, declaration, metric_set
+
+    assert metric_set("cmu-sentiment").package == "mfm-bench"
+    recon = declaration("recon_missing_audio")
+    assert recon.higher_is_better is False and recon.section == "reconstruction of the missing modality"
+    assert declaration("probe_shared_from_zy").section == PROBES
+    assert declaration("trait/mae").name == "mae" and declaration("unheard_of") is None

@@ -21,14 +21,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", help="split to average over (default: test)")
     p.add_argument("--out", default=None, help="folder for explain.csv and explain.png (default: RUN_DIR)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--batch-size", type=int, default=256, help="evaluation batch size (default: 256)")
+    p.add_argument("--batch-size", type=int, help="evaluation batch size (default: mfm_bench.training.EVAL_BATCH_SIZE)")
 
 
 def run(args: argparse.Namespace) -> int:
     from mfm_bench.explain import explain_run
+    from mfm_bench.training import EVAL_BATCH_SIZE
 
     try:
-        csv_path, png_path = explain_run(args.run_dir, args.split, args.out, args.device, args.batch_size)
+        csv_path, png_path = explain_run(args.run_dir, args.split, args.out, args.device, args.batch_size or EVAL_BATCH_SIZE)
     except (FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

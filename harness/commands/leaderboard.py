@@ -10,8 +10,10 @@ HELP = "write leaderboard.md, .csv, .json (and .html with charts) from an output
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", help="output folder of `mfm-bench run` (holds results.sqlite)")
-    p.add_argument("--format", action="append", choices=["markdown", "csv", "json", "html"],
-                   help="these formats (repeatable; default: markdown, csv and json; html adds charts)")
+    from mfm_bench.render import DEFAULT_FORMATS, FORMATS
+
+    p.add_argument("--format", action="append", choices=FORMATS,
+                   help=f"these formats (repeatable; default: {', '.join(DEFAULT_FORMATS)}; html adds charts)")
     p.add_argument("--quiet", action="store_true", help="do not print the Markdown table")
 
 

@@ -15,3 +15,16 @@ def register_datasets(register):
     register("iemocap", f"{_P}.iemocap:IEMOCAP", config=f"{_P}.iemocap:IEMOCAPConfig", help="IEMOCAP four emotions, one binary task per emotion (processed pickle)")
     register("pom", f"{_P}.pom:POM", config=f"{_P}.pom:POMConfig", help="POM personality traits: 17-target regression in [1, 7] (MFN h5 or CSD)")
     register("moud", f"{_P}.moud:MOUD", config=f"{_P}.moud:MOUDConfig", help="MOUD Spanish opinion utterances: sentiment classification (MFN folder layout)")
+
+
+
+@hookimpl
+def register_metrics(register):
+    register("cmu-sentiment", function=f"{_P}.sentiment:cmu_sentiment",
+             help="sentiment in [-3, 3]: acc2 and f1 (has0 and non0), acc7, acc5, mae, corr (see datasets.sentiment)")
+    register("acc2_has0", True, help="binary accuracy, label >= 0 vs < 0 (zero labels count as non-negative)")
+    register("f1_has0", True, help="weighted F1 of the has0 binary split")
+    register("acc2_non0", True, help="binary accuracy, > 0 vs < 0, zero labels dropped")
+    register("f1_non0", True, help="weighted F1 of the non0 binary split")
+    register("acc7", True, help="7-class accuracy: clipped to [-3, 3], rounded half to even")
+    register("acc5", True, help="5-class accuracy: clipped to [-2, 2], rounded half to even")

@@ -81,4 +81,4 @@ class CMUMOSEI(RealDataset):
 
         if self.cfg.label == "emotions":
             return Task("multi_regression", range=(0.0, 3.0), targets=EMOTIONS)
-        return Task("regression", range=(-3.0, 3.0))
+        return Task("regression", range=(-3.0, 3.0), metrics="cmu-sentiment")

@@ -85,4 +85,4 @@ class CMUMOSI(RealDataset):
     def task(self):
         from mfm_bench.contracts import Task
 
-        return Task("regression", range=(-3.0, 3.0))
+        return Task("regression", range=(-3.0, 3.0), metrics="cmu-sentiment")

@@ -62,7 +62,7 @@ class SyntheticFactors:
         if cfg.task == "classification":
             task = Task("classification", n_classes=cfg.n_classes, class_names=tuple(f"bin{i}" for i in range(cfg.n_classes)))
         else:
-            task = Task("regression", range=(-3.0, 3.0))
+            task = Task("regression", range=(-3.0, 3.0), metrics="cmu-sentiment")
         self.spec = DatasetSpec(
             name="synthetic-factors",
             modalities=tuple(Modality(m, int(d)) for m, d in cfg.dims.items()),

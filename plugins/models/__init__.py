@@ -11,3 +11,10 @@ def register_models(register):
     register("mfm", f"{_P}.mfm:MFM", config=f"{_P}.mfm:MFMConfig", help="Multimodal Factorization Model (Tsai et al. 2019): discriminative + per-modality generative factors, MMD prior, ablations, surrogate inference")
     register("mctn", f"{_P}.mctn:MCTN", config=f"{_P}.mctn:MCTNConfig", help="Multimodal Cyclic Translation Network: source -> targets translation with a cycle loss; test time reads the source only")
     register("misa", f"{_P}.misa:MISA", config=f"{_P}.misa:MISAConfig", help="MISA: modality-invariant and -specific vectors (CMD, orthogonality, reconstruction losses), attention over them")
+
+
+@hookimpl
+def register_metrics(register):
+    # MFM rebuilds a withheld modality from the factors it still has (extras["metric_sums"], mfm.py)
+    register("recon_missing_*", False, section="reconstruction of the missing modality",
+             help="MFM: mean squared error of the rebuilt modality at its real steps, under a missing-modality condition")

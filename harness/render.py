@@ -1,0 +1,168 @@
+"""Render a leaderboard (:class:`Board`, built by ``mfm_bench.leaderboard``) to Markdown and HTML, and its
+collected numbers to CSV and JSON. Every table of the board appears in both Markdown and HTML.
+
+Imports nothing heavy at module level: ``FORMATS`` is read by the CLI's ``--help`` and by suite validation.
+"""
+
+from __future__ import annotations
+
+import csv
+import html as h
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Every report format, and those written when a suite or the CLI names none.
+FORMATS: tuple[str, ...] = ("markdown", "csv", "json", "html")
+DEFAULT_FORMATS: tuple[str, ...] = ("markdown", "csv", "json")
+#: File written for each format.
+FILES = {"markdown": "leaderboard.md", "csv": "leaderboard.csv", "json": "leaderboard.json", "html": "leaderboard.html"}
+
+INTRO = ("Mean ± std over seeds on the test split; the best mean per column is in **bold** (↑ higher is better, "
+         "↓ lower). Generated {generated}.")
+
+
+@dataclass
+class Table:
+    """One table: a heading, column headers, rows of cells (text or numbers), the (row, column) cells to bold."""
+
+    heading: str
+    headers: list[str]
+    rows: list[list[Any]]
+    best: set[tuple[int, int]] = field(default_factory=set)
+
+
+@dataclass
+class Chart:
+    """A grouped bar chart: one group per model, one bar per series (condition): (name, means, stds)."""
+
+    title: str
+    ylabel: str
+    groups: list[str]
+    series: list[tuple[str, list[float], list[float]]]
+
+
+@dataclass
+class Board:
+    """The whole leaderboard: tables (and an optional chart) per dataset, and the runs that did not finish
+    as (run id, description)."""
+
+    generated: str
+    datasets: dict[str, list[Table]]
+    charts: dict[str, Chart] = field(default_factory=dict)
+    unfinished: list[tuple[str, str]] = field(default_factory=list)
+
+
+def markdown(board: Board) -> str:
+    from tabulate import tabulate
+
+    lines = ["# Leaderboard", "", INTRO.format(generated=board.generated), ""]
+    for ds, tables in board.datasets.items():
+        lines += [f"## {ds}", ""]
+        for t in tables:
+            rows = [[f"**{c}**" if (i, j) in t.best else c for j, c in enumerate(row)] for i, row in enumerate(t.rows)]
+            # cells are already formatted: no re-parsing ("1.000" stays "1.000"); numbers right-aligned
+            align = ("left", *["right"] * (len(t.headers) - 1))
+            table = tabulate(rows, headers=t.headers, tablefmt="github", disable_numparse=True, colalign=align)
+            lines += [f"### {t.heading}", "", table, ""]
+    if board.unfinished:
+        lines += ["## Runs not finished", ""]
+        lines += [f"- `{run_id}` {text}" for run_id, text in board.unfinished]
+        lines.append("")
+    return "\n".join(lines)
+
+
+STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+         "td:first-child,th:first-child{text-align:left}img{max-width:100%}")
+
+
+def html_table(t: Table) -> str:
+    head = "".join(f"<th>{h.escape(str(c))}</th>" for c in t.headers)
+    body = []
+    for i, row in enumerate(t.rows):
+        cells = [f"<b>{h.escape(str(c))}</b>" if (i, j) in t.best else h.escape(str(c)) for j, c in enumerate(row)]
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return f"<h3>{h.escape(t.heading)}</h3>\n<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + \
+        "\n</tbody>\n</table>"
+
+
+def html(board: Board) -> str:
+    """A self-contained page: every table of the Markdown, bold best values, a chart per dataset (embedded PNG)."""
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>mfm-bench leaderboard</title>",
+             f"<style>{STYLE}</style></head><body>", "<h1>Leaderboard</h1>",
+             f"<p>{h.escape(INTRO.format(generated=board.generated)).replace('**bold**', '<b>bold</b>')}</p>"]
+    for ds, tables in board.datasets.items():
+        parts.append(f"<h2>{h.escape(ds)}</h2>")
+        parts += [html_table(t) for t in tables]
+        if ds in board.charts:
+            chart = board.charts[ds]
+            parts.append(f"<img alt='{h.escape(chart.title)}' src='data:image/png;base64,{chart_png(chart)}'>")
+    if board.unfinished:
+        parts.append("<h2>Runs not finished</h2><ul>")
+        parts += [f"<li><code>{h.escape(run_id)}</code> {h.escape(text)}</li>" for run_id, text in board.unfinished]
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def chart_png(chart: Chart) -> str:
+    """The chart drawn by matplotlib, as base64 PNG."""
+    import base64
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(chart.series)
+    fig, ax = plt.subplots(figsize=(min(12.0, 4 + 0.3 * len(chart.groups) * n), 4.5))
+    width = 0.8 / n
+    for j, (name, means, stds) in enumerate(chart.series):
+        ax.bar([i + j * width for i in range(len(chart.groups))], means, width, yerr=stds, label=name, capsize=2)
+    ax.set_xticks([i + width * (n - 1) / 2 for i in range(len(chart.groups))], chart.groups, rotation=20, ha="right")
+    ax.set_ylabel(chart.ylabel)
+    ax.set_title(chart.title)
+    ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1.0), loc="upper left")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def to_csv(data: dict[str, Any], order: list[str]) -> str:
+    """One line per dataset, condition and model: the mean and std of every metric (``order`` first)."""
+    rows, metrics = [], []
+    for ds, conds in data["datasets"].items():
+        for cond, models in conds.items():
+            for label, r in models.items():
+                row = {"dataset": ds, "condition": cond, "model": label, "seeds": r["seeds"]}
+                for m, st in r["metrics"].items():
+                    row[m], row[f"{m}_std"] = st["mean"], st["std"]
+                    if m not in metrics:
+                        metrics.append(m)
+                rows.append(row)
+    ordered = [m for m in order if m in metrics] + sorted(m for m in metrics if m not in order)
+    header = ["dataset", "condition", "model", "seeds"] + [c for m in ordered for c in (m, f"{m}_std")]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=header, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def to_json(data: dict[str, Any]) -> str:
+    """The collected numbers as JSON, NaN written as null."""
+    return json.dumps(_nan_to_none(data), indent=2)
+
+
+def _nan_to_none(x: Any) -> Any:
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _nan_to_none(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_nan_to_none(v) for v in x]
+    return x
