@@ -4,14 +4,13 @@ so a killed process leaves whole rows or none, and a failed run never touches th
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from .io import atomic_write  # noqa: F401 - re-exported: writers of the output folder import it from here
 from .metrics import higher_is_better
 
 SCHEMA = """
@@ -140,21 +139,3 @@ def _hib(metric: str) -> int | None:
     h = higher_is_better(metric)
     return None if h is None else int(h)
 
-
-def atomic_write(path: str | Path, data: str | bytes) -> None:
-    """Write a file so that readers see the old content or the new, never a half-written one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .results import ResultStore, atomic_write
+from .io import atomic_write
+from .results import ResultStore
 from .suite import Suite
 
 
