@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -332,6 +332,41 @@ def shared_videos(paths: Mapping[str, str | os.PathLike]) -> set[str]:
     return set.intersection(*sets) if sets else set()
 
 
+def align_files(paths: Mapping[str, str | os.PathLike], reference: str,
+                collapse: Sequence[str] | str | None = ("mean",), *, videos: set[str] | None = None,
+                skip: Iterable[str] = (), impute_missing: bool = False, progress: bool = False,
+                eps: float = EPS) -> Iterator[tuple[str, CompSeq]]:
+    """Align .csd files to the rows of ``reference``, reading one file at a time: yields ``(name, aligned)``.
+
+    Names come in ``paths`` order, the reference included, those in ``skip`` left out. Only ``videos`` are read
+    (default: the ids every file shares, :func:`shared_videos`). ``impute_missing`` gives each sequence an entry
+    for every reference entry (:func:`impute`). The caller may drop each result before asking for the next, so a
+    MOSEI-scale run holds the reference and one other sequence in memory. Same rules as :func:`align`.
+    """
+    if reference not in paths:
+        raise AlignError(f"reference sequence {reference!r} is not among the given files {list(paths)}")
+    funcs = _collapse_codes(collapse)
+    if videos is None:
+        videos = shared_videos(paths)
+    if not videos:
+        raise AlignError(f"no video id is shared by all of {list(paths)}")
+    ref = _Reference(_load(paths, reference, videos, progress), eps)
+    ref_out = _align_reference(ref, reference, funcs)
+    skip = set(skip)
+    for name in paths:
+        if name in skip:
+            continue
+        if name == reference:
+            yield name, ref_out
+        else:  # no local name: the previous result is freed while the next one is computed
+            yield name, _align_file(ref, ref_out, _load(paths, name, videos, progress), funcs, impute_missing)
+
+
+def _align_file(ref: _Reference, ref_out: CompSeq, seq: CompSeq, funcs: list[str] | None, fill: bool) -> CompSeq:
+    out = _align_other(ref, seq, seq.name, funcs)
+    return impute(ref_out.name, {ref_out.name: ref_out, out.name: out})[out.name] if fill else out
+
+
 def prepare_word_level(paths: Mapping[str, str | os.PathLike], words: str, labels: str, seq_len: int,
                        folds: Mapping[str, Iterable[str]], *, collapse: Sequence[str] | str = ("mean",),
                        impute_missing: bool = True, dtype=np.float64, clean: bool = False,
@@ -349,21 +384,8 @@ def prepare_word_level(paths: Mapping[str, str | os.PathLike], words: str, label
         if name not in paths:
             raise AlignError(f"{role} sequence {name!r} is not among the given files {list(paths)}")
     videos = shared_videos(paths)
-    if not videos:
-        raise AlignError(f"no video id is shared by all of {list(paths)}")
-    funcs = _collapse_codes(collapse)
-    ref = _Reference(_load(paths, words, videos, progress), EPS)
-    aligned = {}
-    for name in paths:
-        if name == labels:
-            continue
-        if name == words:
-            aligned[name] = _align_reference(ref, name, funcs)
-        else:
-            aligned[name] = _align_other(ref, _load(paths, name, videos, progress), name, funcs)
-    del ref
-    if impute_missing:
-        aligned = impute(words, aligned)
+    aligned = dict(align_files(paths, words, collapse, videos=videos, skip=[labels], impute_missing=impute_missing,
+                               progress=progress))
     label_seq = _load(paths, labels, videos, progress)
     stage = align(labels, {**aligned, labels: label_seq}, collapse=None)
     tensors = get_tensors(stage, seq_len, folds, non_sequences=[labels], dtype=dtype)
