@@ -200,6 +200,18 @@ def align(reference: str, sequences: Mapping[str, CompSeq], collapse: Sequence[s
             for name, s in seqs.items()}
 
 
+def warm_kernels() -> None:
+    """Compile the Numba kernels (or load them from Numba's on-disk cache) for float32 and float64 intervals and
+    features, collapsing and not, by aligning two tiny sequences. A test session or a benchmark calls this once so
+    that no single alignment pays the JIT time."""
+    for iv_dtype in (np.float32, np.float64):
+        for ft_dtype in (np.float32, np.float64):
+            ref = CompSeq.from_dict("ref", {"v": (np.array([[0, 1], [1, 2]], iv_dtype), np.ones((2, 1), ft_dtype))})
+            other = CompSeq.from_dict("x", {"v": (np.array([[0, .5], [.5, 2]], iv_dtype), np.ones((2, 2), ft_dtype))})
+            align("ref", {"ref": ref, "x": other}, collapse=("mean",))
+        align("ref", {"ref": ref, "x": other}, collapse=None)
+
+
 # -- impute, nan_to_num -----------------------------------------------------------------------------------------
 def impute(reference: str, sequences: Mapping[str, CompSeq], value: float = 0.0) -> dict[str, CompSeq]:
     """Give every sequence an entry for every reference entry: missing ones get the reference's intervals and
