@@ -16,11 +16,11 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .io import atomic_write
 from .results import ResultStore
@@ -36,7 +36,8 @@ class Run:
     config: dict[str, Any]
 
     def as_record(self) -> dict[str, Any]:
-        return {"id": self.id, "suite": self.suite, "label": self.label, "dataset_label": self.dataset_label, "config": self.config}
+        return {"id": self.id, "suite": self.suite, "label": self.label, "dataset_label": self.dataset_label,
+                "config": self.config}
 
 
 def run_id(config: dict[str, Any]) -> str:
@@ -48,7 +49,8 @@ def run_id(config: dict[str, Any]) -> str:
 NOT_IN_ID = ("device", "threads")
 
 
-def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = None, threads: int | None = None) -> list[Run]:
+def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = None,
+           threads: int | None = None) -> list[Run]:
     """The grid of runs, in dataset, model, seed order."""
     train = dict(suite.train)
     if device:
@@ -89,7 +91,8 @@ def environment(device: Any, packages: dict[str, str]) -> dict[str, Any]:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True,
+                             timeout=5)
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -118,18 +121,20 @@ def _sigterm_as_interrupt() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any], progress: Callable[..., Any] | None) -> str:
+def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
+            progress: Callable[..., Any] | None) -> str:
     """Train and evaluate one run; record it. Returns the final status."""
     from .registry import get_registry
-    from .training import Trainer, TrainConfig
+    from .training import TrainConfig, Trainer
 
     reg = get_registry()
     cfg = run.config
     run_dir = out / "runs" / run.id
-    atomic_write(run_dir / "config.json", json.dumps({"id": run.id, "suite": run.suite, **cfg}, indent=2, sort_keys=True))
+    atomic_write(run_dir / "config.json",
+                 json.dumps({"id": run.id, "suite": run.suite, **cfg}, indent=2, sort_keys=True))
     trainer = Trainer(TrainConfig(**cfg["train"]), progress=progress)
-    packages = {f"{k}:{cfg[k]['name']}": f"{reg.get(k, cfg[k]['name']).package} {reg.get(k, cfg[k]['name']).version}".strip()
-                for k in ("dataset", "model")}
+    entries = {k: reg.get(k, cfg[k]["name"]) for k in ("dataset", "model")}
+    packages = {f"{k}:{cfg[k]['name']}": f"{e.package} {e.version}".strip() for k, e in entries.items()}
     store.start(run.as_record(), environment(trainer.device, packages))
     t0 = time.perf_counter()
     try:
@@ -187,9 +192,9 @@ def _save_outputs(run_dir: Path, model: Any, result: Any) -> None:
     atomic_write(run_dir / "model.pt", buf.getvalue())
 
 
-def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bool = False, seeds: list[int] | None = None,
-              device: str | None = None, progress: bool = True, log: Callable[[str], None] = print,
-              threads: int | None = None) -> dict[str, int]:
+def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bool = False,
+              seeds: list[int] | None = None, device: str | None = None, progress: bool = True,
+              log: Callable[[str], None] = print, threads: int | None = None) -> dict[str, int]:
     """Run every run of the grid not yet finished (with ``resume``); returns counts by status."""
     from .training import resolve_device
 

@@ -66,7 +66,8 @@ class SuiteError(ValueError):
     def __init__(self, file: str | Path, line: int | None, field: str, message: str, hint: str = "") -> None:
         self.file, self.line, self.field, self.message, self.hint = str(file), line, field, message, hint
         where = f"{self.file}:{line}" if line else self.file
-        super().__init__(f"{where}: {field}: {message}" + (f" ({hint})" if hint else "") if field else f"{where}: {message}")
+        text = f"{where}: {field}: {message}" + (f" ({hint})" if hint else "") if field else f"{where}: {message}"
+        super().__init__(text)
 
 
 @dataclass
@@ -178,7 +179,8 @@ def _read(path: Path) -> tuple[yaml.Node | None, dict[str, Any]]:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        raise SuiteError(path, mark.line + 1 if mark else None, "", f"not valid YAML: {getattr(e, 'problem', e)}") from None
+        line = mark.line + 1 if mark else None
+        raise SuiteError(path, line, "", f"not valid YAML: {getattr(e, 'problem', e)}") from None
     if not isinstance(raw, dict):
         raise SuiteError(path, 1, "", "a suite is a YAML mapping with at least name, datasets and models")
     return node, raw
@@ -197,7 +199,8 @@ def _check_schema(raw: dict[str, Any], at: _Locator) -> None:
         if err.validator == "required":
             raise at.error(where, err.message, "see docs/suites.md for the suite format")
         if err.validator == "oneOf":
-            raise at.error(where, f"expected a plugin name or {{name: ..., params: {{...}}, label: ...}}, got {err.instance!r}")
+            raise at.error(where, "expected a plugin name or {name: ..., params: {...}, label: ...}, "
+                                  f"got {err.instance!r}")
         raise at.error(where, err.message)
 
 

@@ -15,7 +15,9 @@ from mfm_bench.suite import load_suite
 
 SUITE = """\
 name: term
-datasets: [{name: synthetic-factors, params: {n_train: 32, n_valid: 16, n_test: 16, dims: {text: 4, audio: 3}, seq_len: 4, min_len: 2}}]
+datasets:
+  - {name: synthetic-factors, params: {n_train: 32, n_valid: 16, n_test: 16, dims: {text: 4, audio: 3}, seq_len: 4,
+                                       min_len: 2}}
 models: [{name: dummy, label: a}, {name: dummy, label: b}]
 train: {epochs: 1, batch_size: 16}
 """
