@@ -7,13 +7,35 @@
 
 from __future__ import annotations
 
-from .csd import (METADATA_KEYS, CompSeq, CSDFormatError, CSDMetadataWarning, Entry, complete_metadata,
-                  csd_entries, read_csd, strip_key, write_csd)
-from .pipeline import (COLLAPSE_FUNCTIONS, EPS, AlignError, align, align_files, get_tensors, hard_unify, impute,
-                       nan_to_num, prepare_word_level, shared_videos, unify)
+from .csd import (
+    METADATA_KEYS,
+    CompSeq,
+    CSDFormatError,
+    CSDMetadataWarning,
+    Entry,
+    complete_metadata,
+    csd_entries,
+    read_csd,
+    strip_key,
+    write_csd,
+)
+from .pipeline import (
+    COLLAPSE_FUNCTIONS,
+    EPS,
+    AlignError,
+    align,
+    align_files,
+    get_tensors,
+    hard_unify,
+    impute,
+    nan_to_num,
+    prepare_word_level,
+    shared_videos,
+    unify,
+)
 
 __all__ = [
     "METADATA_KEYS", "CompSeq", "CSDFormatError", "CSDMetadataWarning", "Entry", "complete_metadata", "csd_entries",
-    "read_csd", "strip_key", "write_csd", "COLLAPSE_FUNCTIONS", "EPS", "AlignError", "align", "align_files", "get_tensors",
-    "hard_unify", "impute", "nan_to_num", "prepare_word_level", "shared_videos", "unify",
+    "read_csd", "strip_key", "write_csd", "COLLAPSE_FUNCTIONS", "EPS", "AlignError", "align", "align_files",
+    "get_tensors", "hard_unify", "impute", "nan_to_num", "prepare_word_level", "shared_videos", "unify",
 ]
