@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from .contracts import Batch, DatasetSpec
+from .errors import MfmBenchError
 from .metrics import compute_metrics
 from .training import EVAL_BATCH_SIZE, predict
 
@@ -62,11 +63,20 @@ class Condition:
         return apply
 
 
+class ConditionError(MfmBenchError, ValueError):
+    """A bad entry of a suite's ``evaluate.conditions``: ``index`` is its position, ``message`` the problem."""
+
+    def __init__(self, index: int, message: str) -> None:
+        self.index, self.message = index, message
+        super().__init__(f"evaluate.conditions[{index}]: {message}")
+
+
 def parse_conditions(raw: list[Any]) -> list[Condition]:
-    """Suite ``evaluate.conditions`` -> conditions, in order, with ``clean`` first and no duplicates."""
+    """Suite ``evaluate.conditions`` -> conditions, in order, with ``clean`` first and no duplicates.
+
+    Raises :class:`ConditionError` naming the index of the first bad entry."""
     out: list[Condition] = []
     for i, item in enumerate(raw or ["clean"]):
-        where = f"evaluate.conditions[{i}]"
         if item == "clean":
             conds = [Condition("clean")]
         elif isinstance(item, str) and item.startswith("missing:"):
@@ -76,7 +86,7 @@ def parse_conditions(raw: list[Any]) -> list[Condition]:
             try:
                 conds = [Condition("noise", mod, float(std))]
             except ValueError:
-                raise ValueError(f"{where}: noise std must be a number, got {std!r}") from None
+                raise ConditionError(i, f"noise std must be a number, got {std!r}") from None
         elif isinstance(item, dict) and set(item) == {"missing"}:
             mods = item["missing"] if isinstance(item["missing"], list) else [item["missing"]]
             conds = [Condition("missing", str(m)) for m in mods]
@@ -84,13 +94,13 @@ def parse_conditions(raw: list[Any]) -> list[Condition]:
             spec = item["noise"]
             unknown = set(spec) - {"modality", "std"}
             if unknown or "modality" not in spec:
-                raise ValueError(f"{where}: noise takes {{modality: NAME, std: NUMBER or [NUMBERS]}}, got {spec}")
+                raise ConditionError(i, f"noise takes {{modality: NAME, std: NUMBER or [NUMBERS]}}, got {spec}")
             stds = spec.get("std", [0.5])
             stds = stds if isinstance(stds, list) else [stds]
             mods = spec["modality"] if isinstance(spec["modality"], list) else [spec["modality"]]
             conds = [Condition("noise", str(m), float(s)) for m in mods for s in stds]
         else:
-            raise ValueError(f"{where}: unknown condition {item!r}; use clean, {{missing: MODALITY}} or "
+            raise ConditionError(i, f"unknown condition {item!r}; use clean, {{missing: MODALITY}} or "
                              "{noise: {modality: MODALITY, std: [0.1, 0.5]}}")
         for c in conds:
             if c not in out:

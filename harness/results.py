@@ -4,14 +4,14 @@ so a killed process leaves whole rows or none, and a failed run never touches th
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from .io import atomic_write  # noqa: F401 - re-exported: writers of the output folder import it from here
 from .metric_catalog import higher_is_better
 
 SCHEMA = """
@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS metrics (
 """
 
 DB_NAME = "results.sqlite"
+RUN_COLUMNS = ["id", "suite", "dataset", "model", "label", "seed", "config", "environment", "status", "error",
+               "started", "finished", "seconds"]
 
 
 class ResultStore:
@@ -59,7 +61,7 @@ class ResultStore:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "ResultStore":
+    def __enter__(self) -> ResultStore:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -86,9 +88,9 @@ class ResultStore:
             c.execute(
                 "INSERT INTO runs (id, suite, dataset, model, label, seed, config, environment, status, started)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
-                (run["id"], run["suite"], run.get("dataset_label") or run["config"]["dataset"]["name"], run["config"]["model"]["name"],
-                 run["label"], run["config"]["seed"], json.dumps(run["config"], sort_keys=True),
-                 json.dumps(environment, sort_keys=True), time.time()),
+                (run["id"], run["suite"], run.get("dataset_label") or run["config"]["dataset"]["name"],
+                 run["config"]["model"]["name"], run["label"], run["config"]["seed"],
+                 json.dumps(run["config"], sort_keys=True), json.dumps(environment, sort_keys=True), time.time()),
             )
 
     def finish(self, run_id: str, metrics: list[tuple[str, str, str, float]], seconds: float) -> None:
@@ -96,7 +98,8 @@ class ResultStore:
         with self.transaction() as c:
             c.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             c.executemany(
-                "INSERT INTO metrics (run_id, condition, split, metric, value, higher_is_better) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO metrics (run_id, condition, split, metric, value, higher_is_better)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 [(run_id, cond, split, m, _finite(v), _hib(m)) for cond, split, m, v in metrics],
             )
             c.execute("UPDATE runs SET status = 'finished', error = NULL, finished = ?, seconds = ? WHERE id = ?",
@@ -108,12 +111,12 @@ class ResultStore:
                       (status, error, time.time(), seconds, run_id))
 
     def runs(self, status: str | None = None) -> list[dict[str, Any]]:
-        q = "SELECT id, suite, dataset, model, label, seed, config, environment, status, error, started, finished, seconds FROM runs"
+        q = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
         args: tuple = ()
         if status:
             q += " WHERE status = ?"
             args = (status,)
-        cols = ["id", "suite", "dataset", "model", "label", "seed", "config", "environment", "status", "error", "started", "finished", "seconds"]
+        cols = RUN_COLUMNS
         out = []
         for row in self.conn.execute(q + " ORDER BY started", args):
             d = dict(zip(cols, row))
@@ -140,21 +143,3 @@ def _hib(metric: str) -> int | None:
     h = higher_is_better(metric)
     return None if h is None else int(h)
 
-
-def atomic_write(path: str | Path, data: str | bytes) -> None:
-    """Write a file so that readers see the old content or the new, never a half-written one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -67,7 +67,8 @@ class SuiteError(ValueError):
     def __init__(self, file: str | Path, line: int | None, field: str, message: str, hint: str = "") -> None:
         self.file, self.line, self.field, self.message, self.hint = str(file), line, field, message, hint
         where = f"{self.file}:{line}" if line else self.file
-        super().__init__(f"{where}: {field}: {message}" + (f" ({hint})" if hint else "") if field else f"{where}: {message}")
+        text = f"{where}: {field}: {message}" + (f" ({hint})" if hint else "") if field else f"{where}: {message}"
+        super().__init__(text)
 
 
 @dataclass
@@ -129,13 +130,48 @@ def _fmt_path(path: Any) -> str:
     return s
 
 
+class _Locator:
+    """Turns a field path into a :class:`SuiteError` carrying the file and the line of that field."""
+
+    def __init__(self, path: Path, node: yaml.Node | None) -> None:
+        self.path, self.node = path, node
+
+    def error(self, field_path: str | list, message: str, hint: str = "") -> SuiteError:
+        parts = _parse_path(field_path) if isinstance(field_path, str) else list(field_path)
+        return SuiteError(self.path, _line_of(self.node, parts), _fmt_path(parts), message, hint)
+
+
 def load_suite(path: str | Path, registry: Any = None, check_files: bool = True) -> Suite:
     """Read, validate and resolve a suite file. Raises :class:`SuiteError` on the first problem."""
-    from .evaluation import parse_conditions
-    from .registry import PluginError, get_registry
-    from .training import TrainConfig
+    from .registry import get_registry
 
     path = Path(path)
+    node, raw = _read(path)
+    at = _Locator(path, node)
+    _check_schema(raw, at)
+    reg = registry or get_registry()
+    datasets = _refs(raw, reg, "dataset", "datasets", at)
+    models = _refs(raw, reg, "model", "models", at)
+    _label_models(models, at)
+    for d in datasets:
+        d.label = d.label or d.name
+    train = _train(raw, at)
+    evaluate = raw.get("evaluate") or {}
+    conditions = _conditions(evaluate, at)
+    fetch = bool(raw.get("fetch", False))
+    if check_files and not fetch:
+        _check_files(datasets, path, at)
+    report = raw.get("report") or {}
+    return Suite(
+        name=raw["name"], path=path, datasets=datasets, models=models, seeds=list(raw.get("seeds", [0])),
+        train=train, conditions=conditions, probes=bool(evaluate.get("probes", True)),
+        formats=list(report.get("formats", DEFAULT_FORMATS)),
+        fetch=fetch, description=raw.get("description", ""),
+    )
+
+
+def _read(path: Path) -> tuple[yaml.Node | None, dict[str, Any]]:
+    """The YAML node tree (for line numbers) and the parsed mapping."""
     if not path.is_file():
         raise SuiteError(path, None, "", "no such suite file", "check the path; suites live in suites/")
     text = path.read_text()
@@ -144,15 +180,15 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        raise SuiteError(path, mark.line + 1 if mark else None, "", f"not valid YAML: {getattr(e, 'problem', e)}") from None
+        line = mark.line + 1 if mark else None
+        raise SuiteError(path, line, "", f"not valid YAML: {getattr(e, 'problem', e)}") from None
     if not isinstance(raw, dict):
         raise SuiteError(path, 1, "", "a suite is a YAML mapping with at least name, datasets and models")
+    return node, raw
 
-    def fail(field_path: str | list, message: str, hint: str = "") -> SuiteError:
-        parts = _parse_path(field_path) if isinstance(field_path, str) else list(field_path)
-        return SuiteError(path, _line_of(node, parts), _fmt_path(parts), message, hint)
 
-    # 1. structure and types
+def _check_schema(raw: dict[str, Any], at: _Locator) -> None:
+    """Layer 1: structure and types; the first error, outermost field first."""
     validator = jsonschema.Draft202012Validator(SCHEMA)
     errors = sorted(validator.iter_errors(raw), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     for err in errors:
@@ -160,75 +196,83 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
         if err.validator == "additionalProperties":
             allowed = set(err.schema.get("properties", {}))
             extra = sorted(set(err.instance) - allowed)
-            raise fail(where + [extra[0]], f"unknown key {extra[0]!r}", did_you_mean(extra[0], allowed))
+            raise at.error(where + [extra[0]], f"unknown key {extra[0]!r}", did_you_mean(extra[0], allowed))
         if err.validator == "required":
-            raise fail(where, err.message, "see docs/suites.md for the suite format")
+            raise at.error(where, err.message, "see docs/suites.md for the suite format")
         if err.validator == "oneOf":
-            raise fail(where, f"expected a plugin name or {{name: ..., params: {{...}}, label: ...}}, got {err.instance!r}")
-        raise fail(where, err.message)
+            raise at.error(where, "expected a plugin name or {name: ..., params: {...}, label: ...}, "
+                                  f"got {err.instance!r}")
+        raise at.error(where, err.message)
 
-    reg = registry or get_registry()
 
-    def refs(kind: str, key: str) -> list[PluginRef]:
-        out = []
-        for i, item in enumerate(raw[key]):
-            ref = PluginRef(item) if isinstance(item, str) else PluginRef(item["name"], dict(item.get("params") or {}), item.get("label", ""))
-            try:
-                reg.get(kind, ref.name)
-            except PluginError as e:
-                raise fail(f"{key}[{i}].name", str(e)) from None
-            try:
-                ref.params = reg.resolve(kind, ref.name, ref.params, where=f"{key}[{i}].params")
-            except ConfigError as e:
-                raise fail(e.field, e.message, e.hint) from None
-            out.append(ref)
-        return out
+def _refs(raw: dict[str, Any], reg: Any, kind: str, key: str, at: _Locator) -> list[PluginRef]:
+    """Layer 2: each entry of ``raw[key]`` names a registered plugin of ``kind``; its params are resolved."""
+    from .registry import PluginError
 
-    datasets = refs("dataset", "datasets")
-    models = refs("model", "models")
-    # stable, unique labels: they are leaderboard keys
+    out = []
+    for i, item in enumerate(raw[key]):
+        if isinstance(item, str):
+            ref = PluginRef(item)
+        else:
+            ref = PluginRef(item["name"], dict(item.get("params") or {}), item.get("label", ""))
+        try:
+            reg.get(kind, ref.name)
+        except PluginError as e:
+            raise at.error(f"{key}[{i}].name", str(e)) from None
+        try:
+            ref.params = reg.resolve(kind, ref.name, ref.params, where=f"{key}[{i}].params")
+        except ConfigError as e:
+            raise at.error(e.field, e.message, e.hint) from None
+        out.append(ref)
+    return out
+
+
+def _label_models(models: list[PluginRef], at: _Locator) -> None:
+    """Stable, unique labels: they are leaderboard keys. An unlabelled model is labelled by its name."""
     names = [m.name for m in models]
     for i, m in enumerate(models):
         if not m.label:
             if names.count(m.name) > 1:
-                raise fail(f"models[{i}]", f"model {m.name!r} appears {names.count(m.name)} times",
-                           "give each a distinct label: {name: ..., label: ..., params: ...}")
+                raise at.error(f"models[{i}]", f"model {m.name!r} appears {names.count(m.name)} times",
+                               "give each a distinct label: {name: ..., label: ..., params: ...}")
             m.label = m.name
     labels = [m.label for m in models]
     for i, m in enumerate(models):
         if labels.count(m.label) > 1:
-            raise fail(f"models[{i}].label", f"label {m.label!r} is used twice", "labels name leaderboard rows; make them distinct")
-    for i, d in enumerate(datasets):
-        d.label = d.label or d.name
+            raise at.error(f"models[{i}].label", f"label {m.label!r} is used twice",
+                           "labels name leaderboard rows; make them distinct")
+
+
+def _train(raw: dict[str, Any], at: _Locator) -> dict[str, Any]:
+    from .training import TrainConfig
 
     try:
-        train = config_to_dict(build_config(TrainConfig, raw.get("train"), where="train"))
+        return config_to_dict(build_config(TrainConfig, raw.get("train"), where="train"))
     except ConfigError as e:
-        raise fail(e.field, e.message, e.hint) from None
-    evaluate = raw.get("evaluate") or {}
-    try:
-        conditions = parse_conditions(evaluate.get("conditions", ["clean"]))
-    except ValueError as e:
-        msg = str(e)
-        idx = msg.split("]")[0].split("[")[-1] if msg.startswith("evaluate.conditions[") else None
-        raise fail(f"evaluate.conditions[{idx}]" if idx and idx.isdigit() else "evaluate.conditions", msg.split(": ", 1)[-1]) from None
+        raise at.error(e.field, e.message, e.hint) from None
 
-    fetch = bool(raw.get("fetch", False))
-    if check_files and not fetch:
-        for i, d in enumerate(datasets):
-            for key in PATH_KEYS:
-                value = d.params.get(key)
-                if isinstance(value, str) and value:
-                    p = Path(os.path.expandvars(os.path.expanduser(value)))
-                    if not p.is_absolute() and not p.exists():
-                        p = path.parent / p
-                    if not p.exists():
-                        raise fail(f"datasets[{i}].params.{key}", f"{value!r} does not exist",
-                                   "point it at the data, or set `fetch: true` to download it (mfm-bench fetch)")
-    report = raw.get("report") or {}
-    return Suite(
-        name=raw["name"], path=path, datasets=datasets, models=models, seeds=list(raw.get("seeds", [0])),
-        train=train, conditions=conditions, probes=bool(evaluate.get("probes", True)),
-        formats=list(report.get("formats", DEFAULT_FORMATS)),
-        fetch=fetch, description=raw.get("description", ""),
-    )
+
+def _conditions(evaluate: dict[str, Any], at: _Locator) -> list[Any]:
+    from .evaluation import ConditionError, parse_conditions
+
+    try:
+        return parse_conditions(evaluate.get("conditions", ["clean"]))
+    except ConditionError as e:
+        raise at.error(f"evaluate.conditions[{e.index}]", e.message) from None
+    except ValueError as e:  # e.g. a noise std that is no number
+        raise at.error("evaluate.conditions", str(e)) from None
+
+
+def _check_files(datasets: list[PluginRef], suite_path: Path, at: _Locator) -> None:
+    """Layer 3: files named by dataset params exist, as given or relative to the suite's folder."""
+    for i, d in enumerate(datasets):
+        for key in PATH_KEYS:
+            value = d.params.get(key)
+            if not (isinstance(value, str) and value):
+                continue
+            p = Path(os.path.expandvars(os.path.expanduser(value)))
+            if not p.is_absolute() and not p.exists():
+                p = suite_path.parent / p
+            if not p.exists():
+                raise at.error(f"datasets[{i}].params.{key}", f"{value!r} does not exist",
+                               "point it at the data, or set `fetch: true` to download it (mfm-bench fetch)")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -33,3 +34,23 @@ def write_suite(tmp_path):
         return p
 
     return write
+
+
+def _uses_alignment(module) -> bool:
+    """Whether a test module imported anything from mfm_bench.align (a module, function or class)."""
+    for value in vars(module).values():
+        name = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+        if isinstance(name, str) and name.startswith("mfm_bench.align"):
+            return True
+    return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def numba_kernels(request):
+    """Compile (or load from Numba's disk cache) the alignment kernels once per session, before the first test,
+    when any collected test uses mfm_bench.align: no single test then pays the JIT time in its own timing."""
+    modules = {item.module for item in request.session.items if getattr(item, "module", None) is not None}
+    if any(_uses_alignment(m) for m in modules):
+        from mfm_bench.align.pipeline import warm_kernels
+
+        warm_kernels()

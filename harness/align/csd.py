@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from ..io import atomic_path
 
 # The metadata keys mmsdk's validator looks for (mmsdk/mmdatasdk/configurations/metadataconfigs.py). Its list lacks a
 # comma after "dimension names", so mmsdk actually checks for the concatenated key below; files we write carry both
@@ -377,10 +378,7 @@ def write_csd(path: str | os.PathLike, seq: CompSeq, *, compression: str | None 
     import h5py
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as h5:
             root = h5.create_group(seq.name)
             data = root.create_group("data")
@@ -404,12 +402,4 @@ def write_csd(path: str | os.PathLike, seq: CompSeq, *, compression: str | None 
             for k, v in complete_metadata(seq).items():
                 ds = meta.create_dataset(k, (1,), dtype=h5py.string_dtype())
                 ds[0] = json.dumps(v, default=str)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +200,18 @@ def align(reference: str, sequences: Mapping[str, CompSeq], collapse: Sequence[s
             for name, s in seqs.items()}
 
 
+def warm_kernels() -> None:
+    """Compile the Numba kernels (or load them from Numba's on-disk cache) for float32 and float64 intervals and
+    features, collapsing and not, by aligning two tiny sequences. A test session or a benchmark calls this once so
+    that no single alignment pays the JIT time."""
+    for iv_dtype in (np.float32, np.float64):
+        for ft_dtype in (np.float32, np.float64):
+            ref = CompSeq.from_dict("ref", {"v": (np.array([[0, 1], [1, 2]], iv_dtype), np.ones((2, 1), ft_dtype))})
+            other = CompSeq.from_dict("x", {"v": (np.array([[0, .5], [.5, 2]], iv_dtype), np.ones((2, 2), ft_dtype))})
+            align("ref", {"ref": ref, "x": other}, collapse=("mean",))
+        align("ref", {"ref": ref, "x": other}, collapse=None)
+
+
 # -- impute, nan_to_num -----------------------------------------------------------------------------------------
 def impute(reference: str, sequences: Mapping[str, CompSeq], value: float = 0.0) -> dict[str, CompSeq]:
     """Give every sequence an entry for every reference entry: missing ones get the reference's intervals and
@@ -332,6 +344,41 @@ def shared_videos(paths: Mapping[str, str | os.PathLike]) -> set[str]:
     return set.intersection(*sets) if sets else set()
 
 
+def align_files(paths: Mapping[str, str | os.PathLike], reference: str,
+                collapse: Sequence[str] | str | None = ("mean",), *, videos: set[str] | None = None,
+                skip: Iterable[str] = (), impute_missing: bool = False, progress: bool = False,
+                eps: float = EPS) -> Iterator[tuple[str, CompSeq]]:
+    """Align .csd files to the rows of ``reference``, reading one file at a time: yields ``(name, aligned)``.
+
+    Names come in ``paths`` order, the reference included, those in ``skip`` left out. Only ``videos`` are read
+    (default: the ids every file shares, :func:`shared_videos`). ``impute_missing`` gives each sequence an entry
+    for every reference entry (:func:`impute`). The caller may drop each result before asking for the next, so a
+    MOSEI-scale run holds the reference and one other sequence in memory. Same rules as :func:`align`.
+    """
+    if reference not in paths:
+        raise AlignError(f"reference sequence {reference!r} is not among the given files {list(paths)}")
+    funcs = _collapse_codes(collapse)
+    if videos is None:
+        videos = shared_videos(paths)
+    if not videos:
+        raise AlignError(f"no video id is shared by all of {list(paths)}")
+    ref = _Reference(_load(paths, reference, videos, progress), eps)
+    ref_out = _align_reference(ref, reference, funcs)
+    skip = set(skip)
+    for name in paths:
+        if name in skip:
+            continue
+        if name == reference:
+            yield name, ref_out
+        else:  # no local name: the previous result is freed while the next one is computed
+            yield name, _align_file(ref, ref_out, _load(paths, name, videos, progress), funcs, impute_missing)
+
+
+def _align_file(ref: _Reference, ref_out: CompSeq, seq: CompSeq, funcs: list[str] | None, fill: bool) -> CompSeq:
+    out = _align_other(ref, seq, seq.name, funcs)
+    return impute(ref_out.name, {ref_out.name: ref_out, out.name: out})[out.name] if fill else out
+
+
 def prepare_word_level(paths: Mapping[str, str | os.PathLike], words: str, labels: str, seq_len: int,
                        folds: Mapping[str, Iterable[str]], *, collapse: Sequence[str] | str = ("mean",),
                        impute_missing: bool = True, dtype=np.float64, clean: bool = False,
@@ -349,21 +396,8 @@ def prepare_word_level(paths: Mapping[str, str | os.PathLike], words: str, label
         if name not in paths:
             raise AlignError(f"{role} sequence {name!r} is not among the given files {list(paths)}")
     videos = shared_videos(paths)
-    if not videos:
-        raise AlignError(f"no video id is shared by all of {list(paths)}")
-    funcs = _collapse_codes(collapse)
-    ref = _Reference(_load(paths, words, videos, progress), EPS)
-    aligned = {}
-    for name in paths:
-        if name == labels:
-            continue
-        if name == words:
-            aligned[name] = _align_reference(ref, name, funcs)
-        else:
-            aligned[name] = _align_other(ref, _load(paths, name, videos, progress), name, funcs)
-    del ref
-    if impute_missing:
-        aligned = impute(words, aligned)
+    aligned = dict(align_files(paths, words, collapse, videos=videos, skip=[labels], impute_missing=impute_missing,
+                               progress=progress))
     label_seq = _load(paths, labels, videos, progress)
     stage = align(labels, {**aligned, labels: label_seq}, collapse=None)
     tensors = get_tensors(stage, seq_len, folds, non_sequences=[labels], dtype=dtype)

@@ -52,9 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from mfm_bench.align import AlignError, CSDFormatError, write_csd
-    from mfm_bench.align.pipeline import (_align_other, _align_reference, _collapse_codes, _load, _Reference, EPS,
-                                          impute, shared_videos)
+    from mfm_bench.align import AlignError, CSDFormatError, align_files, write_csd
 
     paths = parse_named_paths(args.sequences, argparse.ArgumentParser(prog="mfm-bench align"))
     if args.reference not in paths:
@@ -68,26 +66,13 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     out_dir = Path(args.out)
     try:
-        funcs = _collapse_codes(args.collapse or ["mean"])
-        videos = shared_videos(paths)
-        if not videos:
-            print(f"error: no video id is shared by all of {list(paths)}", file=sys.stderr)
-            return 1
-        ref = _Reference(_load(paths, args.reference, videos, progress), EPS)
-        ref_out = _align_reference(ref, args.reference, funcs)
-        bar = tqdm(list(paths), desc="sequences", unit=" seq", disable=not progress)
-        for name in bar:
-            bar.set_postfix_str(name)
-            if name == args.reference:
-                seq = ref_out
-            else:
-                seq = _align_other(ref, _load(paths, name, videos, progress), name, funcs)
-                if args.impute:
-                    seq = impute(args.reference, {args.reference: ref_out, name: seq})[name]
+        aligned = align_files(paths, args.reference, args.collapse or ["mean"], impute_missing=args.impute,
+                              progress=progress)
+        for name, seq in tqdm(aligned, total=len(paths), desc="sequences", unit=" seq", disable=not progress):
             target = write_csd(out_dir / f"{name}.csd", seq, compression=args.compression,
                                progress=f"write {name}" if progress else False)
             tqdm.write(f"{name}: {len(seq)} entries, {seq.n_rows} rows -> {target}")
-            del seq
+            del seq  # one aligned sequence in memory at a time
     except (AlignError, CSDFormatError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

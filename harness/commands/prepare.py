@@ -66,12 +66,12 @@ def _storable(arr):
 def run(args: argparse.Namespace) -> int:
     import os
     import sys
-    import tempfile
     from pathlib import Path
 
     import numpy as np
 
     from mfm_bench.align import AlignError, CSDFormatError, prepare_word_level
+    from mfm_bench.io import atomic_path
 
     from .align import parse_named_paths
 
@@ -96,15 +96,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     arrays = {f"{fold}/{name}": _storable(arr) for fold, d in tensors.items() for name, arr in d.items()}
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".npz", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out, suffix=".npz") as tmp:  # the .npz ending keeps numpy from appending its own
         np.savez(tmp, **arrays)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     for fold, d in tensors.items():
         shapes = ", ".join(f"{n} {tuple(a.shape)}" for n, a in d.items() if n != "ids")
         print(f"{fold}: {len(d['ids'])} segments: {shapes}")
