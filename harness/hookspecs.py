@@ -64,3 +64,19 @@ def register_models(register):
         ``mfm_bench.Output`` (prediction, weighted losses with the task loss under ``"label"``, extras).
     :return: nothing.
     """
+
+
+@hookspec
+def register_commands(register):
+    """Called once at plugin discovery to add ``mfm-bench`` subcommands.
+
+    :param register: ``register(name, target, help)``. ``target`` is ``"package.module"`` or
+        ``"package.module:attr"`` naming an object with ``add_arguments(parser: argparse.ArgumentParser)`` and
+        ``run(args: argparse.Namespace) -> int`` (the exit status), and optionally ``DESCRIPTION`` and ``EPILOG``
+        strings for the command's own ``--help``. ``help`` (one line, required) is listed by ``mfm-bench --help``.
+        The target is imported only when its command is run or its ``--help`` asked for, so ``mfm-bench --help``
+        never imports torch. A name taken by a built-in or another plugin is an error naming both. ``run`` reports
+        a user's mistake by raising a ``mfm_bench.errors.MfmBenchError`` subclass: the CLI prints it as one
+        ``error: ...`` line and exits 2.
+    :return: nothing.
+    """

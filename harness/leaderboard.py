@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from .errors import MissingFileError
 from .metrics import higher_is_better
 from .results import ResultStore, atomic_write
 
@@ -245,7 +246,7 @@ def write_leaderboard(folder: str | Path, formats: list[str] | None = None) -> d
     """Write leaderboard.{md,csv,json,html} (those asked for) into ``folder`` atomically; return their paths."""
     folder = Path(folder)
     if not (folder / "results.sqlite").exists():
-        raise FileNotFoundError(f"{folder} holds no results.sqlite; run a suite into it first (mfm-bench run SUITE --out {folder})")
+        raise MissingFileError(f"{folder} holds no results.sqlite; run a suite into it first (mfm-bench run SUITE --out {folder})")
     with ResultStore(folder) as store:
         data = collect(store)
     formats = formats or ["markdown", "csv", "json"]

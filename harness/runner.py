@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .errors import OutputExistsError
 from .results import ResultStore, atomic_write
 from .suite import Suite
 
@@ -167,7 +168,7 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
     with ResultStore(out) as store:
         done = {r.id for r in runs if store.status(r.id) == "finished"}
         if done and not (resume or overwrite):
-            raise FileExistsError(
+            raise OutputExistsError(
                 f"{out} already holds {len(done)} finished run(s) of this suite; "
                 "pass --resume to run only the rest, --overwrite to run them again, or choose another --out"
             )

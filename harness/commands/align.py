@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 HELP = "align .csd computational sequences to a reference sequence (mmsdk-compatible, Numba kernels)"
 DESCRIPTION = HELP + """.
@@ -33,6 +34,20 @@ def parse_named_paths(items: list[str], parser: argparse.ArgumentParser) -> dict
     return out
 
 
+def check_sequences(paths: dict[str, str], **roles: str) -> None:
+    """Every role (``--reference`` NAME...) names one of the sequences, and every sequence file exists."""
+    from mfm_bench.align import AlignError
+    from mfm_bench.errors import MissingFileError
+
+    for flag, name in roles.items():
+        if name not in paths:
+            raise AlignError(f"--{flag.replace('_', '-')} {name!r} is not among the sequences {list(paths)}; "
+                             f"pass it as {name}=PATH.csd")
+    missing = [f"{n}={p}" for n, p in paths.items() if not os.path.isfile(p)]
+    if missing:
+        raise MissingFileError(f"no such file: {', '.join(missing)}")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sequences", nargs="+", metavar="NAME=PATH.csd", help="the sequences to align, reference included")
     p.add_argument("--reference", required=True, metavar="NAME", help="the sequence whose rows everything aligns to")
@@ -46,49 +61,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-    import sys
     from pathlib import Path
 
     from tqdm import tqdm
 
-    from mfm_bench.align import AlignError, CSDFormatError, write_csd
+    from mfm_bench.align import AlignError, write_csd
     from mfm_bench.align.pipeline import (_align_other, _align_reference, _collapse_codes, _load, _Reference, EPS,
                                           impute, shared_videos)
 
     paths = parse_named_paths(args.sequences, argparse.ArgumentParser(prog="mfm-bench align"))
-    if args.reference not in paths:
-        print(f"error: --reference {args.reference!r} is not among the sequences {list(paths)}; "
-              f"pass it as {args.reference}=PATH.csd", file=sys.stderr)
-        return 2
-    missing = [f"{n}={p}" for n, p in paths.items() if not os.path.isfile(p)]
-    if missing:
-        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
-        return 2
+    check_sequences(paths, reference=args.reference)
     progress = not args.no_progress
     out_dir = Path(args.out)
-    try:
-        funcs = _collapse_codes(args.collapse or ["mean"])
-        videos = shared_videos(paths)
-        if not videos:
-            print(f"error: no video id is shared by all of {list(paths)}", file=sys.stderr)
-            return 1
-        ref = _Reference(_load(paths, args.reference, videos, progress), EPS)
-        ref_out = _align_reference(ref, args.reference, funcs)
-        bar = tqdm(list(paths), desc="sequences", unit=" seq", disable=not progress)
-        for name in bar:
-            bar.set_postfix_str(name)
-            if name == args.reference:
-                seq = ref_out
-            else:
-                seq = _align_other(ref, _load(paths, name, videos, progress), name, funcs)
-                if args.impute:
-                    seq = impute(args.reference, {args.reference: ref_out, name: seq})[name]
-            target = write_csd(out_dir / f"{name}.csd", seq, compression=args.compression,
-                               progress=f"write {name}" if progress else False)
-            tqdm.write(f"{name}: {len(seq)} entries, {seq.n_rows} rows -> {target}")
-            del seq
-    except (AlignError, CSDFormatError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    funcs = _collapse_codes(args.collapse or ["mean"])
+    videos = shared_videos(paths)
+    if not videos:
+        raise AlignError(f"no video id is shared by all of {list(paths)}")
+    ref = _Reference(_load(paths, args.reference, videos, progress), EPS)
+    ref_out = _align_reference(ref, args.reference, funcs)
+    bar = tqdm(list(paths), desc="sequences", unit=" seq", disable=not progress)
+    for name in bar:
+        bar.set_postfix_str(name)
+        if name == args.reference:
+            seq = ref_out
+        else:
+            seq = _align_other(ref, _load(paths, name, videos, progress), name, funcs)
+            if args.impute:
+                seq = impute(args.reference, {args.reference: ref_out, name: seq})[name]
+        target = write_csd(out_dir / f"{name}.csd", seq, compression=args.compression,
+                           progress=f"write {name}" if progress else False)
+        tqdm.write(f"{name}: {len(seq)} entries, {seq.n_rows} rows -> {target}")
+        del seq
     return 0

@@ -14,7 +14,6 @@ from torch import nn
 
 from mfm_bench.contracts import Task
 from mfm_bench.nn import shape_prediction
-from mfm_bench.plugins.fusions.mfn import per_modality  # noqa: F401  (re-exported for mfm.py)
 
 
 def as_sequence(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
