@@ -168,7 +168,7 @@ class MFM(nn.Module):
     def lambda_x(self, m: str) -> float:
         return float(per_modality(self.cfg.lambda_x, m, "lambda_x"))
 
-    # -- the model, piece by piece (also used by mfm_bench.explain) -----------------------------------
+    # -- the model, piece by piece (also used by mfm_explain) -----------------------------------
     def encode(self, batch: Batch) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Codes {name: [B, Z]} (means for the kl variant), their log-variances (kl only) and extra fusion losses."""
         codes: dict[str, torch.Tensor] = {}
