@@ -170,7 +170,7 @@ def nested_plugins(cls: type) -> list[tuple[str, str, str]]:
 
 
 def device_arg(text: str) -> str:
-    """A ``--device`` value: the names ``TrainConfig.device`` accepts (auto, cpu, cuda, cuda:N), checked without torch."""
+    """A ``--device`` value: a name ``TrainConfig.device`` accepts (auto, cpu, cuda, cuda:N), checked without torch."""
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
         raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N (e.g. cuda:1), got {text!r}")
     return text

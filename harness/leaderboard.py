@@ -246,7 +246,8 @@ def write_leaderboard(folder: str | Path, formats: list[str] | None = None) -> d
     """Write leaderboard.{md,csv,json,html} (those asked for) into ``folder`` atomically; return their paths."""
     folder = Path(folder)
     if not (folder / "results.sqlite").exists():
-        raise MissingFileError(f"{folder} holds no results.sqlite; run a suite into it first (mfm-bench run SUITE --out {folder})")
+        raise MissingFileError(f"{folder} holds no results.sqlite; run a suite into it first "
+                               f"(mfm-bench run SUITE --out {folder})")
     with ResultStore(folder) as store:
         data = collect(store)
     formats = formats or ["markdown", "csv", "json"]

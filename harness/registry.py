@@ -290,4 +290,5 @@ def reset_registry() -> None:
     _REGISTRY = None
 
 
-__all__ = ["Registry", "Entry", "Command", "PluginError", "ConfigError", "get_registry", "create_registry", "reset_registry", "KINDS"]
+__all__ = ["Registry", "Entry", "Command", "PluginError", "ConfigError", "get_registry", "create_registry",
+           "reset_registry", "KINDS"]

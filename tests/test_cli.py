@@ -42,7 +42,8 @@ def test_every_error_class_derives_from_the_base_and_keeps_its_builtin_base():
     builtin = {ConfigError: ValueError, SuiteError: ValueError, PluginError: LookupError, TrainingError: RuntimeError,
                FetchError: RuntimeError, VerificationError: RuntimeError, OfflineError: RuntimeError,
                CSDFormatError: ValueError, AlignError: ValueError, MFNFormatError: ValueError,
-               PickleFormatError: ValueError, UnsafePickleError: pickle.UnpicklingError, DataMissingError: FileNotFoundError}
+               PickleFormatError: ValueError, UnsafePickleError: pickle.UnpicklingError,
+               DataMissingError: FileNotFoundError}
     for cls, base in builtin.items():
         assert issubclass(cls, MfmBenchError) and issubclass(cls, base), cls
 

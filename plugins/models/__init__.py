@@ -7,7 +7,8 @@ _P = "mfm_bench.plugins.models"
 
 @hookimpl
 def register_commands(register):
-    register("explain", f"{_P}.mfm_explain", help="MFM interpretation: gradient of each reconstruction w.r.t. F_y and F_a(i) over time (CSV + heat-map)")
+    register("explain", f"{_P}.mfm_explain",
+             help="MFM interpretation: gradient of each reconstruction w.r.t. F_y and F_a(i) over time (CSV + heat-map)")
 
 
 @hookimpl

@@ -38,7 +38,8 @@ SHARED = "shared"  # the key of the single generative code of the shared_generat
 @dataclass
 class MFMConfig:
     variant: Variant = option("full", "full MFM or an ablation: shared_generative, no_discriminative, no_generative, discriminative_only, kl")
-    encoder: str | dict = plugin("encoder", "lstm", "encoder plugin of the generative codes z_a(i) (a name, or {modality: name, default: name})")
+    encoder: str | dict = plugin("encoder", "lstm", "encoder plugin of the generative codes z_a(i) "
+                                 "(a name, or {modality: name, default: name})")
     encoder_params: dict = option({}, "params of the generative (and surrogate) encoders")
     fusion: str = plugin("fusion", "mfn", "fusion plugin giving the discriminative code z_y (the paper: MFN)")
     fusion_params: dict = option({}, "params of the fusion")

@@ -187,7 +187,8 @@ EPILOG = """examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder holding config.json and model.pt (<out>/runs/<run_id>)")
+    p.add_argument("run_dir", metavar="RUN_DIR",
+                   help="a run folder holding config.json and model.pt (<out>/runs/<run_id>)")
     p.add_argument("--split", default="test", help="split to average over (default: test)")
     p.add_argument("--out", default=None, help="folder for explain.csv and explain.png (default: RUN_DIR)")
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (default: cpu)")

@@ -36,7 +36,8 @@ from mfm_bench.registry import get_registry
 
 @dataclass
 class MISAConfig:
-    encoder: str | dict = plugin("encoder", "lstm", "encoder name for every modality, or a mapping {modality: name, default: name}")
+    encoder: str | dict = plugin("encoder", "lstm",
+                                 "encoder name for every modality, or a mapping {modality: name, default: name}")
     encoder_params: dict = option({}, "params for the encoder(s)")
     hidden: int = option(32, "width of the utterance, invariant and specific vectors")
     heads: int = option(2, "attention heads of the fusion layer (must divide hidden)")
@@ -79,7 +80,8 @@ class MISA(nn.Module):
         super().__init__()
         reg = get_registry()
         self.task, self.cfg, self.names = spec.task, cfg, spec.modality_names
-        self.encoders = nn.ModuleDict({m: reg.build("encoder", per_modality(cfg.encoder, m, "encoder"), spec.input_dims[m], **cfg.encoder_params)
+        self.encoders = nn.ModuleDict({m: reg.build("encoder", per_modality(cfg.encoder, m, "encoder"), spec.input_dims[m],
+                                                    **cfg.encoder_params)
                                        for m in self.names})
         d = cfg.hidden
         self.project = nn.ModuleDict({m: nn.Sequential(nn.Linear(self.encoders[m].output_dim, d), nn.ReLU(), nn.LayerNorm(d))

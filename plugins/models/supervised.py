@@ -16,7 +16,8 @@ from mfm_bench.registry import get_registry
 
 @dataclass
 class SupervisedConfig:
-    encoder: str | dict = plugin("encoder", "lstm", "encoder name for every modality, or a mapping {modality: name, default: name}")
+    encoder: str | dict = plugin("encoder", "lstm",
+                                 "encoder name for every modality, or a mapping {modality: name, default: name}")
     encoder_params: dict = option({}, "params for the encoder(s)")
     fusion: str = plugin("fusion", "concat", "fusion plugin name")
     fusion_params: dict = option({}, "params for the fusion")
@@ -38,7 +39,8 @@ class SupervisedModel(nn.Module):
         self.encoders = nn.ModuleDict()
         if input_kind != "raw":
             for m in self.names:
-                self.encoders[m] = reg.build("encoder", per_modality(cfg.encoder, m, "encoder"), spec.input_dims[m], **cfg.encoder_params)
+                name = per_modality(cfg.encoder, m, "encoder")
+                self.encoders[m] = reg.build("encoder", name, spec.input_dims[m], **cfg.encoder_params)
             fused_dims = {m: self.encoders[m].output_dim for m in self.names}
         else:
             fused_dims = dict(spec.input_dims)
