@@ -39,7 +39,8 @@ def register_fusions(register):
         ``"sequence"``: each encoder's sequence [B, T, H]; ``"raw"``: the raw inputs [B, T, D], no encoder), whose
         ``forward(inputs: dict[str, Tensor], mask: dict[str, Tensor [B, T]])`` returns the fused vector [B, output_dim].
         A factory whose class sets ``predicts = True`` also receives ``out_dim`` (the task's width) as a
-        keyword and returns predictions directly (late fusion).
+        keyword, which the model passes through ``registry.build(..., context={"out_dim": ...})``, and returns
+        predictions directly (late fusion).
     :return: nothing.
     """
 
