@@ -17,7 +17,7 @@ _LAZY = {
     "Output": "contracts", "TensorSplit": "contracts", "collate": "contracts",
     "get_registry": "registry", "Registry": "registry", "PluginError": "registry",
     "load_suite": "suite", "Suite": "suite", "SuiteError": "suite",
-    "run_suite": "runner",
+    "run_suite": "runner", "MfmBenchError": "errors",
 }
 
 __all__ = ["hookimpl", "__version__", *_LAZY]

@@ -1,6 +1,10 @@
-"""``mfm-bench``: the command line. Each subcommand lives in ``mfm_bench.commands.<name>`` and defines
-``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``. Nothing here imports torch, so
-``mfm-bench --help`` and ``mfm-bench plugins`` start fast.
+"""``mfm-bench``: the command line. Each built-in subcommand lives in ``mfm_bench.commands.<name>`` and defines
+``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``; plugins add commands of the same shape
+through the ``register_commands`` hook. Nothing here imports torch, so ``mfm-bench --help`` and
+``mfm-bench plugins`` start fast: a plugin command's module is imported only when that command is parsed.
+
+Errors: an :class:`~mfm_bench.errors.MfmBenchError` is printed once as ``error: <message>`` and ``mfm-bench``
+exits with its ``exit_code`` (2); ``--debug`` adds the traceback. Any other exception is a bug and propagates.
 """
 
 from __future__ import annotations
@@ -9,8 +13,11 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import traceback
+from typing import Any
 
 from . import __version__, commands
+from .errors import MfmBenchError
 
 EPILOG = """\
 examples:
@@ -28,7 +35,36 @@ def _command_modules() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _wanted_command(argv: list[str]) -> str | None:
+    """The first positional argument (the command name), without parsing: only that command's module is imported."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _add_command(sub: Any, name: str, mod: Any, help: str | None = None) -> None:
+    p = sub.add_parser(
+        name, help=help or mod.HELP, description=getattr(mod, "DESCRIPTION", None) or help or mod.HELP,
+        epilog=getattr(mod, "EPILOG", None), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mod.add_arguments(p)
+    p.set_defaults(_run=mod.run)
+
+
+def _add_plugin_commands(sub: Any, taken: set[str], wanted: str | None) -> None:
+    """Plugin commands: listed with their one-line help; only the ``wanted`` one is imported and given options."""
+    from .registry import get_registry
+
+    for cmd in get_registry().commands.values():
+        if cmd.name in taken:
+            raise MfmBenchError(f"command {cmd.name!r} of {cmd.package} (plugin {cmd.plugin}) clashes with a "
+                                f"built-in command; disable it with MFM_BENCH_DISABLE_PLUGINS={cmd.plugin}")
+        if cmd.name == wanted:
+            _add_command(sub, cmd.name, cmd.module, cmd.help)
+        else:
+            sub.add_parser(cmd.name, help=cmd.help, add_help=False)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``mfm-bench`` parser. ``argv`` only decides which plugin command (if any) gets its module imported."""
     parser = argparse.ArgumentParser(
         prog="mfm-bench",
         description="Benchmark harness for multimodal representation learning around the Multimodal Factorization Model.",
@@ -36,26 +72,33 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"mfm-bench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    names = set()
     for name in _command_modules():
         mod = importlib.import_module(f"mfm_bench.commands.{name}")
-        p = sub.add_parser(
-            getattr(mod, "NAME", name), help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
-            epilog=getattr(mod, "EPILOG", None), formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        names.add(getattr(mod, "NAME", name))
+        _add_command(sub, getattr(mod, "NAME", name), mod)
+    _add_plugin_commands(sub, names, _wanted_command(argv or []))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "_run", None):
-        parser.print_help()
-        return 2
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _wanted_command(argv)
+    debug = "--debug" in (argv[:argv.index(command)] if command else argv)  # a global flag, before the command
     try:
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
+        if not getattr(args, "_run", None):
+            parser.print_help()
+            return 2
         return int(args._run(args) or 0)
+    except MfmBenchError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

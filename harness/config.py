@@ -6,14 +6,18 @@ documents the parameter (shown by ``mfm-bench plugins --params``).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from typing import Any, Literal, Union
 
+from .errors import MfmBenchError
 
-class ConfigError(ValueError):
+
+class ConfigError(MfmBenchError, ValueError):
     """A parameter that does not fit. ``field`` is the dotted path of the offending key, ``hint`` the fix."""
 
     def __init__(self, message: str, field: str = "", hint: str = "") -> None:
@@ -141,8 +145,44 @@ def describe_config(cls: type) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def option(default: Any, help: str) -> Any:
+def option(default: Any, help: str, **metadata: Any) -> Any:
     """A dataclass field with a default and help text: ``hidden: int = option(64, "LSTM hidden size")``."""
+    metadata = {"help": help, **metadata}
     if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def plugin(kind: str, default: Any, help: str, params: str | None = None) -> Any:
+    """A field naming a nested plugin of ``kind``: ``encoder: str | dict = plugin("encoder", "lstm", help=...)``.
+
+    Its value is a plugin name or a mapping ``{modality: name, "default": name}``. The sibling field ``params``
+    (default: ``<field>_params``, a ``dict``) holds that plugin's params; the registry validates them against
+    the nested plugin's config and fills its defaults, so they reach the run id.
+    """
+    return option(default, help, plugin=kind, params=params)
+
+
+def nested_plugins(cls: type) -> list[tuple[str, str, str]]:
+    """(name field, plugin kind, params field) of every :func:`plugin` field of config dataclass ``cls``."""
+    return [(f.name, f.metadata["plugin"], f.metadata.get("params") or f"{f.name}_params")
+            for f in dataclasses.fields(cls) if f.metadata.get("plugin")]
+
+
+def device_arg(text: str) -> str:
+    """A ``--device`` value: a name ``TrainConfig.device`` accepts (auto, cpu, cuda, cuda:N), checked without torch."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N (e.g. cuda:1), got {text!r}")
+    return text
+
+
+def per_modality(value: Any, name: str, field: str) -> Any:
+    """A per-modality setting: a plain value for every modality, or a mapping {modality: value, "default": value}."""
+    if isinstance(value, dict):
+        if name in value:
+            return value[name]
+        if "default" in value:
+            return value["default"]
+        raise ValueError(f"{field}: no value for modality {name!r} and no 'default' key in {value!r}; "
+                         f"add {name!r} or 'default'")
+    return value

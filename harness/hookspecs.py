@@ -39,7 +39,8 @@ def register_fusions(register):
         ``"sequence"``: each encoder's sequence [B, T, H]; ``"raw"``: the raw inputs [B, T, D], no encoder), whose
         ``forward(inputs: dict[str, Tensor], mask: dict[str, Tensor [B, T]])`` returns the fused vector [B, output_dim].
         A factory whose class sets ``predicts = True`` also receives ``out_dim`` (the task's width) as a
-        keyword and returns predictions directly (late fusion).
+        keyword, which the model passes through ``registry.build(..., context={"out_dim": ...})``, and returns
+        predictions directly (late fusion).
     :return: nothing.
     """
 
@@ -91,5 +92,21 @@ def register_metrics(register):
         ``Task(..., metrics=name)``. ``f`` may be a ``"module:attr"`` string, imported on first use.
         A name declared twice with a different meaning, or a metric set registered twice, is an error naming
         both packages.
+    :return: nothing.
+    """
+
+
+@hookspec
+def register_commands(register):
+    """Called once at plugin discovery to add ``mfm-bench`` subcommands.
+
+    :param register: ``register(name, target, help)``. ``target`` is ``"package.module"`` or
+        ``"package.module:attr"`` naming an object with ``add_arguments(parser: argparse.ArgumentParser)`` and
+        ``run(args: argparse.Namespace) -> int`` (the exit status), and optionally ``DESCRIPTION`` and ``EPILOG``
+        strings for the command's own ``--help``. ``help`` (one line, required) is listed by ``mfm-bench --help``.
+        The target is imported only when its command is run or its ``--help`` asked for, so ``mfm-bench --help``
+        never imports torch. A name taken by a built-in or another plugin is an error naming both. ``run`` reports
+        a user's mistake by raising a ``mfm_bench.errors.MfmBenchError`` subclass: the CLI prints it as one
+        ``error: ...`` line and exits 2.
     :return: nothing.
     """

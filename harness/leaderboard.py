@@ -18,6 +18,7 @@ from typing import Any
 from . import render
 from .metric_catalog import COST, PROBES, TASK, Catalog, Metric, catalog
 from .render import DEFAULT_FORMATS, FORMATS, Board, Chart, Table
+from .errors import MfmBenchError, MissingFileError
 from .results import ResultStore, atomic_write
 
 __all__ = ["collect", "board", "write_leaderboard", "FORMATS", "DEFAULT_FORMATS"]
@@ -243,11 +244,11 @@ def write_leaderboard(folder: str | Path, formats: list[str] | None = None) -> d
 
     folder = Path(folder)
     if not (folder / DB_NAME).exists():
-        raise FileNotFoundError(f"{folder} holds no {DB_NAME}; run a suite into it first "
+        raise MissingFileError(f"{folder} holds no {DB_NAME}; run a suite into it first "
                                 f"(mfm-bench run SUITE --out {folder})")
     unknown = set(formats or ()) - set(FORMATS)
     if unknown:
-        raise ValueError(f"unknown leaderboard format(s) {', '.join(sorted(unknown))}; "
+        raise MfmBenchError(f"unknown leaderboard format(s) {', '.join(sorted(unknown))}; "
                          f"formats are {', '.join(FORMATS)}")
     with ResultStore(folder) as store:
         data = collect(store)

@@ -5,7 +5,10 @@
   hooks with a registrar that refuses duplicate names.
 - ``MFM_BENCH_LOAD_PLUGINS=a,b`` loads only those entry points (by entry-point or distribution name);
   ``MFM_BENCH_DISABLE_PLUGINS=x,y`` skips those.
-- ``registry.build(kind, name, *args, **params)`` validates params against the plugin's config and builds it.
+- ``registry.build(kind, name, *args, context=None, **params)`` validates params against the plugin's config and
+  builds it; ``context`` holds extra keywords the caller hands to the factory (e.g. a predicting fusion's ``out_dim``).
+- Nested plugins are config fields marked with :func:`mfm_bench.config.plugin`; ``resolve`` fills their defaults.
+- ``registry.commands`` holds the subcommands plugins add through ``register_commands`` (imported lazily).
 """
 
 from __future__ import annotations
@@ -20,15 +23,14 @@ from typing import Any, Callable
 import pluggy
 
 from . import hookspecs
-from .config import ConfigError, build_config, config_to_dict, did_you_mean
+from .config import ConfigError, build_config, config_to_dict, did_you_mean, nested_plugins
+from .errors import MfmBenchError
 
 KINDS = ("encoder", "fusion", "dataset", "model")
 _HOOKS = {"encoder": "register_encoders", "fusion": "register_fusions", "dataset": "register_datasets", "model": "register_models"}
-#: Config fields that name another plugin; their ``<field>_params`` sibling is resolved against that plugin.
-NESTED = {"encoder": "encoder", "fusion": "fusion"}
 
 
-class PluginError(LookupError):
+class PluginError(MfmBenchError, LookupError):
     """An unknown plugin name, a duplicate registration or a plugin that failed to load."""
 
 
@@ -67,6 +69,30 @@ class Entry:
 
 
 @dataclass
+class Command:
+    """A subcommand added by a plugin. ``target`` (``"package.module"`` or ``"package.module:attr"``) holds
+    ``add_arguments(parser)`` and ``run(args) -> int`` and is imported only when the command is parsed."""
+
+    name: str
+    target: Any
+    help: str
+    plugin: str
+    package: str
+    version: str
+
+    @property
+    def module(self) -> Any:
+        return _load_ref(self.target)
+
+
+def _duplicate(what: str, taken: Any, package: str, plugin: str) -> PluginError:
+    return PluginError(
+        f"{what} is registered twice: by {taken.package} (plugin {taken.plugin}) and by {package} (plugin {plugin}); "
+        f"uninstall one or disable it with MFM_BENCH_DISABLE_PLUGINS={plugin}"
+    )
+
+
+@dataclass
 class LoadError:
     plugin: str
     package: str
@@ -79,6 +105,7 @@ class Registry:
     entries: dict[str, dict[str, Entry]] = field(default_factory=lambda: {k: {} for k in KINDS})
     errors: list[LoadError] = field(default_factory=list)
     dists: dict[str, tuple[str, str]] = field(default_factory=dict)  # plugin name -> (package, version)
+    commands: dict[str, Command] = field(default_factory=dict)
 
     # -- registration ---------------------------------------------------------------------------------
     def _registrar(self, kind: str, plugin: str) -> Callable[..., None]:
@@ -91,14 +118,30 @@ class Registry:
                 raise PluginError(f"{kind} {name!r} from {package}: config must be a dataclass, not {config!r}")
             taken = self.entries[kind].get(name)
             if taken is not None:
-                raise PluginError(
-                    f"{kind} {name!r} is registered twice: by {taken.package} (plugin {taken.plugin}) and by "
-                    f"{package} (plugin {plugin}); uninstall one or disable it with MFM_BENCH_DISABLE_PLUGINS={plugin}"
-                )
+                raise _duplicate(f"{kind} {name!r}", taken, package, plugin)
             doc = help or ("" if isinstance(factory, str) else (factory.__doc__ or "").strip().split("\n")[0])
             self.entries[kind][name] = Entry(kind, name, factory, config, doc, plugin, package, version)
 
         return register
+
+    def _command_registrar(self, plugin: str) -> Callable[..., None]:
+        package, version = self.dists.get(plugin, (plugin, ""))
+
+        def register(name: str, target: Any, help: str = "") -> None:
+            if not isinstance(name, str) or not name or name.startswith("-"):
+                raise PluginError(f"plugin {plugin!r} ({package}) registered a command with an invalid name {name!r}")
+            if not help:
+                raise PluginError(f"command {name!r} from {package}: give help=\"one line\" (mfm-bench --help shows "
+                                  "it without importing the command)")
+            if name in self.commands:
+                raise _duplicate(f"command {name!r}", self.commands[name], package, plugin)
+            self.commands[name] = Command(name, target, help, plugin, package, version)
+
+        return register
+
+    def _hooks(self, plugin: str) -> list[tuple[str, Callable[..., None]]]:
+        return [(_HOOKS[k], self._registrar(k, plugin)) for k in KINDS] + \
+            [("register_commands", self._command_registrar(plugin))]
 
     def add_plugin(self, obj: Any, name: str, package: str | None = None, version: str = "") -> None:
         """Register a plugin object (module or class instance with hookimpls) and run its register hooks."""
@@ -106,11 +149,10 @@ class Registry:
         try:
             self.pm.register(obj, name=name)
             self.pm.check_pending()
-            for kind in KINDS:
-                hook = getattr(self.pm.hook, _HOOKS[kind])
-                for impl in hook.get_hookimpls():
+            for hook_name, registrar in self._hooks(name):
+                for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                     if impl.plugin_name == name:
-                        impl.function(register=self._registrar(kind, name))
+                        impl.function(register=registrar)
         except BaseException:
             self.remove_plugin(name)  # all or nothing: no half-registered plugin
             raise
@@ -120,6 +162,8 @@ class Registry:
         for kind in KINDS:
             for key in [k for k, e in self.entries[kind].items() if e.plugin == name]:
                 del self.entries[kind][key]
+        for key in [k for k, c in self.commands.items() if c.plugin == name]:
+            del self.commands[key]
         if self.pm.get_plugin(name) is not None:
             self.pm.unregister(name=name)
         self.dists.pop(name, None)
@@ -141,41 +185,55 @@ class Registry:
             raise PluginError(f"unknown {kind} {name!r}: {did_you_mean(str(name), self.entries[kind])}{extra}") from None
 
     def resolve(self, kind: str, name: str, params: dict[str, Any] | None, where: str = "params") -> dict[str, Any]:
-        """Validated params with every default filled in (nested encoder/fusion params too)."""
+        """Validated params with every default filled in, nested plugins' params too (see :meth:`_resolve_nested`)."""
         entry = self.get(kind, name)
         if entry.config is None:
             return dict(params or {})
-        cfg = build_config(entry.config, params, where)
-        out = config_to_dict(cfg)
-        for fname, nested_kind in NESTED.items():
-            if fname in out and f"{fname}_params" in out:
-                nested_names = out[fname]
-                try:
-                    if isinstance(nested_names, str):
-                        out[f"{fname}_params"] = self.resolve(nested_kind, nested_names, out[f"{fname}_params"], f"{where}.{fname}_params")
-                    elif isinstance(nested_names, dict):
-                        for n in set(nested_names.values()):
-                            self.resolve(nested_kind, n, out[f"{fname}_params"], f"{where}.{fname}_params")
-                except PluginError as e:
-                    raise ConfigError(str(e), f"{where}.{fname}") from None
+        out = config_to_dict(build_config(entry.config, self.own_params(entry, params), where))
+        for fname, nested_kind, pname in nested_plugins(entry.config):
+            out[pname] = self._resolve_nested(nested_kind, out[fname], out.get(pname), where, fname, pname)
         return out
 
-    def build(self, kind: str, name: str, *args: Any, **params: Any) -> Any:
-        """Build plugin ``name`` of ``kind``: ``factory(*args, cfg)`` (typed) or ``factory(*args, **params)``."""
+    def _resolve_nested(self, kind: str, names: Any, params: Any, where: str, fname: str, pname: str) -> dict[str, Any]:
+        """A name -> its resolved params; a mapping ``{modality: name}`` -> ``{name: resolved params}`` for every
+        distinct name (each plugin keeps its own defaults; :meth:`own_params` picks them back out at build time)."""
+        chosen = [names] if not isinstance(names, dict) else list(dict.fromkeys(names.values()))
+        resolved = {}
+        for n in chosen:
+            try:
+                entry = self.get(kind, n)
+            except PluginError as e:
+                raise ConfigError(str(e), f"{where}.{fname}") from None
+            sub = f"{where}.{pname}.{n}" if self._per_name(entry, params) else f"{where}.{pname}"
+            resolved[n] = self.resolve(kind, n, self.own_params(entry, params), sub)
+        return resolved[names] if not isinstance(names, dict) else resolved
+
+    def own_params(self, entry: Entry, params: dict[str, Any] | None) -> dict[str, Any]:
+        """``entry``'s params out of ``params``: either params shared by every plugin of a nested field
+        (``{hidden: 16}``), or a mapping plugin name -> params (``{gru: {...}, lstm: {...}}``, what ``resolve``
+        writes for a mapping of names), told apart by its keys: registered names of the kind, none a config field."""
+        params = dict(params or {})
+        return dict(params.get(entry.name, {})) if self._per_name(entry, params) else params
+
+    def _per_name(self, entry: Entry, params: dict[str, Any] | None) -> bool:
+        fields = {f.name for f in dataclasses.fields(entry.config)} if entry.config else set()
+        return bool(params) and all(k in self.entries[entry.kind] and k not in fields and isinstance(v, dict)
+                                    for k, v in params.items())
+
+    def build(self, kind: str, name: str, *args: Any, context: dict[str, Any] | None = None, **params: Any) -> Any:
+        """Build plugin ``name`` of ``kind``: ``factory(*args, cfg, **context)`` (typed) or
+        ``factory(*args, **params, **context)``. ``context`` carries what the caller knows and the suite does not
+        set, e.g. ``out_dim`` for a fusion whose class says ``predicts = True``."""
         entry = self.get(kind, name)
-        extra = {}
-        if kind == "fusion" and getattr(entry.factory, "predicts", False):
-            extra["out_dim"] = params.pop("out_dim")
-        else:
-            params.pop("out_dim", None)
+        params = self.own_params(entry, params)
         if entry.config is None:
-            return entry.factory(*args, **params, **extra)
-        cfg = build_config(entry.config, params)
-        return entry.factory(*args, cfg, **extra)
+            return entry.factory(*args, **params, **(context or {}))
+        return entry.factory(*args, build_config(entry.config, params), **(context or {}))
 
     def config_of(self, kind: str, name: str, params: dict[str, Any] | None) -> Any:
         entry = self.get(kind, name)
-        return build_config(entry.config, params) if entry.config else dict(params or {})
+        params = self.own_params(entry, params)
+        return build_config(entry.config, params) if entry.config else params
 
 
 def _wanted(ep: md.EntryPoint, load: set[str] | None, disable: set[str]) -> bool:
@@ -232,4 +290,5 @@ def reset_registry() -> None:
     _REGISTRY = None
 
 
-__all__ = ["Registry", "Entry", "PluginError", "ConfigError", "get_registry", "create_registry", "reset_registry", "KINDS"]
+__all__ = ["Registry", "Entry", "Command", "PluginError", "ConfigError", "get_registry", "create_registry",
+           "reset_registry", "KINDS"]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import OutputExistsError
 from .io import atomic_write
 from .results import ResultStore
 from .suite import Suite
@@ -218,7 +219,7 @@ def _todo(runs: list[Run], store: ResultStore, out: Path, resume: bool, overwrit
     """The runs to execute: all with ``overwrite``, the unfinished ones with ``resume``; else finished runs stop us."""
     done = {r.id for r in runs if store.status(r.id) == "finished"}
     if done and not (resume or overwrite):
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{out} already holds {len(done)} finished run(s) of this suite; "
             "pass --resume to run only the rest, --overwrite to run them again, or choose another --out"
         )

@@ -17,6 +17,7 @@ import jsonschema
 import yaml
 
 from .config import ConfigError, build_config, config_to_dict, did_you_mean
+from .errors import MfmBenchError
 from .render import DEFAULT_FORMATS, FORMATS
 
 _REF = {
@@ -61,7 +62,7 @@ SCHEMA: dict[str, Any] = {
 PATH_KEYS = ("path", "data_dir", "root")
 
 
-class SuiteError(ValueError):
+class SuiteError(MfmBenchError, ValueError):
     """A suite that does not validate. ``str()`` reads ``FILE:LINE: FIELD: problem (fix)``."""
 
     def __init__(self, file: str | Path, line: int | None, field: str, message: str, hint: str = "") -> None:

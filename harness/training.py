@@ -19,6 +19,7 @@ from torch import nn
 
 from .config import option
 from .contracts import Batch, Output, TensorSplit, collate
+from .errors import MfmBenchError
 
 #: Batch size for validation, test and every other no-grad pass (evaluation, probes, explanations).
 EVAL_BATCH_SIZE = 256
@@ -48,7 +49,7 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
 
 
-class TrainingError(RuntimeError):
+class TrainingError(MfmBenchError, RuntimeError):
     """Training cannot go on (a non-finite loss, say); the run is recorded as failed."""
 
 

@@ -149,7 +149,7 @@ def test_cli_reports_bad_input(files, tmp_path, capsys):
     bad.write_text("[1, 2]")
     args = ["prepare", "--words", "words", "--labels", "labels", "--folds", str(bad), "--out", str(tmp_path / "x.npz"),
             "--no-progress"] + [f"{n}={p}" for n, p in files.items()]
-    assert main(args) == 1
+    assert main(args) == 2
     assert "folds must be a JSON object" in capsys.readouterr().err
 
 

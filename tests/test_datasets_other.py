@@ -120,7 +120,7 @@ def test_datasets_and_cache_commands(tmp_path, monkeypatch, capsys):
 
 def test_fetch_command_reports_failure(tmp_path, capsys):
     assert main(["fetch", "youtube", "--modalities", "audio,smell"]) == 2
-    assert main(["fetch", "iemocap", "--to", str(tmp_path)]) == 1
+    assert main(["fetch", "iemocap", "--to", str(tmp_path)]) == 2
     assert "no pinned public download" in capsys.readouterr().err
 
 

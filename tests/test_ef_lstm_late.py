@@ -40,7 +40,8 @@ def test_ef_lstm_refuses_unaligned_modalities():
 
 def late(weighting: str):
     torch.manual_seed(0)
-    return get_registry().build("fusion", "late", {"a": 3, "b": 3, "c": 3}, out_dim=2, weighting=weighting).eval()
+    dims = {"a": 3, "b": 3, "c": 3}
+    return get_registry().build("fusion", "late", dims, context={"out_dim": 2}, weighting=weighting).eval()
 
 
 def test_late_mean_averages_the_present_modalities():

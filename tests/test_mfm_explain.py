@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mfm_bench.cli import main
-from mfm_bench.explain import explain_run, reconstruction_saliency, save_saliency
+from mfm_bench.plugins.models.mfm_explain import explain_run, reconstruction_saliency, save_saliency
 from mfm_bench.registry import get_registry
 
 TINY = dict(zy=6, za=4, fy=5, fa=3, encoder_params={"hidden": 6}, fusion_params={"hidden": 4, "memory": 4})

@@ -39,6 +39,30 @@ class StepEncoder(nn.Module):
 @hookimpl
 def register_encoders(register):
     register("toy-step", StepEncoder, config=StepConfig)
+
+
+@hookimpl
+def register_commands(register):
+    register("toy-hello", "mfm_bench_toy_cli", help="greet someone (a command added by a plugin)")
+'''
+
+TOY_COMMAND = '''
+import sys
+
+from mfm_bench.errors import MfmBenchError
+
+print("toy command module imported", file=sys.stderr)
+
+
+def add_arguments(parser):
+    parser.add_argument("who")
+
+
+def run(args):
+    if args.who == "nobody":
+        raise MfmBenchError("toy-hello needs somebody")
+    print(f"hello {args.who}")
+    return 0
 '''
 
 
@@ -57,6 +81,7 @@ def site(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     make_dist(site, "mfm-bench-toy", "0.3.0", "mfm_bench_toy", TOY_MODULE)
+    (site / "mfm_bench_toy_cli.py").write_text(TOY_COMMAND)
     return site
 
 
@@ -92,6 +117,27 @@ def test_third_party_encoder_is_listed_and_usable_in_a_suite(site, tmp_path):
     assert "1 run(s) finished" in out.stdout
     env_row = __import__("sqlite3").connect(tmp_path / "out" / "results.sqlite").execute("SELECT config FROM runs").fetchone()[0]
     assert '"encoder": "toy-step"' in env_row and '"encoder_params": {"hidden": 6}' in env_row
+
+
+def test_third_party_command_is_listed_lazily_and_runs(site):
+    out = cli(["--help"], site)
+    assert out.returncode == 0 and "toy command module imported" not in out.stderr
+    line = next(ln for ln in out.stdout.splitlines() if "toy-hello" in ln)
+    assert "greet someone" in line
+    assert "explain" in out.stdout  # the MFM plugin's command, registered the same way
+    listed = cli(["plugins", "--kind", "command"], site).stdout
+    assert any("toy-hello" in ln and "mfm-bench-toy" in ln for ln in listed.splitlines())
+    out = cli(["toy-hello", "world"], site)
+    assert out.returncode == 0 and out.stdout.strip() == "hello world", out.stderr
+    out = cli(["toy-hello", "nobody"], site)
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1] == "error: toy-hello needs somebody"
+
+
+def test_command_clashing_with_a_builtin_is_an_error_naming_the_plugin(site):
+    (site / "mfm_bench_toy.py").write_text((site / "mfm_bench_toy.py").read_text().replace('"toy-hello"', '"run"'))
+    out = cli(["--help"], site)
+    assert out.returncode == 2
+    assert "command 'run' of mfm-bench-toy (plugin toy) clashes with a built-in command" in out.stderr
 
 
 def test_broken_plugin_is_reported_and_the_others_work(site):

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..io import atomic_path
+from ..errors import MfmBenchError
 
 # The metadata keys mmsdk's validator looks for (mmsdk/mmdatasdk/configurations/metadataconfigs.py). Its list lacks a
 # comma after "dimension names", so mmsdk actually checks for the concatenated key below; files we write carry both
@@ -43,7 +44,7 @@ METADATA_KEYS = (
 MMSDK_JOINED_KEY = "dimension namescomputational sequence version"
 
 
-class CSDFormatError(ValueError):
+class CSDFormatError(MfmBenchError, ValueError):
     """A .csd file or a computational sequence that breaks the layout; the message names the file and entry."""
 
 

@@ -12,13 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import MfmBenchError
 from .csd import CompSeq, csd_entries, read_csd, strip_key
 
 EPS = 1e-5  # mmsdk's `epsilon = 10e-6`
 COLLAPSE_FUNCTIONS = ("mean", "sum", "min", "max")
 
 
-class AlignError(ValueError):
+class AlignError(MfmBenchError, ValueError):
     """Bad arguments to the alignment pipeline (unknown sequence or collapse function, empty input)."""
 
 

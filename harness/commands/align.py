@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 HELP = "align .csd computational sequences to a reference sequence (mmsdk-compatible, Numba kernels)"
 DESCRIPTION = HELP + """.
@@ -33,6 +34,20 @@ def parse_named_paths(items: list[str], parser: argparse.ArgumentParser) -> dict
     return out
 
 
+def check_sequences(paths: dict[str, str], **roles: str) -> None:
+    """Every role (``--reference`` NAME...) names one of the sequences, and every sequence file exists."""
+    from mfm_bench.align import AlignError
+    from mfm_bench.errors import MissingFileError
+
+    for flag, name in roles.items():
+        if name not in paths:
+            raise AlignError(f"--{flag.replace('_', '-')} {name!r} is not among the sequences {list(paths)}; "
+                             f"pass it as {name}=PATH.csd")
+    missing = [f"{n}={p}" for n, p in paths.items() if not os.path.isfile(p)]
+    if missing:
+        raise MissingFileError(f"no such file: {', '.join(missing)}")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sequences", nargs="+", metavar="NAME=PATH.csd", help="the sequences to align, reference included")
     p.add_argument("--reference", required=True, metavar="NAME", help="the sequence whose rows everything aligns to")
@@ -46,34 +61,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-    import sys
     from pathlib import Path
 
     from tqdm import tqdm
 
-    from mfm_bench.align import AlignError, CSDFormatError, align_files, write_csd
+    from mfm_bench.align import align_files, write_csd
 
     paths = parse_named_paths(args.sequences, argparse.ArgumentParser(prog="mfm-bench align"))
-    if args.reference not in paths:
-        print(f"error: --reference {args.reference!r} is not among the sequences {list(paths)}; "
-              f"pass it as {args.reference}=PATH.csd", file=sys.stderr)
-        return 2
-    missing = [f"{n}={p}" for n, p in paths.items() if not os.path.isfile(p)]
-    if missing:
-        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
-        return 2
+    check_sequences(paths, reference=args.reference)
     progress = not args.no_progress
     out_dir = Path(args.out)
-    try:
-        aligned = align_files(paths, args.reference, args.collapse or ["mean"], impute_missing=args.impute,
-                              progress=progress)
-        for name, seq in tqdm(aligned, total=len(paths), desc="sequences", unit=" seq", disable=not progress):
-            target = write_csd(out_dir / f"{name}.csd", seq, compression=args.compression,
-                               progress=f"write {name}" if progress else False)
-            tqdm.write(f"{name}: {len(seq)} entries, {seq.n_rows} rows -> {target}")
-            del seq  # one aligned sequence in memory at a time
-    except (AlignError, CSDFormatError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    aligned = align_files(paths, args.reference, args.collapse or ["mean"], impute_missing=args.impute,
+                          progress=progress)
+    for name, seq in tqdm(aligned, total=len(paths), desc="sequences", unit=" seq", disable=not progress):
+        target = write_csd(out_dir / f"{name}.csd", seq, compression=args.compression,
+                           progress=f"write {name}" if progress else False)
+        tqdm.write(f"{name}: {len(seq)} entries, {seq.n_rows} rows -> {target}")
+        del seq  # one aligned sequence in memory at a time
     return 0

@@ -20,10 +20,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import sys
-
     from mfm_bench.data import cache
     from mfm_bench.data.paths import cache_home
+    from mfm_bench.errors import MfmBenchError
 
     if args.action == "ls":
         from tabulate import tabulate
@@ -37,8 +36,7 @@ def run(args) -> int:
               if rows else "(empty)")
         return 0
     if args.dataset is None and not args.all:
-        print("mfm-bench cache clear: name a dataset or pass --all", file=sys.stderr)
-        return 2
+        raise MfmBenchError("cache clear: name a dataset or pass --all")
     n = cache.clear(dataset=args.dataset)
     print(f"removed {n} cache entr{'y' if n == 1 else 'ies'} from {cache_home()}")
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 HELP = "download a dataset's public files (resumable, verified against pinned hashes)"
@@ -37,14 +36,9 @@ def run(args) -> int:
     mods = [m.strip() for m in args.modalities.split(",") if m.strip()] if args.modalities else None
     bad = [m for m in mods or [] if m not in ("text", "audio", "visual")]
     if bad:
-        print(f"mfm-bench fetch: unknown modalities {bad}; use text, audio, visual", file=sys.stderr)
-        return 2
-    try:
-        files = fetch_dataset(args.dataset, to=args.to, fmt=args.fmt, modalities=mods, mirror=args.mirror,
-                              progress=False if args.quiet else None, timeout=args.timeout)
-    except FetchError as e:
-        print(f"mfm-bench fetch: {e}", file=sys.stderr)
-        return 1
+        raise FetchError(f"unknown modalities {bad}; use text, audio, visual")
+    files = fetch_dataset(args.dataset, to=args.to, fmt=args.fmt, modalities=mods, mirror=args.mirror,
+                          progress=False if args.quiet else None, timeout=args.timeout)
     root = args.to or data_home()
     print(f"{args.dataset}: {len(files)} files verified under {root}")
     if args.to is not None and args.to.expanduser().resolve() != data_home().resolve():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "write leaderboard.md, .csv, .json (and .html with charts) from an output folder's results"
 
@@ -20,11 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mfm_bench.leaderboard import write_leaderboard
 
-    try:
-        written = write_leaderboard(args.folder, args.format)
-    except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    written = write_leaderboard(args.folder, args.format)
     if "markdown" in written and not args.quiet:
         print(written["markdown"].read_text())
     for fmt, path in written.items():

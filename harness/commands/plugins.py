@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "list every encoder, fusion, dataset and model with its package and version"
+HELP = "list every encoder, fusion, dataset, model and plugin command with its package and version"
 DESCRIPTION = HELP + """.
 
 Plugins are found through the `mfm_bench` entry-point group, built-ins and third-party packages alike.
@@ -12,7 +12,7 @@ Set MFM_BENCH_DISABLE_PLUGINS=name to skip a plugin, MFM_BENCH_LOAD_PLUGINS=a,b 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kind", choices=["encoder", "fusion", "dataset", "model"], help="only this kind")
+    p.add_argument("--kind", choices=["encoder", "fusion", "dataset", "model", "command"], help="only this kind")
     p.add_argument("--params", action="store_true", help="also list each plugin's parameters with defaults and help")
 
 
@@ -30,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
         for name in reg.names(kind):
             e = reg.entries[kind][name]
             rows.append((kind, name, e.package, e.version, e.help))
+    if args.kind in (None, "command"):
+        rows += [("command", c.name, c.package, c.version, c.help) for _, c in sorted(reg.commands.items())]
     print(tabulate(rows, headers=["kind", "name", "package", "version", "description"], tablefmt="simple"))
     if args.params:
         for kind in KINDS:

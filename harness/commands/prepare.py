@@ -40,15 +40,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def load_folds(path: str) -> dict[str, list[str]]:
     import json
 
+    from mfm_bench.align import AlignError
+
     try:
         with open(path, encoding="utf-8") as f:
             folds = json.load(f)
     except OSError as e:
-        raise ValueError(f"{path}: cannot read the folds file ({e.strerror})") from None
+        raise AlignError(f"{path}: cannot read the folds file ({e.strerror})") from None
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+        raise AlignError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(folds, dict) or not all(isinstance(v, list) for v in folds.values()):
-        raise ValueError(f"{path}: folds must be a JSON object mapping fold names to lists of video ids, "
+        raise AlignError(f"{path}: folds must be a JSON object mapping fold names to lists of video ids, "
                          'e.g. {"train": ["vid1"], "valid": [], "test": []}')
     return {str(k): [str(x) for x in v] for k, v in folds.items()}
 
@@ -65,35 +67,22 @@ def _storable(arr):
 
 def run(args: argparse.Namespace) -> int:
     import os
-    import sys
     from pathlib import Path
 
     import numpy as np
 
-    from mfm_bench.align import AlignError, CSDFormatError, prepare_word_level
+    from mfm_bench.align import prepare_word_level
     from mfm_bench.io import atomic_path
 
-    from .align import parse_named_paths
+    from .align import check_sequences, parse_named_paths
 
     paths = parse_named_paths(args.sequences, argparse.ArgumentParser(prog="mfm-bench prepare"))
-    for flag, name in (("--words", args.words), ("--labels", args.labels)):
-        if name not in paths:
-            print(f"error: {flag} {name!r} is not among the sequences {list(paths)}; pass it as {name}=PATH.csd",
-                  file=sys.stderr)
-            return 2
-    missing = [f"{n}={p}" for n, p in paths.items() if not os.path.isfile(p)]
-    if missing:
-        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
-        return 2
-    try:
-        folds = load_folds(args.folds)
-        tensors = prepare_word_level(paths, args.words, args.labels, args.seq_len, folds,
-                                     collapse=args.collapse or ["mean"], impute_missing=not args.no_impute,
-                                     dtype=np.dtype(args.dtype), clean=args.nan_to_num,
-                                     progress=not args.no_progress)
-    except (AlignError, CSDFormatError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    check_sequences(paths, words=args.words, labels=args.labels)
+    folds = load_folds(args.folds)
+    tensors = prepare_word_level(paths, args.words, args.labels, args.seq_len, folds,
+                                 collapse=args.collapse or ["mean"], impute_missing=not args.no_impute,
+                                 dtype=np.dtype(args.dtype), clean=args.nan_to_num,
+                                 progress=not args.no_progress)
     arrays = {f"{fold}/{name}": _storable(arr) for fold, d in tensors.items() for name, arr in d.items()}
     out = Path(args.out)
     with atomic_path(out, suffix=".npz") as tmp:  # the .npz ending keeps numpy from appending its own

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mfm_bench.config import device_arg
+
 HELP = "train and evaluate a suite (dataset x model x seed), record results, print the leaderboard"
 DESCRIPTION = """Train and evaluate every run of a suite: the grid dataset x model x seed, each evaluated under
 every condition of the suite (clean, missing modality, noise). Each run has a stable id (a hash of its fully
@@ -30,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="skip runs already finished in --out, run the rest")
     g.add_argument("--overwrite", action="store_true", help="run every run again, replacing earlier results")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the suite's train.device")
+    p.add_argument("--device", type=device_arg, metavar="DEVICE",
+                   help="override the suite's train.device: auto, cpu, cuda or cuda:N")
     p.add_argument("--seeds", type=seeds_arg, help="override the suite's seeds, e.g. 0,1,2")
     p.add_argument("--threads", type=int, help="CPU threads for torch (override the suite's train.threads; 0: torch's default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -42,22 +45,14 @@ def run(args: argparse.Namespace) -> int:
 
     from mfm_bench.leaderboard import write_leaderboard
     from mfm_bench.runner import run_suite
-    from mfm_bench.suite import SuiteError, load_suite
-    from mfm_bench.training import TrainingError
+    from mfm_bench.suite import load_suite
 
-    try:
-        suite = load_suite(args.suite)
-    except SuiteError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    suite = load_suite(args.suite)
     out = Path(args.out or Path("runs") / suite.name)
     t0 = time.perf_counter()
     try:
         counts = run_suite(suite, out, resume=args.resume, overwrite=args.overwrite, seeds=args.seeds,
                            device=args.device, progress=not args.no_progress, threads=args.threads)
-    except (FileExistsError, TrainingError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished runs are kept in {out}; continue with\n"
               f"  mfm-bench run {args.suite} --out {out} --resume", file=sys.stderr)

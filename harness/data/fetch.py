@@ -25,6 +25,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import MfmBenchError
 from . import manifests
 from .paths import data_home, load_user_config
 
@@ -32,7 +33,7 @@ USER_AGENT = "mfm-bench-fetch/1"
 CHUNK = 1 << 16
 
 
-class FetchError(RuntimeError):
+class FetchError(MfmBenchError, RuntimeError):
     """A download that could not complete; the message says what to do."""
 
 

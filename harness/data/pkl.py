@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import MfmBenchError
+
 #: (module, name) pairs a data pickle may reference. Everything else is refused.
 ALLOWED = {
     ("numpy", "ndarray"), ("numpy", "dtype"),
@@ -35,11 +37,11 @@ _NUMPY_SCALARS = {"bool_", "int8", "int16", "int32", "int64", "uint8", "uint16",
 _NUMPY_DTYPES_MODULE = "numpy.dtypes"
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(MfmBenchError, pickle.UnpicklingError):
     """The pickle references a global outside the allow-list (it could run code when loaded)."""
 
 
-class PickleFormatError(ValueError):
+class PickleFormatError(MfmBenchError, ValueError):
     """A pickle that loads safely but is not laid out as a processed multimodal dataset."""
 
 

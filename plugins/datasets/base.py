@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mfm_bench.config import config_to_dict, option
+from mfm_bench.errors import MfmBenchError
 
 SPLITS = ("train", "valid", "test")
 MODALITIES = ("text", "audio", "visual")
 FORMAT_NAMES = ("mfn-h5", "csd", "pkl")
 
 
-class DataMissingError(FileNotFoundError):
+class DataMissingError(MfmBenchError, FileNotFoundError):
     """The data a dataset needs are not on disk; the message names the files and how to get them."""
 
 

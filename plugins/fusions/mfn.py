@@ -23,25 +23,12 @@ padding instead (``skip_padding: false``). Vector modalities [B, D] are fed at e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
-from mfm_bench.config import option
+from mfm_bench.config import option, per_modality
 from mfm_bench.nn import mlp
-
-
-def per_modality(value: Any, name: str, field: str) -> Any:
-    """A per-modality setting: a plain value for every modality, or a mapping {modality: value, "default": value}."""
-    if isinstance(value, dict):
-        if name in value:
-            return value[name]
-        if "default" in value:
-            return value["default"]
-        raise ValueError(f"{field}: no value for modality {name!r} and no 'default' key in {value!r}; "
-                         f"add {name!r} or 'default'")
-    return value
 
 
 @dataclass

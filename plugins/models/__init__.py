@@ -6,6 +6,12 @@ _P = "mfm_bench.plugins.models"
 
 
 @hookimpl
+def register_commands(register):
+    register("explain", f"{_P}.mfm_explain",
+             help="MFM interpretation: gradient of each reconstruction w.r.t. F_y and F_a(i) over time (CSV + heat-map)")
+
+
+@hookimpl
 def register_models(register):
     register("supervised", f"{_P}.supervised:SupervisedModel", config=f"{_P}.supervised:SupervisedConfig", help="encoders per modality, a fusion plugin and a task head (the generic baseline)")
     register("mfm", f"{_P}.mfm:MFM", config=f"{_P}.mfm:MFMConfig", help="Multimodal Factorization Model (Tsai et al. 2019): discriminative + per-modality generative factors, MMD prior, ablations, surrogate inference")

@@ -21,14 +21,14 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from mfm_bench.config import option
+from mfm_bench.config import option, per_modality, plugin
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.losses import kl_standard_normal, mmd_to_prior, reparameterise
 from mfm_bench.nn import Head as LabelHead  # D: Linear-ReLU-Dropout-Linear (fy_to_y), or one Linear (M_D)
 from mfm_bench.nn import as_sequence, concat_modalities, per_sample_mse, task_loss
 from mfm_bench.registry import get_registry
 
-from .mfm_parts import CodeEncoder, FactorMap, SequenceDecoder, frozen_call, per_modality
+from .mfm_parts import CodeEncoder, FactorMap, SequenceDecoder, frozen_call
 
 Variant = Literal["full", "shared_generative", "no_discriminative", "no_generative", "discriminative_only", "kl"]
 VARIANTS: tuple[str, ...] = ("full", "shared_generative", "no_discriminative", "no_generative", "discriminative_only", "kl")
@@ -38,9 +38,10 @@ SHARED = "shared"  # the key of the single generative code of the shared_generat
 @dataclass
 class MFMConfig:
     variant: Variant = option("full", "full MFM or an ablation: shared_generative, no_discriminative, no_generative, discriminative_only, kl")
-    encoder: Any = option("lstm", "encoder plugin of the generative codes z_a(i) (a name, or {modality: name, default: name})")
+    encoder: str | dict = plugin("encoder", "lstm", "encoder plugin of the generative codes z_a(i) "
+                                 "(a name, or {modality: name, default: name})")
     encoder_params: dict = option({}, "params of the generative (and surrogate) encoders")
-    fusion: str = option("mfn", "fusion plugin giving the discriminative code z_y (the paper: MFN)")
+    fusion: str = plugin("fusion", "mfn", "fusion plugin giving the discriminative code z_y (the paper: MFN)")
     fusion_params: dict = option({}, "params of the fusion")
     zy: int = option(80, "size of the discriminative code z_y (tuned MOSI setting: 80)")
     za: int | dict = option({"text": 64, "default": 80}, "size of each generative code z_a(i): a number or {modality: size, default: size} (MOSI: text 64, audio/visual 80; 'shared' names the shared_generative code)")
@@ -168,7 +169,7 @@ class MFM(nn.Module):
     def lambda_x(self, m: str) -> float:
         return float(per_modality(self.cfg.lambda_x, m, "lambda_x"))
 
-    # -- the model, piece by piece (also used by mfm_bench.explain) -----------------------------------
+    # -- the model, piece by piece (also used by mfm_explain) -----------------------------------
     def encode(self, batch: Batch) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Codes {name: [B, Z]} (means for the kl variant), their log-variances (kl only) and extra fusion losses."""
         codes: dict[str, torch.Tensor] = {}

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfm_bench.nn import as_sequence
-from mfm_bench.plugins.fusions.mfn import per_modality  # noqa: F401  (re-exported for mfm.py)
 
 
 class CodeEncoder(nn.Module):

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mfm_bench.config import option
+from mfm_bench.config import option, per_modality, plugin
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.nn import CrossmodalTransformer, Head, modality_present, task_loss
 from mfm_bench.registry import get_registry
@@ -36,7 +35,8 @@ from mfm_bench.registry import get_registry
 
 @dataclass
 class MISAConfig:
-    encoder: Any = option("lstm", "encoder name for every modality, or a mapping modality -> encoder name")
+    encoder: str | dict = plugin("encoder", "lstm",
+                                 "encoder name for every modality, or a mapping {modality: name, default: name}")
     encoder_params: dict = option({}, "params for the encoder(s)")
     hidden: int = option(32, "width of the utterance, invariant and specific vectors")
     heads: int = option(2, "attention heads of the fusion layer (must divide hidden)")
@@ -79,8 +79,8 @@ class MISA(nn.Module):
         super().__init__()
         reg = get_registry()
         self.task, self.cfg, self.names = spec.task, cfg, spec.modality_names
-        enc = cfg.encoder if isinstance(cfg.encoder, dict) else {m: cfg.encoder for m in self.names}
-        self.encoders = nn.ModuleDict({m: reg.build("encoder", enc[m], spec.input_dims[m], **cfg.encoder_params)
+        self.encoders = nn.ModuleDict({m: reg.build("encoder", per_modality(cfg.encoder, m, "encoder"), spec.input_dims[m],
+                                                    **cfg.encoder_params)
                                        for m in self.names})
         d = cfg.hidden
         self.project = nn.ModuleDict({m: nn.Sequential(nn.Linear(self.encoders[m].output_dim, d), nn.ReLU(), nn.LayerNorm(d))

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mfm_bench.config import option
+from mfm_bench.config import option, per_modality, plugin
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.nn import Head, shape_prediction, task_loss
 from mfm_bench.registry import get_registry
@@ -16,9 +16,10 @@ from mfm_bench.registry import get_registry
 
 @dataclass
 class SupervisedConfig:
-    encoder: Any = option("lstm", "encoder name for every modality, or a mapping modality -> encoder name")
+    encoder: str | dict = plugin("encoder", "lstm",
+                                 "encoder name for every modality, or a mapping {modality: name, default: name}")
     encoder_params: dict = option({}, "params for the encoder(s)")
-    fusion: str = option("concat", "fusion plugin name")
+    fusion: str = plugin("fusion", "concat", "fusion plugin name")
     fusion_params: dict = option({}, "params for the fusion")
     head_hidden: int = option(64, "hidden width of the prediction head")
     head_dropout: float = option(0.1, "dropout inside the prediction head")
@@ -37,13 +38,15 @@ class SupervisedModel(nn.Module):
         input_kind = getattr(fusion_entry.factory, "input_kind", "pooled")
         self.encoders = nn.ModuleDict()
         if input_kind != "raw":
-            enc_names = cfg.encoder if isinstance(cfg.encoder, dict) else {m: cfg.encoder for m in self.names}
             for m in self.names:
-                self.encoders[m] = reg.build("encoder", enc_names[m], spec.input_dims[m], **cfg.encoder_params)
+                name = per_modality(cfg.encoder, m, "encoder")
+                self.encoders[m] = reg.build("encoder", name, spec.input_dims[m], **cfg.encoder_params)
             fused_dims = {m: self.encoders[m].output_dim for m in self.names}
         else:
             fused_dims = dict(spec.input_dims)
-        self.fusion = reg.build("fusion", cfg.fusion, fused_dims, out_dim=self.task.output_dim, **cfg.fusion_params)
+        # a fusion that predicts labels itself (late fusion) also needs the task's width
+        context = {"out_dim": self.task.output_dim} if getattr(fusion_entry.factory, "predicts", False) else {}
+        self.fusion = reg.build("fusion", cfg.fusion, fused_dims, context=context, **cfg.fusion_params)
         self.input_kind = getattr(self.fusion, "input_kind", input_kind)
         self.predicts = getattr(self.fusion, "predicts", False)
         self.head = None if self.predicts else Head(self.task, self.fusion.output_dim, cfg.head_hidden, cfg.head_dropout)

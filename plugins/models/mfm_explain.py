@@ -7,11 +7,14 @@ the sample (encoders run without gradients); only the decoder G_i is differentia
 
 - :func:`reconstruction_saliency` (model, split) -> rows of (modality, step, factor, grad_norm);
 - :func:`save_saliency` writes ``explain.csv`` and ``explain.png`` (a heat-map) atomically;
-- :func:`explain_run` rebuilds a run from ``<run_dir>/config.json`` and ``model.pt`` (``mfm-bench explain``).
+- :func:`explain_run` rebuilds a run from ``<run_dir>/config.json`` and ``model.pt``;
+- ``add_arguments`` and ``run``: the ``mfm-bench explain RUN_DIR`` command, registered by this package's
+  ``register_commands`` hook (``plugins/models/__init__.py``).
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -19,10 +22,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .results import atomic_write
-from .training import EVAL_BATCH_SIZE
+from mfm_bench.config import device_arg
+from mfm_bench.errors import MfmBenchError, MissingFileError
+from mfm_bench.results import atomic_write
+from mfm_bench.training import EVAL_BATCH_SIZE
 
 FACTOR_LABELS = {"zy": "F_y"}
+
+
+class ExplainError(MfmBenchError, ValueError):
+    """A run folder or model that ``explain`` cannot read."""
 
 
 def factor_label(code: str) -> str:
@@ -33,33 +42,23 @@ def factor_label(code: str) -> str:
 def _check_model(model: Any) -> None:
     needed = ("encode", "factorize", "decode", "steps", "decoder_inputs")
     if not all(hasattr(model, n) for n in needed) or not getattr(model, "decoder_inputs"):
-        raise ValueError(f"explain needs an MFM model with decoders (a variant other than discriminative_only); "
+        raise ExplainError(f"explain needs an MFM model with decoders (a variant other than discriminative_only); "
                          f"got {type(model).__name__}")
 
 
-def _batches(split: Any, batch_size: int, device: Any):
-    import torch
-
-    from .contracts import TensorSplit, collate
-
-    if isinstance(split, TensorSplit):
-        for start in range(0, len(split), batch_size):
-            yield split.batch(slice(start, start + batch_size)).to(device)
-        return
-    for batch in torch.utils.data.DataLoader(split, batch_size=batch_size, collate_fn=collate):
-        yield batch.to(device)
-
-
-def reconstruction_saliency(model: Any, split: Any, batch_size: int = EVAL_BATCH_SIZE, device: str = "cpu") -> list[dict[str, Any]]:
+def reconstruction_saliency(model: Any, split: Any, batch_size: int = EVAL_BATCH_SIZE,
+                            device: str = "cpu") -> list[dict[str, Any]]:
     """Rows ``{"modality", "step", "factor", "grad_norm"}`` for every modality, step and factor its decoder reads."""
     import torch
+
+    from mfm_bench.training import iterate
 
     _check_model(model)
     dev = torch.device(device)
     model.to(dev).eval()
     sums: dict[tuple[str, int, str], float] = {}
     counts: dict[tuple[str, int], float] = {}
-    for batch in _batches(split, batch_size, dev):
+    for batch in iterate(split, batch_size, dev):
         with torch.no_grad():
             codes = model.encode(batch)[0]
             factors = model.factorize(codes)
@@ -146,20 +145,20 @@ def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> tuple[Any, Any,
     """(model with its trained weights, dataset, resolved config) of a run folder written by the runner."""
     import torch
 
-    from .registry import get_registry
+    from mfm_bench.registry import get_registry
 
     run = Path(run_dir)
     cfg_path, weights = run / "config.json", run / "model.pt"
     for p in (cfg_path, weights):
         if not p.is_file():
-            raise FileNotFoundError(f"{p} not found: RUN_DIR must be a run folder (<out>/runs/<run_id>) "
+            raise MissingFileError(f"{p} not found: RUN_DIR must be a run folder (<out>/runs/<run_id>) "
                                     "holding config.json and model.pt")
     try:
         config = json.loads(cfg_path.read_text())
         ds_cfg, model_cfg = config["dataset"], config["model"]
         ds_name, model_name = ds_cfg["name"], model_cfg["name"]
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{cfg_path}: expected JSON with dataset.name and model.name ({e})") from None
+        raise ExplainError(f"{cfg_path}: expected JSON with dataset.name and model.name ({e})") from None
     reg = get_registry()
     dataset = reg.build("dataset", ds_name, **(ds_cfg.get("params") or {}))
     model = reg.build("model", model_name, dataset.spec, **(model_cfg.get("params") or {}))
@@ -177,4 +176,31 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", out_dir: str | 
     return save_saliency(rows, out_dir or run_dir)
 
 
-__all__ = ["reconstruction_saliency", "save_saliency", "load_run", "explain_run", "factor_label"]
+# -- the command: mfm-bench explain RUN_DIR ---------------------------------------------------------------------
+HELP = "MFM interpretation: gradient of each reconstruction w.r.t. F_y and F_a(i) over time (CSV + heat-map)"
+DESCRIPTION = HELP + """.
+
+For each modality i and time step t, the norm of the gradient of the reconstruction x_hat_i[t] with respect to
+the shared factor F_y and to the modality's own factor F_a(i), averaged over a split (test by default). The
+numbers go to explain.csv and the heat-map to explain.png, in RUN_DIR unless --out is given."""
+EPILOG = """examples:
+  mfm-bench explain runs/quickstart/runs/3f2a9c01
+  mfm-bench explain runs/quickstart/runs/3f2a9c01 --split valid --out figures/"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR",
+                   help="a run folder holding config.json and model.pt (<out>/runs/<run_id>)")
+    p.add_argument("--split", default="test", help="split to average over (default: test)")
+    p.add_argument("--out", default=None, help="folder for explain.csv and explain.png (default: RUN_DIR)")
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE, help=f"evaluation batch size (default: {EVAL_BATCH_SIZE})")
+
+
+def run(args: argparse.Namespace) -> int:
+    csv_path, png_path = explain_run(args.run_dir, args.split, args.out, args.device, args.batch_size)
+    print(f"wrote {csv_path}\nwrote {png_path}")
+    return 0
+
+
+__all__ = ["reconstruction_saliency", "save_saliency", "load_run", "explain_run", "factor_label", "ExplainError"]
