@@ -20,7 +20,7 @@ import numpy as np
 
 from mfm_bench.config import option
 
-from .base import SPLITS, RealConfig, RealDataset, first_present, from_raw
+from .base import SPLITS, RealConfig, RealDataset, csd_declared, csd_dims, csd_read, first_present, from_raw, local_files
 
 PKL_NAMES = {True: ["mosi_data.pkl", "aligned_50.pkl"], False: ["mosi_data_noalign.pkl", "unaligned_50.pkl"]}
 CSD_DEFAULT = {"text": "glove_vectors", "audio": "COVAREP", "visual": "FACET 4.1"}
@@ -50,20 +50,39 @@ class CMUMOSI(RealDataset):
     CITATION = ("Zadeh, A., Zellers, R., Pincus, E., Morency, L.-P. (2016). Multimodal Sentiment Intensity Analysis in "
                 "Videos: Facial Gestures and Verbal Messages. IEEE Intelligent Systems 31(6).")
     LICENCE = "research use; see the CMU-MultimodalSDK terms"
+    NOTES = {"pkl": "processed pickles of the Multimodal Transformer or MMSA projects; no pinned public copy, obtain them from those projects"}
 
-    def files_for(self, fmt, modalities, folder=None):
+    def files(self, fmt, modalities, folder=None):
         if fmt == "mfn-h5":
-            return [f"{k}_{s}.h5" for s in SPLITS for k in ("X", "y")]
-        if fmt == "pkl":
-            return [first_present(folder, PKL_NAMES[self.cfg.aligned])]
-        from mfm_bench.data.csd import csd_file_names
+            from mfm_bench.contracts import DataFile
 
-        return sorted(set(csd_file_names(self.NAME, {m: self.cfg.features[m] for m in modalities}).values()))
+            from .manifests import mfn_sources
+
+            pinned = mfn_sources(self.NAME)
+            names = [(f"{k}_{s}.h5", "labels" if k == "y" else "all") for s in SPLITS for k in ("X", "y")]
+            return [DataFile(n, role, pinned[n][0], git_blob=pinned[n][1], size=pinned[n][2]) for n, role in names]
+        if fmt == "pkl":
+            return local_files([first_present(folder, PKL_NAMES[self.cfg.aligned])])
+        return csd_declared(self.NAME, self.cfg.features, modalities)
+
+    def modality_dims(self, fmt, folder):
+        if fmt == "mfn-h5":
+            from .mfn_h5 import MOSI_SLICES
+
+            return {m: b - a for m, (a, b) in MOSI_SLICES.items()}
+        return csd_dims(self, folder) if fmt == "csd" else None
+
+    @classmethod
+    def folds(cls):
+        from .manifests import folds_of
+
+        return folds_of(cls.NAME)
 
     def read(self, fmt, folder, modalities):
         if fmt == "mfn-h5":
-            from mfm_bench.data.mfn_h5 import read_mosi_split, step_mask
             from mfm_bench.data.prepare import SplitArrays
+
+            from .mfn_h5 import read_mosi_split, step_mask
 
             out = {}
             for split in SPLITS:
@@ -74,13 +93,9 @@ class CMUMOSI(RealDataset):
         if fmt == "pkl":
             from mfm_bench.data.pkl import read_pickle_splits
 
-            path = folder / self.files_for(fmt, modalities, folder)[0]
+            path = folder / self.files(fmt, modalities, folder)[0].name
             return from_raw(read_pickle_splits(path, modalities), lambda y, s: sentiment(y, f"{path} ({s})"))
-        from mfm_bench.data.csd import csd_file_names, folds_of, read_csd_splits
-
-        files = csd_file_names(self.NAME, {m: self.cfg.features[m] for m in modalities})
-        raw = read_csd_splits(folder, files, modalities, self.cfg.seq_len or 20, folds_of(self.NAME))
-        return from_raw(raw, lambda y, s: sentiment(y, f"{folder / files['labels']} ({s})"))
+        return csd_read(self, folder, modalities, sentiment)
 
     def task(self):
         from mfm_bench.contracts import Task
