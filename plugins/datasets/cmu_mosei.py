@@ -74,7 +74,7 @@ class CMUMOSEI(RealDataset):
 
     def read(self, fmt, folder, modalities):
         if fmt == "pkl":
-            from mfm_bench.data.pkl import read_pickle_splits
+            from .mult_pkl import read_pickle_splits
 
             path = folder / self.files(fmt, modalities, folder)[0].name
             return from_raw(read_pickle_splits(path, modalities), lambda y, s: self._target(y, f"{path} ({s})"))

@@ -91,7 +91,7 @@ class CMUMOSI(RealDataset):
                                          sentiment(y, folder / f"y_{split}.h5"), [f"{split}-{i:05d}" for i in range(len(y))])
             return out
         if fmt == "pkl":
-            from mfm_bench.data.pkl import read_pickle_splits
+            from .mult_pkl import read_pickle_splits
 
             path = folder / self.files(fmt, modalities, folder)[0].name
             return from_raw(read_pickle_splits(path, modalities), lambda y, s: sentiment(y, f"{path} ({s})"))

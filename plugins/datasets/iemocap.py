@@ -46,7 +46,7 @@ class IEMOCAP(RealDataset):
         return local_files([first_present(folder, PKL_NAMES[self.cfg.aligned])])
 
     def read(self, fmt, folder, modalities):
-        from mfm_bench.data.pkl import read_pickle_splits
+        from .mult_pkl import read_pickle_splits
 
         path = folder / self.files(fmt, modalities, folder)[0].name
         k = EMOTIONS.index(self.cfg.emotion)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mfm_bench.errors import MfmBenchError
+
 SPLITS = ("train", "valid", "test")
 #: Column ranges of each modality inside CMU-MOSI's ``X_{split}.h5``.
 MOSI_SLICES = {"text": (0, 300), "audio": (300, 305), "visual": (305, 325)}
@@ -27,7 +29,7 @@ FOLDER_FILES = {"text": "text_{split}_emb.h5", "audio": "audio_{split}.h5", "vis
 LABEL_FILE = "y_{split}.h5"
 
 
-class MFNFormatError(ValueError):
+class MFNFormatError(MfmBenchError, ValueError):
     """An h5 file that is not what the MFN layout promises (missing key, wrong shape)."""
 
 
