@@ -17,9 +17,10 @@ Shapes follow one convention everywhere: B batch, T time steps, D feature dim.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-import torch
+if TYPE_CHECKING:  # torch is imported where tensors are made, so that specs and declarations import without it
+    import torch
 
 ModalityKind = Literal["sequence", "vector", "image"]
 TaskKind = Literal["regression", "classification", "multi_regression"]
@@ -241,6 +242,8 @@ class Output:
 
 def collate(samples: list[dict[str, Any]]) -> Batch:
     """Stack samples (see module docstring) into a :class:`Batch`."""
+    import torch
+
     first = samples[0]
     inputs = {m: torch.stack([s["inputs"][m] for s in samples]) for m in first["inputs"]}
     mask = {m: torch.stack([s["mask"][m] for s in samples]) for m in first["mask"]}
@@ -249,8 +252,9 @@ def collate(samples: list[dict[str, Any]]) -> Batch:
     return Batch(inputs, mask, target, [str(s["id"]) for s in samples], factors)
 
 
-class TensorSplit(torch.utils.data.Dataset):
-    """A split held as stacked tensors: the fast path.
+class TensorSplit:
+    """A split held as stacked tensors: the fast path. A map-style dataset (``len`` and indexing), so a
+    ``torch.utils.data.DataLoader`` takes it like any torch Dataset.
 
     The trainer recognises it and batches by indexing (no per-sample collate), and moves it to the
     device once when it fits. Dataset plugins should return one when their data fit in memory.

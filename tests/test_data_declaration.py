@@ -160,3 +160,18 @@ def test_datasets_names_each_missing_file(tmp_path, capsys):
     assert main(["datasets"]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("ict-mmmo"))
     assert "partial" in line and line.rstrip().endswith("text_valid_emb.h5")
+
+
+def test_declarations_and_specs_do_not_import_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom mfm_bench.cli import main\nfrom mfm_bench.registry import get_registry\n"
+            "main(['datasets'])\nreg = get_registry()\n"
+            "for name in ('synthetic-factors', 'ict-mmmo', 'youtube', 'pom'):\n"
+            "    print(reg.get('dataset', name).factory.describe(reg.config_of('dataset', name, {})).input_dims)\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')")
+    env = {**__import__("os").environ, "MFM_BENCH_DATA": str(tmp_path / "empty")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "{'text': 300, 'audio': 43, 'visual': 41}" in out.stdout and out.stdout.strip().endswith("NOTORCH")

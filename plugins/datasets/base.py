@@ -276,7 +276,9 @@ def h5_dims(folder: Path, files: dict[str, str]) -> dict[str, int] | None:
         if not (folder / name).is_file():
             return None
         with h5py.File(folder / name, "r") as f:
-            key = next(k for k in ("d1", "data") if k in f)
+            key = next((k for k in ("d1", "data") if k in f), None)
+            if key is None:  # reading reports the layout error
+                return None
             out[role] = int(f[key].shape[-1])
     return out
 

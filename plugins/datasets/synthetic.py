@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import torch
 
 from mfm_bench.config import option
 from mfm_bench.contracts import DatasetSpec, Modality, Task, TensorSplit
@@ -126,6 +125,8 @@ class SyntheticFactors:
             edges = np.quantile(raw["train"]["y"], np.linspace(0, 1, c.n_classes + 1)[1:-1])
             for split in SPLITS:
                 raw[split]["y"] = np.searchsorted(edges, raw[split]["y"], side="right")
+        import torch  # here, so that describe() and the registry never import it
+
         out = {}
         for split in SPLITS:
             r = raw[split]
