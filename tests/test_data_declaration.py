@@ -148,6 +148,8 @@ def test_fetch_an_unknown_dataset_says_so(capsys):
     assert "unknown dataset 'ict-mmo'" in err and "did you mean 'ict-mmmo'" in err and "/" not in err.split("available")[0]
     assert main(["fetch", "synthetic-factors"]) == 2
     assert "declares no files" in capsys.readouterr().err
+    assert main(["fetch", "youtube", "--format", "csd"]) == 2
+    assert "youtube has no format 'csd'; it reads mfn-h5" in capsys.readouterr().err
 
 
 def test_datasets_names_each_missing_file(tmp_path, capsys):

@@ -64,6 +64,10 @@ def run(args) -> int:
     except FetchError as e:
         print(f"mfm-bench fetch: {e}", file=sys.stderr)
         return 2
+    formats = [f.name for f in decl.formats]
+    if args.fmt is not None and args.fmt not in formats:
+        print(f"mfm-bench fetch: {args.dataset} has no format {args.fmt!r}; it reads {', '.join(formats)}", file=sys.stderr)
+        return 2
     try:
         files = fetch_dataset(decl, to=args.to, fmt=args.fmt, mirror=args.mirror,
                               progress=False if args.quiet else None, timeout=args.timeout)
