@@ -17,9 +17,10 @@ Shapes follow one convention everywhere: B batch, T time steps, D feature dim.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-import torch
+if TYPE_CHECKING:  # torch is imported where tensors are made, so that specs and declarations import without it
+    import torch
 
 ModalityKind = Literal["sequence", "vector", "image"]
 TaskKind = Literal["regression", "classification", "multi_regression"]
@@ -110,6 +111,88 @@ class DatasetSpec:
         raise KeyError(f"dataset {self.name!r} has no modality {name!r}; it has {self.modality_names}")
 
 
+@dataclass(frozen=True)
+class DataFile:
+    """One file a dataset reads, as its plugin declares it (no data is read to declare it).
+
+    ``name`` is relative to its format's folder; ``role`` says what the file holds (a modality name, ``labels``,
+    or any word the plugin documents); ``url`` is the pinned public source (``None``: no public download);
+    ``git_blob`` (git's object id), ``sha256`` and ``size`` pin its content when known.
+    """
+
+    name: str
+    role: str = ""
+    url: str | None = None
+    git_blob: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class DataFormat:
+    """One layout a dataset can be read from: a folder and the files a given config needs in it.
+
+    ``folder`` is relative to the data home (or absolute, when the config gives a path). A mirror (``--mirror``)
+    serves ``<mirror>/<mirror_dir>/<name>``, e.g. ``mirror_dir="mmmo"`` for a copy of the ``mfn-h5`` folder.
+    ``note`` says where to obtain files that have no ``url``.
+    """
+
+    name: str
+    folder: str
+    files: tuple[DataFile, ...]
+    mirror_dir: str = ""
+    note: str = ""
+
+    @property
+    def fetchable(self) -> bool:
+        """Some file has a public source, so ``mfm-bench fetch`` can download it (files without one are reported
+        with the ``note``)."""
+        return any(f.url for f in self.files)
+
+
+@dataclass(frozen=True)
+class DataDeclaration:
+    """Everything a dataset plugin says about its files: the formats it reads, in the order it tries them, and
+    its standard folds (split -> ids), when it defines them. ``fetch``, ``datasets`` and ``fetch: true`` read
+    only this."""
+
+    dataset: str
+    formats: tuple[DataFormat, ...]
+    folds: dict[str, tuple[str, ...]] | None = None
+
+    def format(self, name: str) -> DataFormat:
+        for f in self.formats:
+            if f.name == name:
+                return f
+        raise KeyError(f"{self.dataset} reads formats {[f.name for f in self.formats]}, not {name!r}")
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """What a dataset plugin's factory builds: ``spec`` and ``split(name)`` (a :class:`TensorSplit` or any torch
+    Dataset of samples)."""
+
+    spec: DatasetSpec
+
+    def split(self, name: str) -> Any: ...
+
+
+@runtime_checkable
+class DatasetFactory(Protocol):
+    """What a dataset plugin registers: ``factory(cfg) -> Dataset``, plus two class-level declarations that read
+    no data:
+
+    - ``describe(cfg) -> DatasetSpec``: modalities with dims, task and splits (``validate`` checks conditions
+      against it);
+    - ``declare(cfg) -> DataDeclaration``: the files ``cfg`` needs, their sources and hashes, and the folds
+      (optional: generated datasets have none).
+    """
+
+    def __call__(self, cfg: Any) -> Dataset: ...
+
+    def describe(self, cfg: Any) -> DatasetSpec: ...
+
+
 @dataclass
 class Batch:
     """A collated batch. ``inputs[m]`` is [B, T, D] for sequences, ``mask[m]`` is [B, T] bool."""
@@ -166,6 +249,8 @@ class Output:
 
 def collate(samples: list[dict[str, Any]]) -> Batch:
     """Stack samples (see module docstring) into a :class:`Batch`."""
+    import torch
+
     first = samples[0]
     inputs = {m: torch.stack([s["inputs"][m] for s in samples]) for m in first["inputs"]}
     mask = {m: torch.stack([s["mask"][m] for s in samples]) for m in first["mask"]}
@@ -174,8 +259,9 @@ def collate(samples: list[dict[str, Any]]) -> Batch:
     return Batch(inputs, mask, target, [str(s["id"]) for s in samples], factors)
 
 
-class TensorSplit(torch.utils.data.Dataset):
-    """A split held as stacked tensors: the fast path.
+class TensorSplit:
+    """A split held as stacked tensors: the fast path. A map-style dataset (``len`` and indexing), so a
+    ``torch.utils.data.DataLoader`` takes it like any torch Dataset.
 
     The trainer recognises it and batches by indexing (no per-sample collate), and moves it to the
     device once when it fits. Dataset plugins should return one when their data fit in memory.

@@ -12,10 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from mfm_bench.data import fetch, manifests
+from mfm_bench.data import fetch
+from mfm_bench.registry import get_registry
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mfn-h5"
 needs_real = pytest.mark.skipif(not (SHARED / "youtube" / "y_train.h5").is_file(), reason="../shared/data/mfn-h5 absent")
+
+
+def declared(name, **params):
+    """The data declaration of dataset ``name`` under ``params``."""
+    reg = get_registry()
+    return reg.get("dataset", name).factory.declare(reg.config_of("dataset", name, params))
 
 
 class Faults:
@@ -90,19 +97,20 @@ def test_git_blob_sha1_matches_git(tmp_path):
 @needs_real
 def test_shared_copy_matches_the_manifest():
     checked = 0
-    files = manifests.mfn_files_for("youtube") + manifests.mfn_files_for("ict-mmmo") + manifests.mfn_files_for("cmu-mosi")
-    for _repo_path, local, blob, _size in files:
-        p = SHARED / local
-        if p.is_file():
-            assert fetch.git_blob_sha1(p) == blob, local
-            checked += 1
+    for name in ("youtube", "ict-mmmo", "cmu-mosi"):
+        fmt = declared(name, format="mfn-h5").format("mfn-h5")
+        for f in fmt.files:
+            p = SHARED / fmt.mirror_dir / f.name
+            if p.is_file():
+                assert fetch.git_blob_sha1(p) == f.git_blob, p
+                checked += 1
     assert checked == 25
 
 
 @needs_real
 def test_fetch_from_mirror_verifies_and_places_files(server, tmp_path):
     url, faults = server
-    got = fetch.fetch_dataset("youtube", to=tmp_path, modalities=["audio", "visual"], mirror=url, progress=False,
+    got = fetch.fetch_dataset(declared("youtube", modalities=["audio", "visual"]), to=tmp_path, mirror=url, progress=False,
                               log=lambda m: None)
     names = sorted(p.name for p in got)
     assert len(names) == 9 and "video_train.h5" in names and not any(n.startswith("text_") for n in names)
@@ -111,7 +119,7 @@ def test_fetch_from_mirror_verifies_and_places_files(server, tmp_path):
     assert not list(tmp_path.rglob("*.part"))
     # a second run finds everything verified and downloads nothing
     n = len(faults.requests)
-    fetch.fetch_dataset("youtube", to=tmp_path, modalities=["audio", "visual"], mirror=url, progress=False, log=lambda m: None)
+    fetch.fetch_dataset(declared("youtube", modalities=["audio", "visual"]), to=tmp_path, mirror=url, progress=False, log=lambda m: None)
     assert len(faults.requests) == n
 
 
@@ -120,12 +128,12 @@ def test_corrupted_file_is_rejected_and_not_cached(server, tmp_path):
     url, faults = server
     faults.corrupt.add("mmmo/y_train.h5")
     with pytest.raises(fetch.FetchError, match=r"y_train.h5: git blob id .* expected cc283761"):
-        fetch.fetch_dataset("ict-mmmo", to=tmp_path, modalities=["audio"], mirror=url, progress=False, log=lambda m: None)
+        fetch.fetch_dataset(declared("ict-mmmo", modalities=["audio"]), to=tmp_path, mirror=url, progress=False, log=lambda m: None)
     dest = tmp_path / "mfn-h5" / "mmmo"
     assert not (dest / "y_train.h5").exists() and not (dest / "y_train.h5.part").exists()
     assert (dest / "audio_train.h5").is_file()  # the good files were kept
     faults.corrupt.clear()
-    fetch.fetch_dataset("ict-mmmo", to=tmp_path, modalities=["audio"], mirror=url, progress=False, log=lambda m: None)
+    fetch.fetch_dataset(declared("ict-mmmo", modalities=["audio"]), to=tmp_path, mirror=url, progress=False, log=lambda m: None)
     assert fetch.git_blob_sha1(dest / "y_train.h5") == "cc283761a63a872a03767aea5ef76da437192054"
 
 
@@ -134,7 +142,7 @@ def test_interrupted_download_resumes_with_range(server, tmp_path):
     url, faults = server
     rel = "mmmo/audio_train.h5"
     faults.cut_once.add(rel)
-    rf = next(f for f in fetch.plan("ict-mmmo", modalities=["audio"]) if f.mirror_path == rel)
+    rf = next(f for f in declared("ict-mmmo", modalities=["audio"]).formats[0].files if f.name == "audio_train.h5")
     dest = tmp_path / "audio_train.h5"
     with pytest.raises(fetch.FetchError, match="interrupted"):
         fetch.download(f"{url}/{rel}", dest, rf, progress=False)
@@ -151,7 +159,7 @@ def test_interrupted_download_resumes_with_range(server, tmp_path):
 def test_files_absent_on_the_mirror_are_reported(server, tmp_path):
     url, _ = server
     with pytest.raises(fetch.FetchError, match=r"1 of 12 files failed:\n.*text_train_emb.h5: HTTP 404"):
-        fetch.fetch_dataset("youtube", to=tmp_path, mirror=url, progress=False, log=lambda m: None)
+        fetch.fetch_dataset(declared("youtube"), to=tmp_path, mirror=url, progress=False, log=lambda m: None)
     assert (tmp_path / "mfn-h5" / "youtube" / "text_test_emb.h5").is_file()
 
 
@@ -164,7 +172,7 @@ def test_offline_fails_fast_with_the_files_and_where_to_put_them(tmp_path):
     port = s.getsockname()[1]
     s.close()
     with pytest.raises(fetch.OfflineError) as e:
-        fetch.fetch_dataset("ict-mmmo", to=tmp_path, mirror=f"http://127.0.0.1:{port}", progress=False,
+        fetch.fetch_dataset(declared("ict-mmmo"), to=tmp_path, mirror=f"http://127.0.0.1:{port}", progress=False,
                             timeout=5, log=lambda m: None)
     msg = str(e.value)
     assert "cannot connect" in msg and "mfn-h5/mmmo/audio_train.h5" in msg and str(tmp_path) in msg
@@ -183,8 +191,10 @@ def test_mirror_from_environment_and_config(tmp_path, monkeypatch):
 
 
 def test_datasets_without_public_files_explain_where_to_put_them():
-    with pytest.raises(fetch.FetchError, match="iemocap_data.pkl"):
-        fetch.plan("iemocap")
-    csd = fetch.plan("cmu-mosei", modalities=["audio"])
-    assert [f.local for f in csd] == ["csd/CMU_MOSEI/CMU_MOSEI_TimestampedWordVectors.csd",
-                                      "csd/CMU_MOSEI/CMU_MOSEI_COVAREP.csd", "csd/CMU_MOSEI/CMU_MOSEI_Labels.csd"]
+    with pytest.raises(fetch.FetchError, match=r"no pinned public download.*pkl/: iemocap_data.pkl \(.*USC SAIL"):
+        fetch.fetch_dataset(declared("iemocap"))
+    csd = declared("cmu-mosei", modalities=["audio"]).format("csd")
+    assert csd.folder == "csd/CMU_MOSEI" and csd.mirror_dir == "CMU_MOSEI"
+    assert [(f.name, f.role) for f in csd.files] == [("CMU_MOSEI_TimestampedWordVectors.csd", "words"),
+                                                     ("CMU_MOSEI_COVAREP.csd", "audio"), ("CMU_MOSEI_Labels.csd", "labels")]
+    assert csd.files[1].url == "http://immortal.multicomp.cs.cmu.edu/CMU-MOSEI/acoustic/CMU_MOSEI_COVAREP.csd"

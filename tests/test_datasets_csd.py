@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mfm_bench.align as align
-from mfm_bench.data.csd import folds_of
+from mfm_bench.plugins.datasets.manifests import folds_of
 from mfm_bench.registry import get_registry
 
 

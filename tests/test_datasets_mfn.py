@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from mfm_bench.data import mfn_h5
+from mfm_bench.plugins.datasets import mfn_h5
 from mfm_bench.registry import get_registry
 from mfm_bench.plugins.datasets.base import DataMissingError
 

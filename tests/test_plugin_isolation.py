@@ -30,8 +30,6 @@ PREFIX = "mfm_bench.plugins"
 #: imports that break the rule today and are being moved by other work; (importer, imported) -> why.
 #: An entry that no longer occurs fails the test: delete it then.
 PENDING = {
-    ("mfm_bench.plugins.datasets.cmu_mosei", "mfm_bench.plugins.datasets.cmu_mosi"):
-        "the CMU sentiment task moves out of the cmu-mosi plugin (dataset declarations)",
 }
 
 

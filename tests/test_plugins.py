@@ -203,3 +203,80 @@ def test_listing_builtin_plugins_does_not_import_torch():
     code = "import sys; from mfm_bench.cli import main; main(['plugins']); print('TORCH' if 'torch' in sys.modules else 'NOTORCH')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip().endswith("NOTORCH"), out.stdout[-300:] + out.stderr
+
+
+TOY_DATASET = '''
+import hashlib
+from dataclasses import dataclass
+
+from mfm_bench import hookimpl
+from mfm_bench.config import option
+from mfm_bench.contracts import DataDeclaration, DataFile, DataFormat, DatasetSpec, Modality, Task
+
+CONTENT = b"toy table v1\\n" * 100
+
+
+@dataclass
+class ToyDataConfig:
+    width: int = option(3, "feature dim of the single modality")
+
+
+class ToyData:
+    """A third-party dataset whose one file is declared with its source and hash."""
+
+    def __init__(self, cfg):
+        raise NotImplementedError("reading is not part of this test")
+
+    @classmethod
+    def describe(cls, cfg):
+        return DatasetSpec("toy-data", (Modality("signal", cfg.width),), Task("regression", range=(0.0, 1.0)))
+
+    @classmethod
+    def declare(cls, cfg):
+        table = DataFile("table.bin", "signal", "http://127.0.0.1:9/unreachable/table.bin",
+                         sha256=hashlib.sha256(CONTENT).hexdigest(), size=len(CONTENT))
+        return DataDeclaration("toy-data", (DataFormat("bin", "toy/v1", (table,), mirror_dir="v1"),))
+
+
+@hookimpl
+def register_datasets(register):
+    register("toy-data", ToyData, config=ToyDataConfig, help="one declared file")
+'''
+
+
+def test_third_party_dataset_declares_files_that_datasets_lists_and_fetch_downloads(site, tmp_path):
+    import http.server
+    import threading
+    from functools import partial
+
+    make_dist(site, "mfm-bench-toydata", "0.1.0", "mfm_bench_toydata", TOY_DATASET, entry="toydata")
+    home = tmp_path / "home"
+    out = cli(["datasets"], site, MFM_BENCH_DATA=str(home))
+    assert out.returncode == 0, out.stderr
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("toy-data"))
+    assert " bin " in line and str(home / "toy" / "v1") in line and " no " in line and "table.bin" in line
+
+    served = tmp_path / "mirror" / "v1"
+    served.mkdir(parents=True)
+    handler = type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(tmp_path / "mirror")))
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+        (served / "table.bin").write_bytes(b"toy table v2\n" * 100)  # same size, other content
+        out = cli(["fetch", "toy-data", "--mirror", url, "--quiet"], site, MFM_BENCH_DATA=str(home))
+        assert out.returncode == 1 and "toy/v1/table.bin: sha256" in out.stderr
+        assert not (home / "toy" / "v1" / "table.bin").exists()
+        (served / "table.bin").write_bytes(b"toy table v1\n" * 100)
+        out = cli(["fetch", "toy-data", "--mirror", url, "--quiet"], site, MFM_BENCH_DATA=str(home))
+        assert out.returncode == 0, out.stderr
+        assert "toy-data: 1 files verified" in out.stdout
+        assert (home / "toy" / "v1" / "table.bin").read_bytes() == b"toy table v1\n" * 100
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        t.join()
+    out = cli(["datasets"], site, MFM_BENCH_DATA=str(home))
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("toy-data"))
+    assert line.split()[-1] == "yes" and "table.bin" not in line

@@ -1,17 +1,34 @@
-"""``mfm-bench datasets``: every dataset plugin, where it looks for data and whether the data are there."""
+"""``mfm-bench datasets``: every dataset plugin, where it looks for data and which declared files are missing."""
 
 from __future__ import annotations
 
-HELP = "list dataset plugins, where each looks for data and whether it is present"
+HELP = "list dataset plugins, where each looks for data and which of its files are missing"
 EPILOG = """\
 examples:
-  mfm-bench datasets                        where each dataset looks, per format, and what is missing
+  mfm-bench datasets                        where each dataset looks, per format, and the files it lacks
+  mfm-bench datasets --missing              only the formats that lack files
   MFM_BENCH_DATA=../shared/data mfm-bench datasets
 """
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--missing", action="store_true", help="list the missing files too")
+    parser.add_argument("--missing", action="store_true", help="show only the formats that lack files")
+
+
+def rows_of(name: str, factory) -> list[list[str]]:
+    """[dataset, format, folder, present, missing files] per declared format (default params)."""
+    from mfm_bench.data.fetch import folder_of, missing_files
+    from mfm_bench.registry import get_registry
+
+    declare = getattr(factory, "declare", None)
+    if declare is None:
+        return [[name, "-", "(generated, always present)", "yes", ""]]
+    rows = []
+    for fmt in declare(get_registry().config_of("dataset", name, {})).formats:
+        missing = missing_files(fmt)
+        status = "yes" if not missing else ("partial" if len(missing) < len(fmt.files) else "no")
+        rows.append([name, fmt.name, str(folder_of(fmt)), status, ", ".join(missing)])
+    return rows
 
 
 def run(args) -> int:
@@ -21,27 +38,10 @@ def run(args) -> int:
     from mfm_bench.registry import get_registry
 
     reg = get_registry()
-    rows = []
-    for name in reg.names("dataset"):
-        entry = reg.get("dataset", name)
-        factory = entry.factory
-        presence = getattr(factory, "presence", None)
-        if presence is None:
-            rows.append([name, "-", "(generated, always present)", "yes", ""])
-            continue
-        for r in presence():
-            status = "yes" if not r["missing"] else ("partial" if len(r["missing"]) < _n_needed(factory, r) else "no")
-            miss = ", ".join(r["missing"]) if args.missing else (f"{len(r['missing'])} file{'s' if len(r['missing']) > 1 else ''}" if r["missing"] else "")
-            rows.append([name, r["format"], r["folder"], status, miss])
+    rows = [r for name in reg.names("dataset") for r in rows_of(name, reg.get("dataset", name).factory)]
+    if args.missing:
+        rows = [r for r in rows if r[4]]
     print(f"data home: {data_home()}   prepared cache: {cache_home()}")
-    print(tabulate(rows, headers=["dataset", "format", "looks in", "present", "missing"]))
+    print(tabulate(rows, headers=["dataset", "format", "looks in", "present", "missing"], maxcolwidths=[None] * 4 + [60]))
     print("\nGet data with `mfm-bench fetch DATASET`; a partial folder works for the modalities whose files it has.")
     return 0
-
-
-def _n_needed(factory, row) -> int:
-    from pathlib import Path
-
-    obj = factory.__new__(factory)
-    obj.cfg = factory.default_config()
-    return len(obj.files_for(row["format"], list(factory.ALL_MODALITIES), Path(row["folder"])))

@@ -1,12 +1,14 @@
-"""Downloads of the public dataset files: resume, progress bar, verification, atomic placement.
+"""Downloads of the files a dataset plugin declares: resume, progress bar, verification, atomic placement.
+
+The core knows no dataset: a plugin's ``declare(cfg)`` returns a :class:`~mfm_bench.contracts.DataDeclaration`
+(formats, folders, files with their pinned sources and hashes) and everything here works from that.
 
 - Each file is written to ``<dest>.part``; an existing ``.part`` is resumed with an HTTP ``Range`` request (a
   server that ignores it sends the whole file, which is then written from the start).
-- When complete, the file is checked against its pinned hash (git blob sha1 for the MFN h5 files, sha256 where
-  known; files without a published hash must at least be readable HDF5). Only a verified file is moved into
-  place (``os.replace``); a file that fails is deleted, never cached.
-- Sources: the pinned public URLs (:mod:`mfm_bench.data.manifests`), or a mirror laid out like the format's
-  folder in the data home (``<mirror>/mmmo/audio_train.h5`` for the MFN h5 files). Mirrors come from
+- When complete, the file is checked against its declared size and hashes (git blob sha1, sha256); an ``.h5``
+  or ``.csd`` file without a hash must at least be readable HDF5. Only a verified file is moved into place
+  (``os.replace``); a file that fails is deleted, never cached.
+- Sources: the declared URLs, or a mirror serving ``<mirror>/<format's mirror_dir>/<name>``. Mirrors come from
   ``--mirror``, ``$MFM_BENCH_MIRROR`` or the ``[mirrors]`` table of the user config (key: dataset name or
   format name).
 - Without network the first connection error stops everything at once, with the list of files needed and where
@@ -22,15 +24,20 @@ import socket
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..errors import MfmBenchError
-from . import manifests
+from mfm_bench.errors import MfmBenchError
+
 from .paths import data_home, load_user_config
+
+if TYPE_CHECKING:
+    from mfm_bench.contracts import DataDeclaration, DataFile, DataFormat
 
 USER_AGENT = "mfm-bench-fetch/1"
 CHUNK = 1 << 16
+#: seconds to wait for a connection or for data (the one default of ``--timeout`` and every download)
+DEFAULT_TIMEOUT = 30.0
 
 
 class FetchError(MfmBenchError, RuntimeError):
@@ -43,18 +50,6 @@ class VerificationError(FetchError):
 
 class OfflineError(FetchError):
     """No connection to the source at all."""
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """One file to download: where it comes from, where it goes (relative to the data home) and its hash."""
-
-    url: str
-    local: str  # relative to the data home, e.g. "mfn-h5/mmmo/audio_train.h5"
-    mirror_path: str  # relative to a mirror's base URL, e.g. "mmmo/audio_train.h5"
-    git_blob: str | None = None
-    sha256: str | None = None
-    size: int | None = None
 
 
 # -- hashing and verification ---------------------------------------------------------------------------------
@@ -76,27 +71,30 @@ def sha256_file(path: Path | str) -> str:
     return h.hexdigest()
 
 
-def verify(path: Path, rf: RemoteFile) -> None:
-    """Raise :class:`VerificationError` unless ``path`` matches ``rf``'s pinned hash (or is HDF5 when none)."""
-    if rf.size is not None and path.stat().st_size != rf.size:
-        raise VerificationError(f"{rf.local}: {path.stat().st_size} bytes, expected {rf.size}")
-    if rf.git_blob:
+def verify(path: Path, df: DataFile, where: str | None = None) -> None:
+    """Raise :class:`VerificationError` unless ``path`` matches ``df``'s declared size and hashes (an ``.h5`` or
+    ``.csd`` file without a hash must be HDF5). ``where`` names the file in messages (default: ``path``)."""
+    where = where or str(path)
+    if df.size is not None and path.stat().st_size != df.size:
+        raise VerificationError(f"{where}: {path.stat().st_size} bytes, expected {df.size}")
+    if df.git_blob:
         got = git_blob_sha1(path)
-        if got != rf.git_blob:
-            raise VerificationError(f"{rf.local}: git blob id {got}, expected {rf.git_blob} (corrupt or altered copy)")
-    if rf.sha256:
+        if got != df.git_blob:
+            raise VerificationError(f"{where}: git blob id {got}, expected {df.git_blob} (corrupt or altered copy)")
+    if df.sha256:
         got = sha256_file(path)
-        if got != rf.sha256:
-            raise VerificationError(f"{rf.local}: sha256 {got}, expected {rf.sha256} (corrupt or altered copy)")
-    if not rf.git_blob and not rf.sha256 and rf.local.endswith((".h5", ".csd")):
+        if got != df.sha256:
+            raise VerificationError(f"{where}: sha256 {got}, expected {df.sha256} (corrupt or altered copy)")
+    if not df.git_blob and not df.sha256 and df.name.endswith((".h5", ".csd")):
         import h5py
 
         if not h5py.is_hdf5(str(path)):
-            raise VerificationError(f"{rf.local}: not an HDF5 file (an error page or a truncated download?)")
+            raise VerificationError(f"{where}: not an HDF5 file (an error page or a truncated download?)")
 
 
 # -- one file -----------------------------------------------------------------------------------------------
-def download(url: str, dest: Path, rf: RemoteFile, progress: bool | None = None, timeout: float = 30.0) -> Path:
+def download(url: str, dest: Path, df: DataFile, progress: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
+             where: str | None = None) -> Path:
     """Download ``url`` to ``dest`` (resuming ``dest.part``), verify it, move it into place; returns ``dest``."""
     from tqdm import tqdm
 
@@ -143,7 +141,7 @@ def download(url: str, dest: Path, rf: RemoteFile, progress: bool | None = None,
                 raise FetchError(f"{url}: interrupted after {got} of {total} bytes; run the same command again "
                                  f"to resume from {part}")
     try:
-        verify(part, rf)
+        verify(part, df, where or dest.name)
     except VerificationError:
         part.unlink(missing_ok=True)
         raise
@@ -151,47 +149,45 @@ def download(url: str, dest: Path, rf: RemoteFile, progress: bool | None = None,
     return dest
 
 
-# -- what a dataset needs -------------------------------------------------------------------------------------
-_MFN_PREFIX = {"text": "text_", "audio": "audio_", "visual": "video_"}
-FETCHABLE = {"cmu-mosi": ("mfn-h5", "csd"), "ict-mmmo": ("mfn-h5",), "youtube": ("mfn-h5",),
-             "pom": ("mfn-h5", "csd"), "cmu-mosei": ("csd",)}
+# -- what a declaration needs -------------------------------------------------------------------------------
+def folder_of(fmt: DataFormat, home: Path | None = None) -> Path:
+    """Where ``fmt``'s files lie: its folder, under ``home`` (default: the data home) unless absolute."""
+    folder = Path(fmt.folder).expanduser()
+    return folder if folder.is_absolute() else (home if home is not None else data_home()) / folder
 
 
-def plan(dataset: str, fmt: str | None = None, modalities: list[str] | None = None) -> list[RemoteFile]:
-    """The files ``dataset`` needs in format ``fmt`` (default: the first fetchable one) for ``modalities``."""
-    if dataset not in FETCHABLE:
-        raise FetchError(_no_public_source(dataset))
-    fmt = fmt or FETCHABLE[dataset][0]
-    if fmt not in FETCHABLE[dataset]:
-        raise FetchError(f"{dataset}: no public {fmt} files to download; fetchable formats: {', '.join(FETCHABLE[dataset])}")
-    mods = list(modalities) if modalities else ["text", "audio", "visual"]
-    out = []
-    if fmt == "mfn-h5":
-        for repo_path, local, blob, size in manifests.mfn_files_for(dataset):
-            name = local.rsplit("/", 1)[-1]
-            if name.startswith(("y_", "X_")) or any(name.startswith(_MFN_PREFIX[m]) for m in mods):
-                out.append(RemoteFile(f"{manifests.MFN_BASE_URL}/{repo_path}", f"mfn-h5/{local}", local, blob, None, size))
+def missing_files(fmt: DataFormat, home: Path | None = None) -> list[str]:
+    """Names of ``fmt``'s declared files that are not on disk."""
+    folder = folder_of(fmt, home)
+    return [f.name for f in fmt.files if not (folder / f.name).is_file()]
+
+
+def complete_format(decl: DataDeclaration, home: Path | None = None) -> DataFormat | None:
+    """The first declared format whose files are all on disk (``None`` when none is)."""
+    return next((f for f in decl.formats if f.files and not missing_files(f, home)), None)
+
+
+def choose_format(decl: DataDeclaration, fmt: str | None = None) -> DataFormat:
+    """Format ``fmt`` of ``decl`` (default: the first with a public source); an error says where to put files
+    that cannot be downloaded."""
+    if fmt is not None:
+        if fmt not in [f.name for f in decl.formats]:
+            raise FetchError(f"{decl.dataset}: no format {fmt!r}; it reads {', '.join(f.name for f in decl.formats)}")
+        chosen = decl.format(fmt)
+        if chosen.fetchable:
+            return chosen
+        candidates = [chosen]
     else:
-        folder = {"cmu-mosi": "CMU_MOSI", "cmu-mosei": "CMU_MOSEI", "pom": "POM"}[dataset]
-        defaults = {"text": "glove_vectors", "audio": "COVAREP",
-                    "visual": "FACET 4.1" if dataset == "cmu-mosi" else "FACET 4.2"}
-        table = manifests.CSD_FILES[dataset]
-        # the word vectors time the words (the alignment reference), so they are needed even without text
-        feats = ["glove_vectors", *[defaults[m] for m in mods if m != "text"], "labels"]
-        for feature in feats:
-            name = manifests.csd_local_name(table[feature])
-            out.append(RemoteFile(manifests.CMU_BASE_URL + table[feature], f"csd/{folder}/{name}", f"{folder}/{name}"))
-    return out
-
-
-def _no_public_source(dataset: str) -> str:
-    where = {
-        "moud": "mfn-h5/moud/ in the MFN folder layout (audio_*.h5, video_*.h5, text_*_emb.h5, y_*.h5, key d1)",
-        "iemocap": "pkl/ as iemocap_data.pkl (aligned) or iemocap_data_noalign.pkl, the Multimodal Transformer's "
-                   "processed IEMOCAP (IEMOCAP itself is licensed by USC SAIL on request)",
-    }.get(dataset, "the folder its plugin documents")
-    return (f"{dataset}: there is no pinned public download; obtain the files from their owners and put them in "
-            f"{data_home()}/{where}")
+        chosen = next((f for f in decl.formats if f.fetchable), None)
+        if chosen is not None:
+            return chosen
+        candidates = list(decl.formats)
+    where = "; ".join(f"{folder_of(f)}/: {', '.join(x.name for x in f.files)}" + (f" ({f.note})" if f.note else "")
+                      for f in candidates)
+    others = [f.name for f in decl.formats if f.fetchable]
+    hint = f" Formats that can be downloaded: {', '.join(others)}." if others else ""
+    raise FetchError(f"{decl.dataset}: there is no pinned public download for these files; obtain them from their "
+                     f"owners and put them in {where}.{hint}")
 
 
 def mirror_for(dataset: str, fmt: str) -> str | None:
@@ -205,69 +201,89 @@ def mirror_for(dataset: str, fmt: str) -> str | None:
 
 
 def fetch_dataset(
-    dataset: str,
+    decl: DataDeclaration,
     to: Path | None = None,
     fmt: str | None = None,
-    modalities: list[str] | None = None,
     mirror: str | None = None,
     progress: bool | None = None,
-    timeout: float = 30.0,
+    timeout: float = DEFAULT_TIMEOUT,
     log=None,
 ) -> list[Path]:
-    """Download every missing or unverified file of ``dataset`` into ``to`` (default: the data home).
+    """Download every missing or unverified file of format ``fmt`` of ``decl`` (default: the first format with
+    a public source) into ``to`` (default: the data home).
 
-    Files that fail (HTTP error, verification) are reported together at the end in one :class:`FetchError`; a
-    connection failure stops at once with the list of files needed and where they go.
+    Files that fail (HTTP error, verification, no public source) are reported together at the end in one
+    :class:`FetchError`; a connection failure stops at once with the list of files needed and where they go.
     """
-    root = Path(to).expanduser() if to is not None else data_home()
-    files = plan(dataset, fmt, modalities)
-    fmt = fmt or FETCHABLE[dataset][0]
-    base = mirror or mirror_for(dataset, fmt)
+    home = Path(to).expanduser() if to is not None else data_home()
+    chosen = choose_format(decl, fmt)
+    folder = folder_of(chosen, home)
+    base = mirror or mirror_for(decl.dataset, chosen.name)
     say = log or (lambda msg: print(msg, file=sys.stderr))
     done, failures = [], []
-    for rf in files:
-        dest = root / rf.local
+    for df in chosen.files:
+        dest, where = folder / df.name, f"{chosen.folder}/{df.name}"
         if dest.is_file():
             try:
-                verify(dest, rf)
+                verify(dest, df, where)
                 done.append(dest)
                 continue
             except VerificationError as e:
-                say(f"re-downloading {rf.local}: {e}")
+                say(f"re-downloading {where}: {e}")
                 dest.unlink()
-        url = f"{base.rstrip('/')}/{rf.mirror_path}" if base else rf.url
+        if not df.url and not base:
+            failures.append(f"{where}: no public source" + (f"; {chosen.note}" if chosen.note else ""))
+            say(f"MISSING {where}")
+            continue
+        url = "/".join(p.strip("/") for p in (base, chosen.mirror_dir, df.name) if p.strip("/")) if base else df.url
         try:
-            done.append(download(url, dest, rf, progress=progress, timeout=timeout))
-            say(f"ok  {rf.local}")
+            done.append(download(url, dest, df, progress=progress, timeout=timeout, where=where))
+            say(f"ok  {where}")
         except OfflineError as e:
-            missing = [f.local for f in files if not (root / f.local).is_file()]
-            raise OfflineError(
-                f"{e}\nNo connection, so nothing more was tried. {dataset} needs these files under {root}:\n  "
-                + "\n  ".join(missing)
-                + f"\nDownload them from {rf.url.rsplit('/', 1)[0]}/... (or a mirror: --mirror URL, MFM_BENCH_MIRROR, "
-                "or [mirrors] in the user config) and put them there, or point MFM_BENCH_DATA at a copy"
-            ) from None
+            raise OfflineError(_offline_message(e, decl.dataset, chosen, home)) from None
         except FetchError as e:
             failures.append(str(e))
-            say(f"FAILED {rf.local}: {e}")
+            say(f"FAILED {where}: {e}")
     if failures:
-        raise FetchError(f"{dataset}: {len(failures)} of {len(files)} files failed:\n  " + "\n  ".join(failures))
+        raise FetchError(f"{decl.dataset}: {len(failures)} of {len(chosen.files)} files failed:\n  " + "\n  ".join(failures))
     return done
+
+
+def _offline_message(err: Exception, dataset: str, fmt: DataFormat, home: Path) -> str:
+    folder = folder_of(fmt, home)
+    missing = [f"{fmt.folder}/{f.name}" for f in fmt.files if not (folder / f.name).is_file()]
+    source = next((f.url.rsplit("/", 1)[0] for f in fmt.files if f.url), "its source")
+    return (f"{err}\nNo connection, so nothing more was tried. {dataset} needs these files under {home}:\n  "
+            + "\n  ".join(missing)
+            + f"\nDownload them from {source}/... (or a mirror: --mirror URL, MFM_BENCH_MIRROR, or [mirrors] in the "
+            "user config) and put them there, or point MFM_BENCH_DATA at a copy")
+
+
+def ensure_present(decl: DataDeclaration, log=None, **kwargs) -> Path:
+    """The folder of the first complete format of ``decl``; when none is complete, fetch the default one first
+    (keyword arguments as :func:`fetch_dataset`)."""
+    ready = complete_format(decl)
+    if ready is None:
+        fetch_dataset(decl, log=log, **kwargs)
+        ready = complete_format(decl)
+        if ready is None:  # pragma: no cover - fetch_dataset raises when a file is still missing
+            raise FetchError(f"{decl.dataset}: files still missing after the download")
+    return folder_of(ready)
 
 
 def prefetch_suite(suite, registry=None, log=None) -> None:
     """For ``fetch: true`` suites: download, before any training, whatever each dataset of ``suite`` lacks.
 
-    Datasets whose plugins cannot fetch (generated data, third-party plugins without ``ensure_data``) are skipped.
+    Datasets whose plugins declare no files (generated data) are skipped. Each dataset's own params (its
+    modalities, features, format) decide which files it needs.
     """
     from mfm_bench.registry import get_registry
 
     reg = registry or get_registry()
     for ref in suite.datasets:
-        factory = reg.get("dataset", ref.name).factory
-        ensure = getattr(factory, "ensure_data", None)
-        if ensure is None:
+        declare = getattr(reg.get("dataset", ref.name).factory, "declare", None)
+        if declare is None:
             continue
-        folder = ensure(reg.config_of("dataset", ref.name, ref.params))
+        folder = ensure_present(declare(reg.config_of("dataset", ref.name, ref.params)), log=log)
         if log:
             log(f"{ref.name}: data in {folder}")

@@ -2,8 +2,7 @@
 
 - Raw source files (what ``mfm-bench fetch`` downloads, or what a user copies in): ``data_home()``, which is
   ``$MFM_BENCH_DATA`` when set, else the platform's user cache folder + ``/data`` (``~/.cache/mfm-bench/data`` on
-  Linux). Inside it each format has a folder: ``mfn-h5/{mosi,mmmo,youtube,pom,moud}/``, ``csd/{CMU_MOSI,...}/``,
-  ``pkl/``.
+  Linux). Inside it each dataset plugin declares its folders, one per format (e.g. ``mfn-h5/mmmo/``).
 - Prepared splits (the Arrow cache): ``cache_home()``, ``$MFM_BENCH_CACHE`` when set, else the platform cache
   folder + ``/prepared``. It is kept apart from ``data_home()`` so that ``MFM_BENCH_DATA`` may point at a
   read-only copy.
@@ -15,6 +14,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from mfm_bench.errors import MfmBenchError
 
 APP = "mfm-bench"
 
@@ -57,6 +58,10 @@ def config_file() -> Path:
     return Path(env).expanduser() if env else _user_config_dir() / "config.toml"
 
 
+class UserConfigError(MfmBenchError, ValueError):
+    """The user configuration file is malformed; the message names it."""
+
+
 def load_user_config() -> dict:
     """The parsed user config (``{}`` when there is none). A malformed file is an error naming it."""
     path = config_file()
@@ -68,4 +73,4 @@ def load_user_config() -> dict:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{path}: not valid TOML ({e}); fix or remove the file") from e
+        raise UserConfigError(f"{path}: not valid TOML ({e}); fix or remove the file") from e

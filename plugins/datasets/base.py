@@ -2,8 +2,11 @@
 
 A plugin subclasses :class:`RealDataset` and declares, per format it can read (``mfn-h5``, ``csd``, ``pkl``),
 where the files live (:attr:`RealDataset.SUBDIRS`, relative to the data home), which files a set of modalities
-needs (:meth:`files_for`) and how to read them (:meth:`read`). The base class then
+needs with their pinned sources (:meth:`files`), the feature dims (:meth:`modality_dims`) and how to read them
+(:meth:`read`). The base class then
 
+0. declares, without reading data, the files a config needs (:meth:`declare`, what ``mfm-bench fetch``,
+   ``mfm-bench datasets`` and ``fetch: true`` read) and the spec it will have (:meth:`describe`);
 1. finds the data: ``params.path`` (the format's folder or a data home containing it), else
    ``$MFM_BENCH_DATA/<subdir>``, else the platform cache; ``format: auto`` takes the first format whose files
    for the requested modalities are all present;
@@ -63,6 +66,8 @@ class RealDataset:
     NAME: ClassVar[str] = ""
     #: format -> folder relative to the data home, in the order ``format: auto`` tries them.
     SUBDIRS: ClassVar[dict[str, str]] = {}
+    #: format -> where to obtain files that have no public download (shown by ``fetch`` and ``datasets``).
+    NOTES: ClassVar[dict[str, str]] = {}
     CITATION: ClassVar[str] = ""
     LICENCE: ClassVar[str] = ""
     #: bump when the preparation of this dataset changes, so old cache entries are not reused.
@@ -71,13 +76,7 @@ class RealDataset:
     ALL_MODALITIES: ClassVar[tuple[str, ...]] = MODALITIES
 
     def __init__(self, cfg: RealConfig) -> None:
-        self.cfg = cfg
-        self.modalities = list(cfg.modalities or self.ALL_MODALITIES)
-        bad = [m for m in self.modalities if m not in self.ALL_MODALITIES]
-        if bad:
-            raise ValueError(f"{self.NAME} has modalities {list(self.ALL_MODALITIES)}, not {bad}")
-        if cfg.format != "auto" and cfg.format not in self.SUBDIRS:
-            raise ValueError(f"{self.NAME} reads formats {list(self.SUBDIRS)}, not {cfg.format!r}")
+        self._configure(cfg)
         self.format, self.folder, sources = self.locate()
         from mfm_bench.data import cache
 
@@ -87,23 +86,38 @@ class RealDataset:
             self.NAME, sources, params, f"{self.NAME}:{self.CODE_VERSION}", self._prepare, use_cache=cfg.cache
         )
         first = self._splits["train"]
-        from mfm_bench.contracts import DatasetSpec, Modality
-
-        self.spec = DatasetSpec(
-            name=self.NAME,
-            modalities=tuple(Modality(m, int(first.inputs[m].shape[-1])) for m in self.modalities),
-            task=self.task(),
-            splits=tuple(self._splits),
-            seq_len=int(first.inputs[self.modalities[0]].shape[1]),
-            citation=self.CITATION,
-            licence=self.LICENCE,
-        )
+        dims = {m: int(first.inputs[m].shape[-1]) for m in self.modalities}
+        self.spec = self._spec(dims, tuple(self._splits), int(first.inputs[self.modalities[0]].shape[1]))
         self._tensors: dict[str, Any] = {}
 
+    def _configure(self, cfg: RealConfig) -> None:
+        self.cfg = cfg
+        self.modalities = list(cfg.modalities or self.ALL_MODALITIES)
+        bad = [m for m in self.modalities if m not in self.ALL_MODALITIES]
+        if bad:
+            raise ValueError(f"{self.NAME} has modalities {list(self.ALL_MODALITIES)}, not {bad}")
+        if cfg.format != "auto" and cfg.format not in self.SUBDIRS:
+            raise ValueError(f"{self.NAME} reads formats {list(self.SUBDIRS)}, not {cfg.format!r}")
+
+    @classmethod
+    def _bare(cls, cfg: RealConfig) -> "RealDataset":
+        """An instance that knows its config but has read nothing (for the declarations)."""
+        obj = cls.__new__(cls)
+        obj._configure(cfg)
+        return obj
+
+    def _spec(self, dims: dict[str, int], splits: tuple[str, ...], seq_len: int | None):
+        from mfm_bench.contracts import DatasetSpec, Modality
+
+        return DatasetSpec(name=self.NAME, modalities=tuple(Modality(m, dims[m]) for m in self.modalities),
+                           task=self.task(), splits=splits, seq_len=seq_len, citation=self.CITATION,
+                           licence=self.LICENCE)
+
     # -- to implement -----------------------------------------------------------------------------------
-    def files_for(self, fmt: str, modalities: list[str], folder: Path | None = None) -> list[str]:
-        """File names (relative to the format's folder) that ``modalities`` need in format ``fmt``; ``folder`` is
-        where they are looked for (to choose between alternative names)."""
+    def files(self, fmt: str, modalities: list[str], folder: Path | None = None) -> list:
+        """The :class:`~mfm_bench.contracts.DataFile` s (names relative to the format's folder, with their pinned
+        sources when public) that ``modalities`` need in format ``fmt``; ``folder`` is where they are looked for
+        (to choose between alternative names)."""
         raise NotImplementedError
 
     def read(self, fmt: str, folder: Path, modalities: list[str]) -> dict:
@@ -113,6 +127,58 @@ class RealDataset:
     def task(self):
         """The :class:`~mfm_bench.contracts.Task` under the current config."""
         raise NotImplementedError
+
+    def modality_dims(self, fmt: str, folder: Path) -> dict[str, int] | None:
+        """{modality: feature dim} in format ``fmt`` without reading the data, or ``None`` when only reading tells
+        (then :meth:`describe` builds the dataset)."""
+        return None
+
+    def stored_seq_len(self, fmt: str) -> int | None:
+        """Steps per sample as stored in format ``fmt`` (``None``: unknown without reading)."""
+        return 20 if fmt in ("mfn-h5", "csd") else None
+
+    @classmethod
+    def folds(cls) -> dict[str, tuple[str, ...]] | None:
+        """The standard folds (split -> video ids), for datasets that define them beside their files."""
+        return None
+
+    # -- declarations (no data read) --------------------------------------------------------------------
+    @classmethod
+    def declare(cls, cfg: RealConfig):
+        """The :class:`~mfm_bench.contracts.DataDeclaration` of ``cfg``: per format it may read (all of them
+        under ``format: auto``), the folder and the files its modalities and features need."""
+        from mfm_bench.contracts import DataDeclaration, DataFormat
+
+        obj = cls._bare(cfg)
+        formats = []
+        for fmt in list(cls.SUBDIRS) if cfg.format == "auto" else [cfg.format]:
+            best = None
+            for folder in cls.candidates(fmt, cfg.path):
+                files = obj.files(fmt, obj.modalities, folder)
+                n_missing = sum(not (folder / f.name).is_file() for f in files)
+                if best is None or n_missing <= best[0]:  # a tie goes to the later folder, where fetch writes
+                    best = (n_missing, folder, files)
+            _, folder, files = best  # type: ignore[misc]
+            formats.append(DataFormat(fmt, cls.SUBDIRS[fmt] if cfg.path is None else str(folder), tuple(files),
+                                      mirror_dir=cls.SUBDIRS[fmt].partition("/")[2], note=cls.NOTES.get(fmt, "")))
+        return DataDeclaration(cls.NAME, tuple(formats), cls.folds())
+
+    @classmethod
+    def describe(cls, cfg: RealConfig):
+        """The :class:`~mfm_bench.contracts.DatasetSpec` ``cls(cfg)`` will have, from the declaration and the
+        plugin's known dims (the format present on disk, else the first one); builds the dataset only when the
+        dims cannot be known otherwise (processed pickles)."""
+        from mfm_bench.data.fetch import complete_format, folder_of
+
+        decl = cls.declare(cfg)
+        fmt = complete_format(decl) or decl.formats[0]
+        obj = cls._bare(cfg)
+        obj.format, obj.folder = fmt.name, folder_of(fmt)
+        dims = obj.modality_dims(fmt.name, obj.folder)
+        stored = obj.stored_seq_len(fmt.name)
+        if dims is None or (cfg.seq_len is None and stored is None):
+            return cls(cfg).spec
+        return obj._spec(dims, SPLITS, cfg.seq_len or stored)
 
     # -- shared machinery -------------------------------------------------------------------------------
     def split(self, name: str):
@@ -145,14 +211,6 @@ class RealDataset:
 
         return [data_home() / cls.SUBDIRS[fmt]]
 
-    @classmethod
-    def ensure_data(cls, cfg: RealConfig) -> Path:
-        """Download what ``cfg`` needs when it is not on disk (no preparation); returns the data folder."""
-        obj = cls.__new__(cls)
-        obj.cfg = dataclasses.replace(cfg, fetch=True)
-        obj.modalities = list(cfg.modalities or cls.ALL_MODALITIES)
-        return obj.locate()[1]
-
     def locate(self) -> tuple[str, Path, list[Path]]:
         """(format, folder, source files) of the data to read; fetches first when ``fetch: true``."""
         try:
@@ -162,23 +220,20 @@ class RealDataset:
                 raise
         from mfm_bench.data.fetch import fetch_dataset
 
-        fmt = self.cfg.format if self.cfg.format != "auto" else next(iter(self.SUBDIRS))
-        to = Path(self.cfg.path).expanduser() if self.cfg.path else None
-        fetch_dataset(self.NAME, to=to, fmt=fmt, modalities=self.modalities)
+        fetch_dataset(self.declare(self.cfg))  # the files of this config: its format, modalities and features
         return self._locate()
 
     def _locate(self) -> tuple[str, Path, list[Path]]:
-        formats = list(self.SUBDIRS) if self.cfg.format == "auto" else [self.cfg.format]
-        partial, looked = [], []
-        for fmt in formats:
-            for folder in self.candidates(fmt, self.cfg.path):
-                needed = self.files_for(fmt, self.modalities, folder)
-                looked.append(f"{fmt}: {folder}")
-                missing = [f for f in needed if not (folder / f).is_file()]
-                if not missing:
-                    return fmt, folder, [folder / f for f in needed]
-                if len(missing) < len(needed):
-                    partial.append((fmt, folder, missing))
+        from mfm_bench.data.fetch import folder_of, missing_files
+
+        decl = self.declare(self.cfg)
+        partial = []
+        for fmt in decl.formats:
+            folder, missing = folder_of(fmt), missing_files(fmt)
+            if not missing:
+                return fmt.name, folder, [folder / f.name for f in fmt.files]
+            if len(missing) < len(fmt.files):
+                partial.append((fmt.name, folder, missing))
         if partial:
             fmt, folder, missing = partial[0]
             raise DataMissingError(
@@ -186,50 +241,53 @@ class RealDataset:
                 f"{', '.join(missing)}. Get them with `mfm-bench fetch {self.NAME}`, or request only the modalities "
                 f"whose files you have (params: {{modalities: [...]}})"
             )
+        looked = [f"{f.name}: {c}" for f in decl.formats for c in self.candidates(f.name, self.cfg.path)]
         raise DataMissingError(
             f"{self.NAME}: no data found. Looked in: {'; '.join(looked)}. Run `mfm-bench fetch {self.NAME}`, set "
             f"MFM_BENCH_DATA to a folder holding {', '.join(sorted(set(self.SUBDIRS.values())))}, or give params.path"
         )
 
-    @classmethod
-    def default_config(cls) -> RealConfig:
-        cfg_cls = cls.CONFIG  # type: ignore[attr-defined]
-        return cfg_cls()
-
-    @classmethod
-    def presence(cls, path: str | None = None) -> list[dict[str, Any]]:
-        """For ``mfm-bench datasets``: per format, the folder looked at and which default files are missing."""
-        mods = list(cls.ALL_MODALITIES)
-        rows = []
-        obj = cls.__new__(cls)
-        obj.cfg = cls.default_config()
-        for fmt in cls.SUBDIRS:
-            best = None
-            for folder in cls.candidates(fmt, path):
-                needed = obj.files_for(fmt, mods, folder)
-                missing = [f for f in needed if not (folder / f).is_file()]
-                if best is None or len(missing) < len(best[1]):
-                    best = (folder, missing)
-            folder, missing = best  # type: ignore[misc]
-            rows.append({"format": fmt, "folder": str(folder), "missing": missing})
-        return rows
-
 
 # -- the MFN per-dataset folder layout, shared by ICT-MMMO, YouTube, POM and MOUD ---------------------------
-def mfn_folder_files(modalities: list[str]) -> list[str]:
-    """Files of the MFN folder layout (``audio_train.h5`` ...) that ``modalities`` need, labels included."""
-    from mfm_bench.data.mfn_h5 import folder_files
+def mfn_folder_files(dataset: str, modalities: list[str]) -> list:
+    """The :class:`~mfm_bench.contracts.DataFile` s of the MFN folder layout (``audio_train.h5`` ...) that
+    ``modalities`` need, labels included, with their pinned sources in the MFN repository when it has them."""
+    from mfm_bench.contracts import DataFile
 
+    from .manifests import mfn_sources
+    from .mfn_h5 import folder_files
+
+    pinned = mfn_sources(dataset)
     out = []
     for split in SPLITS:
-        out += [p.name for p in folder_files(Path("."), split, modalities).values()]
+        for role, p in folder_files(Path("."), split, modalities).items():
+            url, blob, size = pinned.get(p.name, (None, None, None))
+            out.append(DataFile(p.name, role, url, git_blob=blob, size=size))
+    return out
+
+
+def h5_dims(folder: Path, files: dict[str, str]) -> dict[str, int] | None:
+    """{role: last dim of the array in ``folder/name``} from the h5 headers (no data read); ``None`` when a file
+    is absent."""
+    import h5py
+
+    out = {}
+    for role, name in files.items():
+        if not (folder / name).is_file():
+            return None
+        with h5py.File(folder / name, "r") as f:
+            key = next((k for k in ("d1", "data") if k in f), None)
+            if key is None:  # reading reports the layout error
+                return None
+            out[role] = int(f[key].shape[-1])
     return out
 
 
 def mfn_folder_read(folder: Path, modalities: list[str], dims: dict[str, int], to_target) -> dict:
     """{split: SplitArrays} of an MFN folder; ``to_target(labels, path)`` converts the stored labels."""
-    from mfm_bench.data.mfn_h5 import LABEL_FILE, read_folder_split, step_mask
     from mfm_bench.data.prepare import SplitArrays
+
+    from .mfn_h5 import LABEL_FILE, read_folder_split, step_mask
 
     out = {}
     for split in SPLITS:
@@ -241,6 +299,42 @@ def mfn_folder_read(folder: Path, modalities: list[str], dims: dict[str, int], t
 
 
 # -- processed pickles and CSD ------------------------------------------------------------------------------
+def local_files(names: list[str], role: str = "all") -> list:
+    """:class:`~mfm_bench.contracts.DataFile` s without a public source (files the user obtains)."""
+    from mfm_bench.contracts import DataFile
+
+    return [DataFile(n, role) for n in names]
+
+
+def csd_declared(dataset: str, features: dict[str, str], modalities: list[str]) -> list:
+    """The CSD :class:`~mfm_bench.contracts.DataFile` s ``modalities`` need under ``features`` (the word
+    vectors always: they time the words)."""
+    from mfm_bench.contracts import DataFile
+
+    from .manifests import csd_files
+
+    table = csd_files(dataset, {m: features[m] for m in modalities})
+    return [DataFile(name, role, url) for role, (name, url) in table.items()]
+
+
+def csd_read(obj: RealDataset, folder: Path, modalities: list[str], to_target) -> dict:
+    """{split: SplitArrays} of the CMU CSD files of ``obj`` over its standard folds, word-aligned by
+    :mod:`mfm_bench.align`; ``to_target(labels, where)`` converts the labels."""
+    from mfm_bench.data.csd import read_csd_splits
+
+    files = {f.role: f.name for f in obj.files("csd", modalities, folder)}
+    raw = read_csd_splits(folder, files, modalities, obj.cfg.seq_len or 20, obj.folds())
+    return from_raw(raw, lambda y, s: to_target(y, f"{folder / files['labels']} ({s})"))
+
+
+def csd_dims(obj: RealDataset, folder: Path) -> dict[str, int] | None:
+    """{modality: dim} of the chosen standard CSD features (``None`` when a feature's dim is not tabled)."""
+    from .manifests import CSD_DIMS
+
+    feats = {m: obj.cfg.features[m] for m in obj.modalities}  # type: ignore[attr-defined]
+    return {m: CSD_DIMS[f] for m, f in feats.items()} if all(f in CSD_DIMS for f in feats.values()) else None
+
+
 def first_present(folder: Path | None, names: list[str]) -> str:
     """The first of ``names`` that exists in ``folder`` (else the first name, reported as missing)."""
     for n in names:

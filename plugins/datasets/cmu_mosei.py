@@ -22,8 +22,8 @@ import numpy as np
 
 from mfm_bench.config import option
 
-from .base import RealConfig, RealDataset, first_present, from_raw
-from .cmu_mosi import sentiment
+from .base import RealConfig, RealDataset, csd_declared, csd_dims, csd_read, first_present, from_raw, local_files
+from .sentiment import sentiment_labels
 
 PKL_NAMES = {True: ["mosei_senti_data.pkl", "aligned_50.pkl"], False: ["mosei_senti_data_noalign.pkl", "unaligned_50.pkl"]}
 CSD_DEFAULT = {"text": "glove_vectors", "audio": "COVAREP", "visual": "FACET 4.2"}
@@ -47,18 +47,26 @@ class CMUMOSEI(RealDataset):
     CITATION = ("Zadeh, A., Liang, P. P., Poria, S., Cambria, E., Morency, L.-P. (2018). Multimodal Language Analysis in "
                 "the Wild: CMU-MOSEI Dataset and Interpretable Dynamic Fusion Graph. ACL 2018.")
     LICENCE = "research use; see the CMU-MultimodalSDK terms"
+    NOTES = {"pkl": "processed pickles of the Multimodal Transformer or MMSA projects; no pinned public copy, obtain them from those projects"}
 
-    def files_for(self, fmt, modalities, folder=None):
+    def files(self, fmt, modalities, folder=None):
         if fmt == "pkl":
-            return [first_present(folder, PKL_NAMES[self.cfg.aligned])]
-        from mfm_bench.data.csd import csd_file_names
+            return local_files([first_present(folder, PKL_NAMES[self.cfg.aligned])])
+        return csd_declared(self.NAME, self.cfg.features, modalities)
 
-        return sorted(set(csd_file_names(self.NAME, {m: self.cfg.features[m] for m in modalities}).values()))
+    def modality_dims(self, fmt, folder):
+        return csd_dims(self, folder) if fmt == "csd" else None
+
+    @classmethod
+    def folds(cls):
+        from .manifests import folds_of
+
+        return folds_of(cls.NAME)
 
     def _target(self, labels, where):
         y = np.asarray(labels, dtype=np.float32).reshape(len(labels), -1)
         if self.cfg.label == "sentiment":
-            return sentiment(y[:, :1], where)
+            return sentiment_labels(y[:, :1], where)
         if y.shape[1] != 1 + len(EMOTIONS):
             raise ValueError(f"{where}: label: emotions needs sentiment + 6 emotions per sample, found {y.shape[1]} "
                              "values (the processed pickles hold sentiment only; use the csd format)")
@@ -66,15 +74,11 @@ class CMUMOSEI(RealDataset):
 
     def read(self, fmt, folder, modalities):
         if fmt == "pkl":
-            from mfm_bench.data.pkl import read_pickle_splits
+            from .mult_pkl import read_pickle_splits
 
-            path = folder / self.files_for(fmt, modalities, folder)[0]
+            path = folder / self.files(fmt, modalities, folder)[0].name
             return from_raw(read_pickle_splits(path, modalities), lambda y, s: self._target(y, f"{path} ({s})"))
-        from mfm_bench.data.csd import csd_file_names, folds_of, read_csd_splits
-
-        files = csd_file_names(self.NAME, {m: self.cfg.features[m] for m in modalities})
-        raw = read_csd_splits(folder, files, modalities, self.cfg.seq_len or 20, folds_of(self.NAME))
-        return from_raw(raw, lambda y, s: self._target(y, f"{folder / files['labels']} ({s})"))
+        return csd_read(self, folder, modalities, self._target)
 
     def task(self):
         from mfm_bench.contracts import Task

@@ -20,7 +20,8 @@ import numpy as np
 
 from mfm_bench.config import option
 
-from .base import SPLITS, RealConfig, RealDataset, first_present, from_raw
+from .base import SPLITS, RealConfig, RealDataset, csd_declared, csd_dims, csd_read, first_present, from_raw, local_files
+from .sentiment import sentiment_labels
 
 PKL_NAMES = {True: ["mosi_data.pkl", "aligned_50.pkl"], False: ["mosi_data_noalign.pkl", "unaligned_50.pkl"]}
 CSD_DEFAULT = {"text": "glove_vectors", "audio": "COVAREP", "visual": "FACET 4.1"}
@@ -33,14 +34,6 @@ class MOSIConfig(RealConfig):
                                          "FACET 4.1, FACET 4.2, OpenFace 2)")
 
 
-def sentiment(labels, where) -> np.ndarray:
-    y = np.asarray(labels, dtype=np.float32)
-    y = y.reshape(y.shape[0], -1)[:, 0]  # (N,), (N, 1) and MulT's (N, 1, 1) alike
-    if np.abs(y).max(initial=0) > 3.0 + 1e-4:
-        raise ValueError(f"{where}: sentiment labels outside [-3, 3] (max |y| = {np.abs(y).max():.3f})")
-    return y
-
-
 class CMUMOSI(RealDataset):
     """CMU-MOSI sentiment regression in [-3, 3] (MFN h5, CSD or processed pickle)."""
 
@@ -50,37 +43,52 @@ class CMUMOSI(RealDataset):
     CITATION = ("Zadeh, A., Zellers, R., Pincus, E., Morency, L.-P. (2016). Multimodal Sentiment Intensity Analysis in "
                 "Videos: Facial Gestures and Verbal Messages. IEEE Intelligent Systems 31(6).")
     LICENCE = "research use; see the CMU-MultimodalSDK terms"
+    NOTES = {"pkl": "processed pickles of the Multimodal Transformer or MMSA projects; no pinned public copy, obtain them from those projects"}
 
-    def files_for(self, fmt, modalities, folder=None):
+    def files(self, fmt, modalities, folder=None):
         if fmt == "mfn-h5":
-            return [f"{k}_{s}.h5" for s in SPLITS for k in ("X", "y")]
-        if fmt == "pkl":
-            return [first_present(folder, PKL_NAMES[self.cfg.aligned])]
-        from mfm_bench.data.csd import csd_file_names
+            from mfm_bench.contracts import DataFile
 
-        return sorted(set(csd_file_names(self.NAME, {m: self.cfg.features[m] for m in modalities}).values()))
+            from .manifests import mfn_sources
+
+            pinned = mfn_sources(self.NAME)
+            names = [(f"{k}_{s}.h5", "labels" if k == "y" else "all") for s in SPLITS for k in ("X", "y")]
+            return [DataFile(n, role, pinned[n][0], git_blob=pinned[n][1], size=pinned[n][2]) for n, role in names]
+        if fmt == "pkl":
+            return local_files([first_present(folder, PKL_NAMES[self.cfg.aligned])])
+        return csd_declared(self.NAME, self.cfg.features, modalities)
+
+    def modality_dims(self, fmt, folder):
+        if fmt == "mfn-h5":
+            from .mfn_h5 import MOSI_SLICES
+
+            return {m: b - a for m, (a, b) in MOSI_SLICES.items()}
+        return csd_dims(self, folder) if fmt == "csd" else None
+
+    @classmethod
+    def folds(cls):
+        from .manifests import folds_of
+
+        return folds_of(cls.NAME)
 
     def read(self, fmt, folder, modalities):
         if fmt == "mfn-h5":
-            from mfm_bench.data.mfn_h5 import read_mosi_split, step_mask
             from mfm_bench.data.prepare import SplitArrays
+
+            from .mfn_h5 import read_mosi_split, step_mask
 
             out = {}
             for split in SPLITS:
                 inputs, y = read_mosi_split(folder, split, modalities)
                 out[split] = SplitArrays(inputs, {m: step_mask(x) for m, x in inputs.items()},
-                                         sentiment(y, folder / f"y_{split}.h5"), [f"{split}-{i:05d}" for i in range(len(y))])
+                                         sentiment_labels(y, folder / f"y_{split}.h5"), [f"{split}-{i:05d}" for i in range(len(y))])
             return out
         if fmt == "pkl":
-            from mfm_bench.data.pkl import read_pickle_splits
+            from .mult_pkl import read_pickle_splits
 
-            path = folder / self.files_for(fmt, modalities, folder)[0]
-            return from_raw(read_pickle_splits(path, modalities), lambda y, s: sentiment(y, f"{path} ({s})"))
-        from mfm_bench.data.csd import csd_file_names, folds_of, read_csd_splits
-
-        files = csd_file_names(self.NAME, {m: self.cfg.features[m] for m in modalities})
-        raw = read_csd_splits(folder, files, modalities, self.cfg.seq_len or 20, folds_of(self.NAME))
-        return from_raw(raw, lambda y, s: sentiment(y, f"{folder / files['labels']} ({s})"))
+            path = folder / self.files(fmt, modalities, folder)[0].name
+            return from_raw(read_pickle_splits(path, modalities), lambda y, s: sentiment_labels(y, f"{path} ({s})"))
+        return csd_read(self, folder, modalities, sentiment_labels)
 
     def task(self):
         from mfm_bench.contracts import Task

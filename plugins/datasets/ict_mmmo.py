@@ -37,8 +37,11 @@ class ICTMMMO(RealDataset):
                 "YouTube Movie Reviews: Sentiment Analysis in an Audio-Visual Context. IEEE Intelligent Systems 28(3).")
     LICENCE = "research use; features as distributed with the MFN code (github.com/pliang279/MFN)"
 
-    def files_for(self, fmt, modalities, folder=None):
-        return mfn_folder_files(modalities)
+    def files(self, fmt, modalities, folder=None):
+        return mfn_folder_files(self.NAME, modalities)
+
+    def modality_dims(self, fmt, folder):
+        return {m: DIMS[m] for m in self.modalities}
 
     def read(self, fmt, folder, modalities):
         def to_target(y, path):

@@ -18,7 +18,7 @@ import numpy as np
 
 from mfm_bench.config import option
 
-from .base import RealConfig, RealDataset, first_present, from_raw
+from .base import RealConfig, RealDataset, first_present, from_raw, local_files
 
 PKL_NAMES = {True: ["iemocap_data.pkl"], False: ["iemocap_data_noalign.pkl"]}
 EMOTIONS = ("neutral", "happy", "sad", "angry")  # the order of the labels' second axis
@@ -40,14 +40,15 @@ class IEMOCAP(RealDataset):
                 "Narayanan, S. S. (2008). IEMOCAP: Interactive Emotional Dyadic Motion Capture Database. "
                 "Language Resources and Evaluation 42(4).")
     LICENCE = "IEMOCAP licence of USC SAIL (on request, research use)"
+    NOTES = {"pkl": "the Multimodal Transformer's processed IEMOCAP; IEMOCAP itself is licensed by USC SAIL on request"}
 
-    def files_for(self, fmt, modalities, folder=None):
-        return [first_present(folder, PKL_NAMES[self.cfg.aligned])]
+    def files(self, fmt, modalities, folder=None):
+        return local_files([first_present(folder, PKL_NAMES[self.cfg.aligned])])
 
     def read(self, fmt, folder, modalities):
-        from mfm_bench.data.pkl import read_pickle_splits
+        from .mult_pkl import read_pickle_splits
 
-        path = folder / self.files_for(fmt, modalities, folder)[0]
+        path = folder / self.files(fmt, modalities, folder)[0].name
         k = EMOTIONS.index(self.cfg.emotion)
 
         def to_target(labels, split):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import RealConfig, RealDataset, mfn_folder_files, mfn_folder_read
+from .base import RealConfig, RealDataset, h5_dims, mfn_folder_files, mfn_folder_read
 
 
 @dataclass
@@ -29,9 +29,15 @@ class MOUD(RealDataset):
     CITATION = ("Pérez-Rosas, V., Mihalcea, R., Morency, L.-P. (2013). Utterance-Level Multimodal Sentiment Analysis. "
                 "ACL 2013.")
     LICENCE = "research use; obtain from the dataset's authors"
+    NOTES = {"mfn-h5": "no public copy: obtain MOUD's features from its authors and lay them out like the MFN folders "
+                       "(audio_*.h5, video_*.h5, text_*_emb.h5, y_*.h5, key d1)"}
 
-    def files_for(self, fmt, modalities, folder=None):
-        return mfn_folder_files(modalities)
+    def files(self, fmt, modalities, folder=None):
+        return mfn_folder_files(self.NAME, modalities)
+
+    def modality_dims(self, fmt, folder):
+        return h5_dims(folder, {f.role: f.name for f in self.files(fmt, self.modalities) if f.name.endswith("_train.h5")
+                                and f.role != "labels"})
 
     def read(self, fmt, folder, modalities):
         def to_target(y, path):
@@ -43,9 +49,23 @@ class MOUD(RealDataset):
         return mfn_folder_read(folder, modalities, {}, to_target)
 
     def task(self):
+        """K classes for one-hot labels (N, K), else binary; read from the label file's header, so that the
+        spec is known before the data are read."""
         from mfm_bench.contracts import Task
 
-        k = max(2, max(int(s.target.max(initial=0)) + 1 for s in self._splits.values()))
+        k = max(2, self._label_width())
         names = ("negative", "positive") if k == 2 else ("negative", "neutral", "positive") if k == 3 else \
             tuple(f"class{i}" for i in range(k))
         return Task("classification", n_classes=k, class_names=names)
+
+    def _label_width(self) -> int:
+        import h5py
+
+        path = self.folder / "y_train.h5"
+        if not path.is_file():
+            from .base import DataMissingError
+
+            raise DataMissingError(f"moud: {path} is missing; the number of classes is read from it")
+        with h5py.File(path, "r") as f:
+            shape = f[next(k for k in ("d1", "data") if k in f)].shape
+        return int(shape[1]) if len(shape) == 2 and shape[1] >= 2 else 2

@@ -21,7 +21,7 @@ import numpy as np
 
 from mfm_bench.config import option
 
-from .base import RealConfig, RealDataset, from_raw, mfn_folder_files, mfn_folder_read
+from .base import RealConfig, RealDataset, csd_declared, csd_dims, csd_read, mfn_folder_files, mfn_folder_read
 
 DIMS = {"text": 300, "audio": 43, "visual": 41}
 N_TRAITS = 17
@@ -49,12 +49,19 @@ class POM(RealDataset):
                 "Persuasiveness in Social Multimedia: A Novel Dataset and Multimodal Prediction Approach. ICMI 2014.")
     LICENCE = "research use; features as distributed with the MFN code and the CMU-MultimodalSDK"
 
-    def files_for(self, fmt, modalities, folder=None):
+    def files(self, fmt, modalities, folder=None):
         if fmt == "mfn-h5":
-            return mfn_folder_files(modalities)
-        from mfm_bench.data.csd import csd_file_names
+            return mfn_folder_files(self.NAME, modalities)
+        return csd_declared(self.NAME, self.cfg.features, modalities)
 
-        return sorted(set(csd_file_names(self.NAME, {m: self.cfg.features[m] for m in modalities}).values()))
+    def modality_dims(self, fmt, folder):
+        return {m: DIMS[m] for m in self.modalities} if fmt == "mfn-h5" else csd_dims(self, folder)
+
+    @classmethod
+    def folds(cls):
+        from .manifests import folds_of
+
+        return folds_of(cls.NAME)
 
     @staticmethod
     def _target(y, where):
@@ -66,11 +73,7 @@ class POM(RealDataset):
     def read(self, fmt, folder, modalities):
         if fmt == "mfn-h5":
             return mfn_folder_read(folder, modalities, DIMS, self._target)
-        from mfm_bench.data.csd import csd_file_names, folds_of, read_csd_splits
-
-        files = csd_file_names(self.NAME, {m: self.cfg.features[m] for m in modalities})
-        raw = read_csd_splits(folder, files, modalities, self.cfg.seq_len or 20, folds_of(self.NAME))
-        return from_raw(raw, lambda y, s: self._target(y, f"{folder / files['labels']} ({s})"))
+        return csd_read(self, folder, modalities, self._target)
 
     def task(self):
         from mfm_bench.contracts import Task

@@ -43,3 +43,12 @@ def sentiment_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
 def cmu_sentiment(prediction: np.ndarray, target: np.ndarray, task: Any) -> dict[str, float]:
     """The metric-set function registered as ``cmu-sentiment``."""
     return sentiment_metrics(prediction, target)
+
+
+def sentiment_labels(labels: Any, where: Any) -> np.ndarray:
+    """Sentiment scores as float32 (N,), checked to lie in [-3, 3]; ``where`` names the source in the error."""
+    y = np.asarray(labels, dtype=np.float32)
+    y = y.reshape(y.shape[0], -1)[:, 0]  # (N,), (N, 1) and MulT's (N, 1, 1) alike
+    if np.abs(y).max(initial=0) > 3.0 + 1e-4:
+        raise ValueError(f"{where}: sentiment labels outside [-3, 3] (max |y| = {np.abs(y).max():.3f})")
+    return y

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import torch
 
 from mfm_bench.config import option
 from mfm_bench.contracts import DatasetSpec, Modality, Task, TensorSplit
@@ -58,21 +57,25 @@ class SyntheticFactors:
 
     def __init__(self, cfg: SyntheticConfig) -> None:
         self.cfg = cfg
-        names = list(cfg.dims)
+        self.spec = self.describe(cfg)
+        self._splits = self._generate()
+
+    @classmethod
+    def describe(cls, cfg: SyntheticConfig) -> DatasetSpec:
+        """The spec of the data ``cfg`` generates, without generating them."""
         if cfg.task == "classification":
             task = Task("classification", n_classes=cfg.n_classes, class_names=tuple(f"bin{i}" for i in range(cfg.n_classes)))
         else:
             task = Task("regression", range=(-3.0, 3.0), metrics="cmu-sentiment")
-        self.spec = DatasetSpec(
+        return DatasetSpec(
             name="synthetic-factors",
             modalities=tuple(Modality(m, int(d)) for m, d in cfg.dims.items()),
             task=task,
             seq_len=cfg.seq_len,
             citation="mfm-bench synthetic-factors (generated; no citation needed)",
             licence="generated data, public domain",
-            factors=("shared", *(f"private_{m}" for m in names)),
+            factors=("shared", *(f"private_{m}" for m in cfg.dims)),
         )
-        self._splits = self._generate()
 
     def split(self, name: str) -> TensorSplit:
         if name not in self._splits:
@@ -122,6 +125,8 @@ class SyntheticFactors:
             edges = np.quantile(raw["train"]["y"], np.linspace(0, 1, c.n_classes + 1)[1:-1])
             for split in SPLITS:
                 raw[split]["y"] = np.searchsorted(edges, raw[split]["y"], side="right")
+        import torch  # here, so that describe() and the registry never import it
+
         out = {}
         for split in SPLITS:
             r = raw[split]

@@ -32,8 +32,11 @@ class YouTube(RealDataset):
                 "Opinions from the Web. ICMI 2011.")
     LICENCE = "research use; features as distributed with the MFN code (github.com/pliang279/MFN)"
 
-    def files_for(self, fmt, modalities, folder=None):
-        return mfn_folder_files(modalities)
+    def files(self, fmt, modalities, folder=None):
+        return mfn_folder_files(self.NAME, modalities)
+
+    def modality_dims(self, fmt, folder):
+        return {m: DIMS[m] for m in self.modalities}
 
     def read(self, fmt, folder, modalities):
         def to_target(y, path):

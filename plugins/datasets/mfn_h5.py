@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MfmBenchError
+from mfm_bench.errors import MfmBenchError
 
 SPLITS = ("train", "valid", "test")
 #: Column ranges of each modality inside CMU-MOSI's ``X_{split}.h5``.

@@ -1,4 +1,5 @@
-"""Pinned public sources of the datasets: where each file is downloaded from and its content hash.
+"""Pinned public sources of the built-in datasets: where each file is downloaded from, its content hash, and the
+standard folds of the CMU datasets. The plugins turn these into their :class:`~mfm_bench.contracts.DataDeclaration`.
 
 Facts, not code: the MFN h5 files of github.com/pliang279/MFN at commit b0453fb6e21b581c796246a0c32a6551f2028c1b with their git blob ids
 (sha1 of ``b"blob <size>\\0" + bytes``), and the CMU-MultimodalSDK computational sequences (.csd) of
@@ -7,6 +8,9 @@ CMU-MOSI, CMU-MOSEI and POM as listed in that SDK's ``mmsdk/mmdatasdk/dataset/st
 """
 
 from __future__ import annotations
+
+import json
+from functools import lru_cache
 
 MFN_REPO = "pliang279/MFN"
 MFN_COMMIT = "b0453fb6e21b581c796246a0c32a6551f2028c1b"
@@ -100,17 +104,47 @@ CSD_FILES: dict[str, dict[str, str]] = {
 CSD_DIMS = {"glove_vectors": 300, "COVAREP": 74, "FACET 4.1": 47, "FACET 4.2": 35}
 
 
-def mfn_files_for(dataset: str) -> list[tuple[str, str, str, int | None]]:
-    """(repository path, local path under ``mfn-h5/``, git blob sha1, size) of every MFN file of ``dataset``."""
-    repo_dir, local_dir = MFN_FOLDERS[dataset]
-    out = []
+#: file names of the three CSD roles the word-level recipe reads besides the modalities
+WORDS, LABELS = "words", "labels"
+
+
+def mfn_sources(dataset: str) -> dict[str, tuple[str, str, int | None]]:
+    """{file name: (URL, git blob sha1, size)} of every pinned MFN file of ``dataset`` (empty when none)."""
+    if dataset not in MFN_FOLDERS:
+        return {}
+    repo_dir, _ = MFN_FOLDERS[dataset]
+    out = {}
     for path, blob, size in MFN_FILES:
         folder, _, name = path.rpartition("/")
         if folder == repo_dir:
-            out.append((path, f"{local_dir}/{name}", blob, size))
+            out[name] = (f"{MFN_BASE_URL}/{path}", blob, size)
     return out
 
 
-def csd_local_name(url_path: str) -> str:
-    """The file name a CSD URL is stored under: its last path component."""
-    return url_path.rsplit("/", 1)[-1]
+def csd_files(dataset: str, features: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """{role: (local file name, URL)}: ``words`` (the word-vector sequence, which times the words and is the
+    text modality), each other modality's feature file, and ``labels``."""
+    table = CSD_FILES[dataset]
+    chosen = {"text": features.get("text", "glove_vectors"), **{m: f for m, f in features.items() if m != "text"}}
+    out = {}
+    for modality, feature in chosen.items():
+        if feature not in table or feature in (WORDS, LABELS):
+            known = sorted(k for k in table if k not in (WORDS, LABELS))
+            raise ValueError(f"{dataset}: no standard CSD feature {feature!r} for {modality}; known: {known}")
+        out[WORDS if modality == "text" else modality] = _csd_entry(table[feature])
+    out[LABELS] = _csd_entry(table[LABELS])
+    return out
+
+
+def _csd_entry(url_path: str) -> tuple[str, str]:
+    return url_path.rsplit("/", 1)[-1], CMU_BASE_URL + url_path
+
+
+@lru_cache(maxsize=None)
+def folds_of(dataset: str) -> dict[str, tuple[str, ...]]:
+    """The standard folds of ``dataset`` (video ids per split) from ``folds/<dataset>.json`` beside this module."""
+    from importlib import resources
+
+    ref = resources.files(__package__) / "folds" / (dataset.replace("-", "_") + ".json")
+    data = json.loads(ref.read_text())
+    return {s: tuple(data[s]) for s in ("train", "valid", "test")}
