@@ -32,7 +32,7 @@ def test_every_error_class_derives_from_the_base_and_keeps_its_builtin_base():
     from mfm_bench.align import AlignError, CSDFormatError
     from mfm_bench.config import ConfigError
     from mfm_bench.data.fetch import FetchError, OfflineError, VerificationError
-    from mfm_bench.data.mfn_h5 import MFNFormatError
+    from mfm_bench.plugins.datasets.mfn_h5 import MFNFormatError
     from mfm_bench.data.pkl import PickleFormatError, UnsafePickleError
     from mfm_bench.plugins.datasets.base import DataMissingError
     from mfm_bench.registry import PluginError

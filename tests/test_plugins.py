@@ -266,7 +266,7 @@ def test_third_party_dataset_declares_files_that_datasets_lists_and_fetch_downlo
         url = f"http://127.0.0.1:{httpd.server_address[1]}/"
         (served / "table.bin").write_bytes(b"toy table v2\n" * 100)  # same size, other content
         out = cli(["fetch", "toy-data", "--mirror", url, "--quiet"], site, MFM_BENCH_DATA=str(home))
-        assert out.returncode == 1 and "toy/v1/table.bin: sha256" in out.stderr
+        assert out.returncode == 2 and "toy/v1/table.bin: sha256" in out.stderr
         assert not (home / "toy" / "v1" / "table.bin").exists()
         (served / "table.bin").write_bytes(b"toy table v1\n" * 100)
         out = cli(["fetch", "toy-data", "--mirror", url, "--quiet"], site, MFM_BENCH_DATA=str(home))
