@@ -12,3 +12,4 @@ def register_models(register):
     register("mctn", f"{_P}.mctn:MCTN", config=f"{_P}.mctn:MCTNConfig", help="Multimodal Cyclic Translation Network: source -> targets translation with a cycle loss; test time reads the source only")
     register("misa", f"{_P}.misa:MISA", config=f"{_P}.misa:MISAConfig", help="MISA: modality-invariant and -specific vectors (CMD, orthogonality, reconstruction losses), attention over them")
     register("symile", f"{_P}.symile:Symile", config=f"{_P}.symile:SymileConfig", help="Symile (Saporta et al. 2024): multilinear-inner-product contrastive loss for any number of modalities, or pairwise CLIP; linear probe + zero-shot retrieval")
+    register("ladder", f"{_P}.ladder:Ladder", config=f"{_P}.ladder:LadderConfig", help="cross-modal ladder networks (Goncalves & Busso 2023): backbones, noisy ladder encoders, decoders rebuilding the other modality's layers through skip connections")
