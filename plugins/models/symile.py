@@ -40,7 +40,7 @@ from mfm_bench.errors import MfmBenchError
 from mfm_bench.nn import shape_prediction, task_loss
 from mfm_bench.registry import get_registry
 
-#: encoder chosen for each modality kind when ``encoder`` is ``auto``
+#: encoder of each modality kind, for modalities the config names none for
 AUTO_ENCODERS = {"image": "conv-image", "vector": "conv-signal", "sequence": "lstm"}
 
 
@@ -53,8 +53,8 @@ class SymileConfig:
     objective: Literal["symile", "clip"] = option("symile", "symile (multilinear inner product) or clip (pairwise)")
     negatives: Literal["n", "n_squared"] = option("n", "Symile negatives: n (O(N), shuffled tuples) or n_squared "
                                                        "(all N^(M-1) tuples; small batches only)")
-    encoder: Any = option("auto", "encoder for every modality, a mapping modality -> encoder, or auto "
-                                  "(image: conv-image, vector: conv-signal, sequence: lstm)")
+    encoder: Any = option(None, "encoder for every modality, or a mapping modality -> encoder; a modality without "
+                                "one gets its kind's (image: conv-image, vector: conv-signal, sequence: lstm)")
     encoder_params: dict = option({}, "params for every encoder")
     dim: int = option(32, "width d of the shared representation space")
     temperature: float = option(0.07, "initial softmax temperature (learned, as in CLIP and Symile)")
@@ -147,15 +147,15 @@ def _prod(reps: list[torch.Tensor]) -> torch.Tensor:
 
 
 def build_encoders(spec: DatasetSpec, encoder: Any, params: dict, model: str) -> nn.ModuleDict:
-    """One encoder per modality; ``auto`` picks by kind. An image given to a sequence-only encoder is refused."""
+    """One encoder per modality, by kind where none is named. An image given to a sequence-only encoder is refused."""
     reg = get_registry()
     encoders = nn.ModuleDict()
     for mod in spec.modalities:
-        name = encoder.get(mod.name, "auto") if isinstance(encoder, dict) else encoder
-        name = AUTO_ENCODERS[mod.kind] if name == "auto" else name
+        name = encoder.get(mod.name) if isinstance(encoder, dict) else encoder
+        name = AUTO_ENCODERS[mod.kind] if name is None else name
         if mod.kind == "image" and name in ("lstm", "gru", "mean", "conv-signal"):
             raise ModelBuildError(f"{model}: modality {mod.name!r} of {spec.name!r} is an image [C, H, W], which the "
-                                  f"{name!r} encoder cannot read; use encoder: {{{mod.name}: conv-image}} or auto")
+                                  f"{name!r} encoder cannot read; use encoder: {{{mod.name}: conv-image}} (the default for images)")
         encoders[mod.name] = reg.build("encoder", name, mod.dim, **params)
     return encoders
 
@@ -171,7 +171,10 @@ class Symile(nn.Module):
                                   "dataset with more modalities (params: modalities) or the supervised model")
         self.cfg, self.task, self.names = cfg, spec.task, spec.modality_names
         self.encoders = build_encoders(spec, cfg.encoder, cfg.encoder_params, "symile")
-        self.proj = nn.ModuleDict({m: nn.Linear(self.encoders[m].output_dim, cfg.dim) for m in self.names})
+        # BatchNorm before the projection: freshly initialised ReLU encoders give nearly the same direction for every
+        # input, which leaves the normalised representations collapsed (loss log N) for epochs; centring fixes it
+        self.proj = nn.ModuleDict({m: nn.Sequential(nn.BatchNorm1d(self.encoders[m].output_dim),
+                                                    nn.Linear(self.encoders[m].output_dim, cfg.dim)) for m in self.names})
         # the representation of an absent modality (see the module docstring)
         self.missing = nn.ParameterDict({m: nn.Parameter(torch.randn(cfg.dim) / math.sqrt(cfg.dim)) for m in self.names})
         self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.temperature)))
