@@ -63,7 +63,7 @@ def spec_of(modalities):
     return DatasetSpec("toy", tuple(modalities), Task("classification", n_classes=3))
 
 
-def toy_batch(n=10):
+def toy_batch(n=10, rows=None):
     g = torch.Generator().manual_seed(0)
     inputs = {"img": torch.rand(n, 1, 8, 8, generator=g), "sig": torch.randn(n, 12, generator=g),
               "seq": torch.randn(n, 5, 4, generator=g)}
@@ -71,7 +71,7 @@ def toy_batch(n=10):
             "seq": torch.ones(n, 5, dtype=torch.bool)}
     mask["sig"][:3] = False
     inputs["sig"][:3] = 0.0
-    return TensorSplit(inputs, mask, torch.arange(n) % 3, [str(i) for i in range(n)]).batch(slice(0, n))
+    return TensorSplit(inputs, mask, torch.arange(n) % 3, [str(i) for i in range(n)]).batch(rows or slice(0, n))
 
 
 MODS = [Modality("img", 1, "image"), Modality("sig", 12, "vector"), Modality("seq", 4, "sequence")]
@@ -89,6 +89,12 @@ def test_model_forward_backward_with_a_missing_modality(objective):
     sum(out.losses.values()).backward()
     assert model.missing["sig"].grad is not None and model.missing["sig"].grad.abs().sum() > 0
     assert model.missing["img"].grad is None or model.missing["img"].grad.abs().sum() == 0
+
+
+def test_a_training_batch_of_one_sample_works():
+    model = get_registry().build("model", "symile", spec_of(MODS), dim=8, encoder_params={"hidden": 8}).train()
+    out = model(toy_batch(rows=slice(5, 6)))
+    assert out.prediction.shape == (1, 3) and torch.isfinite(sum(out.losses.values()))
 
 
 def test_probe_reads_detached_representations():

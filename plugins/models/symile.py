@@ -146,6 +146,16 @@ def _prod(reps: list[torch.Tensor]) -> torch.Tensor:
     return out
 
 
+class Centre(nn.BatchNorm1d):
+    """BatchNorm1d that uses its running statistics for a training batch of one sample (the trainer keeps a last,
+    possibly single-sample, batch; batch statistics of one sample are undefined)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] < 2:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
 def build_encoders(spec: DatasetSpec, encoder: Any, params: dict, model: str) -> nn.ModuleDict:
     """One encoder per modality, by kind where none is named. An image given to a sequence-only encoder is refused."""
     reg = get_registry()
@@ -173,7 +183,7 @@ class Symile(nn.Module):
         self.encoders = build_encoders(spec, cfg.encoder, cfg.encoder_params, "symile")
         # BatchNorm before the projection: freshly initialised ReLU encoders give nearly the same direction for every
         # input, which leaves the normalised representations collapsed (loss log N) for epochs; centring fixes it
-        self.proj = nn.ModuleDict({m: nn.Sequential(nn.BatchNorm1d(self.encoders[m].output_dim),
+        self.proj = nn.ModuleDict({m: nn.Sequential(Centre(self.encoders[m].output_dim),
                                                     nn.Linear(self.encoders[m].output_dim, cfg.dim)) for m in self.names})
         # the representation of an absent modality (see the module docstring)
         self.missing = nn.ParameterDict({m: nn.Parameter(torch.randn(cfg.dim) / math.sqrt(cfg.dim)) for m in self.names})
