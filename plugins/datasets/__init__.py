@@ -15,7 +15,7 @@ def register_datasets(register):
     register("iemocap", f"{_P}.iemocap:IEMOCAP", config=f"{_P}.iemocap:IEMOCAPConfig", help="IEMOCAP four emotions, one binary task per emotion (processed pickle)")
     register("pom", f"{_P}.pom:POM", config=f"{_P}.pom:POMConfig", help="POM personality traits: 17-target regression in [1, 7] (MFN h5 or CSD)")
     register("moud", f"{_P}.moud:MOUD", config=f"{_P}.moud:MOUDConfig", help="MOUD Spanish opinion utterances: sentiment classification (MFN folder layout)")
-
+    register("paired-digits", f"{_P}.paired_digits:PairedDigits", config=f"{_P}.paired_digits:PairedDigitsConfig", help="scikit-learn 8x8 digit images paired by label with MNIST-1D signals, generated offline (extra: digits)")
 
 
 @hookimpl

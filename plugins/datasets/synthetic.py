@@ -5,7 +5,9 @@ Generative story, per sample (all maps fixed by ``seed``):
 - a shared factor s ~ N(0, I_k) drives the label and every modality;
 - a private factor p_m ~ N(0, I_k) per modality drives only modality m;
 - each modality's step t is x_m[t] = tanh([s, p_m, time basis(t)] W1_m) W2_m + noise, standardised;
-- the label is y = 3 tanh(a.s + 0.5 s_0 s_1) in [-3, 3] (regression) or its train-quantile bin (classification);
+- the label is y = 3 tanh(a.s + 0.5 s_0 s_1 + w3 p_1,0 p_2,0 p_3,0) in [-3, 3] (regression) or its train-quantile bin
+  (classification); the three-way term (weight w3 = ``three_way``, default 0) multiplies the first private
+  component of the first three modalities, information no single modality or pair of them holds;
 - sequences have random lengths and are left-padded with zeros (mask False), as in the MFN h5 files.
 
 The defaults are shaped like word-aligned CMU-MOSI. The true factors come with every sample
@@ -39,6 +41,8 @@ class SyntheticConfig:
     shared_dim: int = option(4, "size of the shared factor")
     private_dim: int = option(4, "size of each private factor")
     min_len: int = option(8, "shortest real sequence; lengths are uniform in [min_len, seq_len]")
+    three_way: float = option(0.0, "weight of the label's three-way term: the product of the first private component "
+                                   "of the first three modalities (needs 3 or more modalities)")
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.dims) <= 6:
@@ -48,6 +52,8 @@ class SyntheticConfig:
             raise ValueError(f"every dim must be a positive integer, got {bad}")
         if not 1 <= self.min_len <= self.seq_len:
             raise ValueError(f"min_len must be in [1, seq_len={self.seq_len}], got {self.min_len}")
+        if self.three_way != 0.0 and len(self.dims) < 3:
+            raise ValueError(f"three_way needs at least 3 modalities in dims, got {len(self.dims)}: {list(self.dims)}")
         if self.task == "classification" and self.n_classes < 2:
             raise ValueError("n_classes must be at least 2")
 
@@ -112,7 +118,10 @@ class SyntheticFactors:
                 x = x + c.noise * x.std() * rng.normal(size=x.shape)
                 inputs[m] = x
                 factors[f"private_{m}"] = p
-            y = 3.0 * np.tanh(s @ a + 0.5 * s[:, 0] * s[:, min(1, ks - 1)])
+            inner = s @ a + 0.5 * s[:, 0] * s[:, min(1, ks - 1)]
+            if c.three_way:
+                inner = inner + c.three_way * np.prod([factors[f"private_{m}"][:, 0] for m in list(c.dims)[:3]], axis=0)
+            y = 3.0 * np.tanh(inner)
             raw[split] = {"inputs": inputs, "mask": mask, "y": y, "factors": factors}
         # Standardise with train statistics over real steps, then zero the padding.
         for m in c.dims:

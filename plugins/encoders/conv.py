@@ -1,0 +1,99 @@
+"""Convolutional encoders for non-sequence modalities: ``conv-image`` (2-D) and ``conv-signal`` (1-D).
+
+Both obey the encoder contract, ``(x, mask) -> (pooled [B, H], sequence [B, T', H])``:
+
+- ``conv-image`` reads an image modality [B, C, H, W] (``input_dim`` = C); its "sequence" is the final feature
+  map read as H'*W' positions, so sequence-reading fusions still get something meaningful.
+- ``conv-signal`` reads a 1-D signal: a vector modality [B, D] is one channel of length D; a sequence
+  modality [B, T, D] is D channels over T steps (padding steps zeroed first). Its sequence output is the
+  conv feature map over positions.
+
+The mask of an image or vector modality is [B, 1] (one "step"); a sample whose mask is all False (a missing
+modality) gets a zero pooled vector, as ``mean`` and ``lstm`` give for a sample with no real step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mfm_bench.config import option
+
+
+@dataclass
+class ConvConfig:
+    hidden: int = option(32, "output size (pooled width) and channels of the last conv layer")
+    channels: int = option(16, "channels of the first conv layer (the second has 2x, the last `hidden`)")
+    dropout: float = option(0.0, "dropout on the pooled output")
+
+    def __post_init__(self) -> None:
+        if self.hidden < 1 or self.channels < 1:
+            raise ValueError(f"hidden and channels must be positive, got hidden={self.hidden}, channels={self.channels}")
+
+
+def _present(mask: torch.Tensor) -> torch.Tensor:
+    """[B, 1] float: 1 where the sample has the modality at all."""
+    return mask.reshape(mask.shape[0], -1).any(dim=1, keepdim=True).float()
+
+
+class ImageConvEncoder(nn.Module):
+    """Three 3x3 conv layers (stride 1, 2, 2) with ReLU, then global average pooling; sized for 8x8 to 32x32."""
+
+    def __init__(self, input_dim: int, cfg: ConvConfig) -> None:
+        super().__init__()
+        c = cfg.channels
+        self.net = nn.Sequential(
+            nn.Conv2d(input_dim, c, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(2 * c, cfg.hidden, 3, stride=2, padding=1), nn.ReLU(),
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+        self.input_dim = input_dim
+        self.output_dim = cfg.hidden
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dim() != 4 or x.shape[1] != self.input_dim:
+            raise ValueError(f"conv-image expects an image modality [B, {self.input_dim}, H, W], got {tuple(x.shape)}; "
+                             "use conv-signal, mean or lstm for vector and sequence modalities")
+        fmap = self.net(x)  # (B, H, h, w)
+        seq = fmap.flatten(2).transpose(1, 2)  # (B, h*w, H)
+        pooled = self.drop(seq.mean(1)) * _present(mask)  # (B, H)
+        return pooled, seq
+
+
+class SignalConvEncoder(nn.Module):
+    """Three 1-D conv layers (kernel 5, stride 1, 2, 2) with ReLU, then average pooling over positions."""
+
+    def __init__(self, input_dim: int, cfg: ConvConfig) -> None:
+        super().__init__()
+        self.input_dim = input_dim
+        # The factory cannot tell a vector modality (1 channel of length D) from a sequence one (D channels), so
+        # both first layers exist; the one never used gets no gradient and is skipped by the optimiser.
+        self.vector_net = self._stack(1, cfg)
+        self.sequence_net = self._stack(input_dim, cfg) if input_dim > 1 else self.vector_net
+        self.drop = nn.Dropout(cfg.dropout)
+        self.output_dim = cfg.hidden
+
+    @staticmethod
+    def _stack(in_ch: int, cfg: ConvConfig) -> nn.Sequential:
+        c = cfg.channels
+        return nn.Sequential(
+            nn.Conv1d(in_ch, c, 5, padding=2), nn.ReLU(),
+            nn.Conv1d(c, 2 * c, 5, stride=2, padding=2), nn.ReLU(),
+            nn.Conv1d(2 * c, cfg.hidden, 5, stride=2, padding=2), nn.ReLU(),
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dim() == 2:  # vector [B, D]: one channel of length D
+            fmap = self.vector_net(x.unsqueeze(1))  # (B, H, D')
+        elif x.dim() == 3:  # sequence [B, T, D]: D channels over T steps
+            x = x * mask.unsqueeze(-1).to(x.dtype)
+            fmap = self.sequence_net(x.transpose(1, 2))  # (B, H, T')
+        else:
+            raise ValueError(f"conv-signal expects a vector [B, D] or sequence [B, T, D] modality, got {tuple(x.shape)}; "
+                             "use conv-image for images")
+        seq = fmap.transpose(1, 2)  # (B, T', H)
+        pooled = self.drop(seq.mean(1)) * _present(mask)  # (B, H)
+        return pooled, seq
