@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from mfm_bench.config import option
 from mfm_bench.contracts import DatasetSpec, Modality, Task, TensorSplit
@@ -115,14 +114,19 @@ class PairedDigits:
 
     def __init__(self, cfg: PairedDigitsConfig) -> None:
         self.cfg = cfg
-        self.spec = DatasetSpec(
+        self.spec = self.describe(cfg)
+        self._splits = self._build()
+
+    @classmethod
+    def describe(cls, cfg: PairedDigitsConfig) -> DatasetSpec:
+        """The spec, without generating any data (the images and signals are made in ``__init__``)."""
+        return DatasetSpec(
             name="paired-digits",
             modalities=(Modality("image", 1, "image"), Modality("signal", cfg.signal_len, "vector")),
             task=Task("classification", n_classes=10, class_names=tuple(str(d) for d in range(10))),
             citation=CITATION,
             licence=LICENCE,
         )
-        self._splits = self._build()
 
     def split(self, name: str) -> TensorSplit:
         if name not in self._splits:
@@ -130,6 +134,8 @@ class PairedDigits:
         return self._splits[name]
 
     def _build(self) -> dict[str, TensorSplit]:
+        import torch
+
         images, y = load_images()
         per_class = int(np.bincount(y).max())
         signals, sig_y = make_signals(per_class, self.cfg)
@@ -147,6 +153,8 @@ class PairedDigits:
 
     def _drop(self, inputs: dict, mask: dict, rng: np.random.Generator) -> None:
         """Remove one modality (chosen at random) from a ``missing_train`` fraction of the pairs."""
+        import torch
+
         n = len(mask["image"])
         hit = np.flatnonzero(rng.random(n) < self.cfg.missing_train)
         which = rng.integers(0, 2, size=len(hit))
