@@ -82,8 +82,12 @@ def test_lmf_missing_modality_ignores_its_content():
 
 def test_tfn_squashes_a_regression_into_minus_three_three_like_the_reference():
     """The reference ends in sigmoid(.) * 6 - 3: even extreme inputs give predictions inside [-3, 3]."""
+    from mfm_bench.contracts import Task
+
     torch.manual_seed(0)
     fusion = get_registry().build("fusion", "tfn", DIMS, out_dim=1).eval()
+    assert fusion.range is None  # output_range: task, and no task known yet
+    fusion.set_task(Task("regression", range=(-3.0, 3.0)))
     inputs, mask = pooled(B=64)
     with torch.no_grad():
         out = fusion({m: 1e4 * x for m, x in inputs.items()}, mask)
@@ -94,7 +98,13 @@ def test_tfn_squashes_a_regression_into_minus_three_three_like_the_reference():
     assert unsquashed.abs().max() > 3.0  # without the squash the same weights leave the range
     torch.testing.assert_close(out, torch.sigmoid(unsquashed) * 6 - 3)
     logits = get_registry().build("fusion", "tfn", DIMS, out_dim=3).eval()  # classification: no squash
+    logits.set_task(Task("classification", n_classes=3))
     assert logits.range is None
+    mmmo = get_registry().build("fusion", "tfn", DIMS, out_dim=1)
+    mmmo.set_task(Task("regression", range=(1.0, 5.0)))  # another regression range: squashed into that range
+    fixed = get_registry().build("fusion", "tfn", DIMS, out_dim=1, output_range=[-3.0, 3.0])
+    fixed.set_task(Task("regression", range=(1.0, 5.0)))  # a fixed range wins
+    assert mmmo.range == (1.0, 5.0) and fixed.range == (-3.0, 3.0)
 
 
 def test_tfn_and_lmf_predict_directly_without_an_mlp_head():
@@ -108,6 +118,6 @@ def test_tfn_and_lmf_predict_directly_without_an_mlp_head():
     assert sorted(n.split(".")[0] for n, _ in lmf.named_parameters() if not n.startswith("encoders")) == ["fusion"] * 5
     assert {n.split(".")[0] for n, _ in lmf.fusion.named_parameters()} == {"factors", "rank_weights", "bias"}
     tfn = get_registry().build("model", "supervised", spec, fusion="tfn", encoder="mean")
-    assert tfn.head is None
+    assert tfn.head is None and tfn.fusion.range == (-3.0, 3.0)  # the supervised model gives TFN the task's range
     earlier = get_registry().build("model", "supervised", spec, fusion="lmf", encoder="mean", fusion_params={"head": True})
     assert earlier.head is not None and earlier.fusion.output_dim == 32  # the option restores the MLP head

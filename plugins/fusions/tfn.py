@@ -8,8 +8,10 @@ small projection (``proj_dim``) that keeps the tensor of a manageable size.
 
 By default the fusion predicts, as the reference code (Justin1904/TensorFusionNetworks, model.py:118-166): dropout on
 the flattened tensor only, two ReLU layers, a Linear layer to the task's width, and for a one-value (regression)
-prediction the squash sigmoid(.) * 6 - 3 into [-3, 3] (``output_range``). Classification logits and multi-target
-regressions are not squashed (the reference is a [-3, 3] sentiment regressor only).
+prediction the squash sigmoid(.) * 6 - 3 into [-3, 3]. ``output_range: task`` squashes a regression into the
+dataset's own range (the supervised model calls :meth:`TFNFusion.set_task`), which is the reference's [-3, 3] on
+CMU-MOSI and [1, 5] on ICT-MMMO's regression label. Classification logits and multi-target regressions are not
+squashed (the reference is a one-value sentiment regressor only).
 
 A missing modality (all-False mask) gets a zero embedding while its appended 1 stays, so the tensor keeps exactly
 the terms of the modalities present.
@@ -19,11 +21,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from mfm_bench.config import option
+from mfm_bench.contracts import Task
 from mfm_bench.nn import modality_present, modality_projections, with_one
 
 
@@ -36,13 +40,15 @@ class TFNConfig:
                                         "head: true restores our earlier network)")
     head: bool = option(False, "false: a third Linear layer predicts, as the reference; true: output the hidden "
                                "vector for the supervised model's MLP head, no squash (our earlier network)")
-    output_range: list = option([-3.0, 3.0], "squash a one-value (regression) prediction into [lo, hi] with "
-                                             "sigmoid * (hi - lo) + lo, as the reference's sigmoid * 6 - 3; [] for none")
+    output_range: Any = option("task", "squash a regression prediction with sigmoid * (hi - lo) + lo, as the "
+                                       "reference's sigmoid * 6 - 3: 'task' uses the dataset's range (MOSI: [-3, 3]), "
+                                       "[lo, hi] a fixed one, [] none")
     max_tensor: int = option(250_000, "largest allowed size of the flattened tensor, prod(d_m + 1)")
 
     def __post_init__(self) -> None:
-        if self.output_range and (len(self.output_range) != 2 or self.output_range[0] >= self.output_range[1]):
-            raise ValueError(f"output_range must be [lo, hi] with lo < hi, or [] for no squash; got {self.output_range}")
+        r = self.output_range
+        if r != "task" and not (isinstance(r, list) and (not r or (len(r) == 2 and r[0] < r[1]))):
+            raise ValueError(f"output_range must be 'task', [lo, hi] with lo < hi, or [] for no squash; got {r!r}")
 
 
 class TFNFusion(nn.Module):
@@ -68,8 +74,15 @@ class TFNFusion(nn.Module):
         if self.predicts:
             self.net.append(nn.Dropout(cfg.hidden_dropout))
             self.net.append(nn.Linear(cfg.hidden, out_dim))
-        self.range = tuple(cfg.output_range) if self.predicts and out_dim == 1 and cfg.output_range else None
+        self.cfg, self.out_dim = cfg, out_dim
+        fixed = isinstance(cfg.output_range, list) and cfg.output_range
+        self.range = tuple(cfg.output_range) if self.predicts and out_dim == 1 and fixed else None
         self.output_dim = out_dim if self.predicts else cfg.hidden
+
+    def set_task(self, task: Task) -> None:
+        """With ``output_range: task``, squash a regression prediction into ``task.range`` (no-op otherwise)."""
+        if self.cfg.output_range == "task" and self.predicts and task.kind == "regression" and task.range:
+            self.range = tuple(task.range)
 
     def forward(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:
         fused = None

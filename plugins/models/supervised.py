@@ -44,6 +44,8 @@ class SupervisedModel(nn.Module):
         else:
             fused_dims = dict(spec.input_dims)
         self.fusion = reg.build("fusion", cfg.fusion, fused_dims, out_dim=self.task.output_dim, **cfg.fusion_params)
+        if hasattr(self.fusion, "set_task"):  # a fusion whose output depends on the task (TFN's squash into its range)
+            self.fusion.set_task(self.task)
         self.input_kind = getattr(self.fusion, "input_kind", input_kind)
         self.predicts = getattr(self.fusion, "predicts", False)
         self.head = None if self.predicts else Head(self.task, self.fusion.output_dim, cfg.head_hidden, cfg.head_dropout)
