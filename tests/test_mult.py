@@ -84,13 +84,13 @@ def test_causal_by_default_as_the_reference_attn_mask():
     mask = {m: torch.ones(4, T, dtype=torch.bool) for m in dims}
     later = {m: torch.cat([x[:, : t + 1], torch.randn(4, T - t - 1, x.shape[2], generator=g)], 1) for m, x in inputs.items()}
     with torch.no_grad():
-        a, b = fusion.sequences(inputs, mask), fusion.sequences(later, mask)
+        a, b = fusion.sequences(inputs, mask)[0], fusion.sequences(later, mask)[0]
     for m in dims:
         torch.testing.assert_close(a[m][:, : t + 1], b[m][:, : t + 1])
         assert not torch.allclose(a[m][:, t + 1 :], b[m][:, t + 1 :])
     both_ways = small(dims, causal=False)
     with torch.no_grad():
-        a, b = both_ways.sequences(inputs, mask), both_ways.sequences(later, mask)
+        a, b = both_ways.sequences(inputs, mask)[0], both_ways.sequences(later, mask)[0]
     assert not torch.allclose(a["text"][:, : t + 1], b["text"][:, : t + 1])  # the option restores full attention
 
 

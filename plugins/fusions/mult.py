@@ -101,8 +101,9 @@ class MulTFusion(nn.Module):
         w = h.shape[-1]
         return self.embed_drop(h * math.sqrt(w) + sinusoid(h.shape[1], w, h.device).to(h.dtype))
 
-    def sequences(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Each target's self-attention output [B, T_b, d * n_sources], before pooling; and the masks used."""
+    def sequences(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor],
+                  ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Each target's self-attention output [B, T_b, d * n_sources] before pooling, and the masks [B, T_b] used."""
         steps = {m: as_sequence(inputs[m], mask[m]) for m in self.names}  # vector modalities become one step
         if self.cfg.padding_mask:
             mask = {m: k for m, (_, k) in steps.items()}
@@ -116,12 +117,11 @@ class MulTFusion(nn.Module):
             outs = [self.cross[f"{a}->{b}"](h[b], h[a], mask[a]) for a in self.sources[b]]  # each (B, T_b, d)
             cat = torch.cat(outs, dim=-1)  # (B, T_b, d * n_sources)
             out[b] = self.memory[b](self.position(cat) if self.cfg.rescale_self else cat, None, mask[b])
-        self._masks = mask
-        return out
+        return out, mask
 
     def forward(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:
-        seqs = self.sequences(inputs, mask)
-        summaries = [last_valid(seqs[b], self._masks[b]) for b in self.names]  # each (B, w_b); zeros when b is missing
+        seqs, masks = self.sequences(inputs, mask)
+        summaries = [last_valid(seqs[b], masks[b]) for b in self.names]  # each (B, w_b); zeros when b is missing
         z = torch.cat(summaries, dim=-1)  # (B, fused)
         z = z + self.out(z)  # the reference's residual block
         return self.out_layer(z) if self.predicts else z
