@@ -158,49 +158,73 @@ def sinusoid(T: int, d: int, device: torch.device | None = None) -> torch.Tensor
     return out
 
 
+def future_mask(Tq: int, Tk: int, device: torch.device | None = None) -> torch.Tensor:
+    """[Tq, Tk] bool, True where query step i may read key step j: j <= i + |Tk - Tq|.
+
+    MulT's ``buffered_future_mask`` (yaohungt/Multimodal-Transformer, modules/transformer.py:179-186): a causal mask
+    shifted by the length difference, so with Tq = Tk step i reads steps up to i.
+    """
+    i = torch.arange(Tq, device=device).unsqueeze(1)  # (Tq, 1)
+    j = torch.arange(Tk, device=device).unsqueeze(0)  # (1, Tk)
+    return j <= i + abs(Tk - Tq)
+
+
 def safe_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor, heads: int,
-                   dropout: float) -> torch.Tensor:
+                   dropout: float, causal: bool = False) -> torch.Tensor:
     """Multi-head scaled dot-product attention with a key padding mask, NaN-free for fully masked key sequences.
 
     q [B, Tq, d], k and v [B, Tk, d] (already projected), key_mask [B, Tk] bool (True = real) -> [B, Tq, d];
-    rows whose key sequence has no real step come back as zeros.
+    ``causal`` also applies :func:`future_mask`. Query rows left with no key to read come back as zeros.
     """
     B, Tq, d = q.shape
     Tk = k.shape[1]
-    has_key = key_mask.any(1)  # (B,)
-    allowed = key_mask | ~has_key.unsqueeze(1)  # a sample with no key attends to all (then zeroed)
+    allowed = key_mask[:, None, :].expand(B, Tq, Tk)  # (B, Tq, Tk)
+    if causal:
+        allowed = allowed & future_mask(Tq, Tk, q.device)
+    has_key = allowed.any(-1)  # (B, Tq)
+    allowed = allowed | ~has_key.unsqueeze(-1)  # a row with no key attends to all (then zeroed)
     split = lambda x, T: x.view(B, T, heads, d // heads).transpose(1, 2)  # noqa: E731  (B, h, T, d/h)
     out = F.scaled_dot_product_attention(split(q, Tq), split(k, Tk), split(v, Tk),
-                                         attn_mask=allowed[:, None, None, :], dropout_p=dropout)  # (B, h, Tq, d/h)
+                                         attn_mask=allowed[:, None], dropout_p=dropout)  # (B, h, Tq, d/h)
     out = out.transpose(1, 2).reshape(B, Tq, d)  # (B, Tq, d)
-    return out * has_key[:, None, None].to(out.dtype)
+    return out * has_key.unsqueeze(-1).to(out.dtype)
 
 
 class CrossmodalLayer(nn.Module):
-    """One pre-norm transformer layer whose queries come from ``x`` and keys/values from ``y`` (y = x: self-attention)."""
+    """One pre-norm transformer layer whose queries come from ``x`` and keys/values from ``y`` (y = x: self-attention).
 
-    def __init__(self, d: int, heads: int, dropout: float, attn_dropout: float) -> None:
+    ``shared_norm``: one LayerNorm for queries, keys and values, as MulT's reference layer (modules/transformer.py:
+    145-151); otherwise keys/values get their own. ``causal``: :func:`future_mask` on the attention. ``relu_dropout``
+    (None: ``dropout``) is the dropout between the two feed-forward layers; ``dropout`` the one on residual branches.
+    """
+
+    def __init__(self, d: int, heads: int, dropout: float, attn_dropout: float, shared_norm: bool = False,
+                 causal: bool = False, relu_dropout: float | None = None) -> None:
         super().__init__()
-        self.heads, self.attn_dropout = heads, attn_dropout
-        self.norm_q, self.norm_kv, self.norm_ff = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.heads, self.attn_dropout, self.causal = heads, attn_dropout, causal
+        self.norm_q, self.norm_ff = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.norm_kv = None if shared_norm else nn.LayerNorm(d)
         self.q, self.kv, self.o = nn.Linear(d, d), nn.Linear(d, 2 * d), nn.Linear(d, d)
-        self.ff = mlp(d, 4 * d, d, dropout)
+        self.ff = mlp(d, 4 * d, d, dropout if relu_dropout is None else relu_dropout)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, y_mask: torch.Tensor) -> torch.Tensor:
-        k, v = self.kv(self.norm_kv(y)).chunk(2, dim=-1)  # each (B, Ty, d)
-        a = safe_attention(self.q(self.norm_q(x)), k, v, y_mask, self.heads, self.attn_dropout if self.training else 0.0)
+        k, v = self.kv((self.norm_kv or self.norm_q)(y)).chunk(2, dim=-1)  # each (B, Ty, d)
+        a = safe_attention(self.q(self.norm_q(x)), k, v, y_mask, self.heads,
+                           self.attn_dropout if self.training else 0.0, self.causal)
         x = x + self.drop(self.o(a))  # (B, Tx, d)
         return x + self.drop(self.ff(self.norm_ff(x)))
 
 
 class CrossmodalTransformer(nn.Module):
     """A stack of :class:`CrossmodalLayer` with a final LayerNorm: target x [B, Tx, d] attends to source y [B, Ty, d]
-    (``y=None``: self-attention); ``y_mask`` [B, Ty] masks the keys (MulT, Tsai et al. ACL 2019, eq. 5)."""
+    (``y=None``: self-attention); ``y_mask`` [B, Ty] masks the keys (MulT, Tsai et al. ACL 2019, eq. 5).
+    ``layer_options`` (``shared_norm``, ``causal``, ``relu_dropout``) go to every layer."""
 
-    def __init__(self, d: int, heads: int, layers: int, dropout: float, attn_dropout: float) -> None:
+    def __init__(self, d: int, heads: int, layers: int, dropout: float, attn_dropout: float, **layer_options) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(CrossmodalLayer(d, heads, dropout, attn_dropout) for _ in range(layers))
+        self.layers = nn.ModuleList(CrossmodalLayer(d, heads, dropout, attn_dropout, **layer_options)
+                                    for _ in range(layers))
         self.norm = nn.LayerNorm(d)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None, y_mask: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,22 @@ def test_ef_lstm_is_raw_reads_every_step_and_ignores_padding(data):
                                fusion(dict(batch.inputs, audio=torch.zeros_like(batch.inputs["audio"])), mask))
 
 
+def test_ef_lstm_follows_the_reference_one_lstm_last_state_and_two_layer_head(data):
+    """As pliang279/MFN's EFLSTM: one forward LSTM over the joint steps (the state at t ignores later steps), its last
+    state read without dropout (train mode is deterministic), and a head fc1 (h -> h), ReLU, dropout, fc2."""
+    spec, train, _, _ = data
+    torch.manual_seed(0)
+    model = build("ef_lstm", spec).train()
+    fusion, batch = model.fusion, train.batch(slice(0, 8))
+    torch.testing.assert_close(fusion(batch.inputs, batch.mask), fusion(batch.inputs, batch.mask))
+    linears = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(64, 64), (64, 1)] and fusion.output_dim == 64
+    x = torch.cat([batch.inputs[m] for m in fusion.names], -1)  # (B, T, sum D)
+    later = torch.cat([x[:, :3], torch.randn_like(x[:, 3:])], 1)
+    with torch.no_grad():
+        torch.testing.assert_close(fusion.rnn(x)[0][:, :3], fusion.rnn(later)[0][:, :3])
+
+
 def test_ef_lstm_refuses_unaligned_modalities():
     fusion = get_registry().build("fusion", "ef_lstm", {"a": 2, "b": 3})
     inputs = {"a": torch.zeros(2, 4, 2), "b": torch.zeros(2, 6, 3)}

@@ -22,13 +22,37 @@ def test_losses_and_weights(data):
     batch = train.batch(slice(0, 16))
     torch.manual_seed(0)
     out = build("mctn", spec)(batch)
-    assert set(out.losses) == {"label", "translation", "cycle"}
+    assert set(out.losses) == {"label", "translation", "cycle", "l2"}  # l2: the reference's output regulariser
     assert all(v > 0 for v in out.losses.values())
     assert out.extras["codes"]["joint"].shape == (16, 32)
     torch.manual_seed(0)
     off = build("mctn", spec, translation_weight=0.0, cycle_weight=0.0)(batch)
     assert off.losses["translation"].item() == 0.0 and off.losses["cycle"].item() == 0.0
     torch.testing.assert_close(off.losses["label"], out.losses["label"])
+
+
+def test_reference_encoder_reads_both_ways_and_predictor_pools_by_attention(data):
+    """As hainow/MCTN: a bidirectional encoder (changing the last step changes the first step's state), attention
+    pooling over the predictor's steps, an L2 penalty of 0.01 on the output layer, translation/cycle weights 0.1."""
+    spec, train, _, _ = data
+    torch.manual_seed(0)
+    model = build("mctn", spec).eval()
+    batch = train.batch(slice(0, 8))
+    x = torch.randn(8, 6, 32)
+    mask = torch.ones(8, 6, dtype=torch.bool)
+    later = torch.cat([x[:, :-1], torch.randn(8, 1, 32)], 1)  # only the last step differs
+    with torch.no_grad():
+        a, _ = model.encode(0, x, mask)
+        b, _ = model.encode(0, later, mask)
+        out = model(batch)
+    assert not torch.allclose(a[:, 0], b[:, 0])
+    one_way = build("mctn", spec, bidirectional=False).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(one_way.encode(0, x, mask)[0][:, 0], one_way.encode(0, later, mask)[0][:, 0])
+    assert model.score is not None and build("mctn", spec, pooling="last").score is None
+    w = model.output_layer().weight
+    torch.testing.assert_close(out.losses["l2"], 0.01 * w.pow(2).sum())
+    assert (model.cfg.translation_weight, model.cfg.cycle_weight) == (0.1, 0.1)
 
 
 def test_prediction_reads_only_the_source(data):

@@ -29,7 +29,7 @@ def test_difference_penalises_correlated_representations():
     assert difference(a, 2 * a + 1) == pytest.approx(float(difference(a, a)), rel=1e-5)  # scale and shift invariant
     x, y = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 1.0], [1.0, -1.0]])
     xc, yc = x - x.mean(0), y - y.mean(0)  # rows (0.5, -0.5), (-0.5, 0.5) and (0, 1), (0, -1)
-    xn, yn = xc / xc.norm(dim=1, keepdim=True), yc / yc.norm(dim=1, keepdim=True)
+    xn, yn = xc / (xc.norm(dim=1, keepdim=True) + 1e-6), yc / (yc.norm(dim=1, keepdim=True) + 1e-6)  # reference DiffLoss
     assert float(difference(x, y)) == pytest.approx(float((xn.T @ yn).pow(2).mean()))
 
 
@@ -52,3 +52,34 @@ def test_losses_codes_and_missing_modality():
     assert not torch.allclose(a[8:], b[8:])
     with pytest.raises(ConfigError, match="heads"):
         build("misa", spec, hidden=10, heads=4)
+
+
+def test_reference_regression_loss_is_mse_and_difference_detaches_the_norm():
+    """As declare-lab/MISA: nn.MSELoss for regression (solver.py), the DiffLoss norms detached (utils/functions.py)."""
+    import torch.nn.functional as F
+
+    spec, train, _, _ = synthetic("regression", n_train=32, n_test=16)
+    batch = train.batch(slice(0, 16))
+    torch.manual_seed(0)
+    model = build("misa", spec).eval()
+    with torch.no_grad():
+        out = model(batch)
+        l1 = build("misa", spec, regression_loss="l1").eval()
+        l1.load_state_dict(model.state_dict())
+        out_l1 = l1(batch)
+    torch.testing.assert_close(out.losses["label"], F.mse_loss(out.prediction, batch.target.float()))
+    torch.testing.assert_close(out_l1.losses["label"], F.l1_loss(out.prediction, batch.target.float()))
+    assert model.cfg.dropout == 0.5
+    g = torch.Generator().manual_seed(3)
+    a0, b = torch.randn(16, 4, generator=g), torch.randn(16, 4, generator=g)
+    grads = {}
+    for detach in (True, False):
+        a = a0.clone().requires_grad_(True)
+        difference(a, b, detach).backward()
+        grads[detach] = a.grad
+    a = a0.clone().requires_grad_(True)
+    ac, bc = a - a.mean(0), b - b.mean(0)
+    ref = ((ac / (ac.norm(dim=1, keepdim=True).detach() + 1e-6)).T @ (bc / (bc.norm(dim=1, keepdim=True) + 1e-6))).pow(2).mean()
+    ref.backward()
+    torch.testing.assert_close(grads[True], a.grad)  # the gradient of the reference formula, norms held constant
+    assert not torch.allclose(grads[True], grads[False])

@@ -30,8 +30,11 @@ def unaligned(B: int = 6, seed: int = 0):
 
 
 def small(dims=DIMS, **kw):
+    """The fused vector (``head: true``) of a small MulT, so tests can read it before the output layer."""
     torch.manual_seed(0)
-    return get_registry().build("fusion", "mult", dims, **{"d_model": 8, "heads": 2, "layers": 1, **kw}).eval()
+    out_dim = kw.pop("out_dim", 1)
+    params = {"d_model": 8, "heads": 2, "layers": 1, "head": True, **kw}
+    return get_registry().build("fusion", "mult", dims, context={"out_dim": out_dim}, **params).eval()
 
 
 def test_unaligned_shapes_and_padding_is_ignored():
@@ -72,6 +75,43 @@ def test_safe_attention_matches_the_softmax_formula_and_zeroes_keyless_rows():
     assert torch.equal(out[1], torch.zeros(3, 4))
 
 
+def test_causal_by_default_as_the_reference_attn_mask():
+    """With the reference's default attn_mask every layer is causal: the sequence before pooling at steps <= t does
+    not change when any modality's inputs after t change (equal lengths, kernel 1)."""
+    dims, T, t = {"text": 6, "audio": 3}, 7, 3
+    fusion = small(dims)
+    g = torch.Generator().manual_seed(2)
+    inputs = {m: torch.randn(4, T, d, generator=g) for m, d in dims.items()}
+    mask = {m: torch.ones(4, T, dtype=torch.bool) for m in dims}
+    later = {m: torch.cat([x[:, : t + 1], torch.randn(4, T - t - 1, x.shape[2], generator=g)], 1) for m, x in inputs.items()}
+    with torch.no_grad():
+        a, b = fusion.sequences(inputs, mask)[0], fusion.sequences(later, mask)[0]
+    for m in dims:
+        torch.testing.assert_close(a[m][:, : t + 1], b[m][:, : t + 1])
+        assert not torch.allclose(a[m][:, t + 1 :], b[m][:, t + 1 :])
+    both_ways = small(dims, causal=False)
+    with torch.no_grad():
+        a, b = both_ways.sequences(inputs, mask)[0], both_ways.sequences(later, mask)[0]
+    assert not torch.allclose(a["text"][:, : t + 1], b["text"][:, : t + 1])  # the option restores full attention
+
+
+def test_reference_layer_norm_and_output_layer():
+    fusion = small(head=False, out_dim=3)
+    layer = fusion.cross["audio->text"].layers[0]
+    assert layer.norm_kv is None  # queries, keys and values share one LayerNorm, as the reference layer
+    assert small(shared_norm=False).cross["audio->text"].layers[0].norm_kv is not None
+    inputs, mask = unaligned()
+    assert fusion.predicts and fusion(inputs, mask).shape == (6, 3) == (6, fusion.output_dim)
+    assert isinstance(fusion.out_layer, torch.nn.Linear)
+
+
+def test_future_mask_shifts_by_the_length_difference():
+    from mfm_bench.nn import future_mask
+
+    assert torch.equal(future_mask(3, 3), torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]], dtype=torch.bool))
+    assert torch.equal(future_mask(2, 4), torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.bool))
+
+
 def test_one_modality_attends_to_itself():
     fusion = small({"text": 6})
     inputs, mask = unaligned()
@@ -81,9 +121,9 @@ def test_one_modality_attends_to_itself():
 
 def test_config_errors():
     with pytest.raises(ConfigError, match="heads"):
-        get_registry().build("fusion", "mult", DIMS, d_model=10, heads=4)
+        get_registry().build("fusion", "mult", DIMS, d_model=10, heads=4, context={"out_dim": 1})
     with pytest.raises(ConfigError, match="kernel"):
-        get_registry().build("fusion", "mult", DIMS, kernel=2)
+        get_registry().build("fusion", "mult", DIMS, kernel=2, context={"out_dim": 1})
 
 
 def test_learns_on_unaligned_synthetic_factors():

@@ -4,6 +4,10 @@ Follows the EF-LSTM baseline of Zadeh et al., "Memory Fusion Network for Multi-v
 (AAAI 2018) and "Tensor Fusion Network for Multimodal Sentiment Analysis" (EMNLP 2017): word-aligned
 features of every modality are concatenated at each time step and a single LSTM models the joint sequence.
 
+The reference code is the EF-LSTM of pliang279/MFN (test_mosi.py:152-178): one LSTM over the concatenated features,
+its last hidden state, then fc1 (h -> h), ReLU, dropout, fc2 to the output. The fusion is the LSTM; the supervised
+model's head (``head_hidden`` 64 = ``hidden`` 64, ``head_dropout``) is fc1/fc2. No dropout touches the fused vector.
+
 It needs aligned sequences (the same number of steps for every modality); a vector modality [B, D] is repeated at
 every step; a missing modality contributes zeros, and a step counts as real when any modality is real there.
 """
@@ -23,7 +27,9 @@ from mfm_bench.nn import aligned_steps, last_valid
 class EFLSTMConfig:
     hidden: int = option(64, "LSTM hidden size (per direction); the fused vector has this width")
     layers: int = option(1, "stacked LSTM layers")
-    dropout: float = option(0.1, "dropout between layers and on the fused vector")
+    dropout: float = option(0.1, "dropout between stacked LSTM layers (none with one layer, as the reference)")
+    fused_dropout: float = option(0.0, "dropout on the fused vector before the head (reference: none, its dropout "
+                                       "sits inside the head; 0.1 restores our earlier model)")
     bidirectional: bool = option(False, "read the joint sequence both ways")
 
 
@@ -37,7 +43,7 @@ class EFLSTMFusion(nn.Module):
         self.names = list(input_dims)
         self.rnn = nn.LSTM(sum(input_dims.values()), cfg.hidden, num_layers=cfg.layers, batch_first=True,
                            dropout=cfg.dropout if cfg.layers > 1 else 0.0, bidirectional=cfg.bidirectional)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.fused_dropout)
         self.output_dim = cfg.hidden * (2 if cfg.bidirectional else 1)
 
     def forward(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -6,6 +6,13 @@ which holds the unimodal terms, every bimodal interaction and the trimodal one; 
 flattened tensor. The modality embedding subnetworks of the paper are the encoder plugins here, followed by a
 small projection (``proj_dim``) that keeps the tensor of a manageable size.
 
+By default the fusion predicts, as the reference code (Justin1904/TensorFusionNetworks, model.py:118-166): dropout on
+the flattened tensor only, two ReLU layers, a Linear layer to the task's width, and for a one-value (regression)
+prediction the squash sigmoid(.) * 6 - 3 into [-3, 3]. ``output_range: task`` squashes a regression into the
+dataset's own range (the supervised model calls :meth:`TFNFusion.set_task`), which is the reference's [-3, 3] on
+CMU-MOSI and [1, 5] on ICT-MMMO's regression label. Classification logits and multi-target regressions are not
+squashed (the reference is a one-value sentiment regressor only).
+
 A missing modality (all-False mask) gets a zero embedding while its appended 1 stays, so the tensor keeps exactly
 the terms of the modalities present.
 """
@@ -14,28 +21,43 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from mfm_bench.config import option
+from mfm_bench.contracts import Task
 from mfm_bench.nn import modality_present, modality_projections, with_one
 
 
 @dataclass
 class TFNConfig:
     proj_dim: int = option(8, "width each modality is projected to before the outer product (0: use the encoder width)")
-    hidden: int = option(64, "width of the two fully connected layers after the fusion; the fused vector's width")
-    dropout: float = option(0.15, "dropout on the flattened tensor and between the fully connected layers")
+    hidden: int = option(64, "width of the two fully connected layers after the fusion (reference post_fusion_dim)")
+    dropout: float = option(0.15, "dropout on the flattened tensor (reference post_fusion_dropout)")
+    hidden_dropout: float = option(0.0, "dropout after each fully connected layer (reference: none; 0.15 with "
+                                        "head: true restores our earlier network)")
+    head: bool = option(False, "false: a third Linear layer predicts, as the reference; true: output the hidden "
+                               "vector for the supervised model's MLP head, no squash (our earlier network)")
+    output_range: Any = option("task", "squash a regression prediction with sigmoid * (hi - lo) + lo, as the "
+                                       "reference's sigmoid * 6 - 3: 'task' uses the dataset's range (MOSI: [-3, 3]), "
+                                       "[lo, hi] a fixed one, [] none")
     max_tensor: int = option(250_000, "largest allowed size of the flattened tensor, prod(d_m + 1)")
+
+    def __post_init__(self) -> None:
+        r = self.output_range
+        if r != "task" and not (isinstance(r, list) and (not r or (len(r) == 2 and r[0] < r[1]))):
+            raise ValueError(f"output_range must be 'task', [lo, hi] with lo < hi, or [] for no squash; got {r!r}")
 
 
 class TFNFusion(nn.Module):
-    """Outer product of the (projected) modality vectors, each padded with a 1, then two ReLU layers."""
+    """Outer product of the (projected) modality vectors, each padded with a 1, then two ReLU layers and the output."""
 
     input_kind = "pooled"
+    predicts = True  # receives out_dim; the instance's ``predicts`` is false with ``head: true``
 
-    def __init__(self, input_dims: dict[str, int], cfg: TFNConfig) -> None:
+    def __init__(self, input_dims: dict[str, int], cfg: TFNConfig, out_dim: int = 1) -> None:
         super().__init__()
         self.names = list(input_dims)
         self.proj, widths = modality_projections(input_dims, cfg.proj_dim)
@@ -47,8 +69,20 @@ class TFNFusion(nn.Module):
                 f"max_tensor={cfg.max_tensor}; lower proj_dim or raise max_tensor, or use 'lmf' (low-rank, no tensor)"
             )
         self.net = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(size, cfg.hidden), nn.ReLU(),
-                                 nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU())
-        self.output_dim = cfg.hidden
+                                 nn.Dropout(cfg.hidden_dropout), nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU())
+        self.predicts = not cfg.head
+        if self.predicts:
+            self.net.append(nn.Dropout(cfg.hidden_dropout))
+            self.net.append(nn.Linear(cfg.hidden, out_dim))
+        self.cfg, self.out_dim = cfg, out_dim
+        fixed = isinstance(cfg.output_range, list) and cfg.output_range
+        self.range = tuple(cfg.output_range) if self.predicts and out_dim == 1 and fixed else None
+        self.output_dim = out_dim if self.predicts else cfg.hidden
+
+    def set_task(self, task: Task) -> None:
+        """With ``output_range: task``, squash a regression prediction into ``task.range`` (no-op otherwise)."""
+        if self.cfg.output_range == "task" and self.predicts and task.kind == "regression" and task.range:
+            self.range = tuple(task.range)
 
     def forward(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:
         fused = None
@@ -57,4 +91,8 @@ class TFNFusion(nn.Module):
             z = with_one(z)  # (B, d_m + 1)
             # (B, P) x (B, d_m + 1) -> (B, P * (d_m + 1)), row-major like torch.einsum("bi,bj->bij").flatten(1)
             fused = z if fused is None else (fused.unsqueeze(2) * z.unsqueeze(1)).flatten(1)
-        return self.net(fused)  # (B, hidden)
+        out = self.net(fused)  # (B, out_dim), or (B, hidden) with head: true
+        if self.range is not None:
+            lo, hi = self.range
+            out = torch.sigmoid(out) * (hi - lo) + lo  # the reference's sigmoid * 6 - 3
+        return out

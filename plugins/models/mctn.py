@@ -24,7 +24,7 @@ Choices of this implementation (the paper leaves them open or ties them to its c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -38,12 +38,19 @@ from mfm_bench.nn import Head, as_sequence, last_valid, masked_mse, safe_attenti
 class MCTNConfig:
     source: str = option("", "the source modality, the only one read at test time (empty: the first of the dataset)")
     targets: list = option([], "modalities translated to, in order (empty: every other modality, in dataset order)")
-    hidden: int = option(32, "width of the encoders, decoders and predictor")
-    dropout: float = option(0.1, "dropout on the joint representation and inside the head")
-    head_hidden: int = option(64, "hidden width of the prediction head")
-    label_weight: float = option(1.0, "weight of the task loss")
-    translation_weight: float = option(0.5, "weight of the translation losses (MSE to each target)")
-    cycle_weight: float = option(0.5, "weight of the cycle-consistency loss (MSE back to the source)")
+    hidden: int = option(32, "width of the encoders, decoders and predictor (reference hidden_dim and reg_hidden_dim 32)")
+    bidirectional: bool = option(True, "encoders read the source both ways, directions summed, as the reference "
+                                       "(configs/mctn.yaml is_bidirectional); false: one direction (our earlier model)")
+    pooling: Literal["attention", "last"] = option(
+        "attention", "predictor summary: attention over its steps (reference regression_model.py); last: the state at "
+                     "the last real step (our earlier model)")
+    l2: float = option(0.01, "L2 penalty on the output layer's weights (reference l2_factor 0.01; 0 for none)")
+    dropout: float = option(0.0, "dropout on the joint representation and inside the head (reference: none)")
+    head_hidden: int = option(0, "hidden width of the prediction head (0: one Linear, as the reference's Dense(1); "
+                                 "64 with dropout 0.1, l2 0 restores our earlier head)")
+    label_weight: float = option(1.0, "weight of the task loss (reference regression loss_weight 1.0)")
+    translation_weight: float = option(0.1, "weight of the translation losses (MSE to each target; reference 0.1)")
+    cycle_weight: float = option(0.1, "weight of the cycle-consistency loss (MSE back to the source; reference 0.1)")
 
 
 class Decoder(nn.Module):
@@ -87,17 +94,35 @@ class MCTN(nn.Module):
                              f"{spec.name!r} has only {names}")
         H, dims = cfg.hidden, spec.input_dims
         self.in_proj = nn.ModuleDict({m: nn.Linear(dims[m], H) for m in [self.source, self.targets[0]]})
-        self.encoders = nn.ModuleList(nn.LSTM(H, H, batch_first=True) for _ in self.targets)
+        self.encoders = nn.ModuleList(nn.LSTM(H, H, batch_first=True, bidirectional=cfg.bidirectional)
+                                      for _ in self.targets)
         self.decoders = nn.ModuleList(Decoder(H, dims[t]) for t in self.targets)
         self.back = Decoder(H, dims[self.source])  # cycle: first target's translation -> source
         self.predictor = nn.LSTM(H, H, batch_first=True)
+        self.score = nn.Linear(H, 1) if cfg.pooling == "attention" else None  # reference: TimeDistributed(Dense(1, tanh))
         self.drop = nn.Dropout(cfg.dropout)
         self.head = Head(self.task, H, cfg.head_hidden, cfg.dropout)
 
     def encode(self, level: int, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B, T, H] -> (states [B, T, H], summary at the last real step [B, H])."""
-        states, _ = self.encoders[level](x * mask.unsqueeze(-1).to(x.dtype))
+        """[B, T, H] -> (states [B, T, H], summary at the last real step [B, H]); both directions summed."""
+        states, _ = self.encoders[level](x * mask.unsqueeze(-1).to(x.dtype))  # (B, T, H) or (B, T, 2 H)
+        if self.cfg.bidirectional:
+            fwd, bwd = states.chunk(2, dim=-1)
+            states = fwd + bwd  # Keras Bidirectional(merge_mode='sum')
         return states, last_valid(states, mask)
+
+    def pool(self, joint: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Predictor states [B, T, H] -> [B, H]: attention pooling (softmax over real steps of tanh scores) or the
+        state at the last real step."""
+        if self.score is None:
+            return last_valid(joint, mask)
+        scores = torch.tanh(self.score(joint)).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, T)
+        weights = torch.softmax(scores, dim=1).nan_to_num(0.0)  # a sample with no real step gets zeros
+        return (weights.unsqueeze(-1) * joint).sum(1)  # (B, H)
+
+    def output_layer(self) -> nn.Linear:
+        """The head's last Linear layer (the reference's ``regression_output`` Dense)."""
+        return [m for m in self.head.modules() if isinstance(m, nn.Linear)][-1]
 
     def forward(self, batch: Batch) -> Output:
         src, src_mask = as_sequence(batch.inputs[self.source], batch.mask[self.source])  # (B, T_s, D_s), (B, T_s)
@@ -117,13 +142,14 @@ class MCTN(nn.Module):
                 cycle = masked_mse(back, src, src_mask)[0]
             seq = states  # the joint representation of this level feeds the next
         joint, _ = self.predictor(seq * src_mask.unsqueeze(-1).to(seq.dtype))  # (B, T_s, H)
-        h = self.drop(last_valid(joint, src_mask))  # (B, H)
+        h = self.drop(self.pool(joint, src_mask))  # (B, H)
         pred = self.head(h)
         c = self.cfg
         losses = {
             "label": c.label_weight * task_loss(self.task, pred, batch.target),
             "translation": c.translation_weight * torch.stack(trans_terms).sum(),
             "cycle": c.cycle_weight * cycle,
+            "l2": c.l2 * self.output_layer().weight.pow(2).sum(),  # Keras l2(l2_factor) on the output kernel
         }
         extras: dict[str, Any] = {"codes": {"joint": h.detach()}}
         return Output(pred, losses, extras)

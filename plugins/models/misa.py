@@ -10,7 +10,11 @@ part p_m = E_p^m(u_m) (both Linear + sigmoid). Three auxiliary losses shape the 
 - ``reconstruction``: u_m is rebuilt from c_m + p_m by a per-modality linear decoder (MSE).
 
 The 2M vectors form a sequence of tokens read by a self-attention layer; the outputs are concatenated and an MLP
-and the task head predict. Loss: label + sim_weight * similarity + diff_weight * difference + recon_weight *
+(Linear, Dropout, ReLU, Linear) predicts.
+
+The defaults follow the reference code (declare-lab/MISA; line numbers in docs/baselines.md): MSE for regression
+(solver.py), L2 norms detached in the difference loss (utils/functions.py DiffLoss), dropout 0.5 (config.py), the
+attention layer's dropout 0.1 (``nn.TransformerEncoderLayer``'s default) and one Linear after the fusion MLP. Loss: label + sim_weight * similarity + diff_weight * difference + recon_weight *
 reconstruction (each entry of ``Output.losses`` is already weighted).
 
 A missing modality's tokens are masked out of the attention and zeroed, and its vectors take no part in the
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -40,8 +45,14 @@ class MISAConfig:
     encoder_params: dict = option({}, "params for the encoder(s)")
     hidden: int = option(32, "width of the utterance, invariant and specific vectors")
     heads: int = option(2, "attention heads of the fusion layer (must divide hidden)")
-    dropout: float = option(0.1, "dropout in the fusion layer, the fusion MLP and the head")
-    head_hidden: int = option(64, "hidden width of the prediction head")
+    dropout: float = option(0.5, "dropout in the fusion MLP (reference config.py dropout 0.5)")
+    attn_dropout: float = option(0.1, "dropout in the attention layer (reference: nn.TransformerEncoderLayer's 0.1)")
+    head_hidden: int = option(0, "hidden width of the prediction head (0: one Linear, as the reference's fusion_layer_3; "
+                                 "64 with dropout 0.1 restores our earlier head)")
+    regression_loss: Literal["mse", "l1"] = option(
+        "mse", "loss of (multi-)regression targets: mse as the reference's solver; l1 as MFM trains (our earlier model)")
+    detach_norm: bool = option(True, "detach the L2 norms in the difference loss, as the reference DiffLoss; "
+                                     "false: gradients flow through the normalisation (our earlier loss)")
     sim_weight: float = option(1.0, "weight of the similarity loss (CMD between invariant vectors)")
     diff_weight: float = option(0.3, "weight of the difference loss (orthogonality of invariant and specific vectors)")
     recon_weight: float = option(1.0, "weight of the reconstruction loss")
@@ -65,11 +76,26 @@ def cmd(x: torch.Tensor, y: torch.Tensor, moments: int) -> torch.Tensor:
     return out
 
 
-def difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Soft orthogonality of a [N, d] and b [N, d]: mean squared entry of A^T B, rows centred and L2-normalised."""
-    a = F.normalize(a - a.mean(0), dim=1)
-    b = F.normalize(b - b.mean(0), dim=1)
+def difference(a: torch.Tensor, b: torch.Tensor, detach_norm: bool = True) -> torch.Tensor:
+    """Soft orthogonality of a [N, d] and b [N, d]: mean squared entry of A^T B, rows centred and L2-normalised.
+
+    ``detach_norm``: divide by the rows' norms + 1e-6 with the norms detached, as the reference DiffLoss; otherwise
+    ``F.normalize`` with gradients through the norms."""
+    a, b = a - a.mean(0), b - b.mean(0)
+    if detach_norm:
+        a = a / (a.norm(dim=1, keepdim=True).detach() + 1e-6)
+        b = b / (b.norm(dim=1, keepdim=True).detach() + 1e-6)
+    else:
+        a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
     return (a.T @ b).pow(2).mean()
+
+
+def label_loss(task, prediction: torch.Tensor, target: torch.Tensor, regression_loss: str) -> torch.Tensor:
+    """The task loss, with MSE instead of L1 for (multi-)regression when ``regression_loss`` is mse."""
+    if task.kind == "classification" or regression_loss == "l1":
+        return task_loss(task, prediction, target)
+    assert prediction.shape == target.shape, f"prediction {tuple(prediction.shape)} vs target {tuple(target.shape)}"
+    return F.mse_loss(prediction, target.float())
 
 
 class MISA(nn.Module):
@@ -88,7 +114,7 @@ class MISA(nn.Module):
         self.shared = nn.Sequential(nn.Linear(d, d), nn.Sigmoid())
         self.private = nn.ModuleDict({m: nn.Sequential(nn.Linear(d, d), nn.Sigmoid()) for m in self.names})
         self.recon = nn.ModuleDict({m: nn.Linear(d, d) for m in self.names})
-        self.attend = CrossmodalTransformer(d, cfg.heads, 1, cfg.dropout, cfg.dropout)
+        self.attend = CrossmodalTransformer(d, cfg.heads, 1, cfg.attn_dropout, cfg.attn_dropout)
         M = len(self.names)
         self.fuse = nn.Sequential(nn.Linear(2 * M * d, M * d), nn.Dropout(cfg.dropout), nn.ReLU())
         self.head = Head(self.task, M * d, cfg.head_hidden, cfg.dropout)
@@ -110,16 +136,16 @@ class MISA(nn.Module):
         for m in self.names:
             rows = present[m]
             if rows.sum() >= 2:
-                diff = diff + difference(c[m][rows], p[m][rows])
+                diff = diff + difference(c[m][rows], p[m][rows], cfg.detach_norm)
                 rec = rec + F.mse_loss(self.recon[m](c[m][rows] + p[m][rows]), u[m][rows])
         pairs = list(combinations(self.names, 2))
         for a, b in pairs:
             rows = present[a] & present[b]
             if rows.sum() >= 2:
                 sim = sim + cmd(c[a][rows], c[b][rows], cfg.cmd_moments) / len(pairs)
-                diff = diff + difference(p[a][rows], p[b][rows])
+                diff = diff + difference(p[a][rows], p[b][rows], cfg.detach_norm)
         losses = {
-            "label": task_loss(self.task, pred, batch.target),
+            "label": label_loss(self.task, pred, batch.target, cfg.regression_loss),
             "similarity": cfg.sim_weight * sim,
             "difference": cfg.diff_weight * diff,
             "reconstruction": cfg.recon_weight * rec / len(self.names),

@@ -47,6 +47,8 @@ class SupervisedModel(nn.Module):
         # a fusion that predicts labels itself (late fusion) also needs the task's width
         context = {"out_dim": self.task.output_dim} if getattr(fusion_entry.factory, "predicts", False) else {}
         self.fusion = reg.build("fusion", cfg.fusion, fused_dims, context=context, **cfg.fusion_params)
+        if hasattr(self.fusion, "set_task"):  # a fusion whose output depends on the task (TFN's squash into its range)
+            self.fusion.set_task(self.task)
         self.input_kind = getattr(self.fusion, "input_kind", input_kind)
         self.predicts = getattr(self.fusion, "predicts", False)
         self.head = None if self.predicts else Head(self.task, self.fusion.output_dim, cfg.head_hidden, cfg.head_dropout)
