@@ -27,6 +27,7 @@ from mfm_bench.losses import kl_standard_normal, mmd_to_prior, reparameterise
 from mfm_bench.nn import task_loss
 from mfm_bench.registry import get_registry
 
+from .mfm_fast import FastSequenceDecoder
 from .mfm_parts import (CodeEncoder, FactorMap, LabelHead, SequenceDecoder, as_sequence, concat_modalities,
                         frozen_call, per_modality, per_sample_mse)
 
@@ -57,6 +58,7 @@ class MFMConfig:
     surrogate: bool = option(False, "train surrogate encoders for missing modalities and use them when a modality is missing")
     lambda_surrogate: float = option(1.0, "weight of the MSE between surrogate codes and the (detached) full-model codes")
     surrogate_task_weight: float = option(1.0, "weight of the label and reconstruction losses computed from surrogate codes")
+    impl: Literal["reference", "fast"] = option("fast", "decoders: fast (whole-sequence LSTM kernel after step 0) or reference (one cell call per step); same math and parameters. The MFN fusion has its own impl in fusion_params")
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -130,12 +132,13 @@ class MFM(nn.Module):
         # decoders G_i and the factors each one reads
         self.decoder_inputs: dict[str, list[str]] = {}
         self.decoders = nn.ModuleDict()
+        decoder_class = FastSequenceDecoder if cfg.impl == "fast" else SequenceDecoder
         if self.decodes:
             for m in self.names:
                 own = [f"za_{SHARED}"] if v == "shared_generative" else ([f"za_{m}"] if self.has_a else [])
                 reads = (["zy"] if self.has_y else []) + own
                 self.decoder_inputs[m] = reads
-                self.decoders[m] = SequenceDecoder(sum(self._factor_size(c) for c in reads), dims[m])
+                self.decoders[m] = decoder_class(sum(self._factor_size(c) for c in reads), dims[m])
         # label head D: reads F_y, or every F_a(i) when there is no z_y
         self.head_inputs = ["zy"] if self.has_y else [c for c in code_dims if c.startswith("za_")]
         head_in = sum(self._factor_size(c) for c in self.head_inputs)
