@@ -211,7 +211,7 @@ class Trainer:
         seed_everything(seed)
         model.to(self.device)
         params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
         sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.plateau_factor, patience=cfg.plateau_patience)
                  if cfg.scheduler == "plateau" else None)
         step_model = torch.compile(model) if cfg.compile else model

@@ -51,48 +51,47 @@ def input_gates(fusion: Any, xs: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([g for gates in per_gate for g in gates], dim=2)
 
 
-def memory_weights(fusion: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """First layers of att2, gamma1, gamma2 stacked (reading [attended, memory]) and their second layers as one
-    block-diagonal layer."""
-    att2, g1, g2 = fusion.att2, fusion.gamma1, fusion.gamma2
+def memory_weights(fusion: Any) -> tuple[torch.Tensor, ...]:
+    """Transposed once per call (no transpose node per step): att1's two layers; the first layers of att2, gamma1,
+    gamma2 stacked (reading [attended, memory]); their second layers as one block-diagonal layer."""
+    att1, att2, g1, g2 = fusion.att1, fusion.att2, fusion.gamma1, fusion.gamma2
     pad = att2[0].weight.new_zeros(att2[0].weight.shape[0], fusion.cfg.memory)  # att2 does not read the memory
     w1 = torch.cat([torch.cat([att2[0].weight, pad], dim=1), g1[0].weight, g2[0].weight], dim=0)
     b1 = torch.cat([att2[0].bias, g1[0].bias, g2[0].bias])
     w2 = torch.block_diag(att2[3].weight, g1[3].weight, g2[3].weight)
     b2 = torch.cat([att2[3].bias, g1[3].bias, g2[3].bias])
-    return w1, b1, w2, b2
+    return att1[0].weight.t(), att1[0].bias, att1[3].weight.t(), att1[3].bias, w1.t(), b1, w2.t(), b2
 
 
 def step_masks(fusion: Any, ms: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Per step: which state entries may move [B, S] and whether any modality is real [B, 1]."""
+    """Per step: which state entries may move [B, S] and whether any modality is real [B, 1] (contiguous)."""
     real = torch.cat([ms[m].unsqueeze(-1).expand(*ms[m].shape, fusion.hidden[m]) for m in fusion.names], dim=2)
     any_real = torch.stack([ms[m] for m in fusion.names], dim=0).any(0).unsqueeze(-1)  # (B, T, 1)
-    return list(real.unbind(1)), list(any_real.unbind(1))
+    return list(real.transpose(0, 1).contiguous().unbind(0)), list(any_real.transpose(0, 1).contiguous().unbind(0))
 
 
 def memory_update(fusion: Any, c_star: torch.Tensor, mem: torch.Tensor, weights: tuple) -> torch.Tensor:
-    """The Delta-memory attention and the gated memory update of one step (equations in mfn.py)."""
-    w1, b1, w2, b2 = weights
-    att1 = fusion.att1
-    hidden = F.relu(F.linear(c_star, att1[0].weight, att1[0].bias))
+    """The Delta-memory attention and the gated memory update of one step (equations in mfn.py). Splits, not
+    slices: one backward node per split instead of a zero-filled gradient per slice."""
+    a1, ab1, a2, ab2, w1, b1, w2, b2 = weights
+    hidden = F.relu(torch.addmm(ab1, c_star, a1))
     if fusion.training and fusion.cfg.attention_dropout > 0:
-        hidden = att1[2](hidden)
-    attended = torch.softmax(F.linear(hidden, att1[3].weight, att1[3].bias), dim=1) * c_star  # (B, W S)
-    hidden = F.relu(F.linear(torch.cat([attended, mem], dim=1), w1, b1))  # (B, H2 + 2 Hg)
+        hidden = fusion.att1[2](hidden)
+    attended = torch.softmax(torch.addmm(ab2, hidden, a2), dim=1) * c_star  # (B, W S)
+    hidden = F.relu(torch.addmm(b1, torch.cat([attended, mem], dim=1), w1))  # (B, H2 + 2 Hg)
     if fusion.training and fusion.dropout_active:
-        sizes = [fusion.cfg.memory_hidden, fusion.cfg.gamma_hidden, fusion.cfg.gamma_hidden]
-        parts = hidden.split(sizes, dim=1)
+        parts = hidden.split([fusion.cfg.memory_hidden, fusion.cfg.gamma_hidden, fusion.cfg.gamma_hidden], dim=1)
         hidden = torch.cat([fusion.att2[2](parts[0]), fusion.gamma1[2](parts[1]), fusion.gamma2[2](parts[2])], dim=1)
-    out = F.linear(hidden, w2, b2)  # (B, 3 mem)
     M = fusion.cfg.memory
-    proposal, gates = torch.tanh(out[:, :M]), torch.sigmoid(out[:, M:])
-    return gates[:, :M] * mem + gates[:, M:] * proposal
+    proposal, gates = torch.addmm(b2, hidden, w2).split([M, 2 * M], dim=1)  # (B, mem), (B, 2 mem)
+    g1, g2 = torch.sigmoid(gates).chunk(2, dim=1)
+    return g1 * mem + g2 * torch.tanh(proposal)
 
 
 def fast_forward(fusion: Any, xs: dict[str, torch.Tensor], ms: dict[str, torch.Tensor], T: int) -> torch.Tensor:
     """MFN over prepared sequences xs {m: (B, T, D_m)}, masks ms {m: (B, T)}; returns (B, S + mem)."""
     w_hh = grouped_cell(fusion).t()  # (S, 4S)
-    gates_in = input_gates(fusion, xs).unbind(1)  # T x (B, 4S)
+    gates_in = input_gates(fusion, xs).transpose(0, 1).contiguous().unbind(0)  # T x (B, 4S), each contiguous
     weights = memory_weights(fusion)
     ref = gates_in[0]
     B, S = ref.shape[0], fusion.total_hidden
@@ -102,10 +101,10 @@ def fast_forward(fusion: Any, xs: dict[str, torch.Tensor], ms: dict[str, torch.T
     if skip:
         real, any_real = step_masks(fusion, ms)
     for t in range(T):
-        gates = torch.addmm(gates_in[t], h, w_hh)  # (B, 4S)
-        sig, cand = torch.sigmoid(gates[:, :3 * S]), torch.tanh(gates[:, 3 * S:])
-        c_new = sig[:, S:2 * S] * c + sig[:, :S] * cand
-        h_new = sig[:, 2 * S:] * torch.tanh(c_new)
+        sig, cand = torch.addmm(gates_in[t], h, w_hh).split([3 * S, S], dim=1)  # (B, 3S), (B, S)
+        i, f, o = torch.sigmoid(sig).chunk(3, dim=1)
+        c_new = f * c + i * torch.tanh(cand)
+        h_new = o * torch.tanh(c_new)
         if skip:
             h, c = torch.where(real[t], h_new, h), torch.where(real[t], c_new, c)
         else:
