@@ -104,8 +104,72 @@ def on_device(split: Any, device: torch.device, budget_bytes: int = 8 << 30) -> 
     return split
 
 
+class LossSums:
+    """Sample-weighted sums of the loss terms, kept on the device: adding a step never waits for the host.
+
+    Non-finite terms are flagged on the device too (the step of the first one per term); :meth:`check` reads
+    the flags once, at the end of an epoch. Sums are float64, so the means equal a host-side float sum."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, ...], list[torch.Tensor]] = {}  # terms -> [sums, first bad step]
+        self.steps = 0
+        self.count = 0
+
+    def add(self, losses: dict[str, torch.Tensor], weight: int, check: bool = True) -> None:
+        keys = tuple(losses)
+        if not keys:
+            self.steps, self.count = self.steps + 1, self.count + weight
+            return
+        values = torch.stack([v.detach().reshape(()).to(torch.float64) for v in losses.values()])  # (terms,)
+        group = self.groups.get(keys)
+        if group is None:
+            group = self.groups[keys] = [torch.zeros_like(values), torch.full_like(values, -1.0)]
+        group[0] += values * weight
+        if check:
+            bad = ~torch.isfinite(values) & (group[1] < 0)
+            group[1] = torch.where(bad, float(self.steps), group[1])
+        self.steps += 1
+        self.count += weight
+
+    def means(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for keys, (sums, _) in self.groups.items():
+            for k, v in zip(keys, sums.tolist()):
+                out[k] = out.get(k, 0.0) + v
+        return {k: v / max(self.count, 1) for k, v in out.items()}
+
+    def check(self, epoch: int) -> None:
+        """Raise :class:`TrainingError` naming the epoch, the non-finite terms and the step each first went bad."""
+        bad: dict[str, int] = {}
+        for keys, (_, first) in self.groups.items():
+            bad.update({k: int(step) for k, step in zip(keys, first.tolist()) if step >= 0})
+        if bad:
+            where = ", ".join(f"{k} (first at step {step})" for k, step in bad.items())
+            raise TrainingError(f"non-finite loss at epoch {epoch}: {where}")
+
+
+@dataclass
+class FitState:
+    """What one ``Trainer.fit`` carries from epoch to epoch."""
+
+    model: nn.Module
+    step_model: Any
+    params: list[torch.nn.Parameter]
+    opt: torch.optim.Optimizer
+    sched: Any
+    gen: torch.Generator
+    best: tuple[float, int, dict] = (math.inf, 0, {})
+    history: list[dict[str, float]] = field(default_factory=list)
+    bad_epochs: int = 0
+    seen: int = 0
+    train_time: float = 0.0
+
+
 class Trainer:
-    """``Trainer(cfg).fit(model, train, valid, seed)`` trains in place and returns a :class:`TrainResult`."""
+    """``Trainer(cfg).fit(model, train, valid, seed)`` trains in place and returns a :class:`TrainResult`.
+
+    Inside an epoch nothing waits for the host: loss sums and non-finite flags stay on the device
+    (:class:`LossSums`) and are read once per epoch."""
 
     def __init__(self, cfg: TrainConfig | None = None, progress: Callable[..., Any] | None = None) -> None:
         self.cfg = cfg or TrainConfig()
@@ -119,88 +183,95 @@ class Trainer:
 
     def fit(self, model: nn.Module, train: Any, valid: Any, seed: int = 0) -> TrainResult:
         cfg = self.cfg
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
-        seed_everything(seed)
-        model.to(self.device)
-        step_model = torch.compile(model) if cfg.compile else model
+        state = self._start(model, seed)
         train, valid = on_device(train, self.device), on_device(valid, self.device)
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.plateau_factor, patience=cfg.plateau_patience)
-                 if cfg.scheduler == "plateau" else None)
-        gen = torch.Generator().manual_seed(seed)
-        best = (math.inf, 0, copy.deepcopy(model.state_dict()))
-        history: list[dict[str, float]] = []
-        bad_epochs, seen, train_time = 0, 0, 0.0
         bar = self.progress(total=cfg.epochs, desc="epochs", unit="ep", leave=False) if self.progress else None
         start = time.perf_counter()
         epoch = 0
         for epoch in range(1, cfg.epochs + 1):
-            model.train()
-            sums: dict[str, float] = {}
-            n_epoch = 0
-            t0 = time.perf_counter()
-            for batch in iterate(train, cfg.batch_size, self.device, shuffle=True, generator=gen):
-                with self._autocast():
-                    out: Output = step_model(batch)
-                loss = sum(out.losses.values())
-                if not torch.isfinite(loss):
-                    terms = {k: float(v.detach()) for k, v in out.losses.items()}
-                    raise TrainingError(f"non-finite loss at epoch {epoch}: {terms}")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                opt.step()
-                b = len(batch)
-                n_epoch += b
-                for k, v in out.losses.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * b
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
-            train_time += time.perf_counter() - t0
-            seen += n_epoch
-            valid_losses = self.evaluate_losses(step_model, valid)
-            vloss = valid_losses.get("label", sum(valid_losses.values()))
-            row = {"epoch": epoch, **{f"train_{k}": v / max(n_epoch, 1) for k, v in sums.items()},
-                   **{f"valid_{k}": v for k, v in valid_losses.items()}, "lr": opt.param_groups[0]["lr"]}
-            history.append(row)
-            if sched is not None:
-                sched.step(vloss)
-            if vloss < best[0]:
-                best = (vloss, epoch, copy.deepcopy(model.state_dict()))
-                bad_epochs = 0
-            else:
-                bad_epochs += 1
+            sums = self._train_epoch(state, train)
+            sums.check(epoch)
+            row, vloss = self._end_epoch(state, epoch, sums, valid)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(train=f"{row.get('train_label', float('nan')):.3f}", valid=f"{vloss:.3f}")
-            if cfg.early_stop and bad_epochs >= cfg.early_stop:
+            if cfg.early_stop and state.bad_epochs >= cfg.early_stop:
                 break
         if bar is not None:
             bar.close()
-        model.load_state_dict(best[2])
+        model.load_state_dict(state.best[2])
         return TrainResult(
-            best_epoch=best[1], best_valid_loss=float(best[0]), epochs_run=epoch,
-            seconds=time.perf_counter() - start, samples_per_sec=seen / train_time if train_time > 0 else 0.0,
-            params=count_params(model), history=history,
+            best_epoch=state.best[1], best_valid_loss=float(state.best[0]), epochs_run=epoch,
+            seconds=time.perf_counter() - start,
+            samples_per_sec=state.seen / state.train_time if state.train_time > 0 else 0.0,
+            params=count_params(model), history=state.history,
         )
+
+    def _start(self, model: nn.Module, seed: int) -> FitState:
+        """Threads, seed, device, optimiser and schedule for one fit."""
+        cfg = self.cfg
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        seed_everything(seed)
+        model.to(self.device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+        sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+                 if cfg.scheduler == "plateau" else None)
+        step_model = torch.compile(model) if cfg.compile else model
+        return FitState(model, step_model, params, opt, sched, torch.Generator().manual_seed(seed),
+                        best=(math.inf, 0, copy.deepcopy(model.state_dict())))
+
+    def _train_epoch(self, state: FitState, train: Any) -> LossSums:
+        """One pass over ``train``; returns the device-side loss sums (not yet checked)."""
+        state.model.train()
+        sums = LossSums()
+        t0 = time.perf_counter()
+        for batch in iterate(train, self.cfg.batch_size, self.device, shuffle=True, generator=state.gen):
+            self._train_step(state, batch, sums)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        state.train_time += time.perf_counter() - t0
+        state.seen += sums.count
+        return sums
+
+    def _train_step(self, state: FitState, batch: Batch, sums: LossSums) -> None:
+        with self._autocast():
+            out: Output = state.step_model(batch)
+        loss = sum(out.losses.values())
+        state.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(state.params, self.cfg.grad_clip)
+        state.opt.step()
+        sums.add(out.losses, len(batch))
+
+    def _end_epoch(self, state: FitState, epoch: int, sums: LossSums, valid: Any) -> tuple[dict[str, float], float]:
+        """Validation, the history row, the schedule and the best weights; returns (row, validation loss)."""
+        valid_losses = self.evaluate_losses(state.step_model, valid)
+        vloss = valid_losses.get("label", sum(valid_losses.values()))
+        row = {"epoch": epoch, **{f"train_{k}": v for k, v in sums.means().items()},
+               **{f"valid_{k}": v for k, v in valid_losses.items()}, "lr": state.opt.param_groups[0]["lr"]}
+        state.history.append(row)
+        if state.sched is not None:
+            state.sched.step(vloss)
+        if vloss < state.best[0]:
+            state.best = (vloss, epoch, copy.deepcopy(state.model.state_dict()))
+            state.bad_epochs = 0
+        else:
+            state.bad_epochs += 1
+        return row, vloss
 
     @torch.no_grad()
     def evaluate_losses(self, model: nn.Module, split: Any) -> dict[str, float]:
-        """Mean of each loss term over ``split`` (model in eval mode)."""
+        """Mean of each loss term over ``split`` (model in eval mode), read from the device once."""
         model.eval()
-        sums: dict[str, float] = {}
-        n = 0
+        sums = LossSums()
         for batch in iterate(split, self.cfg.eval_batch_size, self.device):
             with self._autocast():
                 out = model(batch)
-            b = len(batch)
-            n += b
-            for k, v in out.losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * b
-        return {k: v / max(n, 1) for k, v in sums.items()}
+            sums.add(out.losses, len(batch), check=False)
+        return sums.means()
 
 
 @dataclass

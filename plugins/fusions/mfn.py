@@ -23,12 +23,15 @@ padding instead (``skip_padding: false``). Vector modalities [B, D] are fed at e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from mfm_bench.config import option, per_modality
 from mfm_bench.nn import mlp
+
+from .mfn_fast import fast_forward
 
 
 @dataclass
@@ -43,6 +46,7 @@ class MFNConfig:
     memory_dropout: float = option(0.0, "dropout inside the memory-proposal MLP")
     gamma_dropout: float = option(0.0, "dropout inside the gate MLPs")
     skip_padding: bool = option(True, "keep the state unchanged at padded steps (false: run over padding like the original)")
+    impl: Literal["reference", "fast"] = option("fast", "fast: grouped cells and fused MLPs (mfn_fast.py); reference: one cell and MLP call at a time. Same math and parameters")
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -70,6 +74,7 @@ class MFNFusion(nn.Module):
         self.gamma2 = mlp(att_in + cfg.memory, cfg.gamma_hidden, cfg.memory, cfg.gamma_dropout)
         self.total_hidden = total
         self.output_dim = total + cfg.memory
+        self.dropout_active = any(p > 0 for p in (cfg.memory_dropout, cfg.gamma_dropout))
 
     def _sequences(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]):
         seqs = {m: inputs[m] for m in self.names if inputs[m].dim() == 3}
@@ -93,6 +98,11 @@ class MFNFusion(nn.Module):
 
     def forward(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:
         xs, ms, T = self._sequences(inputs, mask)
+        if self.cfg.impl == "fast":
+            return fast_forward(self, xs, ms, T)
+        return self._reference_forward(xs, ms, T)
+
+    def _reference_forward(self, xs: dict[str, torch.Tensor], ms: dict[str, torch.Tensor], T: int) -> torch.Tensor:
         ref = xs[self.names[0]]
         B = ref.shape[0]
         h = {m: ref.new_zeros(B, self.hidden[m]) for m in self.names}

@@ -28,6 +28,7 @@ from mfm_bench.nn import Head as LabelHead  # D: Linear-ReLU-Dropout-Linear (fy_
 from mfm_bench.nn import as_sequence, concat_modalities, per_sample_mse, task_loss
 from mfm_bench.registry import get_registry
 
+from .mfm_fast import FastSequenceDecoder
 from .mfm_parts import CodeEncoder, FactorMap, SequenceDecoder, frozen_call
 
 Variant = Literal["full", "shared_generative", "no_discriminative", "no_generative", "discriminative_only", "kl"]
@@ -58,6 +59,7 @@ class MFMConfig:
     surrogate: bool = option(False, "train surrogate encoders for missing modalities and use them when a modality is missing")
     lambda_surrogate: float = option(1.0, "weight of the MSE between surrogate codes and the (detached) full-model codes")
     surrogate_task_weight: float = option(1.0, "weight of the label and reconstruction losses computed from surrogate codes")
+    impl: Literal["reference", "fast"] = option("fast", "decoders: fast (whole-sequence LSTM kernel after step 0) or reference (one cell call per step); same math and parameters. The MFN fusion has its own impl in fusion_params")
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -79,83 +81,106 @@ class MFM(nn.Module):
 
     def __init__(self, spec: DatasetSpec, cfg: MFMConfig) -> None:
         super().__init__()
-        reg = get_registry()
         self.spec, self.task, self.cfg = spec, spec.task, cfg
         self.names = spec.modality_names
-        if len(self.names) < 2 and cfg.surrogate:
-            raise ValueError("MFM surrogate inference needs at least two modalities")
-        bad = [m for m in self.names if "." in m or m == SHARED]
-        if bad:
-            raise ValueError(f"MFM cannot use modality names {bad} ('.' is not allowed and {SHARED!r} is reserved)")
+        self._check_names()
         v = cfg.variant
         self.has_y = v not in ("no_discriminative", "discriminative_only")
         self.has_a = v != "no_generative"
         self.decodes = v != "discriminative_only"
         self.prior = {"discriminative_only": "none", "kl": "kl"}.get(v, "mmd")
-        variational = v == "kl"
-        dims = spec.input_dims
-
-        # codes and the modalities each one reads
+        reg = get_registry()
+        # codes {name: size} and the modalities each one reads
         self.code_inputs: dict[str, list[str]] = {}
-        code_dims: dict[str, int] = {}
-        self.generative = nn.ModuleDict()
-        if self.has_a:
-            keys = [SHARED] if v == "shared_generative" else self.names
-            for k in keys:
-                in_dim = sum(dims.values()) if k == SHARED else dims[k]
-                code_dims[f"za_{k}"] = int(per_modality(cfg.za, k, "za"))
-                self.generative[k] = CodeEncoder(self._encoder(reg, k, in_dim), code_dims[f"za_{k}"], variational)
-                self.code_inputs[f"za_{k}"] = list(self.names) if k == SHARED else [k]
-        if self.has_y:
-            entry = reg.get("fusion", cfg.fusion)
-            if getattr(entry.factory, "predicts", False):
-                raise ValueError(f"fusion {cfg.fusion!r} predicts labels directly; MFM needs a fusion that returns a vector for z_y")
-            self.fusion_input = getattr(entry.factory, "input_kind", "pooled")
-            self.fusion_encoders = nn.ModuleDict()
-            if self.fusion_input != "raw":
-                for m in self.names:
-                    self.fusion_encoders[m] = self._encoder(reg, m, dims[m])
-                fused_dims = {m: self.fusion_encoders[m].output_dim for m in self.names}
-            else:
-                fused_dims = dict(dims)
-            self.fusion = reg.build("fusion", cfg.fusion, fused_dims, **cfg.fusion_params)
-            self.to_zy = nn.Linear(self.fusion.output_dim, cfg.zy)
-            self.to_zy_logvar = nn.Linear(self.fusion.output_dim, cfg.zy) if variational else None
-            code_dims["zy"] = cfg.zy
-            self.code_inputs["zy"] = list(self.names)
-        self.code_dims = code_dims
-
+        self.code_dims: dict[str, int] = {}
+        self._build_generative(reg)
+        self._build_discriminative(reg)
         # factor maps z -> F, keyed by code name
-        self.maps = nn.ModuleDict({code: FactorMap(code_dims[code], self._factor_size(code), cfg.factor_dropout)
-                                   for code in code_dims})
-        # decoders G_i and the factors each one reads
+        self.maps = nn.ModuleDict({code: FactorMap(size, self._factor_size(code), cfg.factor_dropout)
+                                   for code, size in self.code_dims.items()})
+        self._build_decoders()
+        self._build_head()
+        self._build_surrogates(reg)
+
+    # -- construction ---------------------------------------------------------------------------------
+    def _check_names(self) -> None:
+        if len(self.names) < 2 and self.cfg.surrogate:
+            raise ValueError("MFM surrogate inference needs at least two modalities")
+        bad = [m for m in self.names if "." in m or m == SHARED]
+        if bad:
+            raise ValueError(f"MFM cannot use modality names {bad} ('.' is not allowed and {SHARED!r} is reserved)")
+
+    def _build_generative(self, reg: Any) -> None:
+        """Generative encoders: z_a(i) per modality, or one shared code (shared_generative)."""
+        self.generative = nn.ModuleDict()
+        if not self.has_a:
+            return
+        dims, variational = self.spec.input_dims, self.cfg.variant == "kl"
+        keys = [SHARED] if self.cfg.variant == "shared_generative" else self.names
+        for k in keys:
+            in_dim = sum(dims.values()) if k == SHARED else dims[k]
+            code = f"za_{k}"
+            self.code_dims[code] = int(per_modality(self.cfg.za, k, "za"))
+            self.generative[k] = CodeEncoder(self._encoder(reg, k, in_dim), self.code_dims[code], variational)
+            self.code_inputs[code] = list(self.names) if k == SHARED else [k]
+
+    def _build_discriminative(self, reg: Any) -> None:
+        """The fusion giving z_y, with per-modality encoders first unless the fusion reads raw sequences."""
+        cfg, dims = self.cfg, self.spec.input_dims
+        if not self.has_y:
+            return
+        entry = reg.get("fusion", cfg.fusion)
+        if getattr(entry.factory, "predicts", False):
+            raise ValueError(f"fusion {cfg.fusion!r} predicts labels directly; MFM needs a fusion that returns a vector for z_y")
+        self.fusion_input = getattr(entry.factory, "input_kind", "pooled")
+        self.fusion_encoders = nn.ModuleDict()
+        if self.fusion_input != "raw":
+            for m in self.names:
+                self.fusion_encoders[m] = self._encoder(reg, m, dims[m])
+            fused_dims = {m: self.fusion_encoders[m].output_dim for m in self.names}
+        else:
+            fused_dims = dict(dims)
+        self.fusion = reg.build("fusion", cfg.fusion, fused_dims, **cfg.fusion_params)
+        self.to_zy = nn.Linear(self.fusion.output_dim, cfg.zy)
+        self.to_zy_logvar = nn.Linear(self.fusion.output_dim, cfg.zy) if cfg.variant == "kl" else None
+        self.code_dims["zy"] = cfg.zy
+        self.code_inputs["zy"] = list(self.names)
+
+    def _build_decoders(self) -> None:
+        """Decoders G_i and the factors each one reads ([F_y, F_a(i)])."""
         self.decoder_inputs: dict[str, list[str]] = {}
         self.decoders = nn.ModuleDict()
-        if self.decodes:
-            for m in self.names:
-                own = [f"za_{SHARED}"] if v == "shared_generative" else ([f"za_{m}"] if self.has_a else [])
-                reads = (["zy"] if self.has_y else []) + own
-                self.decoder_inputs[m] = reads
-                self.decoders[m] = SequenceDecoder(sum(self._factor_size(c) for c in reads), dims[m])
-        # label head D: reads F_y, or every F_a(i) when there is no z_y
-        self.head_inputs = ["zy"] if self.has_y else [c for c in code_dims if c.startswith("za_")]
+        if not self.decodes:
+            return
+        decoder_class = FastSequenceDecoder if self.cfg.impl == "fast" else SequenceDecoder
+        for m in self.names:
+            own = [f"za_{SHARED}"] if self.cfg.variant == "shared_generative" else ([f"za_{m}"] if self.has_a else [])
+            reads = (["zy"] if self.has_y else []) + own
+            self.decoder_inputs[m] = reads
+            self.decoders[m] = decoder_class(sum(self._factor_size(c) for c in reads), self.spec.input_dims[m])
+
+    def _build_head(self) -> None:
+        """Label head D: reads F_y, or every F_a(i) when there is no z_y."""
+        cfg = self.cfg
+        self.head_inputs = ["zy"] if self.has_y else [c for c in self.code_dims if c.startswith("za_")]
         head_in = sum(self._factor_size(c) for c in self.head_inputs)
         # the original: Linear(fy, fy) first (M_B too, from the concatenated F_a); M_D: one Linear
-        hidden = cfg.head_hidden if cfg.head_hidden is not None else (0 if v == "discriminative_only" else cfg.fy)
+        hidden = cfg.head_hidden if cfg.head_hidden is not None else (0 if cfg.variant == "discriminative_only" else cfg.fy)
         self.head = LabelHead(self.task, head_in, hidden, cfg.head_dropout)
 
-        # surrogate encoders: for missing modality m, one per code that reads m, from the other modalities
+    def _build_surrogates(self, reg: Any) -> None:
+        """For missing modality m, one surrogate encoder per code that reads m, from the other modalities."""
         self.surrogates = nn.ModuleDict()
-        if cfg.surrogate:
-            for m in self.names:
-                others = [o for o in self.names if o != m]
-                in_dim = sum(dims[o] for o in others)
-                self.surrogates[m] = nn.ModuleDict({
-                    code: CodeEncoder(self._encoder(reg, m, in_dim, surrogate=True), code_dims[code])
-                    for code, reads in self.code_inputs.items() if m in reads
-                })
+        if not self.cfg.surrogate:
+            return
+        dims = self.spec.input_dims
+        for m in self.names:
+            in_dim = sum(dims[o] for o in self.names if o != m)
+            self.surrogates[m] = nn.ModuleDict({
+                code: CodeEncoder(self._encoder(reg, m, in_dim, surrogate=True), self.code_dims[code])
+                for code, reads in self.code_inputs.items() if m in reads
+            })
 
-    # -- construction helpers -------------------------------------------------------------------------
     def _encoder(self, reg: Any, key: str, in_dim: int, surrogate: bool = False) -> nn.Module:
         name = self.cfg.encoder
         if isinstance(name, dict):
@@ -241,25 +266,17 @@ class MFM(nn.Module):
 
     # -- forward ----------------------------------------------------------------------------------------
     def forward(self, batch: Batch) -> Output:
-        cfg = self.cfg
         codes, logvars, extra_losses = self.encode(batch)
-        losses: dict[str, torch.Tensor] = dict(extra_losses)
-        if self.prior == "mmd" and cfg.lambda_mmd > 0:
-            losses["mmd"] = cfg.lambda_mmd * sum(mmd_to_prior(z, cfg.kernel) for z in codes.values())
-        elif self.prior == "kl" and cfg.lambda_kl > 0:
-            losses["kl"] = cfg.lambda_kl * sum(kl_standard_normal(codes[k], logvars[k]) for k in logvars)
+        losses: dict[str, torch.Tensor] = {**extra_losses, **self._prior_losses(codes, logvars)}
         used = dict(codes)
         if self.prior == "kl" and self.training:
             used = {k: reparameterise(z, logvars[k]) if k in logvars else z for k, z in codes.items()}
-
         present = {m: batch.present(m) for m in self.names}
-        missing = [m for m in self.names if not bool(present[m].all())]
-        if cfg.surrogate and missing:
-            for m in missing:  # with several missing, z_y comes from the last missing modality's surrogate
-                miss = ~present[m]  # (B,)
-                for code, z in self.surrogate_codes(batch, m).items():
-                    used[code] = torch.where(miss.unsqueeze(1), z.to(used[code].dtype), used[code])
-
+        # training: every modality's surrogate codes (their losses need them), used where m is missing, with no
+        # host read of which rows miss what; evaluation: only those of the modalities missing in this batch
+        sur = {m: self.surrogate_codes(batch, m) for m in self.names} if self.cfg.surrogate and self.training else None
+        if self.cfg.surrogate:
+            used = self._fill_missing(batch, used, present, sur)
         factors = self.factorize(used)
         prediction = self.predict(factors)
         losses["label"] = task_loss(self.task, prediction, batch.target)
@@ -267,40 +284,72 @@ class MFM(nn.Module):
         # in place of the codes of a missing modality
         extras: dict[str, Any] = {"codes": {k: v.detach() for k, v in used.items()}}
         if self.decodes:
-            steps = self.steps(batch)
-            x_hat = self.decode(factors, steps)
-            for m, err in self.recon_errors(x_hat, batch).items():
-                lam = self.lambda_x(m)
-                w = present[m].to(err.dtype)  # a missing modality is not a reconstruction target
-                if lam > 0:
-                    losses[f"recon_{m}"] = lam * (err * w).sum() / w.sum().clamp_min(1.0)
-            withheld = batch.withheld
-            sums = {}
-            for m in missing:
-                if m in withheld:  # the true inputs of a modality the evaluator removed: (x, mask)
-                    x_true, m_true = as_sequence(*withheld[m])
-                    xh = x_hat[m] if x_hat[m].dim() == 3 else x_hat[m].unsqueeze(1)
-                    err = per_sample_mse(xh.float(), x_true.float(), m_true)
-                    miss = ~present[m]
-                    sums[f"recon_missing_{m}"] = ((err * miss.to(err.dtype)).sum().detach(), int(miss.sum()))
+            x_hat = self.decode(factors, self.steps(batch))
+            losses.update(self._recon_losses(x_hat, batch, present))
+            sums = self._missing_recon_sums(x_hat, batch, present)
             if sums:
                 extras["metric_sums"] = sums
-        if cfg.surrogate and self.training:
-            losses.update(self._surrogate_losses(batch, codes, used))
+        if sur is not None:
+            losses.update(self._surrogate_losses(batch, codes, used, sur))
         return Output(prediction, losses, extras)
 
-    def _surrogate_losses(self, batch: Batch, codes: dict[str, torch.Tensor],
-                          used: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _prior_losses(self, codes: dict[str, torch.Tensor], logvars: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        if self.prior == "mmd" and cfg.lambda_mmd > 0:
+            return {"mmd": cfg.lambda_mmd * sum(mmd_to_prior(z, cfg.kernel) for z in codes.values())}
+        if self.prior == "kl" and cfg.lambda_kl > 0:
+            return {"kl": cfg.lambda_kl * sum(kl_standard_normal(codes[k], logvars[k]) for k in logvars)}
+        return {}
+
+    def _fill_missing(self, batch: Batch, used: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
+                      sur: dict[str, dict[str, torch.Tensor]] | None) -> dict[str, torch.Tensor]:
+        """Surrogate codes in place of the codes of the rows that miss a modality. With several missing, z_y
+        comes from the last missing modality's surrogate."""
+        used = dict(used)
+        todo = self.names if sur is not None else [m for m in self.names if not bool(present[m].all())]
+        for m in todo:
+            miss = ~present[m]  # (B,)
+            codes = sur[m] if sur is not None else self.surrogate_codes(batch, m)
+            for code, z in codes.items():
+                used[code] = torch.where(miss.unsqueeze(1), z.to(used[code].dtype), used[code])
+        return used
+
+    def _recon_losses(self, x_hat: dict[str, torch.Tensor], batch: Batch,
+                      present: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        losses = {}
+        for m, err in self.recon_errors(x_hat, batch).items():
+            lam = self.lambda_x(m)
+            w = present[m].to(err.dtype)  # a missing modality is not a reconstruction target
+            if lam > 0:
+                losses[f"recon_{m}"] = lam * (err * w).sum() / w.sum().clamp_min(1.0)
+        return losses
+
+    def _missing_recon_sums(self, x_hat: dict[str, torch.Tensor], batch: Batch,
+                            present: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, int]]:
+        """Metric sums of the reconstruction of modalities the evaluator removed (their truth is withheld)."""
+        sums = {}
+        for m, (x_true, m_true) in batch.withheld.items():
+            if m not in x_hat or bool(present[m].all()):
+                continue
+            x_true, m_true = as_sequence(x_true, m_true)
+            xh = x_hat[m] if x_hat[m].dim() == 3 else x_hat[m].unsqueeze(1)
+            err = per_sample_mse(xh.float(), x_true.float(), m_true)
+            miss = ~present[m]
+            sums[f"recon_missing_{m}"] = ((err * miss.to(err.dtype)).sum().detach(), int(miss.sum()))
+        return sums
+
+    def _surrogate_losses(self, batch: Batch, codes: dict[str, torch.Tensor], used: dict[str, torch.Tensor],
+                          surrogates: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """Surrogate inference training. For each modality m: MSE of the surrogate codes to the full model's codes
         (detached targets), plus the label loss and m's reconstruction loss of the model run on the surrogate
         codes through the same factor maps, decoders and head with their parameters frozen. Only the surrogate
         encoders learn from these terms, so they cannot degrade the full model (the original sums everything
-        into one loss, so there the surrogate terms also pull on the full model)."""
+        into one loss, so there the surrogate terms also pull on the full model). ``surrogates``: {m: codes}."""
         cfg = self.cfg
         mse = label = recon = None
         steps = self.steps(batch)
         for m in self.names:
-            sur = self.surrogate_codes(batch, m)
+            sur = surrogates[m]
             # targets only from samples that have m (a training sample may lack it: its codes say nothing)
             w = batch.present(m).to(torch.float32)
             term = sum((((z.float() - codes[c].detach().float()) ** 2).mean(1) * w).sum() / w.sum().clamp_min(1.0)
