@@ -230,3 +230,18 @@ def test_a_label_with_a_pipe_or_markup_keeps_every_table_whole(write_suite, tmp_
     page = (out / "leaderboard.html").read_text()
     assert "con|cat &lt;b&gt;" in page and "white-space:nowrap" in page and "<td><b>" in page
     assert "html: " in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_docs_results_quickstart_tables_are_what_the_documented_command_produces(tmp_path):
+    """docs/results.md's quickstart tables match a fresh `python benchmarks/results_doc.py quickstart` run."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "results_doc.py"
+    out = tmp_path / "qs"
+    done = subprocess.run([sys.executable, str(script), "quickstart", "--check", "--from", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode != 0  # no folder yet: the check never passes without a run
+    done = subprocess.run([sys.executable, str(script), "quickstart", "--check", "--out", str(out)],
+                          capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout + done.stderr
