@@ -2,7 +2,9 @@
 
 A run id is a hash of the fully resolved run config (every default filled in), so a changed default is a new
 run and ``--resume`` never mixes results. Each run writes, under ``OUT/runs/<id>/``, ``config.json``,
-``history.json`` and ``model.pt``; its metrics go to the ResultStore in one transaction.
+``history.json`` and ``model.pt``; its metrics go to the ResultStore in one transaction. A run that did not
+train (``mfm_bench.checks``) fails; the folder is locked while a suite runs (``mfm_bench.lock``) and belongs to
+one suite and configuration (``mfm_bench.outdir``).
 """
 
 from __future__ import annotations
@@ -147,8 +149,8 @@ def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
         dataset, warnings = _dataset(cfg, datasets, reg, log)
         if warnings:
             store.note(run.id, {**env, "data_warnings": warnings})
-        model, result, rows = _train_and_evaluate(cfg, trainer, dataset, reg, run_dir)
-        _save_outputs(run_dir, model, result)
+        model, _, rows = _train_and_evaluate(cfg, trainer, dataset, reg, run_dir)
+        _save_outputs(run_dir, model)
         store.finish(run.id, rows, time.perf_counter() - t0)
         return "finished"
     except (KeyboardInterrupt, _Terminated):
@@ -222,10 +224,9 @@ def _initial_loss(trainer: Any, model: Any, valid: Any) -> float:
     return float(value) if math.isfinite(value) else math.inf
 
 
-def _save_outputs(run_dir: Path, model: Any, result: Any) -> None:
+def _save_outputs(run_dir: Path, model: Any) -> None:
     import torch
 
-    atomic_write(run_dir / "history.json", json.dumps(result.history, indent=1))
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     atomic_write(run_dir / "model.pt", buf.getvalue())
@@ -240,6 +241,8 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
     Holds the lock on ``out`` throughout (:mod:`mfm_bench.lock`); refuses a folder of another suite or
     configuration, and with ``resume`` finished runs of other execution settings unless ``allow_mixed``
     (:mod:`mfm_bench.outdir`)."""
+    import torch
+
     from .lock import OutputLock
     from .outdir import check_settings, claim, fingerprint, settings
     from .training import resolve_device
@@ -251,14 +254,20 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
 
         prefetch_suite(suite, log=log)
     runs = expand(suite, seeds, device, threads)
+    if not runs:
+        raise ValueError("the grid is empty: give at least one seed")
+    threads_before = torch.get_num_threads()
     with OutputLock(out, log), ResultStore(out) as store:
         claim(store, out, fingerprint(suite.name, [r.config for r in runs]), overwrite)
         store.set_meta("formats", list(suite.formats))
         todo = _todo(runs, store, out, resume, overwrite, log)
         check_settings(store, {r.id for r in todo}, settings(runs[0].config["train"]), out, allow_mixed)
         counts = {"finished": 0, "failed": 0, "skipped": len(runs) - len(todo)}
-        with _sigterm_as_interrupt():
-            _execute_all(todo, suite.name, out, store, progress, counts, log)
+        try:
+            with _sigterm_as_interrupt():
+                _execute_all(todo, suite.name, out, store, progress, counts, log)
+        finally:
+            torch.set_num_threads(threads_before)  # --threads applies to this suite, not to the caller's process
     return counts
 
 
