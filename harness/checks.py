@@ -1,7 +1,8 @@
 """Checks that keep a wrong number off the leaderboard: diverged training, non-finite test metrics, bad data.
 
-- :func:`check_training`: a run whose validation loss was never finite, or never better than the initial
-  (untrained) weights' validation loss, diverged: it fails with the reason and the loss history.
+- :func:`check_training`: a run whose validation loss was never finite (diverged), or never better than the
+  initial, untrained weights' validation loss (did not train: best epoch 0), fails with the reason and the loss
+  history. Evaluating it would score weights that training made worse than chance initialisation.
 - :func:`check_metrics`: a run whose clean test metrics are not finite fails.
 - :func:`check_dataset`: non-finite labels in any split are an error naming the dataset, split and count;
   a constant or all-zero modality in the training split is a warning (returned, then recorded and printed).
@@ -41,9 +42,10 @@ def check_training(result: Any, initial_loss: float) -> None:
         raise DivergedError(f"diverged: the validation loss was never finite (initial weights: {initial_loss:.4g}); "
                             f"{history}; lower train.lr or set train.grad_clip")
     if math.isfinite(initial_loss) and best >= initial_loss:
-        raise DivergedError(f"diverged: no epoch improved on the initial weights' validation loss "
-                            f"({initial_loss:.4g}; best {best:.4g} at epoch {epoch}); {history}; "
-                            "lower train.lr or set train.grad_clip")
+        hint = ("lower train.lr or set train.grad_clip" if best > 10 * initial_loss else
+                "no signal the model could learn, or overfitting from the first epoch: check the data and train.lr")
+        raise DivergedError(f"did not train: no epoch improved on the initial weights' validation loss "
+                            f"({initial_loss:.4g}; best {best:.4g} at epoch {epoch}); {history}; {hint}")
 
 
 def check_metrics(rows: list[tuple[str, str, str, float]]) -> None:

@@ -54,14 +54,15 @@ def test_lr_1e6_suite_fails_every_run_and_the_leaderboard_bolds_nothing(write_su
     counts = run_suite(load_suite(write_suite(text)), tmp_path / "o", progress=False, log=lambda s: None)
     assert counts["finished"] == 0 and counts["failed"] == 2
     for r in statuses(tmp_path / "o").values():
-        assert r["status"] == "failed" and "diverged" in r["error"] and "validation label loss by epoch" in r["error"]
+        assert r["status"] == "failed" and "did not train" in r["error"] and "lower train.lr" in r["error"]
+        assert "validation label loss by epoch" in r["error"]
         assert len(json.loads((tmp_path / "o" / "runs" / r["id"] / "history.json").read_text())) == 2
     written = write_leaderboard(tmp_path / "o")
     md = written["markdown"].read_text()
     assert "**" not in md.replace("in **bold**", "") and "## Failed runs" in md and "| concat " in md
     page = written["html"].read_text()
     assert "Failed runs" in page and "<b>" not in page.replace("<b>bold</b>", "").replace("<b>note:</b>", "")
-    assert "diverged" in page and "concat" in page
+    assert "did not train" in page and "concat" in page
     assert json.loads(written["json"].read_text())["datasets"] == {}
     assert {r["label"] for r in json.loads(written["json"].read_text())["failed"]} == {"concat", "late"}
     csv = written["csv"].read_text().splitlines()
