@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.folder and not (args.folder / "leaderboard.md").is_file():
         p.error(f"{args.folder} holds no leaderboard.md: run the suite first (drop --from)")
-    md = args.folder / "leaderboard.md" if args.folder else run(args.section, args.out or ROOT / "runs" / f"{args.section}-doc")
+    out = args.out or ROOT / "runs" / f"{args.section}-doc"
+    md = args.folder / "leaderboard.md" if args.folder else run(args.section, out)
     new = tables(Path(md).read_text())
     doc = DOC.read_text()
     begin, end = markers(args.section)

@@ -54,7 +54,7 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str:
             if x != y:
                 return _first_difference(x, y, f"{path}[{i}]")
     if isinstance(a, list) and isinstance(b, list):
-        return f"{path or 'grid'}: {len(a)} configurations -> {len(b)}"
+        return f"{path}: {len(a)} configurations -> {len(b)}"
     return f"{path}: {json.dumps(a, default=str)} -> {json.dumps(b, default=str)}"
 
 
@@ -75,7 +75,8 @@ def claim(store: Any, out: Path, fp: dict[str, Any], overwrite: bool) -> None:
     elif old["name"] != fp["name"]:
         what = f"results of suite {old['name']!r}, not {fp['name']!r}"
     else:
-        what = f"results of another configuration of suite {fp['name']!r} ({_first_difference(old['grid'], fp['grid'])})"
+        change = _first_difference(old["grid"], fp["grid"], "grid")
+        what = f"results of another configuration of suite {fp['name']!r} ({change})"
     raise SuiteMismatchError(f"{out} holds {what}; rows would mix them. Pass --overwrite to discard those results, "
                              "or choose another --out")
 

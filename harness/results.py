@@ -88,7 +88,8 @@ class ResultStore:
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value, sort_keys=True)))
+            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                      (key, json.dumps(value, sort_keys=True)))
 
     def clear(self) -> None:
         """Forget every run, metric and meta value (``--overwrite`` of a folder that held another suite)."""

@@ -110,8 +110,9 @@ def test_two_unlabelled_entries_of_one_dataset_are_refused_with_file_and_line(wr
         load_suite(path)
     assert main(["validate", str(path)]) == 1
     assert "suite.yaml:3: datasets[0]" in capsys.readouterr().err
-    labelled = text.replace("{name: synthetic-factors, params: {task", "{name: synthetic-factors, label: synth-cls, params: {task")
-    labelled = labelled.replace("{name: synthetic-factors, params: {n_", "{name: synthetic-factors, label: synth-reg, params: {n_")
+    entry = "{name: synthetic-factors, "
+    labelled = text.replace(entry + "params: {task", entry + "label: synth-cls, params: {task")
+    labelled = labelled.replace(entry + "params: {n_", entry + "label: synth-reg, params: {n_")
     assert [d.label for d in load_suite(write_suite(labelled, "ok.yaml")).datasets] == ["synth-reg", "synth-cls"]
 
 
@@ -216,8 +217,9 @@ def test_an_all_zero_modality_is_a_warning_in_the_record_and_on_the_terminal(wri
 def test_a_label_with_a_pipe_or_markup_keeps_every_table_whole(write_suite, tmp_path, capsys):
     from mfm_bench.cli import main
 
-    text = SMALL.replace("label: concat,", "label: \"con|cat <b>\",").replace(
-        "fusion: concat}}", "fusion: concat}}\n  - {name: supervised, label: late, params: {encoder: mean, fusion: late}}")
+    late = "\n  - {name: supervised, label: late, params: {encoder: mean, fusion: late}}"
+    text = SMALL.replace("label: concat,", "label: \"con|cat <b>\",")
+    text = text.replace("fusion: concat}}", "fusion: concat}}" + late)
     text = text.replace("evaluate:", "report: {formats: [markdown, html]}\nevaluate:")
     out = tmp_path / "o"
     run_suite(load_suite(write_suite(text)), out, progress=False, log=lambda s: None)
