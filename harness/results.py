@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS metrics (
     higher_is_better INTEGER,
     PRIMARY KEY (run_id, condition, split, metric)
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 DB_NAME = "results.sqlite"
@@ -77,6 +81,22 @@ class ResultStore:
             raise
         self.conn.execute("COMMIT")
 
+    def get_meta(self, key: str) -> Any:
+        """A value the folder's runs share (``suite``: the suite's fingerprint; ``formats``), or None."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                      (key, json.dumps(value, sort_keys=True)))
+
+    def clear(self) -> None:
+        """Forget every run, metric and meta value (``--overwrite`` of a folder that held another suite)."""
+        with self.transaction() as c:
+            for table in ("metrics", "runs", "meta"):
+                c.execute(f"DELETE FROM {table}")
+
     def status(self, run_id: str) -> str | None:
         row = self.conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
         return row[0] if row else None
@@ -104,6 +124,11 @@ class ResultStore:
             )
             c.execute("UPDATE runs SET status = 'finished', error = NULL, finished = ?, seconds = ? WHERE id = ?",
                       (time.time(), seconds, run_id))
+
+    def note(self, run_id: str, environment: dict[str, Any]) -> None:
+        """Replace a run's environment record (e.g. to add the dataset's warnings)."""
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET environment = ? WHERE id = ?", (json.dumps(environment, sort_keys=True), run_id))
 
     def fail(self, run_id: str, error: str, seconds: float, status: str = "failed") -> None:
         with self.transaction() as c:

@@ -2,7 +2,9 @@
 
 A run id is a hash of the fully resolved run config (every default filled in), so a changed default is a new
 run and ``--resume`` never mixes results. Each run writes, under ``OUT/runs/<id>/``, ``config.json``,
-``history.json`` and ``model.pt``; its metrics go to the ResultStore in one transaction.
+``history.json`` and ``model.pt``; its metrics go to the ResultStore in one transaction. A run that did not
+train (``mfm_bench.checks``) fails; the folder is locked while a suite runs (``mfm_bench.lock``) and belongs to
+one suite and configuration (``mfm_bench.outdir``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputExistsError
+from .errors import MfmBenchError, OutputExistsError
 from .io import atomic_write
 from .results import ResultStore
 from .suite import Suite
@@ -74,7 +76,8 @@ def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = No
     return runs
 
 
-def environment(device: Any, packages: dict[str, str]) -> dict[str, Any]:
+def environment(device: Any, packages: dict[str, str], settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Versions, git commit, device and the execution settings (threads, deterministic) of a run."""
     import numpy
     import torch
 
@@ -83,7 +86,7 @@ def environment(device: Any, packages: dict[str, str]) -> dict[str, Any]:
     env = {
         "python": sys.version.split()[0], "platform": platform.platform(), "mfm_bench": __version__,
         "torch": torch.__version__, "numpy": numpy.__version__, "device": str(device),
-        "plugins": packages, "git_commit": _git_commit(),
+        "plugins": packages, "git_commit": _git_commit(), **(settings or {}),
     }
     if getattr(device, "type", "") == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
@@ -123,8 +126,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
-            progress: Callable[..., Any] | None) -> str:
-    """Train and evaluate one run; record it. Returns the final status."""
+            progress: Callable[..., Any] | None, log: Callable[[str], None] = print) -> str:
+    """Train and evaluate one run; record it. Returns the final status.
+
+    A run whose training diverged or whose test metrics are not finite fails (:mod:`mfm_bench.checks`), with
+    its loss history in ``history.json``; a dataset with non-finite labels fails every run on it."""
+    from .outdir import settings
     from .registry import get_registry
     from .training import TrainConfig, Trainer
 
@@ -136,11 +143,15 @@ def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
     trainer = Trainer(TrainConfig(**cfg["train"]), progress=progress)
     entries = {k: reg.get(k, cfg[k]["name"]) for k in ("dataset", "model")}
     packages = {f"{k}:{cfg[k]['name']}": f"{e.package} {e.version}".strip() for k, e in entries.items()}
-    store.start(run.as_record(), environment(trainer.device, packages))
+    env = environment(trainer.device, packages, settings(cfg["train"]))
+    store.start(run.as_record(), env)
     t0 = time.perf_counter()
     try:
-        model, result, rows = _train_and_evaluate(cfg, trainer, _dataset(cfg, datasets, reg), reg)
-        _save_outputs(run_dir, model, result)
+        dataset, warnings = _dataset(cfg, datasets, reg, log)
+        if warnings:
+            store.note(run.id, {**env, "data_warnings": warnings})
+        model, _, rows = _train_and_evaluate(cfg, trainer, dataset, reg, run_dir)
+        _save_outputs(run_dir, model)
         store.finish(run.id, rows, time.perf_counter() - t0)
         return "finished"
     except (KeyboardInterrupt, _Terminated):
@@ -152,18 +163,34 @@ def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
         return "failed"
 
 
-def _dataset(cfg: dict[str, Any], datasets: dict[str, Any], reg: Any) -> Any:
-    """The run's dataset, built once per suite run for each distinct dataset config (``datasets`` is the cache)."""
+def _dataset(cfg: dict[str, Any], datasets: dict[str, Any], reg: Any,
+             log: Callable[[str], None]) -> tuple[Any, list[str]]:
+    """The run's dataset and its warnings, built and checked once per suite run for each distinct dataset config
+    (``datasets`` is the cache; a dataset that fails its checks fails again, without rebuilding)."""
+    from .checks import check_dataset
+
     key = json.dumps(cfg["dataset"], sort_keys=True)
     if key not in datasets:
-        datasets[key] = reg.build("dataset", cfg["dataset"]["name"], **cfg["dataset"]["params"])
+        try:
+            ds = reg.build("dataset", cfg["dataset"]["name"], **cfg["dataset"]["params"])
+            datasets[key] = (ds, check_dataset(cfg["dataset"]["name"], ds))
+        except Exception as e:  # noqa: BLE001 - remembered, re-raised for every run on this dataset
+            datasets[key] = e
+        if isinstance(datasets[key], tuple):
+            for w in datasets[key][1]:
+                log(f"warning: {w}")
+    if isinstance(datasets[key], Exception):
+        raise datasets[key]
     return datasets[key]
 
 
-def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: Any) -> tuple[Any, Any, list[tuple]]:
-    """Build the model, fit it, evaluate it under every condition: (model, fit result, metric rows)."""
+def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: Any,
+                        run_dir: Path) -> tuple[Any, Any, list[tuple]]:
+    """Build the model, fit it, check it trained, evaluate it under every condition and check the metrics are
+    finite: (model, fit result, metric rows)."""
     import torch
 
+    from .checks import check_metrics, check_training
     from .evaluation import evaluate, parse_conditions
 
     conditions = parse_conditions(cfg["evaluate"]["conditions"])
@@ -171,7 +198,10 @@ def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: An
         c.check(dataset.spec)
     torch.manual_seed(cfg["seed"])
     model = reg.build("model", cfg["model"]["name"], dataset.spec, **cfg["model"]["params"])
+    initial = _initial_loss(trainer, model, dataset.split("valid"))
     result = trainer.fit(model, dataset.split("train"), dataset.split("valid"), seed=cfg["seed"])
+    atomic_write(run_dir / "history.json", json.dumps(result.history, indent=1))
+    check_training(result, initial)
     rows = evaluate(model, dataset, conditions, device=trainer.device, batch_size=trainer.cfg.eval_batch_size,
                     seed=cfg["seed"], probes=cfg["evaluate"]["probes"])
     rows += [
@@ -181,13 +211,23 @@ def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: An
         ("train", "train", "best_epoch", float(result.best_epoch)),
         ("train", "valid", "label_loss", result.best_valid_loss),
     ]
+    check_metrics(rows)
     return model, result, rows
 
 
-def _save_outputs(run_dir: Path, model: Any, result: Any) -> None:
+def _initial_loss(trainer: Any, model: Any, valid: Any) -> float:
+    """The validation label loss of the untrained weights: a run must beat it to count as trained."""
+    import math
+
+    model.to(trainer.device)
+    losses = trainer.evaluate_losses(model, valid)
+    value = losses.get("label", sum(losses.values()))
+    return float(value) if math.isfinite(value) else math.inf
+
+
+def _save_outputs(run_dir: Path, model: Any) -> None:
     import torch
 
-    atomic_write(run_dir / "history.json", json.dumps(result.history, indent=1))
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     atomic_write(run_dir / "model.pt", buf.getvalue())
@@ -195,8 +235,17 @@ def _save_outputs(run_dir: Path, model: Any, result: Any) -> None:
 
 def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bool = False,
               seeds: list[int] | None = None, device: str | None = None, progress: bool = True,
-              log: Callable[[str], None] = print, threads: int | None = None) -> dict[str, int]:
-    """Run every run of the grid not yet finished (with ``resume``); returns counts by status."""
+              log: Callable[[str], None] = print, threads: int | None = None,
+              allow_mixed: bool = False) -> dict[str, int]:
+    """Run every run of the grid not yet finished (with ``resume``); returns counts by status.
+
+    Holds the lock on ``out`` throughout (:mod:`mfm_bench.lock`); refuses a folder of another suite or
+    configuration, and with ``resume`` finished runs of other execution settings unless ``allow_mixed``
+    (:mod:`mfm_bench.outdir`)."""
+    import torch
+
+    from .lock import OutputLock
+    from .outdir import check_settings, claim, fingerprint, settings
     from .training import resolve_device
 
     out = Path(out)
@@ -206,11 +255,20 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
 
         prefetch_suite(suite, log=log)
     runs = expand(suite, seeds, device, threads)
-    with ResultStore(out) as store:
+    if not runs:
+        raise MfmBenchError("the grid is empty: give at least one seed")
+    threads_before = torch.get_num_threads()
+    with OutputLock(out, log), ResultStore(out) as store:
+        claim(store, out, fingerprint(suite.name, [r.config for r in runs]), overwrite)
+        store.set_meta("formats", list(suite.formats))
         todo = _todo(runs, store, out, resume, overwrite, log)
+        check_settings(store, {r.id for r in todo}, settings(runs[0].config["train"]), out, allow_mixed)
         counts = {"finished": 0, "failed": 0, "skipped": len(runs) - len(todo)}
-        with _sigterm_as_interrupt():
-            _execute_all(todo, suite.name, out, store, progress, counts)
+        try:
+            with _sigterm_as_interrupt():
+                _execute_all(todo, suite.name, out, store, progress, counts, log)
+        finally:
+            torch.set_num_threads(threads_before)  # --threads applies to this suite, not to the caller's process
     return counts
 
 
@@ -230,7 +288,7 @@ def _todo(runs: list[Run], store: ResultStore, out: Path, resume: bool, overwrit
 
 
 def _execute_all(todo: list[Run], name: str, out: Path, store: ResultStore, progress: bool,
-                 counts: dict[str, int]) -> None:
+                 counts: dict[str, int], log: Callable[[str], None] = print) -> None:
     """Execute ``todo`` in order under one progress bar, counting statuses; a failed run is reported and skipped."""
     from tqdm.auto import tqdm
 
@@ -239,7 +297,7 @@ def _execute_all(todo: list[Run], name: str, out: Path, store: ResultStore, prog
     for run in bar:
         what = f"{run.dataset_label} / {run.label} / seed {run.config['seed']}"
         bar.set_postfix_str(what)
-        status = execute(run, out, store, datasets, tqdm if progress else None)
+        status = execute(run, out, store, datasets, tqdm if progress else None, bar.write if progress else log)
         counts[status] += 1
         if status == "failed":
             err = store.conn.execute("SELECT error FROM runs WHERE id = ?", (run.id,)).fetchone()[0]

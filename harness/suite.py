@@ -153,9 +153,8 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
     reg = registry or get_registry()
     datasets = _refs(raw, reg, "dataset", "datasets", at)
     models = _refs(raw, reg, "model", "models", at)
-    _label_models(models, at)
-    for d in datasets:
-        d.label = d.label or d.name
+    _label(datasets, "datasets", "dataset", at)
+    _label(models, "models", "model", at)
     train = _train(raw, at)
     evaluate = raw.get("evaluate") or {}
     conditions = _conditions(evaluate, at)
@@ -228,20 +227,21 @@ def _refs(raw: dict[str, Any], reg: Any, kind: str, key: str, at: _Locator) -> l
     return out
 
 
-def _label_models(models: list[PluginRef], at: _Locator) -> None:
-    """Stable, unique labels: they are leaderboard keys. An unlabelled model is labelled by its name."""
-    names = [m.name for m in models]
-    for i, m in enumerate(models):
+def _label(refs: list[PluginRef], key: str, kind: str, at: _Locator) -> None:
+    """Stable, unique labels: they are leaderboard keys (models name rows, datasets name sections). An
+    unlabelled entry is labelled by its name, so a name that appears twice needs a label on each entry."""
+    names = [m.name for m in refs]
+    for i, m in enumerate(refs):
         if not m.label:
             if names.count(m.name) > 1:
-                raise at.error(f"models[{i}]", f"model {m.name!r} appears {names.count(m.name)} times",
+                raise at.error(f"{key}[{i}]", f"{kind} {m.name!r} appears {names.count(m.name)} times",
                                "give each a distinct label: {name: ..., label: ..., params: ...}")
             m.label = m.name
-    labels = [m.label for m in models]
-    for i, m in enumerate(models):
+    labels = [m.label for m in refs]
+    for i, m in enumerate(refs):
         if labels.count(m.label) > 1:
-            raise at.error(f"models[{i}].label", f"label {m.label!r} is used twice",
-                           "labels name leaderboard rows; make them distinct")
+            raise at.error(f"{key}[{i}].label", f"label {m.label!r} is used twice",
+                           f"labels name leaderboard {'rows' if kind == 'model' else 'sections'}; make them distinct")
 
 
 def _train(raw: dict[str, Any], at: _Locator) -> dict[str, Any]:

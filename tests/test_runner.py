@@ -72,7 +72,7 @@ def test_suite_runs_records_everything_and_writes_leaderboard(write_suite, tmp_p
                 for m in s.metrics(rid) if m["condition"] == "clean" and m["metric"] == "mae"]
     assert mae["mean"] == pytest.approx(sum(vals) / 2) and mae["n"] == 2 and mae["higher_is_better"] is False
     csv_head = written["csv"].read_text().splitlines()[0]
-    assert csv_head.startswith("dataset,condition,model,seeds,mae,mae_std")
+    assert csv_head.startswith("dataset,condition,model,seeds,status,mae,mae_std") and csv_head.endswith(",run,error")
     page = write_leaderboard(out, ["html"])["html"].read_text()
     # every Markdown table is in the HTML too (here: clean split and robustness), bold best values included
     assert page.count("<table>") == md.count("\n### ") == 2 and "<b>" in page
@@ -99,7 +99,8 @@ def test_failed_run_is_recorded_and_the_suite_goes_on(write_suite, tmp_path, dum
     assert "dummy model failure" in runs[("boom", 1)]["error"]
     assert runs[("good", 0)]["status"] == "finished"
     md = write_leaderboard(tmp_path / "o")["markdown"].read_text()
-    assert "Runs not finished" in md and "non-finite loss" in md
+    tables, failed = md.split("## Failed runs")
+    assert "non-finite loss" in failed and "| nan " in failed and "| nan " not in tables and "| boom " not in tables
 
 
 def test_interrupt_keeps_store_consistent_and_resume_runs_only_the_rest(write_suite, tmp_path, dummy, monkeypatch):

@@ -11,7 +11,9 @@ HELP = "train and evaluate a suite (dataset x model x seed), record results, pri
 DESCRIPTION = """Train and evaluate every run of a suite: the grid dataset x model x seed, each evaluated under
 every condition of the suite (clean, missing modality, noise). Each run has a stable id (a hash of its fully
 resolved config); results go to a SQLite store in the output folder, then leaderboard.{md,csv,json} are written.
-A run that fails is recorded with its error and the suite goes on."""
+A run that fails (an error, a diverged training, non-finite metrics) is recorded with its reason and the suite goes
+on. The output folder is locked while the suite runs, belongs to one suite and configuration, and --resume keeps
+finished runs only when they ran with the same device, threads and deterministic setting (see docs/results.md)."""
 EPILOG = """examples:
   mfm-bench run suites/quickstart.yaml
   mfm-bench run suites/quickstart.yaml --out runs/qs --seeds 0,1,2 --device cpu
@@ -36,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override the suite's train.device: auto, cpu, cuda or cuda:N")
     p.add_argument("--seeds", type=seeds_arg, help="override the suite's seeds, e.g. 0,1,2")
     p.add_argument("--threads", type=int, help="CPU threads for torch (override the suite's train.threads; 0: torch's default)")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="with --resume, keep finished runs made with other --threads/--device settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -52,13 +56,14 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         counts = run_suite(suite, out, resume=args.resume, overwrite=args.overwrite, seeds=args.seeds,
-                           device=args.device, progress=not args.no_progress, threads=args.threads)
+                           device=args.device, progress=not args.no_progress, threads=args.threads,
+                           allow_mixed=args.allow_mixed)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished runs are kept in {out}; continue with\n"
               f"  mfm-bench run {args.suite} --out {out} --resume", file=sys.stderr)
         return 130
     wall = time.perf_counter() - t0
-    written = write_leaderboard(out, suite.formats)
+    written = write_leaderboard(out)  # the suite's formats, and every format already in the folder
     if "markdown" in written:
         print(written["markdown"].read_text())
     print(f"{counts['finished']} run(s) finished, {counts['failed']} failed, {counts['skipped']} skipped "
