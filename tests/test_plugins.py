@@ -52,18 +52,18 @@ class JitterConfig:
 
 
 class Jitter(nn.Module):
-    """Predicts a learned constant and reports a fixed ``toy_jitter`` through ``extras["metric_sums"]``."""
+    """A linear model on the time-mean of every modality; reports a fixed ``toy_jitter`` (``extras["metric_sums"]``)."""
 
     def __init__(self, spec, cfg):
         super().__init__()
-        self.bias = nn.Parameter(torch.zeros(1))
+        self.lin = nn.Linear(sum(spec.input_dims.values()), 1)
         self.jitter = cfg.jitter
 
     def forward(self, batch):
         from mfm_bench.contracts import Output
 
         n = len(batch)
-        pred = self.bias.expand(n)
+        pred = self.lin(torch.cat([x.mean(1) for x in batch.inputs.values()], -1)).squeeze(-1)
         sums = {"toy_jitter": (torch.tensor(self.jitter * n), n)}
         return Output(pred, {"label": ((pred - batch.target.float()) ** 2).mean()}, {"metric_sums": sums})
 
@@ -169,11 +169,11 @@ def test_third_party_metric_direction_reaches_the_leaderboard(site, tmp_path):
     suite = tmp_path / "jitter.yaml"
     suite.write_text(textwrap.dedent("""\
         name: jitter
-        datasets: [{name: synthetic-factors, params: {n_train: 32, n_valid: 16, n_test: 16, dims: {a: 3, b: 4}}}]
+        datasets: [{name: synthetic-factors, params: {n_train: 256, n_valid: 64, n_test: 32, dims: {a: 3, b: 4}}}]
         models:
           - {name: toy-jitter, label: calm, params: {jitter: 1.0}}
           - {name: toy-jitter, label: shaky, params: {jitter: 3.0}}
-        train: {epochs: 1, batch_size: 16}
+        train: {epochs: 3, batch_size: 32, lr: 0.05}
     """))
     out = cli(["run", str(suite), "--out", str(tmp_path / "out"), "--no-progress"], site)
     assert out.returncode == 0, out.stdout + out.stderr
