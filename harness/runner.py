@@ -139,8 +139,10 @@ def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
     store.start(run.as_record(), environment(trainer.device, packages))
     t0 = time.perf_counter()
     try:
-        model, result, rows = _train_and_evaluate(cfg, trainer, _dataset(cfg, datasets, reg), reg)
+        dataset = _dataset(cfg, datasets, reg)
+        model, result, rows = _train_and_evaluate(cfg, trainer, dataset, reg)
         _save_outputs(run_dir, model, result)
+        rows += _model_artifacts(model, dataset, run_dir, trainer.device)
         store.finish(run.id, rows, time.perf_counter() - t0)
         return "finished"
     except (KeyboardInterrupt, _Terminated):
@@ -182,6 +184,13 @@ def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: An
         ("train", "valid", "label_loss", result.best_valid_loss),
     ]
     return model, result, rows
+
+
+def _model_artifacts(model: Any, dataset: Any, run_dir: Path, device: Any) -> list[tuple]:
+    """A model may write files of its own into its run folder after evaluation (``model.write_artifacts(dataset,
+    run_dir, device)``, e.g. MFM's generation grid) and return metric rows (condition, split, metric, value)."""
+    write = getattr(model, "write_artifacts", None)
+    return list(write(dataset, run_dir, device) or []) if callable(write) else []
 
 
 def _save_outputs(run_dir: Path, model: Any, result: Any) -> None:

@@ -289,6 +289,13 @@ class MFM(nn.Module):
             out[m] = per_sample_mse(as_rows(xh, batch.mask[m])[0], x, mk if self.cfg.mask_padding else None)
         return out
 
+    def write_artifacts(self, dataset: Any, run_dir: Any, device: Any) -> list[tuple[str, str, str, float]]:
+        """Called by the runner after evaluation. On image data with a classification task: the conditional
+        generation grid and its measurement (``mfm_generate``) into the run folder, returned as metric rows."""
+        from .mfm_generate import write_generation
+
+        return [("clean", "test", k, v) for k, v in write_generation(self, dataset, run_dir, device).items()]
+
     # -- forward ----------------------------------------------------------------------------------------
     def forward(self, batch: Batch) -> Output:
         codes, logvars, extra_losses = self.encode(batch)
