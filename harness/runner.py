@@ -152,6 +152,7 @@ def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
             store.note(run.id, {**env, "data_warnings": warnings})
         model, _, rows = _train_and_evaluate(cfg, trainer, dataset, reg, run_dir)
         _save_outputs(run_dir, model)
+        rows += _model_artifacts(model, dataset, run_dir, trainer.device)
         store.finish(run.id, rows, time.perf_counter() - t0)
         return "finished"
     except (KeyboardInterrupt, _Terminated):
@@ -223,6 +224,13 @@ def _initial_loss(trainer: Any, model: Any, valid: Any) -> float:
     losses = trainer.evaluate_losses(model, valid)
     value = losses.get("label", sum(losses.values()))
     return float(value) if math.isfinite(value) else math.inf
+
+
+def _model_artifacts(model: Any, dataset: Any, run_dir: Path, device: Any) -> list[tuple]:
+    """A model may write files of its own into its run folder after evaluation (``model.write_artifacts(dataset,
+    run_dir, device)``, e.g. MFM's generation grid) and return metric rows (condition, split, metric, value)."""
+    write = getattr(model, "write_artifacts", None)
+    return list(write(dataset, run_dir, device) or []) if callable(write) else []
 
 
 def _save_outputs(run_dir: Path, model: Any) -> None:
