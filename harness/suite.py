@@ -174,7 +174,9 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
     _resolve_files(datasets, path, reg, at, must_exist=check_files and not fetch)
     try:
         checks.check_conditions(conditions, datasets, reg, at)
-    except (ValueError, TypeError) as e:
+    except SuiteError:
+        raise
+    except (ValueError, TypeError) as e:  # a plugin's describe() refusing its params
         raise at.error("datasets", f"cannot tell the datasets' modalities: {e}") from None
     if check_files:
         _check_formats(datasets, reg, at)

@@ -51,6 +51,8 @@ def find_nan(value: Any, where: list) -> list | None:
 
 def check_seeds(seeds: list[int], at: Any, field: str = "seeds") -> None:
     for i, s in enumerate(seeds):
+        if not isinstance(s, int):
+            raise at.error(f"{field}[{i}]", f"seeds are integers, got {s!r}", "write it without a dot or exponent")
         if not 0 <= s <= MAX_SEED:
             raise at.error(f"{field}[{i}]", f"seed {s} is out of range", f"seeds are integers from 0 to 2**63-1")
         if s in seeds[:i]:
