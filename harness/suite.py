@@ -157,7 +157,7 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
     _check_schema(raw, at)
     nan = checks.find_nan(raw, [])
     if nan is not None:
-        raise at.error(nan, "must be a number, got .nan", "write a finite number")
+        raise at.error(nan, "is .nan (not a number)", "write a finite number or a string")
     checks.check_seeds(list(raw.get("seeds", [0])), at)
     reg = registry or get_registry()
     datasets = _refs(raw, reg, "dataset", "datasets", at)

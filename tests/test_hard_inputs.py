@@ -21,7 +21,7 @@ BAD = [  # (suite tail, line, field, words in the message)
     ("evaluate: {conditions: ['noise:visual:nan']}", 4, "evaluate.conditions", ["finite number"]),
     ("train: {device: banana}", 4, "train.device", ["unknown device 'banana'"]),
     ("train: {device: 'cuda:7'}", 4, "train.device", ["cuda:7"]),
-    ("train: {lr: .nan}", 4, "train.lr", [".nan"]),
+    ("train: {lr: .nan}", 4, "train.lr", ["is .nan"]),
     ("train: {lr: .inf}", 4, "train.lr", ["finite"]),
     ("train: {threads: -4}", 4, "train.threads", ["got -4"]),
     ("seeds: [-1]", 4, "seeds[0]", ["out of range"]),
