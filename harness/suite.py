@@ -263,7 +263,7 @@ def _label_models(models: list[PluginRef], at: _Locator) -> None:
 
 
 def _train(raw: dict[str, Any], at: _Locator) -> dict[str, Any]:
-    from .training import TrainConfig
+    from .trainconfig import TrainConfig
 
     try:
         return config_to_dict(build_config(TrainConfig, raw.get("train"), where="train"))
@@ -272,7 +272,7 @@ def _train(raw: dict[str, Any], at: _Locator) -> dict[str, Any]:
 
 
 def _conditions(evaluate: dict[str, Any], at: _Locator) -> list[Any]:
-    from .evaluation import ConditionError, parse_conditions
+    from .conditions import ConditionError, parse_conditions
 
     try:
         return parse_conditions(evaluate.get("conditions", ["clean"]))

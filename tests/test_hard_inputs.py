@@ -146,3 +146,20 @@ def test_sniff_formats(tmp_path):
     assert format_problem(good) is None and format_problem(tmp_path / "c.pkl") is None
     assert "not a computational sequence" in format_problem(plain)
     assert "not a pickle" in format_problem(tmp_path / "d.pkl")
+
+
+def test_validate_builds_configs_without_torch_quickly():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    suites = sorted(str(p) for p in (Path(__file__).resolve().parents[1] / "suites").glob("*.yaml"))
+    code = ("import sys, time\nfrom mfm_bench.cli import main\nt0 = time.perf_counter()\n"
+            f"rc = main(['validate', *{suites!r}])\n"
+            "print(rc, time.perf_counter() - t0)\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rc, seconds = out.stdout.strip().splitlines()[-2].split()
+    assert rc == "0" and out.stdout.strip().endswith("NOTORCH"), out.stdout[-500:] + out.stderr
+    assert float(seconds) / len(suites) < 0.5

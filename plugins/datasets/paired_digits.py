@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from mfm_bench.config import option
 from mfm_bench.contracts import DatasetSpec, Modality, Task, TensorSplit
@@ -130,6 +129,8 @@ class PairedDigits:
         return self._splits[name]
 
     def _build(self) -> dict[str, TensorSplit]:
+        import torch  # here, so that the config and the registry never import it
+
         images, y = load_images()
         per_class = int(np.bincount(y).max())
         signals, sig_y = make_signals(per_class, self.cfg)
@@ -147,6 +148,8 @@ class PairedDigits:
 
     def _drop(self, inputs: dict, mask: dict, rng: np.random.Generator) -> None:
         """Remove one modality (chosen at random) from a ``missing_train`` fraction of the pairs."""
+        import torch
+
         n = len(mask["image"])
         hit = np.flatnonzero(rng.random(n) < self.cfg.missing_train)
         which = rng.integers(0, 2, size=len(hit))

@@ -10,21 +10,11 @@ A missing modality (all-False mask) gets a zero vector while its appended 1 stay
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from mfm_bench.config import option
 from mfm_bench.nn import modality_present, modality_projections, with_one
-
-
-@dataclass
-class LMFConfig:
-    rank: int = option(4, "rank r of the factorised weight tensor")
-    hidden: int = option(32, "width of the fused vector h")
-    proj_dim: int = option(0, "project each modality to this width first (0: use the encoder width, as the paper does)")
-    dropout: float = option(0.1, "dropout on the modality vectors")
+from .configs import LMFConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class LMFFusion(nn.Module):

@@ -20,31 +20,12 @@ multiplied by zero, so a missing source adds nothing to the residual stream. Wit
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from mfm_bench.config import option
 from mfm_bench.nn import CrossmodalTransformer, as_sequence, last_valid, mlp, sinusoid
-
-
-@dataclass
-class MulTConfig:
-    d_model: int = option(32, "common width d of every projected sequence")
-    heads: int = option(4, "attention heads (must divide d_model)")
-    layers: int = option(2, "layers of each crossmodal transformer")
-    self_layers: int = option(1, "layers of the self-attention transformer over each target's concatenated outputs")
-    kernel: int = option(1, "kernel size of the temporal 1-D convolution projecting each modality (odd)")
-    dropout: float = option(0.1, "dropout on residual branches and the output block")
-    attn_dropout: float = option(0.1, "dropout on attention weights")
-    embed_dropout: float = option(0.1, "dropout on the projected, position-embedded inputs")
-
-    def __post_init__(self) -> None:
-        if self.d_model % self.heads:
-            raise ValueError(f"heads ({self.heads}) must divide d_model ({self.d_model})")
-        if self.kernel < 1 or self.kernel % 2 == 0:
-            raise ValueError(f"kernel must be a positive odd number, got {self.kernel}")
+from .configs import MulTConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class MulTFusion(nn.Module):

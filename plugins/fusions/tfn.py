@@ -13,21 +13,12 @@ the terms of the modalities present.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from mfm_bench.config import option
 from mfm_bench.nn import modality_present, modality_projections, with_one
-
-
-@dataclass
-class TFNConfig:
-    proj_dim: int = option(8, "width each modality is projected to before the outer product (0: use the encoder width)")
-    hidden: int = option(64, "width of the two fully connected layers after the fusion; the fused vector's width")
-    dropout: float = option(0.15, "dropout on the flattened tensor and between the fully connected layers")
-    max_tensor: int = option(250_000, "largest allowed size of the flattened tensor, prod(d_m + 1)")
+from .configs import TFNConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class TFNFusion(nn.Module):

@@ -23,27 +23,14 @@ Choices of this implementation (the paper leaves them open or ties them to its c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from mfm_bench.config import option
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.nn import Head, as_sequence, last_valid, masked_mse, safe_attention, sinusoid, task_loss
-
-
-@dataclass
-class MCTNConfig:
-    source: str = option("", "the source modality, the only one read at test time (empty: the first of the dataset)")
-    targets: list = option([], "modalities translated to, in order (empty: every other modality, in dataset order)")
-    hidden: int = option(32, "width of the encoders, decoders and predictor")
-    dropout: float = option(0.1, "dropout on the joint representation and inside the head")
-    head_hidden: int = option(64, "hidden width of the prediction head")
-    label_weight: float = option(1.0, "weight of the task loss")
-    translation_weight: float = option(0.5, "weight of the translation losses (MSE to each target)")
-    cycle_weight: float = option(0.5, "weight of the cycle-consistency loss (MSE back to the source)")
+from .configs import MCTNConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class Decoder(nn.Module):
