@@ -163,3 +163,9 @@ def test_validate_builds_configs_without_torch_quickly():
     rc, seconds = out.stdout.strip().splitlines()[-2].split()
     assert rc == "0" and out.stdout.strip().endswith("NOTORCH"), out.stdout[-500:] + out.stderr
     assert float(seconds) / len(suites) < 0.5
+
+
+def test_generated_datasets_describe_their_modalities_for_conditions(write_suite):
+    text = "name: t\ndatasets: [paired-digits]\nmodels: [supervised]\nevaluate: {conditions: [{missing: audio}]}\n"
+    with pytest.raises(SuiteError, match=r"'paired-digits' has no modality 'audio' \(available: image, signal\)"):
+        load_suite(write_suite(text))

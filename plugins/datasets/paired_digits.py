@@ -114,14 +114,19 @@ class PairedDigits:
 
     def __init__(self, cfg: PairedDigitsConfig) -> None:
         self.cfg = cfg
-        self.spec = DatasetSpec(
+        self.spec = self.describe(cfg)
+        self._splits = self._build()
+
+    @classmethod
+    def describe(cls, cfg: PairedDigitsConfig) -> DatasetSpec:
+        """The spec of ``cls(cfg)`` without generating anything (what ``validate`` checks conditions on)."""
+        return DatasetSpec(
             name="paired-digits",
             modalities=(Modality("image", 1, "image"), Modality("signal", cfg.signal_len, "vector")),
             task=Task("classification", n_classes=10, class_names=tuple(str(d) for d in range(10))),
             citation=CITATION,
             licence=LICENCE,
         )
-        self._splits = self._build()
 
     def split(self, name: str) -> TensorSplit:
         if name not in self._splits:
