@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
+    from mfm_bench.errors import MfmBenchError
     from mfm_bench.leaderboard import write_leaderboard
     from mfm_bench.runner import run_suite
     from mfm_bench.suite import load_suite
@@ -74,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         counts = run_suite(suite, out, resume=args.resume, overwrite=args.overwrite, seeds=args.seeds,
                            device=args.device, progress=not args.no_progress, threads=args.threads)
+    except MfmBenchError:  # already one clear line (some are also OSErrors: missing files and data)
+        raise
     except OSError as e:  # a full disk, a read-only or unwritable --out: the store keeps what was written
         from mfm_bench.errors import storage_error
 
