@@ -43,7 +43,7 @@ _REASONS = {
 def storage_error(e: OSError, what: str) -> StorageError:
     """One-line :class:`StorageError` for ``e`` met while writing or reading ``what`` (a folder, a file)."""
     reason = _REASONS.get(e.errno or 0, e.strerror or str(e))
-    name = f" ({e.filename})" if e.filename else ""
+    name = f" ({e.filename})" if e.filename and str(e.filename) not in what else ""
     return StorageError(f"cannot use {what}{name}: {reason}")
 
 
