@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -205,10 +205,11 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
 
     out = Path(out)
     resolve_device(device or suite.train["device"])  # a CUDA run on a machine without CUDA stops here, before any work
-    if suite.fetch:  # download what the datasets lack, before any training
+    fetching = suite if suite.fetch else replace(suite, datasets=[d for d in suite.datasets if d.params.get("fetch")])
+    if fetching.datasets:  # download what the datasets lack, before any training (offline: one message, no run)
         from .data.fetch import prefetch_suite
 
-        prefetch_suite(suite, log=log)
+        prefetch_suite(fetching, log=log)
     check_data(suite)  # every dataset finds its files, or one message lists those that do not, before any work
     runs = expand(suite, seeds, device, threads)
     with ResultStore(out) as store:

@@ -85,9 +85,11 @@ def test_fetch_offline_is_the_offline_message_alone(write_suite, tmp_path, monke
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     monkeypatch.setenv("MFM_BENCH_DATA", str(tmp_path / "empty"))
     monkeypatch.delenv("MFM_BENCH_MIRROR", raising=False)
-    text = TINY.replace("datasets: [", "fetch: true\ndatasets: [youtube, ")
-    assert main(["run", str(write_suite(text)), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
-    one_error(capsys, "youtube")
+    for text in (TINY.replace("datasets: [", "fetch: true\ndatasets: [youtube, "),  # the suite's, or a dataset's
+                 TINY.replace("datasets: [", "datasets: [{name: youtube, params: {fetch: true}}, ")):
+        assert main(["run", str(write_suite(text)), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+        one_error(capsys, "youtube", "No connection")
+        assert not (tmp_path / "o" / "results.sqlite").exists()
 
 
 def test_no_progress_bars_when_stderr_is_not_a_terminal(write_suite, tmp_path, capsys):
