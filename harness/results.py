@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .errors import MfmBenchError, storage_error
 from .io import atomic_write  # noqa: F401 - re-exported: writers of the output folder import it from here
 from .metric_catalog import higher_is_better
 
@@ -50,17 +51,32 @@ RUN_COLUMNS = ["id", "suite", "dataset", "model", "label", "seed", "config", "en
                "started", "finished", "seconds"]
 
 
+class StoreError(MfmBenchError):
+    """A ``results.sqlite`` that cannot be opened or is not a results store (corrupt, another file)."""
+
+
 class ResultStore:
     """``ResultStore(folder)``: the runs and metrics of every suite run into ``folder``."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / DB_NAME
-        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.executescript(SCHEMA)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except OSError as e:
+            raise storage_error(e, f"the output folder {self.folder}") from None
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path} cannot be opened ({e}); check the folder's permissions or choose "
+                             "another --out") from None
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.executescript(SCHEMA)
+        except sqlite3.Error as e:
+            self.conn.close()
+            raise StoreError(f"{self.path} is not a usable results store ({e}); it was left as it is: move it "
+                             "away, or choose another --out") from None
 
     def close(self) -> None:
         self.conn.close()

@@ -20,11 +20,13 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .errors import MfmBenchError, OutputExistsError
+from .datacheck import check_data
+from .errors import MfmBenchError, OutputExistsError, is_disk_full
 from .io import atomic_write
 from .results import ResultStore
 from .suite import Suite
@@ -159,6 +161,8 @@ def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
         store.fail(run.id, "interrupted", time.perf_counter() - t0, status="interrupted")
         raise
     except Exception as e:  # noqa: BLE001 - a failed run (TrainingError or any other) is recorded, the suite goes on
+        if is_disk_full(e):  # every later run would fail the same way
+            raise
         tb = traceback.format_exc(limit=6)
         store.fail(run.id, f"{type(e).__name__}: {e}\n{tb}", time.perf_counter() - t0)
         return "failed"
@@ -258,10 +262,12 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
 
     out = Path(out)
     resolve_device(device or suite.train["device"])  # a CUDA run on a machine without CUDA stops here, before any work
-    if suite.fetch:  # download what the datasets lack, before any training
+    fetching = suite if suite.fetch else replace(suite, datasets=[d for d in suite.datasets if d.params.get("fetch")])
+    if fetching.datasets:  # download what the datasets lack, before any training (offline: one message, no run)
         from .data.fetch import prefetch_suite
 
-        prefetch_suite(suite, log=log)
+        prefetch_suite(fetching, log=log)
+    check_data(suite)  # every dataset finds its files, or one message lists those that do not, before any work
     runs = expand(suite, seeds, device, threads)
     if not runs:
         raise MfmBenchError("the grid is empty: give at least one seed")
@@ -301,11 +307,13 @@ def _execute_all(todo: list[Run], name: str, out: Path, store: ResultStore, prog
     from tqdm.auto import tqdm
 
     datasets: dict[str, Any] = {}
-    bar = tqdm(todo, desc=f"{name}", unit="run", disable=not progress)
+    # disable=None: tqdm's own check, so no bars flood a log file or a pipe (stderr that is not a terminal)
+    bar = tqdm(todo, desc=f"{name}", unit="run", disable=None if progress else True)
     for run in bar:
         what = f"{run.dataset_label} / {run.label} / seed {run.config['seed']}"
         bar.set_postfix_str(what)
-        status = execute(run, out, store, datasets, tqdm if progress else None, bar.write if progress else log)
+        status = execute(run, out, store, datasets, partial(tqdm, disable=None) if progress else None,
+                         bar.write if progress else log)
         counts[status] += 1
         if status == "failed":
             err = store.conn.execute("SELECT error FROM runs WHERE id = ?", (run.id,)).fetchone()[0]

@@ -147,9 +147,16 @@ def test_interrupt_inside_training_marks_the_run_interrupted(write_suite, tmp_pa
     assert [r["status"] for r in runs.values()] == ["interrupted"]
 
 
-def test_condition_on_unknown_modality_fails_the_run_with_a_clear_error(write_suite, tmp_path, dummy):
+def test_condition_on_unknown_modality_is_refused_before_any_run(write_suite, tmp_path, dummy):
+    from mfm_bench.evaluation import parse_conditions
+    from mfm_bench.suite import SuiteError
+
     text = TINY.replace("{missing: audio}", "{missing: visual}")
-    run_suite(load_suite(write_suite(text)), tmp_path / "o", progress=False)
+    with pytest.raises(SuiteError, match="has no modality 'visual'"):
+        load_suite(write_suite(text))
+    suite = load_suite(write_suite(TINY))  # a Suite changed through the API still meets the run-time check
+    suite.conditions = parse_conditions(["clean", {"missing": "visual"}])
+    run_suite(suite, tmp_path / "o", progress=False)
     err = runs_table(tmp_path / "o")[("good", 0)]["error"]
     assert "has no modality 'visual'" in err and "text, audio" in err
 

@@ -22,10 +22,30 @@ EPILOG = """examples:
 
 
 def seeds_arg(text: str) -> list[int]:
+    """``--seeds 0,1,2``: at least one seed, each from 0 to 2**63-1 (SQLite's integers), none twice."""
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("--seeds is empty; give at least one seed, e.g. --seeds 0,1,2")
+    bad = [s for s in seeds if not 0 <= s <= 2**63 - 1]
+    if bad:
+        raise argparse.ArgumentTypeError(f"--seeds: {bad[0]} is out of range; seeds are integers from 0 to 2**63-1")
+    twice = [s for i, s in enumerate(seeds) if s in seeds[:i]]
+    if twice:
+        raise argparse.ArgumentTypeError(f"--seeds lists {twice[0]} twice; list each seed once")
+    return seeds
+
+
+def threads_arg(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"--threads takes 0 (torch's default) or a positive integer, got {text!r}")
+    return n
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,16 +57,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", type=device_arg, metavar="DEVICE",
                    help="override the suite's train.device: auto, cpu, cuda or cuda:N")
     p.add_argument("--seeds", type=seeds_arg, help="override the suite's seeds, e.g. 0,1,2")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (override the suite's train.threads; 0: torch's default)")
+    p.add_argument("--threads", type=threads_arg, help="CPU threads for torch (override the suite's train.threads; 0: torch's default)")
     p.add_argument("--allow-mixed", action="store_true",
                    help="with --resume, keep finished runs made with other --threads/--device settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
+    import sqlite3
     import time
     from pathlib import Path
 
+    from mfm_bench.errors import MfmBenchError
     from mfm_bench.leaderboard import write_leaderboard
     from mfm_bench.runner import run_suite
     from mfm_bench.suite import load_suite
@@ -58,6 +80,17 @@ def run(args: argparse.Namespace) -> int:
         counts = run_suite(suite, out, resume=args.resume, overwrite=args.overwrite, seeds=args.seeds,
                            device=args.device, progress=not args.no_progress, threads=args.threads,
                            allow_mixed=args.allow_mixed)
+    except MfmBenchError:  # already one clear line (some are also OSErrors: missing files and data)
+        raise
+    except OSError as e:  # a full disk, a read-only or unwritable --out: the store keeps what was written
+        from mfm_bench.errors import storage_error
+
+        raise storage_error(e, f"the output folder {out}") from None
+    except sqlite3.OperationalError as e:  # "database or disk is full"
+        from mfm_bench.errors import StorageError
+
+        raise StorageError(f"cannot write {out / 'results.sqlite'}: {e}; free some space and run again with "
+                           "--resume") from None
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished runs are kept in {out}; continue with\n"
               f"  mfm-bench run {args.suite} --out {out} --resume", file=sys.stderr)

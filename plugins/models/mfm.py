@@ -16,13 +16,12 @@ the original code):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
-from mfm_bench.config import option, per_modality, plugin
+from mfm_bench.config import per_modality
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.losses import kl_standard_normal, mmd_to_prior, reparameterise
 from mfm_bench.nn import Head as LabelHead  # D: Linear-ReLU-Dropout-Linear (fy_to_y), or one Linear (M_D)
@@ -31,52 +30,9 @@ from mfm_bench.registry import get_registry
 
 from .mfm_decoders import SEQUENCE_ENCODERS, MFMBuildError, build_decoder, check_modality_kinds, run_decoder
 from .mfm_parts import CodeEncoder, FactorMap, frozen_call
+from .configs import Variant, VARIANTS, MFMConfig  # noqa: F401 - the config lives torch-free in configs.py
 
-Variant = Literal["full", "shared_generative", "no_discriminative", "no_generative", "discriminative_only", "kl"]
-VARIANTS: tuple[str, ...] = ("full", "shared_generative", "no_discriminative", "no_generative", "discriminative_only", "kl")
 SHARED = "shared"  # the key of the single generative code of the shared_generative variant
-
-
-@dataclass
-class MFMConfig:
-    variant: Variant = option("full", "full MFM or an ablation: shared_generative, no_discriminative, no_generative, discriminative_only, kl")
-    encoder: str | dict = plugin("encoder", "lstm", "encoder plugin of the generative codes z_a(i) "
-                                 "(a name, or {modality: name, default: name})")
-    encoder_params: dict = option({}, "params of the generative (and surrogate) encoders")
-    fusion: str = plugin("fusion", "mfn", "fusion plugin giving the discriminative code z_y (the paper: MFN)")
-    fusion_params: dict = option({}, "params of the fusion")
-    zy: int = option(80, "size of the discriminative code z_y (tuned MOSI setting: 80)")
-    za: int | dict = option({"text": 64, "default": 80}, "size of each generative code z_a(i): a number or {modality: size, default: size} (MOSI: text 64, audio/visual 80; 'shared' names the shared_generative code)")
-    fy: int = option(64, "size of the discriminative factor F_y (MOSI: 64)")
-    fa: int | dict = option({"text": 32, "audio": 16, "default": 64}, "size of each generative factor F_a(i) (MOSI: text 32, audio 16, visual 64)")
-    factor_dropout: float = option(0.0, "dropout inside the z -> F maps")
-    head_hidden: int | None = option(None, "hidden width of the label head D; null: the size of its input factor, as the original Linear(fy, fy)")
-    head_dropout: float = option(0.0, "dropout inside the label head D")
-    lambda_mmd: float = option(100.0, "weight of the MMD prior term, summed over all codes (MOSI: 100)")
-    kernel: Literal["original", "rbf", "imq"] = option("original", "MMD kernel: original (exp(-||x-y||^2/dim^2), biased estimator), rbf or imq (unbiased estimators)")
-    lambda_x: float | dict = option({"text": 0.5, "audio": 0.01, "default": 0.5}, "reconstruction weight per modality: a number or {modality: weight, default: weight} (MOSI: text 0.5, audio 0.01, visual 0.5)")
-    mask_padding: bool = option(False, "leave padded steps out of the reconstruction loss (the original reconstructs the zero padding too)")
-    lambda_kl: float = option(1.0, "weight of the KL prior term of the kl variant (KL summed over code dims, averaged over the batch)")
-    surrogate: bool = option(False, "train surrogate encoders for missing modalities and use them when a modality is missing")
-    lambda_surrogate: float = option(1.0, "weight of the MSE between surrogate codes and the (detached) full-model codes")
-    surrogate_task_weight: float = option(1.0, "weight of the label and reconstruction losses computed from surrogate codes")
-    decoder: str | dict = option("lstm", "decoder G_i of each modality: a name or {modality: name, default: name}; lstm "
-                                 "(sequences; vectors as one step), conv-image (images), mlp or conv-signal (vectors)")
-    impl: Literal["reference", "fast"] = option("fast", "decoders: fast (whole-sequence LSTM kernel after step 0) or reference (one cell call per step); same math and parameters. The MFN fusion has its own impl in fusion_params")
-
-    def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
-        for name in ("za", "fa"):
-            value = getattr(self, name)
-            values = value.values() if isinstance(value, dict) else [value]
-            if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-                raise ValueError(f"{name} must be a positive integer or a mapping of positive integers, got {value!r}")
-        values = self.lambda_x.values() if isinstance(self.lambda_x, dict) else [self.lambda_x]
-        if not all(isinstance(v, (int, float)) and v >= 0 for v in values):
-            raise ValueError(f"lambda_x must be a non-negative number or a mapping of them, got {self.lambda_x!r}")
-        if self.zy < 1 or self.fy < 1:
-            raise ValueError("zy and fy must be positive")
 
 
 class MFM(nn.Module):

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +163,12 @@ def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> tuple[Any, Any,
     reg = get_registry()
     dataset = reg.build("dataset", ds_name, **(ds_cfg.get("params") or {}))
     model = reg.build("model", model_name, dataset.spec, **(model_cfg.get("params") or {}))
-    state = torch.load(weights, map_location=device, weights_only=True)
+    try:
+        state = torch.load(weights, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ExplainError(f"{weights}: not a readable model file ({first}); it may be truncated: run the suite "
+                           "again with --overwrite to rewrite it") from None
     model.load_state_dict(state)
     return model, dataset, config
 
