@@ -95,8 +95,12 @@ def test_not_utf8_folder_and_unreadable_files(tmp_path, monkeypatch, capsys):
 
 def test_same_dataset_twice_with_one_label(write_suite):
     text = HEAD.replace("datasets: [", "datasets: [synthetic-factors, ")
-    with pytest.raises(SuiteError, match=r"datasets\[1\]: dataset label 'synthetic-factors' is used twice"):
+    with pytest.raises(SuiteError, match=r"datasets\[0\]: dataset 'synthetic-factors' appears 2 times"):
         load_suite(write_suite(text))
+    labelled = HEAD.replace("datasets: [{name: synthetic-factors, params:",
+                            "datasets: [{name: synthetic-factors, label: same}, {name: synthetic-factors, label: same, params:")
+    with pytest.raises(SuiteError, match=r"label 'same' is used twice"):
+        load_suite(write_suite(labelled))
 
 
 def test_paths_and_vars_resolve_once_against_the_suite_folder(write_suite, tmp_path, monkeypatch):
