@@ -221,6 +221,30 @@ def _chart(ds: str, conds: dict[str, Any], cat: Catalog) -> Chart | None:
                  list(clean), series)
 
 
+def _sweep_tables(conds: dict[str, Any], cat: Catalog) -> list[Table]:
+    """Per sweep, the main metric against severity; then one summary: AUC, relative and effective robustness."""
+    from .robustness import summary_rows, sweeps
+
+    main = _main_metric(conds.get("clean", {}), cat)
+    curves = sweeps(conds, main) if main else {}
+    if not curves:
+        return []
+    head = _header(main, _meta(main, cat), _direction_of(conds.get("clean", {}), main))
+    tables = []
+    for name, per_model in curves.items():
+        sev = [f"{s:g}" for s, _ in per_model[0].points]
+        rows = [[c.model, *[_num(v) for _, v in c.points]] for c in per_model]
+        tables.append(Table(f"{head} against severity: {name}", ["model", *sev], rows))
+    rows = [[sw, m, sev, *[_num(v) for v in vals]] for sw, m, sev, *vals in summary_rows(curves)]
+    tables.append(Table(f"robustness summary of {head} (first model is the effective-robustness reference)",
+                        ["sweep", "model", "severities", "AUC", "relative robustness", "effective robustness"], rows))
+    return tables
+
+
+def _num(v: float) -> str:
+    return "-" if v is None or math.isnan(v) else f"{round(v, 3) + 0.0:.3f}"
+
+
 def board(data: dict[str, Any]) -> Board:
     """The tables of every dataset (main, probes, robustness, then plugins' own sections), charts, unfinished runs."""
     cat = catalog()
@@ -228,7 +252,7 @@ def board(data: dict[str, Any]) -> Board:
     for ds, conds in data["datasets"].items():
         clean = conds.get("clean", {})
         tables = [_main_table(clean, cat), _probe_table(clean, cat), _robustness_table(conds, cat)]
-        b.datasets[ds] = [t for t in tables if t is not None] + _section_tables(conds, cat)
+        b.datasets[ds] = [t for t in tables if t is not None] + _sweep_tables(conds, cat) + _section_tables(conds, cat)
         chart = _chart(ds, conds, cat)
         if chart is not None:
             b.charts[ds] = chart

@@ -158,7 +158,7 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
         d.label = d.label or d.name
     train = _train(raw, at)
     evaluate = raw.get("evaluate") or {}
-    conditions = _conditions(evaluate, at)
+    conditions = _conditions(evaluate, at, datasets, reg)
     fetch = bool(raw.get("fetch", False))
     if check_files and not fetch:
         _check_files(datasets, path, at)
@@ -253,15 +253,39 @@ def _train(raw: dict[str, Any], at: _Locator) -> dict[str, Any]:
         raise at.error(e.field, e.message, e.hint) from None
 
 
-def _conditions(evaluate: dict[str, Any], at: _Locator) -> list[Any]:
-    from .evaluation import ConditionError, parse_conditions
+def _conditions(evaluate: dict[str, Any], at: _Locator, datasets: list[PluginRef] | None = None,
+                reg: Any = None) -> list[Any]:
+    """The conditions, each checked against the modalities of every dataset that can describe itself."""
+    from .evaluation import Condition, ConditionError, parse_condition_items
 
     try:
-        return parse_conditions(evaluate.get("conditions", ["clean"]))
+        items = parse_condition_items(evaluate.get("conditions", ["clean"]))
     except ConditionError as e:
         raise at.error(f"evaluate.conditions[{e.index}]", e.message) from None
     except ValueError as e:  # e.g. a noise std that is no number
         raise at.error("evaluate.conditions", str(e)) from None
+    for d in datasets or []:
+        names = _modality_names(d, reg)
+        for i, c in items:
+            unknown = [m for m in c.modalities if names is not None and m not in names]
+            if unknown:
+                raise at.error(f"evaluate.conditions[{i}]", f"dataset {d.label!r} has no modality {unknown[0]!r}",
+                               did_you_mean(unknown[0], names))
+    return [Condition("clean")] + [c for _, c in items if c.kind != "clean"]
+
+
+def _modality_names(d: PluginRef, reg: Any) -> list[str] | None:
+    """The dataset's modality names from its factory's ``describe`` (reads no data), or None when it has none."""
+    if reg is None:
+        return None
+    factory = reg.get("dataset", d.name).factory
+    describe = getattr(factory, "describe", None)
+    if describe is None:
+        return None
+    try:
+        return list(describe(reg.config_of("dataset", d.name, d.params)).modality_names)
+    except Exception:  # noqa: BLE001 - a dataset that cannot describe itself here is checked when it is built
+        return None
 
 
 def _check_files(datasets: list[PluginRef], suite_path: Path, at: _Locator) -> None:
