@@ -218,8 +218,10 @@ def ridge_r2(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
 
 
 def evaluate(model: torch.nn.Module, dataset: Any, conditions: list[Condition], device: torch.device | str = "cpu",
-             batch_size: int = EVAL_BATCH_SIZE, seed: int = 0, split: str = "test", probes: bool = True) -> list[tuple[str, str, str, float]]:
-    """Rows of (condition, split, metric, value) for every condition on ``split``, plus probe rows."""
+             batch_size: int = EVAL_BATCH_SIZE, seed: int = 0, split: str = "test", probes: bool = True,
+             on_predictions: Any = None) -> list[tuple[str, str, str, float]]:
+    """Rows of (condition, split, metric, value) for every condition on ``split``, plus probe rows.
+    ``on_predictions(condition, predictions)``, when given, receives each condition's per-sample predictions."""
     spec: DatasetSpec = dataset.spec
     data = dataset.split(split)
     rows: list[tuple[str, str, str, float]] = []
@@ -229,6 +231,8 @@ def evaluate(model: torch.nn.Module, dataset: Any, conditions: list[Condition], 
         p = predict(model, data, cond.transform(seed), device=device, batch_size=batch_size)
         if cond.kind == "clean":
             clean_preds = p
+        if on_predictions is not None:
+            on_predictions(cond, p)
         for metric, value in {**compute_metrics(spec.task, p.prediction, p.target), **p.metric_means}.items():
             rows.append((cond.name, split, metric, float(value)))
     if probes and clean_preds is not None and clean_preds.codes and clean_preds.factors:

@@ -48,7 +48,7 @@ def collect(store: ResultStore) -> dict[str, Any]:
     values: dict[tuple, list[float]] = defaultdict(list)
     seeds: dict[tuple, set] = defaultdict(set)
     stored: dict[str, set[int]] = defaultdict(set)
-    for m in store.metrics():
+    for m in store.metrics_and_reevaluations():  # re-evaluations add conditions the runs never measured
         run = finished.get(m["run_id"])
         if run is None or m["split"] == "valid":
             continue
