@@ -64,12 +64,16 @@ def collect(store: ResultStore) -> dict[str, Any]:
         row = table.setdefault(ds, {}).setdefault(cond, {}).setdefault(
             label, {"seeds": len(seeds[(ds, cond, label)]), "metrics": {}})
         row["metrics"][metric] = {**_stats(vals), "higher_is_better": _direction(metric, stored[metric], cat)}
+    from .provenance import LEADERBOARD_SCHEMA_VERSION
+
     return {
+        "schema_version": LEADERBOARD_SCHEMA_VERSION,
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "datasets": table,
         "runs": [{k: r[k] for k in ("id", "suite", "dataset", "label", "seed", "status", "seconds")} | {
             "error": (r["error"] or "").splitlines()[0] if r["error"] else None,
             "versions": {k: r["environment"].get(k) for k in ("mfm_bench", "torch", "git_commit", "device")},
+            "limit": r["config"].get("limit"),
         } for r in runs],
     }
 
@@ -249,6 +253,9 @@ def board(data: dict[str, Any]) -> Board:
     """The tables of every dataset (main, probes, robustness, then plugins' own sections), charts, unfinished runs."""
     cat = catalog()
     b = Board(data["generated"], {})
+    limits = sorted({r["limit"] for r in data["runs"] if r.get("limit")})
+    if limits:
+        b.title = f"Leaderboard (smoke test: --limit {', '.join(map(str, limits))} samples per split; not comparable)"
     for ds, conds in data["datasets"].items():
         clean = conds.get("clean", {})
         tables = [_main_table(clean, cat), _probe_table(clean, cat), _robustness_table(conds, cat)]

@@ -53,12 +53,13 @@ class Board:
     datasets: dict[str, list[Table]]
     charts: dict[str, Chart] = field(default_factory=dict)
     unfinished: list[tuple[str, str]] = field(default_factory=list)
+    title: str = "Leaderboard"
 
 
 def markdown(board: Board) -> str:
     from tabulate import tabulate
 
-    lines = ["# Leaderboard", "", INTRO.format(generated=board.generated), ""]
+    lines = [f"# {board.title}", "", INTRO.format(generated=board.generated), ""]
     for ds, tables in board.datasets.items():
         lines += [f"## {ds}", ""]
         for t in tables:
@@ -92,7 +93,7 @@ def html_table(t: Table) -> str:
 def html(board: Board) -> str:
     """A self-contained page: every table of the Markdown, bold best values, a chart per dataset (embedded PNG)."""
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>mfm-bench leaderboard</title>",
-             f"<style>{STYLE}</style></head><body>", "<h1>Leaderboard</h1>",
+             f"<style>{STYLE}</style></head><body>", f"<h1>{h.escape(board.title)}</h1>",
              f"<p>{h.escape(INTRO.format(generated=board.generated)).replace('**bold**', '<b>bold</b>')}</p>"]
     for ds, tables in board.datasets.items():
         parts.append(f"<h2>{h.escape(ds)}</h2>")

@@ -148,6 +148,14 @@ class ResultStore:
                  json.dumps(run["config"]), json.dumps(environment, sort_keys=True), time.time()),
             )
 
+    def add_environment(self, run_id: str, extra: dict[str, Any]) -> None:
+        """Merge ``extra`` into a running run's environment (facts known only once its data is built)."""
+        with self.transaction() as c:
+            row = c.execute("SELECT environment FROM runs WHERE id = ?", (run_id,)).fetchone()
+            env = json.loads(row[0]) if row and row[0] else {}
+            c.execute("UPDATE runs SET environment = ? WHERE id = ?",
+                      (json.dumps(env | extra, sort_keys=True, default=str), run_id))
+
     def finish(self, run_id: str, metrics: list[tuple[str, str, str, float]], seconds: float) -> None:
         """Record a finished run's metrics and status in one transaction."""
         with self.transaction() as c:

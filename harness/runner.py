@@ -51,8 +51,9 @@ NOT_IN_ID = ("device", "threads")
 
 
 def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = None,
-           threads: int | None = None) -> list[Run]:
-    """The grid of runs, in dataset, model, seed order."""
+           threads: int | None = None, limit: int | None = None) -> list[Run]:
+    """The grid of runs, in dataset, model, seed order. ``limit`` (a smoke test on a seeded subset of each split)
+    enters the config, hence the run id, only when set."""
     train = dict(suite.train)
     if device:
         train["device"] = device
@@ -69,12 +70,14 @@ def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = No
                     "train": train,
                     "evaluate": {"conditions": [c.name for c in suite.conditions], "probes": suite.probes},
                 }
+                if limit:
+                    config["limit"] = limit
                 key = {**config, "train": {k: v for k, v in train.items() if k not in NOT_IN_ID}}
                 runs.append(Run(run_id(key), suite.name, m.label, d.label, config))
     return runs
 
 
-def environment(device: Any, packages: dict[str, str]) -> dict[str, Any]:
+def environment(device: Any, packages: dict[str, str], deterministic: bool = False) -> dict[str, Any]:
     import numpy
     import torch
 
@@ -87,7 +90,9 @@ def environment(device: Any, packages: dict[str, str]) -> dict[str, Any]:
     }
     if getattr(device, "type", "") == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
-    return env
+    from .provenance import provenance
+
+    return env | provenance(device, deterministic)
 
 
 def _git_commit() -> str | None:
@@ -123,8 +128,10 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
-            progress: Callable[..., Any] | None) -> str:
+            progress: Callable[..., Any] | None, deterministic: bool = False) -> str:
     """Train and evaluate one run; record it. Returns the final status."""
+    from .provenance import data_fingerprint, set_deterministic
+
     from .registry import get_registry
     from .training import TrainConfig, Trainer
 
@@ -136,10 +143,13 @@ def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
     trainer = Trainer(TrainConfig(**cfg["train"]), progress=progress)
     entries = {k: reg.get(k, cfg[k]["name"]) for k in ("dataset", "model")}
     packages = {f"{k}:{cfg[k]['name']}": f"{e.package} {e.version}".strip() for k, e in entries.items()}
-    store.start(run.as_record(), environment(trainer.device, packages))
+    set_deterministic(deterministic)
+    store.start(run.as_record(), environment(trainer.device, packages, deterministic))
     t0 = time.perf_counter()
     try:
-        model, result, rows = _train_and_evaluate(cfg, trainer, _dataset(cfg, datasets, reg), reg)
+        dataset = _dataset(cfg, datasets, reg)
+        store.add_environment(run.id, {"data_fingerprint": data_fingerprint(dataset)})
+        model, result, rows = _train_and_evaluate(cfg, trainer, dataset, reg)
         _save_outputs(run_dir, model, result)
         store.finish(run.id, rows, time.perf_counter() - t0)
         return "finished"
@@ -157,6 +167,10 @@ def _dataset(cfg: dict[str, Any], datasets: dict[str, Any], reg: Any) -> Any:
     key = json.dumps(cfg["dataset"], sort_keys=True)
     if key not in datasets:
         datasets[key] = reg.build("dataset", cfg["dataset"]["name"], **cfg["dataset"]["params"])
+    if cfg.get("limit"):  # --limit: a seeded subset of each split (the seed of the data, not of the run)
+        from .provenance import Limited
+
+        return datasets.setdefault(f"{key} limit {cfg['limit']}", Limited(datasets[key], cfg["limit"]))
     return datasets[key]
 
 
@@ -171,9 +185,15 @@ def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: An
         c.check(dataset.spec)
     torch.manual_seed(cfg["seed"])
     model = reg.build("model", cfg["model"]["name"], dataset.spec, **cfg["model"]["params"])
+    from .provenance import cost_rows
+
+    if trainer.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(trainer.device)
     result = trainer.fit(model, dataset.split("train"), dataset.split("valid"), seed=cfg["seed"])
+    t0 = time.perf_counter()
     rows = evaluate(model, dataset, conditions, device=trainer.device, batch_size=trainer.cfg.eval_batch_size,
                     seed=cfg["seed"], probes=cfg["evaluate"]["probes"])
+    rows += cost_rows(time.perf_counter() - t0, len(dataset.split("test")) * len(conditions), trainer.device)
     rows += [
         ("train", "train", "params", float(result.params)),
         ("train", "train", "train_samples_per_sec", result.samples_per_sec),
@@ -195,8 +215,10 @@ def _save_outputs(run_dir: Path, model: Any, result: Any) -> None:
 
 def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bool = False,
               seeds: list[int] | None = None, device: str | None = None, progress: bool = True,
-              log: Callable[[str], None] = print, threads: int | None = None) -> dict[str, int]:
-    """Run every run of the grid not yet finished (with ``resume``); returns counts by status."""
+              log: Callable[[str], None] = print, threads: int | None = None, deterministic: bool = False,
+              limit: int | None = None) -> dict[str, int]:
+    """Run every run of the grid not yet finished (with ``resume``); returns counts by status. ``deterministic``
+    turns on torch's deterministic algorithms (recorded); ``limit`` runs a seeded subset of each split."""
     from .training import resolve_device
 
     out = Path(out)
@@ -205,12 +227,12 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
         from .data.fetch import prefetch_suite
 
         prefetch_suite(suite, log=log)
-    runs = expand(suite, seeds, device, threads)
+    runs = expand(suite, seeds, device, threads, limit)
     with ResultStore(out) as store:
         todo = _todo(runs, store, out, resume, overwrite, log)
         counts = {"finished": 0, "failed": 0, "skipped": len(runs) - len(todo)}
         with _sigterm_as_interrupt():
-            _execute_all(todo, suite.name, out, store, progress, counts)
+            _execute_all(todo, suite.name, out, store, progress, counts, deterministic)
     return counts
 
 
@@ -230,7 +252,7 @@ def _todo(runs: list[Run], store: ResultStore, out: Path, resume: bool, overwrit
 
 
 def _execute_all(todo: list[Run], name: str, out: Path, store: ResultStore, progress: bool,
-                 counts: dict[str, int]) -> None:
+                 counts: dict[str, int], deterministic: bool = False) -> None:
     """Execute ``todo`` in order under one progress bar, counting statuses; a failed run is reported and skipped."""
     from tqdm.auto import tqdm
 
@@ -239,7 +261,7 @@ def _execute_all(todo: list[Run], name: str, out: Path, store: ResultStore, prog
     for run in bar:
         what = f"{run.dataset_label} / {run.label} / seed {run.config['seed']}"
         bar.set_postfix_str(what)
-        status = execute(run, out, store, datasets, tqdm if progress else None)
+        status = execute(run, out, store, datasets, tqdm if progress else None, deterministic)
         counts[status] += 1
         if status == "failed":
             err = store.conn.execute("SELECT error FROM runs WHERE id = ?", (run.id,)).fetchone()[0]

@@ -74,8 +74,10 @@ def test_suite_runs_records_everything_and_writes_leaderboard(write_suite, tmp_p
     csv_head = written["csv"].read_text().splitlines()[0]
     assert csv_head.startswith("dataset,condition,model,seeds,mae,mae_std")
     page = write_leaderboard(out, ["html"])["html"].read_text()
-    # every Markdown table is in the HTML too (here: clean split and robustness), bold best values included
-    assert page.count("<table>") == md.count("\n### ") == 2 and "<b>" in page
+    # every Markdown table is in the HTML too (here: clean split, robustness, one table per sweep (missing:audio,
+    # noise:text) and the sweeps' summary), bold best values included
+    assert page.count("<table>") == md.count("\n### ") == 5 and "<b>" in page
+    assert "### robustness summary of" in md and "against severity: noise:text" in md
     assert re.search(r"<td>concat\s*</td>", page) and page.count("data:image/png;base64,") == 1
     assert (out / "leaderboard.html").stat().st_mode & 0o044  # readable by others, like any report
 
@@ -147,8 +149,15 @@ def test_interrupt_inside_training_marks_the_run_interrupted(write_suite, tmp_pa
 
 
 def test_condition_on_unknown_modality_fails_the_run_with_a_clear_error(write_suite, tmp_path, dummy):
+    from mfm_bench.evaluation import Condition
+    from mfm_bench.suite import SuiteError
+
     text = TINY.replace("{missing: audio}", "{missing: visual}")
-    run_suite(load_suite(write_suite(text)), tmp_path / "o", progress=False)
+    with pytest.raises(SuiteError, match=r"suite.yaml:\d+: evaluate.conditions\[1\]: .*has no modality 'visual'"):
+        load_suite(write_suite(text))  # validation knows the dataset's modalities from its describe()
+    suite = load_suite(write_suite(TINY))
+    suite.conditions.append(Condition("missing", "visual"))  # past validation, the run itself still refuses it
+    run_suite(suite, tmp_path / "o", progress=False)
     err = runs_table(tmp_path / "o")[("good", 0)]["error"]
     assert "has no modality 'visual'" in err and "text, audio" in err
 

@@ -26,6 +26,16 @@ def seeds_arg(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--limit takes a positive number of samples, got {text!r}")
+    return n
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("suite", help="suite YAML file (see docs/suites.md)")
     p.add_argument("--out", help="output folder (default: runs/<suite name>)")
@@ -37,6 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=seeds_arg, help="override the suite's seeds, e.g. 0,1,2")
     p.add_argument("--threads", type=int, help="CPU threads for torch (override the suite's train.threads; 0: torch's default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--deterministic", action="store_true",
+                   help="torch's deterministic algorithms (slower on GPU; an op without one is an error); recorded")
+    p.add_argument("--limit", type=_positive, metavar="N",
+                   help="smoke test: a seeded random N samples of each split (new run ids; the leaderboard says so)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         counts = run_suite(suite, out, resume=args.resume, overwrite=args.overwrite, seeds=args.seeds,
-                           device=args.device, progress=not args.no_progress, threads=args.threads)
+                           device=args.device, progress=not args.no_progress, threads=args.threads,
+                           deterministic=args.deterministic, limit=args.limit)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished runs are kept in {out}; continue with\n"
               f"  mfm-bench run {args.suite} --out {out} --resume", file=sys.stderr)
