@@ -81,4 +81,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"results: {out / 'results.sqlite'}")
     for fmt, path in written.items():
         print(f"{fmt}: {path}")
+    if "html" in suite.formats:  # the full report goes with the HTML leaderboard
+        from mfm_bench.report import write_report
+
+        print(f"report: {write_report(out)}")
     return 1 if counts["failed"] else 0
