@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ class Run:
     label: str
     dataset_label: str
     config: dict[str, Any]
+    trackers: list[str] = field(default_factory=list)  # enabled by the suite; not part of the run id
 
     def as_record(self) -> dict[str, Any]:
         return {"id": self.id, "suite": self.suite, "label": self.label, "dataset_label": self.dataset_label,
@@ -73,7 +74,7 @@ def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = No
                 if limit:
                     config["limit"] = limit
                 key = {**config, "train": {k: v for k, v in train.items() if k not in NOT_IN_ID}}
-                runs.append(Run(run_id(key), suite.name, m.label, d.label, config))
+                runs.append(Run(run_id(key), suite.name, m.label, d.label, config, list(getattr(suite, "trackers", []))))
     return runs
 
 
@@ -131,6 +132,7 @@ def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
             progress: Callable[..., Any] | None, deterministic: bool = False) -> str:
     """Train and evaluate one run; record it. Returns the final status."""
     from .provenance import data_fingerprint, set_deterministic
+    from .tracking import call, flat_metrics
 
     from .registry import get_registry
     from .training import TrainConfig, Trainer
@@ -140,11 +142,14 @@ def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
     run_dir = out / "runs" / run.id
     atomic_write(run_dir / "config.json",
                  json.dumps({"id": run.id, "suite": run.suite, **cfg}, indent=2, sort_keys=True))
-    trainer = Trainer(TrainConfig(**cfg["train"]), progress=progress)
+    trainer = Trainer(TrainConfig(**cfg["train"]), progress=progress,
+                      on_epoch=lambda epoch, row: call("on_epoch_end", run_id=run.id, epoch=epoch, metrics=row))
     entries = {k: reg.get(k, cfg[k]["name"]) for k in ("dataset", "model")}
     packages = {f"{k}:{cfg[k]['name']}": f"{e.package} {e.version}".strip() for k, e in entries.items()}
     set_deterministic(deterministic)
-    store.start(run.as_record(), environment(trainer.device, packages, deterministic))
+    env = environment(trainer.device, packages, deterministic)
+    store.start(run.as_record(), env)
+    call("on_run_start", run={**run.as_record(), "environment": env, "trackers": run.trackers}, out=out)
     t0 = time.perf_counter()
     try:
         dataset = _dataset(cfg, datasets, reg)
@@ -152,13 +157,16 @@ def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
         model, result, rows = _train_and_evaluate(cfg, trainer, dataset, reg)
         _save_outputs(run_dir, model, result)
         store.finish(run.id, rows, time.perf_counter() - t0)
+        call("on_run_end", run_id=run.id, status="finished", metrics=flat_metrics(rows))
         return "finished"
     except (KeyboardInterrupt, _Terminated):
         store.fail(run.id, "interrupted", time.perf_counter() - t0, status="interrupted")
+        call("on_run_end", run_id=run.id, status="interrupted", metrics={})
         raise
     except Exception as e:  # noqa: BLE001 - a failed run (TrainingError or any other) is recorded, the suite goes on
         tb = traceback.format_exc(limit=6)
         store.fail(run.id, f"{type(e).__name__}: {e}\n{tb}", time.perf_counter() - t0)
+        call("on_run_end", run_id=run.id, status="failed", metrics={})
         return "failed"
 
 

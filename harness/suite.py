@@ -54,6 +54,7 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
         },
         "fetch": {"type": "boolean"},
+        "trackers": {"type": "array", "items": {"type": "string"}},
     },
     "required": ["name", "datasets", "models"],
     "additionalProperties": False,
@@ -92,6 +93,7 @@ class Suite:
     formats: list[str] = field(default_factory=lambda: list(DEFAULT_FORMATS))
     fetch: bool = False
     description: str = ""
+    trackers: list[str] = field(default_factory=list)
 
 
 def _parse_path(field_path: str) -> list[str | int]:
@@ -167,7 +169,7 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
         name=raw["name"], path=path, datasets=datasets, models=models, seeds=list(raw.get("seeds", [0])),
         train=train, conditions=conditions, probes=bool(evaluate.get("probes", True)),
         formats=list(report.get("formats", DEFAULT_FORMATS)),
-        fetch=fetch, description=raw.get("description", ""),
+        fetch=fetch, description=raw.get("description", ""), trackers=_trackers(raw, at),
     )
 
 
@@ -251,6 +253,17 @@ def _train(raw: dict[str, Any], at: _Locator) -> dict[str, Any]:
         return config_to_dict(build_config(TrainConfig, raw.get("train"), where="train"))
     except ConfigError as e:
         raise at.error(e.field, e.message, e.hint) from None
+
+
+def _trackers(raw: dict[str, Any], at: _Locator) -> list[str]:
+    from .tracking import BUILTIN_TRACKERS
+
+    names = list(raw.get("trackers") or [])
+    for i, name in enumerate(names):
+        if name not in BUILTIN_TRACKERS:
+            raise at.error(f"trackers[{i}]", f"unknown tracker {name!r}", did_you_mean(name, BUILTIN_TRACKERS)
+                           + "; a third-party tracker implements the on_run_* hooks and needs no entry here")
+    return names
 
 
 def _conditions(evaluate: dict[str, Any], at: _Locator, datasets: list[PluginRef] | None = None,
