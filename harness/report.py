@@ -28,7 +28,7 @@ const c=(typeof x===typeof y)?(x<y?-1:x>y?1:0):(typeof x==='number'?-1:1);return
 rows.forEach(r=>table.tBodies[0].appendChild(r));}
 document.querySelectorAll('table.sortable th').forEach(th=>th.addEventListener('click',()=>sortTable(th)));
 """
-EXTRA_STYLE = ("table.sortable th{cursor:pointer;background:#f4f4f4}th[data-dir=asc]::after{content:' ▲'}"
+EXTRA_STYLE = ("td{white-space:nowrap}table.sortable th{cursor:pointer;background:#f4f4f4}th[data-dir=asc]::after{content:' ▲'}"
                "th[data-dir=desc]::after{content:' ▼'}details{margin:.5em 0}pre{background:#f8f8f8;padding:.5em;"
                "overflow:auto;max-height:24em}")
 
