@@ -28,7 +28,8 @@ const c=(typeof x===typeof y)?(x<y?-1:x>y?1:0):(typeof x==='number'?-1:1);return
 rows.forEach(r=>table.tBodies[0].appendChild(r));}
 document.querySelectorAll('table.sortable th').forEach(th=>th.addEventListener('click',()=>sortTable(th)));
 """
-EXTRA_STYLE = ("td{white-space:nowrap}table.sortable th{cursor:pointer;background:#f4f4f4}th[data-dir=asc]::after{content:' ▲'}"
+EXTRA_STYLE = ("body{max-width:1700px}.scroll{overflow-x:auto}td{white-space:nowrap}"
+               "table.sortable th{cursor:pointer;background:#f4f4f4}th[data-dir=asc]::after{content:' ▲'}"
                "th[data-dir=desc]::after{content:' ▼'}details{margin:.5em 0}pre{background:#f8f8f8;padding:.5em;"
                "overflow:auto;max-height:24em}")
 
@@ -40,9 +41,9 @@ def table_html(t: Table, dataset: str) -> str:
         cells = [f"<td><b>{h.escape(str(c))}</b></td>" if (i, j) in t.best else f"<td>{h.escape(str(c))}</td>"
                  for j, c in enumerate(row)]
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f"<h3>{h.escape(t.heading)}</h3>\n<table class='sortable' data-dataset='{h.escape(dataset)}' "
-            f"data-heading='{h.escape(t.heading)}'>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body)
-            + "\n</tbody>\n</table>")
+    return (f"<h3>{h.escape(t.heading)}</h3>\n<div class='scroll'><table class='sortable' "
+            f"data-dataset='{h.escape(dataset)}' data-heading='{h.escape(t.heading)}'>\n<thead><tr>{head}</tr></thead>"
+            "\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table></div>")
 
 
 def _png(fig: Any) -> str:
