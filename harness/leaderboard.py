@@ -49,7 +49,7 @@ def collect(store: ResultStore) -> dict[str, Any]:
     values: dict[tuple, list[float]] = defaultdict(list)
     seeds: dict[tuple, set] = defaultdict(set)
     stored: dict[str, set[int]] = defaultdict(set)
-    for m in store.metrics():
+    for m in store.metrics_and_reevaluations():  # re-evaluations add conditions the runs never measured
         run = finished.get(m["run_id"])
         if run is None or m["split"] == "valid":
             continue
@@ -65,7 +65,10 @@ def collect(store: ResultStore) -> dict[str, Any]:
         row = table.setdefault(ds, {}).setdefault(cond, {}).setdefault(
             label, {"seeds": len(seeds[(ds, cond, label)]), "metrics": {}})
         row["metrics"][metric] = {**_stats(vals), "higher_is_better": _direction(metric, stored[metric], cat)}
+    from .provenance import LEADERBOARD_SCHEMA_VERSION
+
     return {
+        "schema_version": LEADERBOARD_SCHEMA_VERSION,
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "datasets": table,
         "runs": [{k: r[k] for k in ("id", "suite", "dataset", "label", "seed", "status", "seconds")} | {
@@ -73,6 +76,7 @@ def collect(store: ResultStore) -> dict[str, Any]:
             "versions": {k: r["environment"].get(k) for k in ("mfm_bench", "torch", "git_commit", "device")},
             "settings": {k: r["environment"].get(k) for k in SETTINGS},
             "warnings": r["environment"].get("data_warnings", []),
+            "limit": r["config"].get("limit"),
         } for r in runs],
     }
 
@@ -224,14 +228,41 @@ def _chart(ds: str, conds: dict[str, Any], cat: Catalog) -> Chart | None:
                  list(clean), series)
 
 
+def _sweep_tables(conds: dict[str, Any], cat: Catalog) -> list[Table]:
+    """Per sweep, the main metric against severity; then one summary: AUC, relative and effective robustness."""
+    from .robustness import summary_rows, sweeps
+
+    main = _main_metric(conds.get("clean", {}), cat)
+    curves = sweeps(conds, main) if main else {}
+    if not curves:
+        return []
+    head = _header(main, _meta(main, cat), _direction_of(conds.get("clean", {}), main))
+    tables = []
+    for name, per_model in curves.items():
+        sev = [f"{s:g}" for s, _ in per_model[0].points]
+        rows = [[c.model, *[_num(v) for _, v in c.points]] for c in per_model]
+        tables.append(Table(f"{head} against severity: {name}", ["model", *sev], rows))
+    rows = [[sw, m, sev, *[_num(v) for v in vals]] for sw, m, sev, *vals in summary_rows(curves)]
+    tables.append(Table(f"robustness summary of {head} (first model is the effective-robustness reference)",
+                        ["sweep", "model", "severities", "AUC", "relative robustness", "effective robustness"], rows))
+    return tables
+
+
+def _num(v: float) -> str:
+    return "-" if v is None or math.isnan(v) else f"{round(v, 3) + 0.0:.3f}"
+
+
 def board(data: dict[str, Any]) -> Board:
     """The tables of every dataset (main, probes, robustness, then plugins' own sections), charts, unfinished runs."""
     cat = catalog()
     b = Board(data["generated"], {})
+    limits = sorted({r["limit"] for r in data["runs"] if r.get("limit")})
+    if limits:
+        b.title = f"Leaderboard (smoke test: --limit {', '.join(map(str, limits))} samples per split; not comparable)"
     for ds, conds in data["datasets"].items():
         clean = conds.get("clean", {})
         tables = [_main_table(clean, cat), _probe_table(clean, cat), _robustness_table(conds, cat)]
-        b.datasets[ds] = [t for t in tables if t is not None] + _section_tables(conds, cat)
+        b.datasets[ds] = [t for t in tables if t is not None] + _sweep_tables(conds, cat) + _section_tables(conds, cat)
         chart = _chart(ds, conds, cat)
         if chart is not None:
             b.charts[ds] = chart

@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ class Run:
     label: str
     dataset_label: str
     config: dict[str, Any]
+    trackers: list[str] = field(default_factory=list)  # enabled by the suite; not part of the run id
 
     def as_record(self) -> dict[str, Any]:
         return {"id": self.id, "suite": self.suite, "label": self.label, "dataset_label": self.dataset_label,
@@ -55,8 +56,9 @@ NOT_IN_ID = ("device", "threads")
 
 
 def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = None,
-           threads: int | None = None) -> list[Run]:
-    """The grid of runs, in dataset, model, seed order."""
+           threads: int | None = None, limit: int | None = None) -> list[Run]:
+    """The grid of runs, in dataset, model, seed order. ``limit`` (a smoke test on a seeded subset of each split)
+    enters the config, hence the run id, only when set."""
     train = dict(suite.train)
     if device:
         train["device"] = device
@@ -73,12 +75,15 @@ def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = No
                     "train": train,
                     "evaluate": {"conditions": [c.name for c in suite.conditions], "probes": suite.probes},
                 }
+                if limit:
+                    config["limit"] = limit
                 key = {**config, "train": {k: v for k, v in train.items() if k not in NOT_IN_ID}}
-                runs.append(Run(run_id(key), suite.name, m.label, d.label, config))
+                runs.append(Run(run_id(key), suite.name, m.label, d.label, config, list(getattr(suite, "trackers", []))))
     return runs
 
 
-def environment(device: Any, packages: dict[str, str], settings: dict[str, Any] | None = None) -> dict[str, Any]:
+def environment(device: Any, packages: dict[str, str], settings: dict[str, Any] | None = None,
+                deterministic: bool = False) -> dict[str, Any]:
     """Versions, git commit, device and the execution settings (threads, deterministic) of a run."""
     import numpy
     import torch
@@ -92,7 +97,9 @@ def environment(device: Any, packages: dict[str, str], settings: dict[str, Any] 
     }
     if getattr(device, "type", "") == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
-    return env
+    from .provenance import provenance
+
+    return env | provenance(device, deterministic)
 
 
 def _git_commit() -> str | None:
@@ -128,12 +135,16 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
-            progress: Callable[..., Any] | None, log: Callable[[str], None] = print) -> str:
+            progress: Callable[..., Any] | None, log: Callable[[str], None] = print,
+            deterministic: bool = False) -> str:
     """Train and evaluate one run; record it. Returns the final status.
 
     A run whose training diverged or whose test metrics are not finite fails (:mod:`mfm_bench.checks`), with
     its loss history in ``history.json``; a dataset with non-finite labels fails every run on it."""
     from .outdir import settings
+    from .provenance import data_fingerprint, set_deterministic
+    from .tracking import call, flat_metrics
+
     from .registry import get_registry
     from .training import TrainConfig, Trainer
 
@@ -142,29 +153,36 @@ def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
     run_dir = out / "runs" / run.id
     atomic_write(run_dir / "config.json",
                  json.dumps({"id": run.id, "suite": run.suite, **cfg}, indent=2, sort_keys=True))
-    trainer = Trainer(TrainConfig(**cfg["train"]), progress=progress)
+    trainer = Trainer(TrainConfig(**cfg["train"]), progress=progress,
+                      on_epoch=lambda epoch, row: call("on_epoch_end", run_id=run.id, epoch=epoch, metrics=row))
     entries = {k: reg.get(k, cfg[k]["name"]) for k in ("dataset", "model")}
     packages = {f"{k}:{cfg[k]['name']}": f"{e.package} {e.version}".strip() for k, e in entries.items()}
-    env = environment(trainer.device, packages, settings(cfg["train"]))
+    set_deterministic(deterministic)
+    env = environment(trainer.device, packages, settings(cfg["train"]), deterministic)
     store.start(run.as_record(), env)
+    call("on_run_start", run={**run.as_record(), "environment": env, "trackers": run.trackers}, out=out)
     t0 = time.perf_counter()
     try:
         dataset, warnings = _dataset(cfg, datasets, reg, log)
         if warnings:
             store.note(run.id, {**env, "data_warnings": warnings})
+        store.add_environment(run.id, {"data_fingerprint": data_fingerprint(dataset)})
         model, _, rows = _train_and_evaluate(cfg, trainer, dataset, reg, run_dir)
         _save_outputs(run_dir, model)
         rows += _model_artifacts(model, dataset, run_dir, trainer.device)
         store.finish(run.id, rows, time.perf_counter() - t0)
+        call("on_run_end", run_id=run.id, status="finished", metrics=flat_metrics(rows))
         return "finished"
     except (KeyboardInterrupt, _Terminated):
         store.fail(run.id, "interrupted", time.perf_counter() - t0, status="interrupted")
+        call("on_run_end", run_id=run.id, status="interrupted", metrics={})
         raise
     except Exception as e:  # noqa: BLE001 - a failed run (TrainingError or any other) is recorded, the suite goes on
         if is_disk_full(e):  # every later run would fail the same way
             raise
         tb = traceback.format_exc(limit=6)
         store.fail(run.id, f"{type(e).__name__}: {e}\n{tb}", time.perf_counter() - t0)
+        call("on_run_end", run_id=run.id, status="failed", metrics={})
         return "failed"
 
 
@@ -186,7 +204,12 @@ def _dataset(cfg: dict[str, Any], datasets: dict[str, Any], reg: Any,
                 log(f"warning: {w}")
     if isinstance(datasets[key], Exception):
         raise datasets[key]
-    return datasets[key]
+    ds, warnings = datasets[key]
+    if cfg.get("limit"):  # --limit: a seeded subset of each split (the seed of the data, not of the run)
+        from .provenance import Limited
+
+        ds = datasets.setdefault(f"{key} limit {cfg['limit']}", Limited(ds, cfg["limit"]))
+    return ds, warnings
 
 
 def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: Any,
@@ -203,12 +226,18 @@ def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: An
         c.check(dataset.spec)
     torch.manual_seed(cfg["seed"])
     model = reg.build("model", cfg["model"]["name"], dataset.spec, **cfg["model"]["params"])
+    from .provenance import cost_rows
+
     initial = _initial_loss(trainer, model, dataset.split("valid"))
+    if trainer.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(trainer.device)
     result = trainer.fit(model, dataset.split("train"), dataset.split("valid"), seed=cfg["seed"])
     atomic_write(run_dir / "history.json", json.dumps(result.history, indent=1))
     check_training(result, initial)
+    t0 = time.perf_counter()
     rows = evaluate(model, dataset, conditions, device=trainer.device, batch_size=trainer.cfg.eval_batch_size,
                     seed=cfg["seed"], probes=cfg["evaluate"]["probes"])
+    rows += cost_rows(time.perf_counter() - t0, len(dataset.split("test")) * len(conditions), trainer.device)
     rows += [
         ("train", "train", "params", float(result.params)),
         ("train", "train", "train_samples_per_sec", result.samples_per_sec),
@@ -248,12 +277,13 @@ def _save_outputs(run_dir: Path, model: Any) -> None:
 def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bool = False,
               seeds: list[int] | None = None, device: str | None = None, progress: bool = True,
               log: Callable[[str], None] = print, threads: int | None = None,
-              allow_mixed: bool = False) -> dict[str, int]:
+              allow_mixed: bool = False, deterministic: bool = False, limit: int | None = None) -> dict[str, int]:
     """Run every run of the grid not yet finished (with ``resume``); returns counts by status.
 
     Holds the lock on ``out`` throughout (:mod:`mfm_bench.lock`); refuses a folder of another suite or
     configuration, and with ``resume`` finished runs of other execution settings unless ``allow_mixed``
-    (:mod:`mfm_bench.outdir`)."""
+    (:mod:`mfm_bench.outdir`). ``deterministic`` turns on torch's deterministic algorithms (recorded); ``limit``
+    runs a seeded subset of each split."""
     import torch
 
     from .lock import OutputLock
@@ -268,7 +298,7 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
 
         prefetch_suite(fetching, log=log)
     check_data(suite)  # every dataset finds its files, or one message lists those that do not, before any work
-    runs = expand(suite, seeds, device, threads)
+    runs = expand(suite, seeds, device, threads, limit)
     if not runs:
         raise MfmBenchError("the grid is empty: give at least one seed")
     threads_before = torch.get_num_threads()
@@ -280,7 +310,7 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
         counts = {"finished": 0, "failed": 0, "skipped": len(runs) - len(todo)}
         try:
             with _sigterm_as_interrupt():
-                _execute_all(todo, suite.name, out, store, progress, counts, log)
+                _execute_all(todo, suite.name, out, store, progress, counts, log, deterministic)
         finally:
             torch.set_num_threads(threads_before)  # --threads applies to this suite, not to the caller's process
     return counts
@@ -302,7 +332,7 @@ def _todo(runs: list[Run], store: ResultStore, out: Path, resume: bool, overwrit
 
 
 def _execute_all(todo: list[Run], name: str, out: Path, store: ResultStore, progress: bool,
-                 counts: dict[str, int], log: Callable[[str], None] = print) -> None:
+                 counts: dict[str, int], log: Callable[[str], None] = print, deterministic: bool = False) -> None:
     """Execute ``todo`` in order under one progress bar, counting statuses; a failed run is reported and skipped."""
     from tqdm.auto import tqdm
 
@@ -313,7 +343,7 @@ def _execute_all(todo: list[Run], name: str, out: Path, store: ResultStore, prog
         what = f"{run.dataset_label} / {run.label} / seed {run.config['seed']}"
         bar.set_postfix_str(what)
         status = execute(run, out, store, datasets, partial(tqdm, disable=None) if progress else None,
-                         bar.write if progress else log)
+                         bar.write if progress else log, deterministic)
         counts[status] += 1
         if status == "failed":
             err = store.conn.execute("SELECT error FROM runs WHERE id = ?", (run.id,)).fetchone()[0]

@@ -62,6 +62,7 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
         },
         "fetch": {"type": "boolean"},
+        "trackers": {"type": "array", "items": {"type": "string"}},
     },
     "required": ["name", "datasets", "models"],
     "additionalProperties": False,
@@ -97,6 +98,7 @@ class Suite:
     formats: list[str] = field(default_factory=lambda: list(DEFAULT_FORMATS))
     fetch: bool = False
     description: str = ""
+    trackers: list[str] = field(default_factory=list)
 
 
 def _parse_path(field_path: str) -> list[str | int]:
@@ -184,7 +186,7 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
         name=raw["name"], path=path, datasets=datasets, models=models, seeds=list(raw.get("seeds", [0])),
         train=train, conditions=conditions, probes=bool(evaluate.get("probes", True)),
         formats=list(report.get("formats", DEFAULT_FORMATS)),
-        fetch=fetch, description=raw.get("description", ""),
+        fetch=fetch, description=raw.get("description", ""), trackers=_trackers(raw, at),
     )
 
 
@@ -271,15 +273,28 @@ def _train(raw: dict[str, Any], at: _Locator) -> dict[str, Any]:
         raise at.error(e.field, e.message, e.hint) from None
 
 
+def _trackers(raw: dict[str, Any], at: _Locator) -> list[str]:
+    from .tracking import BUILTIN_TRACKERS
+
+    names = list(raw.get("trackers") or [])
+    for i, name in enumerate(names):
+        if name not in BUILTIN_TRACKERS:
+            raise at.error(f"trackers[{i}]", f"unknown tracker {name!r}", did_you_mean(name, BUILTIN_TRACKERS)
+                           + "; a third-party tracker implements the on_run_* hooks and needs no entry here")
+    return names
+
+
 def _conditions(evaluate: dict[str, Any], at: _Locator) -> list[Any]:
-    from .conditions import ConditionError, parse_conditions
+    """The parsed conditions, ``clean`` first (their modalities are checked against the datasets later)."""
+    from .conditions import Condition, ConditionError, parse_condition_items
 
     try:
-        return parse_conditions(evaluate.get("conditions", ["clean"]))
+        items = parse_condition_items(evaluate.get("conditions", ["clean"]))
     except ConditionError as e:
         raise at.error(f"evaluate.conditions[{e.index}]", e.message) from None
     except ValueError as e:  # e.g. a noise std that is no number
         raise at.error("evaluate.conditions", str(e)) from None
+    return [Condition("clean")] + [c for _, c in items if c.kind != "clean"]
 
 
 def _resolve_files(datasets: list[PluginRef], suite_path: Path, reg: Any, at: _Locator, must_exist: bool) -> None:

@@ -133,8 +133,9 @@ def check_conditions(conditions: list[Any], datasets: list[Any], reg: Any, at: A
         if names is None:
             continue
         for c in conditions:
-            if c.modality is not None and c.modality not in names:
-                from .config import did_you_mean
+            for m in c.modalities:
+                if m not in names:
+                    from .config import did_you_mean
 
-                raise at.error("evaluate.conditions", f"condition {c.name!r}: dataset {d.label!r} has no modality "
-                               f"{c.modality!r}", did_you_mean(c.modality, names))
+                    raise at.error("evaluate.conditions", f"condition {c.name!r}: dataset {d.label!r} has no "
+                                   f"modality {m!r}", did_you_mean(m, names))

@@ -144,10 +144,12 @@ class Trainer:
     Inside an epoch nothing waits for the host: loss sums and non-finite flags stay on the device
     (:class:`LossSums`) and are read once per epoch."""
 
-    def __init__(self, cfg: TrainConfig | None = None, progress: Callable[..., Any] | None = None) -> None:
+    def __init__(self, cfg: TrainConfig | None = None, progress: Callable[..., Any] | None = None,
+                 on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> None:
         self.cfg = cfg or TrainConfig()
         self.device = resolve_device(self.cfg.device)
         self.progress = progress  # a tqdm-like factory, or None for no bar
+        self.on_epoch = on_epoch  # on_epoch(epoch, history row) after each epoch (the trackers' on_epoch_end)
 
     def _autocast(self):
         if self.cfg.amp and self.device.type == "cuda":
@@ -165,6 +167,8 @@ class Trainer:
             sums = self._train_epoch(state, train)
             sums.check(epoch)
             row, vloss = self._end_epoch(state, epoch, sums, valid)
+            if self.on_epoch is not None:
+                self.on_epoch(epoch, dict(row))
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(train=f"{row.get('train_label', float('nan')):.3f}", valid=f"{vloss:.3f}")
