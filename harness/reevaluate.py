@@ -73,7 +73,7 @@ def reevaluate(path: str | Path, conditions: list[Any] | None = None, device: st
         rows, records, datasets = [], [], {}
         for run in runs:
             conds = parse_conditions(conditions or run["config"]["evaluate"]["conditions"])
-            dataset = _dataset(run["config"], datasets, reg)
+            dataset, _ = _dataset(run["config"], datasets, reg, lambda msg: None)
             model = load_model(run, out, dataset, reg).to(dev)
             got = _score(model, dataset, conds, run, dev, split, records)
             rows += [(run["id"], *r) for r in got]

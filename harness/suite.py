@@ -22,6 +22,7 @@ import jsonschema
 import yaml
 
 from . import suite_checks as checks
+from .conditions import Condition
 from .config import ConfigError, build_config, config_to_dict, did_you_mean
 from .errors import MfmBenchError
 from .render import DEFAULT_FORMATS, FORMATS
@@ -170,11 +171,12 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
     train = _train(raw, at)
     checks.check_train(train, at)
     evaluate = raw.get("evaluate") or {}
-    conditions = _conditions(evaluate, at)
+    items = _conditions(evaluate, at)
+    conditions = [Condition("clean")] + [c for _, c in items if c.kind != "clean"]
     fetch = bool(raw.get("fetch", False))
     _resolve_files(datasets, path, reg, at, must_exist=check_files and not fetch)
     try:
-        checks.check_conditions(conditions, datasets, reg, at)
+        checks.check_conditions(items, datasets, reg, at)
     except SuiteError:
         raise
     except (ValueError, TypeError) as e:  # a plugin's describe() refusing its params
@@ -284,17 +286,17 @@ def _trackers(raw: dict[str, Any], at: _Locator) -> list[str]:
     return names
 
 
-def _conditions(evaluate: dict[str, Any], at: _Locator) -> list[Any]:
-    """The parsed conditions, ``clean`` first (their modalities are checked against the datasets later)."""
-    from .conditions import Condition, ConditionError, parse_condition_items
+def _conditions(evaluate: dict[str, Any], at: _Locator) -> list[tuple[int, Any]]:
+    """The parsed conditions as (index of the suite entry, condition); their modalities are checked against the
+    datasets once the datasets' paths are resolved (``suite_checks.check_conditions``)."""
+    from .conditions import ConditionError, parse_condition_items
 
     try:
-        items = parse_condition_items(evaluate.get("conditions", ["clean"]))
+        return parse_condition_items(evaluate.get("conditions", ["clean"]))
     except ConditionError as e:
         raise at.error(f"evaluate.conditions[{e.index}]", e.message) from None
     except ValueError as e:  # e.g. a noise std that is no number
         raise at.error("evaluate.conditions", str(e)) from None
-    return [Condition("clean")] + [c for _, c in items if c.kind != "clean"]
 
 
 def _resolve_files(datasets: list[PluginRef], suite_path: Path, reg: Any, at: _Locator, must_exist: bool) -> None:
