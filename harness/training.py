@@ -37,7 +37,8 @@ class TrainConfig:
     plateau_patience: int = option(3, "ReduceLROnPlateau patience in epochs")
     grad_clip: float = option(0.0, "clip the gradient norm to this value (0: no clipping)")
     device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
-    threads: int = option(0, "CPU threads for torch's intra-op work (0: torch's default); small models often run fastest on 1")
+    threads: int = option(0, "CPU threads for torch's intra-op work; 0 (auto): $OMP_NUM_THREADS when set, else 1 for "
+                             "models under 5M parameters, else the cores this process may use (docs/performance.md)")
     amp: bool = option(True, "bf16 autocast on CUDA (ignored on CPU)")
     compile: bool = option(False, "torch.compile the model first")
     eval_batch_size: int = option(EVAL_BATCH_SIZE, "batch size for validation and test")
@@ -47,6 +48,8 @@ class TrainConfig:
             raise ValueError("epochs, batch_size and eval_batch_size must be at least 1")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be 0 (auto) or a positive count, got {self.threads}")
 
 
 class TrainingError(MfmBenchError, RuntimeError):
@@ -80,6 +83,27 @@ def resolve_device(name: str) -> torch.device:
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+#: Below this many parameters a second intra-op thread does not pay on CPU (docs/performance.md, "Threads"),
+#: while two processes at torch's default threads each oversubscribe the cores and lose more than half their speed.
+SINGLE_THREAD_PARAMS = 5_000_000
+
+
+def auto_threads(model: nn.Module) -> int:
+    """The ``threads: 0`` choice: ``$OMP_NUM_THREADS`` when set, 1 for a model under :data:`SINGLE_THREAD_PARAMS`,
+    else the cores this process may run on (``os.sched_getaffinity``, which honours taskset and cgroup cpusets)."""
+    import os
+
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    if count_params(model) < SINGLE_THREAD_PARAMS:
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return max(1, os.cpu_count() or 1)
 
 
 def iterate(split: Any, batch_size: int, device: torch.device, shuffle: bool = False,
@@ -119,8 +143,7 @@ class Trainer:
 
     def fit(self, model: nn.Module, train: Any, valid: Any, seed: int = 0) -> TrainResult:
         cfg = self.cfg
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(cfg.threads or auto_threads(model))
         seed_everything(seed)
         model.to(self.device)
         step_model = torch.compile(model) if cfg.compile else model
