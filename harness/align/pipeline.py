@@ -265,12 +265,14 @@ def nan_to_num(obj: Any, nan: float = 0.0, posinf: float = 0.0, neginf: float = 
 
 # -- tensors ----------------------------------------------------------------------------------------------------
 def get_tensors(sequences: Mapping[str, CompSeq], seq_len: int, folds: Mapping[str, Iterable[str]],
-                non_sequences: Iterable[str] = (), dtype=np.float64) -> dict[str, dict[str, np.ndarray]]:
+                non_sequences: Iterable[str] = (), dtype=np.float64,
+                lengths: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """Fixed-length tensors per fold, like mmsdk's ``get_tensors(direction=False)`` after :func:`hard_unify`.
 
     Sequences become (N, seq_len, *feature_shape): zeros first, then the last ``seq_len`` rows. A non-sequence
     (the labels) becomes (N, *feature_shape) from its single row. Segments are taken in the first sequence's order;
     a segment whose video is in no fold is skipped; one in several folds goes to the first. ``ids`` holds the keys.
+    ``lengths=True`` adds ``<name>.length`` (N,) int64 for every sequence: its real (unpadded) steps.
     """
     if seq_len < 1:
         raise AlignError(f"seq_len must be at least 1, got {seq_len}")
@@ -309,6 +311,8 @@ def get_tensors(sequences: Mapping[str, CompSeq], seq_len: int, folds: Mapping[s
                 fold[name] = ft.astype(dtype) if _numeric(ft.dtype) else ft
             else:  # word tokens keep their dtype, padded with empty strings
                 fold[name] = _left_pad(s, pos, seq_len, dtype if _numeric(s.features.dtype) else s.features.dtype)
+                if lengths:
+                    fold[f"{name}.length"] = np.minimum(s.counts()[pos], seq_len)
         fold["ids"] = np.array(keys, dtype=str)
         out[f] = fold
     return out
@@ -383,7 +387,7 @@ def _align_file(ref: _Reference, ref_out: CompSeq, seq: CompSeq, funcs: list[str
 def prepare_word_level(paths: Mapping[str, str | os.PathLike], words: str, labels: str, seq_len: int,
                        folds: Mapping[str, Iterable[str]], *, collapse: Sequence[str] | str = ("mean",),
                        impute_missing: bool = True, dtype=np.float64, clean: bool = False,
-                       progress: bool = False) -> dict[str, dict[str, np.ndarray]]:
+                       progress: bool = False, lengths: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """The standard CMU word-level recipe, from .csd files to tensors.
 
     1. align every sequence to ``words`` with ``collapse`` (mmsdk: ``align(words, [avg])``), one file in memory at
@@ -391,6 +395,7 @@ def prepare_word_level(paths: Mapping[str, str | os.PathLike], words: str, label
        ``labels`` without collapse; 4. :func:`hard_unify`; 5. :func:`get_tensors` with ``labels`` as the
        non-sequence. Returns ``{fold: {name: (N, seq_len, d), labels: (N, d), "ids": (N,) keys}}``.
        ``clean=True`` applies :func:`nan_to_num` to the tensors. ``dtype`` float64 is what mmsdk returns.
+       ``lengths=True`` adds each sequence's real steps per segment (see :func:`get_tensors`).
     """
     paths = {k: Path(v) for k, v in paths.items()}
     for role, name in (("words", words), ("labels", labels)):
@@ -401,5 +406,5 @@ def prepare_word_level(paths: Mapping[str, str | os.PathLike], words: str, label
                                progress=progress))
     label_seq = _load(paths, labels, videos, progress)
     stage = align(labels, {**aligned, labels: label_seq}, collapse=None)
-    tensors = get_tensors(stage, seq_len, folds, non_sequences=[labels], dtype=dtype)
+    tensors = get_tensors(stage, seq_len, folds, non_sequences=[labels], dtype=dtype, lengths=lengths)
     return nan_to_num(tensors) if clean else tensors
