@@ -32,7 +32,8 @@ ds = reg.build("dataset", "synthetic-factors", seed=0, n_train=600, n_valid=150,
 torch.manual_seed(0)
 model = reg.build("model", "mfm", ds.spec, surrogate=True)
 cfg = TrainConfig(epochs=epochs, early_stop=0, batch_size=32, lr=0.002, device="cpu", threads=threads)
-Trainer(TrainConfig(epochs=1, early_stop=0, device="cpu", threads=threads)).fit(model, ds.split("train"), ds.split("valid"))
+warm = TrainConfig(epochs=1, early_stop=0, device="cpu", threads=threads)
+Trainer(warm).fit(model, ds.split("train"), ds.split("valid"))
 t = time.perf_counter()
 Trainer(cfg).fit(model, ds.split("train"), ds.split("valid"))
 dt = time.perf_counter() - t

@@ -176,8 +176,8 @@ def read_tensors_meta(path) -> dict:
 
 def read_tensors_split(path, split: str, names: list[str], labels: str) -> dict[str, np.ndarray]:
     """``{name: array, name.mask: (N, T) bool, labels: (N, K), ids: (N,)}`` of one split of a tensors file."""
-    keys = [f"{split}/{n}" for n in names] + [f"{split}/{n}.mask" for n in names] + [f"{split}/{labels}",
-                                                                                    f"{split}/ids"]
+    keys = [f"{split}/{n}" for n in names] + [f"{split}/{n}.mask" for n in names]
+    keys += [f"{split}/{labels}", f"{split}/ids"]
     with np.load(path, allow_pickle=False) as z:
         missing = [k for k in keys if k not in z.files]
         if missing:
