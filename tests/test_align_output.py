@@ -3,7 +3,6 @@ files are read ahead in worker processes with the same results, and mmsdk itself
 
 from __future__ import annotations
 
-import json
 import warnings
 
 import h5py
@@ -12,24 +11,9 @@ import pytest
 
 from mfm_bench.align import (CompSeq, CSDMetadataWarning, align, complete_metadata, impute, prepare_word_level,
                              read_csd, read_npz, write_csd, write_npz)
+from mfm_bench.align import oracle
 from mfm_bench.align.synthetic import SyntheticConfig, make_sequences, standard_folds
 from mfm_bench.cli import main
-
-
-def _old_write_csd(path, seq):
-    """The writer `align` used before: h5py's high-level calls, one group and two datasets per entry."""
-    with h5py.File(path, "w") as h5:
-        root = h5.create_group(seq.name)
-        data = root.create_group("data")
-        for e in range(len(seq)):
-            g = data.create_group(seq.keys_list[e])
-            a, b = seq.offsets[e], seq.offsets[e + 1]
-            g.create_dataset("features", data=seq.features[a:b])
-            g.create_dataset("intervals", data=seq.intervals[a:b])
-        meta = root.create_group("metadata")
-        for k, v in complete_metadata(seq).items():
-            ds = meta.create_dataset(k, (1,), dtype=h5py.string_dtype())
-            ds[0] = json.dumps(v, default=str)
 
 
 def _contents(path) -> dict:
@@ -63,7 +47,7 @@ def aligned(raw):
 @pytest.mark.parametrize("name", ["words", "acoustic", "visual"])
 def test_fast_writer_equals_the_old_writer(aligned, tmp_path, name):
     seq = aligned[name]
-    _old_write_csd(tmp_path / "old.csd", seq)
+    oracle.write_csd(tmp_path / "old.csd", seq)
     write_csd(tmp_path / "new.csd", seq)
     old, new = _contents(tmp_path / "old.csd"), _contents(tmp_path / "new.csd")
     assert list(old) == list(new) and len(old) == 2 * len(seq) + len(complete_metadata(seq))

@@ -109,3 +109,5 @@ def test_classification_labels_and_bad_params(prepared):
         reg.build("dataset", "tensors", path=path, modalities=["audio"])
     with pytest.raises(Exception, match="mfm-bench prepare"):
         reg.build("dataset", "tensors", path=str(d / "acoustic.csd"))
+    with pytest.raises(Exception, match="path is required"):
+        reg.build("dataset", "tensors")

@@ -3,8 +3,8 @@
 A sequence aligned to words has one entry per word (51,056 for CMU-MOSI), and the mmsdk layout wants an HDF5 group
 with two datasets for each. h5py's high-level objects cost most of the time of such a write, so the default writer
 creates groups and datasets through h5py's low-level API, in a file with the newest format (``libver="latest"``:
-compact link storage for the small groups), without per-dataset compression or timestamps, and writes the metadata
-once per file. With ``compression`` (or word tokens as features, which need h5py's string conversion) it falls back
+compact link storage for the small groups), stores small arrays in their dataset's header (compact layout),
+without per-dataset compression or timestamps, and writes the metadata once per file. With ``compression`` (or word tokens as features, which need h5py's string conversion) it falls back
 to the high-level calls, which choose chunk shapes for the filters.
 
 The ``.npz`` form keeps the in-memory CSR layout of :class:`~mfm_bench.align.csd.CompSeq` as it is:
@@ -58,6 +58,11 @@ def _progress(it, progress: bool | str, desc: str):
     return tqdm(it, desc=progress if isinstance(progress, str) else desc, unit=" entries", leave=False)
 
 
+#: Arrays up to this size are stored in their dataset's header (HDF5's compact layout): no separate allocation
+#: and write, which is most of the cost of a word-aligned entry of a row or two.
+COMPACT_BYTES = 16 * 1024
+
+
 def _write_entries_low_level(data, seq: CompSeq, entries) -> None:
     """One group and two datasets per entry through h5py's low-level API (h5g, h5d): no high-level objects."""
     from h5py import h5d, h5g, h5p, h5s, h5t
@@ -65,17 +70,23 @@ def _write_entries_low_level(data, seq: CompSeq, entries) -> None:
     features = np.ascontiguousarray(seq.features)
     intervals = np.ascontiguousarray(seq.intervals)
     ft_type, iv_type = h5t.py_create(features.dtype, logical=True), h5t.py_create(intervals.dtype, logical=True)
-    dcpl = h5p.create(h5p.DATASET_CREATE)
-    dcpl.set_obj_track_times(False)  # h5py's default too: no timestamps, so equal inputs give equal files
+    contiguous, compact = h5p.create(h5p.DATASET_CREATE), h5p.create(h5p.DATASET_CREATE)
+    for dcpl in (contiguous, compact):
+        dcpl.set_obj_track_times(False)  # h5py's default too: no timestamps, so equal inputs give equal files
+    compact.set_layout(h5d.COMPACT)
+    spaces: dict[tuple[int, ...], object] = {}  # word-aligned entries share a few shapes
     fshape, off, gid = seq.feature_shape, seq.offsets, data.id
     for e in entries:
         a, b = int(off[e]), int(off[e + 1])
         g = h5g.create(gid, seq.keys_list[e].encode())
         for name, arr, tid, shape in ((b"features", features, ft_type, (b - a, *fshape)),
                                       (b"intervals", intervals, iv_type, (b - a, 2))):
-            ds = h5d.create(g, name, tid, h5s.create_simple(shape), dcpl=dcpl)
+            space = spaces.get(shape) or spaces.setdefault(shape, h5s.create_simple(shape))
+            part = arr[a:b]
+            small = 0 < part.nbytes <= COMPACT_BYTES
+            ds = h5d.create(g, name, tid, space, dcpl=compact if small else contiguous)
             if b > a:
-                ds.write(h5s.ALL, h5s.ALL, arr[a:b])
+                ds.write(h5s.ALL, h5s.ALL, part)
 
 
 def _write_entries_high_level(data, seq: CompSeq, entries, compression: str | None) -> None:

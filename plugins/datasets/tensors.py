@@ -16,6 +16,7 @@ from mfm_bench.errors import MfmBenchError
 
 NAME = "tensors"
 TASKS = ("regression", "classification", "multi_regression")
+UNSET_PATH = "<params.path: the .npz mfm-bench prepare wrote>"
 
 
 class TensorsConfigError(MfmBenchError, ValueError):
@@ -24,7 +25,7 @@ class TensorsConfigError(MfmBenchError, ValueError):
 
 @dataclass
 class TensorsConfig:
-    path: str = option("", "the .npz file `mfm-bench prepare` wrote")
+    path: str = option("", "the .npz file `mfm-bench prepare` wrote (required)")
     modalities: list[str] | None = option(None, "sequences to use as modalities; default every numeric sequence")
     task: str = option("regression", "regression, classification or multi_regression")
     range: list[float] | None = option(None, "regression: the label range, e.g. [-3, 3]")
@@ -36,8 +37,6 @@ class TensorsConfig:
     normalize: bool = option(True, "z-score each feature with the mean and std of the train split's real steps")
 
     def __post_init__(self) -> None:
-        if not self.path:
-            raise ValueError("path is required: the .npz file `mfm-bench prepare --out` wrote")
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.task == "classification" and (not self.classes or len(self.classes) < 2):
@@ -61,14 +60,20 @@ class Tensors:
 
     @staticmethod
     def _file(cfg: TensorsConfig) -> Path:
+        if not cfg.path:
+            raise TensorsConfigError(f"{NAME}: params.path is required: the .npz file `mfm-bench prepare --out` "
+                                     "wrote (docs/datasets.md, 'Your own data')")
         return Path(cfg.path).expanduser().absolute()
 
     @classmethod
     def declare(cls, cfg: TensorsConfig):
         from mfm_bench.contracts import DataDeclaration, DataFile, DataFormat
 
-        f = cls._file(cfg)
         note = "write it with `mfm-bench prepare --out` from your .csd files (docs/datasets.md)"
+        if not cfg.path:  # `mfm-bench datasets` lists the plugin with its default (empty) params
+            return DataDeclaration(NAME, (DataFormat(NAME, str(Path.cwd()), (DataFile(UNSET_PATH, "all"),),
+                                                     note=note),))
+        f = cls._file(cfg)
         return DataDeclaration(NAME, (DataFormat(NAME, str(f.parent), (DataFile(f.name, "all"),), note=note),))
 
     @classmethod
