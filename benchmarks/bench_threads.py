@@ -33,7 +33,9 @@ torch.manual_seed(0)
 model = reg.build("model", "mfm", ds.spec, surrogate=True)
 train, valid = ds.split("train"), ds.split("valid")
 cfg = TrainConfig(epochs=1, early_stop=0, batch_size=32, lr=0.002, device="cpu", threads=threads)
-Trainer(cfg).fit(model, train.batch(slice(0, 64)), valid.batch(slice(0, 32)))  # warm up
+small = reg.build("dataset", "synthetic-factors", seed=1, n_train=64, n_valid=32, n_test=32,
+                  dims={"text": 300, "audio": 5, "visual": 20})
+Trainer(cfg).fit(model, small.split("train"), small.split("valid"))  # warm up
 print("ready", flush=True)
 sys.stdin.readline()  # start together
 t, n = time.perf_counter(), 0
