@@ -194,6 +194,33 @@ def _robustness_table(conds: dict[str, Any], cat: Catalog) -> Table | None:
                  ["model", "clean", *others], rows)
 
 
+#: Past this many per-target columns (``<target>/<metric>``, e.g. POM's 17 traits x 2) the main table keeps the
+#: averages and the per-target values move to a transposed table below it: a row per target.
+MAX_TARGET_COLUMNS = 4
+
+
+def _per_target_table(clean: dict[str, Any], cat: Catalog) -> tuple[dict[str, Any], Table | None]:
+    """(the clean rows without their per-target metrics, the transposed per-target table) when a dataset has more
+    than :data:`MAX_TARGET_COLUMNS` per-target columns; else (the rows as they are, None)."""
+    per = sorted({m for r in clean.values() for m in r["metrics"] if "/" in m})
+    if len(per) <= MAX_TARGET_COLUMNS:
+        return clean, None
+    targets = list(dict.fromkeys(m.rsplit("/", 1)[0] for m in per))
+    kinds = list(dict.fromkeys(m.rsplit("/", 1)[1] for m in per))
+    cols = [(label, k) for label in clean for k in kinds]
+    rows = []
+    for t in targets:
+        cells = [clean[label]["metrics"].get(f"{t}/{k}") for label, k in cols]
+        rows.append([t, *[_fmt(st, _meta(f"{t}/{k}", cat)) if st else "-" for st, (_, k) in zip(cells, cols)]])
+    first = {k: f"{targets[0]}/{k}" for k in kinds}  # the direction and declaration of a kind, from one target
+    headers = ["target", *[f"{label} {_header(k, _meta(first[k], cat), _direction_of(clean, first[k]))}"
+                           for label, k in cols]]
+    stripped = {label: {**r, "metrics": {m: st for m, st in r["metrics"].items() if "/" not in m}}
+                for label, r in clean.items()}
+    return stripped, Table(f"clean test split, per target ({len(targets)} targets; the main table averages them)",
+                           headers, rows)
+
+
 def _section_tables(conds: dict[str, Any], cat: Catalog) -> list[Table]:
     """One table per section of its own (a plugin's), rows (model, condition) where its metrics were measured."""
     sections: dict[str, set[str]] = {}
@@ -261,7 +288,8 @@ def board(data: dict[str, Any]) -> Board:
         b.title = f"Leaderboard (smoke test: --limit {', '.join(map(str, limits))} samples per split; not comparable)"
     for ds, conds in data["datasets"].items():
         clean = conds.get("clean", {})
-        tables = [_main_table(clean, cat), _probe_table(clean, cat), _robustness_table(conds, cat)]
+        averaged, per_target = _per_target_table(clean, cat)
+        tables = [_main_table(averaged, cat), per_target, _probe_table(clean, cat), _robustness_table(conds, cat)]
         b.datasets[ds] = [t for t in tables if t is not None] + _sweep_tables(conds, cat) + _section_tables(conds, cat)
         chart = _chart(ds, conds, cat)
         if chart is not None:

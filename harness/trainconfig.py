@@ -25,7 +25,8 @@ class TrainConfig:
     plateau_patience: int = option(3, "ReduceLROnPlateau patience in epochs")
     grad_clip: float = option(0.0, "clip the gradient norm to this value (0: no clipping)")
     device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
-    threads: int = option(0, "CPU threads for torch's intra-op work (0: torch's default); small models often run fastest on 1")
+    threads: int = option(0, "CPU threads for torch's intra-op work; 0 (auto): $OMP_NUM_THREADS when set, else 1 for "
+                             "models under 5M parameters, else the cores this process may use (docs/performance.md)")
     amp: bool = option(True, "bf16 autocast on CUDA (ignored on CPU)")
     compile: bool = option(False, "torch.compile the model first")
     eval_batch_size: int = option(EVAL_BATCH_SIZE, "batch size for validation and test")

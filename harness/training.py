@@ -55,6 +55,27 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+#: Below this many parameters a second intra-op thread does not pay on CPU (docs/performance.md, "Threads"),
+#: while two processes at torch's default threads each oversubscribe the cores and lose more than half their speed.
+SINGLE_THREAD_PARAMS = 5_000_000
+
+
+def auto_threads(model: nn.Module) -> int:
+    """The ``threads: 0`` choice: ``$OMP_NUM_THREADS`` when set, 1 for a model under :data:`SINGLE_THREAD_PARAMS`,
+    else the cores this process may run on (``os.sched_getaffinity``, which honours taskset and cgroup cpusets)."""
+    import os
+
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    if count_params(model) < SINGLE_THREAD_PARAMS:
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return max(1, os.cpu_count() or 1)
+
+
 def iterate(split: Any, batch_size: int, device: torch.device, shuffle: bool = False,
             generator: torch.Generator | None = None) -> Iterator[Batch]:
     """Batches of ``split`` on ``device``. A :class:`TensorSplit` (already on the device) is sliced directly."""
@@ -187,8 +208,7 @@ class Trainer:
     def _start(self, model: nn.Module, seed: int) -> FitState:
         """Threads, seed, device, optimiser and schedule for one fit."""
         cfg = self.cfg
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(cfg.threads or auto_threads(model))
         seed_everything(seed)
         model.to(self.device)
         params = [p for p in model.parameters() if p.requires_grad]

@@ -67,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", type=device_arg, metavar="DEVICE",
                    help="override the suite's train.device: auto, cpu, cuda or cuda:N")
     p.add_argument("--seeds", type=seeds_arg, help="override the suite's seeds, e.g. 0,1,2")
-    p.add_argument("--threads", type=threads_arg, help="CPU threads for torch (override the suite's train.threads; 0: torch's default)")
+    p.add_argument("--threads", type=threads_arg, help="CPU threads for torch (override the suite's train.threads; 0: auto, see docs/performance.md)")
     p.add_argument("--allow-mixed", action="store_true",
                    help="with --resume, keep finished runs made with other --threads/--device settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
