@@ -313,10 +313,24 @@ def _resolve_files(datasets: list[PluginRef], suite_path: Path, reg: Any, at: _L
             if must_exist and not p.exists():
                 raise at.error(f"datasets[{i}].params.{key}", f"{value!r} does not exist ({p})",
                                "point it at the data, or set `fetch: true` to download it (mfm-bench fetch)")
-            if p.is_file() and hasattr(reg.get("dataset", d.name).factory, "declare"):
+            if p.is_file() and _wants_folder(reg, d, key, p):
                 raise at.error(f"datasets[{i}].params.{key}", f"{value!r} is a file; it must be the folder that "
                                "holds the dataset's files", "see `mfm-bench datasets` for the folders and files")
             d.params[key] = str(p)
+
+
+def _wants_folder(reg: Any, d: PluginRef, key: str, p: Path) -> bool:
+    """Whether the dataset reads ``p`` as a folder (a file there is a mistake): true unless its declaration names
+    ``p`` itself as one of its files (a plugin that takes one file, like the ``tensors`` format)."""
+    declare = getattr(reg.get("dataset", d.name).factory, "declare", None)
+    if declare is None:
+        return False
+    try:
+        decl = declare(reg.config_of("dataset", d.name, {**d.params, key: str(p)}))
+    except Exception:  # noqa: BLE001 - params that do not build a declaration are reported by the later checks
+        return True
+    return not any((Path(f.folder).expanduser() / df.name).resolve() == p.resolve()
+                   for f in decl.formats for df in f.files)
 
 
 def _check_formats(datasets: list[PluginRef], reg: Any, at: _Locator) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .config import option
+from .config import ConfigError, option
 
 #: Batch size for validation, test and every other no-grad pass (evaluation, probes, explanations).
 EVAL_BATCH_SIZE = 256
@@ -36,3 +36,5 @@ class TrainConfig:
             raise ValueError("epochs, batch_size and eval_batch_size must be at least 1")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.threads < 0:
+            raise ConfigError(f"must be 0 (auto) or a positive count, got {self.threads}", "threads")
