@@ -15,6 +15,7 @@ the original code):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,6 +31,7 @@ from mfm_bench.registry import get_registry
 
 from .mfm_fast import FastSequenceDecoder
 from .mfm_parts import CodeEncoder, FactorMap, SequenceDecoder, frozen_call
+from .mfm_presets import FROM_PRESET, apply_preset, preset_help
 
 Variant = Literal["full", "shared_generative", "no_discriminative", "no_generative", "discriminative_only", "kl"]
 VARIANTS: tuple[str, ...] = ("full", "shared_generative", "no_discriminative", "no_generative", "discriminative_only", "kl")
@@ -38,22 +40,25 @@ SHARED = "shared"  # the key of the single generative code of the shared_generat
 
 @dataclass
 class MFMConfig:
+    preset: Literal["default", "original", "mmsa"] = option("default", "credited setting that fills every field marked (preset): original (pliang279/factorized best_acc), mmsa (MMSA config_regression.json), default (the original's numbers, padded steps skipped); docs/mfm.md")
     variant: Variant = option("full", "full MFM or an ablation: shared_generative, no_discriminative, no_generative, discriminative_only, kl")
     encoder: str | dict = plugin("encoder", "lstm", "encoder plugin of the generative codes z_a(i) "
                                  "(a name, or {modality: name, default: name})")
     encoder_params: dict = option({}, "params of the generative (and surrogate) encoders")
     fusion: str = plugin("fusion", "mfn", "fusion plugin giving the discriminative code z_y (the paper: MFN)")
     fusion_params: dict = option({}, "params of the fusion")
-    zy: int = option(80, "size of the discriminative code z_y (tuned MOSI setting: 80)")
-    za: int | dict = option({"text": 64, "default": 80}, "size of each generative code z_a(i): a number or {modality: size, default: size} (MOSI: text 64, audio/visual 80; 'shared' names the shared_generative code)")
-    fy: int = option(64, "size of the discriminative factor F_y (MOSI: 64)")
-    fa: int | dict = option({"text": 32, "audio": 16, "default": 64}, "size of each generative factor F_a(i) (MOSI: text 32, audio 16, visual 64)")
-    factor_dropout: float = option(0.0, "dropout inside the z -> F maps")
-    head_hidden: int | None = option(None, "hidden width of the label head D; null: the size of its input factor, as the original Linear(fy, fy)")
-    head_dropout: float = option(0.0, "dropout inside the label head D")
-    lambda_mmd: float = option(100.0, "weight of the MMD prior term, summed over all codes (MOSI: 100)")
+    zy: int = option(FROM_PRESET, preset_help("zy", "size of the discriminative code z_y"))
+    za: int | dict = option(FROM_PRESET, preset_help("za", "size of each generative code z_a(i): a number or {modality: size, default: size} ('shared' names the shared_generative code)"))
+    fy: int = option(FROM_PRESET, preset_help("fy", "size of the discriminative factor F_y"))
+    fa: int | dict = option(FROM_PRESET, preset_help("fa", "size of each generative factor F_a(i): a number or {modality: size, default: size}"))
+    factor_dropout: float | dict = option(FROM_PRESET, preset_help("factor_dropout", "dropout inside the z -> F maps: a number or {zy: p, modality: p, default: p}"))
+    head_hidden: int | None = option(FROM_PRESET, preset_help("head_hidden", "hidden width of the label head D; null: the size of its input factor, as the original Linear(fy, fy)"))
+    head_dropout: float = option(FROM_PRESET, preset_help("head_dropout", "dropout inside the label head D (the original's fy_to_y_dropout)"))
+    lambda_mmd: float = option(FROM_PRESET, preset_help("lambda_mmd", "weight of the MMD prior term, summed over all codes"))
     kernel: Literal["original", "rbf", "imq"] = option("original", "MMD kernel: original (exp(-||x-y||^2/dim^2), biased estimator), rbf or imq (unbiased estimators)")
-    lambda_x: float | dict = option({"text": 0.5, "audio": 0.01, "default": 0.5}, "reconstruction weight per modality: a number or {modality: weight, default: weight} (MOSI: text 0.5, audio 0.01, visual 0.5)")
+    lambda_x: float | dict = option(FROM_PRESET, preset_help("lambda_x", "reconstruction weight per modality: a number or {modality: weight, default: weight}"))
+    encoder_width: Literal["code", "plugin"] = option(FROM_PRESET, preset_help("encoder_width", "width of the generative and surrogate encoders: code (each as wide as its code, as the original encoderLSTM: LSTMCell(d, z), Linear(z, z); overrides encoder_params.hidden) or plugin (encoder_params as given)"))
+    select_on: Literal["label", "total"] = option(FROM_PRESET, preset_help("select_on", "checkpoint the trainer keeps when its select_on is auto: the lowest validation label loss, or the lowest total (surrogate terms included when surrogate is true)"))
     mask_padding: bool = option(False, "leave padded steps out of the reconstruction loss (the original reconstructs the zero padding too)")
     lambda_kl: float = option(1.0, "weight of the KL prior term of the kl variant (KL summed over code dims, averaged over the batch)")
     surrogate: bool = option(False, "train surrogate encoders for missing modalities and use them when a modality is missing")
@@ -62,6 +67,7 @@ class MFMConfig:
     impl: Literal["reference", "fast"] = option("fast", "decoders: fast (whole-sequence LSTM kernel after step 0) or reference (one cell call per step); same math and parameters. The MFN fusion has its own impl in fusion_params")
 
     def __post_init__(self) -> None:
+        apply_preset(self)
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
         for name in ("za", "fa"):
@@ -96,8 +102,9 @@ class MFM(nn.Module):
         self._build_generative(reg)
         self._build_discriminative(reg)
         # factor maps z -> F, keyed by code name
-        self.maps = nn.ModuleDict({code: FactorMap(size, self._factor_size(code), cfg.factor_dropout)
+        self.maps = nn.ModuleDict({code: FactorMap(size, self._factor_size(code), self._factor_dropout(code))
                                    for code, size in self.code_dims.items()})
+        self.select_on = cfg.select_on  # read by the trainer when its select_on is auto
         self._build_decoders()
         self._build_head()
         self._build_surrogates(reg)
@@ -121,7 +128,8 @@ class MFM(nn.Module):
             in_dim = sum(dims.values()) if k == SHARED else dims[k]
             code = f"za_{k}"
             self.code_dims[code] = int(per_modality(self.cfg.za, k, "za"))
-            self.generative[k] = CodeEncoder(self._encoder(reg, k, in_dim), self.code_dims[code], variational)
+            encoder = self._encoder(reg, k, in_dim, width=self.code_dims[code])
+            self.generative[k] = CodeEncoder(encoder, self.code_dims[code], variational)
             self.code_inputs[code] = list(self.names) if k == SHARED else [k]
 
     def _build_discriminative(self, reg: Any) -> None:
@@ -177,16 +185,27 @@ class MFM(nn.Module):
         for m in self.names:
             in_dim = sum(dims[o] for o in self.names if o != m)
             self.surrogates[m] = nn.ModuleDict({
-                code: CodeEncoder(self._encoder(reg, m, in_dim, surrogate=True), self.code_dims[code])
+                code: CodeEncoder(self._encoder(reg, m, in_dim, surrogate=True, width=self.code_dims[code]), self.code_dims[code])
                 for code, reads in self.code_inputs.items() if m in reads
             })
 
-    def _encoder(self, reg: Any, key: str, in_dim: int, surrogate: bool = False) -> nn.Module:
+    def _encoder(self, reg: Any, key: str, in_dim: int, surrogate: bool = False, width: int | None = None) -> nn.Module:
+        """An encoder plugin; ``width``: the code size it serves (used under ``encoder_width: code``)."""
         name = self.cfg.encoder
         if isinstance(name, dict):
             name = name.get("default", next(iter(name.values()))) if (surrogate or key == SHARED) else \
                 per_modality(name, key, "encoder")
-        return reg.build("encoder", name, in_dim, **self.cfg.encoder_params)
+        params = reg.own_params(reg.get("encoder", name), self.cfg.encoder_params)
+        config = reg.get("encoder", name).config
+        if width is not None and self.cfg.encoder_width == "code":
+            if config is None or "hidden" not in {f.name for f in dataclasses.fields(config)}:
+                raise ValueError(f"encoder_width: code needs an encoder with a 'hidden' param; {name!r} has none "
+                                 "(set encoder_width: plugin)")
+            params = {**params, "hidden": width}
+        return reg.build("encoder", name, in_dim, **params)
+
+    def _factor_dropout(self, code: str) -> float:
+        return float(per_modality(self.cfg.factor_dropout, code if code == "zy" else code[len("za_"):], "factor_dropout"))
 
     def _factor_size(self, code: str) -> int:
         return self.cfg.fy if code == "zy" else int(per_modality(self.cfg.fa, code[len("za_"):], "fa"))
