@@ -81,3 +81,33 @@ def test_params_next_to_a_preset_override_it_and_reach_the_run_id() -> None:
 def test_presets_leave_other_fusions_alone() -> None:
     r = get_registry().resolve("model", "mfm", {"preset": "original", "fusion": "concat"})
     assert "attention_hidden" not in r["fusion_params"]
+
+
+def test_select_on_picks_the_validation_loss_the_model_or_the_suite_asks_for() -> None:
+    import torch
+
+    from mfm_bench.training import TrainConfig, Trainer
+
+    losses = {"label": 0.5, "recon_text": 0.25, "surrogate": 1.0}
+    plain, total_model = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
+    total_model.select_on = "total"
+    auto = Trainer(TrainConfig(device="cpu"))
+    assert auto.selection_loss(plain, losses) == 0.5 and auto.selection_loss(total_model, losses) == 1.75
+    assert Trainer(TrainConfig(device="cpu", select_on="label")).selection_loss(total_model, losses) == 0.5
+    assert Trainer(TrainConfig(device="cpu", select_on="total")).selection_loss(plain, losses) == 1.75
+
+
+def test_original_preset_with_surrogates_validates_on_the_total_with_surrogate_terms() -> None:
+    import torch
+
+    reg = get_registry()
+    ds = reg.build("dataset", "synthetic-factors", n_train=8, n_valid=8, n_test=8,
+                   dims={"text": 6, "audio": 3, "visual": 4}, seq_len=5, min_len=3)
+    model = reg.build("model", "mfm", ds.spec, preset="original", surrogate=True).eval()
+    assert model.select_on == "total"
+    with torch.no_grad():
+        out = model(ds.split("valid").batch(slice(None)))
+    assert {"label", "mmd", "surrogate", "surrogate_label", "surrogate_recon"} <= set(out.losses)
+    clean = reg.build("model", "mfm", ds.spec, preset="default", surrogate=True).eval()
+    with torch.no_grad():
+        assert "surrogate" not in clean(ds.split("valid").batch(slice(None))).losses

@@ -293,7 +293,9 @@ class MFM(nn.Module):
         present = {m: batch.present(m) for m in self.names}
         # training: every modality's surrogate codes (their losses need them), used where m is missing, with no
         # host read of which rows miss what; evaluation: only those of the modalities missing in this batch
-        sur = {m: self.surrogate_codes(batch, m) for m in self.names} if self.cfg.surrogate and self.training else None
+        # (also at validation under select_on: total, whose total includes the surrogate terms, as the original)
+        sur = ({m: self.surrogate_codes(batch, m) for m in self.names}
+               if self.cfg.surrogate and (self.training or self.cfg.select_on == "total") else None)
         if self.cfg.surrogate:
             used = self._fill_missing(batch, used, present, sur)
         factors = self.factorize(used)
