@@ -67,7 +67,8 @@ def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = No
                     "model": {"name": m.name, "label": m.label, "params": m.params},
                     "seed": seed,
                     "train": train,
-                    "evaluate": {"conditions": [c.name for c in suite.conditions], "probes": suite.probes},
+                    "evaluate": {"conditions": [c.name for c in suite.conditions], "probes": suite.probes,
+                                 "bootstrap": suite.bootstrap},
                 }
                 key = {**config, "train": {k: v for k, v in train.items() if k not in NOT_IN_ID}}
                 runs.append(Run(run_id(key), suite.name, m.label, d.label, config))
@@ -173,7 +174,7 @@ def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: An
     model = reg.build("model", cfg["model"]["name"], dataset.spec, **cfg["model"]["params"])
     result = trainer.fit(model, dataset.split("train"), dataset.split("valid"), seed=cfg["seed"])
     rows = evaluate(model, dataset, conditions, device=trainer.device, batch_size=trainer.cfg.eval_batch_size,
-                    seed=cfg["seed"], probes=cfg["evaluate"]["probes"])
+                    seed=cfg["seed"], probes=cfg["evaluate"]["probes"], bootstrap=cfg["evaluate"].get("bootstrap", 0))
     rows += [
         ("train", "train", "params", float(result.params)),
         ("train", "train", "train_samples_per_sec", result.samples_per_sec),
