@@ -23,6 +23,8 @@ class SupervisedConfig:
     fusion_params: dict = option({}, "params for the fusion")
     head_hidden: int = option(64, "hidden width of the prediction head")
     head_dropout: float = option(0.1, "dropout inside the prediction head")
+    drop: list[str] = option([], "modalities removed from every batch (zeros, all-False mask) in training and at test: "
+                                 "a model that never sees them, as the original MFM's basic_missing baseline")
 
 
 class SupervisedModel(nn.Module):
@@ -34,6 +36,10 @@ class SupervisedModel(nn.Module):
         self.task = spec.task
         self.names = spec.modality_names
         self.fusion_name = cfg.fusion
+        unknown = [m for m in cfg.drop if m not in self.names]
+        if unknown:
+            raise ValueError(f"drop names {unknown}, which the dataset lacks; its modalities are {self.names}")
+        self.drop = list(cfg.drop)
         fusion_entry = reg.get("fusion", cfg.fusion)
         input_kind = getattr(fusion_entry.factory, "input_kind", "pooled")
         self.encoders = nn.ModuleDict()
@@ -53,7 +59,15 @@ class SupervisedModel(nn.Module):
         self.predicts = getattr(self.fusion, "predicts", False)
         self.head = None if self.predicts else Head(self.task, self.fusion.output_dim, cfg.head_hidden, cfg.head_dropout)
 
+    def _without(self, batch: Batch) -> Batch:
+        inputs, mask = dict(batch.inputs), dict(batch.mask)
+        for m in self.drop:
+            inputs[m], mask[m] = torch.zeros_like(inputs[m]), torch.zeros_like(mask[m])
+        return batch.replace(inputs=inputs, mask=mask)
+
     def forward(self, batch: Batch) -> Output:
+        if self.drop:
+            batch = self._without(batch)
         if self.input_kind == "raw":
             feats = batch.inputs
         else:
