@@ -76,6 +76,7 @@ def test_params_next_to_a_preset_override_it_and_reach_the_run_id() -> None:
     assert len(ids) == 3
     orig = reg.resolve("model", "mfm", {"preset": "original", "surrogate": True})
     assert orig["select_on"] == "total" and orig["fusion_params"]["skip_padding"] is False
+    assert reg.resolve("model", "mfm", {"preset": "original"})["select_on"] == "label"  # train_mfm: the L1
 
 
 def test_presets_leave_other_fusions_alone() -> None:

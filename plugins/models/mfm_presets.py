@@ -6,7 +6,7 @@ registry's resolved params (and the run id) hold the values actually used; param
 
 - ``original``: pliang279/factorized ``mfm_mosi.py`` function ``best_acc`` (the authors' best MOSI setting),
   with the original's architecture: each generative encoder as wide as its code (``encoderLSTM``), the MFN run
-  over padding, the checkpoint of the lowest total validation loss when surrogates are trained.
+  over padding, the checkpoint of the lowest total validation loss when surrogates are trained (else label).
 - ``mmsa``: thuiar/MMSA ``config_regression.json``, ``mfm`` common and ``mosi`` params (MMSA's re-tuning).
 - ``default``: the original's numbers; our MFN skips padded steps (``skip_padding``, its own default).
 
@@ -49,7 +49,8 @@ _ORIGINAL: dict[str, Any] = {
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "original": {**_ORIGINAL, "select_on": "total"},
+    # select_on: the original's train_mfm keeps the lowest validation L1, train_mfm_missing the lowest total
+    "original": {**_ORIGINAL, "select_on": {"surrogate": "total", "clean": "label"}},
     "mmsa": {
         "zy": 80, "za": _mosi(64, 80, 80), "fy": 64, "fa": _mosi(32, 16, 64),
         "factor_dropout": {"zy": 0.5, **_mosi(0.5, 0.7, 0.5)}, "head_hidden": None, "head_dropout": 0.0,
@@ -80,7 +81,10 @@ def apply_preset(cfg: Any) -> None:
     values = PRESETS[cfg.preset]
     for f in dataclasses.fields(cfg):
         if getattr(cfg, f.name) is FROM_PRESET:
-            setattr(cfg, f.name, _copy(values[f.name]))
+            value = values[f.name]
+            if f.name == "select_on" and isinstance(value, dict):  # depends on surrogate training
+                value = value["surrogate" if cfg.surrogate else "clean"]
+            setattr(cfg, f.name, _copy(value))
     if cfg.fusion == "mfn":
         cfg.fusion_params = {**_copy(values["fusion_params"]), **cfg.fusion_params}
 
