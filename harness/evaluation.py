@@ -10,8 +10,10 @@ from each code to each factor is fitted on the training split and scored by R^2 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
+import numpy as np
 import torch
 
 from .conditions import (  # noqa: F401 - torch-free, re-exported here
@@ -43,11 +45,24 @@ def ridge_r2(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
     return float((1 - sse / sst).mean())
 
 
+def _bootstrap_rows(spec: DatasetSpec, p: Any, split: str, resamples: int, seed: int) -> list[tuple[str, str, str, float]]:
+    from .stats import CI_HI, CI_LO, bootstrap_ci
+
+    pred = p.prediction.detach().float().cpu().numpy() if torch.is_tensor(p.prediction) else np.asarray(p.prediction)
+    true = p.target.detach().cpu().numpy() if torch.is_tensor(p.target) else np.asarray(p.target)
+    with np.errstate(all="ignore"), warnings.catch_warnings():  # a resample may hold one class only
+        warnings.simplefilter("ignore")
+        cis = bootstrap_ci(lambda idx: compute_metrics(spec.task, pred[idx], true[idx]), len(true), resamples, seed)
+    return [("clean", split, f"{bound}{m}", v) for m, (lo, hi) in cis.items() for bound, v in ((CI_LO, lo), (CI_HI, hi))]
+
+
 def evaluate(model: torch.nn.Module, dataset: Any, conditions: list[Condition], device: torch.device | str = "cpu",
              batch_size: int = EVAL_BATCH_SIZE, seed: int = 0, split: str = "test", probes: bool = True,
-             on_predictions: Any = None) -> list[tuple[str, str, str, float]]:
+             on_predictions: Any = None, bootstrap: int = 0) -> list[tuple[str, str, str, float]]:
     """Rows of (condition, split, metric, value) for every condition on ``split``, plus probe rows.
-    ``on_predictions(condition, predictions)``, when given, receives each condition's per-sample predictions."""
+    ``on_predictions(condition, predictions)``, when given, receives each condition's per-sample predictions.
+    With ``bootstrap`` resamples, the 95% bootstrap bounds of each clean metric over the samples of ``split``
+    (``ci95_lo:<metric>``, ``ci95_hi:<metric>``; :mod:`mfm_bench.stats`)."""
     spec: DatasetSpec = dataset.spec
     data = dataset.split(split)
     rows: list[tuple[str, str, str, float]] = []
@@ -61,6 +76,8 @@ def evaluate(model: torch.nn.Module, dataset: Any, conditions: list[Condition], 
             on_predictions(cond, p)
         for metric, value in {**compute_metrics(spec.task, p.prediction, p.target), **p.metric_means}.items():
             rows.append((cond.name, split, metric, float(value)))
+        if cond.kind == "clean" and bootstrap > 0:
+            rows += _bootstrap_rows(spec, p, split, bootstrap, seed)
     if probes and clean_preds is not None and clean_preds.codes and clean_preds.factors:
         train_preds = predict(model, dataset.split("train"), device=device, batch_size=batch_size)
         for factor, y_test in clean_preds.factors.items():

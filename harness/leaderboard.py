@@ -1,4 +1,4 @@
-"""Leaderboards from a ResultStore: one row per dataset x model, mean ± std over seeds.
+"""Leaderboards from a ResultStore: one row per dataset x model, mean ± std and a 95% CI over seeds.
 
 The leaderboard reads only the store and the metric declarations (``mfm_bench.metric_catalog``): ``collect``
 gathers the numbers, ``board`` lays them out as tables (:class:`mfm_bench.render.Board`), and
@@ -21,6 +21,7 @@ from .render import DEFAULT_FORMATS, FORMATS, Board, Chart, Table
 from .errors import MfmBenchError, MissingFileError
 from .outdir import SETTINGS
 from .results import ResultStore, atomic_write
+from .stats import CI_HI, CI_LO, paired, seed_ci
 
 __all__ = ["collect", "board", "write_leaderboard", "FORMATS", "DEFAULT_FORMATS"]
 
@@ -32,6 +33,25 @@ def _stats(values: list[float]) -> dict[str, float]:
     mean = sum(vals) / len(vals)
     std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
     return {"mean": mean, "std": std, "n": len(vals)}
+
+
+def _interval(vals: list[float], boot: dict[str, float] | None) -> dict[str, Any]:
+    """The 95% CI: t over seeds with two or more, else the stored bootstrap over test samples, else none."""
+    ci = seed_ci(vals)
+    if ci is not None:
+        return {"ci": list(ci), "ci_kind": "seeds"}
+    if boot and CI_LO[:-1] in boot and CI_HI[:-1] in boot:
+        return {"ci": [boot[CI_LO[:-1]], boot[CI_HI[:-1]]], "ci_kind": "bootstrap"}
+    return {"ci": None, "ci_kind": None}
+
+
+def _normalisation(runs: Any) -> dict[str, list[str]]:
+    """{dataset label: the feature normalisations its finished runs used} (from the stored dataset params)."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for r in runs:
+        params = r["config"].get("dataset", {}).get("params", {}) or {}
+        out[r["dataset"]].add(str(params.get("normalise", "as the dataset defines")))
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def _direction(metric: str, stored: set[int], cat: Catalog) -> bool | None:
@@ -47,6 +67,8 @@ def collect(store: ResultStore) -> dict[str, Any]:
     runs = store.runs()
     finished = {r["id"]: r for r in runs if r["status"] == "finished"}
     values: dict[tuple, list[float]] = defaultdict(list)
+    by_seed: dict[tuple, dict[int, float]] = defaultdict(dict)
+    boot: dict[tuple, dict[str, float]] = defaultdict(dict)
     seeds: dict[tuple, set] = defaultdict(set)
     stored: dict[str, set[int]] = defaultdict(set)
     for m in store.metrics_and_reevaluations():  # re-evaluations add conditions the runs never measured
@@ -55,7 +77,13 @@ def collect(store: ResultStore) -> dict[str, Any]:
             continue
         cond = m["condition"] if m["condition"] != "train" else "clean"
         key = (run["dataset"], cond, run["label"])
-        values[key + (m["metric"],)].append(m["value"] if m["value"] is not None else float("nan"))
+        if m["metric"].startswith((CI_LO, CI_HI)):  # bootstrap bounds: attached to their metric below
+            bound, metric = m["metric"].split(":", 1)
+            boot[key + (metric,)][bound] = m["value"]
+            continue
+        value = m["value"] if m["value"] is not None else float("nan")
+        values[key + (m["metric"],)].append(value)
+        by_seed[key + (m["metric"],)][run["seed"]] = value
         seeds[key].add(run["seed"])
         if m["higher_is_better"] is not None:
             stored[m["metric"]].add(m["higher_is_better"])
@@ -64,13 +92,15 @@ def collect(store: ResultStore) -> dict[str, Any]:
     for (ds, cond, label, metric), vals in values.items():
         row = table.setdefault(ds, {}).setdefault(cond, {}).setdefault(
             label, {"seeds": len(seeds[(ds, cond, label)]), "metrics": {}})
-        row["metrics"][metric] = {**_stats(vals), "higher_is_better": _direction(metric, stored[metric], cat)}
+        key = (ds, cond, label, metric)
+        row["metrics"][metric] = {**_stats(vals), **_interval(vals, boot.get(key)), "by_seed": by_seed[key],
+                                  "higher_is_better": _direction(metric, stored[metric], cat)}
     from .provenance import LEADERBOARD_SCHEMA_VERSION
-
     return {
         "schema_version": LEADERBOARD_SCHEMA_VERSION,
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "datasets": table,
+        "normalise": _normalisation(finished.values()),
         "runs": [{k: r[k] for k in ("id", "suite", "dataset", "label", "seed", "status", "seconds")} | {
             "error": (r["error"] or "").splitlines()[0] if r["error"] else None,
             "versions": {k: r["environment"].get(k) for k in ("mfm_bench", "torch", "git_commit", "device")},
@@ -106,7 +136,9 @@ def _fmt(stats: dict[str, float], meta: Metric) -> str:
         return f"{mean / 1e3:.1f}k" if mean < 1e6 else f"{mean / 1e6:.2f}M"
     if meta.display == "count":
         return f"{mean:.0f}"
-    return f"{mean:.3f} ± {std:.3f}" if stats["n"] > 1 else f"{mean:.3f}"
+    text = f"{mean:.3f} ± {std:.3f}" if stats["n"] > 1 else f"{mean:.3f}"
+    ci = stats.get("ci")
+    return text + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and meta.section != COST else "")
 
 
 def _best(rows: dict[str, Any], metric: str, meta: Metric) -> float | None:
@@ -240,6 +272,31 @@ def _section_tables(conds: dict[str, Any], cat: Catalog) -> list[Table]:
     return tables
 
 
+def _paired_table(clean: dict[str, Any], reference: str | None, cat: Catalog) -> Table | None:
+    """Each model against ``reference`` on every task metric, paired over the seeds both ran (ttest_rel)."""
+    if reference is None or reference not in clean:
+        return None
+    cols = [m for m in _main_columns(clean, cat) if _meta(m, cat).section == TASK]
+    ref = clean[reference]["metrics"]
+    rows = []
+    for label, r in clean.items():
+        if label == reference:
+            continue
+        cells: list[Any] = [label]
+        for m in cols:
+            if m not in r["metrics"] or m not in ref:
+                cells.append("-")
+                continue
+            t = paired(r["metrics"][m]["by_seed"], ref[m]["by_seed"])
+            p = "n < 2" if math.isnan(t["p"]) else f"p={t['p']:.3f}"
+            cells.append("-" if math.isnan(t["diff"]) else f"{t['diff']:+.3f} ({p})" + (" ≈" if t["noise"] else ""))
+        rows.append(cells)
+    headers = ["model", *[_header(m, _meta(m, cat), _direction_of(clean, m)) for m in cols]]
+    return Table(f"paired over seeds against {reference}: mean difference (model - {reference}) and the paired "
+                 "t-test p; ≈ marks a difference not distinguishable from noise (p ≥ 0.05 or fewer than 2 seeds)",
+                 headers, rows)
+
+
 def _chart(ds: str, conds: dict[str, Any], cat: Catalog) -> Chart | None:
     """The main metric (mean ± std over seeds) of every model under every condition."""
     clean = conds.get("clean", {})
@@ -279,8 +336,10 @@ def _num(v: float) -> str:
     return "-" if v is None or math.isnan(v) else f"{round(v, 3) + 0.0:.3f}"
 
 
-def board(data: dict[str, Any]) -> Board:
-    """The tables of every dataset (main, probes, robustness, then plugins' own sections), charts, unfinished runs."""
+def board(data: dict[str, Any], reference: str | None = None) -> Board:
+    """The tables of every dataset (main, paired comparison with ``reference``, probes, robustness, then plugins'
+    own sections), the feature normalisation, charts, unfinished runs. Cells read mean ± std [95% CI]: the t
+    interval over seeds, or the bootstrap over test samples for one seed (:mod:`mfm_bench.stats`)."""
     cat = catalog()
     b = Board(data["generated"], {})
     limits = sorted({r["limit"] for r in data["runs"] if r.get("limit")})
@@ -289,7 +348,10 @@ def board(data: dict[str, Any]) -> Board:
     for ds, conds in data["datasets"].items():
         clean = conds.get("clean", {})
         averaged, per_target = _per_target_table(clean, cat)
-        tables = [_main_table(averaged, cat), per_target, _probe_table(clean, cat), _robustness_table(conds, cat)]
+        norm = Table("feature normalisation (dataset param normalise)", ["dataset", "normalise"],
+                     [[ds, ", ".join(data.get("normalise", {}).get(ds, ["?"]))]])
+        tables = [_main_table(averaged, cat), per_target, _paired_table(averaged, reference, cat), norm,
+                  _probe_table(clean, cat), _robustness_table(conds, cat)]
         b.datasets[ds] = [t for t in tables if t is not None] + _sweep_tables(conds, cat) + _section_tables(conds, cat)
         chart = _chart(ds, conds, cat)
         if chart is not None:
@@ -317,9 +379,11 @@ def _notes(runs: list[dict[str, Any]]) -> list[str]:
     return notes
 
 
-def write_leaderboard(folder: str | Path, formats: list[str] | None = None) -> dict[str, Path]:
+def write_leaderboard(folder: str | Path, formats: list[str] | None = None,
+                      reference: str | None = None) -> dict[str, Path]:
     """Write leaderboard.{md,csv,json,html} (those asked for; by default the formats the suite asked for, plus
-    every format already in ``folder``) into ``folder`` atomically; return their paths by format."""
+    every format already in ``folder``) into ``folder`` atomically; return their paths by format.
+    ``reference``: the model label every model is compared with (default: the suite's ``report.reference``)."""
     from .results import DB_NAME
 
     folder = Path(folder)
@@ -335,7 +399,9 @@ def write_leaderboard(folder: str | Path, formats: list[str] | None = None) -> d
         if formats is None:  # what the suite asked for, and every format already written (never left stale)
             asked = store.get_meta("formats") or DEFAULT_FORMATS
             formats = [f for f in FORMATS if f in asked or (folder / render.FILES[f]).exists()]
-    b = board(data)
+        if reference is None:
+            reference = store.get_meta("reference")
+    b = board(data, reference)
     order = [m.name for m in catalog().metrics if m.section == TASK and not m.name.endswith("*")]
     text = {"markdown": lambda: render.markdown(b), "csv": lambda: render.to_csv(data, order),
             "json": lambda: render.to_json(data), "html": lambda: render.html(b)}

@@ -20,8 +20,9 @@ DEFAULT_FORMATS: tuple[str, ...] = ("markdown", "csv", "json")
 #: File written for each format.
 FILES = {"markdown": "leaderboard.md", "csv": "leaderboard.csv", "json": "leaderboard.json", "html": "leaderboard.html"}
 
-INTRO = ("Mean ± std over seeds on the test split; the best mean per column is in **bold** (↑ higher is better, "
-         "↓ lower). Generated {generated}.")
+INTRO = ("Mean ± std over seeds on the test split, then the 95% confidence interval in brackets (t over seeds; "
+         "with one seed, the bootstrap over test samples); the best mean per column is in **bold** (↑ higher is "
+         "better, ↓ lower). Generated {generated}.")
 
 
 @dataclass

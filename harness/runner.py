@@ -73,7 +73,8 @@ def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = No
                     "model": {"name": m.name, "label": m.label, "params": m.params},
                     "seed": seed,
                     "train": train,
-                    "evaluate": {"conditions": [c.name for c in suite.conditions], "probes": suite.probes},
+                    "evaluate": {"conditions": [c.name for c in suite.conditions], "probes": suite.probes,
+                                 "bootstrap": suite.bootstrap},
                 }
                 if limit:
                     config["limit"] = limit
@@ -236,7 +237,7 @@ def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: An
     check_training(result, initial)
     t0 = time.perf_counter()
     rows = evaluate(model, dataset, conditions, device=trainer.device, batch_size=trainer.cfg.eval_batch_size,
-                    seed=cfg["seed"], probes=cfg["evaluate"]["probes"])
+                    seed=cfg["seed"], probes=cfg["evaluate"]["probes"], bootstrap=cfg["evaluate"].get("bootstrap", 0))
     rows += cost_rows(time.perf_counter() - t0, len(dataset.split("test")) * len(conditions), trainer.device)
     rows += [
         ("train", "train", "params", float(result.params)),
@@ -250,12 +251,12 @@ def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: An
 
 
 def _initial_loss(trainer: Any, model: Any, valid: Any) -> float:
-    """The validation label loss of the untrained weights: a run must beat it to count as trained."""
+    """The validation loss of the untrained weights (the one ``select_on`` picks checkpoints by: label, or the
+    total): a run must beat it to count as trained."""
     import math
 
     model.to(trainer.device)
-    losses = trainer.evaluate_losses(model, valid)
-    value = losses.get("label", sum(losses.values()))
+    value = trainer.selection_loss(model, trainer.evaluate_losses(model, valid))
     return float(value) if math.isfinite(value) else math.inf
 
 
@@ -305,6 +306,7 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
     with OutputLock(out, log), ResultStore(out) as store:
         claim(store, out, fingerprint(suite.name, [r.config for r in runs]), overwrite)
         store.set_meta("formats", list(suite.formats))
+        store.set_meta("reference", suite.reference)  # `mfm-bench leaderboard` pairs against it too
         todo = _todo(runs, store, out, resume, overwrite, log)
         check_settings(store, {r.id for r in todo}, settings(runs[0].config["train"]), out, allow_mixed)
         counts = {"finished": 0, "failed": 0, "skipped": len(runs) - len(todo)}

@@ -52,13 +52,15 @@ SCHEMA: dict[str, Any] = {
         "train": {"type": "object"},
         "evaluate": {
             "type": "object",
-            "properties": {"conditions": {"type": "array"}, "probes": {"type": "boolean"}},
+            "properties": {"conditions": {"type": "array"}, "probes": {"type": "boolean"},
+                           "bootstrap": {"type": "integer", "minimum": 0}},
             "additionalProperties": False,
         },
         "report": {
             "type": "object",
             "properties": {
                 "formats": {"type": "array", "items": {"enum": list(FORMATS)}},
+                "reference": {"type": "string"},
             },
             "additionalProperties": False,
         },
@@ -97,6 +99,8 @@ class Suite:
     conditions: list[Any]  # evaluation.Condition
     probes: bool = True
     formats: list[str] = field(default_factory=lambda: list(DEFAULT_FORMATS))
+    bootstrap: int = 1000  # resamples of the test-sample bootstrap CI (0: none); see mfm_bench.stats
+    reference: str | None = None  # model label the leaderboard compares every model with, paired over seeds
     fetch: bool = False
     description: str = ""
     trackers: list[str] = field(default_factory=list)
@@ -184,11 +188,15 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
     if check_files:
         _check_formats(datasets, reg, at)
     report = raw.get("report") or {}
+    reference = report.get("reference")
+    if reference is not None and reference not in [m.label for m in models]:
+        raise at.error(["report", "reference"], f"no model is labelled {reference!r}",
+                       did_you_mean(reference, [m.label for m in models]))
     return Suite(
         name=raw["name"], path=path, datasets=datasets, models=models, seeds=list(raw.get("seeds", [0])),
         train=train, conditions=conditions, probes=bool(evaluate.get("probes", True)),
-        formats=list(report.get("formats", DEFAULT_FORMATS)),
-        fetch=fetch, description=raw.get("description", ""), trackers=_trackers(raw, at),
+        formats=list(report.get("formats", DEFAULT_FORMATS)), bootstrap=int(evaluate.get("bootstrap", 1000)),
+        reference=reference, fetch=fetch, description=raw.get("description", ""), trackers=_trackers(raw, at),
     )
 
 

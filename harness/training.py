@@ -1,7 +1,7 @@
-"""One Trainer for every model: device choice, seeding, AMP, early stopping on the validation label loss.
+"""One Trainer for every model: device choice, seeding, AMP, early stopping on the validation loss.
 
 The trainer sums ``Output.losses`` (each already weighted by the model) for the backward pass, logs every term,
-and keeps the weights of the epoch with the lowest validation ``label`` loss.
+and keeps the weights of the epoch with the lowest validation ``label`` loss, or total loss (``select_on``).
 """
 
 from __future__ import annotations
@@ -243,10 +243,17 @@ class Trainer:
         state.opt.step()
         sums.add(out.losses, len(batch))
 
+    def selection_loss(self, model: nn.Module, valid_losses: dict[str, float]) -> float:
+        """The validation loss that selects the checkpoint under ``select_on``."""
+        select = self.cfg.select_on if self.cfg.select_on != "auto" else getattr(model, "select_on", "label")
+        if select == "total" or "label" not in valid_losses:
+            return sum(valid_losses.values())
+        return valid_losses["label"]
+
     def _end_epoch(self, state: FitState, epoch: int, sums: LossSums, valid: Any) -> tuple[dict[str, float], float]:
         """Validation, the history row, the schedule and the best weights; returns (row, validation loss)."""
         valid_losses = self.evaluate_losses(state.step_model, valid)
-        vloss = valid_losses.get("label", sum(valid_losses.values()))
+        vloss = self.selection_loss(state.model, valid_losses)
         row = {"epoch": epoch, **{f"train_{k}": v for k, v in sums.means().items()},
                **{f"valid_{k}": v for k, v in valid_losses.items()}, "lr": state.opt.param_groups[0]["lr"]}
         state.history.append(row)

@@ -83,7 +83,7 @@ def mult_pickle(path, sizes=(10, 4, 5), steps=(50, 50, 50), labels="sentiment", 
 
 def test_cmu_mosi_from_the_aligned_pickle(tmp_path):
     data = mult_pickle(tmp_path / "pkl" / "mosi_data.pkl")
-    ds = get_registry().build("dataset", "cmu-mosi", path=str(tmp_path), normalize=False)
+    ds = get_registry().build("dataset", "cmu-mosi", path=str(tmp_path), normalise="none")
     assert ds.format == "pkl" and ds.spec.input_dims == {"text": 300, "audio": 74, "visual": 35} and ds.spec.seq_len == 50
     te = ds.split("test")
     np.testing.assert_allclose(te.target.numpy(), data["test"]["labels"].reshape(-1))

@@ -57,7 +57,7 @@ def test_cmu_mosi_csd_calls_the_alignment_with_standard_files_and_folds(tmp_path
     folder = tmp_path / "csd" / "CMU_MOSI"
     touch_all(folder, ["CMU_MOSI_TimestampedWordVectors.csd", "CMU_MOSI_COVAREP.csd", "CMU_MOSI_Visual_Facet_41.csd",
                        "CMU_MOSI_Opinion_Labels.csd"])
-    ds = get_registry().build("dataset", "cmu-mosi", path=str(tmp_path), format="csd", normalize=False)
+    ds = get_registry().build("dataset", "cmu-mosi", path=str(tmp_path), format="csd", normalise="none")
     (call,) = calls
     assert call["seq_len"] == 20 and call["words"] == "words" and call["labels"] == "labels"
     # the word vectors are the reference that times the words, and the text modality
@@ -121,7 +121,7 @@ def test_cmu_mosi_from_real_csd_files_end_to_end(tmp_path):
     align.write_csd(d / "CMU_MOSI_Visual_Facet_41.csd", frames("FACET_4.1", 15, 47))
     align.write_csd(d / "CMU_MOSI_Opinion_Labels.csd", align.CompSeq.from_dict(
         "labels", {v: (np.array([[0.0, 2.0], [2.0, 4.0]]), y) for v, y in labels.items()}))
-    ds = get_registry().build("dataset", "cmu-mosi", path=str(tmp_path), seq_len=10, normalize=False)
+    ds = get_registry().build("dataset", "cmu-mosi", path=str(tmp_path), seq_len=10, normalise="none")
     assert ds.format == "csd" and ds.spec.input_dims == {"text": 300, "audio": 74, "visual": 47}
     tr = ds.split("train")
     assert tr.ids == [f"{v}[{k}]" for v in vids[:2] for k in (0, 1)]

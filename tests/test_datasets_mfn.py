@@ -69,7 +69,7 @@ def make_folder(root: Path, sizes=(12, 5, 6), dims=None, labels="rating", seed=0
 
 def test_mask_marks_nonzero_steps_and_left_padding_is_kept(tmp_path):
     raw = make_folder(tmp_path / "mfn-h5" / "mmmo")
-    ds = build("ict-mmmo", path=str(tmp_path), normalize=False)  # a data home holding mfn-h5/mmmo
+    ds = build("ict-mmmo", path=str(tmp_path), normalise="none")  # a data home holding mfn-h5/mmmo
     assert ds.format == "mfn-h5" and ds.folder == tmp_path / "mfn-h5" / "mmmo"
     tr = ds.split("train")
     expect = np.any(raw[("train", "audio")] != 0, axis=-1)
@@ -115,10 +115,10 @@ def test_normalisation_uses_train_statistics_only_and_keeps_padding_zero(tmp_pat
 
 def test_seq_len_keeps_the_last_steps(tmp_path):
     raw = make_folder(tmp_path / "mmmo")
-    ds = build("ict-mmmo", path=str(tmp_path / "mmmo"), seq_len=8, normalize=False)
+    ds = build("ict-mmmo", path=str(tmp_path / "mmmo"), seq_len=8, normalise="none")
     assert ds.spec.seq_len == 8
     np.testing.assert_allclose(ds.split("train").inputs["audio"].numpy(), raw[("train", "audio")][:, -8:].astype(np.float32))
-    longer = build("ict-mmmo", path=str(tmp_path / "mmmo"), seq_len=25, normalize=False)
+    longer = build("ict-mmmo", path=str(tmp_path / "mmmo"), seq_len=25, normalise="none")
     assert not longer.split("train").mask["audio"][:, :5].any()
 
 
@@ -179,7 +179,7 @@ def test_cmu_mosi_combined_layout(tmp_path):
         write(tmp_path / "mosi" / f"X_{split}.h5", "data", x)
         write(tmp_path / "mosi" / f"y_{split}.h5", "data", rng.uniform(-3, 3, size=n))
         raw[split] = x
-    ds = build("cmu-mosi", path=str(tmp_path / "mosi"), normalize=False)
+    ds = build("cmu-mosi", path=str(tmp_path / "mosi"), normalise="none")
     assert ds.format == "mfn-h5" and ds.spec.input_dims == {"text": 300, "audio": 5, "visual": 20}
     assert ds.spec.task.kind == "regression" and ds.spec.task.range == (-3.0, 3.0)
     np.testing.assert_allclose(ds.split("test").inputs["visual"].numpy(), raw["test"][:, :, 305:].astype(np.float32))
@@ -252,3 +252,15 @@ evaluate: {conditions: [clean, {missing: visual}]}
     # YouTube's audio and visual carry no learnable signal (docs/results.md): no epoch beats the untrained
     # weights on validation, so the run is failed rather than ranked
     assert runs["youtube"]["status"] == "failed" and "did not train" in runs["youtube"]["error"]
+
+
+def test_normalise_original_scales_visual_by_its_train_max_abs_and_leaves_the_rest_raw(tmp_path):
+    raw = make_folder(tmp_path / "mfn-h5" / "mmmo")
+    ds = build("ict-mmmo", path=str(tmp_path), normalise="original", cache=False)
+    top = np.abs(raw[("train", "visual")]).reshape(-1, raw[("train", "visual")].shape[-1]).max(0)
+    top = np.where(top == 0, 1.0, top)
+    for split in ("train", "test"):
+        got = ds.split(split).inputs
+        np.testing.assert_allclose(got["visual"].numpy(), (raw[(split, "visual")] / top).astype(np.float32), rtol=1e-6)
+        np.testing.assert_allclose(got["audio"].numpy(), raw[(split, "audio")].astype(np.float32))
+    assert float(ds.split("train").inputs["visual"].abs().max()) <= 1.0 + 1e-6

@@ -10,8 +10,9 @@ from mfm_bench.contracts import Batch, DatasetSpec, Modality, Task
 from mfm_bench.registry import get_registry
 from mfm_bench.plugins.models.mfm import VARIANTS
 
-TINY = dict(zy=6, za=4, fy=5, fa=3, encoder_params={"hidden": 6},
-            fusion_params={"hidden": 4, "memory": 4, "attention_hidden": 4, "memory_hidden": 4, "gamma_hidden": 4})
+TINY = dict(zy=6, za=4, fy=5, fa=3, encoder_params={"hidden": 6}, factor_dropout=0.0, encoder_width="plugin",
+            fusion_params={"hidden": 4, "memory": 4, "attention_hidden": 4, "memory_hidden": 4, "gamma_hidden": 4,
+                           "attention_dropout": 0.0, "memory_dropout": 0.0, "gamma_dropout": 0.0})
 
 
 def dataset(dims=None, task="regression", n=24, T=6):
@@ -38,10 +39,14 @@ def drop(batch: Batch, m: str, rows=None) -> Batch:
 def test_config_defaults_and_nesting() -> None:
     reg = get_registry()
     r = reg.resolve("model", "mfm", {})
-    assert r["variant"] == "full" and r["fusion"] == "mfn" and r["lambda_mmd"] == 100.0 and r["kernel"] == "original"
-    assert r["za"] == {"text": 64, "default": 80} and r["fa"] == {"text": 32, "audio": 16, "default": 64}
-    assert r["lambda_x"] == {"text": 0.5, "audio": 0.01, "default": 0.5} and r["zy"] == 80 and r["fy"] == 64
+    # preset: default = the original's best MOSI setting (best_acc), resolved into the params
+    assert r["preset"] == "default" and r["variant"] == "full" and r["fusion"] == "mfn" and r["kernel"] == "original"
+    assert r["lambda_mmd"] == 1.0 and r["zy"] == 32 and r["fy"] == 16
+    assert r["za"] == {"text": 32, "audio": 8, "visual": 80, "default": 80}
+    assert r["fa"] == {"text": 88, "audio": 8, "visual": 8, "default": 8}
+    assert r["lambda_x"] == {"text": 1.0, "audio": 0.01, "visual": 0.5, "default": 0.5}
     assert r["fusion_params"]["memory"] == 64 and r["fusion_params"]["window"] == 2  # resolved against mfn
+    assert r["fusion_params"]["hidden"]["text"] == 88 and r["fusion_params"]["skip_padding"] is True
     assert r["encoder_params"]["hidden"] == 32  # resolved against lstm
     with pytest.raises(ConfigError, match="variant"):
         reg.resolve("model", "mfm", {"variant": "nope"})
@@ -56,8 +61,8 @@ def test_config_defaults_and_nesting() -> None:
 def test_default_model_has_mosi_sizes() -> None:
     ds = dataset()
     model = get_registry().build("model", "mfm", ds.spec)
-    assert model.code_dims == {"za_text": 64, "za_audio": 80, "za_visual": 80, "zy": 80}
-    assert model.decoders["text"].cell.hidden_size == 64 + 32 and model.decoders["audio"].cell.hidden_size == 64 + 16
+    assert model.code_dims == {"za_text": 32, "za_audio": 8, "za_visual": 80, "zy": 32}
+    assert model.decoders["text"].cell.hidden_size == 16 + 88 and model.decoders["audio"].cell.hidden_size == 16 + 8
     assert model.lambda_x("audio") == 0.01 and model.lambda_x("visual") == 0.5
 
 

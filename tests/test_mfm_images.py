@@ -19,7 +19,8 @@ pytest.importorskip("mnist1d")
 
 IMG = dict(encoder={"image": "conv-image", "signal": "conv-signal"}, encoder_params={"channels": 8, "hidden": 16},
            fusion="concat", decoder={"image": "conv-image", "signal": "conv-signal"}, zy=8, za=8, fy=16, fa=16,
-           lambda_x=1.0, lambda_mmd=1.0)
+           lambda_x=1.0, lambda_mmd=1.0, encoder_width="plugin", factor_dropout=0.0)  # the preset's would replace
+# the encoders' hidden 16 by the code size and put dropout 0.7 in the factor maps of a model tuned without
 
 
 @pytest.fixture(scope="module")

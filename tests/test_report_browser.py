@@ -112,8 +112,13 @@ def test_numbers_equal_leaderboard_json(page):
         metrics = clean[cells[0]]["metrics"]
         for name, text in zip(headers, cells):
             if name in metrics and " ± " in text:
-                mean, std = (float(x) for x in text.split(" ± "))
+                # "mean ± std [lo, hi]": the 95% CI follows when the leaderboard has one (mfm_bench.stats)
+                head, _, ci = text.partition(" [")
+                mean, std = (float(x) for x in head.split(" ± "))
                 assert mean == pytest.approx(metrics[name]["mean"], abs=5e-4), (cells[0], name)
                 assert std == pytest.approx(metrics[name]["std"], abs=5e-4), (cells[0], name)
+                if ci:  # cost columns show none
+                    lo, hi = (float(x) for x in ci.rstrip("]").split(", "))
+                    assert [lo, hi] == pytest.approx(metrics[name]["ci"], abs=5e-4), (cells[0], name)
                 checked += 1
     assert checked >= 10

@@ -14,13 +14,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", action="append", choices=FORMATS,
                    help="these formats (repeatable; default: the formats the suite asked for, and every one already "
                         f"in FOLDER, else {', '.join(DEFAULT_FORMATS)}; html adds charts)")
+    p.add_argument("--reference", metavar="LABEL", default=None,
+                   help="compare every model with this one, paired over seeds (default: the suite's report.reference)")
     p.add_argument("--quiet", action="store_true", help="do not print the Markdown table")
 
 
 def run(args: argparse.Namespace) -> int:
     from mfm_bench.leaderboard import write_leaderboard
 
-    written = write_leaderboard(args.folder, args.format)
+    written = write_leaderboard(args.folder, args.format, reference=args.reference)
     if "markdown" in written and not args.quiet:
         print(written["markdown"].read_text())
     for fmt, path in written.items():

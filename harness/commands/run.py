@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
               f"  mfm-bench run {args.suite} --out {out} --resume", file=sys.stderr)
         return 130
     wall = time.perf_counter() - t0
-    written = write_leaderboard(out)  # the suite's formats, and every format already in the folder
+    written = write_leaderboard(out, reference=suite.reference)  # the suite's formats, and those already there
     if "markdown" in written:
         print(written["markdown"].read_text())
     print(f"{counts['finished']} run(s) finished, {counts['failed']} failed, {counts['skipped']} skipped "

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from mfm_bench.config import config_to_dict, option
 from mfm_bench.errors import MfmBenchError
@@ -43,7 +43,7 @@ class RealConfig:
     modalities: list[str] | None = option(None, "subset of the dataset's modalities (text, audio, visual); default all")
     seq_len: int | None = option(None, "time steps per sample; default as stored (20 in MFN h5 and word-aligned CSD, "
                                        "50 in aligned pickles)")
-    normalize: bool = option(True, "z-score each feature with the mean and std of the train split's real steps")
+    normalise: Literal["zscore", "original", "none"] = option("zscore", "feature scaling fitted on the train split: zscore (each feature by the mean and std of the real steps), original (the visual features divided by their max-abs, the others raw, as the original MFM's get_data scales FACET) or none")
     cache: bool = option(True, "keep the prepared splits in the Arrow cache (mfm-bench cache ls)")
     fetch: bool = option(False, "download missing files (as `mfm-bench fetch`) before reading")
 
@@ -202,8 +202,10 @@ class RealDataset:
             for s in splits.values():
                 for m in self.modalities:
                     s.inputs[m], s.mask[m] = fit_seq_len(s.inputs[m], s.mask[m], self.cfg.seq_len)
-        if self.cfg.normalize:
+        if self.cfg.normalise == "zscore":
             standardise(splits, "train")
+        elif self.cfg.normalise == "original":
+            scale_max_abs(splits, "train", [m for m in self.modalities if m == "visual"])
         return splits
 
     @classmethod
@@ -354,3 +356,15 @@ def from_raw(raw: dict, to_target) -> dict:
     from mfm_bench.data.prepare import SplitArrays
 
     return {s: SplitArrays(r["inputs"], r["mask"], to_target(r["labels"], s), r["ids"]) for s, r in raw.items()}
+
+
+def scale_max_abs(splits: dict, train: str, modalities: list[str]) -> None:
+    """Divide each feature of ``modalities`` in place by its max-abs over the ``train`` split (1 where that is 0),
+    the original MFM's scaling of FACET (pliang279/factorized ``mfm_mosi.py`` ``get_data``)."""
+    import numpy as np
+
+    for m in modalities:
+        top = np.abs(splits[train].inputs[m]).reshape(-1, splits[train].inputs[m].shape[-1]).max(0)  # (D,)
+        top = np.where(top == 0, 1.0, top).astype(np.float32)
+        for s in splits.values():
+            s.inputs[m] = (s.inputs[m] / top).astype(np.float32)

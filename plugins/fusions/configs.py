@@ -33,10 +33,10 @@ class MFNConfig:
     window: int = option(2, "steps of cell states the attention reads (the paper's Delta-memory: 2)")
     attention_hidden: int = option(32, "hidden width of the attention MLP (NN1 in the original code)")
     memory_hidden: int = option(32, "hidden width of the MLP proposing the memory update (NN2)")
-    gamma_hidden: int = option(32, "hidden width of the two gate MLPs (gamma1, gamma2)")
+    gamma_hidden: int | list[int] = option(32, "hidden width of the two gate MLPs: one number for both, or [gamma1, gamma2] (MMSA's MOSI setting: [32, 64])")
     attention_dropout: float = option(0.0, "dropout inside the attention MLP")
     memory_dropout: float = option(0.0, "dropout inside the memory-proposal MLP")
-    gamma_dropout: float = option(0.0, "dropout inside the gate MLPs")
+    gamma_dropout: float | list[float] = option(0.0, "dropout inside the gate MLPs: one number for both, or [gamma1, gamma2]")
     skip_padding: bool = option(True, "keep the state unchanged at padded steps (false: run over padding like the original)")
     impl: Literal["reference", "fast"] = option("fast", "fast: grouped cells and fused MLPs (mfn_fast.py); reference: one cell and MLP call at a time. Same math and parameters")
 
@@ -45,6 +45,15 @@ class MFNConfig:
             raise ValueError(f"window must be at least 1, got {self.window}")
         if self.memory < 1:
             raise ValueError(f"memory must be at least 1, got {self.memory}")
+        for name in ("gamma_hidden", "gamma_dropout"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)) and len(value) != 2:
+                raise ValueError(f"{name} must be one number or a list of two (gamma1, gamma2), got {value!r}")
+
+    def gate(self, i: int) -> tuple[int, float]:
+        """(hidden width, dropout) of gate MLP ``i`` (0: gamma1, 1: gamma2)."""
+        pick = lambda v: v[i] if isinstance(v, (list, tuple)) else v  # noqa: E731
+        return int(pick(self.gamma_hidden)), float(pick(self.gamma_dropout))
 
 
 @dataclass

@@ -48,11 +48,12 @@ class MFNFusion(nn.Module):
         att_in = total * cfg.window
         self.att1 = mlp(att_in, cfg.attention_hidden, att_in, cfg.attention_dropout)
         self.att2 = mlp(att_in, cfg.memory_hidden, cfg.memory, cfg.memory_dropout)
-        self.gamma1 = mlp(att_in + cfg.memory, cfg.gamma_hidden, cfg.memory, cfg.gamma_dropout)
-        self.gamma2 = mlp(att_in + cfg.memory, cfg.gamma_hidden, cfg.memory, cfg.gamma_dropout)
+        (h1, d1), (h2, d2) = cfg.gate(0), cfg.gate(1)
+        self.gamma1 = mlp(att_in + cfg.memory, h1, cfg.memory, d1)
+        self.gamma2 = mlp(att_in + cfg.memory, h2, cfg.memory, d2)
         self.total_hidden = total
         self.output_dim = total + cfg.memory
-        self.dropout_active = any(p > 0 for p in (cfg.memory_dropout, cfg.gamma_dropout))
+        self.dropout_active = any(p > 0 for p in (cfg.memory_dropout, cfg.gate(0)[1], cfg.gate(1)[1]))
 
     def _sequences(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]):
         seqs = {m: inputs[m] for m in self.names if inputs[m].dim() == 3}

@@ -80,7 +80,7 @@ def memory_update(fusion: Any, c_star: torch.Tensor, mem: torch.Tensor, weights:
     attended = torch.softmax(torch.addmm(ab2, hidden, a2), dim=1) * c_star  # (B, W S)
     hidden = F.relu(torch.addmm(b1, torch.cat([attended, mem], dim=1), w1))  # (B, H2 + 2 Hg)
     if fusion.training and fusion.dropout_active:
-        parts = hidden.split([fusion.cfg.memory_hidden, fusion.cfg.gamma_hidden, fusion.cfg.gamma_hidden], dim=1)
+        parts = hidden.split([fusion.cfg.memory_hidden, fusion.cfg.gate(0)[0], fusion.cfg.gate(1)[0]], dim=1)
         hidden = torch.cat([fusion.att2[2](parts[0]), fusion.gamma1[2](parts[1]), fusion.gamma2[2](parts[2])], dim=1)
     M = fusion.cfg.memory
     proposal, gates = torch.addmm(b2, hidden, w2).split([M, 2 * M], dim=1)  # (B, mem), (B, 2 mem)

@@ -12,6 +12,9 @@ from typing import Any, Literal
 
 from mfm_bench.config import option, plugin
 
+from .mfm_presets import FROM_PRESET, apply_preset, preset_help
+
+
 @dataclass
 class SupervisedConfig:
     encoder: str | dict = plugin("encoder", "lstm",
@@ -21,6 +24,8 @@ class SupervisedConfig:
     fusion_params: dict = option({}, "params for the fusion")
     head_hidden: int = option(64, "hidden width of the prediction head")
     head_dropout: float = option(0.1, "dropout inside the prediction head")
+    drop: list[str] = option([], "modalities removed from every batch (zeros, all-False mask) in training and at test: "
+                                 "a model that never sees them, as the original MFM's basic_missing baseline")
 
 
 Variant = Literal["full", "shared_generative", "no_discriminative", "no_generative", "discriminative_only", "kl"]
@@ -31,22 +36,25 @@ VARIANTS: tuple[str, ...] = ("full", "shared_generative", "no_discriminative", "
 
 @dataclass
 class MFMConfig:
+    preset: Literal["default", "original", "mmsa"] = option("default", "credited setting that fills every field marked (preset): original (pliang279/factorized best_acc), mmsa (MMSA config_regression.json), default (the original's numbers, padded steps skipped); docs/mfm.md")
     variant: Variant = option("full", "full MFM or an ablation: shared_generative, no_discriminative, no_generative, discriminative_only, kl")
     encoder: str | dict = plugin("encoder", "lstm", "encoder plugin of the generative codes z_a(i) "
                                  "(a name, or {modality: name, default: name})")
     encoder_params: dict = option({}, "params of the generative (and surrogate) encoders")
     fusion: str = plugin("fusion", "mfn", "fusion plugin giving the discriminative code z_y (the paper: MFN)")
     fusion_params: dict = option({}, "params of the fusion")
-    zy: int = option(80, "size of the discriminative code z_y (tuned MOSI setting: 80)")
-    za: int | dict = option({"text": 64, "default": 80}, "size of each generative code z_a(i): a number or {modality: size, default: size} (MOSI: text 64, audio/visual 80; 'shared' names the shared_generative code)")
-    fy: int = option(64, "size of the discriminative factor F_y (MOSI: 64)")
-    fa: int | dict = option({"text": 32, "audio": 16, "default": 64}, "size of each generative factor F_a(i) (MOSI: text 32, audio 16, visual 64)")
-    factor_dropout: float = option(0.0, "dropout inside the z -> F maps")
-    head_hidden: int | None = option(None, "hidden width of the label head D; null: the size of its input factor, as the original Linear(fy, fy)")
-    head_dropout: float = option(0.0, "dropout inside the label head D")
-    lambda_mmd: float = option(100.0, "weight of the MMD prior term, summed over all codes (MOSI: 100)")
+    zy: int = option(FROM_PRESET, preset_help("zy", "size of the discriminative code z_y"))
+    za: int | dict = option(FROM_PRESET, preset_help("za", "size of each generative code z_a(i): a number or {modality: size, default: size} ('shared' names the shared_generative code)"))
+    fy: int = option(FROM_PRESET, preset_help("fy", "size of the discriminative factor F_y"))
+    fa: int | dict = option(FROM_PRESET, preset_help("fa", "size of each generative factor F_a(i): a number or {modality: size, default: size}"))
+    factor_dropout: float | dict = option(FROM_PRESET, preset_help("factor_dropout", "dropout inside the z -> F maps: a number or {zy: p, modality: p, default: p}"))
+    head_hidden: int | None = option(FROM_PRESET, preset_help("head_hidden", "hidden width of the label head D; null: the size of its input factor, as the original Linear(fy, fy)"))
+    head_dropout: float = option(FROM_PRESET, preset_help("head_dropout", "dropout inside the label head D (the original's fy_to_y_dropout)"))
+    lambda_mmd: float = option(FROM_PRESET, preset_help("lambda_mmd", "weight of the MMD prior term, summed over all codes"))
     kernel: Literal["original", "rbf", "imq"] = option("original", "MMD kernel: original (exp(-||x-y||^2/dim^2), biased estimator), rbf or imq (unbiased estimators)")
-    lambda_x: float | dict = option({"text": 0.5, "audio": 0.01, "default": 0.5}, "reconstruction weight per modality: a number or {modality: weight, default: weight} (MOSI: text 0.5, audio 0.01, visual 0.5)")
+    lambda_x: float | dict = option(FROM_PRESET, preset_help("lambda_x", "reconstruction weight per modality: a number or {modality: weight, default: weight}"))
+    encoder_width: Literal["code", "plugin"] = option(FROM_PRESET, preset_help("encoder_width", "width of the generative and surrogate encoders: code (each as wide as its code, as the original encoderLSTM: LSTMCell(d, z), Linear(z, z); overrides encoder_params.hidden) or plugin (encoder_params as given)"))
+    select_on: Literal["label", "total"] = option(FROM_PRESET, preset_help("select_on", "checkpoint the trainer keeps when its select_on is auto: the lowest validation label loss, or the lowest total (surrogate terms included when surrogate is true)"))
     mask_padding: bool = option(False, "leave padded steps out of the reconstruction loss (the original reconstructs the zero padding too)")
     lambda_kl: float = option(1.0, "weight of the KL prior term of the kl variant (KL summed over code dims, averaged over the batch)")
     surrogate: bool = option(False, "train surrogate encoders for missing modalities and use them when a modality is missing")
@@ -57,6 +65,7 @@ class MFMConfig:
     impl: Literal["reference", "fast"] = option("fast", "decoders: fast (whole-sequence LSTM kernel after step 0) or reference (one cell call per step); same math and parameters. The MFN fusion has its own impl in fusion_params")
 
     def __post_init__(self) -> None:
+        apply_preset(self)
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
         for name in ("za", "fa"):

@@ -16,6 +16,7 @@ the original code):
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -56,8 +57,9 @@ class MFM(nn.Module):
         self._build_generative(reg)
         self._build_discriminative(reg)
         # factor maps z -> F, keyed by code name
-        self.maps = nn.ModuleDict({code: FactorMap(size, self._factor_size(code), cfg.factor_dropout)
+        self.maps = nn.ModuleDict({code: FactorMap(size, self._factor_size(code), self._factor_dropout(code))
                                    for code, size in self.code_dims.items()})
+        self.select_on = cfg.select_on  # read by the trainer when its select_on is auto
         self._build_decoders()
         self._build_head()
         self._build_surrogates(reg)
@@ -81,8 +83,8 @@ class MFM(nn.Module):
             in_dim = sum(dims.values()) if k == SHARED else dims[k]
             code = f"za_{k}"
             self.code_dims[code] = int(per_modality(self.cfg.za, k, "za"))
-            self.generative[k] = CodeEncoder(self._encoder(reg, k, in_dim), self.code_dims[code], variational,
-                                             self._reads_sequences(k))
+            encoder = self._encoder(reg, k, in_dim, width=self.code_dims[code])
+            self.generative[k] = CodeEncoder(encoder, self.code_dims[code], variational, self._reads_sequences(k))
             self.code_inputs[code] = list(self.names) if k == SHARED else [k]
 
     def _build_discriminative(self, reg: Any) -> None:
@@ -146,8 +148,8 @@ class MFM(nn.Module):
             key = others[0] if len(others) == 1 else m
             in_dim = sum(dims[o] for o in others)
             self.surrogates[m] = nn.ModuleDict({
-                code: CodeEncoder(self._encoder(reg, key, in_dim, surrogate=len(others) > 1), self.code_dims[code],
-                                  sequence_input=len(others) > 1 or self._reads_sequences(key))
+                code: CodeEncoder(self._encoder(reg, key, in_dim, surrogate=len(others) > 1, width=self.code_dims[code]),
+                                  self.code_dims[code], sequence_input=len(others) > 1 or self._reads_sequences(key))
                 for code, reads in self.code_inputs.items() if m in reads
             })
 
@@ -158,12 +160,24 @@ class MFM(nn.Module):
                 per_modality(name, key, "encoder")
         return str(name)
 
-    def _encoder(self, reg: Any, key: str, in_dim: int, surrogate: bool = False) -> nn.Module:
-        return reg.build("encoder", self._encoder_name(key, surrogate), in_dim, **self.cfg.encoder_params)
+    def _encoder(self, reg: Any, key: str, in_dim: int, surrogate: bool = False, width: int | None = None) -> nn.Module:
+        """An encoder plugin; ``width``: the code size it serves (used under ``encoder_width: code``)."""
+        name = self._encoder_name(key, surrogate)
+        entry = reg.get("encoder", name)
+        params = reg.own_params(entry, self.cfg.encoder_params)
+        if width is not None and self.cfg.encoder_width == "code":
+            if entry.config is None or "hidden" not in {f.name for f in dataclasses.fields(entry.config)}:
+                raise ValueError(f"encoder_width: code needs an encoder with a 'hidden' param; {name!r} has none "
+                                 "(set encoder_width: plugin)")
+            params = {**params, "hidden": width}
+        return reg.build("encoder", name, in_dim, **params)
 
     def _reads_sequences(self, key: str) -> bool:
         """True when modality ``key``'s encoder reads sequences only (it gets a vector as one step)."""
         return self._encoder_name(key) in SEQUENCE_ENCODERS
+
+    def _factor_dropout(self, code: str) -> float:
+        return float(per_modality(self.cfg.factor_dropout, code if code == "zy" else code[len("za_"):], "factor_dropout"))
 
     def _factor_size(self, code: str) -> int:
         return self.cfg.fy if code == "zy" else int(per_modality(self.cfg.fa, code[len("za_"):], "fa"))
@@ -262,7 +276,9 @@ class MFM(nn.Module):
         present = {m: batch.present(m) for m in self.names}
         # training: every modality's surrogate codes (their losses need them), used where m is missing, with no
         # host read of which rows miss what; evaluation: only those of the modalities missing in this batch
-        sur = {m: self.surrogate_codes(batch, m) for m in self.names} if self.cfg.surrogate and self.training else None
+        # (also at validation under select_on: total, whose total includes the surrogate terms, as the original)
+        sur = ({m: self.surrogate_codes(batch, m) for m in self.names}
+               if self.cfg.surrogate and (self.training or self.cfg.select_on == "total") else None)
         if self.cfg.surrogate:
             used = self._fill_missing(batch, used, present, sur)
         factors = self.factorize(used)

@@ -23,6 +23,10 @@ class SupervisedModel(nn.Module):
         self.task = spec.task
         self.names = spec.modality_names
         self.fusion_name = cfg.fusion
+        unknown = [m for m in cfg.drop if m not in self.names]
+        if unknown:
+            raise ValueError(f"drop names {unknown}, which the dataset lacks; its modalities are {self.names}")
+        self.drop = list(cfg.drop)
         fusion_entry = reg.get("fusion", cfg.fusion)
         input_kind = getattr(fusion_entry.factory, "input_kind", "pooled")
         self.encoders = nn.ModuleDict()
@@ -42,7 +46,15 @@ class SupervisedModel(nn.Module):
         self.predicts = getattr(self.fusion, "predicts", False)
         self.head = None if self.predicts else Head(self.task, self.fusion.output_dim, cfg.head_hidden, cfg.head_dropout)
 
+    def _without(self, batch: Batch) -> Batch:
+        inputs, mask = dict(batch.inputs), dict(batch.mask)
+        for m in self.drop:
+            inputs[m], mask[m] = torch.zeros_like(inputs[m]), torch.zeros_like(mask[m])
+        return batch.replace(inputs=inputs, mask=mask)
+
     def forward(self, batch: Batch) -> Output:
+        if self.drop:
+            batch = self._without(batch)
         if self.input_kind == "raw":
             feats = batch.inputs
         else:
