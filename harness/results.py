@@ -93,9 +93,12 @@ class ResultStore:
                  json.dumps(run["config"], sort_keys=True), json.dumps(environment, sort_keys=True), time.time()),
             )
 
-    def finish(self, run_id: str, metrics: list[tuple[str, str, str, float]], seconds: float) -> None:
-        """Record a finished run's metrics and status in one transaction."""
+    def finish(self, run_id: str, metrics: list[tuple[str, str, str, float]], seconds: float,
+               environment: dict[str, Any] | None = None) -> None:
+        """Record a finished run's metrics and status (and the environment it ran in) in one transaction."""
         with self.transaction() as c:
+            if environment is not None:
+                c.execute("UPDATE runs SET environment = ? WHERE id = ?", (json.dumps(environment, sort_keys=True), run_id))
             c.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             c.executemany(
                 "INSERT INTO metrics (run_id, condition, split, metric, value, higher_is_better)"
@@ -105,8 +108,11 @@ class ResultStore:
             c.execute("UPDATE runs SET status = 'finished', error = NULL, finished = ?, seconds = ? WHERE id = ?",
                       (time.time(), seconds, run_id))
 
-    def fail(self, run_id: str, error: str, seconds: float, status: str = "failed") -> None:
+    def fail(self, run_id: str, error: str, seconds: float, status: str = "failed",
+             environment: dict[str, Any] | None = None) -> None:
         with self.transaction() as c:
+            if environment is not None:
+                c.execute("UPDATE runs SET environment = ? WHERE id = ?", (json.dumps(environment, sort_keys=True), run_id))
             c.execute("UPDATE runs SET status = ?, error = ?, finished = ?, seconds = ? WHERE id = ?",
                       (status, error, time.time(), seconds, run_id))
 

@@ -69,9 +69,16 @@ def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = No
                     "train": train,
                     "evaluate": {"conditions": [c.name for c in suite.conditions], "probes": suite.probes},
                 }
-                key = {**config, "train": {k: v for k, v in train.items() if k not in NOT_IN_ID}}
-                runs.append(Run(run_id(key), suite.name, m.label, d.label, config))
+                runs.append(make_run(suite.name, m.label, d.label, config))
     return runs
+
+
+def make_run(suite: str, label: str, dataset_label: str, config: dict[str, Any]) -> Run:
+    """A run of ``config``; its id leaves out how fast it runs (:data:`NOT_IN_ID`) and search bookkeeping
+    (``config["search"]``: a trial and a retrain of the same configuration and seed are one run)."""
+    key = {k: v for k, v in config.items() if k != "search"}
+    key["train"] = {k: v for k, v in config["train"].items() if k not in NOT_IN_ID}
+    return Run(run_id(key), suite, label, dataset_label, config)
 
 
 def environment(device: Any, packages: dict[str, str]) -> dict[str, Any]:
@@ -122,34 +129,42 @@ def _sigterm_as_interrupt() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
-            progress: Callable[..., Any] | None) -> str:
-    """Train and evaluate one run; record it. Returns the final status."""
+def perform(run: Run, out: Path | None, datasets: dict[str, Any], progress: Callable[..., Any] | None) -> Any:
+    """Train and evaluate one run, in whichever process an executor chose; never touches the result store.
+
+    Writes ``config.json``, ``history.json`` and ``model.pt`` under ``out/runs/<id>/``, or returns them in the
+    outcome's ``files`` when ``out`` is None (a worker without the output folder). A failure is an outcome;
+    KeyboardInterrupt propagates."""
+    from .executors import Outcome
     from .registry import get_registry
     from .training import TrainConfig, Trainer
 
-    reg = get_registry()
     cfg = run.config
-    run_dir = out / "runs" / run.id
-    atomic_write(run_dir / "config.json",
-                 json.dumps({"id": run.id, "suite": run.suite, **cfg}, indent=2, sort_keys=True))
-    trainer = Trainer(TrainConfig(**cfg["train"]), progress=progress)
-    entries = {k: reg.get(k, cfg[k]["name"]) for k in ("dataset", "model")}
-    packages = {f"{k}:{cfg[k]['name']}": f"{e.package} {e.version}".strip() for k, e in entries.items()}
-    store.start(run.as_record(), environment(trainer.device, packages))
+    files = {"config.json": json.dumps({"id": run.id, "suite": run.suite, **cfg}, indent=2, sort_keys=True).encode()}
+    if out is not None:  # first, so that a run killed mid-way still says what it was
+        atomic_write(out / "runs" / run.id / "config.json", files.pop("config.json"))
+    env: dict[str, Any] = {}
     t0 = time.perf_counter()
     try:
+        reg = get_registry()
+        trainer = Trainer(TrainConfig(**cfg["train"]), progress=progress)
+        entries = {k: reg.get(k, cfg[k]["name"]) for k in ("dataset", "model")}
+        packages = {f"{k}:{cfg[k]['name']}": f"{e.package} {e.version}".strip() for k, e in entries.items()}
+        env = environment(trainer.device, packages)
         model, result, rows = _train_and_evaluate(cfg, trainer, _dataset(cfg, datasets, reg), reg)
-        _save_outputs(run_dir, model, result)
-        store.finish(run.id, rows, time.perf_counter() - t0)
-        return "finished"
+        files.update(_outputs(model, result))
+        outcome = Outcome("finished", rows, env, time.perf_counter() - t0)
     except (KeyboardInterrupt, _Terminated):
-        store.fail(run.id, "interrupted", time.perf_counter() - t0, status="interrupted")
         raise
     except Exception as e:  # noqa: BLE001 - a failed run (TrainingError or any other) is recorded, the suite goes on
         tb = traceback.format_exc(limit=6)
-        store.fail(run.id, f"{type(e).__name__}: {e}\n{tb}", time.perf_counter() - t0)
-        return "failed"
+        outcome = Outcome("failed", [], env, time.perf_counter() - t0, f"{type(e).__name__}: {e}\n{tb}")
+    if out is None:
+        outcome.files = files
+    else:
+        for name, blob in files.items():
+            atomic_write(out / "runs" / run.id / name, blob)
+    return outcome
 
 
 def _dataset(cfg: dict[str, Any], datasets: dict[str, Any], reg: Any) -> Any:
@@ -184,34 +199,96 @@ def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: An
     return model, result, rows
 
 
-def _save_outputs(run_dir: Path, model: Any, result: Any) -> None:
+def _outputs(model: Any, result: Any) -> dict[str, bytes]:
+    """The run folder's files: history.json and model.pt."""
     import torch
 
-    atomic_write(run_dir / "history.json", json.dumps(result.history, indent=1))
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
-    atomic_write(run_dir / "model.pt", buf.getvalue())
+    return {"history.json": json.dumps(result.history, indent=1).encode(), "model.pt": buf.getvalue()}
 
 
 def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bool = False,
               seeds: list[int] | None = None, device: str | None = None, progress: bool = True,
-              log: Callable[[str], None] = print, threads: int | None = None) -> dict[str, int]:
-    """Run every run of the grid not yet finished (with ``resume``); returns counts by status."""
+              log: Callable[[str], None] = print, threads: int | None = None,
+              execution: Any = None, shard: tuple[int, int] | None = None) -> dict[str, int]:
+    """Run every run of the grid not yet finished (with ``resume``); returns counts by status.
+
+    ``execution`` (:class:`mfm_bench.executors.Execution`, default: the suite's ``executor:`` block) says where
+    runs train; ``shard=(k, n)`` runs only the k-th of n deterministic slices of the grid."""
+    from .executors import drive, make_executor
+    from .executors.dispatch import GridSource, SuiteBar
     from .training import resolve_device
 
     out = Path(out)
+    execution = execution or suite.executor
     resolve_device(device or suite.train["device"])  # a CUDA run on a machine without CUDA stops here, before any work
     if suite.fetch:  # download what the datasets lack, before any training
         from .data.fetch import prefetch_suite
 
         prefetch_suite(suite, log=log)
-    runs = expand(suite, seeds, device, threads)
+    threads = _threads_per_run(suite, execution, threads)
+    runs = select_shard(expand(suite, seeds, device, threads), shard)
     with ResultStore(out) as store:
         todo = _todo(runs, store, out, resume, overwrite, log)
         counts = {"finished": 0, "failed": 0, "skipped": len(runs) - len(todo)}
-        with _sigterm_as_interrupt():
-            _execute_all(todo, suite.name, out, store, progress, counts)
+        source = GridSource(todo)
+        if suite.searches:
+            from .search import SearchSource
+
+            source = SearchSource(suite, store, todo, seeds, device, threads, shard, overwrite, log)
+        bar = SuiteBar(suite.name, source_total(source), progress, log)
+        try:
+            with _sigterm_as_interrupt():
+                executor = make_executor(execution, out, threads or 0, tqdm_or_none(progress))
+                drive(executor, source, store, out, bar, counts)
+        finally:
+            bar.close()
     return counts
+
+
+def source_total(source: Any) -> int:
+    return getattr(source, "total", None) or len(getattr(source, "runs", []))
+
+
+def tqdm_or_none(progress: bool) -> Any:
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm
+
+
+def _threads_per_run(suite: Suite, execution: Any, threads: int | None) -> int | None:
+    """Torch threads per run: as asked, else for parallel executors the cores split across jobs (so N jobs on C
+    cores never oversubscribe). Not part of run ids."""
+    from .executors import worker_threads
+
+    if threads is not None or suite.train.get("threads"):
+        return threads
+    if execution.kind == "ray":
+        return max(1, int(execution.cpus))
+    return worker_threads(execution.jobs) if execution.jobs > 1 else None
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N) with 1 <= K <= N."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard takes K/N, e.g. 1/4, got {text!r}") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"--shard {text}: K must be between 1 and N")
+    return k, n
+
+
+def select_shard(runs: list[Run], shard: tuple[int, int] | None) -> list[Run]:
+    """The k-th of n slices of the grid: runs whose position in grid order is k-1 modulo n (every run in one
+    shard, sizes within one of each other, the same on every machine)."""
+    if shard is None:
+        return runs
+    k, n = shard
+    return [r for i, r in enumerate(runs) if i % n == k - 1]
 
 
 def _todo(runs: list[Run], store: ResultStore, out: Path, resume: bool, overwrite: bool,
@@ -227,20 +304,3 @@ def _todo(runs: list[Run], store: ResultStore, out: Path, resume: bool, overwrit
     if len(todo) < len(runs):
         log(f"resuming: {len(runs) - len(todo)} of {len(runs)} runs already finished, {len(todo)} to go")
     return todo
-
-
-def _execute_all(todo: list[Run], name: str, out: Path, store: ResultStore, progress: bool,
-                 counts: dict[str, int]) -> None:
-    """Execute ``todo`` in order under one progress bar, counting statuses; a failed run is reported and skipped."""
-    from tqdm.auto import tqdm
-
-    datasets: dict[str, Any] = {}
-    bar = tqdm(todo, desc=f"{name}", unit="run", disable=not progress)
-    for run in bar:
-        what = f"{run.dataset_label} / {run.label} / seed {run.config['seed']}"
-        bar.set_postfix_str(what)
-        status = execute(run, out, store, datasets, tqdm if progress else None)
-        counts[status] += 1
-        if status == "failed":
-            err = store.conn.execute("SELECT error FROM runs WHERE id = ?", (run.id,)).fetchone()[0]
-            bar.write(f"run {run.id} ({what}) failed: {err.splitlines()[0]}")
