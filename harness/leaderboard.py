@@ -28,8 +28,9 @@ def _stats(values: list[float]) -> dict[str, float]:
     vals = [v for v in values if v is not None and not math.isnan(v)]
     if not vals:
         return {"mean": float("nan"), "std": float("nan"), "n": 0}
-    mean = sum(vals) / len(vals)
-    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+    # fsum is exactly rounded, so the numbers do not depend on the order runs were recorded (a merged store)
+    mean = math.fsum(vals) / len(vals)
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
     return {"mean": mean, "std": std, "n": len(vals)}
 
 

@@ -116,6 +116,22 @@ class ResultStore:
             c.execute("UPDATE runs SET status = ?, error = ?, finished = ?, seconds = ? WHERE id = ?",
                       (status, error, time.time(), seconds, run_id))
 
+    def insert(self, run: dict[str, Any], metrics: list[dict[str, Any]]) -> None:
+        """Copy a whole run row (as :meth:`runs` returns it) and its metrics from another store, in one
+        transaction, replacing what this store had under its id (``mfm-bench merge``)."""
+        row = {**run, "config": json.dumps(run["config"], sort_keys=True),
+               "environment": json.dumps(run["environment"], sort_keys=True)}
+        with self.transaction() as c:
+            c.execute("DELETE FROM runs WHERE id = ?", (run["id"],))
+            c.execute(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
+                      [row[k] for k in RUN_COLUMNS])
+            c.executemany(
+                "INSERT INTO metrics (run_id, condition, split, metric, value, higher_is_better)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(run["id"], m["condition"], m["split"], m["metric"], m["value"], m["higher_is_better"])
+                 for m in metrics],
+            )
+
     def runs(self, status: str | None = None) -> list[dict[str, Any]]:
         q = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
         args: tuple = ()

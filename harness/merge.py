@@ -1,0 +1,79 @@
+"""Merge the output folders of shards (``mfm-bench run --shard K/N``) into one.
+
+Run ids are content hashes, so the same id in two folders is the same run: it is kept once. Two folders that
+hold different results for one id (other metric values; timings aside) are an error naming both. A finished
+run wins over a failed or interrupted attempt of the same id. Each run's folder (model, history) is copied.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .errors import MfmBenchError, MissingFileError
+from .results import DB_NAME, ResultStore
+
+#: metrics that measure the machine, not the model: two honest runs of one id differ in them
+TIMINGS = ("train_seconds", "train_samples_per_sec")
+
+
+class MergeConflictError(MfmBenchError):
+    """Two folders hold different results for one run id."""
+
+
+def _numbers(metrics: list[dict[str, Any]]) -> dict[tuple, Any]:
+    return {(m["condition"], m["split"], m["metric"]): m["value"] for m in metrics if m["metric"] not in TIMINGS}
+
+
+def _first_difference(a: dict[tuple, Any], b: dict[tuple, Any]) -> str:
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            return f"{'/'.join(key)}: {a.get(key)} vs {b.get(key)}"
+    return ""
+
+
+def merge(out: str | Path, sources: list[str | Path]) -> dict[str, int]:
+    """Merge the stores of ``sources`` into ``out`` (created, or added to); returns counts: added, same, replaced."""
+    out = Path(out)
+    folders = [Path(s) for s in sources]
+    for f in folders:
+        if not (f / DB_NAME).exists():
+            raise MissingFileError(f"{f} holds no {DB_NAME}; give the output folders of `mfm-bench run --shard`")
+        if f.resolve() == out.resolve():
+            raise MfmBenchError(f"{f} is the merge target itself; give another OUT")
+    counts = {"added": 0, "same": 0, "replaced": 0}
+    with ResultStore(out) as dest:
+        origin = {r["id"]: (out, r) for r in dest.runs()}
+        for folder in folders:
+            with ResultStore(folder) as src:
+                for run in src.runs():
+                    _merge_run(dest, out, origin, folder, run, src.metrics(run["id"]), counts)
+    return counts
+
+
+def _merge_run(dest: ResultStore, out: Path, origin: dict[str, tuple[Path, dict]], folder: Path,
+               run: dict[str, Any], metrics: list[dict[str, Any]], counts: dict[str, int]) -> None:
+    """Add one run of ``folder`` to ``dest`` unless the same result is there; refuse a conflicting one."""
+    had = origin.get(run["id"])
+    if had is not None:
+        where, old = had
+        if old["status"] == "finished" and run["status"] != "finished":
+            return
+        if old["status"] == "finished":
+            a, b = _numbers(dest.metrics(run["id"])), _numbers(metrics)
+            if a != b:
+                raise MergeConflictError(
+                    f"run {run['id']} ({run['dataset']} / {run['label']} / seed {run['seed']}) has different results "
+                    f"in {where} and {folder} ({_first_difference(a, b)}); merge only shards of one suite run with "
+                    "the same settings, or rerun one of them")
+            counts["same"] += 1
+            return
+        counts["replaced"] += 1
+    else:
+        counts["added"] += 1
+    dest.insert(run, metrics)
+    origin[run["id"]] = (folder, run)
+    src_dir, dst_dir = folder / "runs" / run["id"], out / "runs" / run["id"]
+    if src_dir.is_dir():
+        shutil.copytree(src_dir, dst_dir, dirs_exist_ok=True)
