@@ -44,8 +44,12 @@ def _direction(metric: str, stored: set[int], cat: Catalog) -> bool | None:
 
 def collect(store: ResultStore) -> dict[str, Any]:
     """{dataset: {condition: {model: {"seeds": n, "metrics": {metric: stats}}}}}, plus run summaries."""
+    from .search_board import hidden_runs, oracle_rows
+
     runs = store.runs()
-    finished = {r["id"]: r for r in runs if r["status"] == "finished"}
+    searches = store.searches()
+    hidden = hidden_runs(runs, searches)  # search trials that were not chosen
+    finished = {r["id"]: r for r in runs if r["status"] == "finished" and r["id"] not in hidden}
     values: dict[tuple, list[float]] = defaultdict(list)
     seeds: dict[tuple, set] = defaultdict(set)
     stored: dict[str, set[int]] = defaultdict(set)
@@ -65,13 +69,15 @@ def collect(store: ResultStore) -> dict[str, Any]:
         row = table.setdefault(ds, {}).setdefault(cond, {}).setdefault(
             label, {"seeds": len(seeds[(ds, cond, label)]), "metrics": {}})
         row["metrics"][metric] = {**_stats(vals), "higher_is_better": _direction(metric, stored[metric], cat)}
+    oracle_rows(store, searches, table)
     return {
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "datasets": table,
+        "searches": searches,
         "runs": [{k: r[k] for k in ("id", "suite", "dataset", "label", "seed", "status", "seconds")} | {
             "error": (r["error"] or "").splitlines()[0] if r["error"] else None,
             "versions": {k: r["environment"].get(k) for k in ("mfm_bench", "torch", "git_commit", "device")},
-        } for r in runs],
+        } for r in runs if r["id"] not in hidden or r["status"] != "finished"],
     }
 
 
@@ -223,12 +229,16 @@ def _chart(ds: str, conds: dict[str, Any], cat: Catalog) -> Chart | None:
 
 
 def board(data: dict[str, Any]) -> Board:
-    """The tables of every dataset (main, probes, robustness, then plugins' own sections), charts, unfinished runs."""
+    """The tables of every dataset (main, probes, robustness, search, then plugins' own sections), charts,
+    unfinished runs."""
+    from .search_board import search_table
+
     cat = catalog()
     b = Board(data["generated"], {})
     for ds, conds in data["datasets"].items():
         clean = conds.get("clean", {})
         tables = [_main_table(clean, cat), _probe_table(clean, cat), _robustness_table(conds, cat)]
+        tables.append(search_table(data.get("searches", []), ds))
         b.datasets[ds] = [t for t in tables if t is not None] + _section_tables(conds, cat)
         chart = _chart(ds, conds, cat)
         if chart is not None:

@@ -39,6 +39,12 @@ CREATE TABLE IF NOT EXISTS metrics (
     higher_is_better INTEGER,
     PRIMARY KEY (run_id, condition, split, metric)
 );
+CREATE TABLE IF NOT EXISTS searches (
+    dataset TEXT NOT NULL,
+    label TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (dataset, label)
+);
 """
 
 DB_NAME = "results.sqlite"
@@ -131,6 +137,16 @@ class ResultStore:
                 [(run["id"], m["condition"], m["split"], m["metric"], m["value"], m["higher_is_better"])
                  for m in metrics],
             )
+
+    def record_search(self, dataset: str, label: str, record: dict[str, Any]) -> None:
+        """The outcome of one model's hyperparameter search on one dataset (mfm_bench.search_run)."""
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO searches (dataset, label, record) VALUES (?, ?, ?)",
+                      (dataset, label, json.dumps(record, sort_keys=True)))
+
+    def searches(self) -> list[dict[str, Any]]:
+        return [{"dataset": d, "label": lab, **json.loads(r)}
+                for d, lab, r in self.conn.execute("SELECT dataset, label, record FROM searches ORDER BY dataset, label")]
 
     def runs(self, status: str | None = None) -> list[dict[str, Any]]:
         q = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"

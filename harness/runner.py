@@ -61,16 +61,24 @@ def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = No
     runs = []
     for d in suite.datasets:
         for m in suite.models:
+            if m.search is not None:  # searched models: trials, then the chosen config (mfm_bench.search_run)
+                continue
             for seed in seeds if seeds is not None else suite.seeds:
-                config = {
-                    "dataset": {"name": d.name, "params": d.params},
-                    "model": {"name": m.name, "label": m.label, "params": m.params},
-                    "seed": seed,
-                    "train": train,
-                    "evaluate": {"conditions": [c.name for c in suite.conditions], "probes": suite.probes},
-                }
-                runs.append(make_run(suite.name, m.label, d.label, config))
+                runs.append(make_run(suite.name, m.label, d.label, run_config(suite, d, m.name, m.label, m.params,
+                                                                                seed, train)))
     return runs
+
+
+def run_config(suite: Suite, d: Any, model: str, label: str, params: dict[str, Any], seed: int,
+               train: dict[str, Any]) -> dict[str, Any]:
+    """The config of one run: dataset ``d`` (a PluginRef), a model, a seed, resolved train options."""
+    return {
+        "dataset": {"name": d.name, "params": d.params},
+        "model": {"name": model, "label": label, "params": params},
+        "seed": seed,
+        "train": train,
+        "evaluate": {"conditions": [c.name for c in suite.conditions], "probes": suite.probes},
+    }
 
 
 def make_run(suite: str, label: str, dataset_label: str, config: dict[str, Any]) -> Run:
@@ -189,6 +197,9 @@ def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: An
     result = trainer.fit(model, dataset.split("train"), dataset.split("valid"), seed=cfg["seed"])
     rows = evaluate(model, dataset, conditions, device=trainer.device, batch_size=trainer.cfg.eval_batch_size,
                     seed=cfg["seed"], probes=cfg["evaluate"]["probes"])
+    if cfg.get("search"):  # a searched model's runs: the validation metrics its selection uses
+        rows += evaluate(model, dataset, conditions[:1], device=trainer.device, batch_size=trainer.cfg.eval_batch_size,
+                         seed=cfg["seed"], split="valid", probes=False)
     rows += [
         ("train", "train", "params", float(result.params)),
         ("train", "train", "train_samples_per_sec", result.samples_per_sec),
@@ -234,9 +245,10 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
         counts = {"finished": 0, "failed": 0, "skipped": len(runs) - len(todo)}
         source = GridSource(todo)
         if suite.searches:
-            from .search import SearchSource
+            from .search_run import SearchSource
 
-            source = SearchSource(suite, store, todo, seeds, device, threads, shard, overwrite, log)
+            source = SearchSource(suite, store, todo, expand_args=(seeds, device, threads), shard=shard,
+                                  resume=resume, overwrite=overwrite)
         bar = SuiteBar(suite.name, source_total(source), progress, log)
         try:
             with _sigterm_as_interrupt():

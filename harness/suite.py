@@ -203,7 +203,7 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
     if check_files and not fetch:
         _check_files(datasets, path, at)
     report = raw.get("report") or {}
-    _searches(raw, models, reg, at)
+    _searches(raw, models, reg, train, at)
     return Suite(
         name=raw["name"], path=path, datasets=datasets, models=models, seeds=list(raw.get("seeds", [0])),
         train=train, conditions=conditions, probes=bool(evaluate.get("probes", True)),
@@ -218,14 +218,14 @@ def _executor(raw: dict[str, Any]) -> Any:
     return Execution(**(raw.get("executor") or {}))
 
 
-def _searches(raw: dict[str, Any], models: list[PluginRef], reg: Any, at: _Locator) -> None:
+def _searches(raw: dict[str, Any], models: list[PluginRef], reg: Any, train: dict[str, Any], at: _Locator) -> None:
     """Each model's ``search:`` block, checked against the model's typed config (:mod:`mfm_bench.search`)."""
     for i, (item, ref) in enumerate(zip(raw["models"], models)):
         if isinstance(item, dict) and item.get("search") is not None:
             from .search import SearchError, parse_search
 
             try:
-                ref.search = parse_search(item["search"], ref, reg)
+                ref.search = parse_search(item["search"], ref, reg, train)
             except SearchError as e:
                 raise at.error(f"models[{i}].search" + (f".{e.field}" if e.field else ""), e.message, e.hint) from None
 
