@@ -49,7 +49,20 @@ def merge(out: str | Path, sources: list[str | Path]) -> dict[str, int]:
             with ResultStore(folder) as src:
                 for run in src.runs():
                     _merge_run(dest, out, origin, folder, run, src.metrics(run["id"]), counts)
+                _merge_searches(dest, out, folder, src.searches())
     return counts
+
+
+def _merge_searches(dest: ResultStore, out: Path, folder: Path, searches: list[dict[str, Any]]) -> None:
+    """Copy each search record (a search ran whole in one shard); two different records of one search conflict."""
+    have = {(s["dataset"], s["label"]): s for s in dest.searches()}
+    for s in searches:
+        old = have.get((s["dataset"], s["label"]))
+        if old is not None and old != s:
+            raise MergeConflictError(f"the search of {s['label']!r} on {s['dataset']!r} chose differently in {folder} "
+                                     f"and in an earlier folder merged into {out}; merge shards of one suite run only")
+        record = {k: v for k, v in s.items() if k not in ("dataset", "label")}
+        dest.record_search(s["dataset"], s["label"], record)
 
 
 def _merge_run(dest: ResultStore, out: Path, origin: dict[str, tuple[Path, dict]], folder: Path,

@@ -76,6 +76,13 @@ def test_search_selects_on_validation_and_retrains_on_the_suite_seeds(write_suit
     assert "| tuned " in md and "hyperparameter search" in md and "test-oracle" not in md
     row = next(ln for ln in md.splitlines() if ln.startswith("| tuned ") and "validation" not in ln)
     assert "|       2 |" in row  # two seeds: the retrains, not the trials
+    # a merged folder carries the search record: the same rows, trials still off the tables
+    from mfm_bench.merge import merge
+
+    merge(tmp_path / "m", [out])
+    merged = write_leaderboard(tmp_path / "m", ["markdown"])["markdown"].read_text()
+    rows = lambda text: [ln for ln in text.splitlines() if ln.startswith("| tuned")]
+    assert rows(merged) == rows(md) and len(rows(md)) == 2
 
 
 def test_resume_after_an_interruption_does_not_redo_finished_trials(write_suite, tmp_path, monkeypatch):

@@ -92,6 +92,7 @@ def drive(executor: Executor, source: Any, store: Any, out: Path, bar: SuiteBar,
                 break
             for run_id, outcome in executor.wait():
                 run = running.pop(run_id)
+                outcome.environment = {**outcome.environment, **executor.describe()}
                 record(store, out, run, outcome)
                 counts[outcome.status] = counts.get(outcome.status, 0) + 1
                 bar.update(status=outcome.status)
