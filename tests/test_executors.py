@@ -104,6 +104,7 @@ def test_a_killed_worker_costs_a_retry_and_nothing_is_lost(write_suite, tmp_path
     assert len(per_run) == 4 and len(set(per_run.values())) == 1  # the retried run has its whole set, once
 
 
+@pytest.mark.slow
 def test_a_worker_that_keeps_dying_is_recorded_failed_and_the_others_finish(write_suite, tmp_path, monkeypatch):
     suite = load_suite(write_suite(SUITE.replace("EPOCHS", "40")))
     made = _capture(monkeypatch)
@@ -126,6 +127,7 @@ def test_a_worker_that_keeps_dying_is_recorded_failed_and_the_others_finish(writ
         assert [r["id"] for r in failed] == victim and "worker process died (exit code -9)" in failed[0]["error"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_workers_keeps_finished_runs_and_resume_finishes(write_suite, tmp_path, monkeypatch):
     suite = load_suite(write_suite(SUITE.replace("EPOCHS", "10")))
     out = tmp_path / "o"
