@@ -104,7 +104,8 @@ class ResultStore:
         """Record a finished run's metrics and status (and the environment it ran in) in one transaction."""
         with self.transaction() as c:
             if environment is not None:
-                c.execute("UPDATE runs SET environment = ? WHERE id = ?", (json.dumps(environment, sort_keys=True), run_id))
+                c.execute("UPDATE runs SET environment = ? WHERE id = ?",
+                          (json.dumps(environment, sort_keys=True), run_id))
             c.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             c.executemany(
                 "INSERT INTO metrics (run_id, condition, split, metric, value, higher_is_better)"
@@ -118,7 +119,8 @@ class ResultStore:
              environment: dict[str, Any] | None = None) -> None:
         with self.transaction() as c:
             if environment is not None:
-                c.execute("UPDATE runs SET environment = ? WHERE id = ?", (json.dumps(environment, sort_keys=True), run_id))
+                c.execute("UPDATE runs SET environment = ? WHERE id = ?",
+                          (json.dumps(environment, sort_keys=True), run_id))
             c.execute("UPDATE runs SET status = ?, error = ?, finished = ?, seconds = ? WHERE id = ?",
                       (status, error, time.time(), seconds, run_id))
 
@@ -145,8 +147,8 @@ class ResultStore:
                       (dataset, label, json.dumps(record, sort_keys=True)))
 
     def searches(self) -> list[dict[str, Any]]:
-        return [{"dataset": d, "label": lab, **json.loads(r)}
-                for d, lab, r in self.conn.execute("SELECT dataset, label, record FROM searches ORDER BY dataset, label")]
+        rows = self.conn.execute("SELECT dataset, label, record FROM searches ORDER BY dataset, label")
+        return [{"dataset": d, "label": lab, **json.loads(r)} for d, lab, r in rows]
 
     def runs(self, status: str | None = None) -> list[dict[str, Any]]:
         q = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"

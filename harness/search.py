@@ -93,7 +93,8 @@ def parse_search(raw: Any, ref: Any, reg: Any, train: dict[str, Any]) -> SearchS
     hib = {"maximize": True, "minimize": False}.get(raw.get("direction"), None)
     hib = higher_is_better(metric) if hib is None else hib
     if hib is None:
-        raise SearchError(f"metric {metric!r} declares no direction", "direction", "add direction: maximize or minimize")
+        raise SearchError(f"metric {metric!r} declares no direction", "direction",
+                          "add direction: maximize or minimize")
     if not isinstance(raw.get("params"), dict) or not raw["params"]:
         raise SearchError("give at least one parameter range", "params", "e.g. {hidden: {low: 8, high: 64}}")
     params = [_param(name, spec) for name, spec in raw["params"].items()]

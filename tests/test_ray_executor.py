@@ -5,14 +5,13 @@ from __future__ import annotations
 import builtins
 
 import pytest
+from test_executors import SUITE, numbers
 
 from mfm_bench.executors import Execution, make_executor
 from mfm_bench.executors.base import ExecutorError
 from mfm_bench.results import ResultStore
 from mfm_bench.runner import run_suite
 from mfm_bench.suite import load_suite
-
-from test_executors import SUITE, numbers
 
 
 @pytest.fixture(scope="session")

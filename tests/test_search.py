@@ -46,7 +46,8 @@ def test_search_ranges_are_checked_against_the_typed_configs(write_suite):
     with pytest.raises(SuiteError, match=r"suite.yaml:8: models\[0\].search.params.hiden: .*unknown key 'hiden'"):
         load_suite(write_suite(bad))
     with pytest.raises(SuiteError, match="train.epochs.*expected an integer"):
-        load_suite(write_suite(suite_text().replace("head_hidden: {low: 4, high: 16}", "train.epochs: {low: 1.5, high: 3}")))
+        text = suite_text().replace("head_hidden: {low: 4, high: 16}", "train.epochs: {low: 1.5, high: 3}")
+        load_suite(write_suite(text))
     with pytest.raises(SuiteError, match="sampler: must be one of random, tpe"):
         load_suite(write_suite(suite_text("grid")))
     with pytest.raises(SuiteError, match="low < high"):
@@ -81,7 +82,9 @@ def test_search_selects_on_validation_and_retrains_on_the_suite_seeds(write_suit
 
     merge(tmp_path / "m", [out])
     merged = write_leaderboard(tmp_path / "m", ["markdown"])["markdown"].read_text()
-    rows = lambda text: [ln for ln in text.splitlines() if ln.startswith("| tuned")]
+    def rows(text):
+        return [ln for ln in text.splitlines() if ln.startswith("| tuned")]
+
     assert rows(merged) == rows(md) and len(rows(md)) == 2
 
 

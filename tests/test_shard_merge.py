@@ -55,7 +55,7 @@ def test_merged_shards_equal_the_unsharded_leaderboard(write_suite, tmp_path, du
     assert main(["run", path, "--out", str(tmp_path / "all"), "--no-progress"]) == 0
     for k in (1, 2):
         assert main(["run", path, "--shard", f"{k}/2", "--out", str(tmp_path / f"s{k}"), "--no-progress"]) == 0
-        assert f"3 run(s) finished" in capsys.readouterr().out
+        assert "3 run(s) finished" in capsys.readouterr().out
     assert main(["merge", str(tmp_path / "m"), str(tmp_path / "s1"), str(tmp_path / "s2")]) == 0
     assert "6 run(s) added" in capsys.readouterr().out
     assert board(tmp_path / "m") == board(tmp_path / "all")
@@ -80,5 +80,6 @@ def test_conflicting_results_for_one_id_name_both_folders(write_suite, tmp_path,
     con.commit()
     with pytest.raises(MergeConflictError) as e:
         merge(tmp_path / "m", [tmp_path / "a", tmp_path / "b"])
-    assert str(tmp_path / "a") in str(e.value) and str(tmp_path / "b") in str(e.value) and "clean/test/mae" in str(e.value)
+    message = str(e.value)
+    assert str(tmp_path / "a") in message and str(tmp_path / "b") in message and "clean/test/mae" in message
     assert main(["merge", str(tmp_path / "m2"), str(tmp_path / "nothing")]) == 2

@@ -66,7 +66,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     x.add_argument("--ray-address", metavar="ADDR",
                    help="Ray cluster to join (e.g. auto, ray://host:10001); default RAY_ADDRESS, else a local cluster")
     x.add_argument("--shard", type=shard_arg, metavar="K/N",
-                   help="run only the K-th of N deterministic slices of the grid (default --out: runs/<suite>-shard-K-of-N)")
+                   help="run only the K-th of N deterministic slices of the grid "
+                        "(default --out: runs/<suite>-shard-K-of-N)")
 
 
 def run(args: argparse.Namespace) -> int:

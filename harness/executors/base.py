@@ -68,10 +68,10 @@ class Executor(ABC):
     def wait(self) -> list[tuple[str, Outcome]]:
         """Block until at least one submitted run is done; return (run id, outcome) of every done run."""
 
-    def cancel(self) -> None:
+    def cancel(self) -> None:  # noqa: B027 - optional: an executor without workers has nothing to stop
         """Stop every worker now (Ctrl-C); in-flight runs are lost and recorded interrupted by the caller."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional, like cancel
         """Release workers after a normal end."""
 
     def describe(self) -> dict[str, Any]:
