@@ -8,6 +8,8 @@ callers catch that.
 
 from __future__ import annotations
 
+import errno
+
 
 class MfmBenchError(Exception):
     """Base of every user-facing error (bad suite, unknown plugin, missing data, failed download...)."""
@@ -23,4 +25,33 @@ class OutputExistsError(MfmBenchError, FileExistsError):
     """An output that would be overwritten without being asked to."""
 
 
-__all__ = ["MfmBenchError", "MissingFileError", "OutputExistsError"]
+class StorageError(MfmBenchError):
+    """A file or folder that cannot be written or read: a full disk, no permission, a read-only place."""
+
+
+_REASONS = {
+    errno.ENOSPC: "the disk is full; free some space and run again with --resume",
+    errno.EDQUOT: "the disk quota is exceeded; free some space and run again with --resume",
+    errno.EROFS: "it is on a read-only file system; choose another --out",
+    errno.EACCES: "permission denied; choose a folder you can write to",
+    errno.EPERM: "permission denied; choose a folder you can write to",
+    errno.ENOTDIR: "part of the path is a file, not a folder",
+    errno.EISDIR: "it is a folder, not a file",
+}
+
+
+def storage_error(e: OSError, what: str) -> StorageError:
+    """One-line :class:`StorageError` for ``e`` met while writing or reading ``what`` (a folder, a file)."""
+    reason = _REASONS.get(e.errno or 0, e.strerror or str(e))
+    name = f" ({e.filename})" if e.filename and str(e.filename) not in what else ""
+    return StorageError(f"cannot use {what}{name}: {reason}")
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """A full disk or quota, as an OSError or as SQLite's "database or disk is full"."""
+    if isinstance(e, OSError):
+        return e.errno in (errno.ENOSPC, errno.EDQUOT)
+    return "disk is full" in str(e)
+
+
+__all__ = ["MfmBenchError", "MissingFileError", "OutputExistsError", "StorageError", "is_disk_full", "storage_error"]

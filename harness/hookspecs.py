@@ -63,6 +63,9 @@ def register_models(register):
     :param register: ``register(name, factory, config=None, help="")``.
         ``factory(spec: DatasetSpec, cfg)`` returns an ``nn.Module`` whose ``forward(batch)`` returns a
         ``mfm_bench.Output`` (prediction, weighted losses with the task loss under ``"label"``, extras).
+        The module may also define ``write_artifacts(dataset, run_dir, device)``: the runner calls it after
+        evaluation to write files of the model's own into the run folder (MFM: its generation grid); it returns
+        metric rows ``(condition, split, metric, value)`` that are stored with the run's other metrics.
     :return: nothing.
     """
 

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from . import render
-from .metric_catalog import COST, PROBES, TASK, Catalog, Metric, catalog
-from .render import DEFAULT_FORMATS, FORMATS, Board, Chart, Table
 from .errors import MfmBenchError, MissingFileError
+from .metric_catalog import COST, PROBES, TASK, Catalog, Metric, catalog
+from .outdir import SETTINGS
+from .render import DEFAULT_FORMATS, FORMATS, Board, Chart, Table
 from .results import ResultStore, atomic_write
 
 __all__ = ["collect", "board", "write_leaderboard", "FORMATS", "DEFAULT_FORMATS"]
@@ -77,6 +78,8 @@ def collect(store: ResultStore) -> dict[str, Any]:
         "runs": [{k: r[k] for k in ("id", "suite", "dataset", "label", "seed", "status", "seconds")} | {
             "error": (r["error"] or "").splitlines()[0] if r["error"] else None,
             "versions": {k: r["environment"].get(k) for k in ("mfm_bench", "torch", "git_commit", "device")},
+            "settings": {k: r["environment"].get(k) for k in SETTINGS},
+            "warnings": r["environment"].get("data_warnings", []),
         } for r in runs if r["id"] not in hidden or r["status"] != "finished"],
     }
 
@@ -243,14 +246,32 @@ def board(data: dict[str, Any]) -> Board:
         chart = _chart(ds, conds, cat)
         if chart is not None:
             b.charts[ds] = chart
+    b.failed = [[r["id"], r["dataset"], r["label"], str(r["seed"]), r["error"] or "?"]
+                for r in data["runs"] if r["status"] == "failed"]
     b.unfinished = [(r["id"], f"{r['dataset']} / {r['label']} / seed {r['seed']}: {r['status']}"
-                     + (f": {r['error']}" if r["error"] else "")) for r in data["runs"] if r["status"] != "finished"]
+                     + (f": {r['error']}" if r["error"] else "")) for r in data["runs"]
+                    if r["status"] not in ("finished", "failed")]
+    b.notes = _notes(data["runs"])
     return b
 
 
+def _notes(runs: list[dict[str, Any]]) -> list[str]:
+    """Warnings a reader must see: finished runs of mixed execution settings, data warnings."""
+    notes = []
+    kinds: dict[str, int] = defaultdict(int)
+    for r in runs:
+        if r["status"] == "finished":
+            kinds[", ".join(f"{k} {v}" for k, v in r["settings"].items())] += 1
+    if len(kinds) > 1:
+        notes.append("finished runs were made with different execution settings (--allow-mixed), so their "
+                     "numbers can differ at the same run id: " + "; ".join(f"{k} ({n} runs)" for k, n in kinds.items()))
+    notes += sorted({w for r in runs for w in r.get("warnings") or []})
+    return notes
+
+
 def write_leaderboard(folder: str | Path, formats: list[str] | None = None) -> dict[str, Path]:
-    """Write leaderboard.{md,csv,json,html} (those asked for; default :data:`DEFAULT_FORMATS`) into ``folder``
-    atomically; return their paths by format."""
+    """Write leaderboard.{md,csv,json,html} (those asked for; by default the formats the suite asked for, plus
+    every format already in ``folder``) into ``folder`` atomically; return their paths by format."""
     from .results import DB_NAME
 
     folder = Path(folder)
@@ -263,6 +284,9 @@ def write_leaderboard(folder: str | Path, formats: list[str] | None = None) -> d
                          f"formats are {', '.join(FORMATS)}")
     with ResultStore(folder) as store:
         data = collect(store)
+        if formats is None:  # what the suite asked for, and every format already written (never left stale)
+            asked = store.get_meta("formats") or DEFAULT_FORMATS
+            formats = [f for f in FORMATS if f in asked or (folder / render.FILES[f]).exists()]
     b = board(data)
     order = [m.name for m in catalog().metrics if m.section == TASK and not m.name.endswith("*")]
     text = {"markdown": lambda: render.markdown(b), "csv": lambda: render.to_csv(data, order),

@@ -8,10 +8,12 @@ run wins over a failed or interrupted attempt of the same id. Each run's folder 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .errors import MfmBenchError, MissingFileError
+from .lock import OutputLock
 from .results import DB_NAME, ResultStore
 
 #: metrics that measure the machine, not the model: two honest runs of one id differ in them
@@ -33,7 +35,7 @@ def _first_difference(a: dict[tuple, Any], b: dict[tuple, Any]) -> str:
     return ""
 
 
-def merge(out: str | Path, sources: list[str | Path]) -> dict[str, int]:
+def merge(out: str | Path, sources: list[str | Path], log: Callable[[str], None] = print) -> dict[str, int]:
     """Merge the stores of ``sources`` into ``out`` (created, or added to); returns counts: added, same, replaced."""
     out = Path(out)
     folders = [Path(s) for s in sources]
@@ -43,14 +45,30 @@ def merge(out: str | Path, sources: list[str | Path]) -> dict[str, int]:
         if f.resolve() == out.resolve():
             raise MfmBenchError(f"{f} is the merge target itself; give another OUT")
     counts = {"added": 0, "same": 0, "replaced": 0}
-    with ResultStore(out) as dest:
+    with OutputLock(out, log), ResultStore(out) as dest:
         origin = {r["id"]: (out, r) for r in dest.runs()}
         for folder in folders:
             with ResultStore(folder) as src:
+                _merge_meta(dest, out, folder, src)
                 for run in src.runs():
                     _merge_run(dest, out, origin, folder, run, src.metrics(run["id"]), counts)
                 _merge_searches(dest, out, folder, src.searches())
     return counts
+
+
+def _merge_meta(dest: ResultStore, out: Path, folder: Path, src: ResultStore) -> None:
+    """The folder's owner (the suite's fingerprint, :mod:`mfm_bench.outdir`) and leaderboard formats, so a merged
+    folder is owned like an unsharded one (``--resume`` of the whole suite on it); shards of two suites conflict."""
+    suite, have = src.get_meta("suite"), dest.get_meta("suite")
+    if suite is not None:
+        if have is not None and have["hash"] != suite["hash"]:
+            raise MergeConflictError(f"{folder} holds results of suite {suite['name']!r} in another configuration "
+                                     f"than {out} ({have['name']!r}); merge only shards of one suite")
+        dest.set_meta("suite", suite)
+    formats = list(dest.get_meta("formats") or [])
+    formats += [f for f in src.get_meta("formats") or [] if f not in formats]
+    if formats:
+        dest.set_meta("formats", formats)
 
 
 def _merge_searches(dest: ResultStore, out: Path, folder: Path, searches: list[dict[str, Any]]) -> None:

@@ -46,45 +46,72 @@ class Chart:
 
 @dataclass
 class Board:
-    """The whole leaderboard: tables (and an optional chart) per dataset, and the runs that did not finish
-    as (run id, description)."""
+    """The whole leaderboard: tables (and an optional chart) per dataset, the failed runs as rows of
+    :data:`FAILED_HEADERS` (never averaged, ranked or bolded), the runs still running or interrupted as
+    (run id, description), and notes a reader must see (mixed settings, data warnings)."""
 
     generated: str
     datasets: dict[str, list[Table]]
     charts: dict[str, Chart] = field(default_factory=dict)
     unfinished: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+FAILED_HEADERS = ["run", "dataset", "model", "seed", "reason"]
+FAILED_TITLE = "Failed runs (not in the tables above)"
+
+
+def md_cell(value: Any) -> str:
+    """A Markdown table cell: ``|`` escaped, line breaks as spaces (either would break the table)."""
+    return " ".join(str(value).split("\n")).replace("\r", " ").replace("|", "\\|")
+
+
+def _md_table(headers: list[str], rows: list[list[Any]], best: set[tuple[int, int]] = frozenset(),
+              text: bool = False) -> str:
+    """A GitHub table; numbers right-aligned unless ``text`` (every column left-aligned)."""
+    from tabulate import tabulate
+
+    rows = [[f"**{md_cell(c)}**" if (i, j) in best else md_cell(c) for j, c in enumerate(row)]
+            for i, row in enumerate(rows)]
+    # cells are already formatted: no re-parsing ("1.000" stays "1.000"); numbers right-aligned
+    align = ("left", *[("left" if text else "right")] * (len(headers) - 1))
+    return tabulate(rows, headers=[md_cell(x) for x in headers], tablefmt="github", disable_numparse=True,
+                    colalign=align)
 
 
 def markdown(board: Board) -> str:
-    from tabulate import tabulate
-
     lines = ["# Leaderboard", "", INTRO.format(generated=board.generated), ""]
+    lines += [f"> **note:** {md_cell(n)}\n" for n in board.notes]
     for ds, tables in board.datasets.items():
-        lines += [f"## {ds}", ""]
+        lines += [f"## {md_cell(ds)}", ""]
         for t in tables:
-            rows = [[f"**{c}**" if (i, j) in t.best else c for j, c in enumerate(row)] for i, row in enumerate(t.rows)]
-            # cells are already formatted: no re-parsing ("1.000" stays "1.000"); numbers right-aligned
-            align = ("left", *["right"] * (len(t.headers) - 1))
-            table = tabulate(rows, headers=t.headers, tablefmt="github", disable_numparse=True, colalign=align)
-            lines += [f"### {t.heading}", "", table, ""]
+            lines += [f"### {md_cell(t.heading)}", "", _md_table(t.headers, t.rows, t.best), ""]
+    if board.failed:
+        lines += [f"## {FAILED_TITLE}", "", _md_table(FAILED_HEADERS, board.failed, text=True), ""]
     if board.unfinished:
         lines += ["## Runs not finished", ""]
-        lines += [f"- `{run_id}` {text}" for run_id, text in board.unfinished]
+        lines += [f"- `{run_id}` {md_cell(text)}" for run_id, text in board.unfinished]
         lines.append("")
     return "\n".join(lines)
 
 
 STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-         "td:first-child,th:first-child{text-align:left}img{max-width:100%}")
+         "table{border-collapse:collapse;margin:1em 0}"
+         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}"
+         "td:first-child,th:first-child{text-align:left}td.reason{white-space:normal;text-align:left}"
+         ".note{background:#fff3cd;padding:4px 8px}img{max-width:100%}")
 
 
-def html_table(t: Table) -> str:
+def html_table(t: Table, wrap_last: bool = False) -> str:
+    """A table; ``wrap_last``: the last column is free text that may wrap (failure reasons)."""
     head = "".join(f"<th>{h.escape(str(c))}</th>" for c in t.headers)
     body = []
     for i, row in enumerate(t.rows):
         cells = [f"<b>{h.escape(str(c))}</b>" if (i, j) in t.best else h.escape(str(c)) for j, c in enumerate(row)]
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        tds = [f"<td class='reason'>{c}</td>" if wrap_last and j == len(cells) - 1 else f"<td>{c}</td>"
+               for j, c in enumerate(cells)]
+        body.append("<tr>" + "".join(tds) + "</tr>")
     return f"<h3>{h.escape(t.heading)}</h3>\n<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + \
         "\n</tbody>\n</table>"
 
@@ -94,12 +121,16 @@ def html(board: Board) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>mfm-bench leaderboard</title>",
              f"<style>{STYLE}</style></head><body>", "<h1>Leaderboard</h1>",
              f"<p>{h.escape(INTRO.format(generated=board.generated)).replace('**bold**', '<b>bold</b>')}</p>"]
+    parts += [f"<p class='note'><b>note:</b> {h.escape(n)}</p>" for n in board.notes]
     for ds, tables in board.datasets.items():
         parts.append(f"<h2>{h.escape(ds)}</h2>")
         parts += [html_table(t) for t in tables]
         if ds in board.charts:
             chart = board.charts[ds]
             parts.append(f"<img alt='{h.escape(chart.title)}' src='data:image/png;base64,{chart_png(chart)}'>")
+    if board.failed:
+        parts += [f"<h2>{h.escape(FAILED_TITLE)}</h2>",
+                  html_table(Table("", FAILED_HEADERS, board.failed), wrap_last=True).split("\n", 1)[1]]
     if board.unfinished:
         parts.append("<h2>Runs not finished</h2><ul>")
         parts += [f"<li><code>{h.escape(run_id)}</code> {h.escape(text)}</li>" for run_id, text in board.unfinished]
@@ -133,7 +164,8 @@ def chart_png(chart: Chart) -> str:
 
 
 def to_csv(data: dict[str, Any], order: list[str]) -> str:
-    """One line per dataset, condition and model: the mean and std of every metric (``order`` first)."""
+    """One line per dataset, condition and model: the mean and std of every metric (``order`` first); then one
+    line per failed run (status ``failed``, its seed in ``seeds``, its run id and error)."""
     rows, metrics = [], []
     for ds, conds in data["datasets"].items():
         for cond, models in conds.items():
@@ -144,8 +176,14 @@ def to_csv(data: dict[str, Any], order: list[str]) -> str:
                     if m not in metrics:
                         metrics.append(m)
                 rows.append(row)
+    for r in data["runs"]:  # failed runs: their own lines, no metrics
+        if r["status"] == "failed":
+            rows.append({"dataset": r["dataset"], "condition": "", "model": r["label"], "seeds": r["seed"],
+                         "status": "failed", "run": r["id"], "error": r["error"]})
     ordered = [m for m in order if m in metrics] + sorted(m for m in metrics if m not in order)
-    header = ["dataset", "condition", "model", "seeds"] + [c for m in ordered for c in (m, f"{m}_std")]
+    header = ["dataset", "condition", "model", "seeds", "status"] + [c for m in ordered for c in (m, f"{m}_std")]
+    header += ["run", "error"]
+    rows = [{"status": "finished", **row} for row in rows]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=header, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -154,8 +192,9 @@ def to_csv(data: dict[str, Any], order: list[str]) -> str:
 
 
 def to_json(data: dict[str, Any]) -> str:
-    """The collected numbers as JSON, NaN written as null."""
-    return json.dumps(_nan_to_none(data), indent=2)
+    """The collected numbers as JSON, NaN written as null; ``failed`` lists the failed runs apart."""
+    failed = [r for r in data["runs"] if r["status"] == "failed"]
+    return json.dumps(_nan_to_none({**data, "failed": failed}), indent=2)
 
 
 def _nan_to_none(x: Any) -> Any:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .errors import MfmBenchError, storage_error
 from .io import atomic_write  # noqa: F401 - re-exported: writers of the output folder import it from here
 from .metric_catalog import higher_is_better
 
@@ -45,6 +46,10 @@ CREATE TABLE IF NOT EXISTS searches (
     record TEXT NOT NULL,
     PRIMARY KEY (dataset, label)
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 DB_NAME = "results.sqlite"
@@ -52,17 +57,32 @@ RUN_COLUMNS = ["id", "suite", "dataset", "model", "label", "seed", "config", "en
                "started", "finished", "seconds"]
 
 
+class StoreError(MfmBenchError):
+    """A ``results.sqlite`` that cannot be opened or is not a results store (corrupt, another file)."""
+
+
 class ResultStore:
     """``ResultStore(folder)``: the runs and metrics of every suite run into ``folder``."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / DB_NAME
-        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.executescript(SCHEMA)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except OSError as e:
+            raise storage_error(e, f"the output folder {self.folder}") from None
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path} cannot be opened ({e}); check the folder's permissions or choose "
+                             "another --out") from None
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.executescript(SCHEMA)
+        except sqlite3.Error as e:
+            self.conn.close()
+            raise StoreError(f"{self.path} is not a usable results store ({e}); it was left as it is: move it "
+                             "away, or choose another --out") from None
 
     def close(self) -> None:
         self.conn.close()
@@ -82,6 +102,23 @@ class ResultStore:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    def get_meta(self, key: str) -> Any:
+        """A value the folder's runs share (``suite``: the suite's fingerprint; ``formats``), or None."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                      (key, json.dumps(value, sort_keys=True)))
+
+    def clear(self) -> None:
+        """Forget every run, metric, search record and meta value (``--overwrite`` of a folder that held another
+        suite)."""
+        with self.transaction() as c:
+            for table in ("metrics", "runs", "searches", "meta"):
+                c.execute(f"DELETE FROM {table}")
 
     def status(self, run_id: str) -> str | None:
         row = self.conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -114,6 +151,11 @@ class ResultStore:
             )
             c.execute("UPDATE runs SET status = 'finished', error = NULL, finished = ?, seconds = ? WHERE id = ?",
                       (time.time(), seconds, run_id))
+
+    def note(self, run_id: str, environment: dict[str, Any]) -> None:
+        """Replace a run's environment record (e.g. to add the dataset's warnings)."""
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET environment = ? WHERE id = ?", (json.dumps(environment, sort_keys=True), run_id))
 
     def fail(self, run_id: str, error: str, seconds: float, status: str = "failed",
              environment: dict[str, Any] | None = None) -> None:

@@ -2,7 +2,9 @@
 
 A run id is a hash of the fully resolved run config (every default filled in), so a changed default is a new
 run and ``--resume`` never mixes results. Each run writes, under ``OUT/runs/<id>/``, ``config.json``,
-``history.json`` and ``model.pt``; its metrics go to the ResultStore in one transaction.
+``history.json`` and ``model.pt``; its metrics go to the ResultStore in one transaction. A run that did not
+train (``mfm_bench.checks``) fails; the folder is locked while a suite runs (``mfm_bench.lock``) and belongs to
+one suite and configuration (``mfm_bench.outdir``).
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ import platform
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputExistsError
+from .datacheck import check_data
+from .errors import MfmBenchError, OutputExistsError, is_disk_full
 from .io import atomic_write
 from .results import ResultStore
 from .suite import Suite
@@ -53,11 +58,7 @@ NOT_IN_ID = ("device", "threads")
 def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = None,
            threads: int | None = None) -> list[Run]:
     """The grid of runs, in dataset, model, seed order."""
-    train = dict(suite.train)
-    if device:
-        train["device"] = device
-    if threads is not None:
-        train["threads"] = threads
+    train = expand_train(suite, device, threads)
     runs = []
     for d in suite.datasets:
         for m in suite.models:
@@ -89,7 +90,8 @@ def make_run(suite: str, label: str, dataset_label: str, config: dict[str, Any])
     return Run(run_id(key), suite, label, dataset_label, config)
 
 
-def environment(device: Any, packages: dict[str, str]) -> dict[str, Any]:
+def environment(device: Any, packages: dict[str, str], settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Versions, git commit, device and the execution settings (threads, deterministic) of a run."""
     import numpy
     import torch
 
@@ -98,7 +100,7 @@ def environment(device: Any, packages: dict[str, str]) -> dict[str, Any]:
     env = {
         "python": sys.version.split()[0], "platform": platform.platform(), "mfm_bench": __version__,
         "torch": torch.__version__, "numpy": numpy.__version__, "device": str(device),
-        "plugins": packages, "git_commit": _git_commit(),
+        "plugins": packages, "git_commit": _git_commit(), **(settings or {}),
     }
     if getattr(device, "type", "") == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
@@ -140,17 +142,31 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def perform(run: Run, out: Path | None, datasets: dict[str, Any], progress: Callable[..., Any] | None) -> Any:
     """Train and evaluate one run, in whichever process an executor chose; never touches the result store.
 
-    Writes ``config.json``, ``history.json`` and ``model.pt`` under ``out/runs/<id>/``, or returns them in the
-    outcome's ``files`` when ``out`` is None (a worker without the output folder). A failure is an outcome;
-    KeyboardInterrupt propagates."""
+    Writes ``config.json``, ``history.json``, ``model.pt`` and the model's own artifacts under
+    ``out/runs/<id>/``; with ``out`` None (a worker without the output folder) it writes them into a temporary
+    folder and returns them in the outcome's ``files``. A run whose training diverged or whose test metrics are
+    not finite fails (:mod:`mfm_bench.checks`), with its loss history kept; a dataset's warnings go into the
+    outcome's ``environment["data_warnings"]``. A failure is an outcome; KeyboardInterrupt and a full disk
+    propagate."""
+    if out is not None:
+        return _perform_in(run, out / "runs" / run.id, datasets, progress)
+    with tempfile.TemporaryDirectory(prefix="mfm-bench-run-") as tmp:
+        outcome = _perform_in(run, Path(tmp), datasets, progress)
+        outcome.files = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in sorted(Path(tmp).rglob("*"))
+                         if p.is_file()}
+    return outcome
+
+
+def _perform_in(run: Run, run_dir: Path, datasets: dict[str, Any], progress: Callable[..., Any] | None) -> Any:
     from .executors import Outcome
+    from .outdir import settings
     from .registry import get_registry
     from .training import TrainConfig, Trainer
 
     cfg = run.config
-    files = {"config.json": json.dumps({"id": run.id, "suite": run.suite, **cfg}, indent=2, sort_keys=True).encode()}
-    if out is not None:  # first, so that a run killed mid-way still says what it was
-        atomic_write(out / "runs" / run.id / "config.json", files.pop("config.json"))
+    # first, so that a run killed mid-way still says what it was
+    atomic_write(run_dir / "config.json",
+                 json.dumps({"id": run.id, "suite": run.suite, **cfg}, indent=2, sort_keys=True))
     env: dict[str, Any] = {}
     t0 = time.perf_counter()
     try:
@@ -158,35 +174,47 @@ def perform(run: Run, out: Path | None, datasets: dict[str, Any], progress: Call
         trainer = Trainer(TrainConfig(**cfg["train"]), progress=progress)
         entries = {k: reg.get(k, cfg[k]["name"]) for k in ("dataset", "model")}
         packages = {f"{k}:{cfg[k]['name']}": f"{e.package} {e.version}".strip() for k, e in entries.items()}
-        env = environment(trainer.device, packages)
-        model, result, rows = _train_and_evaluate(cfg, trainer, _dataset(cfg, datasets, reg), reg)
-        files.update(_outputs(model, result))
-        outcome = Outcome("finished", rows, env, time.perf_counter() - t0)
+        env = environment(trainer.device, packages, settings(cfg["train"]))
+        dataset, warnings = _dataset(cfg, datasets, reg)
+        if warnings:
+            env["data_warnings"] = list(warnings)
+        model, _, rows = _train_and_evaluate(cfg, trainer, dataset, reg, run_dir)
+        _save_outputs(run_dir, model)
+        rows += _model_artifacts(model, dataset, run_dir, trainer.device)
+        return Outcome("finished", rows, env, time.perf_counter() - t0)
     except (KeyboardInterrupt, _Terminated):
         raise
     except Exception as e:  # noqa: BLE001 - a failed run (TrainingError or any other) is recorded, the suite goes on
+        if is_disk_full(e):  # every later run would fail the same way
+            raise
         tb = traceback.format_exc(limit=6)
-        outcome = Outcome("failed", [], env, time.perf_counter() - t0, f"{type(e).__name__}: {e}\n{tb}")
-    if out is None:
-        outcome.files = files
-    else:
-        for name, blob in files.items():
-            atomic_write(out / "runs" / run.id / name, blob)
-    return outcome
+        return Outcome("failed", [], env, time.perf_counter() - t0, f"{type(e).__name__}: {e}\n{tb}")
 
 
-def _dataset(cfg: dict[str, Any], datasets: dict[str, Any], reg: Any) -> Any:
-    """The run's dataset, built once per suite run for each distinct dataset config (``datasets`` is the cache)."""
+def _dataset(cfg: dict[str, Any], datasets: dict[str, Any], reg: Any) -> tuple[Any, list[str]]:
+    """The run's dataset and its warnings, built and checked once per suite run for each distinct dataset config
+    (``datasets`` is the cache; a dataset that fails its checks fails again, without rebuilding)."""
+    from .checks import check_dataset
+
     key = json.dumps(cfg["dataset"], sort_keys=True)
     if key not in datasets:
-        datasets[key] = reg.build("dataset", cfg["dataset"]["name"], **cfg["dataset"]["params"])
+        try:
+            ds = reg.build("dataset", cfg["dataset"]["name"], **cfg["dataset"]["params"])
+            datasets[key] = (ds, check_dataset(cfg["dataset"]["name"], ds))
+        except Exception as e:  # noqa: BLE001 - remembered, re-raised for every run on this dataset
+            datasets[key] = e
+    if isinstance(datasets[key], Exception):
+        raise datasets[key]
     return datasets[key]
 
 
-def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: Any) -> tuple[Any, Any, list[tuple]]:
-    """Build the model, fit it, evaluate it under every condition: (model, fit result, metric rows)."""
+def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: Any,
+                        run_dir: Path) -> tuple[Any, Any, list[tuple]]:
+    """Build the model, fit it, check it trained, evaluate it under every condition and check the metrics are
+    finite: (model, fit result, metric rows)."""
     import torch
 
+    from .checks import check_metrics, check_training
     from .evaluation import evaluate, parse_conditions
 
     conditions = parse_conditions(cfg["evaluate"]["conditions"])
@@ -194,7 +222,10 @@ def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: An
         c.check(dataset.spec)
     torch.manual_seed(cfg["seed"])
     model = reg.build("model", cfg["model"]["name"], dataset.spec, **cfg["model"]["params"])
+    initial = _initial_loss(trainer, model, dataset.split("valid"))
     result = trainer.fit(model, dataset.split("train"), dataset.split("valid"), seed=cfg["seed"])
+    atomic_write(run_dir / "history.json", json.dumps(result.history, indent=1))
+    check_training(result, initial)
     rows = evaluate(model, dataset, conditions, device=trainer.device, batch_size=trainer.cfg.eval_batch_size,
                     seed=cfg["seed"], probes=cfg["evaluate"]["probes"])
     if cfg.get("search"):  # a searched model's runs: the validation metrics its selection uses
@@ -207,56 +238,123 @@ def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: An
         ("train", "train", "best_epoch", float(result.best_epoch)),
         ("train", "valid", "label_loss", result.best_valid_loss),
     ]
+    check_metrics(rows)
     return model, result, rows
 
 
-def _outputs(model: Any, result: Any) -> dict[str, bytes]:
-    """The run folder's files: history.json and model.pt."""
+def _initial_loss(trainer: Any, model: Any, valid: Any) -> float:
+    """The validation label loss of the untrained weights: a run must beat it to count as trained."""
+    import math
+
+    model.to(trainer.device)
+    losses = trainer.evaluate_losses(model, valid)
+    value = losses.get("label", sum(losses.values()))
+    return float(value) if math.isfinite(value) else math.inf
+
+
+def _model_artifacts(model: Any, dataset: Any, run_dir: Path, device: Any) -> list[tuple]:
+    """A model may write files of its own into its run folder after evaluation (``model.write_artifacts(dataset,
+    run_dir, device)``, e.g. MFM's generation grid) and return metric rows (condition, split, metric, value)."""
+    write = getattr(model, "write_artifacts", None)
+    return list(write(dataset, run_dir, device) or []) if callable(write) else []
+
+
+def _save_outputs(run_dir: Path, model: Any) -> None:
     import torch
 
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
-    return {"history.json": json.dumps(result.history, indent=1).encode(), "model.pt": buf.getvalue()}
+    atomic_write(run_dir / "model.pt", buf.getvalue())
 
 
 def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bool = False,
               seeds: list[int] | None = None, device: str | None = None, progress: bool = True,
-              log: Callable[[str], None] = print, threads: int | None = None,
+              log: Callable[[str], None] = print, threads: int | None = None, allow_mixed: bool = False,
               execution: Any = None, shard: tuple[int, int] | None = None) -> dict[str, int]:
     """Run every run of the grid not yet finished (with ``resume``); returns counts by status.
 
     ``execution`` (:class:`mfm_bench.executors.Execution`, default: the suite's ``executor:`` block) says where
-    runs train; ``shard=(k, n)`` runs only the k-th of n deterministic slices of the grid."""
-    from .executors import drive, make_executor
-    from .executors.dispatch import GridSource, SuiteBar
+    runs train; ``shard=(k, n)`` runs only the k-th of n deterministic slices of the grid. Holds the lock on
+    ``out`` throughout (:mod:`mfm_bench.lock`); refuses a folder of another suite or configuration, and with
+    ``resume`` finished runs of other execution settings unless ``allow_mixed`` (:mod:`mfm_bench.outdir`)."""
+    import torch
+
+    from .lock import OutputLock
+    from .outdir import check_settings, claim, fingerprint, settings
     from .training import resolve_device
 
     out = Path(out)
     execution = execution or suite.executor
     resolve_device(device or suite.train["device"])  # a CUDA run on a machine without CUDA stops here, before any work
-    if suite.fetch:  # download what the datasets lack, before any training
+    fetching = suite if suite.fetch else replace(suite, datasets=[d for d in suite.datasets if d.params.get("fetch")])
+    if fetching.datasets:  # download what the datasets lack, before any training (offline: one message, no run)
         from .data.fetch import prefetch_suite
 
-        prefetch_suite(suite, log=log)
+        prefetch_suite(fetching, log=log)
+    check_data(suite)  # every dataset finds its files, or one message lists those that do not, before any work
     threads = _threads_per_run(suite, execution, threads)
-    runs = select_shard(expand(suite, seeds, device, threads), shard)
-    with ResultStore(out) as store:
+    grid = expand(suite, seeds, device, threads)
+    if not grid and not suite.searches:
+        raise MfmBenchError("the grid is empty: give at least one seed")
+    runs = select_shard(grid, shard)
+    # the whole grid's fingerprint, also in a shard's folder: merged shards are owned like an unsharded folder
+    owner = fingerprint(suite.name, [r.config for r in grid] + _search_configs(suite, device, threads))
+    threads_before = torch.get_num_threads()
+    with OutputLock(out, log), ResultStore(out) as store:
+        claim(store, out, owner, overwrite)
+        store.set_meta("formats", list(suite.formats))
         todo = _todo(runs, store, out, resume, overwrite, log)
+        now = settings(expand_train(suite, device, threads))
+        check_settings(store, {r.id for r in todo}, now, out, allow_mixed)
         counts = {"finished": 0, "failed": 0, "skipped": len(runs) - len(todo)}
-        source = GridSource(todo)
-        if suite.searches:
-            from .search_run import SearchSource
-
-            source = SearchSource(suite, store, todo, expand_args=(seeds, device, threads), shard=shard,
-                                  resume=resume, overwrite=overwrite)
-        bar = SuiteBar(suite.name, source_total(source), progress, log)
         try:
             with _sigterm_as_interrupt():
-                executor = make_executor(execution, out, threads or 0, tqdm_or_none(progress))
-                drive(executor, source, store, out, bar, counts)
+                _execute(suite, execution, store, out, todo, counts, progress, log,
+                         dict(seeds=seeds, device=device, threads=threads, shard=shard, resume=resume,
+                              overwrite=overwrite))
         finally:
-            bar.close()
+            torch.set_num_threads(threads_before)  # --threads applies to this suite, not to the caller's process
     return counts
+
+
+def _execute(suite: Suite, execution: Any, store: ResultStore, out: Path, todo: list[Run], counts: dict[str, int],
+             progress: bool, log: Callable[[str], None], how: dict[str, Any]) -> None:
+    """Hand ``todo`` (and the suite's searches) to the executor ``execution`` asks for, under one suite bar."""
+    from .executors import drive, make_executor
+    from .executors.dispatch import GridSource, SuiteBar
+
+    source: Any = GridSource(todo)
+    if suite.searches:
+        from .search_run import SearchSource
+
+        source = SearchSource(suite, store, todo, expand_args=(how["seeds"], how["device"], how["threads"]),
+                              shard=how["shard"], resume=how["resume"], overwrite=how["overwrite"])
+    bar = SuiteBar(suite.name, source_total(source), progress, log)
+    try:
+        executor = make_executor(execution, out, how["threads"] or 0, tqdm_or_none(progress))
+        drive(executor, source, store, out, bar, counts)
+    finally:
+        bar.close()
+
+
+def expand_train(suite: Suite, device: str | None, threads: int | None) -> dict[str, Any]:
+    """The suite's train options with the command line's device and threads."""
+    train = dict(suite.train)
+    if device:
+        train["device"] = device
+    if threads is not None:
+        train["threads"] = threads
+    return train
+
+
+def _search_configs(suite: Suite, device: str | None, threads: int | None) -> list[dict[str, Any]]:
+    """A config per (dataset, searched model) with its search block, so a changed search is another suite."""
+    import dataclasses
+
+    train = expand_train(suite, device, threads)
+    return [{**run_config(suite, d, m.name, m.label, m.params, 0, train),
+             "search": json.loads(json.dumps(dataclasses.asdict(m.search), default=str))}
+            for d in suite.datasets for m in suite.models if m.search is not None]
 
 
 def source_total(source: Any) -> int:
@@ -264,11 +362,12 @@ def source_total(source: Any) -> int:
 
 
 def tqdm_or_none(progress: bool) -> Any:
+    """Per-epoch bars, or None. disable=None: tqdm's own check, so no bars flood a log file or a pipe."""
     if not progress:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm
+    return partial(tqdm, disable=None)
 
 
 def _threads_per_run(suite: Suite, execution: Any, threads: int | None) -> int | None:

@@ -128,7 +128,7 @@ def _param(name: str, spec: Any) -> Param:
 def apply(values: dict[str, Any], model: dict[str, Any], train: dict[str, Any], reg: Any) -> tuple[dict, dict]:
     """(model, train) with ``values`` set (``train.X`` keys in train), both resolved and checked."""
     from .config import build_config, config_to_dict
-    from .training import TrainConfig
+    from .trainconfig import TrainConfig
 
     params, train = dict(model["params"]), dict(train)
     for k, v in values.items():

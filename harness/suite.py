@@ -3,12 +3,17 @@
 Validation happens in three layers, all before any training:
 1. structure and types, by a JSON Schema (``jsonschema`` does the type checking and gives the path of each error);
 2. plugin names and params, against each plugin's config dataclass (unknown keys, wrong types, "did you mean");
-3. files named by dataset params (``path``, ``data_dir``...) must exist unless the suite says ``fetch: true``.
+3. meaning, in :mod:`mfm_bench.suite_checks`: numbers finite and in range, seeds, devices, labels, conditions
+   against each dataset's modalities;
+4. files named by dataset params (``path``, ``data_dir``...), resolved by :func:`~mfm_bench.suite_checks.resolve_path`
+   against the suite's folder (the params then hold the absolute path ``run`` uses), must exist unless the suite
+   says ``fetch: true``; the data files found there must be in their declared format.
+
+The YAML is read by :mod:`mfm_bench.yamlload` (YAML 1.2 floats, duplicate keys refused, bounded aliases).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +21,12 @@ from typing import Any
 import jsonschema
 import yaml
 
+from . import suite_checks as checks
 from .config import ConfigError, build_config, config_to_dict, did_you_mean
 from .errors import MfmBenchError
 from .render import DEFAULT_FORMATS, FORMATS
+from .suite_checks import PATH_KEYS
+from .yamlload import YamlError, load_yaml, read_text
 
 _REF = {
     "oneOf": [
@@ -85,9 +93,6 @@ SCHEMA: dict[str, Any] = {
     "required": ["name", "datasets", "models"],
     "additionalProperties": False,
 }
-
-PATH_KEYS = ("path", "data_dir", "root")
-
 
 class SuiteError(MfmBenchError, ValueError):
     """A suite that does not validate. ``str()`` reads ``FILE:LINE: FIELD: problem (fix)``."""
@@ -190,18 +195,30 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
     node, raw = _read(path)
     at = _Locator(path, node)
     _check_schema(raw, at)
+    nan = checks.find_nan(raw, [])
+    if nan is not None:
+        raise at.error(nan, "is .nan (not a number)", "write a finite number or a string")
+    checks.check_seeds(list(raw.get("seeds", [0])), at)
     reg = registry or get_registry()
     datasets = _refs(raw, reg, "dataset", "datasets", at)
     models = _refs(raw, reg, "model", "models", at)
-    _label_models(models, at)
-    for d in datasets:
-        d.label = d.label or d.name
+    _label(datasets, "datasets", "dataset", at)
+    _label(models, "models", "model", at)
+    checks.check_dataset_labels(datasets, at)
     train = _train(raw, at)
+    checks.check_train(train, at)
     evaluate = raw.get("evaluate") or {}
     conditions = _conditions(evaluate, at)
     fetch = bool(raw.get("fetch", False))
-    if check_files and not fetch:
-        _check_files(datasets, path, at)
+    _resolve_files(datasets, path, reg, at, must_exist=check_files and not fetch)
+    try:
+        checks.check_conditions(conditions, datasets, reg, at)
+    except SuiteError:
+        raise
+    except (ValueError, TypeError) as e:  # a plugin's describe() refusing its params
+        raise at.error("datasets", f"cannot tell the datasets' modalities: {e}") from None
+    if check_files:
+        _check_formats(datasets, reg, at)
     report = raw.get("report") or {}
     _searches(raw, models, reg, train, at)
     return Suite(
@@ -232,16 +249,16 @@ def _searches(raw: dict[str, Any], models: list[PluginRef], reg: Any, train: dic
 
 def _read(path: Path) -> tuple[yaml.Node | None, dict[str, Any]]:
     """The YAML node tree (for line numbers) and the parsed mapping."""
-    if not path.is_file():
+    if not path.exists():
         raise SuiteError(path, None, "", "no such suite file", "check the path; suites live in suites/")
-    text = path.read_text()
+    if path.is_dir():
+        raise SuiteError(path, None, "", "is a folder, not a suite file", "give the path of a .yaml file")
     try:
-        node = yaml.compose(text)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        raise SuiteError(path, line, "", f"not valid YAML: {getattr(e, 'problem', e)}") from None
+        node, raw = load_yaml(read_text(path))
+    except YamlError as e:
+        raise SuiteError(path, e.line, "", e.message) from None
+    except OSError as e:
+        raise SuiteError(path, None, "", f"cannot be read: {e.strerror or e}", "check its permissions") from None
     if not isinstance(raw, dict):
         raise SuiteError(path, 1, "", "a suite is a YAML mapping with at least name, datasets and models")
     return node, raw
@@ -287,24 +304,25 @@ def _refs(raw: dict[str, Any], reg: Any, kind: str, key: str, at: _Locator) -> l
     return out
 
 
-def _label_models(models: list[PluginRef], at: _Locator) -> None:
-    """Stable, unique labels: they are leaderboard keys. An unlabelled model is labelled by its name."""
-    names = [m.name for m in models]
-    for i, m in enumerate(models):
+def _label(refs: list[PluginRef], key: str, kind: str, at: _Locator) -> None:
+    """Stable, unique labels: they are leaderboard keys (models name rows, datasets name sections). An
+    unlabelled entry is labelled by its name, so a name that appears twice needs a label on each entry."""
+    names = [m.name for m in refs]
+    for i, m in enumerate(refs):
         if not m.label:
             if names.count(m.name) > 1:
-                raise at.error(f"models[{i}]", f"model {m.name!r} appears {names.count(m.name)} times",
+                raise at.error(f"{key}[{i}]", f"{kind} {m.name!r} appears {names.count(m.name)} times",
                                "give each a distinct label: {name: ..., label: ..., params: ...}")
             m.label = m.name
-    labels = [m.label for m in models]
-    for i, m in enumerate(models):
+    labels = [m.label for m in refs]
+    for i, m in enumerate(refs):
         if labels.count(m.label) > 1:
-            raise at.error(f"models[{i}].label", f"label {m.label!r} is used twice",
-                           "labels name leaderboard rows; make them distinct")
+            raise at.error(f"{key}[{i}].label", f"label {m.label!r} is used twice",
+                           f"labels name leaderboard {'rows' if kind == 'model' else 'sections'}; make them distinct")
 
 
 def _train(raw: dict[str, Any], at: _Locator) -> dict[str, Any]:
-    from .training import TrainConfig
+    from .trainconfig import TrainConfig
 
     try:
         return config_to_dict(build_config(TrainConfig, raw.get("train"), where="train"))
@@ -313,7 +331,7 @@ def _train(raw: dict[str, Any], at: _Locator) -> dict[str, Any]:
 
 
 def _conditions(evaluate: dict[str, Any], at: _Locator) -> list[Any]:
-    from .evaluation import ConditionError, parse_conditions
+    from .conditions import ConditionError, parse_conditions
 
     try:
         return parse_conditions(evaluate.get("conditions", ["clean"]))
@@ -323,16 +341,40 @@ def _conditions(evaluate: dict[str, Any], at: _Locator) -> list[Any]:
         raise at.error("evaluate.conditions", str(e)) from None
 
 
-def _check_files(datasets: list[PluginRef], suite_path: Path, at: _Locator) -> None:
-    """Layer 3: files named by dataset params exist, as given or relative to the suite's folder."""
+def _resolve_files(datasets: list[PluginRef], suite_path: Path, reg: Any, at: _Locator, must_exist: bool) -> None:
+    """Layer 4: files named by dataset params, resolved against the suite's folder; the params keep the result."""
     for i, d in enumerate(datasets):
         for key in PATH_KEYS:
             value = d.params.get(key)
             if not (isinstance(value, str) and value):
                 continue
-            p = Path(os.path.expandvars(os.path.expanduser(value)))
-            if not p.is_absolute() and not p.exists():
-                p = suite_path.parent / p
-            if not p.exists():
-                raise at.error(f"datasets[{i}].params.{key}", f"{value!r} does not exist",
+            try:
+                p = checks.resolve_path(value, suite_path.parent.resolve())
+            except checks.PathError as e:
+                raise at.error(f"datasets[{i}].params.{key}", str(e)) from None
+            if must_exist and not p.exists():
+                raise at.error(f"datasets[{i}].params.{key}", f"{value!r} does not exist ({p})",
                                "point it at the data, or set `fetch: true` to download it (mfm-bench fetch)")
+            if p.is_file() and hasattr(reg.get("dataset", d.name).factory, "declare"):
+                raise at.error(f"datasets[{i}].params.{key}", f"{value!r} is a file; it must be the folder that "
+                               "holds the dataset's files", "see `mfm-bench datasets` for the folders and files")
+            d.params[key] = str(p)
+
+
+def _check_formats(datasets: list[PluginRef], reg: Any, at: _Locator) -> None:
+    """The declared data files that are present must be in their format (HDF5, pickle, computational sequence)."""
+    from .data.fetch import folder_of
+    from .data.sniff import format_problem
+
+    for i, d in enumerate(datasets):
+        declare = getattr(reg.get("dataset", d.name).factory, "declare", None)
+        if declare is None:  # a plugin that takes a file: that file
+            files = [(f"datasets[{i}].params.{k}", Path(d.params[k])) for k in PATH_KEYS if d.params.get(k)]
+        else:
+            decl = declare(reg.config_of("dataset", d.name, d.params))
+            files = [(f"datasets[{i}]", folder_of(fmt) / f.name) for fmt in decl.formats for f in fmt.files]
+        for where, p in files:
+            problem = format_problem(p) if p.is_file() else None
+            if problem:
+                raise at.error(where, f"{p} {problem}",
+                               f"replace it (mfm-bench fetch {d.name}) or point params.path elsewhere")

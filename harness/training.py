@@ -11,42 +11,15 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from .config import option
 from .contracts import Batch, Output, TensorSplit, collate
 from .errors import MfmBenchError
-
-#: Batch size for validation, test and every other no-grad pass (evaluation, probes, explanations).
-EVAL_BATCH_SIZE = 256
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = option(50, "maximum training epochs")
-    batch_size: int = option(32, "training batch size")
-    lr: float = option(1e-3, "Adam learning rate")
-    weight_decay: float = option(0.0, "Adam weight decay")
-    early_stop: int = option(8, "stop after this many epochs without a better validation label loss (0: never)")
-    scheduler: Literal["none", "plateau"] = option("none", "learning-rate schedule; plateau = ReduceLROnPlateau on the validation loss")
-    plateau_factor: float = option(0.5, "ReduceLROnPlateau factor")
-    plateau_patience: int = option(3, "ReduceLROnPlateau patience in epochs")
-    grad_clip: float = option(0.0, "clip the gradient norm to this value (0: no clipping)")
-    device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
-    threads: int = option(0, "CPU threads for torch's intra-op work (0: torch's default); small models often run fastest on 1")
-    amp: bool = option(True, "bf16 autocast on CUDA (ignored on CPU)")
-    compile: bool = option(False, "torch.compile the model first")
-    eval_batch_size: int = option(EVAL_BATCH_SIZE, "batch size for validation and test")
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ValueError("epochs, batch_size and eval_batch_size must be at least 1")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+from .trainconfig import EVAL_BATCH_SIZE, TrainConfig  # noqa: F401 - torch-free, re-exported here
 
 
 class TrainingError(MfmBenchError, RuntimeError):

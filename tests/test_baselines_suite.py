@@ -29,7 +29,7 @@ def test_shrunken_suite_runs_every_model_under_every_condition(tmp_path):
     raw["datasets"][0]["params"] = {"seed": 0, "n_train": 48, "n_valid": 16, "n_test": 24, "seq_len": 6, "min_len": 3,
                                     "dims": {"text": 10, "audio": 4, "visual": 6}}
     raw["seeds"] = [0]
-    raw["train"].update(epochs=1, device="cpu")
+    raw["train"].update(epochs=6, lr=0.01, device="cpu")  # enough steps to beat the untrained weights (else: diverged)
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))  # keep text first: the MCTN source
     out = tmp_path / "out"

@@ -240,11 +240,15 @@ datasets:
   - {name: youtube, params: {modalities: [audio, visual]}}
 models: [{name: supervised, label: concat, params: {encoder_params: {hidden: 16}}}]
 seeds: [0]
-train: {epochs: 1, batch_size: 64, device: cpu}
+train: {epochs: 2, batch_size: 64, device: cpu}
 evaluate: {conditions: [clean, {missing: visual}]}
 """)
     counts = run_suite(load_suite(suite), tmp_path / "out", progress=False, log=lambda s: None)
-    assert counts == {"finished": 2, "failed": 0, "skipped": 0}
+    assert counts == {"finished": 1, "failed": 1, "skipped": 0}
     with ResultStore(tmp_path / "out") as store:
         acc = [m["value"] for m in store.metrics() if m["condition"] == "clean" and m["metric"] == "acc"]
-    assert len(acc) == 2 and all(0.0 <= a <= 1.0 for a in acc)
+        runs = {r["dataset"]: r for r in store.runs()}
+    assert len(acc) == 1 and 0.0 <= acc[0] <= 1.0 and runs["ict-mmmo"]["status"] == "finished"
+    # YouTube's audio and visual carry no learnable signal (docs/results.md): no epoch beats the untrained
+    # weights on validation, so the run is failed rather than ranked
+    assert runs["youtube"]["status"] == "failed" and "did not train" in runs["youtube"]["error"]

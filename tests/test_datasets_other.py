@@ -132,9 +132,9 @@ def test_prefetch_suite_downloads_what_a_fetch_true_suite_lacks(tmp_path, mirror
 fetch: true
 datasets:
   - {name: ict-mmmo, params: {modalities: [visual]}}
-  - {name: synthetic-factors, params: {n_train: 10, n_valid: 10, n_test: 10}}
+  - {name: synthetic-factors, params: {n_train: 64, n_valid: 24, n_test: 10}}
 models: [{name: supervised, params: {encoder: mean}}]
-train: {epochs: 1}
+train: {epochs: 3, lr: 0.01}
 """))
     logged = []
     counts = run_suite(suite, tmp_path / "out", progress=False, log=logged.append)  # fetches before training

@@ -153,3 +153,27 @@ def test_ctrl_c_stops_the_workers_keeps_finished_runs_and_resume_finishes(write_
     assert counts["skipped"] == len(done) and counts["finished"] == 4 - len(done)
     _, status = numbers(out)
     assert set(status.values()) == {"finished"} and len(status) == 4
+
+
+def test_a_worker_without_the_output_folder_returns_every_run_file_and_artifact(write_suite, tmp_path, monkeypatch):
+    """perform(run, None, ...) (a Ray task): config, history, model and the model's own artifacts come back in
+    the outcome, and the main process writes them with the artifact's metric rows."""
+    from mfm_bench import runner
+    from mfm_bench.executors.dispatch import record
+
+    def artifacts(model, dataset, run_dir, device):
+        (run_dir / "generation").mkdir()
+        (run_dir / "generation" / "grid.png").write_bytes(b"png")
+        return [("clean", "test", "gen_acc", 0.5)]
+
+    monkeypatch.setattr(runner, "_model_artifacts", artifacts)
+    run = runner.expand(load_suite(write_suite(SUITE.replace("EPOCHS", "2"))))[0]
+    outcome = runner.perform(run, None, {}, None)
+    assert outcome.status == "finished", outcome.error
+    assert set(outcome.files) == {"config.json", "history.json", "model.pt", "generation/grid.png"}
+    assert ("clean", "test", "gen_acc", 0.5) in outcome.rows and outcome.environment["threads"] == 1
+    with ResultStore(tmp_path / "o") as s:
+        s.start(run.as_record(), {})
+        record(s, tmp_path / "o", run, outcome)
+        assert {m["metric"]: m["value"] for m in s.metrics(run.id)}["gen_acc"] == 0.5
+    assert (tmp_path / "o" / "runs" / run.id / "generation" / "grid.png").read_bytes() == b"png"

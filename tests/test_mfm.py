@@ -133,7 +133,7 @@ def test_vector_and_sequence_modalities() -> None:
     model = mfm(spec, surrogate=True)
     out = model(batch)
     assert {"recon_seq", "recon_vec"} <= set(out.losses)
-    x_hat = model.decode(model.factorize(model.encode(batch)[0]), model.steps(batch))
+    x_hat = model.decode(model.factorize(model.encode(batch)[0]), model.shapes(batch))
     assert x_hat["seq"].shape == (B, T, 4) and x_hat["vec"].shape == (B, 3)
     sum(out.losses.values()).backward()
 
@@ -145,7 +145,7 @@ def test_loss_terms_are_weighted_as_documented() -> None:
     model = mfm(ds.spec, lambda_x={"audio": 0.25, "default": 2.0}, lambda_mmd=3.0).eval()
     with torch.no_grad():
         out = model(batch)
-        x_hat = model.decode(model.factorize(model.encode(batch)[0]), model.steps(batch))
+        x_hat = model.decode(model.factorize(model.encode(batch)[0]), model.shapes(batch))
     for m, lam in (("text", 2.0), ("audio", 0.25), ("visual", 2.0)):
         # the original: MSE over every element, padding included
         assert float(out.losses[f"recon_{m}"]) == pytest.approx(lam * float(((x_hat[m] - batch.inputs[m]) ** 2).mean()), rel=1e-5)
@@ -216,7 +216,7 @@ def test_missing_modality_uses_surrogates_per_sample_and_reports_reconstruction(
     s, n = out.extras["metric_sums"]["recon_missing_visual"]
     assert n == int(rows.sum())
     with torch.no_grad():
-        x_hat = model.decode(model.factorize(codes), model.steps(batch))["visual"]
+        x_hat = model.decode(model.factorize(codes), model.shapes(batch))["visual"]
     real = batch.mask["visual"]
     err = ((x_hat - batch.inputs["visual"]) ** 2).mean(-1)
     per = (err * real).sum(1) / real.sum(1)

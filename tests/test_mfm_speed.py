@@ -126,7 +126,7 @@ def test_mfm_fast_equals_reference(variant: str, surrogate: bool) -> None:
     for model in (ref, fast):
         torch.manual_seed(3)  # the kl variant samples its codes in training
         out = model(batch)
-        x_hat = model.decode(model.factorize(model.encode(batch)[0]), model.steps(batch))
+        x_hat = model.decode(model.factorize(model.encode(batch)[0]), model.shapes(batch))
         # a float64 objective over the prediction and the reconstructions (the loss terms pass through float32)
         objective = out.prediction.sum() + sum((v * v).sum() for v in x_hat.values())
         objective.backward(retain_graph=True)

@@ -3,8 +3,9 @@ and helper modules of their own folder.
 
 The rule (docs/plugins.md, "Building blocks for plugin authors"):
 
-- a *plugin module* is a module of ``mfm_bench.plugins`` that a registration names (``"module:attr"`` factory or
-  config); any other module in a plugin folder is a *parts* module (``models/mfm_parts.py``, ``datasets/base.py``);
+- a *plugin module* is a module of ``mfm_bench.plugins`` that a registration names as its ``"module:attr"``
+  factory; any other module in a plugin folder is a *parts* module (``models/mfm_parts.py``, ``datasets/base.py``,
+  the torch-free ``configs.py`` that registrations name as config);
 - a module under ``mfm_bench.plugins`` may import the core's public modules (``mfm_bench.X``, no ``_private``
   part), third-party libraries, and parts modules of its own folder; never a plugin module nor anything of another
   folder. Shared blocks belong in ``mfm_bench.nn`` (or another core module), not in a plugin.
@@ -49,9 +50,9 @@ def plugin_modules() -> set[str]:
     refs = set()
     for entries in get_registry().entries.values():
         for entry in entries.values():
-            for ref in (entry.factory_ref, entry.config_ref):
-                if isinstance(ref, str) and ref.startswith(PREFIX + "."):
-                    refs.add(ref.partition(":")[0])
+            ref = entry.factory_ref  # a module named only as config (configs.py) is a parts module of its folder
+            if isinstance(ref, str) and ref.startswith(PREFIX + "."):
+                refs.add(ref.partition(":")[0])
     return refs
 
 
@@ -88,6 +89,7 @@ def test_the_rule_tells_plugin_modules_from_parts_and_core():
     files, plugins = module_files(), plugin_modules()
     assert {"mfm_bench.plugins.models.mfm", "mfm_bench.plugins.fusions.mult", "mfm_bench.plugins.encoders.rnn"} <= plugins
     assert "mfm_bench.plugins.models.mfm_parts" not in plugins
+    assert "mfm_bench.plugins.models.configs" not in plugins  # config dataclasses: a parts module
     mfm = "mfm_bench.plugins.models.mfm"
     assert allowed(mfm, "mfm_bench.plugins.models.mfm_parts", plugins, files)
     assert allowed(mfm, "mfm_bench.nn", plugins, files) and allowed(mfm, "torch.nn", plugins, files)

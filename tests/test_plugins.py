@@ -44,6 +44,38 @@ def register_encoders(register):
 @hookimpl
 def register_commands(register):
     register("toy-hello", "mfm_bench_toy_cli", help="greet someone (a command added by a plugin)")
+
+
+@dataclass
+class JitterConfig:
+    jitter: float = option(1.0, "the value the model reports as its toy_jitter metric")
+
+
+class Jitter(nn.Module):
+    """A linear model on the time-mean of every modality; reports a fixed ``toy_jitter`` (``extras["metric_sums"]``)."""
+
+    def __init__(self, spec, cfg):
+        super().__init__()
+        self.lin = nn.Linear(sum(spec.input_dims.values()), 1)
+        self.jitter = cfg.jitter
+
+    def forward(self, batch):
+        from mfm_bench.contracts import Output
+
+        n = len(batch)
+        pred = self.lin(torch.cat([x.mean(1) for x in batch.inputs.values()], -1)).squeeze(-1)
+        sums = {"toy_jitter": (torch.tensor(self.jitter * n), n)}
+        return Output(pred, {"label": ((pred - batch.target.float()) ** 2).mean()}, {"metric_sums": sums})
+
+
+@hookimpl
+def register_models(register):
+    register("toy-jitter", Jitter, config=JitterConfig)
+
+
+@hookimpl
+def register_metrics(register):
+    register("toy_jitter", False, help="how much the toy model jitters (lower is better)")
 '''
 
 TOY_COMMAND = '''
@@ -131,6 +163,25 @@ def test_third_party_command_is_listed_lazily_and_runs(site):
     assert out.returncode == 0 and out.stdout.strip() == "hello world", out.stderr
     out = cli(["toy-hello", "nobody"], site)
     assert out.returncode == 2 and out.stderr.strip().splitlines()[-1] == "error: toy-hello needs somebody"
+
+
+def test_third_party_metric_direction_reaches_the_leaderboard(site, tmp_path):
+    suite = tmp_path / "jitter.yaml"
+    suite.write_text(textwrap.dedent("""\
+        name: jitter
+        datasets: [{name: synthetic-factors, params: {n_train: 256, n_valid: 64, n_test: 32, dims: {a: 3, b: 4}}}]
+        models:
+          - {name: toy-jitter, label: calm, params: {jitter: 1.0}}
+          - {name: toy-jitter, label: shaky, params: {jitter: 3.0}}
+        train: {epochs: 3, batch_size: 32, lr: 0.05}
+    """))
+    out = cli(["run", str(suite), "--out", str(tmp_path / "out"), "--no-progress"], site)
+    assert out.returncode == 0, out.stdout + out.stderr
+    table = (tmp_path / "out" / "leaderboard.md").read_text().split("### clean test split")[1].split("###")[0]
+    rows = [[c.strip() for c in ln.split("|")] for ln in table.strip().splitlines() if ln.startswith("|")]
+    col = rows[0].index("toy_jitter ↓")  # the declared direction, from the third-party package
+    cells = {r[1]: r[col] for r in rows[2:]}
+    assert cells["calm"].startswith("**1.000") and not cells["shaky"].startswith("**"), cells
 
 
 def test_command_clashing_with_a_builtin_is_an_error_naming_the_plugin(site):

@@ -72,7 +72,7 @@ def test_suite_runs_records_everything_and_writes_leaderboard(write_suite, tmp_p
                 for m in s.metrics(rid) if m["condition"] == "clean" and m["metric"] == "mae"]
     assert mae["mean"] == pytest.approx(sum(vals) / 2) and mae["n"] == 2 and mae["higher_is_better"] is False
     csv_head = written["csv"].read_text().splitlines()[0]
-    assert csv_head.startswith("dataset,condition,model,seeds,mae,mae_std")
+    assert csv_head.startswith("dataset,condition,model,seeds,status,mae,mae_std") and csv_head.endswith(",run,error")
     page = write_leaderboard(out, ["html"])["html"].read_text()
     # every Markdown table is in the HTML too (here: clean split and robustness), bold best values included
     assert page.count("<table>") == md.count("\n### ") == 2 and "<b>" in page
@@ -99,7 +99,8 @@ def test_failed_run_is_recorded_and_the_suite_goes_on(write_suite, tmp_path, dum
     assert "dummy model failure" in runs[("boom", 1)]["error"]
     assert runs[("good", 0)]["status"] == "finished"
     md = write_leaderboard(tmp_path / "o")["markdown"].read_text()
-    assert "Runs not finished" in md and "non-finite loss" in md
+    tables, failed = md.split("## Failed runs")
+    assert "non-finite loss" in failed and "| nan " in failed and "| nan " not in tables and "| boom " not in tables
 
 
 def test_interrupt_keeps_store_consistent_and_resume_runs_only_the_rest(write_suite, tmp_path, dummy, monkeypatch):
@@ -146,9 +147,16 @@ def test_interrupt_inside_training_marks_the_run_interrupted(write_suite, tmp_pa
     assert [r["status"] for r in runs.values()] == ["interrupted"]
 
 
-def test_condition_on_unknown_modality_fails_the_run_with_a_clear_error(write_suite, tmp_path, dummy):
+def test_condition_on_unknown_modality_is_refused_before_any_run(write_suite, tmp_path, dummy):
+    from mfm_bench.evaluation import parse_conditions
+    from mfm_bench.suite import SuiteError
+
     text = TINY.replace("{missing: audio}", "{missing: visual}")
-    run_suite(load_suite(write_suite(text)), tmp_path / "o", progress=False)
+    with pytest.raises(SuiteError, match="has no modality 'visual'"):
+        load_suite(write_suite(text))
+    suite = load_suite(write_suite(TINY))  # a Suite changed through the API still meets the run-time check
+    suite.conditions = parse_conditions(["clean", {"missing": "visual"}])
+    run_suite(suite, tmp_path / "o", progress=False)
     err = runs_table(tmp_path / "o")[("good", 0)]["error"]
     assert "has no modality 'visual'" in err and "text, audio" in err
 

@@ -21,7 +21,7 @@ models:
   - {name: supervised, label: concat, params: {encoder: mean, fusion: concat}}
   - {name: dummy, label: tiny}
 seeds: [0, 1, 2]
-train: {epochs: 2, batch_size: 16, threads: 1}
+train: {epochs: 4, batch_size: 16, threads: 1}
 """
 
 
@@ -69,6 +69,23 @@ def test_merged_shards_equal_the_unsharded_leaderboard(write_suite, tmp_path, du
     assert con.execute("SELECT count(*), count(DISTINCT id) FROM runs").fetchone() == (6, 6)
     assert con.execute("SELECT count(*) FROM metrics").fetchone()[0] == \
         sqlite3.connect(tmp_path / "all" / "results.sqlite").execute("SELECT count(*) FROM metrics").fetchone()[0]
+
+    # the merged folder belongs to the suite like the unsharded one: --resume finds everything done
+    with ResultStore(tmp_path / "m") as m, ResultStore(tmp_path / "all") as a:
+        assert m.get_meta("suite") == a.get_meta("suite") is not None
+        assert m.get_meta("formats") == a.get_meta("formats")
+    capsys.readouterr()
+    assert main(["run", path, "--out", str(tmp_path / "m"), "--resume", "--no-progress"]) == 0
+    assert "0 run(s) finished, 0 failed, 6 skipped" in capsys.readouterr().out
+
+
+def test_shards_of_another_suite_do_not_merge(write_suite, tmp_path, dummy):
+    path = str(write_suite(SUITE))
+    other = str(write_suite(SUITE.replace("name: shards", "name: other"), "other.yaml"))
+    assert main(["run", path, "--shard", "1/2", "--out", str(tmp_path / "a"), "--no-progress"]) == 0
+    assert main(["run", other, "--shard", "2/2", "--out", str(tmp_path / "b"), "--no-progress"]) == 0
+    with pytest.raises(MergeConflictError, match="merge only shards of one suite"):
+        merge(tmp_path / "m", [tmp_path / "a", tmp_path / "b"])
 
 
 def test_conflicting_results_for_one_id_name_both_folders(write_suite, tmp_path, dummy):

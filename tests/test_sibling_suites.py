@@ -39,9 +39,16 @@ def test_digits_suite_runs_end_to_end(tmp_path):
         counts = run_suite(load_suite(small), tmp_path / "out", progress=False, device="cpu", log=lambda s: None)
     finally:
         torch.set_num_threads(n)
-    assert counts == {"finished": 4, "failed": 0, "skipped": 0}
+    assert counts == {"finished": len(suite.models), "failed": 0, "skipped": 0}
     with sqlite3.connect(tmp_path / "out" / "results.sqlite") as db:
         rows = db.execute("SELECT condition, metric, value FROM metrics WHERE metric IN ('acc', 'retrieval_acc')").fetchall()
     conds = {(c, m) for c, m, _ in rows}
     assert {("clean", "acc"), ("missing:image", "acc"), ("missing:signal", "acc"), ("clean", "retrieval_acc")} <= conds
     assert all(0.0 <= v <= 1.0 for _, _, v in rows)
+    # MFM runs with z_y and z_a write their generation grid and its figures; the ablations without them do not
+    with sqlite3.connect(tmp_path / "out" / "results.sqlite") as db:
+        gen = db.execute("SELECT r.id, m.value FROM runs r JOIN metrics m ON m.run_id = r.id "
+                         "WHERE m.metric = 'gen_row_agreement'").fetchall()
+    labels = {m.label for m in suite.models if m.name == "mfm" and m.params.get("variant", "full") == "full"}
+    assert len(gen) == len(labels) >= 1 and all(0.0 <= v <= 1.0 for _, v in gen)
+    assert all((tmp_path / "out" / "runs" / rid / "generation.png").is_file() for rid, _ in gen)

@@ -107,7 +107,13 @@ def test_missing_data_file(write_suite, tmp_path, dummy):
         assert e.line == 3 and e.field == "datasets[0].params.path" and "does not exist" in e.message and "fetch" in e.hint
         (tmp_path / "nowhere").mkdir()
         (tmp_path / "nowhere" / "data.h5").write_bytes(b"")
-        load_suite(write_suite(text))  # relative to the suite file: found
+        e = error_of(write_suite, text)  # found relative to the suite file, but empty
+        assert e.field == "datasets[0].params.path" and "is empty" in e.message
+        (tmp_path / "nowhere" / "data.h5").write_text("root:x:0:0:root:/root:/bin/bash\n")
+        assert "not an HDF5 file" in error_of(write_suite, text).message
+        (tmp_path / "nowhere" / "data.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+        suite = load_suite(write_suite(text))  # relative to the suite file: found, and resolved for run
+        assert suite.datasets[0].params["path"] == str(tmp_path / "nowhere" / "data.h5")
 
 
 def test_invalid_yaml_and_missing_file(write_suite, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "write leaderboard.md, .csv, .json (and .html with charts) from an output folder's results"
+HELP = "rewrite an output folder's leaderboard (every format its suite asked for) from its results"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -12,7 +12,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from mfm_bench.render import DEFAULT_FORMATS, FORMATS
 
     p.add_argument("--format", action="append", choices=FORMATS,
-                   help=f"these formats (repeatable; default: {', '.join(DEFAULT_FORMATS)}; html adds charts)")
+                   help="these formats (repeatable; default: the formats the suite asked for, and every one already "
+                        f"in FOLDER, else {', '.join(DEFAULT_FORMATS)}; html adds charts)")
     p.add_argument("--quiet", action="store_true", help="do not print the Markdown table")
 
 

@@ -11,7 +11,9 @@ HELP = "train and evaluate a suite (dataset x model x seed), record results, pri
 DESCRIPTION = """Train and evaluate every run of a suite: the grid dataset x model x seed, each evaluated under
 every condition of the suite (clean, missing modality, noise). Each run has a stable id (a hash of its fully
 resolved config); results go to a SQLite store in the output folder, then leaderboard.{md,csv,json} are written.
-A run that fails is recorded with its error and the suite goes on."""
+A run that fails (an error, a diverged training, non-finite metrics) is recorded with its reason and the suite goes
+on. The output folder is locked while the suite runs, belongs to one suite and configuration, and --resume keeps
+finished runs only when they ran with the same device, threads and deterministic setting (see docs/results.md)."""
 EPILOG = """examples:
   mfm-bench run suites/quickstart.yaml
   mfm-bench run suites/quickstart.yaml --out runs/qs --seeds 0,1,2 --device cpu
@@ -23,10 +25,30 @@ EPILOG = """examples:
 
 
 def seeds_arg(text: str) -> list[int]:
+    """``--seeds 0,1,2``: at least one seed, each from 0 to 2**63-1 (SQLite's integers), none twice."""
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("--seeds is empty; give at least one seed, e.g. --seeds 0,1,2")
+    bad = [s for s in seeds if not 0 <= s <= 2**63 - 1]
+    if bad:
+        raise argparse.ArgumentTypeError(f"--seeds: {bad[0]} is out of range; seeds are integers from 0 to 2**63-1")
+    twice = [s for i, s in enumerate(seeds) if s in seeds[:i]]
+    if twice:
+        raise argparse.ArgumentTypeError(f"--seeds lists {twice[0]} twice; list each seed once")
+    return seeds
+
+
+def threads_arg(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"--threads takes 0 (torch's default) or a positive integer, got {text!r}")
+    return n
 
 
 def shard_arg(text: str) -> tuple[int, int]:
@@ -56,7 +78,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", type=device_arg, metavar="DEVICE",
                    help="override the suite's train.device: auto, cpu, cuda or cuda:N")
     p.add_argument("--seeds", type=seeds_arg, help="override the suite's seeds, e.g. 0,1,2")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (override the suite's train.threads; 0: torch's default)")
+    p.add_argument("--threads", type=threads_arg, help="CPU threads for torch (override the suite's train.threads; 0: torch's default)")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="with --resume, keep finished runs made with other --threads/--device settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     x = p.add_argument_group("execution (docs/scaling.md)")
     x.add_argument("--jobs", type=int, metavar="N",
@@ -71,9 +95,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sqlite3
     import time
     from pathlib import Path
 
+    from mfm_bench.errors import MfmBenchError
     from mfm_bench.leaderboard import write_leaderboard
     from mfm_bench.runner import run_suite
     from mfm_bench.suite import load_suite
@@ -85,13 +111,24 @@ def run(args: argparse.Namespace) -> int:
     try:
         counts = run_suite(suite, out, resume=args.resume, overwrite=args.overwrite, seeds=args.seeds,
                            device=args.device, progress=not args.no_progress, threads=args.threads,
-                           execution=execution_of(suite, args), shard=args.shard)
+                           allow_mixed=args.allow_mixed, execution=execution_of(suite, args), shard=args.shard)
+    except MfmBenchError:  # already one clear line (some are also OSErrors: missing files and data)
+        raise
+    except OSError as e:  # a full disk, a read-only or unwritable --out: the store keeps what was written
+        from mfm_bench.errors import storage_error
+
+        raise storage_error(e, f"the output folder {out}") from None
+    except sqlite3.OperationalError as e:  # "database or disk is full"
+        from mfm_bench.errors import StorageError
+
+        raise StorageError(f"cannot write {out / 'results.sqlite'}: {e}; free some space and run again with "
+                           "--resume") from None
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished runs are kept in {out}; continue with\n"
               f"  mfm-bench run {args.suite} --out {out} --resume", file=sys.stderr)
         return 130
     wall = time.perf_counter() - t0
-    written = write_leaderboard(out, suite.formats)
+    written = write_leaderboard(out)  # the suite's formats, and every format already in the folder
     if "markdown" in written:
         print(written["markdown"].read_text())
     print(f"{counts['finished']} run(s) finished, {counts['failed']} failed, {counts['skipped']} skipped "

@@ -18,13 +18,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mfm_bench.runner import expand
-    from mfm_bench.suite import SuiteError, load_suite
+    from mfm_bench.errors import MfmBenchError
+    from mfm_bench.suite import load_suite
 
     bad = 0
     for path in args.suites:
         try:
             suite = load_suite(path)
-        except SuiteError as e:
+        except MfmBenchError as e:  # each file gets its one line; the others are still checked
             print(f"error: {e}", file=sys.stderr)
             bad += 1
             continue

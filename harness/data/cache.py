@@ -22,7 +22,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from mfm_bench.errors import MfmBenchError
+
 from .paths import cache_home
+
+
+class CacheError(MfmBenchError):
+    """A prepared-data cache entry that cannot be read (a broken Arrow file); clearing it fixes it."""
 from .prepare import SplitArrays
 
 FORMAT_VERSION = 1  # of the cache layout itself
@@ -116,8 +122,15 @@ def _load_or_build(name, sources, params, code_version, build, root, use_cache):
     info = {"fingerprint": fp, "path": str(final), "hit": False}
     meta_file = final / "meta.json"
     if use_cache and meta_file.is_file():
-        meta = json.loads(meta_file.read_text())
-        splits = {s: _load_split(final / s, meta["modalities"]) for s in meta["splits"]}
+        try:
+            meta = json.loads(meta_file.read_text())
+            splits = {s: _load_split(final / s, meta["modalities"]) for s in meta["splits"]}
+        except MemoryError:
+            raise
+        except Exception as e:  # noqa: BLE001 - pyarrow's ArrowInvalid, a missing file, bad JSON: all a broken entry
+            first = str(e).splitlines()[0] if str(e) else ""
+            raise CacheError(f"the prepared-data cache entry {final} is unreadable ({type(e).__name__}: {first}); "
+                             f"clear it with `mfm-bench cache clear {name}` and run again") from None
         info["hit"] = True
         return splits, info
     splits = build()

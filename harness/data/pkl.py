@@ -14,8 +14,6 @@ from typing import Any
 
 from mfm_bench.errors import MfmBenchError
 
-from ..errors import MfmBenchError
-
 #: (module, name) pairs a data pickle may reference. Everything else is refused.
 ALLOWED = {
     ("numpy", "ndarray"), ("numpy", "dtype"),
@@ -71,3 +69,7 @@ def safe_load(path: Path | str) -> Any:
             raise
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
             raise PickleFormatError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from e
+        except MemoryError:
+            size = path.stat().st_size / 2**30
+            raise PickleFormatError(f"{path}: not enough memory to load this {size:.1f} GiB pickle; use a machine "
+                                    "with more memory, or a smaller file (fewer modalities)") from None

@@ -57,7 +57,8 @@ class SuiteBar:
     def __init__(self, name: str, total: int, progress: bool, log: Callable[[str], None]) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, desc=name, unit="run", disable=not progress)
+        # disable=None: tqdm's own check, so no bar floods a log file or a pipe (stderr that is not a terminal)
+        self.bar = tqdm(total=total, desc=name, unit="run", disable=None if progress else True)
         self.log = self.bar.write if progress else log
         self.running = self.finished = self.failed = 0
 
@@ -81,6 +82,7 @@ def drive(executor: Executor, source: Any, store: Any, out: Path, bar: SuiteBar,
     """Run everything ``source`` gives on ``executor``; on any interruption stop the workers, mark the runs in
     flight interrupted and re-raise (finished runs are kept: ``--resume`` runs the rest)."""
     running: dict[str, Any] = {}
+    warned: set[str] = set()  # each dataset warning is shown once, however many runs report it
     try:
         while True:
             while len(running) < executor.slots and (run := source.next()) is not None:
@@ -96,6 +98,10 @@ def drive(executor: Executor, source: Any, store: Any, out: Path, bar: SuiteBar,
                 record(store, out, run, outcome)
                 counts[outcome.status] = counts.get(outcome.status, 0) + 1
                 bar.update(status=outcome.status)
+                for w in outcome.environment.get("data_warnings", []):
+                    if w not in warned:
+                        warned.add(w)
+                        bar.log(f"warning: {w}")
                 if outcome.status != "finished":
                     what = f"{run.dataset_label} / {run.label} / seed {run.config['seed']}"
                     bar.log(f"run {run.id} ({what}) failed: {(outcome.error or '').splitlines()[0]}")

@@ -51,7 +51,10 @@ def _worker(conn: Any, threads: int) -> None:
         if msg is None:
             return
         run, out = msg
-        conn.send((run.id, runner.perform(run, Path(out), datasets, None)))
+        try:
+            conn.send((run.id, runner.perform(run, Path(out), datasets, None)))
+        except Exception as e:  # noqa: BLE001 - a full disk: the main process stops the suite with it
+            conn.send((run.id, e))
 
 
 class _Slot:
@@ -101,6 +104,9 @@ class ProcessExecutor(Executor):
         try:
             if w.conn.poll():
                 run_id, outcome = w.conn.recv()
+                if isinstance(outcome, BaseException):  # what perform lets through (a full disk) stops the suite
+                    w.run = None
+                    raise outcome
                 outcome.attempts = w.attempts
                 w.run = None
                 return run_id, outcome

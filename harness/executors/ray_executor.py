@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import is_disk_full
 from .base import Execution, Executor, ExecutorError, Outcome
 
 _DATASETS: dict[str, Any] = {}  # per Ray worker process: each distinct dataset is built once
@@ -59,6 +60,8 @@ class RayExecutor(Executor):
             try:
                 done.append((run_id, self.ray.get(ref)))
             except Exception as e:  # noqa: BLE001 - a lost or failed task is recorded, the other runs go on
+                if is_disk_full(getattr(e, "cause", None) or e):  # every later run would fail the same way
+                    raise
                 done.append((run_id, Outcome("failed", error=f"ray task failed: {type(e).__name__}: {e}")))
         return done
 

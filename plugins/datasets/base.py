@@ -164,6 +164,11 @@ class RealDataset:
         return DataDeclaration(cls.NAME, tuple(formats), cls.folds())
 
     @classmethod
+    def modality_names(cls, cfg: RealConfig) -> list[str]:
+        """The modalities ``cls(cfg)`` will have, from the config alone (what ``validate`` checks conditions on)."""
+        return list(cls._bare(cfg).modalities)
+
+    @classmethod
     def describe(cls, cfg: RealConfig):
         """The :class:`~mfm_bench.contracts.DatasetSpec` ``cls(cfg)`` will have, from the declaration and the
         plugin's known dims (the format present on disk, else the first one); builds the dataset only when the

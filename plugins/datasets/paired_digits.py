@@ -119,7 +119,7 @@ class PairedDigits:
 
     @classmethod
     def describe(cls, cfg: PairedDigitsConfig) -> DatasetSpec:
-        """The spec, without generating any data (the images and signals are made in ``__init__``)."""
+        """The spec of ``cls(cfg)`` without generating anything (what ``validate`` checks conditions on)."""
         return DatasetSpec(
             name="paired-digits",
             modalities=(Modality("image", 1, "image"), Modality("signal", cfg.signal_len, "vector")),
@@ -134,7 +134,7 @@ class PairedDigits:
         return self._splits[name]
 
     def _build(self) -> dict[str, TensorSplit]:
-        import torch
+        import torch  # here, so that the config and the registry never import it
 
         images, y = load_images()
         per_class = int(np.bincount(y).max())

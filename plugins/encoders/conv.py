@@ -14,23 +14,10 @@ modality) gets a zero pooled vector, as ``mean`` and ``lstm`` give for a sample 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from mfm_bench.config import option
-
-
-@dataclass
-class ConvConfig:
-    hidden: int = option(32, "output size (pooled width) and channels of the last conv layer")
-    channels: int = option(16, "channels of the first conv layer (the second has 2x, the last `hidden`)")
-    dropout: float = option(0.0, "dropout on the pooled output")
-
-    def __post_init__(self) -> None:
-        if self.hidden < 1 or self.channels < 1:
-            raise ValueError(f"hidden and channels must be positive, got hidden={self.hidden}, channels={self.channels}")
+from .configs import ConvConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 def _present(mask: torch.Tensor) -> torch.Tensor:

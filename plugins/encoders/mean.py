@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from mfm_bench.config import option
 from mfm_bench.nn import as_sequence, masked_mean
-
-
-@dataclass
-class MeanConfig:
-    hidden: int = option(32, "MLP width and output size")
-    dropout: float = option(0.0, "dropout after the MLP")
+from .configs import MeanConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class MeanEncoder(nn.Module):

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from mfm_bench.config import option
 from mfm_bench.nn import last_valid
-
-
-@dataclass
-class RNNConfig:
-    hidden: int = option(32, "hidden size per direction")
-    layers: int = option(1, "stacked recurrent layers")
-    dropout: float = option(0.0, "dropout between layers and on the output")
-    bidirectional: bool = option(False, "read the sequence both ways (pooled = both final states)")
+from .configs import RNNConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class RNNEncoder(nn.Module):

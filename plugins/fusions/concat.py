@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from mfm_bench.config import option
-
-
-@dataclass
-class ConcatConfig:
-    hidden: int = option(64, "width of the fused vector")
-    dropout: float = option(0.1, "dropout on the fused vector")
+from .configs import ConcatConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class ConcatFusion(nn.Module):

@@ -14,23 +14,12 @@ every step; a missing modality contributes zeros, and a step counts as real when
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from mfm_bench.config import option
 from mfm_bench.nn import aligned_steps, last_valid
-
-
-@dataclass
-class EFLSTMConfig:
-    hidden: int = option(64, "LSTM hidden size (per direction); the fused vector has this width")
-    layers: int = option(1, "stacked LSTM layers")
-    dropout: float = option(0.1, "dropout between stacked LSTM layers (none with one layer, as the reference)")
-    fused_dropout: float = option(0.0, "dropout on the fused vector before the head (reference: none, its dropout "
-                                       "sits inside the head; 0.1 restores our earlier model)")
-    bidirectional: bool = option(False, "read the joint sequence both ways")
+from .configs import EFLSTMConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class EFLSTMFusion(nn.Module):

@@ -7,22 +7,11 @@ their predictions are combined, either by a plain mean or (``weighting: learned`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 from torch import nn
 
-from mfm_bench.config import option
 from mfm_bench.nn import mlp, modality_present
-
-
-@dataclass
-class LateConfig:
-    hidden: int = option(32, "hidden width of each unimodal head")
-    dropout: float = option(0.1, "dropout inside each head")
-    weighting: Literal["mean", "learned"] = option(
-        "mean", "mean: plain mean of the unimodal predictions; learned: softmax of one learned logit per modality")
+from .configs import LateConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class LateFusion(nn.Module):

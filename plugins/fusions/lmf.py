@@ -14,23 +14,12 @@ A missing modality (all-False mask) gets a zero vector while its appended 1 stay
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from mfm_bench.config import option
 from mfm_bench.nn import modality_present, modality_projections, with_one
-
-
-@dataclass
-class LMFConfig:
-    rank: int = option(4, "rank r of the factorised weight tensor")
-    head: bool = option(False, "false: the low-rank product is the prediction, as the reference; true: it outputs "
-                               "a ``hidden``-wide vector for the supervised model's MLP head (our earlier network)")
-    hidden: int = option(32, "width of the fused vector h with head: true (ignored otherwise: h has the task's width)")
-    proj_dim: int = option(0, "project each modality to this width first (0: use the encoder width, as the paper does)")
-    dropout: float = option(0.0, "dropout on the modality vectors (reference: none; 0.1 restores our earlier network)")
+from .configs import LMFConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class LMFFusion(nn.Module):

@@ -22,37 +22,15 @@ padding instead (``skip_padding: false``). Vector modalities [B, D] are fed at e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from mfm_bench.config import option, per_modality
+from mfm_bench.config import per_modality
 from mfm_bench.nn import mlp
 
 from .mfn_fast import fast_forward
-
-
-@dataclass
-class MFNConfig:
-    hidden: int | dict = option({"default": 32}, "LSTM hidden size per modality: a number, or {modality: size, default: size}")
-    memory: int = option(64, "size of the multi-view gated memory (MFM's tuned MOSI setting: 64)")
-    window: int = option(2, "steps of cell states the attention reads (the paper's Delta-memory: 2)")
-    attention_hidden: int = option(32, "hidden width of the attention MLP (NN1 in the original code)")
-    memory_hidden: int = option(32, "hidden width of the MLP proposing the memory update (NN2)")
-    gamma_hidden: int = option(32, "hidden width of the two gate MLPs (gamma1, gamma2)")
-    attention_dropout: float = option(0.0, "dropout inside the attention MLP")
-    memory_dropout: float = option(0.0, "dropout inside the memory-proposal MLP")
-    gamma_dropout: float = option(0.0, "dropout inside the gate MLPs")
-    skip_padding: bool = option(True, "keep the state unchanged at padded steps (false: run over padding like the original)")
-    impl: Literal["reference", "fast"] = option("fast", "fast: grouped cells and fused MLPs (mfn_fast.py); reference: one cell and MLP call at a time. Same math and parameters")
-
-    def __post_init__(self) -> None:
-        if self.window < 1:
-            raise ValueError(f"window must be at least 1, got {self.window}")
-        if self.memory < 1:
-            raise ValueError(f"memory must be at least 1, got {self.memory}")
+from .configs import MFNConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class MFNFusion(nn.Module):

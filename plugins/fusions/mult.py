@@ -25,44 +25,12 @@ multiplied by zero, so a missing source adds nothing to the residual stream. Wit
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from mfm_bench.config import option
 from mfm_bench.nn import CrossmodalTransformer, as_sequence, last_valid, mlp, sinusoid
-
-
-@dataclass
-class MulTConfig:
-    d_model: int = option(32, "common width d of every projected sequence (reference: 30)")
-    heads: int = option(4, "attention heads (must divide d_model; reference: 5)")
-    layers: int = option(2, "layers of each crossmodal transformer (reference: 5)")
-    self_layers: int = option(1, "layers of the self-attention transformer over each target's concatenated outputs "
-                                 "(reference: max(layers, 3))")
-    kernel: int = option(1, "kernel size of the temporal 1-D convolution projecting each modality (odd; reference: 1)")
-    dropout: float = option(0.1, "dropout on residual branches (reference res_dropout 0.1)")
-    relu_dropout: float = option(0.1, "dropout between the feed-forward layers (reference relu_dropout 0.1)")
-    attn_dropout: float = option(0.1, "dropout on attention weights (reference: 0.1 for text targets, 0 for the others)")
-    embed_dropout: float = option(0.25, "dropout on each transformer's scaled, position-embedded input (reference 0.25)")
-    out_dropout: float = option(0.0, "dropout inside the residual output block (reference out_dropout 0.0)")
-    causal: bool = option(True, "causal attention in every layer, as the reference's default attn_mask "
-                                "(main.py: --attn_mask is store_false); false: every step reads every step")
-    shared_norm: bool = option(True, "one LayerNorm for queries, keys and values, as the reference layer; "
-                                     "false: keys/values get their own LayerNorm (our earlier layer)")
-    rescale_self: bool = option(True, "re-scale by sqrt(width) and add position embeddings before the self-attention "
-                                      "stack, as the reference's TransformerEncoder does; false: our earlier stack")
-    padding_mask: bool = option(True, "ignore padded steps (keys and the summary step) and missing modalities: an "
-                                      "extension; false: as the reference, attend to every step, summary at the last")
-    head: bool = option(False, "false: a Linear output layer predicts, as the reference; true: output the fused "
-                               "vector for the supervised model's MLP head (our earlier network)")
-
-    def __post_init__(self) -> None:
-        if self.d_model % self.heads:
-            raise ValueError(f"heads ({self.heads}) must divide d_model ({self.d_model})")
-        if self.kernel < 1 or self.kernel % 2 == 0:
-            raise ValueError(f"kernel must be a positive odd number, got {self.kernel}")
+from .configs import MulTConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class MulTFusion(nn.Module):

@@ -20,35 +20,13 @@ the terms of the modalities present.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
-from mfm_bench.config import option
 from mfm_bench.contracts import Task
 from mfm_bench.nn import modality_present, modality_projections, with_one
-
-
-@dataclass
-class TFNConfig:
-    proj_dim: int = option(8, "width each modality is projected to before the outer product (0: use the encoder width)")
-    hidden: int = option(64, "width of the two fully connected layers after the fusion (reference post_fusion_dim)")
-    dropout: float = option(0.15, "dropout on the flattened tensor (reference post_fusion_dropout)")
-    hidden_dropout: float = option(0.0, "dropout after each fully connected layer (reference: none; 0.15 with "
-                                        "head: true restores our earlier network)")
-    head: bool = option(False, "false: a third Linear layer predicts, as the reference; true: output the hidden "
-                               "vector for the supervised model's MLP head, no squash (our earlier network)")
-    output_range: Any = option("task", "squash a regression prediction with sigmoid * (hi - lo) + lo, as the "
-                                       "reference's sigmoid * 6 - 3: 'task' uses the dataset's range (MOSI: [-3, 3]), "
-                                       "[lo, hi] a fixed one, [] none")
-    max_tensor: int = option(250_000, "largest allowed size of the flattened tensor, prod(d_m + 1)")
-
-    def __post_init__(self) -> None:
-        r = self.output_range
-        if r != "task" and not (isinstance(r, list) and (not r or (len(r) == 2 and r[0] < r[1]))):
-            raise ValueError(f"output_range must be 'task', [lo, hi] with lo < hi, or [] for no squash; got {r!r}")
+from .configs import TFNConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class TFNFusion(nn.Module):

@@ -22,38 +22,18 @@ supervised emotion loss is trained jointly. Built here, for any number M >= 2 of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mfm_bench.config import option
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.errors import MfmBenchError
 from mfm_bench.nn import Head, last_valid, masked_mean, task_loss
+from .configs import LadderConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class LadderBuildError(MfmBenchError, ValueError):
     """The ladder model cannot read this dataset; the message names the modality and the fix."""
-
-
-@dataclass
-class LadderConfig:
-    backbone: Literal["mlp", "lstm"] = option("mlp", "per-modality backbone: mlp (masked mean, Linear-ReLU) or lstm")
-    hidden: int = option(32, "width of the backbone and of every ladder layer")
-    layers: int = option(2, "ladder layers per modality (intermediate representations that are reconstructed)")
-    noise: float = option(0.3, "std of the Gaussian noise of the corrupted encoder path (training only)")
-    aux_weight: float = option(1.0, "weight of the cross-modal reconstruction (unsupervised auxiliary) loss")
-    head_hidden: int = option(64, "hidden width of the prediction head")
-    dropout: float = option(0.1, "dropout inside the prediction head")
-
-    def __post_init__(self) -> None:
-        if self.hidden < 1 or self.layers < 1:
-            raise ValueError(f"hidden and layers must be positive, got hidden={self.hidden}, layers={self.layers}")
-        if self.noise < 0 or self.aux_weight < 0:
-            raise ValueError(f"noise and aux_weight must be >= 0, got noise={self.noise}, aux_weight={self.aux_weight}")
 
 
 class Backbone(nn.Module):

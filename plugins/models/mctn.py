@@ -23,34 +23,14 @@ Choices of this implementation (the paper leaves them open or ties them to its c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
-from mfm_bench.config import option
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.nn import Head, as_sequence, last_valid, masked_mse, safe_attention, sinusoid, task_loss
-
-
-@dataclass
-class MCTNConfig:
-    source: str = option("", "the source modality, the only one read at test time (empty: the first of the dataset)")
-    targets: list = option([], "modalities translated to, in order (empty: every other modality, in dataset order)")
-    hidden: int = option(32, "width of the encoders, decoders and predictor (reference hidden_dim and reg_hidden_dim 32)")
-    bidirectional: bool = option(True, "encoders read the source both ways, directions summed, as the reference "
-                                       "(configs/mctn.yaml is_bidirectional); false: one direction (our earlier model)")
-    pooling: Literal["attention", "last"] = option(
-        "attention", "predictor summary: attention over its steps (reference regression_model.py); last: the state at "
-                     "the last real step (our earlier model)")
-    l2: float = option(0.01, "L2 penalty on the output layer's weights (reference l2_factor 0.01; 0 for none)")
-    dropout: float = option(0.0, "dropout on the joint representation and inside the head (reference: none)")
-    head_hidden: int = option(0, "hidden width of the prediction head (0: one Linear, as the reference's Dense(1); "
-                                 "64 with dropout 0.1, l2 0 restores our earlier head)")
-    label_weight: float = option(1.0, "weight of the task loss (reference regression loss_weight 1.0)")
-    translation_weight: float = option(0.1, "weight of the translation losses (MSE to each target; reference 0.1)")
-    cycle_weight: float = option(0.1, "weight of the cycle-consistency loss (MSE back to the source; reference 0.1)")
+from .configs import MCTNConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class Decoder(nn.Module):

@@ -7,7 +7,8 @@ the original code):
 - z_a(i) = Linear(encoder_i(x_i)): one code per modality, read from that modality alone (any encoder plugin);
 - z_y = Linear(fusion(x_1..x_M)): the discriminative code, read from all modalities (any fusion plugin; MFN);
 - factors F_y = map_y(z_y), F_a(i) = map_i(z_a(i)) with map(z) = relu(fc2(dropout(relu(fc1(z)))));
-- decoders x_hat_i = G_i([F_y, F_a(i)]) (LSTM over the full sequence length) and label y_hat = D(F_y);
+- decoders x_hat_i = G_i([F_y, F_a(i)]) (the paper: an LSTM over the full sequence length; per modality, the
+  ``decoder`` parameter picks one that writes the modality's kind, see ``mfm_decoders.py``) and label y_hat = D(F_y);
 - loss = label loss + sum_i lambda_x(i) MSE(x_i, x_hat_i) + lambda_mmd sum_z MMD(z, N(0, I)).
 
 ``variant`` selects the paper's ablations; ``surrogate: true`` adds surrogate inference for missing modalities.
@@ -15,65 +16,23 @@ the original code):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
-from mfm_bench.config import option, per_modality, plugin
+from mfm_bench.config import per_modality
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.losses import kl_standard_normal, mmd_to_prior, reparameterise
 from mfm_bench.nn import Head as LabelHead  # D: Linear-ReLU-Dropout-Linear (fy_to_y), or one Linear (M_D)
-from mfm_bench.nn import as_sequence, concat_modalities, per_sample_mse, task_loss
+from mfm_bench.nn import as_sequence, concat_modalities, modality_present, per_sample_mse, task_loss
 from mfm_bench.registry import get_registry
 
-from .mfm_fast import FastSequenceDecoder
-from .mfm_parts import CodeEncoder, FactorMap, SequenceDecoder, frozen_call
+from .mfm_decoders import SEQUENCE_ENCODERS, MFMBuildError, build_decoder, check_modality_kinds, run_decoder
+from .mfm_parts import CodeEncoder, FactorMap, frozen_call
+from .configs import Variant, VARIANTS, MFMConfig  # noqa: F401 - the config lives torch-free in configs.py
 
-Variant = Literal["full", "shared_generative", "no_discriminative", "no_generative", "discriminative_only", "kl"]
-VARIANTS: tuple[str, ...] = ("full", "shared_generative", "no_discriminative", "no_generative", "discriminative_only", "kl")
 SHARED = "shared"  # the key of the single generative code of the shared_generative variant
-
-
-@dataclass
-class MFMConfig:
-    variant: Variant = option("full", "full MFM or an ablation: shared_generative, no_discriminative, no_generative, discriminative_only, kl")
-    encoder: str | dict = plugin("encoder", "lstm", "encoder plugin of the generative codes z_a(i) "
-                                 "(a name, or {modality: name, default: name})")
-    encoder_params: dict = option({}, "params of the generative (and surrogate) encoders")
-    fusion: str = plugin("fusion", "mfn", "fusion plugin giving the discriminative code z_y (the paper: MFN)")
-    fusion_params: dict = option({}, "params of the fusion")
-    zy: int = option(80, "size of the discriminative code z_y (tuned MOSI setting: 80)")
-    za: int | dict = option({"text": 64, "default": 80}, "size of each generative code z_a(i): a number or {modality: size, default: size} (MOSI: text 64, audio/visual 80; 'shared' names the shared_generative code)")
-    fy: int = option(64, "size of the discriminative factor F_y (MOSI: 64)")
-    fa: int | dict = option({"text": 32, "audio": 16, "default": 64}, "size of each generative factor F_a(i) (MOSI: text 32, audio 16, visual 64)")
-    factor_dropout: float = option(0.0, "dropout inside the z -> F maps")
-    head_hidden: int | None = option(None, "hidden width of the label head D; null: the size of its input factor, as the original Linear(fy, fy)")
-    head_dropout: float = option(0.0, "dropout inside the label head D")
-    lambda_mmd: float = option(100.0, "weight of the MMD prior term, summed over all codes (MOSI: 100)")
-    kernel: Literal["original", "rbf", "imq"] = option("original", "MMD kernel: original (exp(-||x-y||^2/dim^2), biased estimator), rbf or imq (unbiased estimators)")
-    lambda_x: float | dict = option({"text": 0.5, "audio": 0.01, "default": 0.5}, "reconstruction weight per modality: a number or {modality: weight, default: weight} (MOSI: text 0.5, audio 0.01, visual 0.5)")
-    mask_padding: bool = option(False, "leave padded steps out of the reconstruction loss (the original reconstructs the zero padding too)")
-    lambda_kl: float = option(1.0, "weight of the KL prior term of the kl variant (KL summed over code dims, averaged over the batch)")
-    surrogate: bool = option(False, "train surrogate encoders for missing modalities and use them when a modality is missing")
-    lambda_surrogate: float = option(1.0, "weight of the MSE between surrogate codes and the (detached) full-model codes")
-    surrogate_task_weight: float = option(1.0, "weight of the label and reconstruction losses computed from surrogate codes")
-    impl: Literal["reference", "fast"] = option("fast", "decoders: fast (whole-sequence LSTM kernel after step 0) or reference (one cell call per step); same math and parameters. The MFN fusion has its own impl in fusion_params")
-
-    def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
-        for name in ("za", "fa"):
-            value = getattr(self, name)
-            values = value.values() if isinstance(value, dict) else [value]
-            if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-                raise ValueError(f"{name} must be a positive integer or a mapping of positive integers, got {value!r}")
-        values = self.lambda_x.values() if isinstance(self.lambda_x, dict) else [self.lambda_x]
-        if not all(isinstance(v, (int, float)) and v >= 0 for v in values):
-            raise ValueError(f"lambda_x must be a non-negative number or a mapping of them, got {self.lambda_x!r}")
-        if self.zy < 1 or self.fy < 1:
-            raise ValueError("zy and fy must be positive")
 
 
 class MFM(nn.Module):
@@ -84,6 +43,7 @@ class MFM(nn.Module):
         self.spec, self.task, self.cfg = spec, spec.task, cfg
         self.names = spec.modality_names
         self._check_names()
+        check_modality_kinds(spec, cfg)
         v = cfg.variant
         self.has_y = v not in ("no_discriminative", "discriminative_only")
         self.has_a = v != "no_generative"
@@ -121,7 +81,8 @@ class MFM(nn.Module):
             in_dim = sum(dims.values()) if k == SHARED else dims[k]
             code = f"za_{k}"
             self.code_dims[code] = int(per_modality(self.cfg.za, k, "za"))
-            self.generative[k] = CodeEncoder(self._encoder(reg, k, in_dim), self.code_dims[code], variational)
+            self.generative[k] = CodeEncoder(self._encoder(reg, k, in_dim), self.code_dims[code], variational,
+                                             self._reads_sequences(k))
             self.code_inputs[code] = list(self.names) if k == SHARED else [k]
 
     def _build_discriminative(self, reg: Any) -> None:
@@ -133,6 +94,11 @@ class MFM(nn.Module):
         if getattr(entry.factory, "predicts", False):
             raise ValueError(f"fusion {cfg.fusion!r} predicts labels directly; MFM needs a fusion that returns a vector for z_y")
         self.fusion_input = getattr(entry.factory, "input_kind", "pooled")
+        images = [m.name for m in self.spec.modalities if m.kind == "image"]
+        if self.fusion_input == "raw" and images:
+            raise MFMBuildError(f"mfm: fusion {cfg.fusion!r} reads raw sequences, and modality {images[0]!r} of "
+                                f"{self.spec.name!r} is an image [C, H, W]; use a fusion of encoded modalities "
+                                "(fusion: concat, tfn, lmf or late) with encoder: {image: conv-image}")
         self.fusion_encoders = nn.ModuleDict()
         if self.fusion_input != "raw":
             for m in self.names:
@@ -152,12 +118,12 @@ class MFM(nn.Module):
         self.decoders = nn.ModuleDict()
         if not self.decodes:
             return
-        decoder_class = FastSequenceDecoder if self.cfg.impl == "fast" else SequenceDecoder
         for m in self.names:
             own = [f"za_{SHARED}"] if self.cfg.variant == "shared_generative" else ([f"za_{m}"] if self.has_a else [])
             reads = (["zy"] if self.has_y else []) + own
             self.decoder_inputs[m] = reads
-            self.decoders[m] = decoder_class(sum(self._factor_size(c) for c in reads), self.spec.input_dims[m])
+            in_dim = sum(self._factor_size(c) for c in reads)
+            self.decoders[m] = build_decoder(self.spec, self.spec.modality(m), self.cfg.decoder, in_dim, self.cfg.impl)
 
     def _build_head(self) -> None:
         """Label head D: reads F_y, or every F_a(i) when there is no z_y."""
@@ -175,18 +141,29 @@ class MFM(nn.Module):
             return
         dims = self.spec.input_dims
         for m in self.names:
-            in_dim = sum(dims[o] for o in self.names if o != m)
+            others = [o for o in self.names if o != m]
+            # one other modality: its own encoder reads it as it is (an image, too); several: concatenated features
+            key = others[0] if len(others) == 1 else m
+            in_dim = sum(dims[o] for o in others)
             self.surrogates[m] = nn.ModuleDict({
-                code: CodeEncoder(self._encoder(reg, m, in_dim, surrogate=True), self.code_dims[code])
+                code: CodeEncoder(self._encoder(reg, key, in_dim, surrogate=len(others) > 1), self.code_dims[code],
+                                  sequence_input=len(others) > 1 or self._reads_sequences(key))
                 for code, reads in self.code_inputs.items() if m in reads
             })
 
-    def _encoder(self, reg: Any, key: str, in_dim: int, surrogate: bool = False) -> nn.Module:
+    def _encoder_name(self, key: str, surrogate: bool = False) -> str:
         name = self.cfg.encoder
         if isinstance(name, dict):
             name = name.get("default", next(iter(name.values()))) if (surrogate or key == SHARED) else \
                 per_modality(name, key, "encoder")
-        return reg.build("encoder", name, in_dim, **self.cfg.encoder_params)
+        return str(name)
+
+    def _encoder(self, reg: Any, key: str, in_dim: int, surrogate: bool = False) -> nn.Module:
+        return reg.build("encoder", self._encoder_name(key, surrogate), in_dim, **self.cfg.encoder_params)
+
+    def _reads_sequences(self, key: str) -> bool:
+        """True when modality ``key``'s encoder reads sequences only (it gets a vector as one step)."""
+        return self._encoder_name(key) in SEQUENCE_ENCODERS
 
     def _factor_size(self, code: str) -> int:
         return self.cfg.fy if code == "zy" else int(per_modality(self.cfg.fa, code[len("za_"):], "fa"))
@@ -214,7 +191,8 @@ class MFM(nn.Module):
             else:
                 feats = {}
                 for m in self.names:
-                    pooled, seq = self.fusion_encoders[m](*as_sequence(batch.inputs[m], batch.mask[m]))
+                    x, mk = batch.inputs[m], batch.mask[m]
+                    pooled, seq = self.fusion_encoders[m](*(as_sequence(x, mk) if self._reads_sequences(m) else (x, mk)))
                     feats[m] = pooled if self.fusion_input == "pooled" else seq
             fused = self.fusion(feats, batch.mask)  # (B, H)
             if isinstance(fused, tuple):  # fusions may return (fused, extra losses)
@@ -227,7 +205,10 @@ class MFM(nn.Module):
     def surrogate_codes(self, batch: Batch, missing: str) -> dict[str, torch.Tensor]:
         """Codes that read modality ``missing``, predicted from the other modalities only."""
         others = [o for o in self.names if o != missing]
-        x, mk = concat_modalities(batch.inputs, batch.mask, others)  # (B, T, sum D)
+        if len(others) == 1:  # its own form: (B, T, D), (B, D) or (B, C, H, W)
+            x, mk = batch.inputs[others[0]], batch.mask[others[0]]
+        else:
+            x, mk = concat_modalities(batch.inputs, batch.mask, others)  # (B, T, sum D)
         return {code: enc(x, mk)[0] for code, enc in self.surrogates[missing].items()}
 
     def factorize(self, codes: dict[str, torch.Tensor], frozen: bool = False) -> dict[str, torch.Tensor]:
@@ -235,34 +216,41 @@ class MFM(nn.Module):
         call = frozen_call if frozen else (lambda mod, *a: mod(*a))
         return {code: call(self.maps[code], z) for code, z in codes.items()}
 
-    def decode(self, factors: dict[str, torch.Tensor], steps: dict[str, int], frozen: bool = False,
+    def decode(self, factors: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]], frozen: bool = False,
                only: list[str] | None = None) -> dict[str, torch.Tensor]:
-        """Reconstructions {modality: [B, T, D] (or [B, D] for vector modalities)}; ``steps[m]`` = T (0: vector).
-        ``only`` restricts decoding to those modalities."""
+        """Reconstructions {modality: [B, *shapes[m]]}: [B, T, D] for sequences, [B, D] for vectors, [B, C, H, W]
+        for images (``shapes``: :meth:`shapes` of a batch). ``only`` restricts decoding to those modalities."""
         call = frozen_call if frozen else (lambda mod, *a: mod(*a))
         out = {}
         for m, reads in self.decoder_inputs.items():
             if only is not None and m not in only:
                 continue
             f = torch.cat([factors[c] for c in reads], dim=1)  # (B, sum F)
-            x_hat = call(self.decoders[m], f, max(steps[m], 1))  # (B, T, D)
-            out[m] = x_hat.squeeze(1) if steps[m] == 0 else x_hat
+            out[m] = run_decoder(self.decoders[m], f, shapes[m], call)  # (B, *shape)
         return out
 
     def predict(self, factors: dict[str, torch.Tensor], frozen: bool = False) -> torch.Tensor:
         f = torch.cat([factors[c] for c in self.head_inputs], dim=1)
         return frozen_call(self.head, f) if frozen else self.head(f)
 
-    def steps(self, batch: Batch) -> dict[str, int]:
-        return {m: (batch.inputs[m].shape[1] if batch.inputs[m].dim() == 3 else 0) for m in self.names}
+    def shapes(self, batch: Batch) -> dict[str, tuple[int, ...]]:
+        """Per-sample shape of every modality in ``batch``: (T, D), (D,) or (C, H, W)."""
+        return {m: tuple(batch.inputs[m].shape[1:]) for m in self.names}
 
     def recon_errors(self, x_hat: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
         """Per-sample reconstruction MSE [B] of every modality (padding counted unless ``mask_padding``)."""
         out = {}
         for m, xh in x_hat.items():
-            x, mk = as_sequence(batch.inputs[m], batch.mask[m])
-            out[m] = per_sample_mse(xh if xh.dim() == 3 else xh.unsqueeze(1), x, mk if self.cfg.mask_padding else None)
+            x, mk = as_rows(batch.inputs[m], batch.mask[m])
+            out[m] = per_sample_mse(as_rows(xh, batch.mask[m])[0], x, mk if self.cfg.mask_padding else None)
         return out
+
+    def write_artifacts(self, dataset: Any, run_dir: Any, device: Any) -> list[tuple[str, str, str, float]]:
+        """Called by the runner after evaluation. On image data with a classification task: the conditional
+        generation grid and its measurement (``mfm_generate``) into the run folder, returned as metric rows."""
+        from .mfm_generate import write_generation
+
+        return [("clean", "test", k, v) for k, v in write_generation(self, dataset, run_dir, device).items()]
 
     # -- forward ----------------------------------------------------------------------------------------
     def forward(self, batch: Batch) -> Output:
@@ -284,7 +272,7 @@ class MFM(nn.Module):
         # in place of the codes of a missing modality
         extras: dict[str, Any] = {"codes": {k: v.detach() for k, v in used.items()}}
         if self.decodes:
-            x_hat = self.decode(factors, self.steps(batch))
+            x_hat = self.decode(factors, self.shapes(batch))
             losses.update(self._recon_losses(x_hat, batch, present))
             sums = self._missing_recon_sums(x_hat, batch, present)
             if sums:
@@ -331,8 +319,8 @@ class MFM(nn.Module):
         for m, (x_true, m_true) in batch.withheld.items():
             if m not in x_hat or bool(present[m].all()):
                 continue
-            x_true, m_true = as_sequence(x_true, m_true)
-            xh = x_hat[m] if x_hat[m].dim() == 3 else x_hat[m].unsqueeze(1)
+            x_true, m_true = as_rows(x_true, m_true)
+            xh = as_rows(x_hat[m], m_true)[0]
             err = per_sample_mse(xh.float(), x_true.float(), m_true)
             miss = ~present[m]
             sums[f"recon_missing_{m}"] = ((err * miss.to(err.dtype)).sum().detach(), int(miss.sum()))
@@ -347,7 +335,7 @@ class MFM(nn.Module):
         into one loss, so there the surrogate terms also pull on the full model). ``surrogates``: {m: codes}."""
         cfg = self.cfg
         mse = label = recon = None
-        steps = self.steps(batch)
+        shapes = self.shapes(batch)
         for m in self.names:
             sur = surrogates[m]
             # targets only from samples that have m (a training sample may lack it: its codes say nothing)
@@ -361,7 +349,7 @@ class MFM(nn.Module):
                 lt = task_loss(self.task, self.predict(factors, frozen=True), batch.target)
                 label = lt if label is None else label + lt
                 if self.decodes:  # the missing modality's reconstruction, as the original
-                    err = self.recon_errors(self.decode(factors, steps, frozen=True, only=[m]), batch)[m]
+                    err = self.recon_errors(self.decode(factors, shapes, frozen=True, only=[m]), batch)[m]
                     rt = self.lambda_x(m) * (err * w).sum() / w.sum().clamp_min(1.0)
                     recon = rt if recon is None else recon + rt
         out = {"surrogate": cfg.lambda_surrogate * mse}
@@ -370,3 +358,11 @@ class MFM(nn.Module):
         if recon is not None:
             out["surrogate_recon"] = cfg.surrogate_task_weight * recon
         return out
+
+
+def as_rows(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A modality as [B, T, D] rows for the reconstruction error: sequences as they are, a vector as one step, an
+    image [B, C, H, W] as one step of C*H*W features; with the mask [B, T]."""
+    if x.dim() == 4:
+        return x.flatten(1).unsqueeze(1), modality_present(mask, keepdim=True)  # (B, 1, C*H*W), (B, 1)
+    return as_sequence(x, mask)

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ def factor_label(code: str) -> str:
 
 
 def _check_model(model: Any) -> None:
-    needed = ("encode", "factorize", "decode", "steps", "decoder_inputs")
+    needed = ("encode", "factorize", "decode", "shapes", "decoder_inputs")
     if not all(hasattr(model, n) for n in needed) or not getattr(model, "decoder_inputs"):
         raise ExplainError(f"explain needs an MFM model with decoders (a variant other than discriminative_only); "
                          f"got {type(model).__name__}")
@@ -63,11 +64,11 @@ def reconstruction_saliency(model: Any, split: Any, batch_size: int = EVAL_BATCH
             codes = model.encode(batch)[0]
             factors = model.factorize(codes)
         factors = {k: v.detach().requires_grad_(True) for k, v in factors.items()}
-        steps = model.steps(batch)
+        shapes = model.shapes(batch)
         with torch.enable_grad():
-            x_hat = model.decode(factors, steps)
+            x_hat = model.decode(factors, shapes)
             for m, reads in model.decoder_inputs.items():
-                xm = x_hat[m] if x_hat[m].dim() == 3 else x_hat[m].unsqueeze(1)  # (B, T, D)
+                xm = x_hat[m] if x_hat[m].dim() == 3 else x_hat[m].flatten(1).unsqueeze(1)  # (B, T, D); image: T = 1
                 mask = batch.mask[m].reshape(xm.shape[0], -1).bool()
                 if mask.shape[1] != xm.shape[1]:
                     mask = mask.any(1, keepdim=True).expand(-1, xm.shape[1])
@@ -162,7 +163,12 @@ def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> tuple[Any, Any,
     reg = get_registry()
     dataset = reg.build("dataset", ds_name, **(ds_cfg.get("params") or {}))
     model = reg.build("model", model_name, dataset.spec, **(model_cfg.get("params") or {}))
-    state = torch.load(weights, map_location=device, weights_only=True)
+    try:
+        state = torch.load(weights, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ExplainError(f"{weights}: not a readable model file ({first}); it may be truncated: run the suite "
+                           "again with --overwrite to rewrite it") from None
     model.load_state_dict(state)
     return model, dataset, config
 

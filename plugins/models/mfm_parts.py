@@ -19,16 +19,18 @@ from mfm_bench.nn import as_sequence
 class CodeEncoder(nn.Module):
     """An encoder plugin, then a Linear layer to the code (the original: LSTM, last hidden state, Linear).
 
-    With ``variational`` a second Linear gives the log-variance (the ``kl`` variant)."""
+    With ``variational`` a second Linear gives the log-variance (the ``kl`` variant). ``sequence_input``: the
+    encoder reads sequences only, so a vector [B, D] reaches it as one step; otherwise inputs go as they are."""
 
-    def __init__(self, encoder: nn.Module, code_dim: int, variational: bool = False) -> None:
+    def __init__(self, encoder: nn.Module, code_dim: int, variational: bool = False, sequence_input: bool = True) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.encoder, self.sequence_input = encoder, sequence_input
         self.to_code = nn.Linear(encoder.output_dim, code_dim)
         self.to_logvar = nn.Linear(encoder.output_dim, code_dim) if variational else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x, mask = as_sequence(x, mask)
+        if self.sequence_input:
+            x, mask = as_sequence(x, mask)
         pooled, _ = self.encoder(x, mask)  # (B, H)
         logvar = self.to_logvar(pooled) if self.to_logvar is not None else None
         return self.to_code(pooled), logvar  # (B, Z), (B, Z) or None

@@ -24,45 +24,17 @@ present modalities' c_m) and ``specific_<m>`` (p_m).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import combinations
-from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mfm_bench.config import option, per_modality, plugin
+from mfm_bench.config import per_modality
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.nn import CrossmodalTransformer, Head, modality_present, task_loss
 from mfm_bench.registry import get_registry
-
-
-@dataclass
-class MISAConfig:
-    encoder: str | dict = plugin("encoder", "lstm",
-                                 "encoder name for every modality, or a mapping {modality: name, default: name}")
-    encoder_params: dict = option({}, "params for the encoder(s)")
-    hidden: int = option(32, "width of the utterance, invariant and specific vectors")
-    heads: int = option(2, "attention heads of the fusion layer (must divide hidden)")
-    dropout: float = option(0.5, "dropout in the fusion MLP (reference config.py dropout 0.5)")
-    attn_dropout: float = option(0.1, "dropout in the attention layer (reference: nn.TransformerEncoderLayer's 0.1)")
-    head_hidden: int = option(0, "hidden width of the prediction head (0: one Linear, as the reference's fusion_layer_3; "
-                                 "64 with dropout 0.1 restores our earlier head)")
-    regression_loss: Literal["mse", "l1"] = option(
-        "mse", "loss of (multi-)regression targets: mse as the reference's solver; l1 as MFM trains (our earlier model)")
-    detach_norm: bool = option(True, "detach the L2 norms in the difference loss, as the reference DiffLoss; "
-                                     "false: gradients flow through the normalisation (our earlier loss)")
-    sim_weight: float = option(1.0, "weight of the similarity loss (CMD between invariant vectors)")
-    diff_weight: float = option(0.3, "weight of the difference loss (orthogonality of invariant and specific vectors)")
-    recon_weight: float = option(1.0, "weight of the reconstruction loss")
-    cmd_moments: int = option(5, "central moments matched by the CMD")
-
-    def __post_init__(self) -> None:
-        if self.hidden % self.heads:
-            raise ValueError(f"heads ({self.heads}) must divide hidden ({self.hidden})")
-        if self.cmd_moments < 1:
-            raise ValueError(f"cmd_moments must be at least 1, got {self.cmd_moments}")
+from .configs import MISAConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 def cmd(x: torch.Tensor, y: torch.Tensor, moments: int) -> torch.Tensor:

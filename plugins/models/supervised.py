@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from mfm_bench.config import option, per_modality, plugin
+from mfm_bench.config import per_modality
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.nn import Head, shape_prediction, task_loss
 from mfm_bench.registry import get_registry
-
-
-@dataclass
-class SupervisedConfig:
-    encoder: str | dict = plugin("encoder", "lstm",
-                                 "encoder name for every modality, or a mapping {modality: name, default: name}")
-    encoder_params: dict = option({}, "params for the encoder(s)")
-    fusion: str = plugin("fusion", "concat", "fusion plugin name")
-    fusion_params: dict = option({}, "params for the fusion")
-    head_hidden: int = option(64, "hidden width of the prediction head")
-    head_dropout: float = option(0.1, "dropout inside the prediction head")
+from .configs import SupervisedConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class SupervisedModel(nn.Module):

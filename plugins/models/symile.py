@@ -27,18 +27,17 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mfm_bench.config import option
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.errors import MfmBenchError
 from mfm_bench.nn import shape_prediction, task_loss
 from mfm_bench.registry import get_registry
+from .configs import SymileConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 #: encoder of each modality kind, for modalities the config names none for
 AUTO_ENCODERS = {"image": "conv-image", "vector": "conv-signal", "sequence": "lstm"}
@@ -46,24 +45,6 @@ AUTO_ENCODERS = {"image": "conv-image", "vector": "conv-signal", "sequence": "ls
 
 class ModelBuildError(MfmBenchError, ValueError):
     """A model cannot be built for this dataset; the message names the modality and the fix."""
-
-
-@dataclass
-class SymileConfig:
-    objective: Literal["symile", "clip"] = option("symile", "symile (multilinear inner product) or clip (pairwise)")
-    negatives: Literal["n", "n_squared"] = option("n", "Symile negatives: n (O(N), shuffled tuples) or n_squared "
-                                                       "(all N^(M-1) tuples; small batches only)")
-    encoder: Any = option(None, "encoder for every modality, or a mapping modality -> encoder; a modality without "
-                                "one gets its kind's (image: conv-image, vector: conv-signal, sequence: lstm)")
-    encoder_params: dict = option({}, "params for every encoder")
-    dim: int = option(32, "width d of the shared representation space")
-    temperature: float = option(0.07, "initial softmax temperature (learned, as in CLIP and Symile)")
-    weight: float = option(1.0, "weight of the contrastive loss")
-
-    def __post_init__(self) -> None:
-        if self.dim < 1 or self.temperature <= 0 or self.weight < 0:
-            raise ValueError(f"dim must be positive, temperature > 0 and weight >= 0; got dim={self.dim}, "
-                             f"temperature={self.temperature}, weight={self.weight}")
 
 
 def mip(reps: list[torch.Tensor]) -> torch.Tensor:

@@ -1,0 +1,49 @@
+"""The fail-fast data check: before the first run, every dataset of a suite must find its files.
+
+Dataset plugins declare their files (``factory.declare(cfg)``); this reads the declarations only, never the
+data. When some dataset has no complete format on disk, one :class:`SuiteDataMissingError` lists each such
+dataset, every folder it looked in and the command that fetches it, instead of one failed run per grid cell.
+Datasets with ``fetch: true`` in their params download at build time and are not checked; generated datasets
+declare nothing and always pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import MfmBenchError
+
+
+class SuiteDataMissingError(MfmBenchError, FileNotFoundError):
+    """Some datasets of a suite have no data on disk; the message lists them, where they looked, how to fetch."""
+
+
+def missing_datasets(suite: Any, registry: Any = None) -> list[str]:
+    """One line per dataset of ``suite`` whose declared files are not all present in any of its formats."""
+    from .data.fetch import complete_format, folder_of, missing_files
+    from .data.paths import data_home
+    from .registry import get_registry
+
+    reg = registry or get_registry()
+    lines = []
+    for ref in suite.datasets:
+        declare = getattr(reg.get("dataset", ref.name).factory, "declare", None)
+        if declare is None or ref.params.get("fetch"):
+            continue
+        decl = declare(reg.config_of("dataset", ref.name, ref.params))
+        if complete_format(decl) is not None:
+            continue
+        looked = "; ".join(f"{folder_of(f)} ({f.name}, lacks {', '.join(missing_files(f)[:3])}"
+                           + (" ..." if len(missing_files(f)) > 3 else "") + ")" for f in decl.formats)
+        where = "params.path" if ref.params.get("path") else f"MFM_BENCH_DATA={data_home()}"
+        lines.append(f"  {ref.label}: looked in {looked} [from {where}]; get it with `mfm-bench fetch {ref.name}`")
+    return lines
+
+
+def check_data(suite: Any, registry: Any = None) -> None:
+    """Raise :class:`SuiteDataMissingError` when any dataset of ``suite`` lacks its files (see module docstring)."""
+    lines = missing_datasets(suite, registry)
+    if lines:
+        raise SuiteDataMissingError(
+            f"{len(lines)} dataset(s) of {suite.path} have no data on disk; nothing was run:\n" + "\n".join(lines)
+            + "\nor set MFM_BENCH_DATA to the folder that holds them, or add `fetch: true` to the suite")

@@ -1,0 +1,111 @@
+"""An output folder belongs to one suite, run one way.
+
+- The store records the suite's fingerprint: its name and its resolved grid (every run config, seeds, device and
+  threads left out). Running another suite, or a changed configuration, into the folder is refused
+  (:class:`SuiteMismatchError`) unless ``--overwrite`` clears it; more seeds of the same suite are welcome.
+- Each run's record holds the execution settings that can change its numbers without changing its id: the
+  device, the CPU thread count and torch's deterministic switch. ``--resume`` keeps finished runs only when they
+  ran with the settings of this invocation; else it is refused (:class:`MixedSettingsError`) unless
+  ``--allow-mixed`` (docs/results.md: reproducibility measures how much they move the metrics).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import MfmBenchError
+
+SETTINGS = ("device", "threads", "deterministic")
+
+
+class SuiteMismatchError(MfmBenchError):
+    """The output folder holds results of another suite or of another configuration of this one."""
+
+
+class MixedSettingsError(MfmBenchError):
+    """``--resume`` would mix runs made with other execution settings (threads, device, deterministic)."""
+
+
+def fingerprint(name: str, configs: list[dict[str, Any]]) -> dict[str, Any]:
+    """{"name", "grid", "hash"}: the grid is every distinct run config with seed, device and threads removed."""
+    grid, seen = [], set()
+    for c in configs:
+        c = {**{k: v for k, v in c.items() if k != "seed"},
+             "train": {k: v for k, v in c["train"].items() if k not in ("device", "threads")}}
+        key = json.dumps(c, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            grid.append(json.loads(key))
+    digest = hashlib.sha256(json.dumps([name, grid], sort_keys=True).encode()).hexdigest()[:16]
+    return {"name": name, "grid": grid, "hash": digest}
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    """The first path where ``a`` (recorded) and ``b`` (now) differ, as ``path: old -> new``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                return _first_difference(x, y, f"{path}[{i}]")
+    if isinstance(a, list) and isinstance(b, list):
+        return f"{path}: {len(a)} configurations -> {len(b)}"
+    return f"{path}: {json.dumps(a, default=str)} -> {json.dumps(b, default=str)}"
+
+
+def claim(store: Any, out: Path, fp: dict[str, Any], overwrite: bool) -> None:
+    """Record ``fp`` as the folder's suite, or refuse when the folder holds another one (``overwrite`` clears it)."""
+    old = store.get_meta("suite")
+    if old is None and not store.runs():
+        store.set_meta("suite", fp)
+        return
+    if old is not None and old["hash"] == fp["hash"]:
+        return
+    if overwrite:
+        store.clear()
+        store.set_meta("suite", fp)
+        return
+    if old is None:
+        what = "runs recorded without a suite fingerprint (an older mfm-bench)"
+    elif old["name"] != fp["name"]:
+        what = f"results of suite {old['name']!r}, not {fp['name']!r}"
+    else:
+        change = _first_difference(old["grid"], fp["grid"], "grid")
+        what = f"results of another configuration of suite {fp['name']!r} ({change})"
+    raise SuiteMismatchError(f"{out} holds {what}; rows would mix them. Pass --overwrite to discard those results, "
+                             "or choose another --out")
+
+
+def settings(train: dict[str, Any]) -> dict[str, Any]:
+    """The execution settings a run of ``train`` (the suite's resolved train options) uses in this process."""
+    import torch
+
+    from .training import resolve_device
+
+    threads = train.get("threads") or 0
+    return {"device": str(resolve_device(train.get("device", "auto"))),
+            "threads": threads if threads > 0 else torch.get_num_threads(),
+            "deterministic": torch.are_deterministic_algorithms_enabled()}
+
+
+def check_settings(store: Any, rerun: set[str], now: dict[str, Any], out: Path, allow_mixed: bool) -> None:
+    """Refuse to keep finished runs (every one whose id is not in ``rerun``) recorded with other execution
+    settings than ``now``: they would share leaderboard rows with the new ones."""
+    if allow_mixed:
+        return
+    other = {}
+    for r in store.runs("finished"):
+        was = {k: r["environment"].get(k) for k in SETTINGS}
+        if r["id"] not in rerun and was != now:
+            other[json.dumps(was, sort_keys=True)] = other.get(json.dumps(was, sort_keys=True), 0) + 1
+    if other:
+        listed = "; ".join(f"{n} run(s) with {k}" for k, n in other.items())
+        raise MixedSettingsError(
+            f"{out} holds finished runs made with other execution settings ({listed}; now "
+            f"{json.dumps(now, sort_keys=True)}): their metrics can differ at the same run id. Rerun with the "
+            "recorded --threads/--device, pass --overwrite to run everything again, or --allow-mixed to keep them")

@@ -1,0 +1,140 @@
+"""Checks of a parsed suite that need more than its schema: numbers in range, seeds, devices, dataset labels,
+conditions against each dataset's modalities, and the files that dataset params name.
+
+Nothing here loads data or imports torch: modalities come from a dataset plugin's cheap ``modality_names(cfg)``
+(or its ``describe(cfg)``), devices from what the machine shows without CUDA, file formats from a few header
+bytes. :func:`resolve_path` is the one place where a suite's ``path:`` values are expanded (``~``, ``$VAR``) and
+made absolute against the suite's folder, for ``validate`` and ``run`` alike.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from .errors import MfmBenchError
+
+#: SQLite stores integers as signed 64-bit
+MAX_SEED = 2**63 - 1
+DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
+PATH_KEYS = ("path", "data_dir", "root")
+
+
+class PathError(MfmBenchError, ValueError):
+    """A ``path:`` value that cannot be resolved (an unset ``$VAR``)."""
+
+
+def resolve_path(value: str, base: Path) -> Path:
+    """``value`` with ``~`` and ``$VAR`` expanded, relative paths taken against ``base`` (the suite's folder)."""
+    expanded = os.path.expandvars(os.path.expanduser(value))
+    unset = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", expanded)
+    if unset:
+        raise PathError(f"{value!r} uses ${unset[0]}, which is not set; set it or write the path out")
+    p = Path(expanded)
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def find_nan(value: Any, where: list) -> list | None:
+    """The path of the first NaN inside ``value`` (nested lists and mappings), or None."""
+    if isinstance(value, float) and math.isnan(value):
+        return where
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    for k, v in items:
+        found = find_nan(v, where + [k])
+        if found is not None:
+            return found
+    return None
+
+
+def check_seeds(seeds: list[int], at: Any, field: str = "seeds") -> None:
+    for i, s in enumerate(seeds):
+        if not isinstance(s, int):
+            raise at.error(f"{field}[{i}]", f"seeds are integers, got {s!r}", "write it without a dot or exponent")
+        if not 0 <= s <= MAX_SEED:
+            raise at.error(f"{field}[{i}]", f"seed {s} is out of range", f"seeds are integers from 0 to 2**63-1")
+        if s in seeds[:i]:
+            raise at.error(f"{field}[{i}]", f"seed {s} is listed twice (it would train the same run again)",
+                           "list each seed once")
+
+
+def cuda_count() -> int:
+    """GPUs this process may use, without initialising CUDA (torch's count when torch is already imported)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return int(torch.cuda.device_count())
+    try:
+        n = len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        n = min(n, len([v for v in visible.split(",") if v.strip() and not v.strip().startswith("-")]))
+    return n
+
+
+def device_problem(name: str) -> str | None:
+    """Why ``name`` cannot be used on this machine, or None."""
+    if not re.fullmatch(DEVICE_PATTERN, name):
+        return f"unknown device {name!r}; use auto, cpu, cuda or cuda:N"
+    if name.startswith("cuda"):
+        n, index = cuda_count(), int(name.partition(":")[2] or 0)
+        if n == 0:
+            return f"device {name!r}: this machine has no CUDA device; use cpu or auto"
+        if index >= n:
+            return f"device {name!r}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}"
+    return None
+
+
+def check_train(train: dict[str, Any], at: Any) -> None:
+    """Finite numbers, non-negative threads, a device that exists."""
+    for key, value in train.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise at.error(f"train.{key}", f"must be a finite number, got {value}", "write a number such as 1e-3")
+    if train.get("threads", 0) < 0:
+        raise at.error("train.threads", f"must be 0 (torch's default) or more, got {train['threads']}")
+    problem = device_problem(str(train.get("device", "auto")))
+    if problem:
+        raise at.error("train.device", problem)
+
+
+def check_dataset_labels(datasets: list[Any], at: Any) -> None:
+    seen: dict[str, int] = {}
+    for i, d in enumerate(datasets):
+        if d.label in seen:
+            raise at.error(f"datasets[{i}]", f"dataset label {d.label!r} is used twice (also datasets[{seen[d.label]}])",
+                           "give each a distinct label: {name: ..., label: ..., params: ...}, or drop the repeat")
+        seen[d.label] = i
+
+
+def modality_names(reg: Any, ref: Any) -> list[str] | None:
+    """The modalities dataset ``ref`` will have, without reading its data; None when the plugin cannot tell."""
+    factory = reg.get("dataset", ref.name).factory
+    cfg = reg.config_of("dataset", ref.name, ref.params)
+    if hasattr(factory, "modality_names"):
+        return list(factory.modality_names(cfg))
+    if hasattr(factory, "describe") and not hasattr(factory, "declare"):  # generated data: describing is cheap
+        return list(factory.describe(cfg).modality_names)
+    return None
+
+
+def check_conditions(conditions: list[Any], datasets: list[Any], reg: Any, at: Any) -> None:
+    """Noise levels finite and non-negative; every condition's modality present in every dataset."""
+    for c in conditions:
+        if c.kind == "noise" and not (math.isfinite(c.std) and c.std >= 0):
+            raise at.error("evaluate.conditions", f"noise std must be a finite number >= 0, got {c.std}",
+                           "e.g. {noise: {modality: visual, std: [0.1, 0.5]}}")
+    for i, d in enumerate(datasets):
+        names = modality_names(reg, d)
+        if names is None:
+            continue
+        for c in conditions:
+            if c.modality is not None and c.modality not in names:
+                from .config import did_you_mean
+
+                raise at.error("evaluate.conditions", f"condition {c.name!r}: dataset {d.label!r} has no modality "
+                               f"{c.modality!r}", did_you_mean(c.modality, names))

@@ -1,0 +1,37 @@
+"""The ``train:`` section of a suite as a config dataclass, in a module that does not import torch, so that
+``mfm-bench validate`` checks it without paying for torch. :mod:`mfm_bench.training` re-exports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .config import option
+
+#: Batch size for validation, test and every other no-grad pass (evaluation, probes, explanations).
+EVAL_BATCH_SIZE = 256
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = option(50, "maximum training epochs")
+    batch_size: int = option(32, "training batch size")
+    lr: float = option(1e-3, "Adam learning rate")
+    weight_decay: float = option(0.0, "Adam weight decay")
+    early_stop: int = option(8, "stop after this many epochs without a better validation label loss (0: never)")
+    scheduler: Literal["none", "plateau"] = option("none", "learning-rate schedule; plateau = ReduceLROnPlateau on the validation loss")
+    plateau_factor: float = option(0.5, "ReduceLROnPlateau factor")
+    plateau_patience: int = option(3, "ReduceLROnPlateau patience in epochs")
+    grad_clip: float = option(0.0, "clip the gradient norm to this value (0: no clipping)")
+    device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
+    threads: int = option(0, "CPU threads for torch's intra-op work (0: torch's default); small models often run fastest on 1")
+    amp: bool = option(True, "bf16 autocast on CUDA (ignored on CPU)")
+    compile: bool = option(False, "torch.compile the model first")
+    eval_batch_size: int = option(EVAL_BATCH_SIZE, "batch size for validation and test")
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ValueError("epochs, batch_size and eval_batch_size must be at least 1")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")

@@ -1,0 +1,36 @@
+"""Config dataclasses of the built-in encoders, in a module that does not import torch.
+
+The registry imports a plugin's config (``"module:attr"``) to check a suite's params; keeping every config here
+lets ``mfm-bench validate`` check suites without importing torch or the model code. Each encoder module
+imports its config from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mfm_bench.config import option
+
+@dataclass
+class MeanConfig:
+    hidden: int = option(32, "MLP width and output size")
+    dropout: float = option(0.0, "dropout after the MLP")
+
+
+@dataclass
+class RNNConfig:
+    hidden: int = option(32, "hidden size per direction")
+    layers: int = option(1, "stacked recurrent layers")
+    dropout: float = option(0.0, "dropout between layers and on the output")
+    bidirectional: bool = option(False, "read the sequence both ways (pooled = both final states)")
+
+
+@dataclass
+class ConvConfig:
+    hidden: int = option(32, "output size (pooled width) and channels of the last conv layer")
+    channels: int = option(16, "channels of the first conv layer (the second has 2x, the last `hidden`)")
+    dropout: float = option(0.0, "dropout on the pooled output")
+
+    def __post_init__(self) -> None:
+        if self.hidden < 1 or self.channels < 1:
+            raise ValueError(f"hidden and channels must be positive, got hidden={self.hidden}, channels={self.channels}")

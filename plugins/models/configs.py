@@ -1,0 +1,152 @@
+"""Config dataclasses of the built-in models, in a module that does not import torch.
+
+The registry imports a plugin's config (``"module:attr"``) to check a suite's params; keeping every config here
+lets ``mfm-bench validate`` check suites without importing torch or the model code. Each model module
+imports its config from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mfm_bench.config import option, plugin
+
+@dataclass
+class SupervisedConfig:
+    encoder: str | dict = plugin("encoder", "lstm",
+                                 "encoder name for every modality, or a mapping {modality: name, default: name}")
+    encoder_params: dict = option({}, "params for the encoder(s)")
+    fusion: str = plugin("fusion", "concat", "fusion plugin name")
+    fusion_params: dict = option({}, "params for the fusion")
+    head_hidden: int = option(64, "hidden width of the prediction head")
+    head_dropout: float = option(0.1, "dropout inside the prediction head")
+
+
+Variant = Literal["full", "shared_generative", "no_discriminative", "no_generative", "discriminative_only", "kl"]
+
+
+VARIANTS: tuple[str, ...] = ("full", "shared_generative", "no_discriminative", "no_generative", "discriminative_only", "kl")
+
+
+@dataclass
+class MFMConfig:
+    variant: Variant = option("full", "full MFM or an ablation: shared_generative, no_discriminative, no_generative, discriminative_only, kl")
+    encoder: str | dict = plugin("encoder", "lstm", "encoder plugin of the generative codes z_a(i) "
+                                 "(a name, or {modality: name, default: name})")
+    encoder_params: dict = option({}, "params of the generative (and surrogate) encoders")
+    fusion: str = plugin("fusion", "mfn", "fusion plugin giving the discriminative code z_y (the paper: MFN)")
+    fusion_params: dict = option({}, "params of the fusion")
+    zy: int = option(80, "size of the discriminative code z_y (tuned MOSI setting: 80)")
+    za: int | dict = option({"text": 64, "default": 80}, "size of each generative code z_a(i): a number or {modality: size, default: size} (MOSI: text 64, audio/visual 80; 'shared' names the shared_generative code)")
+    fy: int = option(64, "size of the discriminative factor F_y (MOSI: 64)")
+    fa: int | dict = option({"text": 32, "audio": 16, "default": 64}, "size of each generative factor F_a(i) (MOSI: text 32, audio 16, visual 64)")
+    factor_dropout: float = option(0.0, "dropout inside the z -> F maps")
+    head_hidden: int | None = option(None, "hidden width of the label head D; null: the size of its input factor, as the original Linear(fy, fy)")
+    head_dropout: float = option(0.0, "dropout inside the label head D")
+    lambda_mmd: float = option(100.0, "weight of the MMD prior term, summed over all codes (MOSI: 100)")
+    kernel: Literal["original", "rbf", "imq"] = option("original", "MMD kernel: original (exp(-||x-y||^2/dim^2), biased estimator), rbf or imq (unbiased estimators)")
+    lambda_x: float | dict = option({"text": 0.5, "audio": 0.01, "default": 0.5}, "reconstruction weight per modality: a number or {modality: weight, default: weight} (MOSI: text 0.5, audio 0.01, visual 0.5)")
+    mask_padding: bool = option(False, "leave padded steps out of the reconstruction loss (the original reconstructs the zero padding too)")
+    lambda_kl: float = option(1.0, "weight of the KL prior term of the kl variant (KL summed over code dims, averaged over the batch)")
+    surrogate: bool = option(False, "train surrogate encoders for missing modalities and use them when a modality is missing")
+    lambda_surrogate: float = option(1.0, "weight of the MSE between surrogate codes and the (detached) full-model codes")
+    surrogate_task_weight: float = option(1.0, "weight of the label and reconstruction losses computed from surrogate codes")
+    decoder: str | dict = option("lstm", "decoder G_i of each modality: a name or {modality: name, default: name}; lstm "
+                                 "(sequences; vectors as one step), conv-image (images), mlp or conv-signal (vectors)")
+    impl: Literal["reference", "fast"] = option("fast", "decoders: fast (whole-sequence LSTM kernel after step 0) or reference (one cell call per step); same math and parameters. The MFN fusion has its own impl in fusion_params")
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+        for name in ("za", "fa"):
+            value = getattr(self, name)
+            values = value.values() if isinstance(value, dict) else [value]
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+                raise ValueError(f"{name} must be a positive integer or a mapping of positive integers, got {value!r}")
+        values = self.lambda_x.values() if isinstance(self.lambda_x, dict) else [self.lambda_x]
+        if not all(isinstance(v, (int, float)) and v >= 0 for v in values):
+            raise ValueError(f"lambda_x must be a non-negative number or a mapping of them, got {self.lambda_x!r}")
+        if self.zy < 1 or self.fy < 1:
+            raise ValueError("zy and fy must be positive")
+
+
+@dataclass
+class MCTNConfig:
+    source: str = option("", "the source modality, the only one read at test time (empty: the first of the dataset)")
+    targets: list = option([], "modalities translated to, in order (empty: every other modality, in dataset order)")
+    hidden: int = option(32, "width of the encoders, decoders and predictor (reference hidden_dim and reg_hidden_dim 32)")
+    bidirectional: bool = option(True, "encoders read the source both ways, directions summed, as the reference "
+                                       "(configs/mctn.yaml is_bidirectional); false: one direction (our earlier model)")
+    pooling: Literal["attention", "last"] = option(
+        "attention", "predictor summary: attention over its steps (reference regression_model.py); last: the state at "
+                     "the last real step (our earlier model)")
+    l2: float = option(0.01, "L2 penalty on the output layer's weights (reference l2_factor 0.01; 0 for none)")
+    dropout: float = option(0.0, "dropout on the joint representation and inside the head (reference: none)")
+    head_hidden: int = option(0, "hidden width of the prediction head (0: one Linear, as the reference's Dense(1); "
+                                 "64 with dropout 0.1, l2 0 restores our earlier head)")
+    label_weight: float = option(1.0, "weight of the task loss (reference regression loss_weight 1.0)")
+    translation_weight: float = option(0.1, "weight of the translation losses (MSE to each target; reference 0.1)")
+    cycle_weight: float = option(0.1, "weight of the cycle-consistency loss (MSE back to the source; reference 0.1)")
+
+
+@dataclass
+class MISAConfig:
+    encoder: str | dict = plugin("encoder", "lstm",
+                                 "encoder name for every modality, or a mapping {modality: name, default: name}")
+    encoder_params: dict = option({}, "params for the encoder(s)")
+    hidden: int = option(32, "width of the utterance, invariant and specific vectors")
+    heads: int = option(2, "attention heads of the fusion layer (must divide hidden)")
+    dropout: float = option(0.5, "dropout in the fusion MLP (reference config.py dropout 0.5)")
+    attn_dropout: float = option(0.1, "dropout in the attention layer (reference: nn.TransformerEncoderLayer's 0.1)")
+    head_hidden: int = option(0, "hidden width of the prediction head (0: one Linear, as the reference's fusion_layer_3; "
+                                 "64 with dropout 0.1 restores our earlier head)")
+    regression_loss: Literal["mse", "l1"] = option(
+        "mse", "loss of (multi-)regression targets: mse as the reference's solver; l1 as MFM trains (our earlier model)")
+    detach_norm: bool = option(True, "detach the L2 norms in the difference loss, as the reference DiffLoss; "
+                                     "false: gradients flow through the normalisation (our earlier loss)")
+    sim_weight: float = option(1.0, "weight of the similarity loss (CMD between invariant vectors)")
+    diff_weight: float = option(0.3, "weight of the difference loss (orthogonality of invariant and specific vectors)")
+    recon_weight: float = option(1.0, "weight of the reconstruction loss")
+    cmd_moments: int = option(5, "central moments matched by the CMD")
+
+    def __post_init__(self) -> None:
+        if self.hidden % self.heads:
+            raise ValueError(f"heads ({self.heads}) must divide hidden ({self.hidden})")
+        if self.cmd_moments < 1:
+            raise ValueError(f"cmd_moments must be at least 1, got {self.cmd_moments}")
+
+
+@dataclass
+class SymileConfig:
+    objective: Literal["symile", "clip"] = option("symile", "symile (multilinear inner product) or clip (pairwise)")
+    negatives: Literal["n", "n_squared"] = option("n", "Symile negatives: n (O(N), shuffled tuples) or n_squared "
+                                                       "(all N^(M-1) tuples; small batches only)")
+    encoder: Any = option(None, "encoder for every modality, or a mapping modality -> encoder; a modality without "
+                                "one gets its kind's (image: conv-image, vector: conv-signal, sequence: lstm)")
+    encoder_params: dict = option({}, "params for every encoder")
+    dim: int = option(32, "width d of the shared representation space")
+    temperature: float = option(0.07, "initial softmax temperature (learned, as in CLIP and Symile)")
+    weight: float = option(1.0, "weight of the contrastive loss")
+
+    def __post_init__(self) -> None:
+        if self.dim < 1 or self.temperature <= 0 or self.weight < 0:
+            raise ValueError(f"dim must be positive, temperature > 0 and weight >= 0; got dim={self.dim}, "
+                             f"temperature={self.temperature}, weight={self.weight}")
+
+
+@dataclass
+class LadderConfig:
+    backbone: Literal["mlp", "lstm"] = option("mlp", "per-modality backbone: mlp (masked mean, Linear-ReLU) or lstm")
+    hidden: int = option(32, "width of the backbone and of every ladder layer")
+    layers: int = option(2, "ladder layers per modality (intermediate representations that are reconstructed)")
+    noise: float = option(0.3, "std of the Gaussian noise of the corrupted encoder path (training only)")
+    aux_weight: float = option(1.0, "weight of the cross-modal reconstruction (unsupervised auxiliary) loss")
+    head_hidden: int = option(64, "hidden width of the prediction head")
+    dropout: float = option(0.1, "dropout inside the prediction head")
+
+    def __post_init__(self) -> None:
+        if self.hidden < 1 or self.layers < 1:
+            raise ValueError(f"hidden and layers must be positive, got hidden={self.hidden}, layers={self.layers}")
+        if self.noise < 0 or self.aux_weight < 0:
+            raise ValueError(f"noise and aux_weight must be >= 0, got noise={self.noise}, aux_weight={self.aux_weight}")
