@@ -85,3 +85,44 @@ def test_speedup_and_same_answer():
     assert speedup >= TARGET_SPEEDUP
     if SCALE >= 1.0:
         assert t_numba < TARGET_SECONDS
+
+
+# -- writing the aligned output: one HDF5 group per word (the mmsdk layout) -------------------------------------
+@pytest.fixture(scope="module")
+def aligned_words(mosei):
+    return align("words", {"words": mosei["words"], "visual": mosei["visual"]})["visual"]
+
+
+def _write_rounds(runner, writer, seq, tmp_path, name):
+    times = []
+
+    def run():
+        t = time.perf_counter()
+        writer(tmp_path / name, seq)
+        times.append(time.perf_counter() - t)
+        os.unlink(tmp_path / name)
+
+    runner.pedantic(run, rounds=1, iterations=1)
+    return times[0]
+
+
+def test_write_aligned_output(benchmark, aligned_words, tmp_path):
+    """The low-level .csd writer and the .npz form against the plain h5py writer, on one aligned sequence."""
+    from mfm_bench.align import write_csd, write_npz
+
+    benchmark.group = "aligned output"
+    t_old = _write_rounds(benchmark, oracle.write_csd, aligned_words, tmp_path, "old.csd")
+    t_new = _write_rounds(_Bare(), write_csd, aligned_words, tmp_path, "new.csd")
+    t_npz = _write_rounds(_Bare(), write_npz, aligned_words, tmp_path, "new.npz")
+    benchmark.extra_info.update(plain_h5py_s=t_old, low_level_s=t_new, npz_s=t_npz)
+    print(f"\n{len(aligned_words)} entries: plain h5py {t_old:.2f} s, low-level {t_new:.2f} s "
+          f"({t_old / t_new:.1f}x), npz {t_npz:.3f} s ({t_old / t_npz:.0f}x)")
+    assert t_new * 2 <= t_old
+
+
+class _Bare:
+    """benchmark.pedantic's interface for the extra timings of one benchmark (pytest-benchmark times one call)."""
+
+    def pedantic(self, fn, rounds=1, iterations=1):
+        for _ in range(rounds * iterations):
+            fn()

@@ -26,8 +26,12 @@ examples:
   mfm-bench validate suites/sentiment.yaml        check a suite without training
   mfm-bench plugins                               list encoders, fusions, datasets and models
   mfm-bench leaderboard runs/quickstart           (re)write the leaderboard of an output folder
+  mfm-bench evaluate runs/quickstart --condition missing:text@0.5   re-score saved models, no retraining
+  mfm-bench compare runs/main runs/change --max-drop mae=0.02       CI regression gate (exit 1 when worse)
+  mfm-bench report runs/quickstart                report.html: sortable tables, robustness curves, every run
 
-Run `mfm-bench COMMAND --help` for the options of one command. Docs: docs/suites.md, docs/plugins.md.
+Run `mfm-bench COMMAND --help` for the options of one command. Docs: docs/suites.md, docs/plugins.md,
+docs/evaluation.md, docs/ci.md.
 """
 
 

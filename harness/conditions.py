@@ -1,38 +1,75 @@
-"""Evaluation conditions as data: ``clean``, ``missing:M`` and ``noise:M:STD``, parsed from a suite's
-``evaluate.conditions``. Torch-free (a condition's batch transform imports torch when it is built), so that
-``mfm-bench validate`` parses conditions without torch. :mod:`mfm_bench.evaluation` re-exports these names and
-documents what each condition does.
+"""Evaluation conditions as data (the robustness protocol), parsed from a suite's ``evaluate.conditions``.
+
+Torch-free at import (a condition's batch transform imports torch when it runs), so that ``mfm-bench validate``
+parses conditions without torch. :mod:`mfm_bench.evaluation` re-exports these names. Each condition has a kind, the
+modalities it touches (``a+b`` for several at once) and a severity in [0, 1]; docs/evaluation.md defines them:
+
+- ``clean``: the test split as it is (severity 0 of every sweep).
+- ``missing:M`` / ``missing:M@RATE``: modality M (or every modality of ``a+b``) becomes zeros with an all-False
+  mask, in every sample (rate 1) or in a seeded RATE fraction of the samples.
+- ``noise:M:STD``: Gaussian noise of that std (in the features' own units, standardised for the built-in
+  datasets) added at M's real steps; seeded.
+- ``drop:M:RATE``: each real time step of M is dropped (zeroed, masked out) with probability RATE; seeded.
+
+Every random choice comes from a generator seeded with the run's seed, drawn in the split's fixed order, so a
+condition is the same at every evaluation of a run. The per-sample draw of ``missing@RATE`` is one uniform number
+per sample compared to RATE, so the samples missing at 10% are among those missing at 30%: curves are nested.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
 from .errors import MfmBenchError
 
 if TYPE_CHECKING:
+    import torch
+
     from .contracts import Batch, DatasetSpec
+
+KINDS = ("clean", "missing", "noise", "drop")
+SYNTAX = ("use clean, {missing: M}, {missing: {modality: M, rate: [0.1, 0.5]}}, {missing: {subsets: [a, b, c]}}, "
+          "{noise: {modality: M, std: [0.1, 0.5]}} or {drop: {modality: M, rate: [0.2, 0.5]}}")
 
 
 @dataclass(frozen=True)
 class Condition:
-    kind: str  # clean | missing | noise
+    """``kind`` (clean, missing, noise, drop), ``modality`` (one name, or several joined by ``+``) and
+    ``severity`` in [0, 1]: the fraction of samples (missing), the noise std (noise) or the fraction of time
+    steps (drop)."""
+
+    kind: str
     modality: str | None = None
-    std: float = 0.0
+    severity: float = 1.0
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.modality.split("+")) if self.modality else ()
+
+    @property
+    def std(self) -> float:
+        return self.severity if self.kind == "noise" else 0.0
+
+    @property
+    def sweep(self) -> str:
+        """The family this condition is one point of (``noise:audio``); clean belongs to every sweep at 0."""
+        return "clean" if self.kind == "clean" else f"{self.kind}:{self.modality}"
 
     @property
     def name(self) -> str:
         if self.kind == "clean":
             return "clean"
         if self.kind == "missing":
-            return f"missing:{self.modality}"
-        return f"noise:{self.modality}:{self.std:g}"
+            return f"missing:{self.modality}" + ("" if self.severity == 1 else f"@{self.severity:g}")
+        return f"{self.kind}:{self.modality}:{self.severity:g}"
 
     def check(self, spec: DatasetSpec) -> None:
-        if self.modality is not None and self.modality not in spec.modality_names:
-            raise ValueError(f"condition {self.name!r}: dataset {spec.name!r} has no modality {self.modality!r} "
-                             f"(it has {', '.join(spec.modality_names)})")
+        for m in self.modalities:
+            if m not in spec.modality_names:
+                raise ValueError(f"condition {self.name!r}: dataset {spec.name!r} has no modality {m!r} "
+                                 f"(it has {', '.join(spec.modality_names)})")
 
     def transform(self, seed: int = 0):
         if self.kind == "clean":
@@ -40,19 +77,44 @@ class Condition:
         import torch
 
         gen = torch.Generator().manual_seed(seed)
+        apply = {"missing": self._missing, "noise": self._noise, "drop": self._drop}[self.kind]
+        return lambda batch: apply(batch, gen)
 
-        def apply(batch: Batch) -> Batch:
-            m = self.modality
-            x, mask = batch.inputs[m], batch.mask[m]
-            if self.kind == "missing":
-                # the truth travels beside the batch so a model that rebuilds the modality can be scored (MFM)
-                return batch.replace(inputs={**batch.inputs, m: torch.zeros_like(x)}, mask={**batch.mask, m: torch.zeros_like(mask)},
-                                     withheld={**batch.withheld, m: (x, mask)})
-            noise = torch.randn(x.shape, generator=gen).to(x.device, x.dtype) * self.std
-            real = mask.reshape(*mask.shape, *([1] * (x.dim() - mask.dim()))).to(x.dtype)
-            return batch.replace(inputs={**batch.inputs, m: x + noise * real})
+    def _missing(self, batch: Batch, gen: torch.Generator) -> Batch:
+        import torch
 
-        return apply
+        inputs, mask, withheld = dict(batch.inputs), dict(batch.mask), dict(batch.withheld)
+        gone = torch.rand(len(batch), generator=gen) < self.severity  # (B,) one draw per sample: nested rates
+        for m in self.modalities:
+            x, mk = batch.inputs[m], batch.mask[m]
+            keep = (~gone).to(x.device)
+            inputs[m] = x * keep.reshape(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+            mask[m] = mk & keep.reshape(-1, *([1] * (mk.dim() - 1)))
+            # the truth travels beside the batch so a model that rebuilds the modality can be scored (MFM)
+            withheld[m] = (x, mk)
+        return batch.replace(inputs=inputs, mask=mask, withheld=withheld)
+
+    def _noise(self, batch: Batch, gen: torch.Generator) -> Batch:
+        import torch
+
+        inputs = dict(batch.inputs)
+        for m in self.modalities:
+            x, mk = batch.inputs[m], batch.mask[m]
+            noise = torch.randn(x.shape, generator=gen).to(x.device, x.dtype) * self.severity
+            real = mk.reshape(*mk.shape, *([1] * (x.dim() - mk.dim()))).to(x.dtype)
+            inputs[m] = x + noise * real
+        return batch.replace(inputs=inputs)
+
+    def _drop(self, batch: Batch, gen: torch.Generator) -> Batch:
+        import torch
+
+        inputs, mask = dict(batch.inputs), dict(batch.mask)
+        for m in self.modalities:
+            x, mk = batch.inputs[m], batch.mask[m]
+            kept = mk & (torch.rand(mk.shape, generator=gen) >= self.severity).to(mk.device)  # (B, T)
+            inputs[m] = x * kept.reshape(*kept.shape, *([1] * (x.dim() - kept.dim()))).to(x.dtype)
+            mask[m] = kept
+        return batch.replace(inputs=inputs, mask=mask)
 
 
 class ConditionError(MfmBenchError, ValueError):
@@ -63,40 +125,92 @@ class ConditionError(MfmBenchError, ValueError):
         super().__init__(f"evaluate.conditions[{index}]: {message}")
 
 
+def _levels(i: int, value: Any, what: str) -> list[float]:
+    """A number or a list of numbers, each in [0, 1]."""
+    values = value if isinstance(value, list) else [value]
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConditionError(i, f"{what} must be a number in [0, 1], got {v!r}")
+        if not 0 <= v <= 1:
+            raise ConditionError(i, f"{what} {v} is outside [0, 1]; severities are fractions (a noise std is in "
+                                    "the standardised features' units): use a value from 0 to 1")
+        out.append(float(v))
+    return out
+
+
+def _names(value: Any) -> list[str]:
+    return [str(m) for m in (value if isinstance(value, list) else [value])]
+
+
+def _from_string(i: int, item: str) -> list[Condition]:
+    kind, _, rest = item.partition(":")
+    if kind == "clean" and not rest:
+        return [Condition("clean")]
+    if kind == "missing" and rest:
+        mod, _, rate = rest.partition("@")
+        return [Condition("missing", mod, _levels(i, _number(i, rate), "missing rate")[0] if rate else 1.0)]
+    if kind in ("noise", "drop") and rest.count(":") == 1:
+        mod, level = rest.split(":")
+        return [Condition(kind, mod, _levels(i, _number(i, level), f"{kind} level")[0])]
+    raise ConditionError(i, f"unknown condition {item!r}; {SYNTAX}")
+
+
+def _number(i: int, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConditionError(i, f"severity must be a number, got {text!r}") from None
+
+
+def _from_mapping(i: int, item: dict[str, Any]) -> list[Condition]:
+    (kind, spec), = item.items()
+    if kind == "missing" and not isinstance(spec, dict):
+        return [Condition("missing", m) for m in _names(spec)]
+    allowed = {"missing": {"modality", "rate", "subsets"}, "noise": {"modality", "std"}, "drop": {"modality", "rate"}}
+    if kind not in allowed or not isinstance(spec, dict) or set(spec) - allowed[kind]:
+        raise ConditionError(i, f"unknown condition {item!r}; {SYNTAX}")
+    if "subsets" in spec:
+        mods = _names(spec["subsets"])
+        subsets = [c for k in range(1, len(mods) + 1) for c in combinations(mods, k)]
+        return [Condition("missing", "+".join(s), rate) for s in subsets
+                for rate in _levels(i, spec.get("rate", 1.0), "missing rate")]
+    if "modality" not in spec:
+        raise ConditionError(i, f"{kind} needs a modality: {SYNTAX}")
+    key = "std" if kind == "noise" else "rate"
+    levels = _levels(i, spec.get(key, 0.5 if kind == "noise" else 1.0 if kind == "missing" else 0.5), f"{kind} {key}")
+    return [Condition(kind, m, v) for m in _names(spec["modality"]) for v in levels]
+
+
+def parse_condition_items(raw: list[Any]) -> list[tuple[int, Condition]]:
+    """Suite ``evaluate.conditions`` -> (index of the entry, condition) in order, without duplicates."""
+    out: list[tuple[int, Condition]] = []
+    for i, item in enumerate(raw or ["clean"]):
+        if isinstance(item, str):
+            conds = _from_string(i, item)
+        elif isinstance(item, dict) and len(item) == 1:
+            conds = _from_mapping(i, item)
+        else:
+            raise ConditionError(i, f"unknown condition {item!r}; {SYNTAX}")
+        for c in conds:
+            if c.kind != "clean" and c.severity == 0:
+                c = Condition("clean")  # severity 0 is the clean split
+            if all(c != o for _, o in out):
+                out.append((i, c))
+    return out
+
+
 def parse_conditions(raw: list[Any]) -> list[Condition]:
     """Suite ``evaluate.conditions`` -> conditions, in order, with ``clean`` first and no duplicates.
 
     Raises :class:`ConditionError` naming the index of the first bad entry."""
-    out: list[Condition] = []
-    for i, item in enumerate(raw or ["clean"]):
-        if item == "clean":
-            conds = [Condition("clean")]
-        elif isinstance(item, str) and item.startswith("missing:"):
-            conds = [Condition("missing", item.split(":", 1)[1])]
-        elif isinstance(item, str) and item.startswith("noise:") and item.count(":") == 2:
-            _, mod, std = item.split(":")
-            try:
-                conds = [Condition("noise", mod, float(std))]
-            except ValueError:
-                raise ConditionError(i, f"noise std must be a number, got {std!r}") from None
-        elif isinstance(item, dict) and set(item) == {"missing"}:
-            mods = item["missing"] if isinstance(item["missing"], list) else [item["missing"]]
-            conds = [Condition("missing", str(m)) for m in mods]
-        elif isinstance(item, dict) and set(item) == {"noise"} and isinstance(item["noise"], dict):
-            spec = item["noise"]
-            unknown = set(spec) - {"modality", "std"}
-            if unknown or "modality" not in spec:
-                raise ConditionError(i, f"noise takes {{modality: NAME, std: NUMBER or [NUMBERS]}}, got {spec}")
-            stds = spec.get("std", [0.5])
-            stds = stds if isinstance(stds, list) else [stds]
-            mods = spec["modality"] if isinstance(spec["modality"], list) else [spec["modality"]]
-            conds = [Condition("noise", str(m), float(s)) for m in mods for s in stds]
-        else:
-            raise ConditionError(i, f"unknown condition {item!r}; use clean, {{missing: MODALITY}} or "
-                             "{noise: {modality: MODALITY, std: [0.1, 0.5]}}")
-        for c in conds:
-            if c not in out:
-                out.append(c)
-    if Condition("clean") not in out:
-        out.insert(0, Condition("clean"))
-    return out
+    return [Condition("clean")] + [c for _, c in parse_condition_items(raw) if c.kind != "clean"]
+
+
+def condition_from_name(name: str) -> Condition | None:
+    """The condition a stored name stands for (``noise:audio:0.5``), or None for rows that are no condition
+    (``train``)."""
+    try:
+        return _from_string(0, name)[0]
+    except ConditionError:
+        return None

@@ -114,6 +114,8 @@ def build_config(cls: type, params: dict[str, Any] | None, where: str = "params"
         raise ConfigError(f"missing required key(s) {', '.join(missing)}", where)
     try:
         return cls(**kwargs)
+    except ConfigError as e:  # a __post_init__ check that names its field
+        raise e.under(where) from None
     except (ValueError, TypeError) as e:  # __post_init__ checks
         raise ConfigError(str(e), where) from e
 

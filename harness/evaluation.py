@@ -1,11 +1,7 @@
-"""Evaluation conditions (clean, missing modality, Gaussian noise), metric dispatch and linear probes.
+"""Evaluation: conditions applied to the test split, metric dispatch and linear probes.
 
-Conditions are batch transforms, so every model responds to them without special code:
-
-- ``clean``: the test split as it is.
-- ``missing:M`` (suite: ``{missing: M}``): modality M becomes zeros with an all-False mask, in every sample.
-- ``noise:M:STD`` (suite: ``{noise: {modality: M, std: [0.1, 0.5]}}``): Gaussian noise of that std (in the
-  features' own units, which are standardised for the built-in datasets) added at M's real steps; seeded.
+Conditions (the robustness protocol: clean, missing, noise, time-step drop) are batch transforms defined in
+:mod:`mfm_bench.conditions` and re-exported here, so every model responds to them without special code.
 
 Linear probes: when a model returns ``extras["codes"]`` and the dataset has true factors, a ridge regression
 from each code to each factor is fitted on the training split and scored by R^2 on the test split
@@ -18,8 +14,16 @@ from typing import Any
 
 import torch
 
-from .conditions import Condition, ConditionError, parse_conditions  # noqa: F401 - torch-free, re-exported here
-from .contracts import Batch, DatasetSpec  # noqa: F401
+from .conditions import (  # noqa: F401 - torch-free, re-exported here
+    KINDS,
+    SYNTAX,
+    Condition,
+    ConditionError,
+    condition_from_name,
+    parse_condition_items,
+    parse_conditions,
+)
+from .contracts import DatasetSpec
 from .metrics import compute_metrics
 from .training import EVAL_BATCH_SIZE, predict
 
@@ -40,8 +44,10 @@ def ridge_r2(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
 
 
 def evaluate(model: torch.nn.Module, dataset: Any, conditions: list[Condition], device: torch.device | str = "cpu",
-             batch_size: int = EVAL_BATCH_SIZE, seed: int = 0, split: str = "test", probes: bool = True) -> list[tuple[str, str, str, float]]:
-    """Rows of (condition, split, metric, value) for every condition on ``split``, plus probe rows."""
+             batch_size: int = EVAL_BATCH_SIZE, seed: int = 0, split: str = "test", probes: bool = True,
+             on_predictions: Any = None) -> list[tuple[str, str, str, float]]:
+    """Rows of (condition, split, metric, value) for every condition on ``split``, plus probe rows.
+    ``on_predictions(condition, predictions)``, when given, receives each condition's per-sample predictions."""
     spec: DatasetSpec = dataset.spec
     data = dataset.split(split)
     rows: list[tuple[str, str, str, float]] = []
@@ -51,6 +57,8 @@ def evaluate(model: torch.nn.Module, dataset: Any, conditions: list[Condition], 
         p = predict(model, data, cond.transform(seed), device=device, batch_size=batch_size)
         if cond.kind == "clean":
             clean_preds = p
+        if on_predictions is not None:
+            on_predictions(cond, p)
         for metric, value in {**compute_metrics(spec.task, p.prediction, p.target), **p.metric_means}.items():
             rows.append((cond.name, split, metric, float(value)))
     if probes and clean_preds is not None and clean_preds.codes and clean_preds.factors:

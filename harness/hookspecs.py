@@ -113,3 +113,46 @@ def register_commands(register):
         ``error: ...`` line and exits 2.
     :return: nothing.
     """
+
+
+# -- run lifecycle: experiment trackers (TensorBoard, MLflow, your own) ------------------------------------------
+# Called for every run by the runner. Each implementation is called on its own: one that raises is reported as a
+# ``mfm_bench.tracking.TrackerWarning`` naming the plugin and never fails or loses the run (the SQLite store stays
+# the source of truth). ``run["trackers"]`` lists the trackers the suite enables (``trackers: [tensorboard]``).
+
+
+@hookspec
+def on_run_start(run, out):
+    """Called in the main process when a run starts, after it is marked running in the store and before its data
+    is built (the run itself may train in a worker process or on a Ray cluster).
+
+    :param run: ``{"id", "suite", "label", "dataset_label", "config", "environment", "trackers"}``: the run id, the
+        suite name, the model's label, the dataset's label, the fully resolved run config, the environment
+        recorded for it so far (the executor; the full one is in the store when the run ends), and the tracker
+        names the suite enables.
+    :param out: the output folder (a ``pathlib.Path``); write tracker files under it.
+    :return: nothing.
+    """
+
+
+@hookspec
+def on_epoch_end(run_id, epoch, metrics):
+    """Called after each training epoch, once its validation loss is known: as the epoch ends with the in-process
+    executor (``--jobs 1``), all at once when the run ends with worker processes or Ray (always in the main process).
+
+    :param run_id: the run's id.
+    :param epoch: the epoch just finished (1-based).
+    :param metrics: the epoch's history row: ``train_<term>`` and ``valid_<term>`` losses and ``lr`` (floats).
+    :return: nothing.
+    """
+
+
+@hookspec
+def on_run_end(run_id, status, metrics):
+    """Called when a run ends, after its result is in the store.
+
+    :param run_id: the run's id.
+    :param status: ``finished``, ``failed`` or ``interrupted``.
+    :param metrics: ``{"<condition>/<metric>": value}`` of the test split and cost rows (empty unless finished).
+    :return: nothing.
+    """

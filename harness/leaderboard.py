@@ -45,6 +45,7 @@ def _direction(metric: str, stored: set[int], cat: Catalog) -> bool | None:
 
 def collect(store: ResultStore) -> dict[str, Any]:
     """{dataset: {condition: {model: {"seeds": n, "metrics": {metric: stats}}}}}, plus run summaries."""
+    from .provenance import LEADERBOARD_SCHEMA_VERSION
     from .search_board import hidden_runs, oracle_rows
 
     runs = store.runs()
@@ -54,7 +55,7 @@ def collect(store: ResultStore) -> dict[str, Any]:
     values: dict[tuple, list[float]] = defaultdict(list)
     seeds: dict[tuple, set] = defaultdict(set)
     stored: dict[str, set[int]] = defaultdict(set)
-    for m in store.metrics():
+    for m in store.metrics_and_reevaluations():  # re-evaluations add conditions the runs never measured
         run = finished.get(m["run_id"])
         if run is None or m["split"] == "valid":
             continue
@@ -72,6 +73,7 @@ def collect(store: ResultStore) -> dict[str, Any]:
         row["metrics"][metric] = {**_stats(vals), "higher_is_better": _direction(metric, stored[metric], cat)}
     oracle_rows(store, searches, table)
     return {
+        "schema_version": LEADERBOARD_SCHEMA_VERSION,
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "datasets": table,
         "searches": searches,
@@ -80,6 +82,7 @@ def collect(store: ResultStore) -> dict[str, Any]:
             "versions": {k: r["environment"].get(k) for k in ("mfm_bench", "torch", "git_commit", "device")},
             "settings": {k: r["environment"].get(k) for k in SETTINGS},
             "warnings": r["environment"].get("data_warnings", []),
+            "limit": r["config"].get("limit"),
         } for r in runs if r["id"] not in hidden or r["status"] != "finished"],
     }
 
@@ -197,6 +200,33 @@ def _robustness_table(conds: dict[str, Any], cat: Catalog) -> Table | None:
                  ["model", "clean", *others], rows)
 
 
+#: Past this many per-target columns (``<target>/<metric>``, e.g. POM's 17 traits x 2) the main table keeps the
+#: averages and the per-target values move to a transposed table below it: a row per target.
+MAX_TARGET_COLUMNS = 4
+
+
+def _per_target_table(clean: dict[str, Any], cat: Catalog) -> tuple[dict[str, Any], Table | None]:
+    """(the clean rows without their per-target metrics, the transposed per-target table) when a dataset has more
+    than :data:`MAX_TARGET_COLUMNS` per-target columns; else (the rows as they are, None)."""
+    per = sorted({m for r in clean.values() for m in r["metrics"] if "/" in m})
+    if len(per) <= MAX_TARGET_COLUMNS:
+        return clean, None
+    targets = list(dict.fromkeys(m.rsplit("/", 1)[0] for m in per))
+    kinds = list(dict.fromkeys(m.rsplit("/", 1)[1] for m in per))
+    cols = [(label, k) for label in clean for k in kinds]
+    rows = []
+    for t in targets:
+        cells = [clean[label]["metrics"].get(f"{t}/{k}") for label, k in cols]
+        rows.append([t, *[_fmt(st, _meta(f"{t}/{k}", cat)) if st else "-" for st, (_, k) in zip(cells, cols)]])
+    first = {k: f"{targets[0]}/{k}" for k in kinds}  # the direction and declaration of a kind, from one target
+    headers = ["target", *[f"{label} {_header(k, _meta(first[k], cat), _direction_of(clean, first[k]))}"
+                           for label, k in cols]]
+    stripped = {label: {**r, "metrics": {m: st for m, st in r["metrics"].items() if "/" not in m}}
+                for label, r in clean.items()}
+    return stripped, Table(f"clean test split, per target ({len(targets)} targets; the main table averages them)",
+                           headers, rows)
+
+
 def _section_tables(conds: dict[str, Any], cat: Catalog) -> list[Table]:
     """One table per section of its own (a plugin's), rows (model, condition) where its metrics were measured."""
     sections: dict[str, set[str]] = {}
@@ -231,6 +261,30 @@ def _chart(ds: str, conds: dict[str, Any], cat: Catalog) -> Chart | None:
                  list(clean), series)
 
 
+def _sweep_tables(conds: dict[str, Any], cat: Catalog) -> list[Table]:
+    """Per sweep, the main metric against severity; then one summary: AUC, relative and effective robustness."""
+    from .robustness import summary_rows, sweeps
+
+    main = _main_metric(conds.get("clean", {}), cat)
+    curves = sweeps(conds, main) if main else {}
+    if not curves:
+        return []
+    head = _header(main, _meta(main, cat), _direction_of(conds.get("clean", {}), main))
+    tables = []
+    for name, per_model in curves.items():
+        sev = [f"{s:g}" for s, _ in per_model[0].points]
+        rows = [[c.model, *[_num(v) for _, v in c.points]] for c in per_model]
+        tables.append(Table(f"{head} against severity: {name}", ["model", *sev], rows))
+    rows = [[sw, m, sev, *[_num(v) for v in vals]] for sw, m, sev, *vals in summary_rows(curves)]
+    tables.append(Table(f"robustness summary of {head} (first model is the effective-robustness reference)",
+                        ["sweep", "model", "severities", "AUC", "relative robustness", "effective robustness"], rows))
+    return tables
+
+
+def _num(v: float) -> str:
+    return "-" if v is None or math.isnan(v) else f"{round(v, 3) + 0.0:.3f}"
+
+
 def board(data: dict[str, Any]) -> Board:
     """The tables of every dataset (main, probes, robustness, search, then plugins' own sections), charts,
     unfinished runs."""
@@ -238,11 +292,15 @@ def board(data: dict[str, Any]) -> Board:
 
     cat = catalog()
     b = Board(data["generated"], {})
+    limits = sorted({r["limit"] for r in data["runs"] if r.get("limit")})
+    if limits:
+        b.title = f"Leaderboard (smoke test: --limit {', '.join(map(str, limits))} samples per split; not comparable)"
     for ds, conds in data["datasets"].items():
         clean = conds.get("clean", {})
-        tables = [_main_table(clean, cat), _probe_table(clean, cat), _robustness_table(conds, cat)]
+        averaged, per_target = _per_target_table(clean, cat)
+        tables = [_main_table(averaged, cat), per_target, _probe_table(clean, cat), _robustness_table(conds, cat)]
         tables.append(search_table(data.get("searches", []), ds))
-        b.datasets[ds] = [t for t in tables if t is not None] + _section_tables(conds, cat)
+        b.datasets[ds] = [t for t in tables if t is not None] + _sweep_tables(conds, cat) + _section_tables(conds, cat)
         chart = _chart(ds, conds, cat)
         if chart is not None:
             b.charts[ds] = chart

@@ -16,8 +16,9 @@ from .errors import MfmBenchError, MissingFileError
 from .lock import OutputLock
 from .results import DB_NAME, ResultStore
 
-#: metrics that measure the machine, not the model: two honest runs of one id differ in them
-TIMINGS = ("train_seconds", "train_samples_per_sec")
+#: metrics that measure the machine, not the model: two honest runs of one id differ in them (the training
+#: timings and the cost rows of :func:`mfm_bench.provenance.cost_rows`)
+TIMINGS = ("train_seconds", "train_samples_per_sec", "infer_ms_per_sample", "peak_rss_mb", "cuda_peak_mb")
 
 
 class MergeConflictError(MfmBenchError):

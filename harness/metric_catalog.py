@@ -76,6 +76,12 @@ CORE: tuple[Metric, ...] = (
     Metric("params", False, COST, display="size", rank=False, help="trainable parameters"),
     Metric("train_samples_per_sec", True, COST, label="samples/s", display="count", help="training throughput"),
     Metric("train_seconds", False, COST, label="train s", display="count", rank=False, help="training wall time"),
+    Metric("infer_ms_per_sample", False, COST, label="ms/sample", rank=False,
+           help="inference time per test sample, over every condition"),
+    Metric("peak_rss_mb", False, COST, label="peak RSS MB", display="count", rank=False,
+           help="peak resident memory of the process by the end of the run (CPU RSS)"),
+    Metric("cuda_peak_mb", False, COST, label="CUDA MB", display="count", rank=False,
+           help="CUDA memory allocated at most during the run (GPU runs only)"),
     Metric("best_epoch", None, COST, label="best ep", display="count", rank=False,
            help="epoch whose weights were kept (lowest validation label loss)"),
     Metric("probe_*", True, PROBES, help="linear probe: test R² of a true factor from a learned code "

@@ -56,6 +56,7 @@ class Board:
     unfinished: list[tuple[str, str]] = field(default_factory=list)
     failed: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    title: str = "Leaderboard"
 
 
 FAILED_HEADERS = ["run", "dataset", "model", "seed", "reason"]
@@ -81,7 +82,7 @@ def _md_table(headers: list[str], rows: list[list[Any]], best: set[tuple[int, in
 
 
 def markdown(board: Board) -> str:
-    lines = ["# Leaderboard", "", INTRO.format(generated=board.generated), ""]
+    lines = [f"# {md_cell(board.title)}", "", INTRO.format(generated=board.generated), ""]
     lines += [f"> **note:** {md_cell(n)}\n" for n in board.notes]
     for ds, tables in board.datasets.items():
         lines += [f"## {md_cell(ds)}", ""]
@@ -119,7 +120,7 @@ def html_table(t: Table, wrap_last: bool = False) -> str:
 def html(board: Board) -> str:
     """A self-contained page: every table of the Markdown, bold best values, a chart per dataset (embedded PNG)."""
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>mfm-bench leaderboard</title>",
-             f"<style>{STYLE}</style></head><body>", "<h1>Leaderboard</h1>",
+             f"<style>{STYLE}</style></head><body>", f"<h1>{h.escape(board.title)}</h1>",
              f"<p>{h.escape(INTRO.format(generated=board.generated)).replace('**bold**', '<b>bold</b>')}</p>"]
     parts += [f"<p class='note'><b>note:</b> {h.escape(n)}</p>" for n in board.notes]
     for ds, tables in board.datasets.items():

@@ -52,6 +52,29 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
+#: Version of the store's layout, kept in SQLite's ``user_version``; :func:`migrate` brings older stores up to it.
+SCHEMA_VERSION = 2
+
+#: Tables added by version 2: re-evaluations of saved models (``mfm-bench evaluate``), each with its provenance.
+#: The metrics a suite run wrote are never changed by a re-evaluation.
+SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS evaluations (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    provenance TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reevaluations (
+    evaluation_id TEXT NOT NULL REFERENCES evaluations(id) ON DELETE CASCADE,
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    condition TEXT NOT NULL,
+    split TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    higher_is_better INTEGER,
+    PRIMARY KEY (evaluation_id, run_id, condition, split, metric)
+);
+"""
+
 DB_NAME = "results.sqlite"
 RUN_COLUMNS = ["id", "suite", "dataset", "model", "label", "seed", "config", "environment", "status", "error",
                "started", "finished", "seconds"]
@@ -59,6 +82,31 @@ RUN_COLUMNS = ["id", "suite", "dataset", "model", "label", "seed", "config", "en
 
 class StoreError(MfmBenchError):
     """A ``results.sqlite`` that cannot be opened or is not a results store (corrupt, another file)."""
+
+
+class StoreVersionError(MfmBenchError):
+    """A store written by a newer mfm-bench than this one: it is left untouched."""
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> int:
+    """Bring the store at ``conn`` to :data:`SCHEMA_VERSION` in one transaction (only new tables are added; no
+    row is changed). Returns the version found. A newer store raises :class:`StoreVersionError` untouched."""
+    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    if found > SCHEMA_VERSION:
+        raise StoreVersionError(f"{path} has store schema version {found}, written by a newer mfm-bench; this one "
+                                f"reads versions up to {SCHEMA_VERSION}: upgrade mfm-bench (the file was not changed)")
+    if found < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in (SCHEMA + SCHEMA_V2).split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return found
 
 
 class ResultStore:
@@ -76,13 +124,16 @@ class ResultStore:
             raise StoreError(f"{self.path} cannot be opened ({e}); check the folder's permissions or choose "
                              "another --out") from None
         try:
+            migrate(self.conn, self.path)  # first: a newer store is refused before anything is written
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.executescript(SCHEMA)
         except sqlite3.Error as e:
             self.conn.close()
             raise StoreError(f"{self.path} is not a usable results store ({e}); it was left as it is: move it "
                              "away, or choose another --out") from None
+        except BaseException:
+            self.conn.close()
+            raise
 
     def close(self) -> None:
         self.conn.close()
@@ -125,7 +176,9 @@ class ResultStore:
         return row[0] if row else None
 
     def start(self, run: dict[str, Any], environment: dict[str, Any]) -> None:
-        """Mark a run as running (replacing an unfinished earlier attempt and its metrics)."""
+        """Mark a run as running (replacing an unfinished earlier attempt and its metrics). The config keeps its
+        key order: a dataset may depend on the order of a mapping (synthetic-factors generates ``dims`` in
+        order), and ``mfm-bench evaluate`` rebuilds the dataset from this config."""
         with self.transaction() as c:
             c.execute("DELETE FROM runs WHERE id = ?", (run["id"],))
             c.execute(
@@ -133,8 +186,16 @@ class ResultStore:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
                 (run["id"], run["suite"], run.get("dataset_label") or run["config"]["dataset"]["name"],
                  run["config"]["model"]["name"], run["label"], run["config"]["seed"],
-                 json.dumps(run["config"], sort_keys=True), json.dumps(environment, sort_keys=True), time.time()),
+                 json.dumps(run["config"]), json.dumps(environment, sort_keys=True), time.time()),
             )
+
+    def add_environment(self, run_id: str, extra: dict[str, Any]) -> None:
+        """Merge ``extra`` into a running run's environment (facts known only once its data is built)."""
+        with self.transaction() as c:
+            row = c.execute("SELECT environment FROM runs WHERE id = ?", (run_id,)).fetchone()
+            env = json.loads(row[0]) if row and row[0] else {}
+            c.execute("UPDATE runs SET environment = ? WHERE id = ?",
+                      (json.dumps(env | extra, sort_keys=True, default=str), run_id))
 
     def finish(self, run_id: str, metrics: list[tuple[str, str, str, float]], seconds: float,
                environment: dict[str, Any] | None = None) -> None:
@@ -142,7 +203,7 @@ class ResultStore:
         with self.transaction() as c:
             if environment is not None:
                 c.execute("UPDATE runs SET environment = ? WHERE id = ?",
-                          (json.dumps(environment, sort_keys=True), run_id))
+                          (json.dumps(environment, sort_keys=True, default=str), run_id))
             c.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             c.executemany(
                 "INSERT INTO metrics (run_id, condition, split, metric, value, higher_is_better)"
@@ -155,21 +216,22 @@ class ResultStore:
     def note(self, run_id: str, environment: dict[str, Any]) -> None:
         """Replace a run's environment record (e.g. to add the dataset's warnings)."""
         with self.transaction() as c:
-            c.execute("UPDATE runs SET environment = ? WHERE id = ?", (json.dumps(environment, sort_keys=True), run_id))
+            c.execute("UPDATE runs SET environment = ? WHERE id = ?",
+                      (json.dumps(environment, sort_keys=True, default=str), run_id))
 
     def fail(self, run_id: str, error: str, seconds: float, status: str = "failed",
              environment: dict[str, Any] | None = None) -> None:
         with self.transaction() as c:
             if environment is not None:
                 c.execute("UPDATE runs SET environment = ? WHERE id = ?",
-                          (json.dumps(environment, sort_keys=True), run_id))
+                          (json.dumps(environment, sort_keys=True, default=str), run_id))
             c.execute("UPDATE runs SET status = ?, error = ?, finished = ?, seconds = ? WHERE id = ?",
                       (status, error, time.time(), seconds, run_id))
 
     def insert(self, run: dict[str, Any], metrics: list[dict[str, Any]]) -> None:
         """Copy a whole run row (as :meth:`runs` returns it) and its metrics from another store, in one
         transaction, replacing what this store had under its id (``mfm-bench merge``)."""
-        row = {**run, "config": json.dumps(run["config"], sort_keys=True),
+        row = {**run, "config": json.dumps(run["config"]),  # key order kept, as start() keeps it
                "environment": json.dumps(run["environment"], sort_keys=True)}
         with self.transaction() as c:
             c.execute("DELETE FROM runs WHERE id = ?", (run["id"],))
@@ -206,6 +268,35 @@ class ResultStore:
             d["environment"] = json.loads(d["environment"]) if d["environment"] else {}
             out.append(d)
         return out
+
+    def record_evaluation(self, evaluation_id: str, provenance: dict[str, Any],
+                          rows: list[tuple[str, str, str, str, float]]) -> None:
+        """Record a re-evaluation: its provenance and rows of (run id, condition, split, metric, value), at once."""
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO evaluations (id, created, provenance) VALUES (?, ?, ?)",
+                      (evaluation_id, time.time(), json.dumps(provenance, sort_keys=True, default=str)))
+            c.executemany(
+                "INSERT OR REPLACE INTO reevaluations (evaluation_id, run_id, condition, split, metric, value,"
+                " higher_is_better) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(evaluation_id, r, cond, split, m, _finite(v), _hib(m)) for r, cond, split, m, v in rows])
+
+    def reevaluations(self) -> list[dict[str, Any]]:
+        """Every re-evaluated metric, oldest evaluation first, with ``evaluation_id`` and ``created``."""
+        cols = ["evaluation_id", "created", "run_id", "condition", "split", "metric", "value", "higher_is_better"]
+        q = ("SELECT r.evaluation_id, e.created, r.run_id, r.condition, r.split, r.metric, r.value, r.higher_is_better"
+             " FROM reevaluations r JOIN evaluations e ON e.id = r.evaluation_id ORDER BY e.created")
+        return [dict(zip(cols, row)) for row in self.conn.execute(q)]
+
+    def metrics_and_reevaluations(self) -> list[dict[str, Any]]:
+        """The runs' own metrics, plus re-evaluated ones for (run, condition) pairs the run never measured (the
+        latest evaluation wins), each marked with ``evaluation_id`` (None for the run's own rows)."""
+        own = [m | {"evaluation_id": None} for m in self.metrics()]
+        measured = {(m["run_id"], m["condition"]) for m in own}
+        latest: dict[tuple, dict[str, Any]] = {}
+        for m in self.reevaluations():
+            if (m["run_id"], m["condition"]) not in measured:
+                latest[(m["run_id"], m["condition"], m["split"], m["metric"])] = m
+        return own + [{k: v for k, v in m.items() if k != "created"} for m in latest.values()]
 
     def metrics(self, run_id: str | None = None) -> list[dict[str, Any]]:
         q = "SELECT run_id, condition, split, metric, value, higher_is_better FROM metrics"

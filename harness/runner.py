@@ -21,7 +21,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,8 @@ class Run:
     label: str
     dataset_label: str
     config: dict[str, Any]
+    trackers: list[str] = field(default_factory=list)  # enabled by the suite; not part of the run id
+    deterministic: bool = False  # --deterministic: recorded in the environment; not part of the run id
 
     def as_record(self) -> dict[str, Any]:
         return {"id": self.id, "suite": self.suite, "label": self.label, "dataset_label": self.dataset_label,
@@ -56,8 +58,9 @@ NOT_IN_ID = ("device", "threads")
 
 
 def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = None,
-           threads: int | None = None) -> list[Run]:
-    """The grid of runs, in dataset, model, seed order."""
+           threads: int | None = None, limit: int | None = None) -> list[Run]:
+    """The grid of runs, in dataset, model, seed order. ``limit`` (a smoke test on a seeded subset of each split)
+    enters the config, hence the run id, only when set."""
     train = expand_train(suite, device, threads)
     runs = []
     for d in suite.datasets:
@@ -66,31 +69,38 @@ def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = No
                 continue
             for seed in seeds if seeds is not None else suite.seeds:
                 runs.append(make_run(suite.name, m.label, d.label, run_config(suite, d, m.name, m.label, m.params,
-                                                                                seed, train)))
+                                                                                seed, train, limit),
+                                     list(getattr(suite, "trackers", []))))
     return runs
 
 
 def run_config(suite: Suite, d: Any, model: str, label: str, params: dict[str, Any], seed: int,
-               train: dict[str, Any]) -> dict[str, Any]:
-    """The config of one run: dataset ``d`` (a PluginRef), a model, a seed, resolved train options."""
-    return {
+               train: dict[str, Any], limit: int | None = None) -> dict[str, Any]:
+    """The config of one run: dataset ``d`` (a PluginRef), a model, a seed, resolved train options, and ``limit``
+    (``--limit``) only when set."""
+    config = {
         "dataset": {"name": d.name, "params": d.params},
         "model": {"name": model, "label": label, "params": params},
         "seed": seed,
         "train": train,
         "evaluate": {"conditions": [c.name for c in suite.conditions], "probes": suite.probes},
     }
+    if limit:
+        config["limit"] = limit
+    return config
 
 
-def make_run(suite: str, label: str, dataset_label: str, config: dict[str, Any]) -> Run:
+def make_run(suite: str, label: str, dataset_label: str, config: dict[str, Any],
+             trackers: list[str] | None = None) -> Run:
     """A run of ``config``; its id leaves out how fast it runs (:data:`NOT_IN_ID`) and search bookkeeping
     (``config["search"]``: a trial and a retrain of the same configuration and seed are one run)."""
     key = {k: v for k, v in config.items() if k != "search"}
     key["train"] = {k: v for k, v in config["train"].items() if k not in NOT_IN_ID}
-    return Run(run_id(key), suite, label, dataset_label, config)
+    return Run(run_id(key), suite, label, dataset_label, config, list(trackers or []))
 
 
-def environment(device: Any, packages: dict[str, str], settings: dict[str, Any] | None = None) -> dict[str, Any]:
+def environment(device: Any, packages: dict[str, str], settings: dict[str, Any] | None = None,
+                deterministic: bool = False) -> dict[str, Any]:
     """Versions, git commit, device and the execution settings (threads, deterministic) of a run."""
     import numpy
     import torch
@@ -104,7 +114,9 @@ def environment(device: Any, packages: dict[str, str], settings: dict[str, Any] 
     }
     if getattr(device, "type", "") == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
-    return env
+    from .provenance import provenance
+
+    return env | provenance(device, deterministic)
 
 
 def _git_commit() -> str | None:
@@ -139,27 +151,33 @@ def _sigterm_as_interrupt() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-def perform(run: Run, out: Path | None, datasets: dict[str, Any], progress: Callable[..., Any] | None) -> Any:
+def perform(run: Run, out: Path | None, datasets: dict[str, Any], progress: Callable[..., Any] | None,
+            on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> Any:
     """Train and evaluate one run, in whichever process an executor chose; never touches the result store.
 
     Writes ``config.json``, ``history.json``, ``model.pt`` and the model's own artifacts under
     ``out/runs/<id>/``; with ``out`` None (a worker without the output folder) it writes them into a temporary
     folder and returns them in the outcome's ``files``. A run whose training diverged or whose test metrics are
     not finite fails (:mod:`mfm_bench.checks`), with its loss history kept; a dataset's warnings go into the
-    outcome's ``environment["data_warnings"]``. A failure is an outcome; KeyboardInterrupt and a full disk
-    propagate."""
+    outcome's ``environment["data_warnings"]``, its fingerprint in ``environment["data_fingerprint"]``; cost rows
+    are among the metric rows and each epoch's history row is in the outcome's ``epochs``. Trackers and the store
+    are the main process's (:func:`mfm_bench.executors.drive`); ``on_epoch(epoch, row)``, when given, is called
+    after each epoch as well (the in-process executor passes the trackers' ``on_epoch_end``). A failure is an
+    outcome; KeyboardInterrupt and a full disk propagate."""
     if out is not None:
-        return _perform_in(run, out / "runs" / run.id, datasets, progress)
+        return _perform_in(run, out / "runs" / run.id, datasets, progress, on_epoch)
     with tempfile.TemporaryDirectory(prefix="mfm-bench-run-") as tmp:
-        outcome = _perform_in(run, Path(tmp), datasets, progress)
+        outcome = _perform_in(run, Path(tmp), datasets, progress, on_epoch)
         outcome.files = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in sorted(Path(tmp).rglob("*"))
                          if p.is_file()}
     return outcome
 
 
-def _perform_in(run: Run, run_dir: Path, datasets: dict[str, Any], progress: Callable[..., Any] | None) -> Any:
+def _perform_in(run: Run, run_dir: Path, datasets: dict[str, Any], progress: Callable[..., Any] | None,
+                live_epochs: Callable[[int, dict[str, Any]], None] | None) -> Any:
     from .executors import Outcome
     from .outdir import settings
+    from .provenance import data_fingerprint, set_deterministic
     from .registry import get_registry
     from .training import TrainConfig, Trainer
 
@@ -168,32 +186,43 @@ def _perform_in(run: Run, run_dir: Path, datasets: dict[str, Any], progress: Cal
     atomic_write(run_dir / "config.json",
                  json.dumps({"id": run.id, "suite": run.suite, **cfg}, indent=2, sort_keys=True))
     env: dict[str, Any] = {}
+    epochs: list[tuple[int, dict[str, Any]]] = []
+
+    def on_epoch(epoch: int, row: dict[str, Any]) -> None:
+        epochs.append((epoch, row))
+        if live_epochs is not None:
+            live_epochs(epoch, row)
+
     t0 = time.perf_counter()
     try:
         reg = get_registry()
-        trainer = Trainer(TrainConfig(**cfg["train"]), progress=progress)
+        trainer = Trainer(TrainConfig(**cfg["train"]), progress=progress, on_epoch=on_epoch)
         entries = {k: reg.get(k, cfg[k]["name"]) for k in ("dataset", "model")}
         packages = {f"{k}:{cfg[k]['name']}": f"{e.package} {e.version}".strip() for k, e in entries.items()}
-        env = environment(trainer.device, packages, settings(cfg["train"]))
+        set_deterministic(run.deterministic)
+        env = environment(trainer.device, packages, settings(cfg["train"]), run.deterministic)
         dataset, warnings = _dataset(cfg, datasets, reg)
         if warnings:
             env["data_warnings"] = list(warnings)
+        env["data_fingerprint"] = data_fingerprint(dataset)
         model, _, rows = _train_and_evaluate(cfg, trainer, dataset, reg, run_dir)
         _save_outputs(run_dir, model)
         rows += _model_artifacts(model, dataset, run_dir, trainer.device)
-        return Outcome("finished", rows, env, time.perf_counter() - t0)
+        return Outcome("finished", rows, env, time.perf_counter() - t0, epochs=epochs)
     except (KeyboardInterrupt, _Terminated):
         raise
     except Exception as e:  # noqa: BLE001 - a failed run (TrainingError or any other) is recorded, the suite goes on
         if is_disk_full(e):  # every later run would fail the same way
             raise
         tb = traceback.format_exc(limit=6)
-        return Outcome("failed", [], env, time.perf_counter() - t0, f"{type(e).__name__}: {e}\n{tb}")
+        return Outcome("failed", [], env, time.perf_counter() - t0, f"{type(e).__name__}: {e}\n{tb}", epochs=epochs)
 
 
-def _dataset(cfg: dict[str, Any], datasets: dict[str, Any], reg: Any) -> tuple[Any, list[str]]:
+def _dataset(cfg: dict[str, Any], datasets: dict[str, Any], reg: Any,
+             log: Callable[[str], None] | None = None) -> tuple[Any, list[str]]:
     """The run's dataset and its warnings, built and checked once per suite run for each distinct dataset config
-    (``datasets`` is the cache; a dataset that fails its checks fails again, without rebuilding)."""
+    (``datasets`` is the cache; a dataset that fails its checks fails again, without rebuilding). ``log``, when
+    given, hears the warnings once, when the dataset is built (runs return them in their outcome instead)."""
     from .checks import check_dataset
 
     key = json.dumps(cfg["dataset"], sort_keys=True)
@@ -203,9 +232,17 @@ def _dataset(cfg: dict[str, Any], datasets: dict[str, Any], reg: Any) -> tuple[A
             datasets[key] = (ds, check_dataset(cfg["dataset"]["name"], ds))
         except Exception as e:  # noqa: BLE001 - remembered, re-raised for every run on this dataset
             datasets[key] = e
+        if log is not None and isinstance(datasets[key], tuple):
+            for w in datasets[key][1]:
+                log(f"warning: {w}")
     if isinstance(datasets[key], Exception):
         raise datasets[key]
-    return datasets[key]
+    ds, warnings = datasets[key]
+    if cfg.get("limit"):  # --limit: a seeded subset of each split (the seed of the data, not of the run)
+        from .provenance import Limited
+
+        ds = datasets.setdefault(f"{key} limit {cfg['limit']}", Limited(ds, cfg["limit"]))
+    return ds, warnings
 
 
 def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: Any,
@@ -222,12 +259,18 @@ def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: An
         c.check(dataset.spec)
     torch.manual_seed(cfg["seed"])
     model = reg.build("model", cfg["model"]["name"], dataset.spec, **cfg["model"]["params"])
+    from .provenance import cost_rows
+
     initial = _initial_loss(trainer, model, dataset.split("valid"))
+    if trainer.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(trainer.device)
     result = trainer.fit(model, dataset.split("train"), dataset.split("valid"), seed=cfg["seed"])
     atomic_write(run_dir / "history.json", json.dumps(result.history, indent=1))
     check_training(result, initial)
+    t0 = time.perf_counter()
     rows = evaluate(model, dataset, conditions, device=trainer.device, batch_size=trainer.cfg.eval_batch_size,
                     seed=cfg["seed"], probes=cfg["evaluate"]["probes"])
+    rows += cost_rows(time.perf_counter() - t0, len(dataset.split("test")) * len(conditions), trainer.device)
     if cfg.get("search"):  # a searched model's runs: the validation metrics its selection uses
         rows += evaluate(model, dataset, conditions[:1], device=trainer.device, batch_size=trainer.cfg.eval_batch_size,
                          seed=cfg["seed"], split="valid", probes=False)
@@ -270,13 +313,16 @@ def _save_outputs(run_dir: Path, model: Any) -> None:
 def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bool = False,
               seeds: list[int] | None = None, device: str | None = None, progress: bool = True,
               log: Callable[[str], None] = print, threads: int | None = None, allow_mixed: bool = False,
-              execution: Any = None, shard: tuple[int, int] | None = None) -> dict[str, int]:
+              execution: Any = None, shard: tuple[int, int] | None = None, deterministic: bool = False,
+              limit: int | None = None) -> dict[str, int]:
     """Run every run of the grid not yet finished (with ``resume``); returns counts by status.
 
     ``execution`` (:class:`mfm_bench.executors.Execution`, default: the suite's ``executor:`` block) says where
     runs train; ``shard=(k, n)`` runs only the k-th of n deterministic slices of the grid. Holds the lock on
     ``out`` throughout (:mod:`mfm_bench.lock`); refuses a folder of another suite or configuration, and with
-    ``resume`` finished runs of other execution settings unless ``allow_mixed`` (:mod:`mfm_bench.outdir`)."""
+    ``resume`` finished runs of other execution settings unless ``allow_mixed`` (:mod:`mfm_bench.outdir`).
+    ``deterministic`` turns on torch's deterministic algorithms in every run (recorded); ``limit`` runs a seeded
+    subset of each split (grid runs; a search's trials use the full data)."""
     import torch
 
     from .lock import OutputLock
@@ -293,7 +339,7 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
         prefetch_suite(fetching, log=log)
     check_data(suite)  # every dataset finds its files, or one message lists those that do not, before any work
     threads = _threads_per_run(suite, execution, threads)
-    grid = expand(suite, seeds, device, threads)
+    grid = expand(suite, seeds, device, threads, limit)
     if not grid and not suite.searches:
         raise MfmBenchError("the grid is empty: give at least one seed")
     runs = select_shard(grid, shard)
@@ -311,7 +357,7 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
             with _sigterm_as_interrupt():
                 _execute(suite, execution, store, out, todo, counts, progress, log,
                          dict(seeds=seeds, device=device, threads=threads, shard=shard, resume=resume,
-                              overwrite=overwrite))
+                              overwrite=overwrite, deterministic=deterministic))
         finally:
             torch.set_num_threads(threads_before)  # --threads applies to this suite, not to the caller's process
     return counts
@@ -323,12 +369,15 @@ def _execute(suite: Suite, execution: Any, store: ResultStore, out: Path, todo: 
     from .executors import drive, make_executor
     from .executors.dispatch import GridSource, SuiteBar
 
+    for run in todo:
+        run.deterministic = how["deterministic"]
     source: Any = GridSource(todo)
     if suite.searches:
         from .search_run import SearchSource
 
         source = SearchSource(suite, store, todo, expand_args=(how["seeds"], how["device"], how["threads"]),
-                              shard=how["shard"], resume=how["resume"], overwrite=how["overwrite"])
+                              shard=how["shard"], resume=how["resume"], overwrite=how["overwrite"],
+                              deterministic=how["deterministic"])
     bar = SuiteBar(suite.name, source_total(source), progress, log)
     try:
         executor = make_executor(execution, out, how["threads"] or 0, tqdm_or_none(progress))

@@ -76,7 +76,7 @@ class _Study:
         model, train = apply(values, self.spec.model, self.train, self.reg)
         cfg = run_config(self.suite, self.d, model["name"], model["label"], model["params"], seed, train)
         cfg["search"] = {**self.key, "role": role, "values": values}
-        return make_run(self.suite.name, model["label"], self.d.label, cfg)
+        return make_run(self.suite.name, model["label"], self.d.label, cfg, list(getattr(self.suite, "trackers", [])))
 
     @property
     def asked(self) -> int:
@@ -142,8 +142,9 @@ class SearchSource:
     """The suite's plain runs, then every search's trials and final runs."""
 
     def __init__(self, suite: Any, store: Any, grid: list[Any], expand_args: tuple, shard: Any, resume: bool,
-                 overwrite: bool) -> None:
+                 overwrite: bool, deterministic: bool = False) -> None:
         seeds, device, threads = expand_args
+        self.deterministic = deterministic
         seeds = seeds if seeds is not None else suite.seeds
         train = dict(suite.train, **({"device": device} if device else {}),
                      **({"threads": threads} if threads is not None else {}))
@@ -160,6 +161,7 @@ class SearchSource:
         for s in self.studies:
             run = s.next()
             if run is not None:
+                run.deterministic = self.deterministic
                 return run
         return None
 

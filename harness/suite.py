@@ -22,6 +22,7 @@ import jsonschema
 import yaml
 
 from . import suite_checks as checks
+from .conditions import Condition
 from .config import ConfigError, build_config, config_to_dict, did_you_mean
 from .errors import MfmBenchError
 from .render import DEFAULT_FORMATS, FORMATS
@@ -89,6 +90,7 @@ SCHEMA: dict[str, Any] = {
         },
         "fetch": {"type": "boolean"},
         "executor": _EXECUTOR,
+        "trackers": {"type": "array", "items": {"type": "string"}},
     },
     "required": ["name", "datasets", "models"],
     "additionalProperties": False,
@@ -125,6 +127,7 @@ class Suite:
     formats: list[str] = field(default_factory=lambda: list(DEFAULT_FORMATS))
     fetch: bool = False
     description: str = ""
+    trackers: list[str] = field(default_factory=list)
     executor: Any = None  # mfm_bench.executors.Execution: where runs train (default: here, one at a time)
 
     def __post_init__(self) -> None:
@@ -208,11 +211,12 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
     train = _train(raw, at)
     checks.check_train(train, at)
     evaluate = raw.get("evaluate") or {}
-    conditions = _conditions(evaluate, at)
+    items = _conditions(evaluate, at)
+    conditions = [Condition("clean")] + [c for _, c in items if c.kind != "clean"]
     fetch = bool(raw.get("fetch", False))
     _resolve_files(datasets, path, reg, at, must_exist=check_files and not fetch)
     try:
-        checks.check_conditions(conditions, datasets, reg, at)
+        checks.check_conditions(items, datasets, reg, at)
     except SuiteError:
         raise
     except (ValueError, TypeError) as e:  # a plugin's describe() refusing its params
@@ -225,7 +229,8 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
         name=raw["name"], path=path, datasets=datasets, models=models, seeds=list(raw.get("seeds", [0])),
         train=train, conditions=conditions, probes=bool(evaluate.get("probes", True)),
         formats=list(report.get("formats", DEFAULT_FORMATS)),
-        fetch=fetch, description=raw.get("description", ""), executor=_executor(raw),
+        fetch=fetch, description=raw.get("description", ""), trackers=_trackers(raw, at),
+        executor=_executor(raw),
     )
 
 
@@ -330,11 +335,24 @@ def _train(raw: dict[str, Any], at: _Locator) -> dict[str, Any]:
         raise at.error(e.field, e.message, e.hint) from None
 
 
-def _conditions(evaluate: dict[str, Any], at: _Locator) -> list[Any]:
-    from .conditions import ConditionError, parse_conditions
+def _trackers(raw: dict[str, Any], at: _Locator) -> list[str]:
+    from .tracking import BUILTIN_TRACKERS
+
+    names = list(raw.get("trackers") or [])
+    for i, name in enumerate(names):
+        if name not in BUILTIN_TRACKERS:
+            raise at.error(f"trackers[{i}]", f"unknown tracker {name!r}", did_you_mean(name, BUILTIN_TRACKERS)
+                           + "; a third-party tracker implements the on_run_* hooks and needs no entry here")
+    return names
+
+
+def _conditions(evaluate: dict[str, Any], at: _Locator) -> list[tuple[int, Any]]:
+    """The parsed conditions as (index of the suite entry, condition); their modalities are checked against the
+    datasets once the datasets' paths are resolved (``suite_checks.check_conditions``)."""
+    from .conditions import ConditionError, parse_condition_items
 
     try:
-        return parse_conditions(evaluate.get("conditions", ["clean"]))
+        return parse_condition_items(evaluate.get("conditions", ["clean"]))
     except ConditionError as e:
         raise at.error(f"evaluate.conditions[{e.index}]", e.message) from None
     except ValueError as e:  # e.g. a noise std that is no number
@@ -355,10 +373,24 @@ def _resolve_files(datasets: list[PluginRef], suite_path: Path, reg: Any, at: _L
             if must_exist and not p.exists():
                 raise at.error(f"datasets[{i}].params.{key}", f"{value!r} does not exist ({p})",
                                "point it at the data, or set `fetch: true` to download it (mfm-bench fetch)")
-            if p.is_file() and hasattr(reg.get("dataset", d.name).factory, "declare"):
+            if p.is_file() and _wants_folder(reg, d, key, p):
                 raise at.error(f"datasets[{i}].params.{key}", f"{value!r} is a file; it must be the folder that "
                                "holds the dataset's files", "see `mfm-bench datasets` for the folders and files")
             d.params[key] = str(p)
+
+
+def _wants_folder(reg: Any, d: PluginRef, key: str, p: Path) -> bool:
+    """Whether the dataset reads ``p`` as a folder (a file there is a mistake): true unless its declaration names
+    ``p`` itself as one of its files (a plugin that takes one file, like the ``tensors`` format)."""
+    declare = getattr(reg.get("dataset", d.name).factory, "declare", None)
+    if declare is None:
+        return False
+    try:
+        decl = declare(reg.config_of("dataset", d.name, {**d.params, key: str(p)}))
+    except Exception:  # noqa: BLE001 - params that do not build a declaration are reported by the later checks
+        return True
+    return not any((Path(f.folder).expanduser() / df.name).resolve() == p.resolve()
+                   for f in decl.formats for df in f.files)
 
 
 def _check_formats(datasets: list[PluginRef], reg: Any, at: _Locator) -> None:

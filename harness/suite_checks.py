@@ -122,19 +122,17 @@ def modality_names(reg: Any, ref: Any) -> list[str] | None:
     return None
 
 
-def check_conditions(conditions: list[Any], datasets: list[Any], reg: Any, at: Any) -> None:
-    """Noise levels finite and non-negative; every condition's modality present in every dataset."""
-    for c in conditions:
-        if c.kind == "noise" and not (math.isfinite(c.std) and c.std >= 0):
-            raise at.error("evaluate.conditions", f"noise std must be a finite number >= 0, got {c.std}",
-                           "e.g. {noise: {modality: visual, std: [0.1, 0.5]}}")
-    for i, d in enumerate(datasets):
+def check_conditions(items: list[tuple[int, Any]], datasets: list[Any], reg: Any, at: Any) -> None:
+    """Every condition's modalities present in every dataset that can describe itself (``items`` are
+    (index of the suite entry, condition); severities were range-checked when parsed)."""
+    from .config import did_you_mean
+
+    for d in datasets:
         names = modality_names(reg, d)
         if names is None:
             continue
-        for c in conditions:
-            if c.modality is not None and c.modality not in names:
-                from .config import did_you_mean
-
-                raise at.error("evaluate.conditions", f"condition {c.name!r}: dataset {d.label!r} has no modality "
-                               f"{c.modality!r}", did_you_mean(c.modality, names))
+        for i, c in items:
+            unknown = [m for m in c.modalities if m not in names]
+            if unknown:
+                raise at.error(f"evaluate.conditions[{i}]", f"condition {c.name!r}: dataset {d.label!r} has no "
+                               f"modality {unknown[0]!r}", did_you_mean(unknown[0], names))

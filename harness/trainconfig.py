@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .config import option
+from .config import ConfigError, option
 
 #: Batch size for validation, test and every other no-grad pass (evaluation, probes, explanations).
 EVAL_BATCH_SIZE = 256
@@ -25,7 +25,8 @@ class TrainConfig:
     plateau_patience: int = option(3, "ReduceLROnPlateau patience in epochs")
     grad_clip: float = option(0.0, "clip the gradient norm to this value (0: no clipping)")
     device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
-    threads: int = option(0, "CPU threads for torch's intra-op work (0: torch's default); small models often run fastest on 1")
+    threads: int = option(0, "CPU threads for torch's intra-op work; 0 (auto): $OMP_NUM_THREADS when set, else 1 for "
+                             "models under 5M parameters, else the cores this process may use (docs/performance.md)")
     amp: bool = option(True, "bf16 autocast on CUDA (ignored on CPU)")
     compile: bool = option(False, "torch.compile the model first")
     eval_batch_size: int = option(EVAL_BATCH_SIZE, "batch size for validation and test")
@@ -35,3 +36,5 @@ class TrainConfig:
             raise ValueError("epochs, batch_size and eval_batch_size must be at least 1")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.threads < 0:
+            raise ConfigError(f"must be 0 (auto) or a positive count, got {self.threads}", "threads")

@@ -55,6 +55,27 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+#: Below this many parameters a second intra-op thread does not pay on CPU (docs/performance.md, "Threads"),
+#: while two processes at torch's default threads each oversubscribe the cores and lose more than half their speed.
+SINGLE_THREAD_PARAMS = 5_000_000
+
+
+def auto_threads(model: nn.Module) -> int:
+    """The ``threads: 0`` choice: ``$OMP_NUM_THREADS`` when set, 1 for a model under :data:`SINGLE_THREAD_PARAMS`,
+    else the cores this process may run on (``os.sched_getaffinity``, which honours taskset and cgroup cpusets)."""
+    import os
+
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    if count_params(model) < SINGLE_THREAD_PARAMS:
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return max(1, os.cpu_count() or 1)
+
+
 def iterate(split: Any, batch_size: int, device: torch.device, shuffle: bool = False,
             generator: torch.Generator | None = None) -> Iterator[Batch]:
     """Batches of ``split`` on ``device``. A :class:`TensorSplit` (already on the device) is sliced directly."""
@@ -144,10 +165,12 @@ class Trainer:
     Inside an epoch nothing waits for the host: loss sums and non-finite flags stay on the device
     (:class:`LossSums`) and are read once per epoch."""
 
-    def __init__(self, cfg: TrainConfig | None = None, progress: Callable[..., Any] | None = None) -> None:
+    def __init__(self, cfg: TrainConfig | None = None, progress: Callable[..., Any] | None = None,
+                 on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> None:
         self.cfg = cfg or TrainConfig()
         self.device = resolve_device(self.cfg.device)
         self.progress = progress  # a tqdm-like factory, or None for no bar
+        self.on_epoch = on_epoch  # on_epoch(epoch, history row) after each epoch (the trackers' on_epoch_end)
 
     def _autocast(self):
         if self.cfg.amp and self.device.type == "cuda":
@@ -165,6 +188,8 @@ class Trainer:
             sums = self._train_epoch(state, train)
             sums.check(epoch)
             row, vloss = self._end_epoch(state, epoch, sums, valid)
+            if self.on_epoch is not None:
+                self.on_epoch(epoch, dict(row))
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(train=f"{row.get('train_label', float('nan')):.3f}", valid=f"{vloss:.3f}")
@@ -183,8 +208,7 @@ class Trainer:
     def _start(self, model: nn.Module, seed: int) -> FitState:
         """Threads, seed, device, optimiser and schedule for one fit."""
         cfg = self.cfg
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(cfg.threads or auto_threads(model))
         seed_everything(seed)
         model.to(self.device)
         params = [p for p in model.parameters() if p.requires_grad]

@@ -14,6 +14,7 @@ import pytest
 
 from mfm_bench import executors
 from mfm_bench.executors import Execution, worker_threads
+from mfm_bench.merge import TIMINGS
 from mfm_bench.results import ResultStore
 from mfm_bench.runner import run_suite
 from mfm_bench.suite import load_suite
@@ -35,7 +36,7 @@ def numbers(out):
     """(run id, condition, metric) -> value, timings left out; and the statuses by run id."""
     with ResultStore(out) as s:
         values = {(m["run_id"], m["condition"], m["metric"]): m["value"] for m in s.metrics()
-                  if m["metric"] not in ("train_seconds", "train_samples_per_sec")}
+                  if m["metric"] not in TIMINGS}
         return values, {r["id"]: r["status"] for r in s.runs()}
 
 

@@ -16,9 +16,9 @@ models: [{name: supervised, params: {fusion: concat, encoder: mean}}]
 """
 
 BAD = [  # (suite tail, line, field, words in the message)
-    ("evaluate: {conditions: [{missing: audoi}]}", 4, "evaluate.conditions", ["no modality 'audoi'", "did you mean 'audio'"]),
-    ("evaluate: {conditions: [{noise: {modality: visual, std: -1}}]}", 4, "evaluate.conditions", ["finite number >= 0"]),
-    ("evaluate: {conditions: ['noise:visual:nan']}", 4, "evaluate.conditions", ["finite number"]),
+    ("evaluate: {conditions: [{missing: audoi}]}", 4, "evaluate.conditions[0]", ["no modality 'audoi'", "did you mean 'audio'"]),
+    ("evaluate: {conditions: [{noise: {modality: visual, std: -1}}]}", 4, "evaluate.conditions[0]", ["outside [0, 1]"]),
+    ("evaluate: {conditions: ['noise:visual:nan']}", 4, "evaluate.conditions[0]", ["outside [0, 1]"]),
     ("train: {device: banana}", 4, "train.device", ["unknown device 'banana'"]),
     ("train: {device: 'cuda:7'}", 4, "train.device", ["cuda:7"]),
     ("train: {lr: .nan}", 4, "train.lr", ["is .nan"]),

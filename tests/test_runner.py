@@ -74,8 +74,10 @@ def test_suite_runs_records_everything_and_writes_leaderboard(write_suite, tmp_p
     csv_head = written["csv"].read_text().splitlines()[0]
     assert csv_head.startswith("dataset,condition,model,seeds,status,mae,mae_std") and csv_head.endswith(",run,error")
     page = write_leaderboard(out, ["html"])["html"].read_text()
-    # every Markdown table is in the HTML too (here: clean split and robustness), bold best values included
-    assert page.count("<table>") == md.count("\n### ") == 2 and "<b>" in page
+    # every Markdown table is in the HTML too (here: clean split, robustness, one table per sweep (missing:audio,
+    # noise:text) and the sweeps' summary), bold best values included
+    assert page.count("<table>") == md.count("\n### ") == 5 and "<b>" in page
+    assert "### robustness summary of" in md and "against severity: noise:text" in md
     assert re.search(r"<td>concat\s*</td>", page) and page.count("data:image/png;base64,") == 1
     assert (out / "leaderboard.html").stat().st_mode & 0o044  # readable by others, like any report
 

@@ -17,12 +17,10 @@ import json
 import os
 import warnings
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..io import atomic_path
 from ..errors import MfmBenchError
 
 # The metadata keys mmsdk's validator looks for (mmsdk/mmdatasdk/configurations/metadataconfigs.py). Its list lacks a
@@ -235,6 +233,11 @@ def csd_entries(path: str | os.PathLike) -> list[str]:
     """The entry names (video ids) of a .csd file, without reading any array."""
     import h5py
 
+    if str(path).endswith(".npz"):
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as z:
+            return [str(k) for k in z["keys"]]
     with h5py.File(path, "r") as h5:
         _, root = _root(h5, path)
         if "data" not in root:
@@ -278,6 +281,10 @@ def read_csd(path: str | os.PathLike, *, videos: set[str] | list[str] | None = N
     path = str(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such .csd file")
+    if path.endswith(".npz"):  # written by `mfm-bench align --format npz`
+        from .output import read_npz
+
+        return read_npz(path, videos=videos)
     try:
         h5 = h5py.File(path, "r")
     except OSError as e:
@@ -368,39 +375,3 @@ def complete_metadata(seq: CompSeq) -> dict[str, Any]:
         md.setdefault(k, v)
     md.setdefault(MMSDK_JOINED_KEY, md["computational sequence version"])
     return md
-
-
-def write_csd(path: str | os.PathLike, seq: CompSeq, *, compression: str | None = None,
-              progress: bool | str = False) -> Path:
-    """Write ``seq`` as a .csd file mmsdk can read back, atomically (temporary file, then rename).
-
-    The root group is named ``seq.name``; every mmsdk metadata key is present (see :func:`complete_metadata`).
-    """
-    import h5py
-
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            root = h5.create_group(seq.name)
-            data = root.create_group("data")
-            it = range(len(seq))
-            if progress:
-                from tqdm import tqdm
-
-                it = tqdm(it, desc=progress if isinstance(progress, str) else f"write {seq.name}",
-                          unit=" entries", leave=False)
-            kw = {"compression": compression} if compression else {}
-            fkw = dict(kw)
-            if seq.features.dtype.kind == "O":  # Python strings (word tokens): variable-length HDF5 strings
-                fkw["dtype"] = h5py.string_dtype()
-            off = seq.offsets
-            for e in it:
-                g = data.create_group(seq.keys_list[e])
-                a, b = off[e], off[e + 1]
-                g.create_dataset("features", data=seq.features[a:b], **fkw)
-                g.create_dataset("intervals", data=seq.intervals[a:b], **kw)
-            meta = root.create_group("metadata")
-            for k, v in complete_metadata(seq).items():
-                ds = meta.create_dataset(k, (1,), dtype=h5py.string_dtype())
-                ds[0] = json.dumps(v, default=str)
-    return path

@@ -137,3 +137,27 @@ def get_tensors(data: Mapping[str, Data], seq_len: int, folds: Mapping[str, Iter
             result[f][n] = np.array(arrays[n]) if arrays[n] else np.zeros([0] + shape)
         result[f]["ids"] = np.array(out[f]["ids"], dtype=str)
     return result
+
+
+def write_csd(path, seq) -> None:
+    """The plain h5py writer (high-level calls, default file format, one group and two datasets per entry): what
+    ``mfm-bench align`` wrote before its low-level writer, kept as the reference that writer is checked and timed
+    against. ``seq`` is a :class:`~mfm_bench.align.csd.CompSeq`."""
+    import json
+
+    import h5py
+
+    from .csd import complete_metadata
+
+    with h5py.File(path, "w") as h5:
+        root = h5.create_group(seq.name)
+        data = root.create_group("data")
+        for e in range(len(seq)):
+            g = data.create_group(seq.keys_list[e])
+            a, b = seq.offsets[e], seq.offsets[e + 1]
+            g.create_dataset("features", data=seq.features[a:b])
+            g.create_dataset("intervals", data=seq.intervals[a:b])
+        meta = root.create_group("metadata")
+        for k, v in complete_metadata(seq).items():
+            ds = meta.create_dataset(k, (1,), dtype=h5py.string_dtype())
+            ds[0] = json.dumps(v, default=str)

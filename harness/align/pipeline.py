@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MfmBenchError
-from .csd import CompSeq, csd_entries, read_csd, strip_key
+from .csd import CompSeq, CSDMetadataWarning, csd_entries, read_csd, strip_key
 
 EPS = 1e-5  # mmsdk's `epsilon = 10e-6`
 COLLAPSE_FUNCTIONS = ("mean", "sum", "min", "max")
@@ -265,12 +265,14 @@ def nan_to_num(obj: Any, nan: float = 0.0, posinf: float = 0.0, neginf: float = 
 
 # -- tensors ----------------------------------------------------------------------------------------------------
 def get_tensors(sequences: Mapping[str, CompSeq], seq_len: int, folds: Mapping[str, Iterable[str]],
-                non_sequences: Iterable[str] = (), dtype=np.float64) -> dict[str, dict[str, np.ndarray]]:
+                non_sequences: Iterable[str] = (), dtype=np.float64,
+                lengths: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """Fixed-length tensors per fold, like mmsdk's ``get_tensors(direction=False)`` after :func:`hard_unify`.
 
     Sequences become (N, seq_len, *feature_shape): zeros first, then the last ``seq_len`` rows. A non-sequence
     (the labels) becomes (N, *feature_shape) from its single row. Segments are taken in the first sequence's order;
     a segment whose video is in no fold is skipped; one in several folds goes to the first. ``ids`` holds the keys.
+    ``lengths=True`` adds ``<name>.length`` (N,) int64 for every sequence: its real (unpadded) steps.
     """
     if seq_len < 1:
         raise AlignError(f"seq_len must be at least 1, got {seq_len}")
@@ -309,6 +311,8 @@ def get_tensors(sequences: Mapping[str, CompSeq], seq_len: int, folds: Mapping[s
                 fold[name] = ft.astype(dtype) if _numeric(ft.dtype) else ft
             else:  # word tokens keep their dtype, padded with empty strings
                 fold[name] = _left_pad(s, pos, seq_len, dtype if _numeric(s.features.dtype) else s.features.dtype)
+                if lengths:
+                    fold[f"{name}.length"] = np.minimum(s.counts()[pos], seq_len)
         fold["ids"] = np.array(keys, dtype=str)
         out[f] = fold
     return out
@@ -339,6 +343,71 @@ def _load(paths: Mapping[str, str | os.PathLike], name: str, videos: set[str], p
     return seq.replace(name=name)
 
 
+def _load_in_worker(path: str, name: str, videos: set[str]) -> tuple[CompSeq, list[str]]:
+    """:func:`_load` in a worker process; the warnings travel back with the sequence."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        seq = _load({name: path}, name, videos, False)
+    return seq, [str(w.message) for w in caught if issubclass(w.category, CSDMetadataWarning)]
+
+
+def read_workers() -> int:
+    """Worker processes for reading .csd files: the cores this process may use, at most 4 (h5py serialises every
+    call within one process, so a second process is what lets a second core decompress)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+class _ReadAhead:
+    """Reads files in ``order`` in worker processes, at most ``workers`` ahead of the one asked for, so reading
+    overlaps alignment and several files decompress at once; ``get(name)`` returns each one once, in any order.
+    With one worker (or one file) it reads in this process. Memory: the files in flight plus the one in use."""
+
+    def __init__(self, paths: Mapping[str, str | os.PathLike], order: list[str], videos: set[str], progress: bool,
+                 workers: int | None = None) -> None:
+        self.paths, self.order, self.videos, self.progress = paths, list(order), videos, progress
+        self.workers = min(read_workers() if workers is None else max(1, workers), len(self.order))
+        self.pending: dict[str, Any] = {}
+        self.pool = None
+        if self.workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # forkserver: a clean process, safe when the caller has torch's OpenMP threads running
+            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method))
+
+    def _submit_ahead(self) -> None:
+        while self.order and len(self.pending) < self.workers:
+            name = self.order.pop(0)
+            self.pending[name] = self.pool.submit(_load_in_worker, str(self.paths[name]), name, self.videos)
+
+    def get(self, name: str) -> CompSeq:
+        if self.pool is None:
+            self.order.remove(name)
+            return _load(self.paths, name, self.videos, self.progress)
+        if name not in self.pending:  # asked out of order: move it to the front
+            self.order.remove(name)
+            self.order.insert(0, name)
+            self.pending[name] = self.pool.submit(_load_in_worker, str(self.paths[name]), name, self.videos)
+        self._submit_ahead()
+        seq, caught = self.pending.pop(name).result()
+        self._submit_ahead()
+        for message in caught:
+            warnings.warn(message, CSDMetadataWarning, stacklevel=3)
+        return seq
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for f in self.pending.values():
+                f.cancel()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
 def shared_videos(paths: Mapping[str, str | os.PathLike]) -> set[str]:
     """Video ids present in every file, read from the entry names only (no arrays)."""
     sets = [{strip_key(e) for e in csd_entries(p)} for p in paths.values()]
@@ -348,13 +417,15 @@ def shared_videos(paths: Mapping[str, str | os.PathLike]) -> set[str]:
 def align_files(paths: Mapping[str, str | os.PathLike], reference: str,
                 collapse: Sequence[str] | str | None = ("mean",), *, videos: set[str] | None = None,
                 skip: Iterable[str] = (), impute_missing: bool = False, progress: bool = False,
-                eps: float = EPS) -> Iterator[tuple[str, CompSeq]]:
+                eps: float = EPS, workers: int | None = None,
+                _reader: _ReadAhead | None = None) -> Iterator[tuple[str, CompSeq]]:
     """Align .csd files to the rows of ``reference``, reading one file at a time: yields ``(name, aligned)``.
 
     Names come in ``paths`` order, the reference included, those in ``skip`` left out. Only ``videos`` are read
     (default: the ids every file shares, :func:`shared_videos`). ``impute_missing`` gives each sequence an entry
     for every reference entry (:func:`impute`). The caller may drop each result before asking for the next, so a
-    MOSEI-scale run holds the reference and one other sequence in memory. Same rules as :func:`align`.
+    MOSEI-scale run holds the reference and one other sequence in memory, plus up to ``workers`` files being read
+    ahead in worker processes (default :func:`read_workers`; 1 reads in this process). Same rules as :func:`align`.
     """
     if reference not in paths:
         raise AlignError(f"reference sequence {reference!r} is not among the given files {list(paths)}")
@@ -363,16 +434,22 @@ def align_files(paths: Mapping[str, str | os.PathLike], reference: str,
         videos = shared_videos(paths)
     if not videos:
         raise AlignError(f"no video id is shared by all of {list(paths)}")
-    ref = _Reference(_load(paths, reference, videos, progress), eps)
-    ref_out = _align_reference(ref, reference, funcs)
     skip = set(skip)
-    for name in paths:
-        if name in skip:
-            continue
-        if name == reference:
-            yield name, ref_out
-        else:  # no local name: the previous result is freed while the next one is computed
-            yield name, _align_file(ref, ref_out, _load(paths, name, videos, progress), funcs, impute_missing)
+    reader = _reader or _ReadAhead(paths, [reference] + [n for n in paths if n != reference and n not in skip],
+                                   videos, progress, workers)
+    try:
+        ref = _Reference(reader.get(reference), eps)
+        ref_out = _align_reference(ref, reference, funcs)
+        for name in paths:
+            if name in skip:
+                continue
+            if name == reference:
+                yield name, ref_out
+            else:  # no local name: the previous result is freed while the next one is computed
+                yield name, _align_file(ref, ref_out, reader.get(name), funcs, impute_missing)
+    finally:
+        if _reader is None:
+            reader.close()
 
 
 def _align_file(ref: _Reference, ref_out: CompSeq, seq: CompSeq, funcs: list[str] | None, fill: bool) -> CompSeq:
@@ -383,7 +460,8 @@ def _align_file(ref: _Reference, ref_out: CompSeq, seq: CompSeq, funcs: list[str
 def prepare_word_level(paths: Mapping[str, str | os.PathLike], words: str, labels: str, seq_len: int,
                        folds: Mapping[str, Iterable[str]], *, collapse: Sequence[str] | str = ("mean",),
                        impute_missing: bool = True, dtype=np.float64, clean: bool = False,
-                       progress: bool = False) -> dict[str, dict[str, np.ndarray]]:
+                       progress: bool = False, lengths: bool = False,
+                       workers: int | None = None) -> dict[str, dict[str, np.ndarray]]:
     """The standard CMU word-level recipe, from .csd files to tensors.
 
     1. align every sequence to ``words`` with ``collapse`` (mmsdk: ``align(words, [avg])``), one file in memory at
@@ -391,15 +469,22 @@ def prepare_word_level(paths: Mapping[str, str | os.PathLike], words: str, label
        ``labels`` without collapse; 4. :func:`hard_unify`; 5. :func:`get_tensors` with ``labels`` as the
        non-sequence. Returns ``{fold: {name: (N, seq_len, d), labels: (N, d), "ids": (N,) keys}}``.
        ``clean=True`` applies :func:`nan_to_num` to the tensors. ``dtype`` float64 is what mmsdk returns.
+       ``lengths=True`` adds each sequence's real steps per segment (see :func:`get_tensors`). The files are
+       read ahead in ``workers`` processes (see :func:`align_files`).
     """
     paths = {k: Path(v) for k, v in paths.items()}
     for role, name in (("words", words), ("labels", labels)):
         if name not in paths:
             raise AlignError(f"{role} sequence {name!r} is not among the given files {list(paths)}")
     videos = shared_videos(paths)
-    aligned = dict(align_files(paths, words, collapse, videos=videos, skip=[labels], impute_missing=impute_missing,
-                               progress=progress))
-    label_seq = _load(paths, labels, videos, progress)
+    order = [words] + [n for n in paths if n not in (words, labels)] + [labels]
+    reader = _ReadAhead(paths, order, videos, progress, workers)
+    try:
+        aligned = dict(align_files(paths, words, collapse, videos=videos, skip=[labels],
+                                   impute_missing=impute_missing, progress=progress, _reader=reader))
+        label_seq = reader.get(labels)
+    finally:
+        reader.close()
     stage = align(labels, {**aligned, labels: label_seq}, collapse=None)
-    tensors = get_tensors(stage, seq_len, folds, non_sequences=[labels], dtype=dtype)
+    tensors = get_tensors(stage, seq_len, folds, non_sequences=[labels], dtype=dtype, lengths=lengths)
     return nan_to_num(tensors) if clean else tensors

@@ -11,14 +11,16 @@ DESCRIPTION = HELP + """.
 Every sequence is aligned to the rows of the reference (usually the words): each reference row collects the rows
 of the other sequence that overlap it, clipped to it and, with --collapse, averaged into one row. Output entries
 are named <video id>[<reference row>], exactly as the CMU-MultimodalSDK names them, and DIR/NAME.csd is written
-for every sequence, the reference included. Videos missing from any file are dropped. Files are read one at a
-time. See docs/align.md for the rules."""
+for every sequence, the reference included (--format npz: DIR/NAME.npz, one flat file that `align` and `prepare`
+read back, and mmsdk does not). Videos missing from any file are dropped. Input files are read ahead in worker
+processes, so decompression uses every core. See docs/align.md for the rules."""
 
 EPILOG = """\
 examples:
   mfm-bench align --reference words --out aligned/ words=glove.csd covarep=COVAREP.csd facet=FACET.csd
   mfm-bench align --reference words --out aligned/ --collapse mean --collapse max --impute words=w.csd a=a.csd
   mfm-bench align --reference labels --out seg/ --collapse none labels=labels.csd words=aligned/words.csd
+  mfm-bench align --reference words --out aligned/ --format npz words=glove.csd covarep=COVAREP.csd
 """
 
 
@@ -56,7 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="mean (default), sum, min or max; repeat to concatenate several; 'none' keeps every row")
     p.add_argument("--impute", action="store_true",
                    help="give every sequence an entry for every reference entry (zeros with the reference's interval)")
-    p.add_argument("--compression", choices=["gzip", "lzf"], help="HDF5 compression of the written arrays")
+    p.add_argument("--format", choices=["csd", "npz"], default="csd",
+                   help="csd: the mmsdk layout (default); npz: one flat file per sequence, much faster to write")
+    p.add_argument("--compression", choices=["gzip", "lzf"], help="HDF5 compression of the written arrays (csd)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from mfm_bench.align import align_files, write_csd
+    from mfm_bench.align import align_files, write_csd, write_npz
 
     paths = parse_named_paths(args.sequences, argparse.ArgumentParser(prog="mfm-bench align"))
     check_sequences(paths, reference=args.reference)
@@ -73,9 +77,16 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     aligned = align_files(paths, args.reference, args.collapse or ["mean"], impute_missing=args.impute,
                           progress=progress)
+    if args.format == "npz" and args.compression:
+        from mfm_bench.align import AlignError
+
+        raise AlignError("--compression applies to --format csd; an .npz is written uncompressed")
     for name, seq in tqdm(aligned, total=len(paths), desc="sequences", unit=" seq", disable=not progress):
-        target = write_csd(out_dir / f"{name}.csd", seq, compression=args.compression,
-                           progress=f"write {name}" if progress else False)
+        if args.format == "npz":
+            target = write_npz(out_dir / f"{name}.npz", seq)
+        else:
+            target = write_csd(out_dir / f"{name}.csd", seq, compression=args.compression,
+                               progress=f"write {name}" if progress else False)
         tqdm.write(f"{name}: {len(seq)} entries, {seq.n_rows} rows -> {target}")
         del seq  # one aligned sequence in memory at a time
     return 0

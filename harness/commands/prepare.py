@@ -9,9 +9,11 @@ DESCRIPTION = HELP + """.
 
 The standard CMU recipe: align every sequence to the words (averaging the frames inside each word), impute zeros
 where a modality has no frame in a word, align everything to the label segments, keep the segments present in
-every sequence, and left-pad or cut each to --seq-len steps (the last steps are kept). The .npz holds
-<fold>/<name> arrays of shape (N, seq-len, d), <fold>/<labels> of shape (N, d) and <fold>/ids (segment keys).
-NaN and -inf (COVAREP has both) are kept unless --nan-to-num is given. See docs/align.md."""
+every sequence, and left-pad or cut each to --seq-len steps (the last steps are kept). The .npz (the tensors
+format, written atomically) holds <fold>/<name> arrays of shape (N, seq-len, d), <fold>/<name>.mask (N, seq-len)
+(True = real step), <fold>/<labels> of shape (N, d), <fold>/ids (segment keys) and meta.json (dims, sizes and the
+alignment settings). The `tensors` dataset trains on it. NaN and -inf (COVAREP has both) are kept unless
+--nan-to-num is given. See docs/align.md and docs/datasets.md."""
 
 EPILOG = """\
 examples:
@@ -55,24 +57,26 @@ def load_folds(path: str) -> dict[str, list[str]]:
     return {str(k): [str(x) for x in v] for k, v in folds.items()}
 
 
-def _storable(arr):
-    """Word tokens read as Python objects become fixed-width strings, so the .npz loads without pickle."""
-    if arr.dtype.kind != "O":
-        return arr
-    try:
-        return arr.astype(bytes)
-    except (UnicodeEncodeError, TypeError, ValueError):
-        return arr.astype(str)
+def alignment_settings(args: argparse.Namespace, paths: dict[str, str]) -> dict:
+    """What the tensors file records about how it was made (its ``meta.json`` ``alignment`` entry)."""
+    import os
+
+    from mfm_bench import __version__
+
+    return {"alignment": {"words": args.words, "labels": args.labels, "seq_len": args.seq_len,
+                          "collapse": args.collapse or ["mean"], "impute_missing": not args.no_impute,
+                          "nan_to_num": args.nan_to_num, "dtype": args.dtype,
+                          "sources": {n: os.path.abspath(p) for n, p in paths.items()}},
+            "created_by": f"mfm-bench {__version__}"}
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
     from pathlib import Path
 
     import numpy as np
 
     from mfm_bench.align import prepare_word_level
-    from mfm_bench.io import atomic_path
+    from mfm_bench.data.prepare import write_tensors
 
     from .align import check_sequences, parse_named_paths
 
@@ -82,13 +86,11 @@ def run(args: argparse.Namespace) -> int:
     tensors = prepare_word_level(paths, args.words, args.labels, args.seq_len, folds,
                                  collapse=args.collapse or ["mean"], impute_missing=not args.no_impute,
                                  dtype=np.dtype(args.dtype), clean=args.nan_to_num,
-                                 progress=not args.no_progress)
-    arrays = {f"{fold}/{name}": _storable(arr) for fold, d in tensors.items() for name, arr in d.items()}
+                                 progress=not args.no_progress, lengths=True)
     out = Path(args.out)
-    with atomic_path(out, suffix=".npz") as tmp:  # the .npz ending keeps numpy from appending its own
-        np.savez(tmp, **arrays)
+    write_tensors(out, tensors, labels=args.labels, meta=alignment_settings(args, paths))
     for fold, d in tensors.items():
-        shapes = ", ".join(f"{n} {tuple(a.shape)}" for n, a in d.items() if n != "ids")
+        shapes = ", ".join(f"{n} {tuple(a.shape)}" for n, a in d.items() if n != "ids" and not n.endswith(".length"))
         print(f"{fold}: {len(d['ids'])} segments: {shapes}")
     print(f"wrote {out}")
     return 0

@@ -69,6 +69,16 @@ def execution_of(suite: object, args: argparse.Namespace) -> object:
     return dataclasses.replace(suite.executor, **over)
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--limit takes a positive number of samples, got {text!r}")
+    return n
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("suite", help="suite YAML file (see docs/suites.md)")
     p.add_argument("--out", help="output folder (default: runs/<suite name>)")
@@ -78,10 +88,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", type=device_arg, metavar="DEVICE",
                    help="override the suite's train.device: auto, cpu, cuda or cuda:N")
     p.add_argument("--seeds", type=seeds_arg, help="override the suite's seeds, e.g. 0,1,2")
-    p.add_argument("--threads", type=threads_arg, help="CPU threads for torch (override the suite's train.threads; 0: torch's default)")
+    p.add_argument("--threads", type=threads_arg, help="CPU threads for torch (override the suite's train.threads; 0: auto, see docs/performance.md)")
     p.add_argument("--allow-mixed", action="store_true",
                    help="with --resume, keep finished runs made with other --threads/--device settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--deterministic", action="store_true",
+                   help="torch's deterministic algorithms (slower on GPU; an op without one is an error); recorded")
+    p.add_argument("--limit", type=_positive, metavar="N",
+                   help="smoke test: a seeded random N samples of each split (new run ids; the leaderboard says so)")
     x = p.add_argument_group("execution (docs/scaling.md)")
     x.add_argument("--jobs", type=int, metavar="N",
                    help="train N runs at once in worker processes, torch threads split across them "
@@ -111,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         counts = run_suite(suite, out, resume=args.resume, overwrite=args.overwrite, seeds=args.seeds,
                            device=args.device, progress=not args.no_progress, threads=args.threads,
-                           allow_mixed=args.allow_mixed, execution=execution_of(suite, args), shard=args.shard)
+                           allow_mixed=args.allow_mixed, deterministic=args.deterministic, limit=args.limit,
+                           execution=execution_of(suite, args), shard=args.shard)
     except MfmBenchError:  # already one clear line (some are also OSErrors: missing files and data)
         raise
     except OSError as e:  # a full disk, a read-only or unwritable --out: the store keeps what was written
@@ -136,4 +151,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"results: {out / 'results.sqlite'}")
     for fmt, path in written.items():
         print(f"{fmt}: {path}")
+    if "html" in suite.formats:  # the full report goes with the HTML leaderboard
+        from mfm_bench.report import write_report
+
+        print(f"report: {write_report(out)}")
     return 1 if counts["failed"] else 0

@@ -2,6 +2,9 @@
 
 Every reader (MFN h5, CSD, pickles) produces :class:`SplitArrays`; the dataset plugins then fit the sequence
 length, standardise with statistics of the train split only, and hand out :class:`~mfm_bench.contracts.TensorSplit`.
+
+The tensors format (``write_tensors``, ``read_tensors_meta``, ``read_tensors_split``) is what ``mfm-bench prepare``
+writes and the ``tensors`` dataset reads (docs/datasets.md, "Your own data").
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from mfm_bench.errors import MfmBenchError
 
 
 @dataclass
@@ -93,3 +98,88 @@ def standardise(splits: dict[str, SplitArrays], train: str = "train", eps: float
             y[~s.mask[m]] = 0.0
             s.inputs[m] = y.astype(np.float32)
     return {"stats": stats}
+
+
+# -- the tensors format: what `mfm-bench prepare` writes and the `tensors` dataset reads ----------------------------
+TENSORS_FORMAT = "mfm-bench-tensors"
+TENSORS_VERSION = 1
+META_KEY = "meta.json"
+
+
+class TensorsFormatError(MfmBenchError, ValueError):
+    """A file that is not in the tensors format (docs/datasets.md, "Your own data"); the message names it."""
+
+
+def write_tensors(path, folds: dict[str, dict[str, np.ndarray]], *, labels: str, meta: dict) -> None:
+    """Write ``{split: {name: (N, T, D), name.length: (N,), labels: (N, K), ids: (N,)}}`` in the tensors format,
+    atomically: ``<split>/<name>`` arrays, ``<split>/<name>.mask`` (N, T) bool (True = real step, from the
+    lengths), ``<split>/<labels>``, ``<split>/ids`` and ``meta.json`` (a JSON string: the layout, the dims and
+    ``meta``, e.g. the alignment settings)."""
+    import json
+
+    from mfm_bench.io import atomic_path
+
+    arrays: dict[str, np.ndarray] = {}
+    sequences: dict[str, dict] = {}
+    for split, fold in folds.items():
+        for name, arr in fold.items():
+            if name == "ids" or name.endswith(".length"):
+                continue
+            arrays[f"{split}/{name}"] = _storable(arr)
+            if name == labels:
+                continue
+            steps = arr.shape[1]
+            length = fold.get(f"{name}.length", np.full(arr.shape[0], steps))
+            arrays[f"{split}/{name}.mask"] = np.arange(steps)[None, :] >= steps - np.asarray(length)[:, None]
+            sequences[name] = {"dim": int(np.prod(arr.shape[2:], dtype=np.int64)),
+                               "numeric": bool(np.issubdtype(arr.dtype, np.number))}
+        arrays[f"{split}/ids"] = np.asarray(fold["ids"], dtype=str)
+    first = next(iter(folds.values()))
+    header = {"format": TENSORS_FORMAT, "version": TENSORS_VERSION, "splits": list(folds),
+              "sizes": {s: int(len(f["ids"])) for s, f in folds.items()}, "labels": labels,
+              "label_dim": int(np.prod(first[labels].shape[1:], dtype=np.int64)), "sequences": sequences, **meta}
+    arrays[META_KEY] = np.array(json.dumps(header))
+    with atomic_path(path, suffix=".npz") as tmp:  # the .npz ending keeps numpy from appending its own
+        np.savez(tmp, **arrays)
+
+
+def _storable(arr: np.ndarray) -> np.ndarray:
+    """Word tokens read as Python objects become fixed-width strings, so the file loads without pickle."""
+    if arr.dtype.kind != "O":
+        return arr
+    try:
+        return arr.astype(bytes)
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return arr.astype(str)
+
+
+def read_tensors_meta(path) -> dict:
+    """The ``meta.json`` header of a tensors file, reading no array (the spec of the ``tensors`` dataset)."""
+    import json
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if META_KEY not in z.files:
+                raise TensorsFormatError(f"{path}: no {META_KEY} entry; write the file with `mfm-bench prepare` "
+                                         "(docs/datasets.md, 'Your own data')")
+            meta = json.loads(str(z[META_KEY]))
+    except (OSError, zipfile.BadZipFile, ValueError) as e:
+        if isinstance(e, TensorsFormatError):
+            raise
+        raise TensorsFormatError(f"{path}: not a tensors file written by `mfm-bench prepare` ({e})") from None
+    if meta.get("format") != TENSORS_FORMAT or meta.get("version") != TENSORS_VERSION:
+        raise TensorsFormatError(f"{path}: format {meta.get('format')!r} version {meta.get('version')!r}; this "
+                                 f"version reads {TENSORS_FORMAT!r} version {TENSORS_VERSION}")
+    return meta
+
+
+def read_tensors_split(path, split: str, names: list[str], labels: str) -> dict[str, np.ndarray]:
+    """``{name: array, name.mask: (N, T) bool, labels: (N, K), ids: (N,)}`` of one split of a tensors file."""
+    keys = [f"{split}/{n}" for n in names] + [f"{split}/{n}.mask" for n in names]
+    keys += [f"{split}/{labels}", f"{split}/ids"]
+    with np.load(path, allow_pickle=False) as z:
+        missing = [k for k in keys if k not in z.files]
+        if missing:
+            raise TensorsFormatError(f"{path}: missing arrays {missing}")
+        return {k.split("/", 1)[1]: z[k] for k in keys}

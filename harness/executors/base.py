@@ -42,8 +42,9 @@ class Execution:
 @dataclass
 class Outcome:
     """What a worker returns for one run: its status (finished or failed), metric rows (condition, split,
-    metric, value), environment record, seconds, error text, files for the run folder when the worker could
-    not write them itself (``{"model.pt": bytes, ...}``), and how many attempts it took."""
+    metric, value; cost rows included), environment record (with the data fingerprint), seconds, error text,
+    files for the run folder when the worker could not write them itself (``{"model.pt": bytes, ...}``), each
+    epoch's (epoch, history row) for the trackers, and how many attempts it took."""
 
     status: str
     rows: list[tuple[str, str, str, float]] = field(default_factory=list)
@@ -52,6 +53,7 @@ class Outcome:
     error: str | None = None
     files: dict[str, bytes] = field(default_factory=dict)
     attempts: int = 1
+    epochs: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
 
 class Executor(ABC):
@@ -59,6 +61,9 @@ class Executor(ABC):
 
     kind = "local"
     slots = 1
+    #: True when the executor calls the trackers' ``on_epoch_end`` itself as epochs end (in the main process);
+    #: else :func:`~mfm_bench.executors.drive` replays an outcome's epochs when the run ends
+    live_epochs = False
 
     @abstractmethod
     def submit(self, run: Any) -> None:

@@ -1,5 +1,10 @@
 """The main process's loop: hand runs to an executor, record each outcome in the store, keep one suite bar.
 
+The store and the trackers' hooks belong to this process: ``on_run_start`` when a run is handed to the executor
+(its environment then is the executor's; the full one is in the store when the run ends), ``on_epoch_end`` live
+with the in-process executor and replayed from the outcome at run end with worker processes or Ray, and
+``on_run_end`` for every finished, failed or interrupted run.
+
 A *source* gives the runs: ``next()`` returns the next run to start, or None when none can start now (a search
 waits for results); ``done(run, outcome)`` tells it a run ended. A plain grid is a list; a search asks Optuna.
 """
@@ -40,7 +45,9 @@ def make_executor(execution: Execution, out: Path, threads: int, progress: Any =
 
 
 def record(store: Any, out: Path, run: Any, outcome: Outcome) -> None:
-    """Write ``outcome`` of ``run``: files returned by the worker first, then its row and metrics in one transaction."""
+    """Write ``outcome`` of ``run``: files returned by the worker first, then its row and metrics in one transaction;
+    then the trackers hear how it ended."""
+    from ..tracking import call, flat_metrics
     from .ray_executor import write_files
 
     if outcome.files:
@@ -49,6 +56,8 @@ def record(store: Any, out: Path, run: Any, outcome: Outcome) -> None:
         store.finish(run.id, outcome.rows, outcome.seconds, outcome.environment)
     else:
         store.fail(run.id, outcome.error or "failed", outcome.seconds, environment=outcome.environment or None)
+    call("on_run_end", run_id=run.id, status=outcome.status,
+         metrics=flat_metrics(outcome.rows) if outcome.status == "finished" else {})
 
 
 class SuiteBar:
@@ -81,12 +90,16 @@ class SuiteBar:
 def drive(executor: Executor, source: Any, store: Any, out: Path, bar: SuiteBar, counts: dict[str, int]) -> None:
     """Run everything ``source`` gives on ``executor``; on any interruption stop the workers, mark the runs in
     flight interrupted and re-raise (finished runs are kept: ``--resume`` runs the rest)."""
+    from ..tracking import call
+
     running: dict[str, Any] = {}
     warned: set[str] = set()  # each dataset warning is shown once, however many runs report it
     try:
         while True:
             while len(running) < executor.slots and (run := source.next()) is not None:
                 store.start(run.as_record(), executor.describe())
+                call("on_run_start", out=out, run={**run.as_record(), "environment": executor.describe(),
+                                                   "trackers": run.trackers})
                 executor.submit(run)
                 running[run.id] = run
                 bar.update(started=1)
@@ -95,6 +108,9 @@ def drive(executor: Executor, source: Any, store: Any, out: Path, bar: SuiteBar,
             for run_id, outcome in executor.wait():
                 run = running.pop(run_id)
                 outcome.environment = {**outcome.environment, **executor.describe()}
+                if not executor.live_epochs:
+                    for epoch, row in outcome.epochs:
+                        call("on_epoch_end", run_id=run.id, epoch=epoch, metrics=row)
                 record(store, out, run, outcome)
                 counts[outcome.status] = counts.get(outcome.status, 0) + 1
                 bar.update(status=outcome.status)
@@ -110,6 +126,7 @@ def drive(executor: Executor, source: Any, store: Any, out: Path, bar: SuiteBar,
         executor.cancel()
         for run in running.values():
             store.fail(run.id, "interrupted", 0.0, status="interrupted")
+            call("on_run_end", run_id=run.id, status="interrupted", metrics={})
         raise
     executor.close()
     if getattr(executor, "retried", 0):

@@ -21,7 +21,10 @@ from .base import Executor, Outcome
 
 
 class SequentialExecutor(Executor):
-    """One run at a time, in this process; the only executor that shows per-epoch progress bars."""
+    """One run at a time, in this process; the only executor that shows per-epoch progress bars and calls the
+    trackers' ``on_epoch_end`` as each epoch ends (parallel executors' runs report their epochs at run end)."""
+
+    live_epochs = True
 
     def __init__(self, out: Path, progress: Any = None) -> None:
         self.out, self.progress = out, progress
@@ -33,9 +36,14 @@ class SequentialExecutor(Executor):
 
     def wait(self) -> list[tuple[str, Outcome]]:
         from .. import runner
+        from ..tracking import call
 
         run = self.pending.pop(0)
-        return [(run.id, runner.perform(run, self.out, self.datasets, self.progress))]
+
+        def on_epoch(epoch: int, row: dict[str, Any]) -> None:
+            call("on_epoch_end", run_id=run.id, epoch=epoch, metrics=row)
+
+        return [(run.id, runner.perform(run, self.out, self.datasets, self.progress, on_epoch))]
 
 
 def _worker(conn: Any, threads: int) -> None:

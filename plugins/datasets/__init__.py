@@ -15,6 +15,7 @@ def register_datasets(register):
     register("iemocap", f"{_P}.iemocap:IEMOCAP", config=f"{_P}.iemocap:IEMOCAPConfig", help="IEMOCAP four emotions, one binary task per emotion (processed pickle)")
     register("pom", f"{_P}.pom:POM", config=f"{_P}.pom:POMConfig", help="POM personality traits: 17-target regression in [1, 7] (MFN h5 or CSD)")
     register("moud", f"{_P}.moud:MOUD", config=f"{_P}.moud:MOUDConfig", help="MOUD Spanish opinion utterances: sentiment classification (MFN folder layout)")
+    register("tensors", f"{_P}.tensors:Tensors", config=f"{_P}.tensors:TensorsConfig", help="your own data: the .npz `mfm-bench prepare` writes from .csd files; task from params (docs/datasets.md)")
     register("paired-digits", f"{_P}.paired_digits:PairedDigits", config=f"{_P}.paired_digits:PairedDigitsConfig", help="scikit-learn 8x8 digit images paired by label with MNIST-1D signals, generated offline (extra: digits)")
 
 

@@ -1,0 +1,147 @@
+"""Writing aligned sequences: the mmsdk-readable .csd layout, fast, and a flat .npz for everything else.
+
+A sequence aligned to words has one entry per word (51,056 for CMU-MOSI), and the mmsdk layout wants an HDF5 group
+with two datasets for each. h5py's high-level objects cost most of the time of such a write, so the default writer
+creates groups and datasets through h5py's low-level API, in a file with the newest format (``libver="latest"``:
+compact link storage for the small groups), stores small arrays in their dataset's header (compact layout),
+without per-dataset compression or timestamps, and writes the metadata once per file. With ``compression`` (or word tokens as features, which need h5py's string conversion) it falls back
+to the high-level calls, which choose chunk shapes for the filters.
+
+The ``.npz`` form keeps the in-memory CSR layout of :class:`~mfm_bench.align.csd.CompSeq` as it is:
+``keys`` (E,) str, ``offsets`` (E + 1,) int64, ``intervals`` (M, 2), ``features`` (M, ...) and ``meta.json``
+(the root name and the metadata as JSON). ``read_csd`` reads both forms.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io import atomic_path
+from .csd import CompSeq, CSDFormatError, complete_metadata
+
+NPZ_FORMAT = "mfm-bench-compseq"
+
+
+def write_csd(path: str | os.PathLike, seq: CompSeq, *, compression: str | None = None,
+              progress: bool | str = False) -> Path:
+    """Write ``seq`` as a .csd file mmsdk can read back, atomically (temporary file, then rename).
+
+    The root group is named ``seq.name``; every mmsdk metadata key is present (see :func:`complete_metadata`).
+    ``compression`` (gzip or lzf) compresses every array.
+    """
+    import h5py
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w", libver="latest") as h5:
+            root = h5.create_group(seq.name)
+            data = root.create_group("data")
+            entries = _progress(range(len(seq)), progress, f"write {seq.name}")
+            if compression or seq.features.dtype.kind == "O":
+                _write_entries_high_level(data, seq, entries, compression)
+            else:
+                _write_entries_low_level(data, seq, entries)
+            _write_metadata(root, seq)
+    return path
+
+
+def _progress(it, progress: bool | str, desc: str):
+    if not progress:
+        return it
+    from tqdm import tqdm
+
+    return tqdm(it, desc=progress if isinstance(progress, str) else desc, unit=" entries", leave=False)
+
+
+#: Arrays up to this size are stored in their dataset's header (HDF5's compact layout): no separate allocation
+#: and write, which is most of the cost of a word-aligned entry of a row or two.
+COMPACT_BYTES = 16 * 1024
+
+
+def _write_entries_low_level(data, seq: CompSeq, entries) -> None:
+    """One group and two datasets per entry through h5py's low-level API (h5g, h5d): no high-level objects."""
+    from h5py import h5d, h5g, h5p, h5s, h5t
+
+    features = np.ascontiguousarray(seq.features)
+    intervals = np.ascontiguousarray(seq.intervals)
+    ft_type, iv_type = h5t.py_create(features.dtype, logical=True), h5t.py_create(intervals.dtype, logical=True)
+    contiguous, compact = h5p.create(h5p.DATASET_CREATE), h5p.create(h5p.DATASET_CREATE)
+    for dcpl in (contiguous, compact):
+        dcpl.set_obj_track_times(False)  # h5py's default too: no timestamps, so equal inputs give equal files
+    compact.set_layout(h5d.COMPACT)
+    spaces: dict[tuple[int, ...], object] = {}  # word-aligned entries share a few shapes
+    fshape, off, gid = seq.feature_shape, seq.offsets, data.id
+    for e in entries:
+        a, b = int(off[e]), int(off[e + 1])
+        g = h5g.create(gid, seq.keys_list[e].encode())
+        for name, arr, tid, shape in ((b"features", features, ft_type, (b - a, *fshape)),
+                                      (b"intervals", intervals, iv_type, (b - a, 2))):
+            space = spaces.get(shape) or spaces.setdefault(shape, h5s.create_simple(shape))
+            part = arr[a:b]
+            small = 0 < part.nbytes <= COMPACT_BYTES
+            ds = h5d.create(g, name, tid, space, dcpl=compact if small else contiguous)
+            if b > a:
+                ds.write(h5s.ALL, h5s.ALL, part)
+
+
+def _write_entries_high_level(data, seq: CompSeq, entries, compression: str | None) -> None:
+    import h5py
+
+    kw = {"compression": compression} if compression else {}
+    fkw = dict(kw)
+    if seq.features.dtype.kind == "O":  # Python strings (word tokens): variable-length HDF5 strings
+        fkw["dtype"] = h5py.string_dtype()
+    off = seq.offsets
+    for e in entries:
+        g = data.create_group(seq.keys_list[e])
+        a, b = off[e], off[e + 1]
+        g.create_dataset("features", data=seq.features[a:b], **fkw)
+        g.create_dataset("intervals", data=seq.intervals[a:b], **kw)
+
+
+def _write_metadata(root, seq: CompSeq) -> None:
+    import h5py
+
+    meta = root.create_group("metadata")
+    for k, v in complete_metadata(seq).items():
+        ds = meta.create_dataset(k, (1,), dtype=h5py.string_dtype())
+        ds[0] = json.dumps(v, default=str)
+
+
+# -- the flat .npz form -----------------------------------------------------------------------------------------
+def write_npz(path: str | os.PathLike, seq: CompSeq) -> Path:
+    """Write ``seq`` as one .npz of its CSR arrays (see the module docstring), atomically."""
+    path = Path(path)
+    features = seq.features
+    if features.dtype.kind == "O":  # word tokens: fixed-width strings load without pickle
+        features = features.astype(bytes) if all(isinstance(x, bytes) for x in features.flat) else features.astype(str)
+    header = {"format": NPZ_FORMAT, "version": 1, "root name": seq.name, "metadata": complete_metadata(seq)}
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, keys=np.array(seq.keys_list, dtype=str), offsets=seq.offsets, intervals=seq.intervals,
+                 features=features, **{"meta.json": np.array(json.dumps(header, default=str))})
+    return path
+
+
+def read_npz(path: str | os.PathLike, *, videos: set[str] | list[str] | None = None) -> CompSeq:
+    """Read a sequence :func:`write_npz` wrote; ``videos`` keeps only those entries (by exact name)."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header: dict[str, Any] = json.loads(str(z["meta.json"]))
+            keys, offsets = [str(k) for k in z["keys"]], z["offsets"]
+            intervals, features = z["intervals"], z["features"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+        raise CSDFormatError(f"{path}: not a sequence written by `mfm-bench align --format npz` ({e})") from None
+    if header.get("format") != NPZ_FORMAT:
+        raise CSDFormatError(f"{path}: format {header.get('format')!r}, expected {NPZ_FORMAT!r}")
+    seq = CompSeq(header["root name"], keys, offsets, intervals, features, header.get("metadata"), source=str(path))
+    if videos is None:
+        return seq
+    wanted = set(videos)
+    return seq.select([i for i, k in enumerate(keys) if k in wanted])

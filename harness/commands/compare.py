@@ -1,0 +1,72 @@
+"""``mfm-bench compare``: compare two output folders and fail when a model got worse (a CI regression gate)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "compare two output folders per dataset/model/condition/metric; exit 1 on a regression (CI gate)"
+DESCRIPTION = """Compare BASE and NEW (output folders of `mfm-bench run`, or their results.sqlite) per (dataset, model,
+condition, metric): the mean over seeds on each side, the difference, a paired t-test across the seeds both have
+(scipy.stats.ttest_rel) and the training-throughput ratio. Exit status: 0 when the gate passes, 1 when a metric got
+worse beyond --max-drop, significantly worse at --alpha, or throughput fell by more than --max-slowdown, 2 when the
+inputs cannot be compared (it says what did not match). docs/ci.md has a CI recipe."""
+EPILOG = """examples:
+  mfm-bench compare runs/main runs/change
+  mfm-bench compare runs/main runs/change --max-drop mae=0.02,corr=0.01 --alpha 0.05 --max-slowdown 0.3 --format md
+"""
+
+
+def drops_arg(text: str) -> dict[str, float]:
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip() or out.get(name.strip(), -1) < 0:
+            raise argparse.ArgumentTypeError(f"--max-drop takes METRIC=AMOUNT[,METRIC=AMOUNT], amounts >= 0, "
+                                             f"e.g. acc2_non0=0.01,mae=0.02; got {part!r}")
+    return out
+
+
+def fraction_arg(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return v
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("base", help="the reference: an output folder or its results.sqlite")
+    p.add_argument("new", help="the candidate: an output folder or its results.sqlite")
+    p.add_argument("--max-drop", type=drops_arg, default={}, metavar="M=X,...",
+                   help="fail when METRIC got worse by more than X (in its direction), e.g. acc2_non0=0.01,mae=0.02")
+    p.add_argument("--alpha", type=fraction_arg, help="fail when a task metric is worse with paired-test p < ALPHA")
+    p.add_argument("--max-slowdown", type=fraction_arg, metavar="FRACTION",
+                   help="fail when training throughput fell by more than FRACTION (0.3: to under 70%%)")
+    p.add_argument("--format", choices=["text", "md"], default="text", help="md: a pull-request comment")
+    p.add_argument("--failures-only", action="store_true", help="print only the rows that fail the gate")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mfm_bench.compare import compare, gate, table
+
+    rows = compare(args.base, args.new)
+    failed = gate(rows, args.max_drop, args.alpha, args.max_slowdown)
+    unknown = set(args.max_drop) - {r.metric for r in rows}
+    if unknown:
+        from mfm_bench.compare import CompareInputError
+
+        raise CompareInputError(f"--max-drop names metric(s) neither side measured: {', '.join(sorted(unknown))}; "
+                                f"measured: {', '.join(sorted({r.metric for r in rows}))}")
+    shown = failed if args.failures_only else rows
+    if shown:
+        print(table(shown, args.format))
+    verdict = (f"{len(failed)} regression(s): NEW is worse than BASE" if failed
+               else f"no regression in {len(rows)} comparison(s)")
+    print(f"\n{'**' + verdict + '**' if args.format == 'md' else verdict}")
+    return 1 if failed else 0

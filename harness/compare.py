@@ -1,0 +1,157 @@
+"""Compare two output folders (or stores) per (dataset, model, condition, metric): the difference of the means,
+a paired t-test across the seeds both have (``scipy.stats.ttest_rel``), the training-throughput ratio, and a
+regression gate for CI (``mfm-bench compare``; docs/ci.md has a recipe).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import MfmBenchError
+from .metric_catalog import COST, catalog
+from .results import DB_NAME, ResultStore
+
+THROUGHPUT = "train_samples_per_sec"
+
+
+class CompareInputError(MfmBenchError):
+    """Inputs that cannot be compared (no store, nothing in common); ``mfm-bench compare`` exits 2."""
+
+
+@dataclass
+class Row:
+    dataset: str
+    model: str
+    condition: str
+    metric: str
+    base: float
+    new: float
+    seeds: int  # seeds both sides have
+    p: float | None  # paired t-test across those seeds
+    higher_is_better: bool | None
+    regression: str = ""  # why this row fails the gate, empty when it passes
+
+    @property
+    def diff(self) -> float:
+        return self.new - self.base
+
+    @property
+    def worse_by(self) -> float:
+        """How much worse NEW is (positive) in the metric's direction; 0 when it has none."""
+        if self.higher_is_better is None:
+            return 0.0
+        return -self.diff if self.higher_is_better else self.diff
+
+
+def load(path: str | Path) -> dict[tuple[str, str, str, str], dict[int, float]]:
+    """{(dataset, model label, condition, metric): {seed: value}} of the finished runs of a folder or store file;
+    ``load.datasets`` (an attribute of the result) maps each dataset label to its config."""
+    p = Path(path)
+    folder = p.parent if p.name == DB_NAME else p
+    if not (folder / DB_NAME).exists():
+        raise CompareInputError(f"{path} holds no {DB_NAME}: pass an output folder of `mfm-bench run` or its store")
+    values: dict[tuple, dict[int, float]] = Measured(dict)
+    with ResultStore(folder) as store:
+        runs = {r["id"]: r for r in store.runs("finished")}
+        values.datasets = {r["dataset"]: json.dumps(r["config"]["dataset"], sort_keys=True) for r in runs.values()}
+        for m in store.metrics():
+            run = runs.get(m["run_id"])
+            if run is None or m["value"] is None or m["split"] == "valid":
+                continue
+            values[(run["dataset"], run["label"], m["condition"], m["metric"])][run["seed"]] = m["value"]
+    return values
+
+
+class Measured(defaultdict):
+    """What :func:`load` returns: the values, and ``datasets``: {dataset label: its config as JSON}."""
+
+    datasets: dict[str, str] = {}
+
+
+def paired_p(base: dict[int, float], new: dict[int, float]) -> float | None:
+    """Two-sided paired t-test p-value over the common seeds; None with under 2 seeds or no variation."""
+    from scipy.stats import ttest_rel
+
+    seeds = sorted(set(base) & set(new))
+    if len(seeds) < 2:
+        return None
+    a, b = [base[s] for s in seeds], [new[s] for s in seeds]
+    diffs = [y - x for x, y in zip(a, b)]
+    if max(diffs) - min(diffs) <= 1e-12 * max(1.0, *map(abs, diffs)):
+        return 1.0 if max(map(abs, diffs)) <= 1e-12 else None  # no variation: the t statistic is undefined
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nearly identical differences: scipy warns, p is still defined
+        return float(ttest_rel(b, a).pvalue)
+
+
+def compare(base_path: str | Path, new_path: str | Path) -> list[Row]:
+    """One :class:`Row` per key both sides measured; :class:`CompareInputError` explains a mismatch."""
+    base, new = load(base_path), load(new_path)
+    common = sorted(set(base) & set(new))
+    if not common:
+        raise CompareInputError(f"{base_path} and {new_path} have nothing in common to compare: " + mismatch(base, new))
+    changed = [d for d in {k[0] for k in common} if base.datasets.get(d) != new.datasets.get(d)]
+    if changed:
+        raise CompareInputError(f"dataset {changed[0]!r} is configured differently in {base_path} and {new_path} "
+                                f"(BASE {base.datasets.get(changed[0])}, NEW {new.datasets.get(changed[0])}): "
+                                "scores on different data are not comparable; run both on the same suite's datasets")
+    cat = catalog()
+    rows = []
+    for key in common:
+        meta = cat.find(key[3])
+        hib = meta.higher_is_better if meta else None
+        mean = lambda d: sum(d.values()) / len(d)  # noqa: E731
+        rows.append(Row(*key, mean(base[key]), mean(new[key]), len(set(base[key]) & set(new[key])),
+                        paired_p(base[key], new[key]), hib))
+    return rows
+
+
+def mismatch(base: dict[tuple, Any], new: dict[tuple, Any]) -> str:
+    """What differs between two sides: datasets, models, conditions only one has."""
+    parts = []
+    for i, what in enumerate(("datasets", "models", "conditions")):
+        a, b = {k[i] for k in base}, {k[i] for k in new}
+        if a != b:
+            parts.append(f"{what} only in BASE: {', '.join(sorted(a - b)) or '-'}; only in NEW: "
+                         f"{', '.join(sorted(b - a)) or '-'}")
+    return "; ".join(parts) or "no finished runs on one side"
+
+
+def gate(rows: list[Row], max_drop: dict[str, float], alpha: float | None, max_slowdown: float | None) -> list[Row]:
+    """Mark and return the rows that fail: worse beyond ``max_drop[metric]``, significantly worse at ``alpha``
+    (task metrics only), or throughput down by more than ``max_slowdown`` (a fraction)."""
+    cat = catalog()
+    failed = []
+    for r in rows:
+        meta = cat.find(r.metric)
+        if r.metric in max_drop and r.worse_by > max_drop[r.metric]:
+            r.regression = f"worse by {r.worse_by:.4g} > {max_drop[r.metric]:g}"
+        elif (alpha is not None and r.p is not None and r.worse_by > 0 and r.p < alpha
+              and (meta is None or meta.section != COST)):
+            r.regression = f"significantly worse (p={r.p:.3g} < {alpha:g})"
+        elif max_slowdown is not None and r.metric == THROUGHPUT and r.base > 0 and r.new / r.base < 1 - max_slowdown:
+            r.regression = f"throughput x{r.new / r.base:.2f} < {1 - max_slowdown:.2f}"
+        if r.regression:
+            failed.append(r)
+    return failed
+
+
+def table(rows: list[Row], fmt: str = "text") -> str:
+    """The comparison as a table: ``md`` for a pull-request comment, else plain text."""
+    from tabulate import tabulate
+
+    def num(v: float | None, spec: str = ".4f") -> str:
+        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+    body = [[r.dataset, r.model, r.condition, r.metric + (" ↑" if r.higher_is_better else " ↓" if r.higher_is_better
+             is False else ""), num(r.base), num(r.new), num(r.diff, "+.4f"),
+             f"{r.new / r.base:.2f}x" if r.metric == THROUGHPUT and r.base else "", r.seeds, num(r.p, ".3g"),
+             ("**FAIL** " if fmt == "md" else "FAIL ") + r.regression if r.regression else "ok"] for r in rows]
+    headers = ["dataset", "model", "condition", "metric", "base", "new", "diff", "ratio", "seeds", "p", "gate"]
+    return tabulate(body, headers=headers, tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)

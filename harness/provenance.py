@@ -1,0 +1,125 @@
+"""Provenance and cost of a run: what is needed to reproduce a number and what it cost.
+
+- :func:`provenance` adds to a run's environment the store and leaderboard schema versions, the git commit with a
+  dirty flag, CUDA's version, the device's name and whether deterministic algorithms were on;
+- :func:`data_fingerprint` names the prepared data (the cache's fingerprint, else a hash of the split tensors);
+- :class:`Limited` is ``--limit N``: a seeded random subset of each split, for smoke tests;
+- :func:`cost_rows` are the cost metrics: inference time per sample, peak memory (CPU RSS; CUDA max allocated).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+#: Version of leaderboard.json's layout (``schema_version`` in the file).
+LEADERBOARD_SCHEMA_VERSION = 2
+
+
+def provenance(device: Any, deterministic: bool = False) -> dict[str, Any]:
+    import torch
+
+    from .results import SCHEMA_VERSION
+
+    commit, dirty = git_state()
+    name = (torch.cuda.get_device_name(device) if getattr(device, "type", "") == "cuda"
+            else platform.processor() or platform.machine())
+    return {"store_schema": SCHEMA_VERSION, "leaderboard_schema": LEADERBOARD_SCHEMA_VERSION, "git_commit": commit,
+            "git_dirty": dirty, "cuda": torch.version.cuda, "device_name": name, "deterministic": deterministic}
+
+
+def git_state() -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the checkout the code runs from; (None, None) outside git."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return None, None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return commit.strip(), None if status is None else bool(status.strip())
+
+
+def set_deterministic(on: bool) -> None:
+    """torch's deterministic algorithms (an error where an op has none) and the cuBLAS setting they need."""
+    import os
+
+    import torch
+
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on)
+
+
+def data_fingerprint(dataset: Any) -> str | None:
+    """The prepared-data cache's fingerprint when the dataset has one, else a hash of its split tensors."""
+    info = getattr(dataset, "cache_info", None)
+    if isinstance(info, dict) and info.get("fingerprint"):
+        return str(info["fingerprint"])
+    from .contracts import TensorSplit
+
+    h = hashlib.sha256()
+    for name in getattr(dataset.spec, "splits", ("train", "valid", "test")):
+        split = dataset.split(name)
+        if not isinstance(split, TensorSplit):
+            return None
+        for group in (split.inputs, split.mask, {"target": split.target}):
+            for k in sorted(group):
+                h.update(k.encode())
+                h.update(group[k].detach().cpu().contiguous().numpy().tobytes())
+        h.update("\n".join(split.ids).encode())
+    return h.hexdigest()[:16]
+
+
+class Limited:
+    """``--limit N``: the first N of a seeded permutation of each split (kept in the split's order)."""
+
+    def __init__(self, dataset: Any, n: int, seed: int = 0) -> None:
+        self.inner, self.n, self.seed = dataset, n, seed
+        self.spec = dataset.spec
+        self.cache_info = getattr(dataset, "cache_info", None)
+        self._splits: dict[str, Any] = {}
+
+    def split(self, name: str) -> Any:
+        if name not in self._splits:
+            import torch
+
+            from .contracts import TensorSplit
+
+            full = self.inner.split(name)
+            if len(full) <= self.n:
+                self._splits[name] = full
+                return full
+            idx = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.seed))[:self.n].sort().values
+            if isinstance(full, TensorSplit):
+                b = full.batch(idx.to(full.target.device))
+                self._splits[name] = TensorSplit(b.inputs, b.mask, b.target, b.ids, b.factors)
+            else:
+                self._splits[name] = torch.utils.data.Subset(full, idx.tolist())
+        return self._splits[name]
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MB (ru_maxrss: KB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+
+
+def cost_rows(eval_seconds: float, samples: int, device: Any) -> list[tuple[str, str, str, float]]:
+    """Inference time per sample over every condition, peak CPU RSS and (on CUDA) the max allocated memory."""
+    import torch
+
+    rows = [("train", "test", "infer_ms_per_sample", 1000 * eval_seconds / max(samples, 1)),
+            ("train", "train", "peak_rss_mb", peak_rss_mb())]
+    if getattr(device, "type", "") == "cuda":
+        rows.append(("train", "train", "cuda_peak_mb", torch.cuda.max_memory_allocated(device) / (1 << 20)))
+    return rows

@@ -1,0 +1,134 @@
+"""Re-score saved models without retraining (``mfm-bench evaluate``): load each run's ``model.pt``, evaluate it
+under conditions old or new, record the rows in the store as a re-evaluation with its own provenance, and write
+per-sample predictions (run, id, target, prediction, condition) as Parquet.
+
+The store keeps the runs' own metrics untouched; a re-evaluation adds rows to ``reevaluations`` (schema version 2,
+see ``mfm_bench.results.migrate``) and the leaderboard shows them for conditions the runs never measured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import MfmBenchError, MissingFileError
+from .results import DB_NAME, SCHEMA_VERSION, ResultStore
+
+
+class ModelFileError(MfmBenchError):
+    """A run's ``model.pt`` is missing or does not fit the model its config builds."""
+
+
+def locate(path: str | Path) -> tuple[Path, list[str] | None]:
+    """(output folder, run ids or None for every finished run) from an output folder or a run folder."""
+    path = Path(path)
+    if (path / DB_NAME).exists():
+        return path, None
+    if (path / "config.json").exists() and (path.parent.parent / DB_NAME).exists():
+        return path.parent.parent, [path.name]
+    raise MissingFileError(f"{path} is neither an output folder (with {DB_NAME}) nor a run folder "
+                           "(OUT/runs/<id> with config.json); pass what `mfm-bench run --out` wrote")
+
+
+def load_model(run: dict[str, Any], out: Path, dataset: Any, reg: Any) -> Any:
+    """The run's model with its saved weights; :class:`ModelFileError` names the run when they are missing or
+    do not match the config."""
+    import torch
+
+    cfg, path = run["config"], out / "runs" / run["id"] / "model.pt"
+    if not path.exists():
+        raise ModelFileError(f"run {run['id']} ({run['dataset']} / {run['label']} / seed {run['seed']}): no model "
+                             f"at {path}; re-create it with `mfm-bench run SUITE --out {out} --overwrite`")
+    torch.manual_seed(cfg["seed"])
+    model = reg.build("model", cfg["model"]["name"], dataset.spec, **cfg["model"]["params"])
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as e:  # noqa: BLE001 - a corrupt file or other weights: both are this run's problem
+        first = str(e).strip().splitlines()[0][:300]
+        raise ModelFileError(f"run {run['id']} ({run['label']}): {path} does not match the model its config "
+                             f"builds ({first}); the code or config changed since it was saved: rerun the suite "
+                             "into a new --out") from None
+    return model
+
+
+def reevaluate(path: str | Path, conditions: list[Any] | None = None, device: str = "cpu", split: str = "test",
+               log: Any = print) -> dict[str, Any]:
+    """Re-evaluate the runs under ``path``; returns {"evaluation": id, "rows": n, "predictions": parquet path}."""
+    from .evaluation import parse_conditions
+    from .registry import get_registry
+    from .runner import _dataset, environment
+    from .training import resolve_device
+
+    out, ids = locate(path)
+    reg, dev = get_registry(), resolve_device(device)
+    with ResultStore(out) as store:
+        runs = [r for r in store.runs("finished") if ids is None or r["id"] in ids]
+        if ids and not runs:
+            raise MfmBenchError(f"run {ids[0]} is not finished in {out / DB_NAME}; only finished runs have models")
+        eid = _evaluation_id(runs, conditions)
+        rows, records, datasets = [], [], {}
+        for run in runs:
+            conds = parse_conditions(conditions or run["config"]["evaluate"]["conditions"])
+            dataset, _ = _dataset(run["config"], datasets, reg, lambda msg: None)
+            model = load_model(run, out, dataset, reg).to(dev)
+            got = _score(model, dataset, conds, run, dev, split, records)
+            rows += [(run["id"], *r) for r in got]
+            log(f"re-evaluated {run['id']} ({run['dataset']} / {run['label']} / seed {run['seed']}): "
+                f"{len(conds)} condition(s)")
+        prov = {"command": "evaluate", "conditions": conditions, "split": split, "runs": [r["id"] for r in runs],
+                "store_schema": SCHEMA_VERSION, **environment(dev, {})}
+        store.record_evaluation(eid, prov, rows)
+    parquet = write_predictions(out / "evaluations" / f"{eid}.parquet", records, eid)
+    return {"evaluation": eid, "rows": len(rows), "predictions": parquet, "out": out}
+
+
+def _evaluation_id(runs: list[dict[str, Any]], conditions: list[Any] | None) -> str:
+    blob = json.dumps([[r["id"] for r in runs], conditions, time.time()], default=str)
+    return "eval-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _score(model: Any, dataset: Any, conds: list[Any], run: dict[str, Any], dev: Any, split: str,
+           records: list[dict[str, Any]]) -> list[tuple]:
+    from .evaluation import evaluate
+
+    def keep(cond: Any, p: Any) -> None:
+        records.extend(per_sample(run, cond.name, p))
+
+    for c in conds:
+        c.check(dataset.spec)
+    return evaluate(model, dataset, conds, device=dev, seed=run["config"]["seed"], split=split, probes=False,
+                    on_predictions=keep)
+
+
+def per_sample(run: dict[str, Any], condition: str, p: Any) -> list[dict[str, Any]]:
+    """One record per sample: scalars for one-value tasks, lists for several (logits, traits)."""
+    pred, target = p.prediction.double(), p.target.double()
+    pred = pred.reshape(len(pred), -1)
+    target = target.reshape(len(target), -1)
+    one = pred.shape[1] == 1 and target.shape[1] == 1
+    out = []
+    for i, sid in enumerate(p.ids):
+        out.append({"run_id": run["id"], "dataset": run["dataset"], "model": run["label"], "seed": run["seed"],
+                    "condition": condition, "id": str(sid),
+                    "target": float(target[i, 0]) if one else target[i].tolist(),
+                    "prediction": float(pred[i, 0]) if one else pred[i].tolist()})
+    return out
+
+
+def write_predictions(path: Path, records: list[dict[str, Any]], evaluation_id: str) -> Path:
+    """Per-sample predictions as one Parquet file (pyarrow, which the datasets library already brings)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .io import atomic_write
+
+    table = pa.Table.from_pylist(records) if records else pa.table({"run_id": pa.array([], pa.string())})
+    table = table.append_column("evaluation_id", pa.array([evaluation_id] * table.num_rows, pa.string()))
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    atomic_write(path, sink.getvalue().to_pybytes())
+    return path

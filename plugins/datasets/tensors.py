@@ -1,0 +1,162 @@
+"""``tensors``: train on what ``mfm-bench prepare`` writes (your own .csd files, aligned and cut into segments).
+
+The file is the tensors format of :mod:`mfm_bench.data.prepare` (docs/datasets.md, "Your own data"): per split,
+``<split>/<sequence>`` (N, T, D), ``<split>/<sequence>.mask`` (N, T), ``<split>/<labels>`` (N, K) and
+``<split>/ids``, plus ``meta.json`` with the dims, sizes and alignment settings. The spec comes from ``meta.json``
+alone, so ``validate`` reads no array. The file holds no task: the params say what the labels are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mfm_bench.config import option
+from mfm_bench.errors import MfmBenchError
+
+NAME = "tensors"
+TASKS = ("regression", "classification", "multi_regression")
+UNSET_PATH = "<params.path: the .npz mfm-bench prepare wrote>"
+
+
+class TensorsConfigError(MfmBenchError, ValueError):
+    """The params do not fit the file (a modality it lacks, a label column past its width)."""
+
+
+@dataclass
+class TensorsConfig:
+    path: str = option("", "the .npz file `mfm-bench prepare` wrote (required)")
+    modalities: list[str] | None = option(None, "sequences to use as modalities; default every numeric sequence")
+    task: str = option("regression", "regression, classification or multi_regression")
+    range: list[float] | None = option(None, "regression: the label range, e.g. [-3, 3]")
+    classes: list[str] | None = option(None, "classification: class names; labels are 0..len(classes)-1")
+    label_index: int = option(0, "regression and classification: the label column to predict")
+    targets: list[str] | None = option(None, "multi_regression: a name for every label column")
+    metrics: str | None = option(None, "a registered metric set (e.g. cmu-sentiment); default the task's generic ones")
+    seq_len: int | None = option(None, "time steps per sample; default as prepared")
+    normalize: bool = option(True, "z-score each feature with the mean and std of the train split's real steps")
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.task == "classification" and (not self.classes or len(self.classes) < 2):
+            raise ValueError("task classification needs classes: [name, name, ...] (at least two)")
+        if self.task == "multi_regression" and not self.targets:
+            raise ValueError("task multi_regression needs targets: a name for every label column")
+        if self.range is not None and (len(self.range) != 2 or self.range[0] >= self.range[1]):
+            raise ValueError(f"range must be [low, high] with low < high, got {self.range}")
+        if self.label_index < 0 or (self.seq_len is not None and self.seq_len < 1):
+            raise ValueError("label_index must be >= 0 and seq_len >= 1")
+
+
+class Tensors:
+    """factory(cfg) -> dataset with ``spec`` and ``split(name)``; ``describe`` and ``declare`` read no array."""
+
+    def __init__(self, cfg: TensorsConfig) -> None:
+        self.cfg = cfg
+        self.spec = self.describe(cfg)
+        self._splits = self._prepare()
+        self._tensors: dict = {}
+
+    @staticmethod
+    def _file(cfg: TensorsConfig) -> Path:
+        if not cfg.path:
+            raise TensorsConfigError(f"{NAME}: params.path is required: the .npz file `mfm-bench prepare --out` "
+                                     "wrote (docs/datasets.md, 'Your own data')")
+        return Path(cfg.path).expanduser().absolute()
+
+    @classmethod
+    def declare(cls, cfg: TensorsConfig):
+        from mfm_bench.contracts import DataDeclaration, DataFile, DataFormat
+
+        note = "write it with `mfm-bench prepare --out` from your .csd files (docs/datasets.md)"
+        if not cfg.path:  # `mfm-bench datasets` lists the plugin with its default (empty) params
+            return DataDeclaration(NAME, (DataFormat(NAME, str(Path.cwd()), (DataFile(UNSET_PATH, "all"),),
+                                                     note=note),))
+        f = cls._file(cfg)
+        return DataDeclaration(NAME, (DataFormat(NAME, str(f.parent), (DataFile(f.name, "all"),), note=note),))
+
+    @classmethod
+    def describe(cls, cfg: TensorsConfig):
+        from mfm_bench.contracts import DatasetSpec, Modality, Task
+        from mfm_bench.data.prepare import read_tensors_meta
+
+        path = cls._file(cfg)
+        if not path.is_file():
+            from .base import DataMissingError
+
+            raise DataMissingError(f"{NAME}: no file {path}; write it with `mfm-bench prepare --out {path}` "
+                                   "(docs/datasets.md, 'Your own data')")
+        meta = read_tensors_meta(path)
+        names = _modalities(cfg, meta, path)
+        k = meta["label_dim"]
+        if cfg.task == "multi_regression" and len(cfg.targets or ()) != k:
+            raise TensorsConfigError(f"{path}: {k} label columns, but targets names {len(cfg.targets or ())}")
+        if cfg.task != "multi_regression" and cfg.label_index >= k:
+            raise TensorsConfigError(f"{path}: label_index {cfg.label_index}, but the labels have {k} column(s)")
+        task = Task(cfg.task, range=tuple(cfg.range) if cfg.range else None,
+                    n_classes=len(cfg.classes) if cfg.classes else None, class_names=tuple(cfg.classes or ()),
+                    targets=tuple(cfg.targets or ()), metrics=cfg.metrics)
+        modalities = tuple(Modality(m, meta["sequences"][m]["dim"]) for m in names)
+        seq_len = cfg.seq_len or meta.get("alignment", {}).get("seq_len")
+        return DatasetSpec(NAME, modalities, task, tuple(meta["splits"]), seq_len=seq_len,
+                           citation="", licence="your own data")
+
+    def _prepare(self) -> dict:
+        import numpy as np
+
+        from mfm_bench.data.prepare import SplitArrays, fit_seq_len, read_tensors_meta, read_tensors_split, standardise
+
+        path, cfg = self._file(self.cfg), self.cfg
+        labels = read_tensors_meta(path)["labels"]
+        names = [m.name for m in self.spec.modalities]
+        out = {}
+        for split in self.spec.splits:
+            raw = read_tensors_split(path, split, names, labels)
+            inputs, mask = {}, {}
+            for m in names:
+                x = raw[m].reshape(*raw[m].shape[:2], -1)
+                x = np.nan_to_num(x.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+                inputs[m], mask[m] = x, raw[f"{m}.mask"].astype(bool)
+                if cfg.seq_len is not None:
+                    inputs[m], mask[m] = fit_seq_len(inputs[m], mask[m], cfg.seq_len, pad="left")
+            out[split] = SplitArrays(inputs, mask, self._target(raw[labels], path, split),
+                                     [str(i) for i in raw["ids"]])
+        if cfg.normalize and "train" in out:
+            standardise(out, "train")
+        return out
+
+    def _target(self, y, path: Path, split: str):
+        import numpy as np
+
+        y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        if self.cfg.task == "multi_regression":
+            return y.astype(np.float32)
+        col = y[:, self.cfg.label_index]
+        if self.cfg.task == "regression":
+            return col.astype(np.float32)
+        n = len(self.cfg.classes or ())
+        if len(col) and (np.any(col != np.round(col)) or col.min() < 0 or col.max() >= n):
+            raise TensorsConfigError(f"{path} ({split}): classification labels must be integers 0..{n - 1} "
+                                     f"(one per class name); found values in [{col.min()}, {col.max()}]")
+        return col.astype(np.int64)
+
+    def split(self, name: str):
+        if name not in self._splits:
+            raise KeyError(f"{NAME} has splits {list(self._splits)}, not {name!r}")
+        if name not in self._tensors:
+            self._tensors[name] = self._splits[name].to_tensor_split()
+        return self._tensors[name]
+
+
+def _modalities(cfg: TensorsConfig, meta: dict, path: Path) -> list[str]:
+    seqs = meta["sequences"]
+    numeric = [n for n, s in seqs.items() if s.get("numeric", True)]
+    if cfg.modalities is None:
+        if not numeric:
+            raise TensorsConfigError(f"{path}: no numeric sequence to use as a modality (sequences: {list(seqs)})")
+        return numeric
+    bad = [m for m in cfg.modalities if m not in numeric]
+    if bad:
+        raise TensorsConfigError(f"{path}: modalities {bad} are not numeric sequences of the file; it has {numeric}")
+    return list(cfg.modalities)

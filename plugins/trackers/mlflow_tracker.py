@@ -1,0 +1,55 @@
+"""MLflow: a local file store in ``OUT/mlruns/`` (open it with ``mlflow ui --backend-store-uri OUT/mlruns``), one
+experiment per suite and one MLflow run per mfm-bench run: params (dataset, model, seed, run id), the epoch losses
+against the epoch, the test metrics at the end, and the status. Needs the ``mlflow`` (or ``mlflow-skinny``) package."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+_runs: dict[str, tuple[Any, str]] = {}  # mfm-bench run id -> (client, MLflow run id)
+
+
+def _key(name: str) -> str:
+    """MLflow keys allow alphanumerics, _ - . / and space: a condition like ``noise:audio:0.5`` keeps its meaning."""
+    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)
+
+
+def start(run: dict[str, Any], out: Path) -> None:
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError as e:
+        raise ImportError(f"the mlflow tracker needs the mlflow package ({e}); "
+                          "pip install -e '.[trackers]' or drop it from the suite's trackers") from None
+    # MLflow 3 keeps the file store but asks for this opt-in; a local folder needs no database or server
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(tracking_uri=(Path(out) / "mlruns").resolve().as_uri())
+    exp = client.get_experiment_by_name(run["suite"])
+    exp_id = exp.experiment_id if exp else client.create_experiment(run["suite"])
+    ml = client.create_run(exp_id, run_name=f"{run['label']} seed {run['config']['seed']}",
+                           tags={"mfm_bench.run_id": run["id"], "mfm_bench.dataset": run["dataset_label"]})
+    for key, value in {"dataset": run["dataset_label"], "model": run["label"], "seed": run["config"]["seed"],
+                       "run_id": run["id"]}.items():
+        client.log_param(ml.info.run_id, key, value)
+    _runs[run["id"]] = (client, ml.info.run_id)
+
+
+def epoch(run_id: str, epoch: int, metrics: dict[str, float]) -> None:
+    if run_id not in _runs:
+        return
+    client, ml = _runs[run_id]
+    for key, value in metrics.items():
+        if key != "epoch" and isinstance(value, (int, float)):
+            client.log_metric(ml, _key(f"epoch/{key}"), float(value), step=epoch)
+
+
+def end(run_id: str, status: str, metrics: dict[str, float]) -> None:
+    if run_id not in _runs:
+        return
+    client, ml = _runs.pop(run_id)
+    try:
+        for key, value in metrics.items():
+            client.log_metric(ml, _key(key), float(value))
+    finally:
+        client.set_terminated(ml, "FINISHED" if status == "finished" else "FAILED" if status == "failed" else "KILLED")
