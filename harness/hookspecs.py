@@ -123,11 +123,13 @@ def register_commands(register):
 
 @hookspec
 def on_run_start(run, out):
-    """Called when a run starts, after it is marked running in the store and before its data is built.
+    """Called in the main process when a run starts, after it is marked running in the store and before its data
+    is built (the run itself may train in a worker process or on a Ray cluster).
 
     :param run: ``{"id", "suite", "label", "dataset_label", "config", "environment", "trackers"}``: the run id, the
         suite name, the model's label, the dataset's label, the fully resolved run config, the environment
-        recorded for it, and the tracker names the suite enables.
+        recorded for it so far (the executor; the full one is in the store when the run ends), and the tracker
+        names the suite enables.
     :param out: the output folder (a ``pathlib.Path``); write tracker files under it.
     :return: nothing.
     """
@@ -135,7 +137,8 @@ def on_run_start(run, out):
 
 @hookspec
 def on_epoch_end(run_id, epoch, metrics):
-    """Called after each training epoch, once its validation loss is known.
+    """Called after each training epoch, once its validation loss is known: as the epoch ends with the in-process
+    executor (``--jobs 1``), all at once when the run ends with worker processes or Ray (always in the main process).
 
     :param run_id: the run's id.
     :param epoch: the epoch just finished (1-based).

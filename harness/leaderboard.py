@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from . import render
-from .metric_catalog import COST, PROBES, TASK, Catalog, Metric, catalog
-from .render import DEFAULT_FORMATS, FORMATS, Board, Chart, Table
 from .errors import MfmBenchError, MissingFileError
+from .metric_catalog import COST, PROBES, TASK, Catalog, Metric, catalog
 from .outdir import SETTINGS
+from .render import DEFAULT_FORMATS, FORMATS, Board, Chart, Table
 from .results import ResultStore, atomic_write
 from .stats import CI_HI, CI_LO, paired, seed_ci
 
@@ -30,8 +30,9 @@ def _stats(values: list[float]) -> dict[str, float]:
     vals = [v for v in values if v is not None and not math.isnan(v)]
     if not vals:
         return {"mean": float("nan"), "std": float("nan"), "n": 0}
-    mean = sum(vals) / len(vals)
-    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+    # fsum is exactly rounded, so the numbers do not depend on the order runs were recorded (a merged store)
+    mean = math.fsum(vals) / len(vals)
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
     return {"mean": mean, "std": std, "n": len(vals)}
 
 
@@ -64,8 +65,13 @@ def _direction(metric: str, stored: set[int], cat: Catalog) -> bool | None:
 
 def collect(store: ResultStore) -> dict[str, Any]:
     """{dataset: {condition: {model: {"seeds": n, "metrics": {metric: stats}}}}}, plus run summaries."""
+    from .provenance import LEADERBOARD_SCHEMA_VERSION
+    from .search_board import hidden_runs, oracle_rows
+
     runs = store.runs()
-    finished = {r["id"]: r for r in runs if r["status"] == "finished"}
+    searches = store.searches()
+    hidden = hidden_runs(runs, searches)  # search trials that were not chosen
+    finished = {r["id"]: r for r in runs if r["status"] == "finished" and r["id"] not in hidden}
     values: dict[tuple, list[float]] = defaultdict(list)
     by_seed: dict[tuple, dict[int, float]] = defaultdict(dict)
     boot: dict[tuple, dict[str, float]] = defaultdict(dict)
@@ -95,19 +101,21 @@ def collect(store: ResultStore) -> dict[str, Any]:
         key = (ds, cond, label, metric)
         row["metrics"][metric] = {**_stats(vals), **_interval(vals, boot.get(key)), "by_seed": by_seed[key],
                                   "higher_is_better": _direction(metric, stored[metric], cat)}
+    oracle_rows(store, searches, table)
     from .provenance import LEADERBOARD_SCHEMA_VERSION
     return {
         "schema_version": LEADERBOARD_SCHEMA_VERSION,
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "datasets": table,
         "normalise": _normalisation(finished.values()),
+        "searches": searches,
         "runs": [{k: r[k] for k in ("id", "suite", "dataset", "label", "seed", "status", "seconds")} | {
             "error": (r["error"] or "").splitlines()[0] if r["error"] else None,
             "versions": {k: r["environment"].get(k) for k in ("mfm_bench", "torch", "git_commit", "device")},
             "settings": {k: r["environment"].get(k) for k in SETTINGS},
             "warnings": r["environment"].get("data_warnings", []),
             "limit": r["config"].get("limit"),
-        } for r in runs],
+        } for r in runs if r["id"] not in hidden or r["status"] != "finished"],
     }
 
 
@@ -340,6 +348,8 @@ def board(data: dict[str, Any], reference: str | None = None) -> Board:
     """The tables of every dataset (main, paired comparison with ``reference``, probes, robustness, then plugins'
     own sections), the feature normalisation, charts, unfinished runs. Cells read mean ± std [95% CI]: the t
     interval over seeds, or the bootstrap over test samples for one seed (:mod:`mfm_bench.stats`)."""
+    from .search_board import search_table
+
     cat = catalog()
     b = Board(data["generated"], {})
     limits = sorted({r["limit"] for r in data["runs"] if r.get("limit")})
@@ -352,6 +362,8 @@ def board(data: dict[str, Any], reference: str | None = None) -> Board:
                      [[ds, ", ".join(data.get("normalise", {}).get(ds, ["?"]))]])
         tables = [_main_table(averaged, cat), per_target, _paired_table(averaged, reference, cat), norm,
                   _probe_table(clean, cat), _robustness_table(conds, cat)]
+        tables = [_main_table(averaged, cat), per_target, _probe_table(clean, cat), _robustness_table(conds, cat)]
+        tables.append(search_table(data.get("searches", []), ds))
         b.datasets[ds] = [t for t in tables if t is not None] + _sweep_tables(conds, cat) + _section_tables(conds, cat)
         chart = _chart(ds, conds, cat)
         if chart is not None:

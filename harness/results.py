@@ -40,6 +40,12 @@ CREATE TABLE IF NOT EXISTS metrics (
     higher_is_better INTEGER,
     PRIMARY KEY (run_id, condition, split, metric)
 );
+CREATE TABLE IF NOT EXISTS searches (
+    dataset TEXT NOT NULL,
+    label TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (dataset, label)
+);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -159,9 +165,10 @@ class ResultStore:
                       (key, json.dumps(value, sort_keys=True)))
 
     def clear(self) -> None:
-        """Forget every run, metric and meta value (``--overwrite`` of a folder that held another suite)."""
+        """Forget every run, metric, search record and meta value (``--overwrite`` of a folder that held another
+        suite)."""
         with self.transaction() as c:
-            for table in ("metrics", "runs", "meta"):
+            for table in ("metrics", "runs", "searches", "meta"):
                 c.execute(f"DELETE FROM {table}")
 
     def status(self, run_id: str) -> str | None:
@@ -190,9 +197,13 @@ class ResultStore:
             c.execute("UPDATE runs SET environment = ? WHERE id = ?",
                       (json.dumps(env | extra, sort_keys=True, default=str), run_id))
 
-    def finish(self, run_id: str, metrics: list[tuple[str, str, str, float]], seconds: float) -> None:
-        """Record a finished run's metrics and status in one transaction."""
+    def finish(self, run_id: str, metrics: list[tuple[str, str, str, float]], seconds: float,
+               environment: dict[str, Any] | None = None) -> None:
+        """Record a finished run's metrics and status (and the environment it ran in) in one transaction."""
         with self.transaction() as c:
+            if environment is not None:
+                c.execute("UPDATE runs SET environment = ? WHERE id = ?",
+                          (json.dumps(environment, sort_keys=True, default=str), run_id))
             c.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             c.executemany(
                 "INSERT INTO metrics (run_id, condition, split, metric, value, higher_is_better)"
@@ -205,12 +216,43 @@ class ResultStore:
     def note(self, run_id: str, environment: dict[str, Any]) -> None:
         """Replace a run's environment record (e.g. to add the dataset's warnings)."""
         with self.transaction() as c:
-            c.execute("UPDATE runs SET environment = ? WHERE id = ?", (json.dumps(environment, sort_keys=True), run_id))
+            c.execute("UPDATE runs SET environment = ? WHERE id = ?",
+                      (json.dumps(environment, sort_keys=True, default=str), run_id))
 
-    def fail(self, run_id: str, error: str, seconds: float, status: str = "failed") -> None:
+    def fail(self, run_id: str, error: str, seconds: float, status: str = "failed",
+             environment: dict[str, Any] | None = None) -> None:
         with self.transaction() as c:
+            if environment is not None:
+                c.execute("UPDATE runs SET environment = ? WHERE id = ?",
+                          (json.dumps(environment, sort_keys=True, default=str), run_id))
             c.execute("UPDATE runs SET status = ?, error = ?, finished = ?, seconds = ? WHERE id = ?",
                       (status, error, time.time(), seconds, run_id))
+
+    def insert(self, run: dict[str, Any], metrics: list[dict[str, Any]]) -> None:
+        """Copy a whole run row (as :meth:`runs` returns it) and its metrics from another store, in one
+        transaction, replacing what this store had under its id (``mfm-bench merge``)."""
+        row = {**run, "config": json.dumps(run["config"]),  # key order kept, as start() keeps it
+               "environment": json.dumps(run["environment"], sort_keys=True)}
+        with self.transaction() as c:
+            c.execute("DELETE FROM runs WHERE id = ?", (run["id"],))
+            c.execute(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
+                      [row[k] for k in RUN_COLUMNS])
+            c.executemany(
+                "INSERT INTO metrics (run_id, condition, split, metric, value, higher_is_better)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(run["id"], m["condition"], m["split"], m["metric"], m["value"], m["higher_is_better"])
+                 for m in metrics],
+            )
+
+    def record_search(self, dataset: str, label: str, record: dict[str, Any]) -> None:
+        """The outcome of one model's hyperparameter search on one dataset (mfm_bench.search_run)."""
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO searches (dataset, label, record) VALUES (?, ?, ?)",
+                      (dataset, label, json.dumps(record, sort_keys=True)))
+
+    def searches(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT dataset, label, record FROM searches ORDER BY dataset, label")
+        return [{"dataset": d, "label": lab, **json.loads(r)} for d, lab, r in rows]
 
     def runs(self, status: str | None = None) -> list[dict[str, Any]]:
         q = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"

@@ -16,6 +16,7 @@ import platform
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ class Run:
     dataset_label: str
     config: dict[str, Any]
     trackers: list[str] = field(default_factory=list)  # enabled by the suite; not part of the run id
+    deterministic: bool = False  # --deterministic: recorded in the environment; not part of the run id
 
     def as_record(self) -> dict[str, Any]:
         return {"id": self.id, "suite": self.suite, "label": self.label, "dataset_label": self.dataset_label,
@@ -59,28 +61,43 @@ def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = No
            threads: int | None = None, limit: int | None = None) -> list[Run]:
     """The grid of runs, in dataset, model, seed order. ``limit`` (a smoke test on a seeded subset of each split)
     enters the config, hence the run id, only when set."""
-    train = dict(suite.train)
-    if device:
-        train["device"] = device
-    if threads is not None:
-        train["threads"] = threads
+    train = expand_train(suite, device, threads)
     runs = []
     for d in suite.datasets:
         for m in suite.models:
+            if m.search is not None:  # searched models: trials, then the chosen config (mfm_bench.search_run)
+                continue
             for seed in seeds if seeds is not None else suite.seeds:
-                config = {
-                    "dataset": {"name": d.name, "params": d.params},
-                    "model": {"name": m.name, "label": m.label, "params": m.params},
-                    "seed": seed,
-                    "train": train,
-                    "evaluate": {"conditions": [c.name for c in suite.conditions], "probes": suite.probes,
-                                 "bootstrap": suite.bootstrap},
-                }
-                if limit:
-                    config["limit"] = limit
-                key = {**config, "train": {k: v for k, v in train.items() if k not in NOT_IN_ID}}
-                runs.append(Run(run_id(key), suite.name, m.label, d.label, config, list(getattr(suite, "trackers", []))))
+                runs.append(make_run(suite.name, m.label, d.label, run_config(suite, d, m.name, m.label, m.params,
+                                                                                seed, train, limit),
+                                     list(getattr(suite, "trackers", []))))
     return runs
+
+
+def run_config(suite: Suite, d: Any, model: str, label: str, params: dict[str, Any], seed: int,
+               train: dict[str, Any], limit: int | None = None) -> dict[str, Any]:
+    """The config of one run: dataset ``d`` (a PluginRef), a model, a seed, resolved train options, and ``limit``
+    (``--limit``) only when set."""
+    config = {
+        "dataset": {"name": d.name, "params": d.params},
+        "model": {"name": model, "label": label, "params": params},
+        "seed": seed,
+        "train": train,
+        "evaluate": {"conditions": [c.name for c in suite.conditions], "probes": suite.probes,
+                     "bootstrap": getattr(suite, "bootstrap", 0)},
+    }
+    if limit:
+        config["limit"] = limit
+    return config
+
+
+def make_run(suite: str, label: str, dataset_label: str, config: dict[str, Any],
+             trackers: list[str] | None = None) -> Run:
+    """A run of ``config``; its id leaves out how fast it runs (:data:`NOT_IN_ID`) and search bookkeeping
+    (``config["search"]``: a trial and a retrain of the same configuration and seed are one run)."""
+    key = {k: v for k, v in config.items() if k != "search"}
+    key["train"] = {k: v for k, v in config["train"].items() if k not in NOT_IN_ID}
+    return Run(run_id(key), suite, label, dataset_label, config, list(trackers or []))
 
 
 def environment(device: Any, packages: dict[str, str], settings: dict[str, Any] | None = None,
@@ -135,62 +152,78 @@ def _sigterm_as_interrupt() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-def execute(run: Run, out: Path, store: ResultStore, datasets: dict[str, Any],
-            progress: Callable[..., Any] | None, log: Callable[[str], None] = print,
-            deterministic: bool = False) -> str:
-    """Train and evaluate one run; record it. Returns the final status.
+def perform(run: Run, out: Path | None, datasets: dict[str, Any], progress: Callable[..., Any] | None,
+            on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> Any:
+    """Train and evaluate one run, in whichever process an executor chose; never touches the result store.
 
-    A run whose training diverged or whose test metrics are not finite fails (:mod:`mfm_bench.checks`), with
-    its loss history in ``history.json``; a dataset with non-finite labels fails every run on it."""
+    Writes ``config.json``, ``history.json``, ``model.pt`` and the model's own artifacts under
+    ``out/runs/<id>/``; with ``out`` None (a worker without the output folder) it writes them into a temporary
+    folder and returns them in the outcome's ``files``. A run whose training diverged or whose test metrics are
+    not finite fails (:mod:`mfm_bench.checks`), with its loss history kept; a dataset's warnings go into the
+    outcome's ``environment["data_warnings"]``, its fingerprint in ``environment["data_fingerprint"]``; cost rows
+    are among the metric rows and each epoch's history row is in the outcome's ``epochs``. Trackers and the store
+    are the main process's (:func:`mfm_bench.executors.drive`); ``on_epoch(epoch, row)``, when given, is called
+    after each epoch as well (the in-process executor passes the trackers' ``on_epoch_end``). A failure is an
+    outcome; KeyboardInterrupt and a full disk propagate."""
+    if out is not None:
+        return _perform_in(run, out / "runs" / run.id, datasets, progress, on_epoch)
+    with tempfile.TemporaryDirectory(prefix="mfm-bench-run-") as tmp:
+        outcome = _perform_in(run, Path(tmp), datasets, progress, on_epoch)
+        outcome.files = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in sorted(Path(tmp).rglob("*"))
+                         if p.is_file()}
+    return outcome
+
+
+def _perform_in(run: Run, run_dir: Path, datasets: dict[str, Any], progress: Callable[..., Any] | None,
+                live_epochs: Callable[[int, dict[str, Any]], None] | None) -> Any:
+    from .executors import Outcome
     from .outdir import settings
     from .provenance import data_fingerprint, set_deterministic
-    from .tracking import call, flat_metrics
-
     from .registry import get_registry
     from .training import TrainConfig, Trainer
 
-    reg = get_registry()
     cfg = run.config
-    run_dir = out / "runs" / run.id
+    # first, so that a run killed mid-way still says what it was
     atomic_write(run_dir / "config.json",
                  json.dumps({"id": run.id, "suite": run.suite, **cfg}, indent=2, sort_keys=True))
-    trainer = Trainer(TrainConfig(**cfg["train"]), progress=progress,
-                      on_epoch=lambda epoch, row: call("on_epoch_end", run_id=run.id, epoch=epoch, metrics=row))
-    entries = {k: reg.get(k, cfg[k]["name"]) for k in ("dataset", "model")}
-    packages = {f"{k}:{cfg[k]['name']}": f"{e.package} {e.version}".strip() for k, e in entries.items()}
-    set_deterministic(deterministic)
-    env = environment(trainer.device, packages, settings(cfg["train"]), deterministic)
-    store.start(run.as_record(), env)
-    call("on_run_start", run={**run.as_record(), "environment": env, "trackers": run.trackers}, out=out)
+    env: dict[str, Any] = {}
+    epochs: list[tuple[int, dict[str, Any]]] = []
+
+    def on_epoch(epoch: int, row: dict[str, Any]) -> None:
+        epochs.append((epoch, row))
+        if live_epochs is not None:
+            live_epochs(epoch, row)
+
     t0 = time.perf_counter()
     try:
-        dataset, warnings = _dataset(cfg, datasets, reg, log)
+        reg = get_registry()
+        trainer = Trainer(TrainConfig(**cfg["train"]), progress=progress, on_epoch=on_epoch)
+        entries = {k: reg.get(k, cfg[k]["name"]) for k in ("dataset", "model")}
+        packages = {f"{k}:{cfg[k]['name']}": f"{e.package} {e.version}".strip() for k, e in entries.items()}
+        set_deterministic(run.deterministic)
+        env = environment(trainer.device, packages, settings(cfg["train"]), run.deterministic)
+        dataset, warnings = _dataset(cfg, datasets, reg)
         if warnings:
-            store.note(run.id, {**env, "data_warnings": warnings})
-        store.add_environment(run.id, {"data_fingerprint": data_fingerprint(dataset)})
+            env["data_warnings"] = list(warnings)
+        env["data_fingerprint"] = data_fingerprint(dataset)
         model, _, rows = _train_and_evaluate(cfg, trainer, dataset, reg, run_dir)
         _save_outputs(run_dir, model)
         rows += _model_artifacts(model, dataset, run_dir, trainer.device)
-        store.finish(run.id, rows, time.perf_counter() - t0)
-        call("on_run_end", run_id=run.id, status="finished", metrics=flat_metrics(rows))
-        return "finished"
+        return Outcome("finished", rows, env, time.perf_counter() - t0, epochs=epochs)
     except (KeyboardInterrupt, _Terminated):
-        store.fail(run.id, "interrupted", time.perf_counter() - t0, status="interrupted")
-        call("on_run_end", run_id=run.id, status="interrupted", metrics={})
         raise
     except Exception as e:  # noqa: BLE001 - a failed run (TrainingError or any other) is recorded, the suite goes on
         if is_disk_full(e):  # every later run would fail the same way
             raise
         tb = traceback.format_exc(limit=6)
-        store.fail(run.id, f"{type(e).__name__}: {e}\n{tb}", time.perf_counter() - t0)
-        call("on_run_end", run_id=run.id, status="failed", metrics={})
-        return "failed"
+        return Outcome("failed", [], env, time.perf_counter() - t0, f"{type(e).__name__}: {e}\n{tb}", epochs=epochs)
 
 
 def _dataset(cfg: dict[str, Any], datasets: dict[str, Any], reg: Any,
-             log: Callable[[str], None]) -> tuple[Any, list[str]]:
+             log: Callable[[str], None] | None = None) -> tuple[Any, list[str]]:
     """The run's dataset and its warnings, built and checked once per suite run for each distinct dataset config
-    (``datasets`` is the cache; a dataset that fails its checks fails again, without rebuilding)."""
+    (``datasets`` is the cache; a dataset that fails its checks fails again, without rebuilding). ``log``, when
+    given, hears the warnings once, when the dataset is built (runs return them in their outcome instead)."""
     from .checks import check_dataset
 
     key = json.dumps(cfg["dataset"], sort_keys=True)
@@ -200,7 +233,7 @@ def _dataset(cfg: dict[str, Any], datasets: dict[str, Any], reg: Any,
             datasets[key] = (ds, check_dataset(cfg["dataset"]["name"], ds))
         except Exception as e:  # noqa: BLE001 - remembered, re-raised for every run on this dataset
             datasets[key] = e
-        if isinstance(datasets[key], tuple):
+        if log is not None and isinstance(datasets[key], tuple):
             for w in datasets[key][1]:
                 log(f"warning: {w}")
     if isinstance(datasets[key], Exception):
@@ -239,6 +272,9 @@ def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: An
     rows = evaluate(model, dataset, conditions, device=trainer.device, batch_size=trainer.cfg.eval_batch_size,
                     seed=cfg["seed"], probes=cfg["evaluate"]["probes"], bootstrap=cfg["evaluate"].get("bootstrap", 0))
     rows += cost_rows(time.perf_counter() - t0, len(dataset.split("test")) * len(conditions), trainer.device)
+    if cfg.get("search"):  # a searched model's runs: the validation metrics its selection uses
+        rows += evaluate(model, dataset, conditions[:1], device=trainer.device, batch_size=trainer.cfg.eval_batch_size,
+                         seed=cfg["seed"], split="valid", probes=False)
     rows += [
         ("train", "train", "params", float(result.params)),
         ("train", "train", "train_samples_per_sec", result.samples_per_sec),
@@ -277,14 +313,17 @@ def _save_outputs(run_dir: Path, model: Any) -> None:
 
 def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bool = False,
               seeds: list[int] | None = None, device: str | None = None, progress: bool = True,
-              log: Callable[[str], None] = print, threads: int | None = None,
-              allow_mixed: bool = False, deterministic: bool = False, limit: int | None = None) -> dict[str, int]:
+              log: Callable[[str], None] = print, threads: int | None = None, allow_mixed: bool = False,
+              execution: Any = None, shard: tuple[int, int] | None = None, deterministic: bool = False,
+              limit: int | None = None) -> dict[str, int]:
     """Run every run of the grid not yet finished (with ``resume``); returns counts by status.
 
-    Holds the lock on ``out`` throughout (:mod:`mfm_bench.lock`); refuses a folder of another suite or
-    configuration, and with ``resume`` finished runs of other execution settings unless ``allow_mixed``
-    (:mod:`mfm_bench.outdir`). ``deterministic`` turns on torch's deterministic algorithms (recorded); ``limit``
-    runs a seeded subset of each split."""
+    ``execution`` (:class:`mfm_bench.executors.Execution`, default: the suite's ``executor:`` block) says where
+    runs train; ``shard=(k, n)`` runs only the k-th of n deterministic slices of the grid. Holds the lock on
+    ``out`` throughout (:mod:`mfm_bench.lock`); refuses a folder of another suite or configuration, and with
+    ``resume`` finished runs of other execution settings unless ``allow_mixed`` (:mod:`mfm_bench.outdir`).
+    ``deterministic`` turns on torch's deterministic algorithms in every run (recorded); ``limit`` runs a seeded
+    subset of each split (grid runs; a search's trials use the full data)."""
     import torch
 
     from .lock import OutputLock
@@ -292,6 +331,7 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
     from .training import resolve_device
 
     out = Path(out)
+    execution = execution or suite.executor
     resolve_device(device or suite.train["device"])  # a CUDA run on a machine without CUDA stops here, before any work
     fetching = suite if suite.fetch else replace(suite, datasets=[d for d in suite.datasets if d.params.get("fetch")])
     if fetching.datasets:  # download what the datasets lack, before any training (offline: one message, no run)
@@ -299,23 +339,118 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
 
         prefetch_suite(fetching, log=log)
     check_data(suite)  # every dataset finds its files, or one message lists those that do not, before any work
-    runs = expand(suite, seeds, device, threads, limit)
-    if not runs:
+    threads = _threads_per_run(suite, execution, threads)
+    grid = expand(suite, seeds, device, threads, limit)
+    if not grid and not suite.searches:
         raise MfmBenchError("the grid is empty: give at least one seed")
+    runs = select_shard(grid, shard)
+    # the whole grid's fingerprint, also in a shard's folder: merged shards are owned like an unsharded folder
+    owner = fingerprint(suite.name, [r.config for r in grid] + _search_configs(suite, device, threads))
     threads_before = torch.get_num_threads()
     with OutputLock(out, log), ResultStore(out) as store:
-        claim(store, out, fingerprint(suite.name, [r.config for r in runs]), overwrite)
+        claim(store, out, owner, overwrite)
         store.set_meta("formats", list(suite.formats))
         store.set_meta("reference", suite.reference)  # `mfm-bench leaderboard` pairs against it too
         todo = _todo(runs, store, out, resume, overwrite, log)
-        check_settings(store, {r.id for r in todo}, settings(runs[0].config["train"]), out, allow_mixed)
+        now = settings(expand_train(suite, device, threads))
+        check_settings(store, {r.id for r in todo}, now, out, allow_mixed)
         counts = {"finished": 0, "failed": 0, "skipped": len(runs) - len(todo)}
         try:
             with _sigterm_as_interrupt():
-                _execute_all(todo, suite.name, out, store, progress, counts, log, deterministic)
+                _execute(suite, execution, store, out, todo, counts, progress, log,
+                         dict(seeds=seeds, device=device, threads=threads, shard=shard, resume=resume,
+                              overwrite=overwrite, deterministic=deterministic))
         finally:
             torch.set_num_threads(threads_before)  # --threads applies to this suite, not to the caller's process
     return counts
+
+
+def _execute(suite: Suite, execution: Any, store: ResultStore, out: Path, todo: list[Run], counts: dict[str, int],
+             progress: bool, log: Callable[[str], None], how: dict[str, Any]) -> None:
+    """Hand ``todo`` (and the suite's searches) to the executor ``execution`` asks for, under one suite bar."""
+    from .executors import drive, make_executor
+    from .executors.dispatch import GridSource, SuiteBar
+
+    for run in todo:
+        run.deterministic = how["deterministic"]
+    source: Any = GridSource(todo)
+    if suite.searches:
+        from .search_run import SearchSource
+
+        source = SearchSource(suite, store, todo, expand_args=(how["seeds"], how["device"], how["threads"]),
+                              shard=how["shard"], resume=how["resume"], overwrite=how["overwrite"],
+                              deterministic=how["deterministic"])
+    bar = SuiteBar(suite.name, source_total(source), progress, log)
+    try:
+        executor = make_executor(execution, out, how["threads"] or 0, tqdm_or_none(progress))
+        drive(executor, source, store, out, bar, counts)
+    finally:
+        bar.close()
+
+
+def expand_train(suite: Suite, device: str | None, threads: int | None) -> dict[str, Any]:
+    """The suite's train options with the command line's device and threads."""
+    train = dict(suite.train)
+    if device:
+        train["device"] = device
+    if threads is not None:
+        train["threads"] = threads
+    return train
+
+
+def _search_configs(suite: Suite, device: str | None, threads: int | None) -> list[dict[str, Any]]:
+    """A config per (dataset, searched model) with its search block, so a changed search is another suite."""
+    import dataclasses
+
+    train = expand_train(suite, device, threads)
+    return [{**run_config(suite, d, m.name, m.label, m.params, 0, train),
+             "search": json.loads(json.dumps(dataclasses.asdict(m.search), default=str))}
+            for d in suite.datasets for m in suite.models if m.search is not None]
+
+
+def source_total(source: Any) -> int:
+    return getattr(source, "total", None) or len(getattr(source, "runs", []))
+
+
+def tqdm_or_none(progress: bool) -> Any:
+    """Per-epoch bars, or None. disable=None: tqdm's own check, so no bars flood a log file or a pipe."""
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return partial(tqdm, disable=None)
+
+
+def _threads_per_run(suite: Suite, execution: Any, threads: int | None) -> int | None:
+    """Torch threads per run: as asked, else for parallel executors the cores split across jobs (so N jobs on C
+    cores never oversubscribe). Not part of run ids."""
+    from .executors import worker_threads
+
+    if threads is not None or suite.train.get("threads"):
+        return threads
+    if execution.kind == "ray":
+        return max(1, int(execution.cpus))
+    return worker_threads(execution.jobs) if execution.jobs > 1 else None
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N) with 1 <= K <= N."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard takes K/N, e.g. 1/4, got {text!r}") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"--shard {text}: K must be between 1 and N")
+    return k, n
+
+
+def select_shard(runs: list[Run], shard: tuple[int, int] | None) -> list[Run]:
+    """The k-th of n slices of the grid: runs whose position in grid order is k-1 modulo n (every run in one
+    shard, sizes within one of each other, the same on every machine)."""
+    if shard is None:
+        return runs
+    k, n = shard
+    return [r for i, r in enumerate(runs) if i % n == k - 1]
 
 
 def _todo(runs: list[Run], store: ResultStore, out: Path, resume: bool, overwrite: bool,
@@ -331,22 +466,3 @@ def _todo(runs: list[Run], store: ResultStore, out: Path, resume: bool, overwrit
     if len(todo) < len(runs):
         log(f"resuming: {len(runs) - len(todo)} of {len(runs)} runs already finished, {len(todo)} to go")
     return todo
-
-
-def _execute_all(todo: list[Run], name: str, out: Path, store: ResultStore, progress: bool,
-                 counts: dict[str, int], log: Callable[[str], None] = print, deterministic: bool = False) -> None:
-    """Execute ``todo`` in order under one progress bar, counting statuses; a failed run is reported and skipped."""
-    from tqdm.auto import tqdm
-
-    datasets: dict[str, Any] = {}
-    # disable=None: tqdm's own check, so no bars flood a log file or a pipe (stderr that is not a terminal)
-    bar = tqdm(todo, desc=f"{name}", unit="run", disable=None if progress else True)
-    for run in bar:
-        what = f"{run.dataset_label} / {run.label} / seed {run.config['seed']}"
-        bar.set_postfix_str(what)
-        status = execute(run, out, store, datasets, partial(tqdm, disable=None) if progress else None,
-                         bar.write if progress else log, deterministic)
-        counts[status] += 1
-        if status == "failed":
-            err = store.conn.execute("SELECT error FROM runs WHERE id = ?", (run.id,)).fetchone()[0]
-            bar.write(f"run {run.id} ({what}) failed: {err.splitlines()[0]}")

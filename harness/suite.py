@@ -41,13 +41,39 @@ _REF = {
     ]
 }
 
+_MODEL_REF = {
+    "oneOf": [
+        {"type": "string"},
+        {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "label": {"type": "string"}, "params": {"type": "object"},
+                           "search": {"type": "object"}},
+            "required": ["name"],
+            "additionalProperties": False,
+        },
+    ]
+}
+
+_EXECUTOR = {
+    "type": "object",
+    "properties": {
+        "kind": {"enum": ["local", "ray"]},
+        "jobs": {"type": "integer", "minimum": 1},
+        "address": {"type": "string"},
+        "retries": {"type": "integer", "minimum": 0},
+        "cpus": {"type": "number", "exclusiveMinimum": 0},
+        "gpus": {"type": "number", "minimum": 0},
+    },
+    "additionalProperties": False,
+}
+
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"},
         "description": {"type": "string"},
         "datasets": {"type": "array", "items": _REF, "minItems": 1},
-        "models": {"type": "array", "items": _REF, "minItems": 1},
+        "models": {"type": "array", "items": _MODEL_REF, "minItems": 1},
         "seeds": {"type": "array", "items": {"type": "integer"}, "minItems": 1},
         "train": {"type": "object"},
         "evaluate": {
@@ -65,6 +91,7 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
         },
         "fetch": {"type": "boolean"},
+        "executor": _EXECUTOR,
         "trackers": {"type": "array", "items": {"type": "string"}},
     },
     "required": ["name", "datasets", "models"],
@@ -86,6 +113,7 @@ class PluginRef:
     name: str
     params: dict[str, Any] = field(default_factory=dict)
     label: str = ""
+    search: Any = None  # mfm_bench.search.SearchSpec: a model's hyperparameter search
 
 
 @dataclass
@@ -104,6 +132,18 @@ class Suite:
     fetch: bool = False
     description: str = ""
     trackers: list[str] = field(default_factory=list)
+    executor: Any = None  # mfm_bench.executors.Execution: where runs train (default: here, one at a time)
+
+    def __post_init__(self) -> None:
+        if self.executor is None:
+            from .executors import Execution
+
+            self.executor = Execution()
+
+    @property
+    def searches(self) -> dict[str, Any]:
+        """Model label -> its search spec, for the models that have one."""
+        return {m.label: m.search for m in self.models if m.search is not None}
 
 
 def _parse_path(field_path: str) -> list[str | int]:
@@ -192,12 +232,32 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
     if reference is not None and reference not in [m.label for m in models]:
         raise at.error(["report", "reference"], f"no model is labelled {reference!r}",
                        did_you_mean(reference, [m.label for m in models]))
+    _searches(raw, models, reg, train, at)
     return Suite(
         name=raw["name"], path=path, datasets=datasets, models=models, seeds=list(raw.get("seeds", [0])),
         train=train, conditions=conditions, probes=bool(evaluate.get("probes", True)),
         formats=list(report.get("formats", DEFAULT_FORMATS)), bootstrap=int(evaluate.get("bootstrap", 1000)),
         reference=reference, fetch=fetch, description=raw.get("description", ""), trackers=_trackers(raw, at),
+        executor=_executor(raw),
     )
+
+
+def _executor(raw: dict[str, Any]) -> Any:
+    from .executors import Execution
+
+    return Execution(**(raw.get("executor") or {}))
+
+
+def _searches(raw: dict[str, Any], models: list[PluginRef], reg: Any, train: dict[str, Any], at: _Locator) -> None:
+    """Each model's ``search:`` block, checked against the model's typed config (:mod:`mfm_bench.search`)."""
+    for i, (item, ref) in enumerate(zip(raw["models"], models)):
+        if isinstance(item, dict) and item.get("search") is not None:
+            from .search import SearchError, parse_search
+
+            try:
+                ref.search = parse_search(item["search"], ref, reg, train)
+            except SearchError as e:
+                raise at.error(f"models[{i}].search" + (f".{e.field}" if e.field else ""), e.message, e.hint) from None
 
 
 def _read(path: Path) -> tuple[yaml.Node | None, dict[str, Any]]:

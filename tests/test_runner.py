@@ -110,7 +110,7 @@ def test_interrupt_keeps_store_consistent_and_resume_runs_only_the_rest(write_su
     suite = load_suite(write_suite(TINY))
     import mfm_bench.runner as runner
 
-    real = runner.execute
+    real = runner.perform
     calls = []
 
     def interrupt_on_third(run, *a, **k):
@@ -119,7 +119,7 @@ def test_interrupt_keeps_store_consistent_and_resume_runs_only_the_rest(write_su
             raise KeyboardInterrupt
         return real(run, *a, **k)
 
-    monkeypatch.setattr(runner, "execute", interrupt_on_third)
+    monkeypatch.setattr(runner, "perform", interrupt_on_third)
     with pytest.raises(KeyboardInterrupt):
         run_suite(suite, out, progress=False)
     finished_before = {rid for rid, r in ((r["id"], r) for r in runs_table(out).values()) if r["status"] == "finished"}
@@ -133,7 +133,7 @@ def test_interrupt_keeps_store_consistent_and_resume_runs_only_the_rest(write_su
     with pytest.raises(FileExistsError, match="--resume"):
         run_suite(suite, out, progress=False)
     calls.clear()
-    monkeypatch.setattr(runner, "execute", lambda run, *a, **k: (calls.append(run.id), real(run, *a, **k))[1])
+    monkeypatch.setattr(runner, "perform", lambda run, *a, **k: (calls.append(run.id), real(run, *a, **k))[1])
     counts = run_suite(suite, out, resume=True, progress=False, log=lambda s: None)
     assert counts == {"finished": 2, "failed": 0, "skipped": 2}
     assert not set(calls) & finished_before and len(calls) == 2

@@ -65,6 +65,24 @@ def test_hooks_are_called_in_order_with_the_run(tmp_path):
     assert status == "finished" and metrics["clean/mae"] == mae and "missing:audio/mae" in metrics
 
 
+def test_worker_processes_runs_reach_the_trackers_in_the_main_process(tmp_path):
+    """With --jobs 2 the runs train in worker processes; the hooks (registered only here) still hear every run,
+    its epochs replayed at run end, and the fingerprint and cost rows the workers returned reach the store."""
+    rec = Recorder()
+    (tmp_path / "s.yaml").write_text(SUITE.replace("TRACKERS", "").replace("seeds: [0]", "seeds: [0, 1]"))
+    with temporary_plugin(rec, "recorder"):
+        assert main(["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--no-progress",
+                     "--jobs", "2"]) == 0
+    with ResultStore(tmp_path / "out") as store:
+        runs = {r["id"]: r for r in store.runs()}
+        costs = {m["run_id"] for m in store.metrics() if m["metric"] == "peak_rss_mb"}
+    assert sorted(c[1] for c in rec.calls if c[0] == "start") == sorted(runs)
+    assert [c[1] for c in rec.calls if c[0] == "epoch"] == [1, 2, 3, 1, 2, 3]
+    assert [c[1] for c in rec.calls if c[0] == "end"] == ["finished", "finished"]
+    assert all(r["environment"]["data_fingerprint"] and r["environment"]["jobs"] == 2 for r in runs.values())
+    assert costs == set(runs)
+
+
 def test_a_failing_tracker_warns_and_the_run_is_kept(tmp_path):
     with temporary_plugin(Broken(), "broken"), pytest.warns(TrackerWarning, match="'broken' failed in on_epoch_end"):
         assert run(tmp_path) == 0

@@ -18,6 +18,9 @@ EPILOG = """examples:
   mfm-bench run suites/quickstart.yaml
   mfm-bench run suites/quickstart.yaml --out runs/qs --seeds 0,1,2 --device cpu
   mfm-bench run suites/quickstart.yaml --out runs/qs --resume     # after Ctrl-C: only the unfinished runs
+  mfm-bench run suites/quickstart.yaml --jobs 2                   # two worker processes (docs/scaling.md)
+  mfm-bench run suites/quickstart.yaml --executor ray --ray-address auto
+  mfm-bench run suites/quickstart.yaml --shard 2/4                # one slice of the grid; then mfm-bench merge
 """
 
 
@@ -48,6 +51,24 @@ def threads_arg(text: str) -> int:
     return n
 
 
+def shard_arg(text: str) -> tuple[int, int]:
+    from mfm_bench.runner import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def execution_of(suite: object, args: argparse.Namespace) -> object:
+    """The suite's executor block with the command line's overrides."""
+    import dataclasses
+
+    over = {k: v for k, v in (("kind", args.executor), ("jobs", args.jobs), ("address", args.ray_address))
+            if v is not None}
+    return dataclasses.replace(suite.executor, **over)
+
+
 def _positive(text: str) -> int:
     try:
         n = int(text)
@@ -75,6 +96,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch's deterministic algorithms (slower on GPU; an op without one is an error); recorded")
     p.add_argument("--limit", type=_positive, metavar="N",
                    help="smoke test: a seeded random N samples of each split (new run ids; the leaderboard says so)")
+    x = p.add_argument_group("execution (docs/scaling.md)")
+    x.add_argument("--jobs", type=int, metavar="N",
+                   help="train N runs at once in worker processes, torch threads split across them "
+                        "(override the suite's executor.jobs; per-epoch bars only with 1)")
+    x.add_argument("--executor", choices=["local", "ray"], help="where runs train (override the suite's executor.kind)")
+    x.add_argument("--ray-address", metavar="ADDR",
+                   help="Ray cluster to join (e.g. auto, ray://host:10001); default RAY_ADDRESS, else a local cluster")
+    x.add_argument("--shard", type=shard_arg, metavar="K/N",
+                   help="run only the K-th of N deterministic slices of the grid "
+                        "(default --out: runs/<suite>-shard-K-of-N)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,12 +119,14 @@ def run(args: argparse.Namespace) -> int:
     from mfm_bench.suite import load_suite
 
     suite = load_suite(args.suite)
-    out = Path(args.out or Path("runs") / suite.name)
+    shard = f"-shard-{args.shard[0]}-of-{args.shard[1]}" if args.shard else ""
+    out = Path(args.out or Path("runs") / f"{suite.name}{shard}")
     t0 = time.perf_counter()
     try:
         counts = run_suite(suite, out, resume=args.resume, overwrite=args.overwrite, seeds=args.seeds,
                            device=args.device, progress=not args.no_progress, threads=args.threads,
-                           allow_mixed=args.allow_mixed, deterministic=args.deterministic, limit=args.limit)
+                           allow_mixed=args.allow_mixed, deterministic=args.deterministic, limit=args.limit,
+                           execution=execution_of(suite, args), shard=args.shard)
     except MfmBenchError:  # already one clear line (some are also OSErrors: missing files and data)
         raise
     except OSError as e:  # a full disk, a read-only or unwritable --out: the store keeps what was written

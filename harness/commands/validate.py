@@ -32,4 +32,8 @@ def run(args: argparse.Namespace) -> int:
         n = len(expand(suite))
         print(f"{path}: ok ({len(suite.datasets)} dataset(s) x {len(suite.models)} model(s) x {len(suite.seeds)} seed(s) "
               f"= {n} runs, {len(suite.conditions)} condition(s) each)")
+        for label, spec in suite.searches.items():
+            print(f"  search {label}: {spec.n_trials} trial(s) per dataset ({spec.sampler}, {spec.metric} on "
+                  f"{'test: test-oracle' if spec.selection == 'test-oracle' else 'validation'}), then "
+                  f"{len(suite.seeds)} seed(s) of the chosen configuration")
     return 1 if bad else 0

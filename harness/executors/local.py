@@ -1,0 +1,155 @@
+"""Local executors: in this process (``jobs=1``), or a pool of worker processes (``jobs=N``).
+
+The pool is a few dozen lines over :mod:`multiprocessing` rather than :class:`concurrent.futures.ProcessPoolExecutor`
+because a worker killed mid-run must cost only its own run: the standard pool marks itself broken and fails every
+pending future, and cannot say which run the dead worker held. Here each worker has its own pipe and process
+sentinel, so a dead worker's run is retried on a fresh worker (``retries``) and then recorded failed.
+Workers are started with ``spawn`` (safe with CUDA and with torch's thread pools) and ignore SIGINT: Ctrl-C
+reaches the main process, which terminates them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+from multiprocessing.connection import wait as wait_any
+from pathlib import Path
+from typing import Any
+
+from .base import Executor, Outcome
+
+
+class SequentialExecutor(Executor):
+    """One run at a time, in this process; the only executor that shows per-epoch progress bars and calls the
+    trackers' ``on_epoch_end`` as each epoch ends (parallel executors' runs report their epochs at run end)."""
+
+    live_epochs = True
+
+    def __init__(self, out: Path, progress: Any = None) -> None:
+        self.out, self.progress = out, progress
+        self.pending: list[Any] = []
+        self.datasets: dict[str, Any] = {}
+
+    def submit(self, run: Any) -> None:
+        self.pending.append(run)
+
+    def wait(self) -> list[tuple[str, Outcome]]:
+        from .. import runner
+        from ..tracking import call
+
+        run = self.pending.pop(0)
+
+        def on_epoch(epoch: int, row: dict[str, Any]) -> None:
+            call("on_epoch_end", run_id=run.id, epoch=epoch, metrics=row)
+
+        return [(run.id, runner.perform(run, self.out, self.datasets, self.progress, on_epoch))]
+
+
+def _worker(conn: Any, threads: int) -> None:
+    """A worker process: take (run, out) from ``conn``, send back (run id, outcome), until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and terminates us
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # before torch is imported in this process
+    os.environ["MKL_NUM_THREADS"] = str(threads)
+    from .. import runner
+
+    datasets: dict[str, Any] = {}  # each distinct dataset is built once per worker
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            return
+        run, out = msg
+        try:
+            conn.send((run.id, runner.perform(run, Path(out), datasets, None)))
+        except Exception as e:  # noqa: BLE001 - a full disk: the main process stops the suite with it
+            conn.send((run.id, e))
+
+
+class _Slot:
+    def __init__(self, ctx: Any, threads: int) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(child, threads), daemon=True, name="mfm-bench-worker")
+        self.proc.start()
+        child.close()
+        self.run: Any = None
+        self.attempts = 0
+
+
+class ProcessExecutor(Executor):
+    """``jobs`` worker processes on this machine, each with ``threads`` torch threads."""
+
+    def __init__(self, out: Path, jobs: int, threads: int, retries: int = 1) -> None:
+        self.out, self.slots, self.threads, self.retries = out, jobs, threads, retries
+        self.ctx = mp.get_context("spawn")
+        self.workers = [_Slot(self.ctx, threads) for _ in range(jobs)]
+        self.retried = 0
+
+    def describe(self) -> dict[str, Any]:
+        return {"executor": "local", "jobs": self.slots}
+
+    def pids(self) -> dict[str, int]:
+        """Run id -> pid of the worker training it."""
+        return {w.run.id: w.proc.pid for w in self.workers if w.run is not None}
+
+    def submit(self, run: Any) -> None:
+        slot = next(w for w in self.workers if w.run is None)
+        slot.run, slot.attempts = run, 1
+        slot.conn.send((run, str(self.out)))
+
+    def wait(self) -> list[tuple[str, Outcome]]:
+        busy = [w for w in self.workers if w.run is not None]
+        ready = set(wait_any([w.conn for w in busy] + [w.proc.sentinel for w in busy]))
+        done = []
+        for w in busy:
+            if w.conn in ready or w.proc.sentinel in ready:
+                got = self._collect(w)
+                if got is not None:
+                    done.append(got)
+        return done
+
+    def _collect(self, w: _Slot) -> tuple[str, Outcome] | None:
+        """The outcome ``w`` sent; or, when it died, retry its run on a fresh worker or report it failed."""
+        try:
+            if w.conn.poll():
+                run_id, outcome = w.conn.recv()
+                if isinstance(outcome, BaseException):  # what perform lets through (a full disk) stops the suite
+                    w.run = None
+                    raise outcome
+                outcome.attempts = w.attempts
+                w.run = None
+                return run_id, outcome
+        except (EOFError, OSError):
+            pass
+        if w.proc.is_alive():
+            return None
+        w.proc.join()
+        run, attempts, code = w.run, w.attempts, w.proc.exitcode
+        self.workers[self.workers.index(w)] = fresh = _Slot(self.ctx, self.threads)
+        if attempts <= self.retries:
+            fresh.run, fresh.attempts = run, attempts + 1
+            fresh.conn.send((run, str(self.out)))
+            self.retried += 1
+            return None
+        return run.id, Outcome("failed", error=f"worker process died (exit code {code}) after {attempts} attempt(s)",
+                               attempts=attempts)
+
+    def cancel(self) -> None:
+        for w in self.workers:
+            w.proc.terminate()
+        for w in self.workers:
+            w.proc.join(5)
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join()
+
+    def close(self) -> None:
+        for w in self.workers:
+            try:
+                w.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        for w in self.workers:
+            w.proc.join(10)
+            if w.proc.is_alive():
+                w.proc.terminate()
+                w.proc.join()

@@ -1,0 +1,62 @@
+"""The leaderboard's view of hyperparameter searches (the store's ``searches`` table).
+
+Trials that were not chosen stay in the store but leave the model rows; a searched model's row is its chosen
+configuration retrained on the suite's seeds, and a table per dataset says what was chosen, on which
+validation metric, from how many trials. A ``test-oracle`` search adds a row ``LABEL (test-oracle)`` holding each
+metric's best test value over all trials, and a warning row: those numbers were selected on test.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .render import Table
+
+ORACLE_WARNING = ("WARNING: test-oracle selection (the original MFM protocol): each metric is its best test value "
+                  "over all trials, chosen on test; optimistic, not comparable with validation-selected rows")
+
+
+def hidden_runs(runs: list[dict[str, Any]], searches: list[dict[str, Any]]) -> set[str]:
+    """Ids of trial runs that are no searched model's chosen configuration: not leaderboard rows."""
+    shown = {rid for s in searches for rid in s.get("final_ids", [])}
+    return {r["id"] for r in runs if (r["config"].get("search") or {}).get("role") == "trial" and r["id"] not in shown}
+
+
+def oracle_rows(store: Any, searches: list[dict[str, Any]], table: dict[str, Any]) -> None:
+    """Add a ``LABEL (test-oracle)`` row (best test value of each metric over the trials) for each such search."""
+    for s in searches:
+        if s["selection"] != "test-oracle":
+            continue
+        best: dict[tuple[str, str], tuple[float, bool | None]] = {}
+        trials = set(s.get("trial_ids", []))
+        for m in store.metrics():
+            if m["run_id"] not in trials or m["split"] != "test" or m["value"] is None:
+                continue
+            hib = None if m["higher_is_better"] is None else bool(m["higher_is_better"])
+            key, old = (m["condition"], m["metric"]), best.get((m["condition"], m["metric"]))
+            if old is None or (hib is True and m["value"] > old[0]) or (hib is False and m["value"] < old[0]):
+                best[key] = (m["value"], hib)
+        for (cond, metric), (value, hib) in best.items():
+            row = table.setdefault(s["dataset"], {}).setdefault(cond, {}).setdefault(
+                f"{s['label']} (test-oracle)", {"seeds": s["complete"], "metrics": {}})
+            row["metrics"][metric] = {"mean": value, "std": 0.0, "n": 1, "higher_is_better": hib}
+
+
+def search_table(searches: list[dict[str, Any]], dataset: str) -> Table | None:
+    """What each search of ``dataset`` chose, on which metric, from how many trials (and the oracle warning)."""
+    rows = []
+    for s in searches:
+        if s["dataset"] != dataset:
+            continue
+        direction = "↑" if s["higher_is_better"] else "↓"
+        chosen = json.dumps(s.get("chosen"), sort_keys=True) if s.get("chosen") else "-"
+        value = f"{s['chosen_value']:.4f}" if s.get("chosen_value") is not None else "-"
+        rows.append([s["label"], s["selection"], f"{s['metric']} {direction} ({s['split']})", s["trials"],
+                     s["complete"], chosen, value])
+        if s["selection"] == "test-oracle":
+            rows.append([f"⚠ {s['label']} (test-oracle)", ORACLE_WARNING, "", "", "", "", ""])
+    if not rows:
+        return None
+    return Table("hyperparameter search: the chosen configuration of each searched model",
+                 ["model", "selection", "metric", "trials", "complete", "chosen", "valid value"], rows)
