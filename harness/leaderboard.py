@@ -102,7 +102,6 @@ def collect(store: ResultStore) -> dict[str, Any]:
         row["metrics"][metric] = {**_stats(vals), **_interval(vals, boot.get(key)), "by_seed": by_seed[key],
                                   "higher_is_better": _direction(metric, stored[metric], cat)}
     oracle_rows(store, searches, table)
-    from .provenance import LEADERBOARD_SCHEMA_VERSION
     return {
         "schema_version": LEADERBOARD_SCHEMA_VERSION,
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
