@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     head, rest = doc.split(begin, 1)
     old, tail = rest.split(end, 1)
     if args.check:
-        timing = ("samples/s", "train s")
+        timing = ("samples/s", "train s", "ms/sample", "peak RSS MB")
         same = _strip(old, timing) == _strip(new, timing)
         print("docs/results.md matches" if same else f"docs/results.md differs from {md}:\n{new}")
         return 0 if same else 1

@@ -361,7 +361,6 @@ def board(data: dict[str, Any], reference: str | None = None) -> Board:
                      [[ds, ", ".join(data.get("normalise", {}).get(ds, ["?"]))]])
         tables = [_main_table(averaged, cat), per_target, _paired_table(averaged, reference, cat), norm,
                   _probe_table(clean, cat), _robustness_table(conds, cat)]
-        tables = [_main_table(averaged, cat), per_target, _probe_table(clean, cat), _robustness_table(conds, cat)]
         tables.append(search_table(data.get("searches", []), ds))
         b.datasets[ds] = [t for t in tables if t is not None] + _sweep_tables(conds, cat) + _section_tables(conds, cat)
         chart = _chart(ds, conds, cat)

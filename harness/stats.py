@@ -27,7 +27,8 @@ def seed_ci(values: list[float], level: float = LEVEL) -> tuple[float, float] | 
     """The t interval of the mean of ``values`` (one per seed); None with fewer than two finite values."""
     from scipy import stats
 
-    vals = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=np.float64)
+    # sorted: the same runs give the same interval whatever order they were stored in (merged shards, resumes)
+    vals = np.asarray(sorted(v for v in values if v is not None and not math.isnan(v)), dtype=np.float64)
     if len(vals) < 2:
         return None
     sem = vals.std(ddof=1) / math.sqrt(len(vals))

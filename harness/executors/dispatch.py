@@ -98,10 +98,10 @@ def drive(executor: Executor, source: Any, store: Any, out: Path, bar: SuiteBar,
         while True:
             while len(running) < executor.slots and (run := source.next()) is not None:
                 store.start(run.as_record(), executor.describe())
+                running[run.id] = run  # at once: an interruption from here on marks it interrupted, never "running"
                 call("on_run_start", out=out, run={**run.as_record(), "environment": executor.describe(),
                                                    "trackers": run.trackers})
                 executor.submit(run)
-                running[run.id] = run
                 bar.update(started=1)
             if not running:
                 break
