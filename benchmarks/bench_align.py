@@ -80,8 +80,10 @@ def test_speedup_and_same_answer():
         np.testing.assert_array_equal(ours[name].intervals, iv)
         np.testing.assert_array_equal(ours[name].features, ft)
     speedup = t_oracle / t_numba
-    print(f"\nnumba {t_numba:.2f} s, numpy oracle {t_oracle:.2f} s, speedup {speedup:.1f}x "
-          f"(scale {SCALE}, {os.cpu_count()} cores)")
+    print(
+        f"\nnumba {t_numba:.2f} s, numpy oracle {t_oracle:.2f} s, speedup {speedup:.1f}x "
+        f"(scale {SCALE}, {os.cpu_count()} cores)"
+    )
     assert speedup >= TARGET_SPEEDUP
     if SCALE >= 1.0:
         assert t_numba < TARGET_SECONDS
@@ -115,8 +117,10 @@ def test_write_aligned_output(benchmark, aligned_words, tmp_path):
     t_new = _write_rounds(_Bare(), write_csd, aligned_words, tmp_path, "new.csd")
     t_npz = _write_rounds(_Bare(), write_npz, aligned_words, tmp_path, "new.npz")
     benchmark.extra_info.update(plain_h5py_s=t_old, low_level_s=t_new, npz_s=t_npz)
-    print(f"\n{len(aligned_words)} entries: plain h5py {t_old:.2f} s, low-level {t_new:.2f} s "
-          f"({t_old / t_new:.1f}x), npz {t_npz:.3f} s ({t_old / t_npz:.0f}x)")
+    print(
+        f"\n{len(aligned_words)} entries: plain h5py {t_old:.2f} s, low-level {t_new:.2f} s "
+        f"({t_old / t_new:.1f}x), npz {t_npz:.3f} s ({t_old / t_npz:.0f}x)"
+    )
     assert t_new * 2 <= t_old
 
 

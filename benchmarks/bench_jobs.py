@@ -45,8 +45,14 @@ def bench_jobs_ratio(tmp_path) -> None:
     suite = load_suite_text(tmp_path, SUITE.replace("EPOCHS", "8" if QUICK else "16"))
     seq = wall(suite, tmp_path / "seq", Execution())
     jobs = wall(suite, tmp_path / "jobs", Execution(jobs=2))
-    result = {"runs": RUNS, "cores": len(os.sched_getaffinity(0)), "load_average": round(os.getloadavg()[0], 1),
-              "sequential_s": round(seq, 2), "jobs2_s": round(jobs, 2), "ratio": round(jobs / seq, 3)}
+    result = {
+        "runs": RUNS,
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average": round(os.getloadavg()[0], 1),
+        "sequential_s": round(seq, 2),
+        "jobs2_s": round(jobs, 2),
+        "ratio": round(jobs / seq, 3),
+    }
     try:
         import ray
 

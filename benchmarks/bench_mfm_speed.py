@@ -38,8 +38,9 @@ reg = get_registry()
 
 @pytest.fixture(scope="module")
 def mosi():
-    return reg.build("dataset", "synthetic-factors", n_train=32 * STEPS, n_valid=32, n_test=32, dims=MOSI,
-                     seq_len=20, min_len=10)
+    return reg.build(
+        "dataset", "synthetic-factors", n_train=32 * STEPS, n_valid=32, n_test=32, dims=MOSI, seq_len=20, min_len=10
+    )
 
 
 def build(model: str, impl: str, spec):
@@ -83,14 +84,23 @@ def bench_ratio_fast_vs_reference(benchmark, mosi, model: str, threads: int) -> 
     _, traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     ratio = best["fast"] / best["reference"]
-    benchmark.extra_info.update({
-        "samples_per_sec_reference": round(best["reference"], 1), "samples_per_sec_fast": round(best["fast"], 1),
-        "steps_per_sec_fast": round(best["fast"] / 32, 2), "ratio": round(ratio, 2),
-        "peak_rss_mib": round(peak_rss_mib(), 1), "python_peak_mib": round(traced / 2**20, 1),
-        "threads": threads, "steps": STEPS, "quick": QUICK,
-    })
-    print(f"\n{model} threads={threads}: reference {best['reference']:.0f} samples/s, fast {best['fast']:.0f} "
-          f"samples/s, ratio {ratio:.2f}")
+    benchmark.extra_info.update(
+        {
+            "samples_per_sec_reference": round(best["reference"], 1),
+            "samples_per_sec_fast": round(best["fast"], 1),
+            "steps_per_sec_fast": round(best["fast"] / 32, 2),
+            "ratio": round(ratio, 2),
+            "peak_rss_mib": round(peak_rss_mib(), 1),
+            "python_peak_mib": round(traced / 2**20, 1),
+            "threads": threads,
+            "steps": STEPS,
+            "quick": QUICK,
+        }
+    )
+    print(
+        f"\n{model} threads={threads}: reference {best['reference']:.0f} samples/s, fast {best['fast']:.0f} "
+        f"samples/s, ratio {ratio:.2f}"
+    )
     want = FLOOR if QUICK else TARGET
     assert ratio >= want, f"{model} at {threads} thread(s): fast/reference = {ratio:.2f} < {want}"
 
@@ -99,8 +109,17 @@ def bench_ratio_fast_vs_reference(benchmark, mosi, model: str, threads: int) -> 
 def bench_quickstart_wall_time(benchmark, tmp_path: Path) -> None:
     """The whole quickstart suite on the CPU: target under 60 s on 2 idle cores (the ratio to 60 s is recorded)."""
     root = Path(__file__).resolve().parents[1]
-    cmd = [sys.executable, "-m", "mfm_bench.cli", "run", str(root / "suites/quickstart.yaml"), "--out",
-           str(tmp_path / "qs"), "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mfm_bench.cli",
+        "run",
+        str(root / "suites/quickstart.yaml"),
+        "--out",
+        str(tmp_path / "qs"),
+        "--device",
+        "cpu",
+    ]
 
     def run() -> float:
         t0 = time.perf_counter()
@@ -109,6 +128,7 @@ def bench_quickstart_wall_time(benchmark, tmp_path: Path) -> None:
 
     wall = benchmark.pedantic(run, rounds=1, iterations=1)
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    benchmark.extra_info.update({"wall_s": round(wall, 1), "ratio_to_60s": round(wall / 60, 2),
-                                 "peak_rss_mib": round(child, 1)})
+    benchmark.extra_info.update(
+        {"wall_s": round(wall, 1), "ratio_to_60s": round(wall / 60, 2), "peak_rss_mib": round(child, 1)}
+    )
     assert wall / 60 <= 1.0, f"quickstart took {wall:.0f} s (target: under 60 s on 2 idle cores)"

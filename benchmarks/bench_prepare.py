@@ -51,8 +51,10 @@ def test_prepare_word_level_from_files(benchmark, csd_files):
 
     out = benchmark.pedantic(run, rounds=1, iterations=1)
     n = {f: len(v["ids"]) for f, v in out.items()}
-    print(f"\nprepare_word_level: {times[0]:.1f} s, segments per fold {n}, "
-          f"train acoustic {out['train']['acoustic'].shape}")
+    print(
+        f"\nprepare_word_level: {times[0]:.1f} s, segments per fold {n}, "
+        f"train acoustic {out['train']['acoustic'].shape}"
+    )
     assert sum(n.values()) > 0
     assert out["train"]["acoustic"].shape[1:] == (50, 74)
 
@@ -98,12 +100,15 @@ def test_prepare_within_ratio_of_a_bare_read(benchmark, gzip_files):
     def run():
         timed("bare", bare_read, paths)
         timed("prepare", prepare_word_level, paths, "words", "labels", 50, folds, dtype=np.float32)
-        timed("prepare, one process", prepare_word_level, paths, "words", "labels", 50, folds, dtype=np.float32,
-              workers=1)
+        timed(
+            "prepare, one process", prepare_word_level, paths, "words", "labels", 50, folds, dtype=np.float32, workers=1
+        )
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     ratio = times["prepare"] / times["bare"]
     benchmark.extra_info.update({k: round(v, 3) for k, v in times.items()}, ratio=round(ratio, 3))
-    print("\n" + ", ".join(f"{k} {v:.2f} s" for k, v in times.items()) + f"; prepare / bare read = {ratio:.2f} "
-          f"(one process: {times['prepare, one process'] / times['bare']:.2f})")
+    print(
+        "\n" + ", ".join(f"{k} {v:.2f} s" for k, v in times.items()) + f"; prepare / bare read = {ratio:.2f} "
+        f"(one process: {times['prepare, one process'] / times['bare']:.2f})"
+    )
     assert ratio <= TARGET_RATIO

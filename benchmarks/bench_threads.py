@@ -59,8 +59,16 @@ def _run(threads: int, copies: int) -> list[dict]:
     """``copies`` workers, started together once all have warmed up; each trains for SECONDS."""
     env = {**os.environ}
     env.pop("OMP_NUM_THREADS", None)  # the auto default reads it; measure the default a user gets
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(threads), str(SECONDS)], env=env,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(copies)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(threads), str(SECONDS)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(copies)
+    ]
     for p in procs:
         assert p.stdout.readline().strip() == "ready", "worker failed to start"
     for p in procs:
@@ -77,11 +85,17 @@ def _run(threads: int, copies: int) -> list[dict]:
 def _ratios(threads: int) -> dict:
     alone = _run(threads, 1)[0]["samples_per_s"]
     pair = _run(threads, 2)
-    r = {"alone": alone, "pair": [p["samples_per_s"] for p in pair], "threads": pair[0]["threads"],
-         "ratio": min(p["samples_per_s"] for p in pair) / alone}
-    print(f"\n{'auto' if threads == 0 else 'torch default'} ({r['threads']} threads): alone {r['alone']:.0f} "
-          f"samples/s, two at once {', '.join(f'{x:.0f}' for x in r['pair'])} samples/s each, ratio {r['ratio']:.2f}",
-          flush=True)
+    r = {
+        "alone": alone,
+        "pair": [p["samples_per_s"] for p in pair],
+        "threads": pair[0]["threads"],
+        "ratio": min(p["samples_per_s"] for p in pair) / alone,
+    }
+    print(
+        f"\n{'auto' if threads == 0 else 'torch default'} ({r['threads']} threads): alone {r['alone']:.0f} "
+        f"samples/s, two at once {', '.join(f'{x:.0f}' for x in r['pair'])} samples/s each, ratio {r['ratio']:.2f}",
+        flush=True,
+    )
     return r
 
 

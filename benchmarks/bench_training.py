@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mfm_bench.registry import get_registry
-from mfm_bench.training import Trainer, TrainConfig
+from mfm_bench.training import TrainConfig, Trainer
 
 reg = get_registry()
 

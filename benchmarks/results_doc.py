@@ -41,8 +41,10 @@ def tables(markdown: str) -> str:
 
 
 def markers(name: str) -> tuple[str, str]:
-    return (f"<!-- generated: {name} by `python benchmarks/results_doc.py {name}`; do not edit by hand -->",
-            f"<!-- end generated: {name} -->")
+    return (
+        f"<!-- generated: {name} by `python benchmarks/results_doc.py {name}`; do not edit by hand -->",
+        f"<!-- end generated: {name} -->",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

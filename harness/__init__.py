@@ -13,11 +13,21 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("mfm_bench")
 
 _LAZY = {
-    "Modality": "contracts", "Task": "contracts", "DatasetSpec": "contracts", "Batch": "contracts",
-    "Output": "contracts", "TensorSplit": "contracts", "collate": "contracts",
-    "get_registry": "registry", "Registry": "registry", "PluginError": "registry",
-    "load_suite": "suite", "Suite": "suite", "SuiteError": "suite",
-    "run_suite": "runner", "MfmBenchError": "errors",
+    "Modality": "contracts",
+    "Task": "contracts",
+    "DatasetSpec": "contracts",
+    "Batch": "contracts",
+    "Output": "contracts",
+    "TensorSplit": "contracts",
+    "collate": "contracts",
+    "get_registry": "registry",
+    "Registry": "registry",
+    "PluginError": "registry",
+    "load_suite": "suite",
+    "Suite": "suite",
+    "SuiteError": "suite",
+    "run_suite": "runner",
+    "MfmBenchError": "errors",
 }
 
 __all__ = ["hookimpl", "__version__", *_LAZY]

@@ -39,21 +39,33 @@ def check_training(result: Any, initial_loss: float) -> None:
     best, epoch = result.best_valid_loss, result.best_epoch
     history = f"validation label loss by epoch: {_losses(result.history)}"
     if not math.isfinite(best) or epoch == 0:
-        raise DivergedError(f"diverged: the validation loss was never finite (initial weights: {initial_loss:.4g}); "
-                            f"{history}; lower train.lr or set train.grad_clip")
+        raise DivergedError(
+            f"diverged: the validation loss was never finite (initial weights: {initial_loss:.4g}); "
+            f"{history}; lower train.lr or set train.grad_clip"
+        )
     if math.isfinite(initial_loss) and best >= initial_loss:
-        hint = ("lower train.lr or set train.grad_clip" if best > 10 * initial_loss else
-                "no signal the model could learn, or overfitting from the first epoch: check the data and train.lr")
-        raise DivergedError(f"did not train: no epoch improved on the initial weights' validation loss "
-                            f"({initial_loss:.4g}; best {best:.4g} at epoch {epoch}); {history}; {hint}")
+        hint = (
+            "lower train.lr or set train.grad_clip"
+            if best > 10 * initial_loss
+            else "no signal the model could learn, or overfitting from the first epoch: check the data and train.lr"
+        )
+        raise DivergedError(
+            f"did not train: no epoch improved on the initial weights' validation loss "
+            f"({initial_loss:.4g}; best {best:.4g} at epoch {epoch}); {history}; {hint}"
+        )
 
 
 def check_metrics(rows: list[tuple[str, str, str, float]]) -> None:
     """Raise :class:`DivergedError` when a clean test metric is infinite, or an error metric (lower is better)
     is NaN: the predictions themselves are not finite. (A correlation of constant predictions may be NaN.)"""
-    bad = [f"{m}={v}" for cond, split, m, v in rows
-           if cond == "clean" and split == "test" and not math.isfinite(v)
-           and (math.isinf(v) or higher_is_better(m) is False)]
+    bad = [
+        f"{m}={v}"
+        for cond, split, m, v in rows
+        if cond == "clean"
+        and split == "test"
+        and not math.isfinite(v)
+        and (math.isinf(v) or higher_is_better(m) is False)
+    ]
     if bad:
         raise DivergedError(f"non-finite test metrics: {', '.join(bad[:6])}")
 
@@ -65,10 +77,14 @@ def check_dataset(name: str, dataset: Any) -> list[str]:
         if target is not None and target.is_floating_point():
             n = int((~target.isfinite()).sum())
             if n:
-                raise DataError(f"dataset {name!r}, split {split!r}: {n} of {target.numel()} labels are not finite "
-                                "(NaN or inf); fix or drop those samples in the dataset plugin")
-    return [f"dataset {name!r}, split 'train': modality {m!r} is {what}: models cannot learn from it"
-            for m, what in _flat_modalities(dataset.split("train")).items()]
+                raise DataError(
+                    f"dataset {name!r}, split {split!r}: {n} of {target.numel()} labels are not finite "
+                    "(NaN or inf); fix or drop those samples in the dataset plugin"
+                )
+    return [
+        f"dataset {name!r}, split 'train': modality {m!r} is {what}: models cannot learn from it"
+        for m, what in _flat_modalities(dataset.split("train")).items()
+    ]
 
 
 def _targets(split: Any) -> Any:
@@ -87,7 +103,7 @@ def _flat_modalities(split: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     for m, x in getattr(split, "inputs", {}).items():
         mask = getattr(split, "mask", {}).get(m)
-        vals = x[mask] if mask is not None and mask.shape == x.shape[:mask.dim()] else x
+        vals = x[mask] if mask is not None and mask.shape == x.shape[: mask.dim()] else x
         if vals.numel() == 0 or not vals.is_floating_point():
             continue
         if not vals.any():

@@ -46,8 +46,11 @@ def _wanted_command(argv: list[str]) -> str | None:
 
 def _add_command(sub: Any, name: str, mod: Any, help: str | None = None) -> None:
     p = sub.add_parser(
-        name, help=help or mod.HELP, description=getattr(mod, "DESCRIPTION", None) or help or mod.HELP,
-        epilog=getattr(mod, "EPILOG", None), formatter_class=argparse.RawDescriptionHelpFormatter,
+        name,
+        help=help or mod.HELP,
+        description=getattr(mod, "DESCRIPTION", None) or help or mod.HELP,
+        epilog=getattr(mod, "EPILOG", None),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     mod.add_arguments(p)
     p.set_defaults(_run=mod.run)
@@ -59,8 +62,10 @@ def _add_plugin_commands(sub: Any, taken: set[str], wanted: str | None) -> None:
 
     for cmd in get_registry().commands.values():
         if cmd.name in taken:
-            raise MfmBenchError(f"command {cmd.name!r} of {cmd.package} (plugin {cmd.plugin}) clashes with a "
-                                f"built-in command; disable it with MFM_BENCH_DISABLE_PLUGINS={cmd.plugin}")
+            raise MfmBenchError(
+                f"command {cmd.name!r} of {cmd.package} (plugin {cmd.plugin}) clashes with a "
+                f"built-in command; disable it with MFM_BENCH_DISABLE_PLUGINS={cmd.plugin}"
+            )
         if cmd.name == wanted:
             _add_command(sub, cmd.name, cmd.module, cmd.help)
         else:
@@ -90,7 +95,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _wanted_command(argv)
-    debug = "--debug" in (argv[:argv.index(command)] if command else argv)  # a global flag, before the command
+    debug = "--debug" in (argv[: argv.index(command)] if command else argv)  # a global flag, before the command
     try:
         parser = build_parser(argv)
         args = parser.parse_args(argv)

@@ -98,17 +98,27 @@ def compare(base_path: str | Path, new_path: str | Path) -> list[Row]:
         raise CompareInputError(f"{base_path} and {new_path} have nothing in common to compare: " + mismatch(base, new))
     changed = [d for d in {k[0] for k in common} if base.datasets.get(d) != new.datasets.get(d)]
     if changed:
-        raise CompareInputError(f"dataset {changed[0]!r} is configured differently in {base_path} and {new_path} "
-                                f"(BASE {base.datasets.get(changed[0])}, NEW {new.datasets.get(changed[0])}): "
-                                "scores on different data are not comparable; run both on the same suite's datasets")
+        raise CompareInputError(
+            f"dataset {changed[0]!r} is configured differently in {base_path} and {new_path} "
+            f"(BASE {base.datasets.get(changed[0])}, NEW {new.datasets.get(changed[0])}): "
+            "scores on different data are not comparable; run both on the same suite's datasets"
+        )
     cat = catalog()
     rows = []
     for key in common:
         meta = cat.find(key[3])
         hib = meta.higher_is_better if meta else None
         mean = lambda d: sum(d.values()) / len(d)  # noqa: E731
-        rows.append(Row(*key, mean(base[key]), mean(new[key]), len(set(base[key]) & set(new[key])),
-                        paired_p(base[key], new[key]), hib))
+        rows.append(
+            Row(
+                *key,
+                mean(base[key]),
+                mean(new[key]),
+                len(set(base[key]) & set(new[key])),
+                paired_p(base[key], new[key]),
+                hib,
+            )
+        )
     return rows
 
 
@@ -118,8 +128,10 @@ def mismatch(base: dict[tuple, Any], new: dict[tuple, Any]) -> str:
     for i, what in enumerate(("datasets", "models", "conditions")):
         a, b = {k[i] for k in base}, {k[i] for k in new}
         if a != b:
-            parts.append(f"{what} only in BASE: {', '.join(sorted(a - b)) or '-'}; only in NEW: "
-                         f"{', '.join(sorted(b - a)) or '-'}")
+            parts.append(
+                f"{what} only in BASE: {', '.join(sorted(a - b)) or '-'}; only in NEW: "
+                f"{', '.join(sorted(b - a)) or '-'}"
+            )
     return "; ".join(parts) or "no finished runs on one side"
 
 
@@ -132,8 +144,13 @@ def gate(rows: list[Row], max_drop: dict[str, float], alpha: float | None, max_s
         meta = cat.find(r.metric)
         if r.metric in max_drop and r.worse_by > max_drop[r.metric]:
             r.regression = f"worse by {r.worse_by:.4g} > {max_drop[r.metric]:g}"
-        elif (alpha is not None and r.p is not None and r.worse_by > 0 and r.p < alpha
-              and (meta is None or meta.section != COST)):
+        elif (
+            alpha is not None
+            and r.p is not None
+            and r.worse_by > 0
+            and r.p < alpha
+            and (meta is None or meta.section != COST)
+        ):
             r.regression = f"significantly worse (p={r.p:.3g} < {alpha:g})"
         elif max_slowdown is not None and r.metric == THROUGHPUT and r.base > 0 and r.new / r.base < 1 - max_slowdown:
             r.regression = f"throughput x{r.new / r.base:.2f} < {1 - max_slowdown:.2f}"
@@ -149,9 +166,21 @@ def table(rows: list[Row], fmt: str = "text") -> str:
     def num(v: float | None, spec: str = ".4f") -> str:
         return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
-    body = [[r.dataset, r.model, r.condition, r.metric + (" ↑" if r.higher_is_better else " ↓" if r.higher_is_better
-             is False else ""), num(r.base), num(r.new), num(r.diff, "+.4f"),
-             f"{r.new / r.base:.2f}x" if r.metric == THROUGHPUT and r.base else "", r.seeds, num(r.p, ".3g"),
-             ("**FAIL** " if fmt == "md" else "FAIL ") + r.regression if r.regression else "ok"] for r in rows]
+    body = [
+        [
+            r.dataset,
+            r.model,
+            r.condition,
+            r.metric + (" ↑" if r.higher_is_better else " ↓" if r.higher_is_better is False else ""),
+            num(r.base),
+            num(r.new),
+            num(r.diff, "+.4f"),
+            f"{r.new / r.base:.2f}x" if r.metric == THROUGHPUT and r.base else "",
+            r.seeds,
+            num(r.p, ".3g"),
+            ("**FAIL** " if fmt == "md" else "FAIL ") + r.regression if r.regression else "ok",
+        ]
+        for r in rows
+    ]
     headers = ["dataset", "model", "condition", "metric", "base", "new", "diff", "ratio", "seeds", "p", "gate"]
     return tabulate(body, headers=headers, tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)

@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from .contracts import Batch, DatasetSpec
 
 KINDS = ("clean", "missing", "noise", "drop")
-SYNTAX = ("use clean, {missing: M}, {missing: {modality: M, rate: [0.1, 0.5]}}, {missing: {subsets: [a, b, c]}}, "
-          "{noise: {modality: M, std: [0.1, 0.5]}} or {drop: {modality: M, rate: [0.2, 0.5]}}")
+SYNTAX = (
+    "use clean, {missing: M}, {missing: {modality: M, rate: [0.1, 0.5]}}, {missing: {subsets: [a, b, c]}}, "
+    "{noise: {modality: M, std: [0.1, 0.5]}} or {drop: {modality: M, rate: [0.2, 0.5]}}"
+)
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,10 @@ class Condition:
     def check(self, spec: DatasetSpec) -> None:
         for m in self.modalities:
             if m not in spec.modality_names:
-                raise ValueError(f"condition {self.name!r}: dataset {spec.name!r} has no modality {m!r} "
-                                 f"(it has {', '.join(spec.modality_names)})")
+                raise ValueError(
+                    f"condition {self.name!r}: dataset {spec.name!r} has no modality {m!r} "
+                    f"(it has {', '.join(spec.modality_names)})"
+                )
 
     def transform(self, seed: int = 0):
         if self.kind == "clean":
@@ -133,8 +137,11 @@ def _levels(i: int, value: Any, what: str) -> list[float]:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ConditionError(i, f"{what} must be a number in [0, 1], got {v!r}")
         if not 0 <= v <= 1:
-            raise ConditionError(i, f"{what} {v} is outside [0, 1]; severities are fractions (a noise std is in "
-                                    "the standardised features' units): use a value from 0 to 1")
+            raise ConditionError(
+                i,
+                f"{what} {v} is outside [0, 1]; severities are fractions (a noise std is in "
+                "the standardised features' units): use a value from 0 to 1",
+            )
         out.append(float(v))
     return out
 
@@ -164,7 +171,7 @@ def _number(i: int, text: str) -> float:
 
 
 def _from_mapping(i: int, item: dict[str, Any]) -> list[Condition]:
-    (kind, spec), = item.items()
+    ((kind, spec),) = item.items()
     if kind == "missing" and not isinstance(spec, dict):
         return [Condition("missing", m) for m in _names(spec)]
     allowed = {"missing": {"modality", "rate", "subsets"}, "noise": {"modality", "std"}, "drop": {"modality", "rate"}}
@@ -173,8 +180,11 @@ def _from_mapping(i: int, item: dict[str, Any]) -> list[Condition]:
     if "subsets" in spec:
         mods = _names(spec["subsets"])
         subsets = [c for k in range(1, len(mods) + 1) for c in combinations(mods, k)]
-        return [Condition("missing", "+".join(s), rate) for s in subsets
-                for rate in _levels(i, spec.get("rate", 1.0), "missing rate")]
+        return [
+            Condition("missing", "+".join(s), rate)
+            for s in subsets
+            for rate in _levels(i, spec.get("rate", 1.0), "missing rate")
+        ]
     if "modality" not in spec:
         raise ConditionError(i, f"{kind} needs a modality: {SYNTAX}")
     key = "std" if kind == "noise" else "rate"

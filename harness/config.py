@@ -29,7 +29,7 @@ class ConfigError(MfmBenchError, ValueError):
         fix = f" ({self.hint})" if self.hint else ""
         return f"{where}{self.message}{fix}"
 
-    def under(self, prefix: str) -> "ConfigError":
+    def under(self, prefix: str) -> ConfigError:
         """The same error with ``prefix`` prepended to its field path."""
         return ConfigError(self.message, f"{prefix}.{self.field}" if self.field else prefix, self.hint)
 
@@ -66,8 +66,11 @@ def check_type(value: Any, tp: Any, field: str) -> Any:
     if origin is Literal:
         if value in args:
             return value
-        raise ConfigError(f"must be one of {', '.join(repr(a) for a in args)}, got {value!r}", field,
-                          did_you_mean(str(value), [str(a) for a in args]))
+        raise ConfigError(
+            f"must be one of {', '.join(repr(a) for a in args)}, got {value!r}",
+            field,
+            did_you_mean(str(value), [str(a) for a in args]),
+        )
     if origin in (list, tuple) or tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"expected a list, got {value!r}", field)
@@ -108,8 +111,11 @@ def build_config(cls: type, params: dict[str, Any] | None, where: str = "params"
         if key not in fields:
             raise ConfigError(f"unknown key {key!r}", f"{where}.{key}", did_you_mean(key, fields))
         kwargs[key] = check_type(value, hints.get(key, Any), f"{where}.{key}")
-    missing = [n for n, f in fields.items()
-               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and n not in kwargs]
+    missing = [
+        n
+        for n, f in fields.items()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and n not in kwargs
+    ]
     if missing:
         raise ConfigError(f"missing required key(s) {', '.join(missing)}", where)
     try:
@@ -122,6 +128,7 @@ def build_config(cls: type, params: dict[str, Any] | None, where: str = "params"
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config instance (tuples become lists)."""
+
     def plain(v: Any) -> Any:
         if isinstance(v, (list, tuple)):
             return [plain(x) for x in v]
@@ -167,8 +174,11 @@ def plugin(kind: str, default: Any, help: str, params: str | None = None) -> Any
 
 def nested_plugins(cls: type) -> list[tuple[str, str, str]]:
     """(name field, plugin kind, params field) of every :func:`plugin` field of config dataclass ``cls``."""
-    return [(f.name, f.metadata["plugin"], f.metadata.get("params") or f"{f.name}_params")
-            for f in dataclasses.fields(cls) if f.metadata.get("plugin")]
+    return [
+        (f.name, f.metadata["plugin"], f.metadata.get("params") or f"{f.name}_params")
+        for f in dataclasses.fields(cls)
+        if f.metadata.get("plugin")
+    ]
 
 
 def device_arg(text: str) -> str:
@@ -185,6 +195,7 @@ def per_modality(value: Any, name: str, field: str) -> Any:
             return value[name]
         if "default" in value:
             return value["default"]
-        raise ValueError(f"{field}: no value for modality {name!r} and no 'default' key in {value!r}; "
-                         f"add {name!r} or 'default'")
+        raise ValueError(
+            f"{field}: no value for modality {name!r} and no 'default' key in {value!r}; add {name!r} or 'default'"
+        )
     return value

@@ -208,13 +208,22 @@ class Batch:
     def __len__(self) -> int:
         return int(self.target.shape[0])
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         def mv(d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             return {k: v.to(device, non_blocking=non_blocking) for k, v in d.items()}
 
-        withheld = {k: (x.to(device, non_blocking=non_blocking), m.to(device, non_blocking=non_blocking)) for k, (x, m) in self.withheld.items()}
-        return Batch(mv(self.inputs), mv(self.mask), self.target.to(device, non_blocking=non_blocking), self.ids,
-                     mv(self.factors), withheld)
+        withheld = {
+            k: (x.to(device, non_blocking=non_blocking), m.to(device, non_blocking=non_blocking))
+            for k, (x, m) in self.withheld.items()
+        }
+        return Batch(
+            mv(self.inputs),
+            mv(self.mask),
+            self.target.to(device, non_blocking=non_blocking),
+            self.ids,
+            mv(self.factors),
+            withheld,
+        )
 
     def present(self, modality: str) -> torch.Tensor:
         """[B] bool: which samples have the modality at all (any real step)."""
@@ -222,9 +231,15 @@ class Batch:
 
         return modality_present(self.mask[modality])
 
-    def replace(self, **changes: Any) -> "Batch":
-        fields = {"inputs": self.inputs, "mask": self.mask, "target": self.target, "ids": self.ids, "factors": self.factors,
-                  "withheld": self.withheld}
+    def replace(self, **changes: Any) -> Batch:
+        fields = {
+            "inputs": self.inputs,
+            "mask": self.mask,
+            "target": self.target,
+            "ids": self.ids,
+            "factors": self.factors,
+            "withheld": self.withheld,
+        }
         fields.update(changes)
         return Batch(**fields)
 
@@ -308,7 +323,7 @@ class TensorSplit:
             {f: t[index] for f, t in self.factors.items()},
         )
 
-    def to(self, device: torch.device | str) -> "TensorSplit":
+    def to(self, device: torch.device | str) -> TensorSplit:
         mv = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
         return TensorSplit(mv(self.inputs), mv(self.mask), self.target.to(device), self.ids, mv(self.factors))
 

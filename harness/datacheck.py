@@ -33,8 +33,12 @@ def missing_datasets(suite: Any, registry: Any = None) -> list[str]:
         decl = declare(reg.config_of("dataset", ref.name, ref.params))
         if complete_format(decl) is not None:
             continue
-        looked = "; ".join(f"{folder_of(f)} ({f.name}, lacks {', '.join(missing_files(f)[:3])}"
-                           + (" ..." if len(missing_files(f)) > 3 else "") + ")" for f in decl.formats)
+        looked = "; ".join(
+            f"{folder_of(f)} ({f.name}, lacks {', '.join(missing_files(f)[:3])}"
+            + (" ..." if len(missing_files(f)) > 3 else "")
+            + ")"
+            for f in decl.formats
+        )
         where = "params.path" if ref.params.get("path") else f"MFM_BENCH_DATA={data_home()}"
         lines.append(f"  {ref.label}: looked in {looked} [from {where}]; get it with `mfm-bench fetch {ref.name}`")
     return lines
@@ -45,5 +49,7 @@ def check_data(suite: Any, registry: Any = None) -> None:
     lines = missing_datasets(suite, registry)
     if lines:
         raise SuiteDataMissingError(
-            f"{len(lines)} dataset(s) of {suite.path} have no data on disk; nothing was run:\n" + "\n".join(lines)
-            + "\nor set MFM_BENCH_DATA to the folder that holds them, or add `fetch: true` to the suite")
+            f"{len(lines)} dataset(s) of {suite.path} have no data on disk; nothing was run:\n"
+            + "\n".join(lines)
+            + "\nor set MFM_BENCH_DATA to the folder that holds them, or add `fetch: true` to the suite"
+        )

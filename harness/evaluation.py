@@ -30,8 +30,9 @@ from .metrics import compute_metrics
 from .training import EVAL_BATCH_SIZE, predict
 
 
-def ridge_r2(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
-             alpha: float = 1e-2) -> float:
+def ridge_r2(
+    x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, alpha: float = 1e-2
+) -> float:
     """Fit ridge regression on train (features standardised, intercept), return test R^2 averaged over outputs."""
     x_train, y_train, x_test, y_test = (t.double() for t in (x_train, y_train, x_test, y_test))
     mu, sd = x_train.mean(0), x_train.std(0).clamp_min(1e-8)
@@ -45,7 +46,9 @@ def ridge_r2(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
     return float((1 - sse / sst).mean())
 
 
-def _bootstrap_rows(spec: DatasetSpec, p: Any, split: str, resamples: int, seed: int) -> list[tuple[str, str, str, float]]:
+def _bootstrap_rows(
+    spec: DatasetSpec, p: Any, split: str, resamples: int, seed: int
+) -> list[tuple[str, str, str, float]]:
     from .stats import CI_HI, CI_LO, bootstrap_ci
 
     pred = p.prediction.detach().float().cpu().numpy() if torch.is_tensor(p.prediction) else np.asarray(p.prediction)
@@ -53,12 +56,23 @@ def _bootstrap_rows(spec: DatasetSpec, p: Any, split: str, resamples: int, seed:
     with np.errstate(all="ignore"), warnings.catch_warnings():  # a resample may hold one class only
         warnings.simplefilter("ignore")
         cis = bootstrap_ci(lambda idx: compute_metrics(spec.task, pred[idx], true[idx]), len(true), resamples, seed)
-    return [("clean", split, f"{bound}{m}", v) for m, (lo, hi) in cis.items() for bound, v in ((CI_LO, lo), (CI_HI, hi))]
+    return [
+        ("clean", split, f"{bound}{m}", v) for m, (lo, hi) in cis.items() for bound, v in ((CI_LO, lo), (CI_HI, hi))
+    ]
 
 
-def evaluate(model: torch.nn.Module, dataset: Any, conditions: list[Condition], device: torch.device | str = "cpu",
-             batch_size: int = EVAL_BATCH_SIZE, seed: int = 0, split: str = "test", probes: bool = True,
-             on_predictions: Any = None, bootstrap: int = 0) -> list[tuple[str, str, str, float]]:
+def evaluate(
+    model: torch.nn.Module,
+    dataset: Any,
+    conditions: list[Condition],
+    device: torch.device | str = "cpu",
+    batch_size: int = EVAL_BATCH_SIZE,
+    seed: int = 0,
+    split: str = "test",
+    probes: bool = True,
+    on_predictions: Any = None,
+    bootstrap: int = 0,
+) -> list[tuple[str, str, str, float]]:
     """Rows of (condition, split, metric, value) for every condition on ``split``, plus probe rows.
     ``on_predictions(condition, predictions)``, when given, receives each condition's per-sample predictions.
     With ``bootstrap`` resamples, the 95% bootstrap bounds of each clean metric over the samples of ``split``

@@ -1,7 +1,7 @@
 """Render the hook reference of docs/plugins.md from the hookspec docstrings (each hook is described once).
 
-    python -m mfm_bench.hookdoc            # print the reference
-    python -m mfm_bench.hookdoc --write    # rewrite the marked section of docs/plugins.md
+python -m mfm_bench.hookdoc            # print the reference
+python -m mfm_bench.hookdoc --write    # rewrite the marked section of docs/plugins.md
 """
 
 from __future__ import annotations

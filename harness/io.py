@@ -1,8 +1,8 @@
 """Atomic file writing, the one copy every writer uses: readers see the old file or the new one, never half of one.
 
-    with atomic_path(dest) as tmp:     # any writer that wants a path (h5py, numpy)
-        h5py.File(tmp, "w")...
-    atomic_write(dest, text_or_bytes)  # the common case
+with atomic_path(dest) as tmp:     # any writer that wants a path (h5py, numpy)
+    h5py.File(tmp, "w")...
+atomic_write(dest, text_or_bytes)  # the common case
 """
 
 from __future__ import annotations

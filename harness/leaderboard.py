@@ -96,11 +96,18 @@ def collect(store: ResultStore) -> dict[str, Any]:
     cat = catalog()
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for (ds, cond, label, metric), vals in values.items():
-        row = table.setdefault(ds, {}).setdefault(cond, {}).setdefault(
-            label, {"seeds": len(seeds[(ds, cond, label)]), "metrics": {}})
+        row = (
+            table.setdefault(ds, {})
+            .setdefault(cond, {})
+            .setdefault(label, {"seeds": len(seeds[(ds, cond, label)]), "metrics": {}})
+        )
         key = (ds, cond, label, metric)
-        row["metrics"][metric] = {**_stats(vals), **_interval(vals, boot.get(key)), "by_seed": by_seed[key],
-                                  "higher_is_better": _direction(metric, stored[metric], cat)}
+        row["metrics"][metric] = {
+            **_stats(vals),
+            **_interval(vals, boot.get(key)),
+            "by_seed": by_seed[key],
+            "higher_is_better": _direction(metric, stored[metric], cat),
+        }
     oracle_rows(store, searches, table)
     return {
         "schema_version": LEADERBOARD_SCHEMA_VERSION,
@@ -108,13 +115,18 @@ def collect(store: ResultStore) -> dict[str, Any]:
         "datasets": table,
         "normalise": _normalisation(finished.values()),
         "searches": searches,
-        "runs": [{k: r[k] for k in ("id", "suite", "dataset", "label", "seed", "status", "seconds")} | {
-            "error": (r["error"] or "").splitlines()[0] if r["error"] else None,
-            "versions": {k: r["environment"].get(k) for k in ("mfm_bench", "torch", "git_commit", "device")},
-            "settings": {k: r["environment"].get(k) for k in SETTINGS},
-            "warnings": r["environment"].get("data_warnings", []),
-            "limit": r["config"].get("limit"),
-        } for r in runs if r["id"] not in hidden or r["status"] != "finished"],
+        "runs": [
+            {k: r[k] for k in ("id", "suite", "dataset", "label", "seed", "status", "seconds")}
+            | {
+                "error": (r["error"] or "").splitlines()[0] if r["error"] else None,
+                "versions": {k: r["environment"].get(k) for k in ("mfm_bench", "torch", "git_commit", "device")},
+                "settings": {k: r["environment"].get(k) for k in SETTINGS},
+                "warnings": r["environment"].get("data_warnings", []),
+                "limit": r["config"].get("limit"),
+            }
+            for r in runs
+            if r["id"] not in hidden or r["status"] != "finished"
+        ],
     }
 
 
@@ -152,8 +164,11 @@ def _best(rows: dict[str, Any], metric: str, meta: Metric) -> float | None:
     hib = _direction_of(rows, metric)
     if hib is None or not meta.rank:
         return None
-    means = [r["metrics"][metric]["mean"] for r in rows.values()
-             if metric in r["metrics"] and not math.isnan(r["metrics"][metric]["mean"])]
+    means = [
+        r["metrics"][metric]["mean"]
+        for r in rows.values()
+        if metric in r["metrics"] and not math.isnan(r["metrics"][metric]["mean"])
+    ]
     if len(means) < 2:
         return None
     return max(means) if hib else min(means)
@@ -171,15 +186,17 @@ def _main_columns(rows: dict[str, Any], cat: Catalog) -> list[str]:
     task = [m for m in metrics if section[m] == TASK]
     declared = sorted((m for m in task if cat.position(m) is not None), key=cat.position)
     other = sorted(m for m in task if cat.position(m) is None)
-    cost = sorted((m for m in metrics if section[m] == COST),
-                  key=lambda m: (cat.position(m) is None, cat.position(m) or 0, m))
+    cost = sorted(
+        (m for m in metrics if section[m] == COST), key=lambda m: (cat.position(m) is None, cat.position(m) or 0, m)
+    )
     return declared + other + cost
 
 
 def _main_metric(rows: dict[str, Any], cat: Catalog) -> str | None:
     """The first declared task metric present: the one the robustness table and the chart show."""
-    return next((m for m in _main_columns(rows, cat) if cat.position(m) is not None and _meta(m, cat).section == TASK),
-                None)
+    return next(
+        (m for m in _main_columns(rows, cat) if cat.position(m) is not None and _meta(m, cat).section == TASK), None
+    )
 
 
 def _main_table(clean: dict[str, Any], cat: Catalog) -> Table | None:
@@ -208,14 +225,17 @@ def _probe_table(clean: dict[str, Any], cat: Catalog) -> Table | None:
         for m, st in r["metrics"].items():
             meta = _meta(m, cat)
             if meta.section == PROBES and meta.name.endswith("*") and "_from_" in m:
-                factor, code = m[len(meta.name) - 1:].rsplit("_from_", 1)
+                factor, code = m[len(meta.name) - 1 :].rsplit("_from_", 1)
                 per.setdefault((label, code), {})[factor] = _fmt(st, meta)
     if not per:
         return None
     factors = sorted({f for cells in per.values() for f in cells})
     rows = [[label, code, *[cells.get(f, "-") for f in factors]] for (label, code), cells in per.items()]
-    return Table("linear probes: test R² of each true factor (columns) from each learned code (rows)",
-                 ["model", "code", *factors], rows)
+    return Table(
+        "linear probes: test R² of each true factor (columns) from each learned code (rows)",
+        ["model", "code", *factors],
+        rows,
+    )
 
 
 def _robustness_table(conds: dict[str, Any], cat: Catalog) -> Table | None:
@@ -229,8 +249,11 @@ def _robustness_table(conds: dict[str, Any], cat: Catalog) -> Table | None:
     for label in clean:
         got = [conds[c].get(label, {}).get("metrics", {}).get(main) for c in ["clean", *others]]
         rows.append([label, *[_fmt(st, meta) if st else "-" for st in got]])
-    return Table(f"robustness: {_header(main, meta, _direction_of(clean, main))} under each condition",
-                 ["model", "clean", *others], rows)
+    return Table(
+        f"robustness: {_header(main, meta, _direction_of(clean, main))} under each condition",
+        ["model", "clean", *others],
+        rows,
+    )
 
 
 #: Past this many per-target columns (``<target>/<metric>``, e.g. POM's 17 traits x 2) the main table keeps the
@@ -252,12 +275,16 @@ def _per_target_table(clean: dict[str, Any], cat: Catalog) -> tuple[dict[str, An
         cells = [clean[label]["metrics"].get(f"{t}/{k}") for label, k in cols]
         rows.append([t, *[_fmt(st, _meta(f"{t}/{k}", cat)) if st else "-" for st, (_, k) in zip(cells, cols)]])
     first = {k: f"{targets[0]}/{k}" for k in kinds}  # the direction and declaration of a kind, from one target
-    headers = ["target", *[f"{label} {_header(k, _meta(first[k], cat), _direction_of(clean, first[k]))}"
-                           for label, k in cols]]
-    stripped = {label: {**r, "metrics": {m: st for m, st in r["metrics"].items() if "/" not in m}}
-                for label, r in clean.items()}
-    return stripped, Table(f"clean test split, per target ({len(targets)} targets; the main table averages them)",
-                           headers, rows)
+    headers = [
+        "target",
+        *[f"{label} {_header(k, _meta(first[k], cat), _direction_of(clean, first[k]))}" for label, k in cols],
+    ]
+    stripped = {
+        label: {**r, "metrics": {m: st for m, st in r["metrics"].items() if "/" not in m}} for label, r in clean.items()
+    }
+    return stripped, Table(
+        f"clean test split, per target ({len(targets)} targets; the main table averages them)", headers, rows
+    )
 
 
 def _section_tables(conds: dict[str, Any], cat: Catalog) -> list[Table]:
@@ -272,8 +299,12 @@ def _section_tables(conds: dict[str, Any], cat: Catalog) -> list[Table]:
     tables = []
     for title, found in sections.items():
         metrics = sorted(found)
-        rows = [[label, c, *[_fmt(r["metrics"][m], _meta(m, cat)) if m in r["metrics"] else "-" for m in metrics]]
-                for c, models in conds.items() for label, r in models.items() if found & set(r["metrics"])]
+        rows = [
+            [label, c, *[_fmt(r["metrics"][m], _meta(m, cat)) if m in r["metrics"] else "-" for m in metrics]]
+            for c, models in conds.items()
+            for label, r in models.items()
+            if found & set(r["metrics"])
+        ]
         headers = ["model", "condition", *[_header(m, _meta(m, cat), _direction_in(conds, m)) for m in metrics]]
         tables.append(Table(title, headers, rows))
     return tables
@@ -299,9 +330,12 @@ def _paired_table(clean: dict[str, Any], reference: str | None, cat: Catalog) ->
             cells.append("-" if math.isnan(t["diff"]) else f"{t['diff']:+.3f} ({p})" + (" ≈" if t["noise"] else ""))
         rows.append(cells)
     headers = ["model", *[_header(m, _meta(m, cat), _direction_of(clean, m)) for m in cols]]
-    return Table(f"paired over seeds against {reference}: mean difference (model - {reference}) and the paired "
-                 "t-test p; ≈ marks a difference not distinguishable from noise (p ≥ 0.05 or fewer than 2 seeds)",
-                 headers, rows)
+    return Table(
+        f"paired over seeds against {reference}: mean difference (model - {reference}) and the paired "
+        "t-test p; ≈ marks a difference not distinguishable from noise (p ≥ 0.05 or fewer than 2 seeds)",
+        headers,
+        rows,
+    )
 
 
 def _chart(ds: str, conds: dict[str, Any], cat: Catalog) -> Chart | None:
@@ -315,8 +349,12 @@ def _chart(ds: str, conds: dict[str, Any], cat: Catalog) -> Chart | None:
     for c in ["clean", *[c for c in conds if c != "clean"]]:
         st = [conds[c].get(label, {}).get("metrics", {}).get(main, none) for label in clean]
         series.append((c, [x["mean"] for x in st], [x["std"] for x in st]))
-    return Chart(f"{ds}: {main} under each condition", _header(main, _meta(main, cat), _direction_of(clean, main)),
-                 list(clean), series)
+    return Chart(
+        f"{ds}: {main} under each condition",
+        _header(main, _meta(main, cat), _direction_of(clean, main)),
+        list(clean),
+        series,
+    )
 
 
 def _sweep_tables(conds: dict[str, Any], cat: Catalog) -> list[Table]:
@@ -334,8 +372,13 @@ def _sweep_tables(conds: dict[str, Any], cat: Catalog) -> list[Table]:
         rows = [[c.model, *[_num(v) for _, v in c.points]] for c in per_model]
         tables.append(Table(f"{head} against severity: {name}", ["model", *sev], rows))
     rows = [[sw, m, sev, *[_num(v) for v in vals]] for sw, m, sev, *vals in summary_rows(curves)]
-    tables.append(Table(f"robustness summary of {head} (first model is the effective-robustness reference)",
-                        ["sweep", "model", "severities", "AUC", "relative robustness", "effective robustness"], rows))
+    tables.append(
+        Table(
+            f"robustness summary of {head} (first model is the effective-robustness reference)",
+            ["sweep", "model", "severities", "AUC", "relative robustness", "effective robustness"],
+            rows,
+        )
+    )
     return tables
 
 
@@ -357,20 +400,38 @@ def board(data: dict[str, Any], reference: str | None = None) -> Board:
     for ds, conds in data["datasets"].items():
         clean = conds.get("clean", {})
         averaged, per_target = _per_target_table(clean, cat)
-        norm = Table("feature normalisation (dataset param normalise)", ["dataset", "normalise"],
-                     [[ds, ", ".join(data.get("normalise", {}).get(ds, ["?"]))]])
-        tables = [_main_table(averaged, cat), per_target, _paired_table(averaged, reference, cat), norm,
-                  _probe_table(clean, cat), _robustness_table(conds, cat)]
+        norm = Table(
+            "feature normalisation (dataset param normalise)",
+            ["dataset", "normalise"],
+            [[ds, ", ".join(data.get("normalise", {}).get(ds, ["?"]))]],
+        )
+        tables = [
+            _main_table(averaged, cat),
+            per_target,
+            _paired_table(averaged, reference, cat),
+            norm,
+            _probe_table(clean, cat),
+            _robustness_table(conds, cat),
+        ]
         tables.append(search_table(data.get("searches", []), ds))
         b.datasets[ds] = [t for t in tables if t is not None] + _sweep_tables(conds, cat) + _section_tables(conds, cat)
         chart = _chart(ds, conds, cat)
         if chart is not None:
             b.charts[ds] = chart
-    b.failed = [[r["id"], r["dataset"], r["label"], str(r["seed"]), r["error"] or "?"]
-                for r in data["runs"] if r["status"] == "failed"]
-    b.unfinished = [(r["id"], f"{r['dataset']} / {r['label']} / seed {r['seed']}: {r['status']}"
-                     + (f": {r['error']}" if r["error"] else "")) for r in data["runs"]
-                    if r["status"] not in ("finished", "failed")]
+    b.failed = [
+        [r["id"], r["dataset"], r["label"], str(r["seed"]), r["error"] or "?"]
+        for r in data["runs"]
+        if r["status"] == "failed"
+    ]
+    b.unfinished = [
+        (
+            r["id"],
+            f"{r['dataset']} / {r['label']} / seed {r['seed']}: {r['status']}"
+            + (f": {r['error']}" if r["error"] else ""),
+        )
+        for r in data["runs"]
+        if r["status"] not in ("finished", "failed")
+    ]
     b.notes = _notes(data["runs"])
     return b
 
@@ -383,14 +444,17 @@ def _notes(runs: list[dict[str, Any]]) -> list[str]:
         if r["status"] == "finished":
             kinds[", ".join(f"{k} {v}" for k, v in r["settings"].items())] += 1
     if len(kinds) > 1:
-        notes.append("finished runs were made with different execution settings (--allow-mixed), so their "
-                     "numbers can differ at the same run id: " + "; ".join(f"{k} ({n} runs)" for k, n in kinds.items()))
+        notes.append(
+            "finished runs were made with different execution settings (--allow-mixed), so their "
+            "numbers can differ at the same run id: " + "; ".join(f"{k} ({n} runs)" for k, n in kinds.items())
+        )
     notes += sorted({w for r in runs for w in r.get("warnings") or []})
     return notes
 
 
-def write_leaderboard(folder: str | Path, formats: list[str] | None = None,
-                      reference: str | None = None) -> dict[str, Path]:
+def write_leaderboard(
+    folder: str | Path, formats: list[str] | None = None, reference: str | None = None
+) -> dict[str, Path]:
     """Write leaderboard.{md,csv,json,html} (those asked for; by default the formats the suite asked for, plus
     every format already in ``folder``) into ``folder`` atomically; return their paths by format.
     ``reference``: the model label every model is compared with (default: the suite's ``report.reference``)."""
@@ -398,12 +462,14 @@ def write_leaderboard(folder: str | Path, formats: list[str] | None = None,
 
     folder = Path(folder)
     if not (folder / DB_NAME).exists():
-        raise MissingFileError(f"{folder} holds no {DB_NAME}; run a suite into it first "
-                                f"(mfm-bench run SUITE --out {folder})")
+        raise MissingFileError(
+            f"{folder} holds no {DB_NAME}; run a suite into it first (mfm-bench run SUITE --out {folder})"
+        )
     unknown = set(formats or ()) - set(FORMATS)
     if unknown:
-        raise MfmBenchError(f"unknown leaderboard format(s) {', '.join(sorted(unknown))}; "
-                         f"formats are {', '.join(FORMATS)}")
+        raise MfmBenchError(
+            f"unknown leaderboard format(s) {', '.join(sorted(unknown))}; formats are {', '.join(FORMATS)}"
+        )
     with ResultStore(folder) as store:
         data = collect(store)
         if formats is None:  # what the suite asked for, and every format already written (never left stale)
@@ -413,8 +479,12 @@ def write_leaderboard(folder: str | Path, formats: list[str] | None = None,
             reference = store.get_meta("reference")
     b = board(data, reference)
     order = [m.name for m in catalog().metrics if m.section == TASK and not m.name.endswith("*")]
-    text = {"markdown": lambda: render.markdown(b), "csv": lambda: render.to_csv(data, order),
-            "json": lambda: render.to_json(data), "html": lambda: render.html(b)}
+    text = {
+        "markdown": lambda: render.markdown(b),
+        "csv": lambda: render.to_csv(data, order),
+        "json": lambda: render.to_json(data),
+        "html": lambda: render.html(b),
+    }
     written = {}
     for fmt in FORMATS:
         if fmt in (formats or DEFAULT_FORMATS):

@@ -72,7 +72,8 @@ class OutputLock:
                 raise
             raise OutputLockedError(
                 f"{self.path.parent} is in use by another mfm-bench run ({_describe(holder)}); wait for it to end, "
-                f"or choose another --out") from None
+                f"or choose another --out"
+            ) from None
         self._take_over(self._read())
         me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
         os.ftruncate(self.fd, 0)

@@ -15,7 +15,8 @@ Kernels (``x``: [N, D], ``y``: [M, D]; ``d2`` the squared Euclidean distance, ``
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 
@@ -44,7 +45,9 @@ def kernel_imq(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 _KERNEL_FNS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "original": kernel_original, "rbf": kernel_rbf, "imq": kernel_imq,
+    "original": kernel_original,
+    "rbf": kernel_rbf,
+    "imq": kernel_imq,
 }
 
 
@@ -72,8 +75,9 @@ def mmd(x: torch.Tensor, y: torch.Tensor, kernel: Kernel = "original", unbiased:
     return kxx.mean() + kyy.mean() - 2.0 * kxy.mean()
 
 
-def mmd_to_prior(z: torch.Tensor, kernel: Kernel = "original", unbiased: bool | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+def mmd_to_prior(
+    z: torch.Tensor, kernel: Kernel = "original", unbiased: bool | None = None, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """MMD^2 between codes ``z`` [B, D] and a fresh N(0, I) sample of the same shape (drawn on z's device).
 
     Computed in float32 at least, so that bf16 autocast does not flatten the (small) kernel differences.
@@ -99,5 +103,14 @@ def reparameterise(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 
-__all__ = ["mmd", "mmd_to_prior", "kl_standard_normal", "reparameterise", "KERNELS", "sq_dists",
-           "kernel_original", "kernel_rbf", "kernel_imq"]
+__all__ = [
+    "mmd",
+    "mmd_to_prior",
+    "kl_standard_normal",
+    "reparameterise",
+    "KERNELS",
+    "sq_dists",
+    "kernel_original",
+    "kernel_rbf",
+    "kernel_imq",
+]

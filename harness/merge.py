@@ -63,8 +63,10 @@ def _merge_meta(dest: ResultStore, out: Path, folder: Path, src: ResultStore) ->
     suite, have = src.get_meta("suite"), dest.get_meta("suite")
     if suite is not None:
         if have is not None and have["hash"] != suite["hash"]:
-            raise MergeConflictError(f"{folder} holds results of suite {suite['name']!r} in another configuration "
-                                     f"than {out} ({have['name']!r}); merge only shards of one suite")
+            raise MergeConflictError(
+                f"{folder} holds results of suite {suite['name']!r} in another configuration "
+                f"than {out} ({have['name']!r}); merge only shards of one suite"
+            )
         dest.set_meta("suite", suite)
     formats = list(dest.get_meta("formats") or [])
     formats += [f for f in src.get_meta("formats") or [] if f not in formats]
@@ -78,14 +80,23 @@ def _merge_searches(dest: ResultStore, out: Path, folder: Path, searches: list[d
     for s in searches:
         old = have.get((s["dataset"], s["label"]))
         if old is not None and old != s:
-            raise MergeConflictError(f"the search of {s['label']!r} on {s['dataset']!r} chose differently in {folder} "
-                                     f"and in an earlier folder merged into {out}; merge shards of one suite run only")
+            raise MergeConflictError(
+                f"the search of {s['label']!r} on {s['dataset']!r} chose differently in {folder} "
+                f"and in an earlier folder merged into {out}; merge shards of one suite run only"
+            )
         record = {k: v for k, v in s.items() if k not in ("dataset", "label")}
         dest.record_search(s["dataset"], s["label"], record)
 
 
-def _merge_run(dest: ResultStore, out: Path, origin: dict[str, tuple[Path, dict]], folder: Path,
-               run: dict[str, Any], metrics: list[dict[str, Any]], counts: dict[str, int]) -> None:
+def _merge_run(
+    dest: ResultStore,
+    out: Path,
+    origin: dict[str, tuple[Path, dict]],
+    folder: Path,
+    run: dict[str, Any],
+    metrics: list[dict[str, Any]],
+    counts: dict[str, int],
+) -> None:
     """Add one run of ``folder`` to ``dest`` unless the same result is there; refuse a conflicting one."""
     had = origin.get(run["id"])
     if had is not None:
@@ -98,7 +109,8 @@ def _merge_run(dest: ResultStore, out: Path, origin: dict[str, tuple[Path, dict]
                 raise MergeConflictError(
                     f"run {run['id']} ({run['dataset']} / {run['label']} / seed {run['seed']}) has different results "
                     f"in {where} and {folder} ({_first_difference(a, b)}); merge only shards of one suite run with "
-                    "the same settings, or rerun one of them")
+                    "the same settings, or rerun one of them"
+                )
             counts["same"] += 1
             return
         counts["replaced"] += 1

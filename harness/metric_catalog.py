@@ -10,8 +10,9 @@ This module imports neither numpy nor torch, so reading a leaderboard's declarat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from .registry import PluginError, _load_ref, get_registry
 
@@ -43,7 +44,7 @@ class Metric:
     def matches(self, metric: str) -> bool:
         return metric.startswith(self.name[:-1]) if self.name.endswith("*") else metric == self.name
 
-    def same_meaning(self, other: "Metric") -> bool:
+    def same_meaning(self, other: Metric) -> bool:
         keys = ("higher_is_better", "section", "display", "rank")
         return all(getattr(self, k) == getattr(other, k) for k in keys)
 
@@ -76,16 +77,47 @@ CORE: tuple[Metric, ...] = (
     Metric("params", False, COST, display="size", rank=False, help="trainable parameters"),
     Metric("train_samples_per_sec", True, COST, label="samples/s", display="count", help="training throughput"),
     Metric("train_seconds", False, COST, label="train s", display="count", rank=False, help="training wall time"),
-    Metric("infer_ms_per_sample", False, COST, label="ms/sample", rank=False,
-           help="inference time per test sample, over every condition"),
-    Metric("peak_rss_mb", False, COST, label="peak RSS MB", display="count", rank=False,
-           help="peak resident memory of the process by the end of the run (CPU RSS)"),
-    Metric("cuda_peak_mb", False, COST, label="CUDA MB", display="count", rank=False,
-           help="CUDA memory allocated at most during the run (GPU runs only)"),
-    Metric("best_epoch", None, COST, label="best ep", display="count", rank=False,
-           help="epoch whose weights were kept (lowest validation label loss)"),
-    Metric("probe_*", True, PROBES, help="linear probe: test R² of a true factor from a learned code "
-           "(probe_<factor>_from_<code>)"),
+    Metric(
+        "infer_ms_per_sample",
+        False,
+        COST,
+        label="ms/sample",
+        rank=False,
+        help="inference time per test sample, over every condition",
+    ),
+    Metric(
+        "peak_rss_mb",
+        False,
+        COST,
+        label="peak RSS MB",
+        display="count",
+        rank=False,
+        help="peak resident memory of the process by the end of the run (CPU RSS)",
+    ),
+    Metric(
+        "cuda_peak_mb",
+        False,
+        COST,
+        label="CUDA MB",
+        display="count",
+        rank=False,
+        help="CUDA memory allocated at most during the run (GPU runs only)",
+    ),
+    Metric(
+        "best_epoch",
+        None,
+        COST,
+        label="best ep",
+        display="count",
+        rank=False,
+        help="epoch whose weights were kept (lowest validation label loss)",
+    ),
+    Metric(
+        "probe_*",
+        True,
+        PROBES,
+        help="linear probe: test R² of a true factor from a learned code (probe_<factor>_from_<code>)",
+    ),
 )
 
 
@@ -101,15 +133,19 @@ class Catalog:
         if taken is None:
             self.metrics.append(m)
         elif not taken.same_meaning(m):
-            raise PluginError(f"metric {m.name!r} is declared twice with different meanings: by {taken.package} "
-                              f"({_describe(taken)}) and by {m.package} ({_describe(m)}); make them agree or "
-                              "rename one")
+            raise PluginError(
+                f"metric {m.name!r} is declared twice with different meanings: by {taken.package} "
+                f"({_describe(taken)}) and by {m.package} ({_describe(m)}); make them agree or "
+                "rename one"
+            )
 
     def add_set(self, s: MetricSet) -> None:
         taken = self.sets.get(s.name)
         if taken is not None:
-            raise PluginError(f"metric set {s.name!r} is registered twice: by {taken.package} and by {s.package}; "
-                              "uninstall one or rename it")
+            raise PluginError(
+                f"metric set {s.name!r} is registered twice: by {taken.package} and by {s.package}; "
+                "uninstall one or rename it"
+            )
         self.sets[s.name] = s
 
     def find(self, metric: str) -> Metric | None:
@@ -135,19 +171,31 @@ _UNSET: Any = object()
 
 
 def _registrar(cat: Catalog, package: str) -> Callable[..., None]:
-    def register(name: str, higher_is_better: Any = _UNSET, section: str = TASK, help: str = "", label: str = "",
-                 display: Display = "score", rank: bool = True, function: Any = None) -> None:
+    def register(
+        name: str,
+        higher_is_better: Any = _UNSET,
+        section: str = TASK,
+        help: str = "",
+        label: str = "",
+        display: Display = "score",
+        rank: bool = True,
+        function: Any = None,
+    ) -> None:
         if not isinstance(name, str) or not name:
             raise PluginError(f"{package} declared a metric with an invalid name {name!r}")
         if function is not None:
             if higher_is_better is not _UNSET:
-                raise PluginError(f"{package}: metric set {name!r} takes function= and help= only; declare each "
-                                  "metric it returns with its own register(name, higher_is_better, ...) call")
+                raise PluginError(
+                    f"{package}: metric set {name!r} takes function= and help= only; declare each "
+                    "metric it returns with its own register(name, higher_is_better, ...) call"
+                )
             cat.add_set(MetricSet(name, function, help, package))
             return
         if higher_is_better not in (True, False, None):
-            raise PluginError(f"{package}: metric {name!r} needs higher_is_better=True, False or None (no direction), "
-                              f"or function= for a metric set; got {higher_is_better!r}")
+            raise PluginError(
+                f"{package}: metric {name!r} needs higher_is_better=True, False or None (no direction), "
+                f"or function= for a metric set; got {higher_is_better!r}"
+            )
         if display not in ("score", "count", "size"):
             raise PluginError(f"{package}: metric {name!r}: display must be score, count or size, not {display!r}")
         cat.add(Metric(name, higher_is_better, section, label, display, rank, help, package))
@@ -191,6 +239,8 @@ def metric_set(name: str) -> MetricSet:
     sets = catalog().sets
     if name not in sets:
         known = ", ".join(sorted(sets)) or "none"
-        raise PluginError(f"metric set {name!r} is not registered (registered: {known}); a task names a metric set "
-                          "that a plugin declares with the register_metrics hook")
+        raise PluginError(
+            f"metric set {name!r} is not registered (registered: {known}); a task names a metric set "
+            "that a plugin declares with the register_metrics hook"
+        )
     return sets[name]

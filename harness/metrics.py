@@ -20,8 +20,20 @@ import numpy as np
 from .contracts import Task
 from .metric_catalog import CORE, Metric, MetricSet, catalog, declaration, higher_is_better, metric_set
 
-__all__ = ["Metric", "MetricSet", "CORE", "catalog", "declaration", "higher_is_better", "metric_set", "f1_scores",
-           "pearson", "regression_metrics", "classification_metrics", "compute_metrics"]
+__all__ = [
+    "Metric",
+    "MetricSet",
+    "CORE",
+    "catalog",
+    "declaration",
+    "higher_is_better",
+    "metric_set",
+    "f1_scores",
+    "pearson",
+    "regression_metrics",
+    "classification_metrics",
+    "compute_metrics",
+]
 
 
 def f1_scores(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray | None = None) -> tuple[float, float]:
@@ -56,7 +68,11 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 def regression_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     pred, true = np.asarray(pred, float).ravel(), np.asarray(true, float).ravel()
-    return {"mae": float(np.mean(np.abs(pred - true))), "mse": float(np.mean((pred - true) ** 2)), "corr": pearson(pred, true)}
+    return {
+        "mae": float(np.mean(np.abs(pred - true))),
+        "mse": float(np.mean((pred - true) ** 2)),
+        "corr": pearson(pred, true),
+    }
 
 
 def classification_metrics(logits: np.ndarray, true: np.ndarray, n_classes: int) -> dict[str, float]:

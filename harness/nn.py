@@ -27,14 +27,19 @@ def as_sequence(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torc
     step [B, 1, D] with mask [B, 1] (True where the sample has it)."""
     if x.dim() == 2:
         return x.unsqueeze(1), modality_present(mask, keepdim=True)  # (B, 1, D), (B, 1)
-    assert x.dim() == 3 and mask.shape == x.shape[:2], \
+    assert x.dim() == 3 and mask.shape == x.shape[:2], (
         f"expected x [B, T, D] with mask [B, T] (or x [B, D]), got {tuple(x.shape)} and {tuple(mask.shape)}"
+    )
     return x, mask.bool()
 
 
-def aligned_steps(inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor], names: list[str],
-                  who: str = "concat_modalities", hint: str = "align the dataset (e.g. word-level alignment)",
-                  ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def aligned_steps(
+    inputs: dict[str, torch.Tensor],
+    mask: dict[str, torch.Tensor],
+    names: list[str],
+    who: str = "concat_modalities",
+    hint: str = "align the dataset (e.g. word-level alignment)",
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Modalities ``names`` on one time axis: sequences [B, T, D_m] as they are, vectors [B, D_m] repeated at every
     step; with their masks [B, T]. Sequences of different lengths raise a ValueError naming ``who`` and ``hint``."""
     lengths = {m: inputs[m].shape[1] for m in names if inputs[m].dim() == 3}
@@ -49,8 +54,9 @@ def aligned_steps(inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]
     return xs, ms
 
 
-def concat_modalities(inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor], names: list[str],
-                      who: str = "concat_modalities") -> tuple[torch.Tensor, torch.Tensor]:
+def concat_modalities(
+    inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor], names: list[str], who: str = "concat_modalities"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Concatenate modalities ``names`` along features ([B, T, sum D]); vectors are repeated at every step.
     The mask [B, T] is True where any of them is real. Sequences must share their length (time-aligned data)."""
     xs, ms = aligned_steps(inputs, mask, names, who)
@@ -88,8 +94,10 @@ def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential
 def modality_projections(input_dims: dict[str, int], width: int) -> tuple[nn.ModuleDict, dict[str, int]]:
     """Per modality Linear + ReLU to ``width`` (``width`` 0: identity); returns the modules and the widths after."""
     if width > 0:
-        return (nn.ModuleDict({m: nn.Sequential(nn.Linear(d, width), nn.ReLU()) for m, d in input_dims.items()}),
-                {m: width for m in input_dims})
+        return (
+            nn.ModuleDict({m: nn.Sequential(nn.Linear(d, width), nn.ReLU()) for m, d in input_dims.items()}),
+            {m: width for m in input_dims},
+        )
     return nn.ModuleDict({m: nn.Identity() for m in input_dims}), dict(input_dims)
 
 
@@ -151,7 +159,9 @@ def per_sample_mse(x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | No
 def sinusoid(T: int, d: int, device: torch.device | None = None) -> torch.Tensor:
     """[T, d] sinusoidal position embeddings (Vaswani et al. 2017)."""
     pos = torch.arange(T, device=device, dtype=torch.float32).unsqueeze(1)  # (T, 1)
-    freq = torch.exp(torch.arange(0, d, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / d))  # (ceil(d/2),)
+    freq = torch.exp(
+        torch.arange(0, d, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / d)
+    )  # (ceil(d/2),)
     out = torch.zeros(T, d, device=device)
     out[:, 0::2] = torch.sin(pos * freq)
     out[:, 1::2] = torch.cos(pos * freq[: d // 2])
@@ -169,8 +179,15 @@ def future_mask(Tq: int, Tk: int, device: torch.device | None = None) -> torch.T
     return j <= i + abs(Tk - Tq)
 
 
-def safe_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor, heads: int,
-                   dropout: float, causal: bool = False) -> torch.Tensor:
+def safe_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    key_mask: torch.Tensor,
+    heads: int,
+    dropout: float,
+    causal: bool = False,
+) -> torch.Tensor:
     """Multi-head scaled dot-product attention with a key padding mask, NaN-free for fully masked key sequences.
 
     q [B, Tq, d], k and v [B, Tk, d] (already projected), key_mask [B, Tk] bool (True = real) -> [B, Tq, d];
@@ -184,8 +201,9 @@ def safe_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: 
     has_key = allowed.any(-1)  # (B, Tq)
     allowed = allowed | ~has_key.unsqueeze(-1)  # a row with no key attends to all (then zeroed)
     split = lambda x, T: x.view(B, T, heads, d // heads).transpose(1, 2)  # noqa: E731  (B, h, T, d/h)
-    out = F.scaled_dot_product_attention(split(q, Tq), split(k, Tk), split(v, Tk),
-                                         attn_mask=allowed[:, None], dropout_p=dropout)  # (B, h, Tq, d/h)
+    out = F.scaled_dot_product_attention(
+        split(q, Tq), split(k, Tk), split(v, Tk), attn_mask=allowed[:, None], dropout_p=dropout
+    )  # (B, h, Tq, d/h)
     out = out.transpose(1, 2).reshape(B, Tq, d)  # (B, Tq, d)
     return out * has_key.unsqueeze(-1).to(out.dtype)
 
@@ -198,8 +216,16 @@ class CrossmodalLayer(nn.Module):
     (None: ``dropout``) is the dropout between the two feed-forward layers; ``dropout`` the one on residual branches.
     """
 
-    def __init__(self, d: int, heads: int, dropout: float, attn_dropout: float, shared_norm: bool = False,
-                 causal: bool = False, relu_dropout: float | None = None) -> None:
+    def __init__(
+        self,
+        d: int,
+        heads: int,
+        dropout: float,
+        attn_dropout: float,
+        shared_norm: bool = False,
+        causal: bool = False,
+        relu_dropout: float | None = None,
+    ) -> None:
         super().__init__()
         self.heads, self.attn_dropout, self.causal = heads, attn_dropout, causal
         self.norm_q, self.norm_ff = nn.LayerNorm(d), nn.LayerNorm(d)
@@ -210,8 +236,9 @@ class CrossmodalLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, y_mask: torch.Tensor) -> torch.Tensor:
         k, v = self.kv((self.norm_kv or self.norm_q)(y)).chunk(2, dim=-1)  # each (B, Ty, d)
-        a = safe_attention(self.q(self.norm_q(x)), k, v, y_mask, self.heads,
-                           self.attn_dropout if self.training else 0.0, self.causal)
+        a = safe_attention(
+            self.q(self.norm_q(x)), k, v, y_mask, self.heads, self.attn_dropout if self.training else 0.0, self.causal
+        )
         x = x + self.drop(self.o(a))  # (B, Tx, d)
         return x + self.drop(self.ff(self.norm_ff(x)))
 
@@ -223,8 +250,9 @@ class CrossmodalTransformer(nn.Module):
 
     def __init__(self, d: int, heads: int, layers: int, dropout: float, attn_dropout: float, **layer_options) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(CrossmodalLayer(d, heads, dropout, attn_dropout, **layer_options)
-                                    for _ in range(layers))
+        self.layers = nn.ModuleList(
+            CrossmodalLayer(d, heads, dropout, attn_dropout, **layer_options) for _ in range(layers)
+        )
         self.norm = nn.LayerNorm(d)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None, y_mask: torch.Tensor) -> torch.Tensor:

@@ -33,8 +33,10 @@ def fingerprint(name: str, configs: list[dict[str, Any]]) -> dict[str, Any]:
     """{"name", "grid", "hash"}: the grid is every distinct run config with seed, device and threads removed."""
     grid, seen = [], set()
     for c in configs:
-        c = {**{k: v for k, v in c.items() if k != "seed"},
-             "train": {k: v for k, v in c["train"].items() if k not in ("device", "threads")}}
+        c = {
+            **{k: v for k, v in c.items() if k != "seed"},
+            "train": {k: v for k, v in c["train"].items() if k not in ("device", "threads")},
+        }
         key = json.dumps(c, sort_keys=True, default=str)
         if key not in seen:
             seen.add(key)
@@ -77,8 +79,9 @@ def claim(store: Any, out: Path, fp: dict[str, Any], overwrite: bool) -> None:
     else:
         change = _first_difference(old["grid"], fp["grid"], "grid")
         what = f"results of another configuration of suite {fp['name']!r} ({change})"
-    raise SuiteMismatchError(f"{out} holds {what}; rows would mix them. Pass --overwrite to discard those results, "
-                             "or choose another --out")
+    raise SuiteMismatchError(
+        f"{out} holds {what}; rows would mix them. Pass --overwrite to discard those results, or choose another --out"
+    )
 
 
 def settings(train: dict[str, Any]) -> dict[str, Any]:
@@ -88,9 +91,11 @@ def settings(train: dict[str, Any]) -> dict[str, Any]:
     from .training import resolve_device
 
     threads = train.get("threads") or 0
-    return {"device": str(resolve_device(train.get("device", "auto"))),
-            "threads": threads if threads > 0 else torch.get_num_threads(),
-            "deterministic": torch.are_deterministic_algorithms_enabled()}
+    return {
+        "device": str(resolve_device(train.get("device", "auto"))),
+        "threads": threads if threads > 0 else torch.get_num_threads(),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+    }
 
 
 def check_settings(store: Any, rerun: set[str], now: dict[str, Any], out: Path, allow_mixed: bool) -> None:
@@ -108,4 +113,5 @@ def check_settings(store: Any, rerun: set[str], now: dict[str, Any], out: Path, 
         raise MixedSettingsError(
             f"{out} holds finished runs made with other execution settings ({listed}; now "
             f"{json.dumps(now, sort_keys=True)}): their metrics can differ at the same run id. Rerun with the "
-            "recorded --threads/--device, pass --overwrite to run everything again, or --allow-mixed to keep them")
+            "recorded --threads/--device, pass --overwrite to run everything again, or --allow-mixed to keep them"
+        )

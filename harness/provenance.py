@@ -27,14 +27,25 @@ def provenance(device: Any, deterministic: bool = False) -> dict[str, Any]:
     from .results import SCHEMA_VERSION
 
     commit, dirty = git_state()
-    name = (torch.cuda.get_device_name(device) if getattr(device, "type", "") == "cuda"
-            else platform.processor() or platform.machine())
-    return {"store_schema": SCHEMA_VERSION, "leaderboard_schema": LEADERBOARD_SCHEMA_VERSION, "git_commit": commit,
-            "git_dirty": dirty, "cuda": torch.version.cuda, "device_name": name, "deterministic": deterministic}
+    name = (
+        torch.cuda.get_device_name(device)
+        if getattr(device, "type", "") == "cuda"
+        else platform.processor() or platform.machine()
+    )
+    return {
+        "store_schema": SCHEMA_VERSION,
+        "leaderboard_schema": LEADERBOARD_SCHEMA_VERSION,
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "cuda": torch.version.cuda,
+        "device_name": name,
+        "deterministic": deterministic,
+    }
 
 
 def git_state() -> tuple[str | None, bool | None]:
     """(commit, dirty) of the checkout the code runs from; (None, None) outside git."""
+
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
@@ -99,7 +110,7 @@ class Limited:
             if len(full) <= self.n:
                 self._splits[name] = full
                 return full
-            idx = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.seed))[:self.n].sort().values
+            idx = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.seed))[: self.n].sort().values
             if isinstance(full, TensorSplit):
                 b = full.batch(idx.to(full.target.device))
                 self._splits[name] = TensorSplit(b.inputs, b.mask, b.target, b.ids, b.factors)
@@ -118,8 +129,10 @@ def cost_rows(eval_seconds: float, samples: int, device: Any) -> list[tuple[str,
     """Inference time per sample over every condition, peak CPU RSS and (on CUDA) the max allocated memory."""
     import torch
 
-    rows = [("train", "test", "infer_ms_per_sample", 1000 * eval_seconds / max(samples, 1)),
-            ("train", "train", "peak_rss_mb", peak_rss_mb())]
+    rows = [
+        ("train", "test", "infer_ms_per_sample", 1000 * eval_seconds / max(samples, 1)),
+        ("train", "train", "peak_rss_mb", peak_rss_mb()),
+    ]
     if getattr(device, "type", "") == "cuda":
         rows.append(("train", "train", "cuda_peak_mb", torch.cuda.max_memory_allocated(device) / (1 << 20)))
     return rows

@@ -29,8 +29,10 @@ def locate(path: str | Path) -> tuple[Path, list[str] | None]:
         return path, None
     if (path / "config.json").exists() and (path.parent.parent / DB_NAME).exists():
         return path.parent.parent, [path.name]
-    raise MissingFileError(f"{path} is neither an output folder (with {DB_NAME}) nor a run folder "
-                           "(OUT/runs/<id> with config.json); pass what `mfm-bench run --out` wrote")
+    raise MissingFileError(
+        f"{path} is neither an output folder (with {DB_NAME}) nor a run folder "
+        "(OUT/runs/<id> with config.json); pass what `mfm-bench run --out` wrote"
+    )
 
 
 def load_model(run: dict[str, Any], out: Path, dataset: Any, reg: Any) -> Any:
@@ -40,8 +42,10 @@ def load_model(run: dict[str, Any], out: Path, dataset: Any, reg: Any) -> Any:
 
     cfg, path = run["config"], out / "runs" / run["id"] / "model.pt"
     if not path.exists():
-        raise ModelFileError(f"run {run['id']} ({run['dataset']} / {run['label']} / seed {run['seed']}): no model "
-                             f"at {path}; re-create it with `mfm-bench run SUITE --out {out} --overwrite`")
+        raise ModelFileError(
+            f"run {run['id']} ({run['dataset']} / {run['label']} / seed {run['seed']}): no model "
+            f"at {path}; re-create it with `mfm-bench run SUITE --out {out} --overwrite`"
+        )
     torch.manual_seed(cfg["seed"])
     model = reg.build("model", cfg["model"]["name"], dataset.spec, **cfg["model"]["params"])
     try:
@@ -49,14 +53,17 @@ def load_model(run: dict[str, Any], out: Path, dataset: Any, reg: Any) -> Any:
         model.load_state_dict(state)
     except Exception as e:  # noqa: BLE001 - a corrupt file or other weights: both are this run's problem
         first = str(e).strip().splitlines()[0][:300]
-        raise ModelFileError(f"run {run['id']} ({run['label']}): {path} does not match the model its config "
-                             f"builds ({first}); the code or config changed since it was saved: rerun the suite "
-                             "into a new --out") from None
+        raise ModelFileError(
+            f"run {run['id']} ({run['label']}): {path} does not match the model its config "
+            f"builds ({first}); the code or config changed since it was saved: rerun the suite "
+            "into a new --out"
+        ) from None
     return model
 
 
-def reevaluate(path: str | Path, conditions: list[Any] | None = None, device: str = "cpu", split: str = "test",
-               log: Any = print) -> dict[str, Any]:
+def reevaluate(
+    path: str | Path, conditions: list[Any] | None = None, device: str = "cpu", split: str = "test", log: Any = print
+) -> dict[str, Any]:
     """Re-evaluate the runs under ``path``; returns {"evaluation": id, "rows": n, "predictions": parquet path}."""
     from .evaluation import parse_conditions
     from .registry import get_registry
@@ -77,10 +84,18 @@ def reevaluate(path: str | Path, conditions: list[Any] | None = None, device: st
             model = load_model(run, out, dataset, reg).to(dev)
             got = _score(model, dataset, conds, run, dev, split, records)
             rows += [(run["id"], *r) for r in got]
-            log(f"re-evaluated {run['id']} ({run['dataset']} / {run['label']} / seed {run['seed']}): "
-                f"{len(conds)} condition(s)")
-        prov = {"command": "evaluate", "conditions": conditions, "split": split, "runs": [r["id"] for r in runs],
-                "store_schema": SCHEMA_VERSION, **environment(dev, {})}
+            log(
+                f"re-evaluated {run['id']} ({run['dataset']} / {run['label']} / seed {run['seed']}): "
+                f"{len(conds)} condition(s)"
+            )
+        prov = {
+            "command": "evaluate",
+            "conditions": conditions,
+            "split": split,
+            "runs": [r["id"] for r in runs],
+            "store_schema": SCHEMA_VERSION,
+            **environment(dev, {}),
+        }
         store.record_evaluation(eid, prov, rows)
     parquet = write_predictions(out / "evaluations" / f"{eid}.parquet", records, eid)
     return {"evaluation": eid, "rows": len(rows), "predictions": parquet, "out": out}
@@ -91,8 +106,9 @@ def _evaluation_id(runs: list[dict[str, Any]], conditions: list[Any] | None) -> 
     return "eval-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def _score(model: Any, dataset: Any, conds: list[Any], run: dict[str, Any], dev: Any, split: str,
-           records: list[dict[str, Any]]) -> list[tuple]:
+def _score(
+    model: Any, dataset: Any, conds: list[Any], run: dict[str, Any], dev: Any, split: str, records: list[dict[str, Any]]
+) -> list[tuple]:
     from .evaluation import evaluate
 
     def keep(cond: Any, p: Any) -> None:
@@ -100,8 +116,9 @@ def _score(model: Any, dataset: Any, conds: list[Any], run: dict[str, Any], dev:
 
     for c in conds:
         c.check(dataset.spec)
-    return evaluate(model, dataset, conds, device=dev, seed=run["config"]["seed"], split=split, probes=False,
-                    on_predictions=keep)
+    return evaluate(
+        model, dataset, conds, device=dev, seed=run["config"]["seed"], split=split, probes=False, on_predictions=keep
+    )
 
 
 def per_sample(run: dict[str, Any], condition: str, p: Any) -> list[dict[str, Any]]:
@@ -112,10 +129,18 @@ def per_sample(run: dict[str, Any], condition: str, p: Any) -> list[dict[str, An
     one = pred.shape[1] == 1 and target.shape[1] == 1
     out = []
     for i, sid in enumerate(p.ids):
-        out.append({"run_id": run["id"], "dataset": run["dataset"], "model": run["label"], "seed": run["seed"],
-                    "condition": condition, "id": str(sid),
-                    "target": float(target[i, 0]) if one else target[i].tolist(),
-                    "prediction": float(pred[i, 0]) if one else pred[i].tolist()})
+        out.append(
+            {
+                "run_id": run["id"],
+                "dataset": run["dataset"],
+                "model": run["label"],
+                "seed": run["seed"],
+                "condition": condition,
+                "id": str(sid),
+                "target": float(target[i, 0]) if one else target[i].tolist(),
+                "prediction": float(pred[i, 0]) if one else pred[i].tolist(),
+            }
+        )
     return out
 
 

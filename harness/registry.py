@@ -17,8 +17,9 @@ import dataclasses
 import importlib
 import importlib.metadata as md
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
@@ -27,7 +28,12 @@ from .config import ConfigError, build_config, config_to_dict, did_you_mean, nes
 from .errors import MfmBenchError
 
 KINDS = ("encoder", "fusion", "dataset", "model")
-_HOOKS = {"encoder": "register_encoders", "fusion": "register_fusions", "dataset": "register_datasets", "model": "register_models"}
+_HOOKS = {
+    "encoder": "register_encoders",
+    "fusion": "register_fusions",
+    "dataset": "register_datasets",
+    "model": "register_models",
+}
 
 
 class PluginError(MfmBenchError, LookupError):
@@ -131,8 +137,10 @@ class Registry:
             if not isinstance(name, str) or not name or name.startswith("-"):
                 raise PluginError(f"plugin {plugin!r} ({package}) registered a command with an invalid name {name!r}")
             if not help:
-                raise PluginError(f"command {name!r} from {package}: give help=\"one line\" (mfm-bench --help shows "
-                                  "it without importing the command)")
+                raise PluginError(
+                    f'command {name!r} from {package}: give help="one line" (mfm-bench --help shows '
+                    "it without importing the command)"
+                )
             if name in self.commands:
                 raise _duplicate(f"command {name!r}", self.commands[name], package, plugin)
             self.commands[name] = Command(name, target, help, plugin, package, version)
@@ -140,8 +148,9 @@ class Registry:
         return register
 
     def _hooks(self, plugin: str) -> list[tuple[str, Callable[..., None]]]:
-        return [(_HOOKS[k], self._registrar(k, plugin)) for k in KINDS] + \
-            [("register_commands", self._command_registrar(plugin))]
+        return [(_HOOKS[k], self._registrar(k, plugin)) for k in KINDS] + [
+            ("register_commands", self._command_registrar(plugin))
+        ]
 
     def add_plugin(self, obj: Any, name: str, package: str | None = None, version: str = "") -> None:
         """Register a plugin object (module or class instance with hookimpls) and run its register hooks."""
@@ -181,8 +190,12 @@ class Registry:
             broken = [e for e in self.errors]
             extra = ""
             if broken:
-                extra = "; note that these plugins failed to load: " + ", ".join(f"{e.plugin} ({e.package})" for e in broken)
-            raise PluginError(f"unknown {kind} {name!r}: {did_you_mean(str(name), self.entries[kind])}{extra}") from None
+                extra = "; note that these plugins failed to load: " + ", ".join(
+                    f"{e.plugin} ({e.package})" for e in broken
+                )
+            raise PluginError(
+                f"unknown {kind} {name!r}: {did_you_mean(str(name), self.entries[kind])}{extra}"
+            ) from None
 
     def resolve(self, kind: str, name: str, params: dict[str, Any] | None, where: str = "params") -> dict[str, Any]:
         """Validated params with every default filled in, nested plugins' params too (see :meth:`_resolve_nested`)."""
@@ -217,8 +230,9 @@ class Registry:
 
     def _per_name(self, entry: Entry, params: dict[str, Any] | None) -> bool:
         fields = {f.name for f in dataclasses.fields(entry.config)} if entry.config else set()
-        return bool(params) and all(k in self.entries[entry.kind] and k not in fields and isinstance(v, dict)
-                                    for k, v in params.items())
+        return bool(params) and all(
+            k in self.entries[entry.kind] and k not in fields and isinstance(v, dict) for k, v in params.items()
+        )
 
     def build(self, kind: str, name: str, *args: Any, context: dict[str, Any] | None = None, **params: Any) -> Any:
         """Build plugin ``name`` of ``kind``: ``factory(*args, cfg, **context)`` (typed) or
@@ -290,5 +304,14 @@ def reset_registry() -> None:
     _REGISTRY = None
 
 
-__all__ = ["Registry", "Entry", "Command", "PluginError", "ConfigError", "get_registry", "create_registry",
-           "reset_registry", "KINDS"]
+__all__ = [
+    "Registry",
+    "Entry",
+    "Command",
+    "PluginError",
+    "ConfigError",
+    "get_registry",
+    "create_registry",
+    "reset_registry",
+    "KINDS",
+]

@@ -20,9 +20,11 @@ DEFAULT_FORMATS: tuple[str, ...] = ("markdown", "csv", "json")
 #: File written for each format.
 FILES = {"markdown": "leaderboard.md", "csv": "leaderboard.csv", "json": "leaderboard.json", "html": "leaderboard.html"}
 
-INTRO = ("Mean ± std over seeds on the test split, then the 95% confidence interval in brackets (t over seeds; "
-         "with one seed, the bootstrap over test samples); the best mean per column is in **bold** (↑ higher is "
-         "better, ↓ lower). Generated {generated}.")
+INTRO = (
+    "Mean ± std over seeds on the test split, then the 95% confidence interval in brackets (t over seeds; "
+    "with one seed, the bootstrap over test samples); the best mean per column is in **bold** (↑ higher is "
+    "better, ↓ lower). Generated {generated}."
+)
 
 
 @dataclass
@@ -69,17 +71,20 @@ def md_cell(value: Any) -> str:
     return " ".join(str(value).split("\n")).replace("\r", " ").replace("|", "\\|")
 
 
-def _md_table(headers: list[str], rows: list[list[Any]], best: set[tuple[int, int]] = frozenset(),
-              text: bool = False) -> str:
+def _md_table(
+    headers: list[str], rows: list[list[Any]], best: set[tuple[int, int]] = frozenset(), text: bool = False
+) -> str:
     """A GitHub table; numbers right-aligned unless ``text`` (every column left-aligned)."""
     from tabulate import tabulate
 
-    rows = [[f"**{md_cell(c)}**" if (i, j) in best else md_cell(c) for j, c in enumerate(row)]
-            for i, row in enumerate(rows)]
+    rows = [
+        [f"**{md_cell(c)}**" if (i, j) in best else md_cell(c) for j, c in enumerate(row)] for i, row in enumerate(rows)
+    ]
     # cells are already formatted: no re-parsing ("1.000" stays "1.000"); numbers right-aligned
     align = ("left", *[("left" if text else "right")] * (len(headers) - 1))
-    return tabulate(rows, headers=[md_cell(x) for x in headers], tablefmt="github", disable_numparse=True,
-                    colalign=align)
+    return tabulate(
+        rows, headers=[md_cell(x) for x in headers], tablefmt="github", disable_numparse=True, colalign=align
+    )
 
 
 def markdown(board: Board) -> str:
@@ -98,11 +103,13 @@ def markdown(board: Board) -> str:
     return "\n".join(lines)
 
 
-STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-         "table{border-collapse:collapse;margin:1em 0}"
-         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}"
-         "td:first-child,th:first-child{text-align:left}td.reason{white-space:normal;text-align:left}"
-         ".note{background:#fff3cd;padding:4px 8px}img{max-width:100%}")
+STYLE = (
+    "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;margin:1em 0}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}"
+    "td:first-child,th:first-child{text-align:left}td.reason{white-space:normal;text-align:left}"
+    ".note{background:#fff3cd;padding:4px 8px}img{max-width:100%}"
+)
 
 
 def html_table(t: Table, wrap_last: bool = False) -> str:
@@ -111,18 +118,26 @@ def html_table(t: Table, wrap_last: bool = False) -> str:
     body = []
     for i, row in enumerate(t.rows):
         cells = [f"<b>{h.escape(str(c))}</b>" if (i, j) in t.best else h.escape(str(c)) for j, c in enumerate(row)]
-        tds = [f"<td class='reason'>{c}</td>" if wrap_last and j == len(cells) - 1 else f"<td>{c}</td>"
-               for j, c in enumerate(cells)]
+        tds = [
+            f"<td class='reason'>{c}</td>" if wrap_last and j == len(cells) - 1 else f"<td>{c}</td>"
+            for j, c in enumerate(cells)
+        ]
         body.append("<tr>" + "".join(tds) + "</tr>")
-    return f"<h3>{h.escape(t.heading)}</h3>\n<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + \
-        "\n</tbody>\n</table>"
+    return (
+        f"<h3>{h.escape(t.heading)}</h3>\n<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n"
+        + "\n".join(body)
+        + "\n</tbody>\n</table>"
+    )
 
 
 def html(board: Board) -> str:
     """A self-contained page: every table of the Markdown, bold best values, a chart per dataset (embedded PNG)."""
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>mfm-bench leaderboard</title>",
-             f"<style>{STYLE}</style></head><body>", f"<h1>{h.escape(board.title)}</h1>",
-             f"<p>{h.escape(INTRO.format(generated=board.generated)).replace('**bold**', '<b>bold</b>')}</p>"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>mfm-bench leaderboard</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>{h.escape(board.title)}</h1>",
+        f"<p>{h.escape(INTRO.format(generated=board.generated)).replace('**bold**', '<b>bold</b>')}</p>",
+    ]
     parts += [f"<p class='note'><b>note:</b> {h.escape(n)}</p>" for n in board.notes]
     for ds, tables in board.datasets.items():
         parts.append(f"<h2>{h.escape(ds)}</h2>")
@@ -131,8 +146,10 @@ def html(board: Board) -> str:
             chart = board.charts[ds]
             parts.append(f"<img alt='{h.escape(chart.title)}' src='data:image/png;base64,{chart_png(chart)}'>")
     if board.failed:
-        parts += [f"<h2>{h.escape(FAILED_TITLE)}</h2>",
-                  html_table(Table("", FAILED_HEADERS, board.failed), wrap_last=True).split("\n", 1)[1]]
+        parts += [
+            f"<h2>{h.escape(FAILED_TITLE)}</h2>",
+            html_table(Table("", FAILED_HEADERS, board.failed), wrap_last=True).split("\n", 1)[1],
+        ]
     if board.unfinished:
         parts.append("<h2>Runs not finished</h2><ul>")
         parts += [f"<li><code>{h.escape(run_id)}</code> {h.escape(text)}</li>" for run_id, text in board.unfinished]
@@ -180,8 +197,17 @@ def to_csv(data: dict[str, Any], order: list[str]) -> str:
                 rows.append(row)
     for r in data["runs"]:  # failed runs: their own lines, no metrics
         if r["status"] == "failed":
-            rows.append({"dataset": r["dataset"], "condition": "", "model": r["label"], "seeds": r["seed"],
-                         "status": "failed", "run": r["id"], "error": r["error"]})
+            rows.append(
+                {
+                    "dataset": r["dataset"],
+                    "condition": "",
+                    "model": r["label"],
+                    "seeds": r["seed"],
+                    "status": "failed",
+                    "run": r["id"],
+                    "error": r["error"],
+                }
+            )
     ordered = [m for m in order if m in metrics] + sorted(m for m in metrics if m not in order)
     header = ["dataset", "condition", "model", "seeds", "status"] + [c for m in ordered for c in (m, f"{m}_std")]
     header += ["run", "error"]

@@ -28,22 +28,28 @@ const c=(typeof x===typeof y)?(x<y?-1:x>y?1:0):(typeof x==='number'?-1:1);return
 rows.forEach(r=>table.tBodies[0].appendChild(r));}
 document.querySelectorAll('table.sortable th').forEach(th=>th.addEventListener('click',()=>sortTable(th)));
 """
-EXTRA_STYLE = ("body{max-width:1700px}.scroll{overflow-x:auto}td{white-space:nowrap}"
-               "table.sortable th{cursor:pointer;background:#f4f4f4}th[data-dir=asc]::after{content:' ▲'}"
-               "th[data-dir=desc]::after{content:' ▼'}details{margin:.5em 0}pre{background:#f8f8f8;padding:.5em;"
-               "overflow:auto;max-height:24em}")
+EXTRA_STYLE = (
+    "body{max-width:1700px}.scroll{overflow-x:auto}td{white-space:nowrap}"
+    "table.sortable th{cursor:pointer;background:#f4f4f4}th[data-dir=asc]::after{content:' ▲'}"
+    "th[data-dir=desc]::after{content:' ▼'}details{margin:.5em 0}pre{background:#f8f8f8;padding:.5em;"
+    "overflow:auto;max-height:24em}"
+)
 
 
 def table_html(t: Table, dataset: str) -> str:
     head = "".join(f"<th>{h.escape(str(c))}</th>" for c in t.headers)
     body = []
     for i, row in enumerate(t.rows):
-        cells = [f"<td><b>{h.escape(str(c))}</b></td>" if (i, j) in t.best else f"<td>{h.escape(str(c))}</td>"
-                 for j, c in enumerate(row)]
+        cells = [
+            f"<td><b>{h.escape(str(c))}</b></td>" if (i, j) in t.best else f"<td>{h.escape(str(c))}</td>"
+            for j, c in enumerate(row)
+        ]
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f"<h3>{h.escape(t.heading)}</h3>\n<div class='scroll'><table class='sortable' "
-            f"data-dataset='{h.escape(dataset)}' data-heading='{h.escape(t.heading)}'>\n<thead><tr>{head}</tr></thead>"
-            "\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table></div>")
+    return (
+        f"<h3>{h.escape(t.heading)}</h3>\n<div class='scroll'><table class='sortable' "
+        f"data-dataset='{h.escape(dataset)}' data-heading='{h.escape(t.heading)}'>\n<thead><tr>{head}</tr></thead>"
+        "\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table></div>"
+    )
 
 
 def _png(fig: Any) -> str:
@@ -92,8 +98,13 @@ def history_png(history: list[dict[str, Any]], title: str) -> str | None:
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     for k in keys:
         pts = [(row["epoch"], row[k]) for row in history if isinstance(row.get(k), (int, float))]
-        ax.plot([e for e, _ in pts], [v for _, v in pts], marker=".", label=k,
-                linestyle="-" if k.startswith("train_") else "--")
+        ax.plot(
+            [e for e, _ in pts],
+            [v for _, v in pts],
+            marker=".",
+            label=k,
+            linestyle="-" if k.startswith("train_") else "--",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title(title, fontsize="small")
@@ -123,8 +134,10 @@ def _dataset_sections(board: Board, data: dict[str, Any]) -> list[str]:
 def _run_section(run: dict[str, Any], out: Path) -> str:
     run_dir = out / "runs" / run["id"]
     title = f"{run['dataset']} / {run['label']} / seed {run['seed']}"
-    parts = [f"<section class='run' id='run-{run['id']}'><h3>{h.escape(title)} <code>{run['id']}</code>: "
-             f"{h.escape(run['status'])}</h3>"]
+    parts = [
+        f"<section class='run' id='run-{run['id']}'><h3>{h.escape(title)} <code>{run['id']}</code>: "
+        f"{h.escape(run['status'])}</h3>"
+    ]
     if run.get("error"):
         parts.append(f"<pre>{h.escape(run['error'])}</pre>")
     hist = run_dir / "history.json"
@@ -133,11 +146,15 @@ def _run_section(run: dict[str, Any], out: Path) -> str:
         if png:
             parts.append(_img(png, f"{title}: training curves"))
     if (run_dir / "explain.png").exists():
-        parts.append("<h4>MFM explanation</h4>" + _img(base64.b64encode((run_dir / "explain.png").read_bytes()).decode(),
-                                                      f"{title}: MFM explain heat map"))
+        parts.append(
+            "<h4>MFM explanation</h4>"
+            + _img(base64.b64encode((run_dir / "explain.png").read_bytes()).decode(), f"{title}: MFM explain heat map")
+        )
     for what, value in (("config", run["config"]), ("environment", run["environment"])):
-        parts.append(f"<details><summary>{what}</summary><pre>{h.escape(json.dumps(value, indent=1, default=str))}"
-                     "</pre></details>")
+        parts.append(
+            f"<details><summary>{what}</summary><pre>{h.escape(json.dumps(value, indent=1, default=str))}"
+            "</pre></details>"
+        )
     return "\n".join(parts + ["</section>"])
 
 
@@ -152,9 +169,12 @@ def report_html(folder: str | Path) -> str:
         runs = store.runs()
     b = board(data)
     intro = h.escape(INTRO.format(generated=b.generated)).replace("**bold**", "<b>bold</b>")
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>mfm-bench report</title>",
-             f"<style>{STYLE}{EXTRA_STYLE}</style></head><body>", f"<h1>{h.escape(b.title)}</h1>",
-             f"<p>{intro} Click a column heading to sort.</p>"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>mfm-bench report</title>",
+        f"<style>{STYLE}{EXTRA_STYLE}</style></head><body>",
+        f"<h1>{h.escape(b.title)}</h1>",
+        f"<p>{intro} Click a column heading to sort.</p>",
+    ]
     parts += _dataset_sections(b, data)
     if b.unfinished:
         parts.append("<h2>Runs not finished</h2><ul>")

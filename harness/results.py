@@ -76,8 +76,21 @@ CREATE TABLE IF NOT EXISTS reevaluations (
 """
 
 DB_NAME = "results.sqlite"
-RUN_COLUMNS = ["id", "suite", "dataset", "model", "label", "seed", "config", "environment", "status", "error",
-               "started", "finished", "seconds"]
+RUN_COLUMNS = [
+    "id",
+    "suite",
+    "dataset",
+    "model",
+    "label",
+    "seed",
+    "config",
+    "environment",
+    "status",
+    "error",
+    "started",
+    "finished",
+    "seconds",
+]
 
 
 class StoreError(MfmBenchError):
@@ -93,8 +106,10 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
     row is changed). Returns the version found. A newer store raises :class:`StoreVersionError` untouched."""
     found = conn.execute("PRAGMA user_version").fetchone()[0]
     if found > SCHEMA_VERSION:
-        raise StoreVersionError(f"{path} has store schema version {found}, written by a newer mfm-bench; this one "
-                                f"reads versions up to {SCHEMA_VERSION}: upgrade mfm-bench (the file was not changed)")
+        raise StoreVersionError(
+            f"{path} has store schema version {found}, written by a newer mfm-bench; this one "
+            f"reads versions up to {SCHEMA_VERSION}: upgrade mfm-bench (the file was not changed)"
+        )
     if found < SCHEMA_VERSION:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -121,16 +136,19 @@ class ResultStore:
         except OSError as e:
             raise storage_error(e, f"the output folder {self.folder}") from None
         except sqlite3.Error as e:
-            raise StoreError(f"{self.path} cannot be opened ({e}); check the folder's permissions or choose "
-                             "another --out") from None
+            raise StoreError(
+                f"{self.path} cannot be opened ({e}); check the folder's permissions or choose another --out"
+            ) from None
         try:
             migrate(self.conn, self.path)  # first: a newer store is refused before anything is written
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as e:
             self.conn.close()
-            raise StoreError(f"{self.path} is not a usable results store ({e}); it was left as it is: move it "
-                             "away, or choose another --out") from None
+            raise StoreError(
+                f"{self.path} is not a usable results store ({e}); it was left as it is: move it "
+                "away, or choose another --out"
+            ) from None
         except BaseException:
             self.conn.close()
             raise
@@ -161,8 +179,9 @@ class ResultStore:
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                      (key, json.dumps(value, sort_keys=True)))
+            c.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value, sort_keys=True))
+            )
 
     def clear(self) -> None:
         """Forget every run, metric, search record and meta value (``--overwrite`` of a folder that held another
@@ -184,9 +203,17 @@ class ResultStore:
             c.execute(
                 "INSERT INTO runs (id, suite, dataset, model, label, seed, config, environment, status, started)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
-                (run["id"], run["suite"], run.get("dataset_label") or run["config"]["dataset"]["name"],
-                 run["config"]["model"]["name"], run["label"], run["config"]["seed"],
-                 json.dumps(run["config"]), json.dumps(environment, sort_keys=True), time.time()),
+                (
+                    run["id"],
+                    run["suite"],
+                    run.get("dataset_label") or run["config"]["dataset"]["name"],
+                    run["config"]["model"]["name"],
+                    run["label"],
+                    run["config"]["seed"],
+                    json.dumps(run["config"]),
+                    json.dumps(environment, sort_keys=True),
+                    time.time(),
+                ),
             )
 
     def add_environment(self, run_id: str, extra: dict[str, Any]) -> None:
@@ -194,61 +221,88 @@ class ResultStore:
         with self.transaction() as c:
             row = c.execute("SELECT environment FROM runs WHERE id = ?", (run_id,)).fetchone()
             env = json.loads(row[0]) if row and row[0] else {}
-            c.execute("UPDATE runs SET environment = ? WHERE id = ?",
-                      (json.dumps(env | extra, sort_keys=True, default=str), run_id))
+            c.execute(
+                "UPDATE runs SET environment = ? WHERE id = ?",
+                (json.dumps(env | extra, sort_keys=True, default=str), run_id),
+            )
 
-    def finish(self, run_id: str, metrics: list[tuple[str, str, str, float]], seconds: float,
-               environment: dict[str, Any] | None = None) -> None:
+    def finish(
+        self,
+        run_id: str,
+        metrics: list[tuple[str, str, str, float]],
+        seconds: float,
+        environment: dict[str, Any] | None = None,
+    ) -> None:
         """Record a finished run's metrics and status (and the environment it ran in) in one transaction."""
         with self.transaction() as c:
             if environment is not None:
-                c.execute("UPDATE runs SET environment = ? WHERE id = ?",
-                          (json.dumps(environment, sort_keys=True, default=str), run_id))
+                c.execute(
+                    "UPDATE runs SET environment = ? WHERE id = ?",
+                    (json.dumps(environment, sort_keys=True, default=str), run_id),
+                )
             c.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             c.executemany(
                 "INSERT INTO metrics (run_id, condition, split, metric, value, higher_is_better)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [(run_id, cond, split, m, _finite(v), _hib(m)) for cond, split, m, v in metrics],
             )
-            c.execute("UPDATE runs SET status = 'finished', error = NULL, finished = ?, seconds = ? WHERE id = ?",
-                      (time.time(), seconds, run_id))
+            c.execute(
+                "UPDATE runs SET status = 'finished', error = NULL, finished = ?, seconds = ? WHERE id = ?",
+                (time.time(), seconds, run_id),
+            )
 
     def note(self, run_id: str, environment: dict[str, Any]) -> None:
         """Replace a run's environment record (e.g. to add the dataset's warnings)."""
         with self.transaction() as c:
-            c.execute("UPDATE runs SET environment = ? WHERE id = ?",
-                      (json.dumps(environment, sort_keys=True, default=str), run_id))
+            c.execute(
+                "UPDATE runs SET environment = ? WHERE id = ?",
+                (json.dumps(environment, sort_keys=True, default=str), run_id),
+            )
 
-    def fail(self, run_id: str, error: str, seconds: float, status: str = "failed",
-             environment: dict[str, Any] | None = None) -> None:
+    def fail(
+        self, run_id: str, error: str, seconds: float, status: str = "failed", environment: dict[str, Any] | None = None
+    ) -> None:
         with self.transaction() as c:
             if environment is not None:
-                c.execute("UPDATE runs SET environment = ? WHERE id = ?",
-                          (json.dumps(environment, sort_keys=True, default=str), run_id))
-            c.execute("UPDATE runs SET status = ?, error = ?, finished = ?, seconds = ? WHERE id = ?",
-                      (status, error, time.time(), seconds, run_id))
+                c.execute(
+                    "UPDATE runs SET environment = ? WHERE id = ?",
+                    (json.dumps(environment, sort_keys=True, default=str), run_id),
+                )
+            c.execute(
+                "UPDATE runs SET status = ?, error = ?, finished = ?, seconds = ? WHERE id = ?",
+                (status, error, time.time(), seconds, run_id),
+            )
 
     def insert(self, run: dict[str, Any], metrics: list[dict[str, Any]]) -> None:
         """Copy a whole run row (as :meth:`runs` returns it) and its metrics from another store, in one
         transaction, replacing what this store had under its id (``mfm-bench merge``)."""
-        row = {**run, "config": json.dumps(run["config"]),  # key order kept, as start() keeps it
-               "environment": json.dumps(run["environment"], sort_keys=True)}
+        row = {
+            **run,
+            "config": json.dumps(run["config"]),  # key order kept, as start() keeps it
+            "environment": json.dumps(run["environment"], sort_keys=True),
+        }
         with self.transaction() as c:
             c.execute("DELETE FROM runs WHERE id = ?", (run["id"],))
-            c.execute(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
-                      [row[k] for k in RUN_COLUMNS])
+            c.execute(
+                f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
+                [row[k] for k in RUN_COLUMNS],
+            )
             c.executemany(
                 "INSERT INTO metrics (run_id, condition, split, metric, value, higher_is_better)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                [(run["id"], m["condition"], m["split"], m["metric"], m["value"], m["higher_is_better"])
-                 for m in metrics],
+                [
+                    (run["id"], m["condition"], m["split"], m["metric"], m["value"], m["higher_is_better"])
+                    for m in metrics
+                ],
             )
 
     def record_search(self, dataset: str, label: str, record: dict[str, Any]) -> None:
         """The outcome of one model's hyperparameter search on one dataset (mfm_bench.search_run)."""
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO searches (dataset, label, record) VALUES (?, ?, ?)",
-                      (dataset, label, json.dumps(record, sort_keys=True)))
+            c.execute(
+                "INSERT OR REPLACE INTO searches (dataset, label, record) VALUES (?, ?, ?)",
+                (dataset, label, json.dumps(record, sort_keys=True)),
+            )
 
     def searches(self) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT dataset, label, record FROM searches ORDER BY dataset, label")
@@ -269,22 +323,28 @@ class ResultStore:
             out.append(d)
         return out
 
-    def record_evaluation(self, evaluation_id: str, provenance: dict[str, Any],
-                          rows: list[tuple[str, str, str, str, float]]) -> None:
+    def record_evaluation(
+        self, evaluation_id: str, provenance: dict[str, Any], rows: list[tuple[str, str, str, str, float]]
+    ) -> None:
         """Record a re-evaluation: its provenance and rows of (run id, condition, split, metric, value), at once."""
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO evaluations (id, created, provenance) VALUES (?, ?, ?)",
-                      (evaluation_id, time.time(), json.dumps(provenance, sort_keys=True, default=str)))
+            c.execute(
+                "INSERT OR REPLACE INTO evaluations (id, created, provenance) VALUES (?, ?, ?)",
+                (evaluation_id, time.time(), json.dumps(provenance, sort_keys=True, default=str)),
+            )
             c.executemany(
                 "INSERT OR REPLACE INTO reevaluations (evaluation_id, run_id, condition, split, metric, value,"
                 " higher_is_better) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(evaluation_id, r, cond, split, m, _finite(v), _hib(m)) for r, cond, split, m, v in rows])
+                [(evaluation_id, r, cond, split, m, _finite(v), _hib(m)) for r, cond, split, m, v in rows],
+            )
 
     def reevaluations(self) -> list[dict[str, Any]]:
         """Every re-evaluated metric, oldest evaluation first, with ``evaluation_id`` and ``created``."""
         cols = ["evaluation_id", "created", "run_id", "condition", "split", "metric", "value", "higher_is_better"]
-        q = ("SELECT r.evaluation_id, e.created, r.run_id, r.condition, r.split, r.metric, r.value, r.higher_is_better"
-             " FROM reevaluations r JOIN evaluations e ON e.id = r.evaluation_id ORDER BY e.created")
+        q = (
+            "SELECT r.evaluation_id, e.created, r.run_id, r.condition, r.split, r.metric, r.value, r.higher_is_better"
+            " FROM reevaluations r JOIN evaluations e ON e.id = r.evaluation_id ORDER BY e.created"
+        )
         return [dict(zip(cols, row)) for row in self.conn.execute(q)]
 
     def metrics_and_reevaluations(self) -> list[dict[str, Any]]:
@@ -315,4 +375,3 @@ def _finite(v: float) -> float | None:
 def _hib(metric: str) -> int | None:
     h = higher_is_better(metric)
     return None if h is None else int(h)
-

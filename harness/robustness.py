@@ -55,8 +55,10 @@ def sweeps(conds: dict[str, Any], metric: str) -> dict[str, list[Sweep]]:
         curves = []
         for label, row in clean.items():
             base = row["metrics"].get(metric, {}).get("mean", math.nan)
-            points = [(0.0, base)] + [(s, conds[n].get(label, {}).get("metrics", {}).get(metric, {}).get("mean", math.nan))
-                                      for s, n in sorted(pts)]
+            points = [(0.0, base)] + [
+                (s, conds[n].get(label, {}).get("metrics", {}).get(metric, {}).get("mean", math.nan))
+                for s, n in sorted(pts)
+            ]
             curves.append(Sweep(sweep, label, points))
         out[sweep] = curves
     return out

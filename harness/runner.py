@@ -44,8 +44,13 @@ class Run:
     deterministic: bool = False  # --deterministic: recorded in the environment; not part of the run id
 
     def as_record(self) -> dict[str, Any]:
-        return {"id": self.id, "suite": self.suite, "label": self.label, "dataset_label": self.dataset_label,
-                "config": self.config}
+        return {
+            "id": self.id,
+            "suite": self.suite,
+            "label": self.label,
+            "dataset_label": self.dataset_label,
+            "config": self.config,
+        }
 
 
 def run_id(config: dict[str, Any]) -> str:
@@ -57,8 +62,13 @@ def run_id(config: dict[str, Any]) -> str:
 NOT_IN_ID = ("device", "threads")
 
 
-def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = None,
-           threads: int | None = None, limit: int | None = None) -> list[Run]:
+def expand(
+    suite: Suite,
+    seeds: list[int] | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    limit: int | None = None,
+) -> list[Run]:
     """The grid of runs, in dataset, model, seed order. ``limit`` (a smoke test on a seeded subset of each split)
     enters the config, hence the run id, only when set."""
     train = expand_train(suite, device, threads)
@@ -68,14 +78,28 @@ def expand(suite: Suite, seeds: list[int] | None = None, device: str | None = No
             if m.search is not None:  # searched models: trials, then the chosen config (mfm_bench.search_run)
                 continue
             for seed in seeds if seeds is not None else suite.seeds:
-                runs.append(make_run(suite.name, m.label, d.label, run_config(suite, d, m.name, m.label, m.params,
-                                                                                seed, train, limit),
-                                     list(getattr(suite, "trackers", []))))
+                runs.append(
+                    make_run(
+                        suite.name,
+                        m.label,
+                        d.label,
+                        run_config(suite, d, m.name, m.label, m.params, seed, train, limit),
+                        list(getattr(suite, "trackers", [])),
+                    )
+                )
     return runs
 
 
-def run_config(suite: Suite, d: Any, model: str, label: str, params: dict[str, Any], seed: int,
-               train: dict[str, Any], limit: int | None = None) -> dict[str, Any]:
+def run_config(
+    suite: Suite,
+    d: Any,
+    model: str,
+    label: str,
+    params: dict[str, Any],
+    seed: int,
+    train: dict[str, Any],
+    limit: int | None = None,
+) -> dict[str, Any]:
     """The config of one run: dataset ``d`` (a PluginRef), a model, a seed, resolved train options, and ``limit``
     (``--limit``) only when set."""
     config = {
@@ -83,16 +107,20 @@ def run_config(suite: Suite, d: Any, model: str, label: str, params: dict[str, A
         "model": {"name": model, "label": label, "params": params},
         "seed": seed,
         "train": train,
-        "evaluate": {"conditions": [c.name for c in suite.conditions], "probes": suite.probes,
-                     "bootstrap": getattr(suite, "bootstrap", 0)},
+        "evaluate": {
+            "conditions": [c.name for c in suite.conditions],
+            "probes": suite.probes,
+            "bootstrap": getattr(suite, "bootstrap", 0),
+        },
     }
     if limit:
         config["limit"] = limit
     return config
 
 
-def make_run(suite: str, label: str, dataset_label: str, config: dict[str, Any],
-             trackers: list[str] | None = None) -> Run:
+def make_run(
+    suite: str, label: str, dataset_label: str, config: dict[str, Any], trackers: list[str] | None = None
+) -> Run:
     """A run of ``config``; its id leaves out how fast it runs (:data:`NOT_IN_ID`) and search bookkeeping
     (``config["search"]``: a trial and a retrain of the same configuration and seed are one run)."""
     key = {k: v for k, v in config.items() if k != "search"}
@@ -100,8 +128,9 @@ def make_run(suite: str, label: str, dataset_label: str, config: dict[str, Any],
     return Run(run_id(key), suite, label, dataset_label, config, list(trackers or []))
 
 
-def environment(device: Any, packages: dict[str, str], settings: dict[str, Any] | None = None,
-                deterministic: bool = False) -> dict[str, Any]:
+def environment(
+    device: Any, packages: dict[str, str], settings: dict[str, Any] | None = None, deterministic: bool = False
+) -> dict[str, Any]:
     """Versions, git commit, device and the execution settings (threads, deterministic) of a run."""
     import numpy
     import torch
@@ -109,9 +138,15 @@ def environment(device: Any, packages: dict[str, str], settings: dict[str, Any] 
     from . import __version__
 
     env = {
-        "python": sys.version.split()[0], "platform": platform.platform(), "mfm_bench": __version__,
-        "torch": torch.__version__, "numpy": numpy.__version__, "device": str(device),
-        "plugins": packages, "git_commit": _git_commit(), **(settings or {}),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "mfm_bench": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "device": str(device),
+        "plugins": packages,
+        "git_commit": _git_commit(),
+        **(settings or {}),
     }
     if getattr(device, "type", "") == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
@@ -122,8 +157,9 @@ def environment(device: Any, packages: dict[str, str], settings: dict[str, Any] 
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True,
-                             timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -136,6 +172,7 @@ class _Terminated(BaseException):
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM inside the block raises KeyboardInterrupt, after the current run is marked interrupted."""
+
     def on_term(signum: int, frame: Any) -> None:
         raise _Terminated()
 
@@ -152,8 +189,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-def perform(run: Run, out: Path | None, datasets: dict[str, Any], progress: Callable[..., Any] | None,
-            on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> Any:
+def perform(
+    run: Run,
+    out: Path | None,
+    datasets: dict[str, Any],
+    progress: Callable[..., Any] | None,
+    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+) -> Any:
     """Train and evaluate one run, in whichever process an executor chose; never touches the result store.
 
     Writes ``config.json``, ``history.json``, ``model.pt`` and the model's own artifacts under
@@ -169,13 +211,19 @@ def perform(run: Run, out: Path | None, datasets: dict[str, Any], progress: Call
         return _perform_in(run, out / "runs" / run.id, datasets, progress, on_epoch)
     with tempfile.TemporaryDirectory(prefix="mfm-bench-run-") as tmp:
         outcome = _perform_in(run, Path(tmp), datasets, progress, on_epoch)
-        outcome.files = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in sorted(Path(tmp).rglob("*"))
-                         if p.is_file()}
+        outcome.files = {
+            p.relative_to(tmp).as_posix(): p.read_bytes() for p in sorted(Path(tmp).rglob("*")) if p.is_file()
+        }
     return outcome
 
 
-def _perform_in(run: Run, run_dir: Path, datasets: dict[str, Any], progress: Callable[..., Any] | None,
-                live_epochs: Callable[[int, dict[str, Any]], None] | None) -> Any:
+def _perform_in(
+    run: Run,
+    run_dir: Path,
+    datasets: dict[str, Any],
+    progress: Callable[..., Any] | None,
+    live_epochs: Callable[[int, dict[str, Any]], None] | None,
+) -> Any:
     from .executors import Outcome
     from .outdir import settings
     from .provenance import data_fingerprint, set_deterministic
@@ -184,8 +232,9 @@ def _perform_in(run: Run, run_dir: Path, datasets: dict[str, Any], progress: Cal
 
     cfg = run.config
     # first, so that a run killed mid-way still says what it was
-    atomic_write(run_dir / "config.json",
-                 json.dumps({"id": run.id, "suite": run.suite, **cfg}, indent=2, sort_keys=True))
+    atomic_write(
+        run_dir / "config.json", json.dumps({"id": run.id, "suite": run.suite, **cfg}, indent=2, sort_keys=True)
+    )
     env: dict[str, Any] = {}
     epochs: list[tuple[int, dict[str, Any]]] = []
 
@@ -219,8 +268,9 @@ def _perform_in(run: Run, run_dir: Path, datasets: dict[str, Any], progress: Cal
         return Outcome("failed", [], env, time.perf_counter() - t0, f"{type(e).__name__}: {e}\n{tb}", epochs=epochs)
 
 
-def _dataset(cfg: dict[str, Any], datasets: dict[str, Any], reg: Any,
-             log: Callable[[str], None] | None = None) -> tuple[Any, list[str]]:
+def _dataset(
+    cfg: dict[str, Any], datasets: dict[str, Any], reg: Any, log: Callable[[str], None] | None = None
+) -> tuple[Any, list[str]]:
     """The run's dataset and its warnings, built and checked once per suite run for each distinct dataset config
     (``datasets`` is the cache; a dataset that fails its checks fails again, without rebuilding). ``log``, when
     given, hears the warnings once, when the dataset is built (runs return them in their outcome instead)."""
@@ -246,8 +296,9 @@ def _dataset(cfg: dict[str, Any], datasets: dict[str, Any], reg: Any,
     return ds, warnings
 
 
-def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: Any,
-                        run_dir: Path) -> tuple[Any, Any, list[tuple]]:
+def _train_and_evaluate(
+    cfg: dict[str, Any], trainer: Any, dataset: Any, reg: Any, run_dir: Path
+) -> tuple[Any, Any, list[tuple]]:
     """Build the model, fit it, check it trained, evaluate it under every condition and check the metrics are
     finite: (model, fit result, metric rows)."""
     import torch
@@ -269,12 +320,28 @@ def _train_and_evaluate(cfg: dict[str, Any], trainer: Any, dataset: Any, reg: An
     atomic_write(run_dir / "history.json", json.dumps(result.history, indent=1))
     check_training(result, initial)
     t0 = time.perf_counter()
-    rows = evaluate(model, dataset, conditions, device=trainer.device, batch_size=trainer.cfg.eval_batch_size,
-                    seed=cfg["seed"], probes=cfg["evaluate"]["probes"], bootstrap=cfg["evaluate"].get("bootstrap", 0))
+    rows = evaluate(
+        model,
+        dataset,
+        conditions,
+        device=trainer.device,
+        batch_size=trainer.cfg.eval_batch_size,
+        seed=cfg["seed"],
+        probes=cfg["evaluate"]["probes"],
+        bootstrap=cfg["evaluate"].get("bootstrap", 0),
+    )
     rows += cost_rows(time.perf_counter() - t0, len(dataset.split("test")) * len(conditions), trainer.device)
     if cfg.get("search"):  # a searched model's runs: the validation metrics its selection uses
-        rows += evaluate(model, dataset, conditions[:1], device=trainer.device, batch_size=trainer.cfg.eval_batch_size,
-                         seed=cfg["seed"], split="valid", probes=False)
+        rows += evaluate(
+            model,
+            dataset,
+            conditions[:1],
+            device=trainer.device,
+            batch_size=trainer.cfg.eval_batch_size,
+            seed=cfg["seed"],
+            split="valid",
+            probes=False,
+        )
     rows += [
         ("train", "train", "params", float(result.params)),
         ("train", "train", "train_samples_per_sec", result.samples_per_sec),
@@ -311,11 +378,22 @@ def _save_outputs(run_dir: Path, model: Any) -> None:
     atomic_write(run_dir / "model.pt", buf.getvalue())
 
 
-def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bool = False,
-              seeds: list[int] | None = None, device: str | None = None, progress: bool = True,
-              log: Callable[[str], None] = print, threads: int | None = None, allow_mixed: bool = False,
-              execution: Any = None, shard: tuple[int, int] | None = None, deterministic: bool = False,
-              limit: int | None = None) -> dict[str, int]:
+def run_suite(
+    suite: Suite,
+    out: str | Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    seeds: list[int] | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    threads: int | None = None,
+    allow_mixed: bool = False,
+    execution: Any = None,
+    shard: tuple[int, int] | None = None,
+    deterministic: bool = False,
+    limit: int | None = None,
+) -> dict[str, int]:
     """Run every run of the grid not yet finished (with ``resume``); returns counts by status.
 
     ``execution`` (:class:`mfm_bench.executors.Execution`, default: the suite's ``executor:`` block) says where
@@ -357,16 +435,41 @@ def run_suite(suite: Suite, out: str | Path, resume: bool = False, overwrite: bo
         counts = {"finished": 0, "failed": 0, "skipped": len(runs) - len(todo)}
         try:
             with _sigterm_as_interrupt():
-                _execute(suite, execution, store, out, todo, counts, progress, log,
-                         dict(seeds=seeds, device=device, threads=threads, shard=shard, resume=resume,
-                              overwrite=overwrite, deterministic=deterministic))
+                _execute(
+                    suite,
+                    execution,
+                    store,
+                    out,
+                    todo,
+                    counts,
+                    progress,
+                    log,
+                    dict(
+                        seeds=seeds,
+                        device=device,
+                        threads=threads,
+                        shard=shard,
+                        resume=resume,
+                        overwrite=overwrite,
+                        deterministic=deterministic,
+                    ),
+                )
         finally:
             torch.set_num_threads(threads_before)  # --threads applies to this suite, not to the caller's process
     return counts
 
 
-def _execute(suite: Suite, execution: Any, store: ResultStore, out: Path, todo: list[Run], counts: dict[str, int],
-             progress: bool, log: Callable[[str], None], how: dict[str, Any]) -> None:
+def _execute(
+    suite: Suite,
+    execution: Any,
+    store: ResultStore,
+    out: Path,
+    todo: list[Run],
+    counts: dict[str, int],
+    progress: bool,
+    log: Callable[[str], None],
+    how: dict[str, Any],
+) -> None:
     """Hand ``todo`` (and the suite's searches) to the executor ``execution`` asks for, under one suite bar."""
     from .executors import drive, make_executor
     from .executors.dispatch import GridSource, SuiteBar
@@ -377,9 +480,16 @@ def _execute(suite: Suite, execution: Any, store: ResultStore, out: Path, todo: 
     if suite.searches:
         from .search_run import SearchSource
 
-        source = SearchSource(suite, store, todo, expand_args=(how["seeds"], how["device"], how["threads"]),
-                              shard=how["shard"], resume=how["resume"], overwrite=how["overwrite"],
-                              deterministic=how["deterministic"])
+        source = SearchSource(
+            suite,
+            store,
+            todo,
+            expand_args=(how["seeds"], how["device"], how["threads"]),
+            shard=how["shard"],
+            resume=how["resume"],
+            overwrite=how["overwrite"],
+            deterministic=how["deterministic"],
+        )
     bar = SuiteBar(suite.name, source_total(source), progress, log)
     try:
         executor = make_executor(execution, out, how["threads"] or 0, tqdm_or_none(progress))
@@ -403,9 +513,15 @@ def _search_configs(suite: Suite, device: str | None, threads: int | None) -> li
     import dataclasses
 
     train = expand_train(suite, device, threads)
-    return [{**run_config(suite, d, m.name, m.label, m.params, 0, train),
-             "search": json.loads(json.dumps(dataclasses.asdict(m.search), default=str))}
-            for d in suite.datasets for m in suite.models if m.search is not None]
+    return [
+        {
+            **run_config(suite, d, m.name, m.label, m.params, 0, train),
+            "search": json.loads(json.dumps(dataclasses.asdict(m.search), default=str)),
+        }
+        for d in suite.datasets
+        for m in suite.models
+        if m.search is not None
+    ]
 
 
 def source_total(source: Any) -> int:
@@ -453,8 +569,9 @@ def select_shard(runs: list[Run], shard: tuple[int, int] | None) -> list[Run]:
     return [r for i, r in enumerate(runs) if i % n == k - 1]
 
 
-def _todo(runs: list[Run], store: ResultStore, out: Path, resume: bool, overwrite: bool,
-          log: Callable[[str], None]) -> list[Run]:
+def _todo(
+    runs: list[Run], store: ResultStore, out: Path, resume: bool, overwrite: bool, log: Callable[[str], None]
+) -> list[Run]:
     """The runs to execute: all with ``overwrite``, the unfinished ones with ``resume``; else finished runs stop us."""
     done = {r.id for r in runs if store.status(r.id) == "finished"}
     if done and not (resume or overwrite):

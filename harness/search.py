@@ -93,8 +93,9 @@ def parse_search(raw: Any, ref: Any, reg: Any, train: dict[str, Any]) -> SearchS
     hib = {"maximize": True, "minimize": False}.get(raw.get("direction"), None)
     hib = higher_is_better(metric) if hib is None else hib
     if hib is None:
-        raise SearchError(f"metric {metric!r} declares no direction", "direction",
-                          "add direction: maximize or minimize")
+        raise SearchError(
+            f"metric {metric!r} declares no direction", "direction", "add direction: maximize or minimize"
+        )
     if not isinstance(raw.get("params"), dict) or not raw["params"]:
         raise SearchError("give at least one parameter range", "params", "e.g. {hidden: {low: 8, high: 64}}")
     params = [_param(name, spec) for name, spec in raw["params"].items()]
@@ -105,8 +106,16 @@ def parse_search(raw: Any, ref: Any, reg: Any, train: dict[str, Any]) -> SearchS
                 apply({p.name: value}, model, train, reg)
             except ConfigError as e:
                 raise SearchError(f"{e.message} (trying {value!r})", f"params.{p.name}", e.hint) from None
-    return SearchSpec(params, n, raw.get("sampler", "tpe"), metric, hib, raw.get("selection", "validation"),
-                      int(raw.get("seed", 0)), model)
+    return SearchSpec(
+        params,
+        n,
+        raw.get("sampler", "tpe"),
+        metric,
+        hib,
+        raw.get("selection", "validation"),
+        int(raw.get("seed", 0)),
+        model,
+    )
 
 
 def _check_choice(raw: dict[str, Any], key: str, allowed: tuple[str, ...], default: str) -> None:
@@ -120,8 +129,11 @@ def _param(name: str, spec: Any) -> Param:
     ok = isinstance(spec, dict) and {"low", "high"} <= set(spec) <= {"low", "high", "log"}
     nums = ok and all(isinstance(spec[k], (int, float)) and not isinstance(spec[k], bool) for k in ("low", "high"))
     if not nums or spec["low"] >= spec["high"] or (spec.get("log") and spec["low"] <= 0):
-        raise SearchError(f"expected {{low: NUMBER, high: NUMBER, log: BOOL}} with low < high (low > 0 with log) "
-                          f"or {{choices: [...]}}, got {spec!r}", f"params.{name}")
+        raise SearchError(
+            f"expected {{low: NUMBER, high: NUMBER, log: BOOL}} with low < high (low > 0 with log) "
+            f"or {{choices: [...]}}, got {spec!r}",
+            f"params.{name}",
+        )
     return Param(name, spec["low"], spec["high"], bool(spec.get("log", False)))
 
 
@@ -133,7 +145,7 @@ def apply(values: dict[str, Any], model: dict[str, Any], train: dict[str, Any], 
     params, train = dict(model["params"]), dict(train)
     for k, v in values.items():
         if k.startswith("train."):
-            train[k[len("train."):]] = v
+            train[k[len("train.") :]] = v
         else:
             params[k] = v
     resolved = reg.resolve("model", model["name"], params, where="params")

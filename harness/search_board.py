@@ -13,8 +13,10 @@ from typing import Any
 
 from .render import Table
 
-ORACLE_WARNING = ("WARNING: test-oracle selection (the original MFM protocol): each metric is its best test value "
-                  "over all trials, chosen on test; optimistic, not comparable with validation-selected rows")
+ORACLE_WARNING = (
+    "WARNING: test-oracle selection (the original MFM protocol): each metric is its best test value "
+    "over all trials, chosen on test; optimistic, not comparable with validation-selected rows"
+)
 
 
 def hidden_runs(runs: list[dict[str, Any]], searches: list[dict[str, Any]]) -> set[str]:
@@ -38,8 +40,11 @@ def oracle_rows(store: Any, searches: list[dict[str, Any]], table: dict[str, Any
             if old is None or (hib is True and m["value"] > old[0]) or (hib is False and m["value"] < old[0]):
                 best[key] = (m["value"], hib)
         for (cond, metric), (value, hib) in best.items():
-            row = table.setdefault(s["dataset"], {}).setdefault(cond, {}).setdefault(
-                f"{s['label']} (test-oracle)", {"seeds": s["complete"], "metrics": {}})
+            row = (
+                table.setdefault(s["dataset"], {})
+                .setdefault(cond, {})
+                .setdefault(f"{s['label']} (test-oracle)", {"seeds": s["complete"], "metrics": {}})
+            )
             row["metrics"][metric] = {"mean": value, "std": 0.0, "n": 1, "higher_is_better": hib}
 
 
@@ -52,11 +57,23 @@ def search_table(searches: list[dict[str, Any]], dataset: str) -> Table | None:
         direction = "↑" if s["higher_is_better"] else "↓"
         chosen = json.dumps(s.get("chosen"), sort_keys=True) if s.get("chosen") else "-"
         value = f"{s['chosen_value']:.4f}" if s.get("chosen_value") is not None else "-"
-        rows.append([s["label"], s["selection"], f"{s['metric']} {direction} ({s['split']})", s["trials"],
-                     s["complete"], chosen, value])
+        rows.append(
+            [
+                s["label"],
+                s["selection"],
+                f"{s['metric']} {direction} ({s['split']})",
+                s["trials"],
+                s["complete"],
+                chosen,
+                value,
+            ]
+        )
         if s["selection"] == "test-oracle":
             rows.append([f"⚠ {s['label']} (test-oracle)", ORACLE_WARNING, "", "", "", "", ""])
     if not rows:
         return None
-    return Table("hyperparameter search: the chosen configuration of each searched model",
-                 ["model", "selection", "metric", "trials", "complete", "chosen", "valid value"], rows)
+    return Table(
+        "hyperparameter search: the chosen configuration of each searched model",
+        ["model", "selection", "metric", "trials", "complete", "chosen", "valid value"],
+        rows,
+    )

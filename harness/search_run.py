@@ -28,8 +28,17 @@ def _sampler(spec: SearchSpec, resumed: int) -> Any:
 class _Study:
     """One model's search on one dataset."""
 
-    def __init__(self, spec: SearchSpec, d: Any, suite: Any, seeds: list[int], train: dict[str, Any],
-                 store: Any, resume: bool, overwrite: bool) -> None:
+    def __init__(
+        self,
+        spec: SearchSpec,
+        d: Any,
+        suite: Any,
+        seeds: list[int],
+        train: dict[str, Any],
+        store: Any,
+        resume: bool,
+        overwrite: bool,
+    ) -> None:
         import optuna
 
         from .registry import get_registry
@@ -44,18 +53,24 @@ class _Study:
         self.finals: list[Any] | None = None
         self.trial_ids: list[str] = []
         done = [] if overwrite else self._finished_trials(resume)
-        self.study = optuna.create_study(direction="maximize" if spec.higher_is_better else "minimize",
-                                         sampler=_sampler(spec, len(done)))
+        self.study = optuna.create_study(
+            direction="maximize" if spec.higher_is_better else "minimize", sampler=_sampler(spec, len(done))
+        )
         self._load(done)
 
     def _finished_trials(self, resume: bool) -> list[dict[str, Any]]:
-        done = [r for r in self.store.runs("finished")
-                if (r["config"].get("search") or {}).get("role") == "trial"
-                and {k: r["config"]["search"].get(k) for k in self.key} == self.key]
+        done = [
+            r
+            for r in self.store.runs("finished")
+            if (r["config"].get("search") or {}).get("role") == "trial"
+            and {k: r["config"]["search"].get(k) for k in self.key} == self.key
+        ]
         if done and not resume:
-            raise OutputExistsError(f"{self.store.folder} already holds {len(done)} finished trial(s) of the search of "
-                                    f"{self.key['label']!r}; pass --resume to run only the rest, --overwrite to run "
-                                    "them again, or choose another --out")
+            raise OutputExistsError(
+                f"{self.store.folder} already holds {len(done)} finished trial(s) of the search of "
+                f"{self.key['label']!r}; pass --resume to run only the rest, --overwrite to run "
+                "them again, or choose another --out"
+            )
         return done[: self.spec.n_trials]
 
     def _load(self, done: list[dict[str, Any]]) -> None:
@@ -64,9 +79,14 @@ class _Study:
 
         for r in done:
             value = _value(self.store.metrics(r["id"]), self.spec.metric)
-            self.study.add_trial(optuna.trial.create_trial(
-                params=r["config"]["search"]["values"], distributions=self.dists, value=value,
-                state=optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL))
+            self.study.add_trial(
+                optuna.trial.create_trial(
+                    params=r["config"]["search"]["values"],
+                    distributions=self.dists,
+                    value=value,
+                    state=optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL,
+                )
+            )
             self.values[r["id"]] = value
             self.trial_ids.append(r["id"])
 
@@ -119,9 +139,16 @@ class _Study:
         import optuna
 
         complete = [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        record = {"selection": self.spec.selection, "metric": self.spec.metric, "split": "valid",
-                  "higher_is_better": self.spec.higher_is_better, "trials": len(self.study.trials),
-                  "complete": len(complete), "trial_ids": self.trial_ids, "final_ids": []}
+        record = {
+            "selection": self.spec.selection,
+            "metric": self.spec.metric,
+            "split": "valid",
+            "higher_is_better": self.spec.higher_is_better,
+            "trials": len(self.study.trials),
+            "complete": len(complete),
+            "trial_ids": self.trial_ids,
+            "final_ids": [],
+        }
         self.finals = []
         if complete and self.spec.selection == "validation":
             best = self.study.best_trial
@@ -134,20 +161,38 @@ class _Study:
 
 
 def _value(metrics: list[dict[str, Any]], metric: str) -> float | None:
-    return next((m["value"] for m in metrics if m["split"] == "valid" and m["metric"] == metric
-                 and m["condition"] in ("clean", "train")), None)
+    return next(
+        (
+            m["value"]
+            for m in metrics
+            if m["split"] == "valid" and m["metric"] == metric and m["condition"] in ("clean", "train")
+        ),
+        None,
+    )
 
 
 class SearchSource:
     """The suite's plain runs, then every search's trials and final runs."""
 
-    def __init__(self, suite: Any, store: Any, grid: list[Any], expand_args: tuple, shard: Any, resume: bool,
-                 overwrite: bool, deterministic: bool = False) -> None:
+    def __init__(
+        self,
+        suite: Any,
+        store: Any,
+        grid: list[Any],
+        expand_args: tuple,
+        shard: Any,
+        resume: bool,
+        overwrite: bool,
+        deterministic: bool = False,
+    ) -> None:
         seeds, device, threads = expand_args
         self.deterministic = deterministic
         seeds = seeds if seeds is not None else suite.seeds
-        train = dict(suite.train, **({"device": device} if device else {}),
-                     **({"threads": threads} if threads is not None else {}))
+        train = dict(
+            suite.train,
+            **({"device": device} if device else {}),
+            **({"threads": threads} if threads is not None else {}),
+        )
         pairs = [(m, d) for d in suite.datasets for m in suite.models if m.search is not None]
         if shard is not None:  # a whole search goes to one shard: its trials depend on each other
             pairs = [p for i, p in enumerate(pairs) if i % shard[1] == shard[0] - 1]

@@ -13,7 +13,8 @@ single seed, and paired comparisons across seeds against a reference model.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -38,8 +39,13 @@ def seed_ci(values: list[float], level: float = LEVEL) -> tuple[float, float] | 
     return float(lo), float(hi)
 
 
-def bootstrap_ci(metrics: Callable[[np.ndarray], dict[str, float]], n: int, resamples: int = 1000,
-                 seed: int = 0, level: float = LEVEL) -> dict[str, tuple[float, float]]:
+def bootstrap_ci(
+    metrics: Callable[[np.ndarray], dict[str, float]],
+    n: int,
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = LEVEL,
+) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals of every metric: ``metrics(idx)`` scores the samples ``idx`` (drawn with
     replacement from ``range(n)``). Metrics undefined on a resample (NaN) are left out of that metric's draws."""
     rng = np.random.default_rng(seed)
@@ -49,8 +55,11 @@ def bootstrap_ci(metrics: Callable[[np.ndarray], dict[str, float]], n: int, resa
             if v is not None and not math.isnan(v):
                 draws.setdefault(k, []).append(float(v))
     q = (100 * (1 - level) / 2, 100 * (1 + level) / 2)
-    return {k: (float(np.percentile(v, q[0])), float(np.percentile(v, q[1])))
-            for k, v in draws.items() if len(v) >= max(10, resamples // 2)}
+    return {
+        k: (float(np.percentile(v, q[0])), float(np.percentile(v, q[1])))
+        for k, v in draws.items()
+        if len(v) >= max(10, resamples // 2)
+    }
 
 
 def paired(model: dict[int, float], reference: dict[int, float]) -> dict[str, Any]:
@@ -58,8 +67,7 @@ def paired(model: dict[int, float], reference: dict[int, float]) -> dict[str, An
     ``noise`` (True when the difference is not distinguishable from noise at the 5% level)."""
     from scipy import stats
 
-    shared = sorted(s for s in model if s in reference
-                    and not math.isnan(model[s]) and not math.isnan(reference[s]))
+    shared = sorted(s for s in model if s in reference and not math.isnan(model[s]) and not math.isnan(reference[s]))
     a = np.asarray([model[s] for s in shared], dtype=np.float64)
     b = np.asarray([reference[s] for s in shared], dtype=np.float64)
     diff = float((a - b).mean()) if shared else float("nan")

@@ -46,8 +46,12 @@ _MODEL_REF = {
         {"type": "string"},
         {
             "type": "object",
-            "properties": {"name": {"type": "string"}, "label": {"type": "string"}, "params": {"type": "object"},
-                           "search": {"type": "object"}},
+            "properties": {
+                "name": {"type": "string"},
+                "label": {"type": "string"},
+                "params": {"type": "object"},
+                "search": {"type": "object"},
+            },
             "required": ["name"],
             "additionalProperties": False,
         },
@@ -78,8 +82,11 @@ SCHEMA: dict[str, Any] = {
         "train": {"type": "object"},
         "evaluate": {
             "type": "object",
-            "properties": {"conditions": {"type": "array"}, "probes": {"type": "boolean"},
-                           "bootstrap": {"type": "integer", "minimum": 0}},
+            "properties": {
+                "conditions": {"type": "array"},
+                "probes": {"type": "boolean"},
+                "bootstrap": {"type": "integer", "minimum": 0},
+            },
             "additionalProperties": False,
         },
         "report": {
@@ -97,6 +104,7 @@ SCHEMA: dict[str, Any] = {
     "required": ["name", "datasets", "models"],
     "additionalProperties": False,
 }
+
 
 class SuiteError(MfmBenchError, ValueError):
     """A suite that does not validate. ``str()`` reads ``FILE:LINE: FIELD: problem (fix)``."""
@@ -230,14 +238,27 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
     report = raw.get("report") or {}
     reference = report.get("reference")
     if reference is not None and reference not in [m.label for m in models]:
-        raise at.error(["report", "reference"], f"no model is labelled {reference!r}",
-                       did_you_mean(reference, [m.label for m in models]))
+        raise at.error(
+            ["report", "reference"],
+            f"no model is labelled {reference!r}",
+            did_you_mean(reference, [m.label for m in models]),
+        )
     _searches(raw, models, reg, train, at)
     return Suite(
-        name=raw["name"], path=path, datasets=datasets, models=models, seeds=list(raw.get("seeds", [0])),
-        train=train, conditions=conditions, probes=bool(evaluate.get("probes", True)),
-        formats=list(report.get("formats", DEFAULT_FORMATS)), bootstrap=int(evaluate.get("bootstrap", 1000)),
-        reference=reference, fetch=fetch, description=raw.get("description", ""), trackers=_trackers(raw, at),
+        name=raw["name"],
+        path=path,
+        datasets=datasets,
+        models=models,
+        seeds=list(raw.get("seeds", [0])),
+        train=train,
+        conditions=conditions,
+        probes=bool(evaluate.get("probes", True)),
+        formats=list(report.get("formats", DEFAULT_FORMATS)),
+        bootstrap=int(evaluate.get("bootstrap", 1000)),
+        reference=reference,
+        fetch=fetch,
+        description=raw.get("description", ""),
+        trackers=_trackers(raw, at),
         executor=_executor(raw),
     )
 
@@ -290,8 +311,9 @@ def _check_schema(raw: dict[str, Any], at: _Locator) -> None:
         if err.validator == "required":
             raise at.error(where, err.message, "see docs/suites.md for the suite format")
         if err.validator == "oneOf":
-            raise at.error(where, "expected a plugin name or {name: ..., params: {...}, label: ...}, "
-                                  f"got {err.instance!r}")
+            raise at.error(
+                where, f"expected a plugin name or {{name: ..., params: {{...}}, label: ...}}, got {err.instance!r}"
+            )
         raise at.error(where, err.message)
 
 
@@ -324,14 +346,20 @@ def _label(refs: list[PluginRef], key: str, kind: str, at: _Locator) -> None:
     for i, m in enumerate(refs):
         if not m.label:
             if names.count(m.name) > 1:
-                raise at.error(f"{key}[{i}]", f"{kind} {m.name!r} appears {names.count(m.name)} times",
-                               "give each a distinct label: {name: ..., label: ..., params: ...}")
+                raise at.error(
+                    f"{key}[{i}]",
+                    f"{kind} {m.name!r} appears {names.count(m.name)} times",
+                    "give each a distinct label: {name: ..., label: ..., params: ...}",
+                )
             m.label = m.name
     labels = [m.label for m in refs]
     for i, m in enumerate(refs):
         if labels.count(m.label) > 1:
-            raise at.error(f"{key}[{i}].label", f"label {m.label!r} is used twice",
-                           f"labels name leaderboard {'rows' if kind == 'model' else 'sections'}; make them distinct")
+            raise at.error(
+                f"{key}[{i}].label",
+                f"label {m.label!r} is used twice",
+                f"labels name leaderboard {'rows' if kind == 'model' else 'sections'}; make them distinct",
+            )
 
 
 def _train(raw: dict[str, Any], at: _Locator) -> dict[str, Any]:
@@ -349,8 +377,12 @@ def _trackers(raw: dict[str, Any], at: _Locator) -> list[str]:
     names = list(raw.get("trackers") or [])
     for i, name in enumerate(names):
         if name not in BUILTIN_TRACKERS:
-            raise at.error(f"trackers[{i}]", f"unknown tracker {name!r}", did_you_mean(name, BUILTIN_TRACKERS)
-                           + "; a third-party tracker implements the on_run_* hooks and needs no entry here")
+            raise at.error(
+                f"trackers[{i}]",
+                f"unknown tracker {name!r}",
+                did_you_mean(name, BUILTIN_TRACKERS)
+                + "; a third-party tracker implements the on_run_* hooks and needs no entry here",
+            )
     return names
 
 
@@ -379,11 +411,17 @@ def _resolve_files(datasets: list[PluginRef], suite_path: Path, reg: Any, at: _L
             except checks.PathError as e:
                 raise at.error(f"datasets[{i}].params.{key}", str(e)) from None
             if must_exist and not p.exists():
-                raise at.error(f"datasets[{i}].params.{key}", f"{value!r} does not exist ({p})",
-                               "point it at the data, or set `fetch: true` to download it (mfm-bench fetch)")
+                raise at.error(
+                    f"datasets[{i}].params.{key}",
+                    f"{value!r} does not exist ({p})",
+                    "point it at the data, or set `fetch: true` to download it (mfm-bench fetch)",
+                )
             if p.is_file() and _wants_folder(reg, d, key, p):
-                raise at.error(f"datasets[{i}].params.{key}", f"{value!r} is a file; it must be the folder that "
-                               "holds the dataset's files", "see `mfm-bench datasets` for the folders and files")
+                raise at.error(
+                    f"datasets[{i}].params.{key}",
+                    f"{value!r} is a file; it must be the folder that holds the dataset's files",
+                    "see `mfm-bench datasets` for the folders and files",
+                )
             d.params[key] = str(p)
 
 
@@ -397,8 +435,9 @@ def _wants_folder(reg: Any, d: PluginRef, key: str, p: Path) -> bool:
         decl = declare(reg.config_of("dataset", d.name, {**d.params, key: str(p)}))
     except Exception:  # noqa: BLE001 - params that do not build a declaration are reported by the later checks
         return True
-    return not any((Path(f.folder).expanduser() / df.name).resolve() == p.resolve()
-                   for f in decl.formats for df in f.files)
+    return not any(
+        (Path(f.folder).expanduser() / df.name).resolve() == p.resolve() for f in decl.formats for df in f.files
+    )
 
 
 def _check_formats(datasets: list[PluginRef], reg: Any, at: _Locator) -> None:
@@ -416,5 +455,6 @@ def _check_formats(datasets: list[PluginRef], reg: Any, at: _Locator) -> None:
         for where, p in files:
             problem = format_problem(p) if p.is_file() else None
             if problem:
-                raise at.error(where, f"{p} {problem}",
-                               f"replace it (mfm-bench fetch {d.name}) or point params.path elsewhere")
+                raise at.error(
+                    where, f"{p} {problem}", f"replace it (mfm-bench fetch {d.name}) or point params.path elsewhere"
+                )

@@ -54,10 +54,11 @@ def check_seeds(seeds: list[int], at: Any, field: str = "seeds") -> None:
         if not isinstance(s, int):
             raise at.error(f"{field}[{i}]", f"seeds are integers, got {s!r}", "write it without a dot or exponent")
         if not 0 <= s <= MAX_SEED:
-            raise at.error(f"{field}[{i}]", f"seed {s} is out of range", f"seeds are integers from 0 to 2**63-1")
+            raise at.error(f"{field}[{i}]", f"seed {s} is out of range", "seeds are integers from 0 to 2**63-1")
         if s in seeds[:i]:
-            raise at.error(f"{field}[{i}]", f"seed {s} is listed twice (it would train the same run again)",
-                           "list each seed once")
+            raise at.error(
+                f"{field}[{i}]", f"seed {s} is listed twice (it would train the same run again)", "list each seed once"
+            )
 
 
 def cuda_count() -> int:
@@ -106,8 +107,11 @@ def check_dataset_labels(datasets: list[Any], at: Any) -> None:
     seen: dict[str, int] = {}
     for i, d in enumerate(datasets):
         if d.label in seen:
-            raise at.error(f"datasets[{i}]", f"dataset label {d.label!r} is used twice (also datasets[{seen[d.label]}])",
-                           "give each a distinct label: {name: ..., label: ..., params: ...}, or drop the repeat")
+            raise at.error(
+                f"datasets[{i}]",
+                f"dataset label {d.label!r} is used twice (also datasets[{seen[d.label]}])",
+                "give each a distinct label: {name: ..., label: ..., params: ...}, or drop the repeat",
+            )
         seen[d.label] = i
 
 
@@ -134,5 +138,8 @@ def check_conditions(items: list[tuple[int, Any]], datasets: list[Any], reg: Any
         for i, c in items:
             unknown = [m for m in c.modalities if m not in names]
             if unknown:
-                raise at.error(f"evaluate.conditions[{i}]", f"condition {c.name!r}: dataset {d.label!r} has no "
-                               f"modality {unknown[0]!r}", did_you_mean(unknown[0], names))
+                raise at.error(
+                    f"evaluate.conditions[{i}]",
+                    f"condition {c.name!r}: dataset {d.label!r} has no modality {unknown[0]!r}",
+                    did_you_mean(unknown[0], names),
+                )

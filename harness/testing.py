@@ -15,9 +15,10 @@ the process-wide registry and always unregisters it::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 from . import hookimpl
 from .config import option

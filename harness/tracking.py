@@ -25,8 +25,12 @@ def call(hook: str, **kwargs: Any) -> None:
         try:
             impl.function(**{k: kwargs[k] for k in impl.argnames})
         except Exception as e:  # noqa: BLE001 - a tracker must never fail a run
-            warnings.warn(f"tracker {impl.plugin_name!r} failed in {hook}: {type(e).__name__}: {e}; the run goes on "
-                          "(its results are in the store)", TrackerWarning, stacklevel=2)
+            warnings.warn(
+                f"tracker {impl.plugin_name!r} failed in {hook}: {type(e).__name__}: {e}; the run goes on "
+                "(its results are in the store)",
+                TrackerWarning,
+                stacklevel=2,
+            )
 
 
 def flat_metrics(rows: list[tuple[str, str, str, float]]) -> dict[str, float]:

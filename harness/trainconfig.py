@@ -20,14 +20,22 @@ class TrainConfig:
     lr: float = option(1e-3, "Adam learning rate")
     weight_decay: float = option(0.0, "Adam weight decay")
     early_stop: int = option(8, "stop after this many epochs without a better validation loss (0: never); 8 is MMSA's")
-    select_on: Literal["auto", "label", "total"] = option("auto", "validation loss that picks the checkpoint (and drives early stopping and the plateau schedule): label, total (every loss term summed, as the original MFM with surrogates) or auto (the model's select_on attribute, else label)")
-    scheduler: Literal["none", "plateau"] = option("none", "learning-rate schedule; plateau = ReduceLROnPlateau on the validation loss")
+    select_on: Literal["auto", "label", "total"] = option(
+        "auto",
+        "validation loss that picks the checkpoint (and drives early stopping and the plateau schedule): label, total (every loss term summed, as the original MFM with surrogates) or auto (the model's select_on attribute, else label)",
+    )
+    scheduler: Literal["none", "plateau"] = option(
+        "none", "learning-rate schedule; plateau = ReduceLROnPlateau on the validation loss"
+    )
     plateau_factor: float = option(0.5, "ReduceLROnPlateau factor")
     plateau_patience: int = option(3, "ReduceLROnPlateau patience in epochs")
     grad_clip: float = option(0.0, "clip the gradient norm to this value (0: no clipping)")
     device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
-    threads: int = option(0, "CPU threads for torch's intra-op work; 0 (auto): $OMP_NUM_THREADS when set, else 1 for "
-                             "models under 5M parameters, else the cores this process may use (docs/performance.md)")
+    threads: int = option(
+        0,
+        "CPU threads for torch's intra-op work; 0 (auto): $OMP_NUM_THREADS when set, else 1 for "
+        "models under 5M parameters, else the cores this process may use (docs/performance.md)",
+    )
     amp: bool = option(True, "bf16 autocast on CUDA (ignored on CPU)")
     compile: bool = option(False, "torch.compile the model first")
     eval_batch_size: int = option(EVAL_BATCH_SIZE, "batch size for validation and test")

@@ -10,8 +10,9 @@ import copy
 import math
 import random
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,17 +77,24 @@ def auto_threads(model: nn.Module) -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def iterate(split: Any, batch_size: int, device: torch.device, shuffle: bool = False,
-            generator: torch.Generator | None = None) -> Iterator[Batch]:
+def iterate(
+    split: Any, batch_size: int, device: torch.device, shuffle: bool = False, generator: torch.Generator | None = None
+) -> Iterator[Batch]:
     """Batches of ``split`` on ``device``. A :class:`TensorSplit` (already on the device) is sliced directly."""
     n = len(split)
     if isinstance(split, TensorSplit):
         order = torch.randperm(n, generator=generator) if shuffle else None
         for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size].to(split.target.device) if order is not None else slice(start, start + batch_size)
+            idx = (
+                order[start : start + batch_size].to(split.target.device)
+                if order is not None
+                else slice(start, start + batch_size)
+            )
             yield split.batch(idx).to(device, non_blocking=True)
         return
-    loader = torch.utils.data.DataLoader(split, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator)
+    loader = torch.utils.data.DataLoader(
+        split, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator
+    )
     for batch in loader:
         yield batch.to(device, non_blocking=True)
 
@@ -165,8 +173,12 @@ class Trainer:
     Inside an epoch nothing waits for the host: loss sums and non-finite flags stay on the device
     (:class:`LossSums`) and are read once per epoch."""
 
-    def __init__(self, cfg: TrainConfig | None = None, progress: Callable[..., Any] | None = None,
-                 on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig | None = None,
+        progress: Callable[..., Any] | None = None,
+        on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+    ) -> None:
         self.cfg = cfg or TrainConfig()
         self.device = resolve_device(self.cfg.device)
         self.progress = progress  # a tqdm-like factory, or None for no bar
@@ -199,10 +211,13 @@ class Trainer:
             bar.close()
         model.load_state_dict(state.best[2])
         return TrainResult(
-            best_epoch=state.best[1], best_valid_loss=float(state.best[0]), epochs_run=epoch,
+            best_epoch=state.best[1],
+            best_valid_loss=float(state.best[0]),
+            epochs_run=epoch,
             seconds=time.perf_counter() - start,
             samples_per_sec=state.seen / state.train_time if state.train_time > 0 else 0.0,
-            params=count_params(model), history=state.history,
+            params=count_params(model),
+            history=state.history,
         )
 
     def _start(self, model: nn.Module, seed: int) -> FitState:
@@ -213,11 +228,21 @@ class Trainer:
         model.to(self.device)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-        sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.plateau_factor, patience=cfg.plateau_patience)
-                 if cfg.scheduler == "plateau" else None)
+        sched = (
+            torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+            if cfg.scheduler == "plateau"
+            else None
+        )
         step_model = torch.compile(model) if cfg.compile else model
-        return FitState(model, step_model, params, opt, sched, torch.Generator().manual_seed(seed),
-                        best=(math.inf, 0, copy.deepcopy(model.state_dict())))
+        return FitState(
+            model,
+            step_model,
+            params,
+            opt,
+            sched,
+            torch.Generator().manual_seed(seed),
+            best=(math.inf, 0, copy.deepcopy(model.state_dict())),
+        )
 
     def _train_epoch(self, state: FitState, train: Any) -> LossSums:
         """One pass over ``train``; returns the device-side loss sums (not yet checked)."""
@@ -254,8 +279,12 @@ class Trainer:
         """Validation, the history row, the schedule and the best weights; returns (row, validation loss)."""
         valid_losses = self.evaluate_losses(state.step_model, valid)
         vloss = self.selection_loss(state.model, valid_losses)
-        row = {"epoch": epoch, **{f"train_{k}": v for k, v in sums.means().items()},
-               **{f"valid_{k}": v for k, v in valid_losses.items()}, "lr": state.opt.param_groups[0]["lr"]}
+        row = {
+            "epoch": epoch,
+            **{f"train_{k}": v for k, v in sums.means().items()},
+            **{f"valid_{k}": v for k, v in valid_losses.items()},
+            "lr": state.opt.param_groups[0]["lr"],
+        }
         state.history.append(row)
         if state.sched is not None:
             state.sched.step(vloss)
@@ -289,8 +318,14 @@ class Predictions:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, split: Any, transform: Callable[[Batch], Batch] | None = None,
-            device: torch.device | str = "cpu", batch_size: int = EVAL_BATCH_SIZE, amp: bool = True) -> Predictions:
+def predict(
+    model: nn.Module,
+    split: Any,
+    transform: Callable[[Batch], Batch] | None = None,
+    device: torch.device | str = "cpu",
+    batch_size: int = EVAL_BATCH_SIZE,
+    amp: bool = True,
+) -> Predictions:
     """Run ``model`` over ``split`` (each batch passed through ``transform`` first, e.g. a test condition) and
     gather predictions, targets, codes (``extras["codes"]``), true factors and extra metric means
     (``extras["metric_sums"]``), all on the CPU."""
@@ -300,7 +335,11 @@ def predict(model: nn.Module, split: Any, transform: Callable[[Batch], Batch] | 
     codes: dict[str, list[torch.Tensor]] = {}
     factors: dict[str, list[torch.Tensor]] = {}
     msums: dict[str, list[float]] = {}
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if (amp and device.type == "cuda") else torch.autocast("cpu", enabled=False)
+    ctx = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if (amp and device.type == "cuda")
+        else torch.autocast("cpu", enabled=False)
+    )
     for batch in iterate(split, batch_size, device):
         if transform is not None:
             batch = transform(batch)
@@ -318,7 +357,10 @@ def predict(model: nn.Module, split: Any, transform: Callable[[Batch], Batch] | 
             acc[0] += float(s)
             acc[1] += float(c)
     return Predictions(
-        torch.cat(preds), torch.cat(targets), ids,
-        {k: torch.cat(v) for k, v in codes.items()}, {k: torch.cat(v) for k, v in factors.items()},
+        torch.cat(preds),
+        torch.cat(targets),
+        ids,
+        {k: torch.cat(v) for k, v in codes.items()},
+        {k: torch.cat(v) for k, v in factors.items()},
         {k: s / c for k, (s, c) in msums.items() if c > 0},
     )

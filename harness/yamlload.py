@@ -44,8 +44,10 @@ class SuiteLoader(yaml.SafeLoader):
             line = key_node.start_mark.line + 1
             try:
                 if key in seen:
-                    raise YamlError(line, f"key {_short(key)} appears twice in one mapping (first on line "
-                                          f"{seen[key]}); keep one of them")
+                    raise YamlError(
+                        line,
+                        f"key {_short(key)} appears twice in one mapping (first on line {seen[key]}); keep one of them",
+                    )
                 seen[key] = line
             except TypeError:  # an unhashable key: SafeConstructor reports it
                 continue
@@ -94,9 +96,11 @@ def load_yaml(text: str) -> tuple[yaml.Node | None, Any]:
         if node is None:
             return None, None
         if expanded_size(node) > MAX_NODES:
-            raise YamlError(node.start_mark.line + 1,
-                            f"the document expands to more than {MAX_NODES} values through its anchors and aliases; "
-                            "a suite needs a few dozen: write the values out or use fewer nested aliases")
+            raise YamlError(
+                node.start_mark.line + 1,
+                f"the document expands to more than {MAX_NODES} values through its anchors and aliases; "
+                "a suite needs a few dozen: write the values out or use fewer nested aliases",
+            )
         return node, loader.construct_document(node)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -118,6 +122,7 @@ def read_text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise YamlError(line, f"is not UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); "
-                              "save the file as UTF-8") from None
+        line = data[: e.start].count(b"\n") + 1
+        raise YamlError(
+            line, f"is not UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); save the file as UTF-8"
+        ) from None

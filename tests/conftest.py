@@ -28,6 +28,7 @@ def dummy():
 @pytest.fixture
 def write_suite(tmp_path):
     """write_suite(text) -> path of a suite file in a temporary folder."""
+
     def write(text: str, name: str = "suite.yaml") -> Path:
         p = tmp_path / name
         p.write_text(text)

@@ -68,9 +68,18 @@ class CompSeq(Mapping):
     ``(len(keys) + 1,)`` int64.
     """
 
-    def __init__(self, name: str, keys: list[str], offsets: np.ndarray, intervals: np.ndarray,
-                 features: np.ndarray, metadata: dict[str, Any] | None = None, *, source: str | None = None,
-                 videos: list[str] | None = None):
+    def __init__(
+        self,
+        name: str,
+        keys: list[str],
+        offsets: np.ndarray,
+        intervals: np.ndarray,
+        features: np.ndarray,
+        metadata: dict[str, Any] | None = None,
+        *,
+        source: str | None = None,
+        videos: list[str] | None = None,
+    ):
         self.name = name
         self.keys_list = list(keys)
         self.offsets = np.asarray(offsets, dtype=np.int64)
@@ -88,13 +97,16 @@ class CompSeq(Mapping):
         if features.ndim < 2:
             raise CSDFormatError(f"{where}: features must be at least 2-D (rows, dims...), got {features.shape}")
         if features.shape[0] != intervals.shape[0] or self.offsets[-1] != intervals.shape[0]:
-            raise CSDFormatError(f"{where}: {intervals.shape[0]} interval rows, {features.shape[0]} feature rows "
-                                 f"and offsets ending at {self.offsets[-1]} must agree")
+            raise CSDFormatError(
+                f"{where}: {intervals.shape[0]} interval rows, {features.shape[0]} feature rows "
+                f"and offsets ending at {self.offsets[-1]} must agree"
+            )
 
     # -- construction -------------------------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, name: str, data: Mapping[str, Any], metadata: dict[str, Any] | None = None, *,
-                  source: str | None = None) -> CompSeq:
+    def from_dict(
+        cls, name: str, data: Mapping[str, Any], metadata: dict[str, Any] | None = None, *, source: str | None = None
+    ) -> CompSeq:
         """Build from ``{key: (intervals, features)}`` (or mmsdk's ``{key: {"intervals": .., "features": ..}}``)."""
         where = source or f"<{name}>"
         keys, ivs, fts = [], [], []
@@ -114,12 +126,15 @@ class CompSeq(Mapping):
         if len(shapes) > 1:
             first = fts[0].shape[1:]
             bad = next(k for k, f in zip(keys, fts) if f.shape[1:] != first)
-            raise CSDFormatError(f"{where}: entry {bad!r} has features of shape {dict(zip(keys, fts))[bad].shape[1:]} "
-                                 f"per row, entry {keys[0]!r} {first}; every entry needs the same feature shape")
+            raise CSDFormatError(
+                f"{where}: entry {bad!r} has features of shape {dict(zip(keys, fts))[bad].shape[1:]} "
+                f"per row, entry {keys[0]!r} {first}; every entry needs the same feature shape"
+            )
         offsets = np.zeros(len(keys) + 1, dtype=np.int64)
         np.cumsum([len(i) for i in ivs], out=offsets[1:])
-        return cls(name, keys, offsets, np.concatenate(ivs, axis=0), np.concatenate(fts, axis=0), metadata,
-                   source=source)
+        return cls(
+            name, keys, offsets, np.concatenate(ivs, axis=0), np.concatenate(fts, axis=0), metadata, source=source
+        )
 
     @classmethod
     def empty(cls, name: str, feature_shape: tuple[int, ...], dtype=np.float64, metadata=None) -> CompSeq:
@@ -141,8 +156,10 @@ class CompSeq(Mapping):
         return Entry(self.intervals[a:b], self.features[a:b])
 
     def __repr__(self) -> str:
-        return (f"CompSeq({self.name!r}, {len(self)} entries, {self.n_rows} rows, "
-                f"features {self.feature_shape} {self.features.dtype})")
+        return (
+            f"CompSeq({self.name!r}, {len(self)} entries, {self.n_rows} rows, "
+            f"features {self.feature_shape} {self.features.dtype})"
+        )
 
     @property
     def index(self) -> dict[str, int]:
@@ -176,8 +193,15 @@ class CompSeq(Mapping):
 
     def replace(self, **changes) -> CompSeq:
         """A copy with some attributes changed (arrays are shared unless replaced)."""
-        kw = dict(name=self.name, keys=self.keys_list, offsets=self.offsets, intervals=self.intervals,
-                  features=self.features, metadata=self.metadata, source=self.source)
+        kw = dict(
+            name=self.name,
+            keys=self.keys_list,
+            offsets=self.offsets,
+            intervals=self.intervals,
+            features=self.features,
+            metadata=self.metadata,
+            source=self.source,
+        )
         if "keys" not in changes:
             kw["videos"] = self._videos
         kw.update(changes)
@@ -193,8 +217,16 @@ class CompSeq(Mapping):
             return self
         rows = _ranges(self.offsets[pos], counts, int(offsets[-1]))
         videos = None if self._videos is None else [self._videos[i] for i in pos]
-        return CompSeq(self.name, [self.keys_list[i] for i in pos], offsets, self.intervals[rows],
-                       self.features[rows], self.metadata, source=self.source, videos=videos)
+        return CompSeq(
+            self.name,
+            [self.keys_list[i] for i in pos],
+            offsets,
+            self.intervals[rows],
+            self.features[rows],
+            self.metadata,
+            source=self.source,
+            videos=videos,
+        )
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray, total: int) -> np.ndarray:
@@ -211,14 +243,20 @@ def _ranges(starts: np.ndarray, counts: np.ndarray, total: int) -> np.ndarray:
 def _check_entry(iv_shape, ft_shape, where: str, key: str) -> None:
     # The checks mmsdk's validate_data_format makes, plus the (N, 2) width alignment relies on.
     if len(iv_shape) != 2 or iv_shape[1] != 2:
-        raise CSDFormatError(f"{where}: video {key!r} has intervals of shape {tuple(iv_shape)}; "
-                             "intervals must be 2-D, (N, 2) start and end seconds")
+        raise CSDFormatError(
+            f"{where}: video {key!r} has intervals of shape {tuple(iv_shape)}; "
+            "intervals must be 2-D, (N, 2) start and end seconds"
+        )
     if len(ft_shape) < 2:
-        raise CSDFormatError(f"{where}: video {key!r} has features of shape {tuple(ft_shape)}; "
-                             "features must be at least 2-D (one row per interval)")
+        raise CSDFormatError(
+            f"{where}: video {key!r} has features of shape {tuple(ft_shape)}; "
+            "features must be at least 2-D (one row per interval)"
+        )
     if ft_shape[0] != iv_shape[0]:
-        raise CSDFormatError(f"{where}: video {key!r} has {iv_shape[0]} intervals but {ft_shape[0]} feature rows; "
-                             "the first dimensions must be equal")
+        raise CSDFormatError(
+            f"{where}: video {key!r} has {iv_shape[0]} intervals but {ft_shape[0]} feature rows; "
+            "the first dimensions must be equal"
+        )
 
 
 # -- reading ----------------------------------------------------------------------------------------------------
@@ -267,8 +305,9 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def read_csd(path: str | os.PathLike, *, videos: set[str] | list[str] | None = None,
-             progress: bool | str = False) -> CompSeq:
+def read_csd(
+    path: str | os.PathLike, *, videos: set[str] | list[str] | None = None, progress: bool | str = False
+) -> CompSeq:
     """Read a .csd file into a :class:`CompSeq`.
 
     The first top-level group is the root whatever its name. Each array is read whole, in one call, straight into
@@ -307,8 +346,9 @@ def read_csd(path: str | os.PathLike, *, videos: set[str] | list[str] | None = N
                 g = h5g.open(gid, n.encode())
                 iv, ft = h5d.open(g, b"intervals"), h5d.open(g, b"features")
             except (KeyError, ValueError, TypeError) as e:
-                raise CSDFormatError(f"{path}: video {n!r} must be a group holding 'intervals' and 'features' "
-                                     f"datasets ({e})") from None
+                raise CSDFormatError(
+                    f"{path}: video {n!r} must be a group holding 'intervals' and 'features' datasets ({e})"
+                ) from None
             _check_entry(iv.shape, ft.shape, path, n)
             ivds.append(iv)
             ftds.append(ft)
@@ -316,8 +356,10 @@ def read_csd(path: str | os.PathLike, *, videos: set[str] | list[str] | None = N
             fshape = ftds[0].shape[1:]
             for n, ft in zip(names, ftds):
                 if ft.shape[1:] != fshape:
-                    raise CSDFormatError(f"{path}: video {n!r} has {ft.shape[1:]} features per row, video "
-                                         f"{names[0]!r} {fshape}; every video needs the same feature shape")
+                    raise CSDFormatError(
+                        f"{path}: video {n!r} has {ft.shape[1:]} features per row, video "
+                        f"{names[0]!r} {fshape}; every video needs the same feature shape"
+                    )
             iv_dtype = _common_dtype(ivds)
             ft_dtype = _common_dtype(ftds)
         else:
@@ -331,8 +373,9 @@ def read_csd(path: str | os.PathLike, *, videos: set[str] | list[str] | None = N
         if progress:
             from tqdm import tqdm
 
-            it = tqdm(it, desc=progress if isinstance(progress, str) else f"read {root_name}", unit=" videos",
-                      leave=False)
+            it = tqdm(
+                it, desc=progress if isinstance(progress, str) else f"read {root_name}", unit=" videos", leave=False
+            )
         for i in it:
             a, b = offsets[i], offsets[i + 1]
             if b > a:  # whole dataset, one call, straight into its rows (HDF5 converts the dtype if needed)
@@ -346,8 +389,9 @@ def read_csd(path: str | os.PathLike, *, videos: set[str] | list[str] | None = N
             for key in root["metadata"].keys():
                 metadata[key] = _decode(root["metadata"][key][()])
         else:
-            warnings.warn(f"{path}: no metadata group; the sequence is read without metadata", CSDMetadataWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"{path}: no metadata group; the sequence is read without metadata", CSDMetadataWarning, stacklevel=2
+            )
         missing = [k for k in METADATA_KEYS if k not in metadata]
         if missing and "metadata" in root:
             warnings.warn(f"{path}: metadata lacks {missing}", CSDMetadataWarning, stacklevel=2)

@@ -86,8 +86,9 @@ def _bounds(s0, pmax, r0, r1, neps):
 
 
 @njit(parallel=True, cache=True)
-def align_collapse(ref_iv, ref_off, skip, cand_iv, seg_start, seg_end, seg_ptr, feats, funcs, eps,
-                   out_iv, out_ft, count):
+def align_collapse(
+    ref_iv, ref_off, skip, cand_iv, seg_start, seg_end, seg_ptr, feats, funcs, eps, out_iv, out_ft, count
+):
     """Collapsed alignment: one output row per reference row (``count[i]`` kept candidates, 0 means no key).
 
     ``feats`` is (M, D) in the accumulation dtype; ``out_ft`` is (N, len(funcs) * D); ``out_iv`` (N, 2).
@@ -163,7 +164,7 @@ def align_collapse(ref_iv, ref_off, skip, cand_iv, seg_start, seg_end, seg_ptr, 
             if n == 0:
                 continue
             for f in range(F):
-                o = out_ft[i, f * D:(f + 1) * D]
+                o = out_ft[i, f * D : (f + 1) * D]
                 code = funcs[f]
                 if code == MEAN:
                     if n == 1:

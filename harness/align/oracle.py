@@ -73,8 +73,9 @@ def _collapse(iv: np.ndarray, ft: np.ndarray, funcs: list[Callable]):
     return new_iv, new_ft[None]
 
 
-def align(reference: str, data: Mapping[str, Data], collapse: Iterable[str] | None = ("mean",),
-          eps: float = EPS) -> dict[str, Data]:
+def align(
+    reference: str, data: Mapping[str, Data], collapse: Iterable[str] | None = ("mean",), eps: float = EPS
+) -> dict[str, Data]:
     funcs = None if collapse is None else [COLLAPSE[c] for c in collapse]
     data = unify(data)
     cands = {n: _candidates(d) for n, d in data.items() if n != reference}
@@ -109,8 +110,9 @@ def impute(reference: str, data: Mapping[str, Data]) -> dict[str, Data]:
     return out
 
 
-def get_tensors(data: Mapping[str, Data], seq_len: int, folds: Mapping[str, Iterable[str]],
-                non_sequences: Iterable[str] = ()) -> dict[str, dict[str, np.ndarray]]:
+def get_tensors(
+    data: Mapping[str, Data], seq_len: int, folds: Mapping[str, Iterable[str]], non_sequences: Iterable[str] = ()
+) -> dict[str, dict[str, np.ndarray]]:
     data = hard_unify(data)
     non_seq = set(non_sequences)
     names = list(data)

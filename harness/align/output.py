@@ -27,8 +27,9 @@ from .csd import CompSeq, CSDFormatError, complete_metadata
 NPZ_FORMAT = "mfm-bench-compseq"
 
 
-def write_csd(path: str | os.PathLike, seq: CompSeq, *, compression: str | None = None,
-              progress: bool | str = False) -> Path:
+def write_csd(
+    path: str | os.PathLike, seq: CompSeq, *, compression: str | None = None, progress: bool | str = False
+) -> Path:
     """Write ``seq`` as a .csd file mmsdk can read back, atomically (temporary file, then rename).
 
     The root group is named ``seq.name``; every mmsdk metadata key is present (see :func:`complete_metadata`).
@@ -79,8 +80,10 @@ def _write_entries_low_level(data, seq: CompSeq, entries) -> None:
     for e in entries:
         a, b = int(off[e]), int(off[e + 1])
         g = h5g.create(gid, seq.keys_list[e].encode())
-        for name, arr, tid, shape in ((b"features", features, ft_type, (b - a, *fshape)),
-                                      (b"intervals", intervals, iv_type, (b - a, 2))):
+        for name, arr, tid, shape in (
+            (b"features", features, ft_type, (b - a, *fshape)),
+            (b"intervals", intervals, iv_type, (b - a, 2)),
+        ):
             space = spaces.get(shape) or spaces.setdefault(shape, h5s.create_simple(shape))
             part = arr[a:b]
             small = 0 < part.nbytes <= COMPACT_BYTES
@@ -122,8 +125,14 @@ def write_npz(path: str | os.PathLike, seq: CompSeq) -> Path:
         features = features.astype(bytes) if all(isinstance(x, bytes) for x in features.flat) else features.astype(str)
     header = {"format": NPZ_FORMAT, "version": 1, "root name": seq.name, "metadata": complete_metadata(seq)}
     with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, keys=np.array(seq.keys_list, dtype=str), offsets=seq.offsets, intervals=seq.intervals,
-                 features=features, **{"meta.json": np.array(json.dumps(header, default=str))})
+        np.savez(
+            tmp,
+            keys=np.array(seq.keys_list, dtype=str),
+            offsets=seq.offsets,
+            intervals=seq.intervals,
+            features=features,
+            **{"meta.json": np.array(json.dumps(header, default=str))},
+        )
     return path
 
 

@@ -149,8 +149,10 @@ def _align_other(ref: _Reference, other: CompSeq, name: str, funcs: list[str] | 
     count = np.zeros(n, dtype=np.int64)
     if funcs is not None:
         if not _numeric(other.features.dtype):
-            raise AlignError(f"sequence {name!r} has {other.features.dtype} features (not numbers), which "
-                             f"{funcs} cannot collapse; make it the reference or align it with collapse=None")
+            raise AlignError(
+                f"sequence {name!r} has {other.features.dtype} features (not numbers), which "
+                f"{funcs} cannot collapse; make it the reference or align it with collapse=None"
+            )
         fshape = other.feature_shape
         D = int(np.prod(fshape))
         acc = _float_dtype(other.features.dtype)
@@ -158,8 +160,9 @@ def _align_other(ref: _Reference, other: CompSeq, name: str, funcs: list[str] | 
         codes = np.array([kernels.COLLAPSE_CODES[f] for f in funcs], dtype=np.int64)
         out_iv = np.empty((n, 2), dtype=common)
         out_ft = np.empty((n, len(funcs) * D), dtype=acc)
-        kernels.align_collapse(ref_iv, ref_off, ref.skip, cand_iv, seg_start, seg_end, seg_ptr, feats, codes, eps,
-                               out_iv, out_ft, count)
+        kernels.align_collapse(
+            ref_iv, ref_off, ref.skip, cand_iv, seg_start, seg_end, seg_ptr, feats, codes, eps, out_iv, out_ft, count
+        )
         rows = np.flatnonzero(count)
         keys, vids = ref.keys(rows)
         k = len(rows)
@@ -174,8 +177,9 @@ def _align_other(ref: _Reference, other: CompSeq, name: str, funcs: list[str] | 
     total = int(out_off[-1])
     out_iv = np.empty((total, 2), dtype=common)
     out_src = np.empty(total, dtype=np.int64)
-    kernels.align_fill(ref_iv, ref_off, ref.skip, cand_iv, seg_start, seg_end, seg_ptr, eps, out_off[:-1],
-                       out_iv, out_src)
+    kernels.align_fill(
+        ref_iv, ref_off, ref.skip, cand_iv, seg_start, seg_end, seg_ptr, eps, out_off[:-1], out_iv, out_src
+    )
     rows = np.flatnonzero(count)
     keys, vids = ref.keys(rows)
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
@@ -183,8 +187,13 @@ def _align_other(ref: _Reference, other: CompSeq, name: str, funcs: list[str] | 
     return CompSeq(name, keys, offsets, out_iv, other.features[out_src], other.metadata, videos=vids)
 
 
-def align(reference: str, sequences: Mapping[str, CompSeq], collapse: Sequence[str] | str | None = ("mean",),
-          *, eps: float = EPS) -> dict[str, CompSeq]:
+def align(
+    reference: str,
+    sequences: Mapping[str, CompSeq],
+    collapse: Sequence[str] | str | None = ("mean",),
+    *,
+    eps: float = EPS,
+) -> dict[str, CompSeq]:
     """Align every sequence to the rows of ``reference``, as mmsdk's ``mmdataset.align`` does.
 
     Videos not shared by all sequences are dropped first (:func:`unify`). Output entries are
@@ -197,8 +206,10 @@ def align(reference: str, sequences: Mapping[str, CompSeq], collapse: Sequence[s
     funcs = _collapse_codes(collapse)
     seqs = unify(sequences)
     ref = _Reference(seqs[reference], eps)
-    return {name: (_align_reference(ref, name, funcs) if name == reference else _align_other(ref, s, name, funcs))
-            for name, s in seqs.items()}
+    return {
+        name: (_align_reference(ref, name, funcs) if name == reference else _align_other(ref, s, name, funcs))
+        for name, s in seqs.items()
+    }
 
 
 def warm_kernels() -> None:
@@ -208,7 +219,7 @@ def warm_kernels() -> None:
     for iv_dtype in (np.float32, np.float64):
         for ft_dtype in (np.float32, np.float64):
             ref = CompSeq.from_dict("ref", {"v": (np.array([[0, 1], [1, 2]], iv_dtype), np.ones((2, 1), ft_dtype))})
-            other = CompSeq.from_dict("x", {"v": (np.array([[0, .5], [.5, 2]], iv_dtype), np.ones((2, 2), ft_dtype))})
+            other = CompSeq.from_dict("x", {"v": (np.array([[0, 0.5], [0.5, 2]], iv_dtype), np.ones((2, 2), ft_dtype))})
             align("ref", {"ref": ref, "x": other}, collapse=("mean",))
         align("ref", {"ref": ref, "x": other}, collapse=None)
 
@@ -237,10 +248,16 @@ def impute(reference: str, sequences: Mapping[str, CompSeq], value: float = 0.0)
         if value != 0 and _numeric(fill.dtype):
             fill[...] = value
         offsets = np.concatenate([s.offsets, s.offsets[-1] + sub.offsets[1:]])
-        out[name] = CompSeq(name, s.keys_list + sub.keys_list, offsets,
-                            np.concatenate([s.intervals.astype(iv_dtype, copy=False), sub.intervals]),
-                            np.concatenate([s.features, fill]), s.metadata, source=s.source,
-                            videos=s.videos + sub.videos)
+        out[name] = CompSeq(
+            name,
+            s.keys_list + sub.keys_list,
+            offsets,
+            np.concatenate([s.intervals.astype(iv_dtype, copy=False), sub.intervals]),
+            np.concatenate([s.features, fill]),
+            s.metadata,
+            source=s.source,
+            videos=s.videos + sub.videos,
+        )
     return out
 
 
@@ -264,9 +281,14 @@ def nan_to_num(obj: Any, nan: float = 0.0, posinf: float = 0.0, neginf: float = 
 
 
 # -- tensors ----------------------------------------------------------------------------------------------------
-def get_tensors(sequences: Mapping[str, CompSeq], seq_len: int, folds: Mapping[str, Iterable[str]],
-                non_sequences: Iterable[str] = (), dtype=np.float64,
-                lengths: bool = False) -> dict[str, dict[str, np.ndarray]]:
+def get_tensors(
+    sequences: Mapping[str, CompSeq],
+    seq_len: int,
+    folds: Mapping[str, Iterable[str]],
+    non_sequences: Iterable[str] = (),
+    dtype=np.float64,
+    lengths: bool = False,
+) -> dict[str, dict[str, np.ndarray]]:
     """Fixed-length tensors per fold, like mmsdk's ``get_tensors(direction=False)`` after :func:`hard_unify`.
 
     Sequences become (N, seq_len, *feature_shape): zeros first, then the last ``seq_len`` rows. A non-sequence
@@ -292,8 +314,9 @@ def get_tensors(sequences: Mapping[str, CompSeq], seq_len: int, folds: Mapping[s
     fold_idx = np.array([fold_of.get(v, -1) for v in first.videos], dtype=np.int64)
     skipped = int((fold_idx < 0).sum())
     if skipped:
-        warnings.warn(f"{skipped} of {len(first)} segments belong to no fold and are left out", UserWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"{skipped} of {len(first)} segments belong to no fold and are left out", UserWarning, stacklevel=2
+        )
     out: dict[str, dict[str, np.ndarray]] = {}
     for i, f in enumerate(fold_names):
         sel = np.flatnonzero(fold_idx == i)
@@ -305,8 +328,10 @@ def get_tensors(sequences: Mapping[str, CompSeq], seq_len: int, folds: Mapping[s
                 counts = s.counts()[pos]
                 if len(pos) and not np.all(counts == 1):
                     bad = keys[int(np.flatnonzero(counts != 1)[0])]
-                    raise AlignError(f"non-sequence {name!r} has {counts[counts != 1][0]} rows for {bad!r}; "
-                                     "a non-sequence needs exactly one row per segment")
+                    raise AlignError(
+                        f"non-sequence {name!r} has {counts[counts != 1][0]} rows for {bad!r}; "
+                        "a non-sequence needs exactly one row per segment"
+                    )
                 ft = s.features[s.offsets[pos]]
                 fold[name] = ft.astype(dtype) if _numeric(ft.dtype) else ft
             else:  # word tokens keep their dtype, padded with empty strings
@@ -366,8 +391,14 @@ class _ReadAhead:
     overlaps alignment and several files decompress at once; ``get(name)`` returns each one once, in any order.
     With one worker (or one file) it reads in this process. Memory: the files in flight plus the one in use."""
 
-    def __init__(self, paths: Mapping[str, str | os.PathLike], order: list[str], videos: set[str], progress: bool,
-                 workers: int | None = None) -> None:
+    def __init__(
+        self,
+        paths: Mapping[str, str | os.PathLike],
+        order: list[str],
+        videos: set[str],
+        progress: bool,
+        workers: int | None = None,
+    ) -> None:
         self.paths, self.order, self.videos, self.progress = paths, list(order), videos, progress
         self.workers = min(read_workers() if workers is None else max(1, workers), len(self.order))
         self.pending: dict[str, Any] = {}
@@ -414,11 +445,19 @@ def shared_videos(paths: Mapping[str, str | os.PathLike]) -> set[str]:
     return set.intersection(*sets) if sets else set()
 
 
-def align_files(paths: Mapping[str, str | os.PathLike], reference: str,
-                collapse: Sequence[str] | str | None = ("mean",), *, videos: set[str] | None = None,
-                skip: Iterable[str] = (), impute_missing: bool = False, progress: bool = False,
-                eps: float = EPS, workers: int | None = None,
-                _reader: _ReadAhead | None = None) -> Iterator[tuple[str, CompSeq]]:
+def align_files(
+    paths: Mapping[str, str | os.PathLike],
+    reference: str,
+    collapse: Sequence[str] | str | None = ("mean",),
+    *,
+    videos: set[str] | None = None,
+    skip: Iterable[str] = (),
+    impute_missing: bool = False,
+    progress: bool = False,
+    eps: float = EPS,
+    workers: int | None = None,
+    _reader: _ReadAhead | None = None,
+) -> Iterator[tuple[str, CompSeq]]:
     """Align .csd files to the rows of ``reference``, reading one file at a time: yields ``(name, aligned)``.
 
     Names come in ``paths`` order, the reference included, those in ``skip`` left out. Only ``videos`` are read
@@ -435,8 +474,9 @@ def align_files(paths: Mapping[str, str | os.PathLike], reference: str,
     if not videos:
         raise AlignError(f"no video id is shared by all of {list(paths)}")
     skip = set(skip)
-    reader = _reader or _ReadAhead(paths, [reference] + [n for n in paths if n != reference and n not in skip],
-                                   videos, progress, workers)
+    reader = _reader or _ReadAhead(
+        paths, [reference] + [n for n in paths if n != reference and n not in skip], videos, progress, workers
+    )
     try:
         ref = _Reference(reader.get(reference), eps)
         ref_out = _align_reference(ref, reference, funcs)
@@ -457,11 +497,21 @@ def _align_file(ref: _Reference, ref_out: CompSeq, seq: CompSeq, funcs: list[str
     return impute(ref_out.name, {ref_out.name: ref_out, out.name: out})[out.name] if fill else out
 
 
-def prepare_word_level(paths: Mapping[str, str | os.PathLike], words: str, labels: str, seq_len: int,
-                       folds: Mapping[str, Iterable[str]], *, collapse: Sequence[str] | str = ("mean",),
-                       impute_missing: bool = True, dtype=np.float64, clean: bool = False,
-                       progress: bool = False, lengths: bool = False,
-                       workers: int | None = None) -> dict[str, dict[str, np.ndarray]]:
+def prepare_word_level(
+    paths: Mapping[str, str | os.PathLike],
+    words: str,
+    labels: str,
+    seq_len: int,
+    folds: Mapping[str, Iterable[str]],
+    *,
+    collapse: Sequence[str] | str = ("mean",),
+    impute_missing: bool = True,
+    dtype=np.float64,
+    clean: bool = False,
+    progress: bool = False,
+    lengths: bool = False,
+    workers: int | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
     """The standard CMU word-level recipe, from .csd files to tensors.
 
     1. align every sequence to ``words`` with ``collapse`` (mmsdk: ``align(words, [avg])``), one file in memory at
@@ -480,8 +530,18 @@ def prepare_word_level(paths: Mapping[str, str | os.PathLike], words: str, label
     order = [words] + [n for n in paths if n not in (words, labels)] + [labels]
     reader = _ReadAhead(paths, order, videos, progress, workers)
     try:
-        aligned = dict(align_files(paths, words, collapse, videos=videos, skip=[labels],
-                                   impute_missing=impute_missing, progress=progress, _reader=reader))
+        aligned = dict(
+            align_files(
+                paths,
+                words,
+                collapse,
+                videos=videos,
+                skip=[labels],
+                impute_missing=impute_missing,
+                progress=progress,
+                _reader=reader,
+            )
+        )
         label_seq = reader.get(labels)
     finally:
         reader.close()

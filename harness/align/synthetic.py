@@ -32,8 +32,18 @@ class SyntheticConfig:
 
     @classmethod
     def tiny(cls, **kw) -> SyntheticConfig:
-        base = dict(n_videos=4, words_per_video=12, video_seconds=(2.0, 5.0), word_dim=3, acoustic_dim=4,
-                    visual_dim=2, segments_per_video=2, label_dim=1, nan_fraction=0.01, zero_length_words=0.1)
+        base = dict(
+            n_videos=4,
+            words_per_video=12,
+            video_seconds=(2.0, 5.0),
+            word_dim=3,
+            acoustic_dim=4,
+            visual_dim=2,
+            segments_per_video=2,
+            label_dim=1,
+            nan_fraction=0.01,
+            zero_length_words=0.1,
+        )
         base.update(kw)
         return cls(**base)
 
@@ -87,13 +97,26 @@ def make_sequences(cfg: SyntheticConfig | None = None) -> dict[str, CompSeq]:
     w_counts = n_words.astype(np.int64)
     w_off = np.zeros(cfg.n_videos + 1, dtype=np.int64)
     np.cumsum(w_counts, out=w_off[1:])
-    words = CompSeq("words", vids, w_off, np.concatenate(w_iv), _random_rows(rng, int(w_off[-1]), cfg.word_dim, dtype),
-                    {"dataset name": "synthetic"}, videos=list(vids))
+    words = CompSeq(
+        "words",
+        vids,
+        w_off,
+        np.concatenate(w_iv),
+        _random_rows(rng, int(w_off[-1]), cfg.word_dim, dtype),
+        {"dataset name": "synthetic"},
+        videos=list(vids),
+    )
     s_off = np.zeros(cfg.n_videos + 1, dtype=np.int64)
     np.cumsum(seg_counts, out=s_off[1:])
-    labels = CompSeq("labels", vids, s_off, np.concatenate(seg_iv),
-                     rng.uniform(-3, 3, size=(int(s_off[-1]), cfg.label_dim)).astype(dtype),
-                     {"dataset name": "synthetic"}, videos=list(vids))
+    labels = CompSeq(
+        "labels",
+        vids,
+        s_off,
+        np.concatenate(seg_iv),
+        rng.uniform(-3, 3, size=(int(s_off[-1]), cfg.label_dim)).astype(dtype),
+        {"dataset name": "synthetic"},
+        videos=list(vids),
+    )
     acoustic = _frames("acoustic", lengths, cfg.acoustic_hz, cfg.acoustic_dim, dtype, rng, vids, cfg.nan_fraction)
     visual = _frames("visual", lengths, cfg.visual_hz, cfg.visual_dim, dtype, rng, vids)
     return {"words": words, "acoustic": acoustic, "visual": visual, "labels": labels}

@@ -6,7 +6,9 @@ import argparse
 import os
 
 HELP = "align .csd computational sequences to a reference sequence (mmsdk-compatible, Numba kernels)"
-DESCRIPTION = HELP + """.
+DESCRIPTION = (
+    HELP
+    + """.
 
 Every sequence is aligned to the rows of the reference (usually the words): each reference row collects the rows
 of the other sequence that overlap it, clipped to it and, with --collapse, averaged into one row. Output entries
@@ -14,6 +16,7 @@ are named <video id>[<reference row>], exactly as the CMU-MultimodalSDK names th
 for every sequence, the reference included (--format npz: DIR/NAME.npz, one flat file that `align` and `prepare`
 read back, and mmsdk does not). Videos missing from any file are dropped. Input files are read ahead in worker
 processes, so decompression uses every core. See docs/align.md for the rules."""
+)
 
 EPILOG = """\
 examples:
@@ -43,8 +46,10 @@ def check_sequences(paths: dict[str, str], **roles: str) -> None:
 
     for flag, name in roles.items():
         if name not in paths:
-            raise AlignError(f"--{flag.replace('_', '-')} {name!r} is not among the sequences {list(paths)}; "
-                             f"pass it as {name}=PATH.csd")
+            raise AlignError(
+                f"--{flag.replace('_', '-')} {name!r} is not among the sequences {list(paths)}; "
+                f"pass it as {name}=PATH.csd"
+            )
     missing = [f"{n}={p}" for n, p in paths.items() if not os.path.isfile(p)]
     if missing:
         raise MissingFileError(f"no such file: {', '.join(missing)}")
@@ -54,12 +59,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sequences", nargs="+", metavar="NAME=PATH.csd", help="the sequences to align, reference included")
     p.add_argument("--reference", required=True, metavar="NAME", help="the sequence whose rows everything aligns to")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the aligned NAME.csd files")
-    p.add_argument("--collapse", action="append", metavar="FN",
-                   help="mean (default), sum, min or max; repeat to concatenate several; 'none' keeps every row")
-    p.add_argument("--impute", action="store_true",
-                   help="give every sequence an entry for every reference entry (zeros with the reference's interval)")
-    p.add_argument("--format", choices=["csd", "npz"], default="csd",
-                   help="csd: the mmsdk layout (default); npz: one flat file per sequence, much faster to write")
+    p.add_argument(
+        "--collapse",
+        action="append",
+        metavar="FN",
+        help="mean (default), sum, min or max; repeat to concatenate several; 'none' keeps every row",
+    )
+    p.add_argument(
+        "--impute",
+        action="store_true",
+        help="give every sequence an entry for every reference entry (zeros with the reference's interval)",
+    )
+    p.add_argument(
+        "--format",
+        choices=["csd", "npz"],
+        default="csd",
+        help="csd: the mmsdk layout (default); npz: one flat file per sequence, much faster to write",
+    )
     p.add_argument("--compression", choices=["gzip", "lzf"], help="HDF5 compression of the written arrays (csd)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -75,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
     check_sequences(paths, reference=args.reference)
     progress = not args.no_progress
     out_dir = Path(args.out)
-    aligned = align_files(paths, args.reference, args.collapse or ["mean"], impute_missing=args.impute,
-                          progress=progress)
+    aligned = align_files(
+        paths, args.reference, args.collapse or ["mean"], impute_missing=args.impute, progress=progress
+    )
     if args.format == "npz" and args.compression:
         from mfm_bench.align import AlignError
 
@@ -85,8 +102,12 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "npz":
             target = write_npz(out_dir / f"{name}.npz", seq)
         else:
-            target = write_csd(out_dir / f"{name}.csd", seq, compression=args.compression,
-                               progress=f"write {name}" if progress else False)
+            target = write_csd(
+                out_dir / f"{name}.csd",
+                seq,
+                compression=args.compression,
+                progress=f"write {name}" if progress else False,
+            )
         tqdm.write(f"{name}: {len(seq)} entries, {seq.n_rows} rows -> {target}")
         del seq  # one aligned sequence in memory at a time
     return 0

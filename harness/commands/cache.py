@@ -28,12 +28,24 @@ def run(args) -> int:
         from tabulate import tabulate
 
         entries = cache.list_entries()
-        rows = [[e["dataset"], e["fingerprint"], e["params"].get("format", ""), ",".join(e["modalities"]),
-                 "/".join(str(e["sizes"][s]) for s in e["splits"]), f"{e['bytes'] / 2**20:.1f} MiB", e["created"]]
-                for e in entries]
+        rows = [
+            [
+                e["dataset"],
+                e["fingerprint"],
+                e["params"].get("format", ""),
+                ",".join(e["modalities"]),
+                "/".join(str(e["sizes"][s]) for s in e["splits"]),
+                f"{e['bytes'] / 2**20:.1f} MiB",
+                e["created"],
+            ]
+            for e in entries
+        ]
         print(f"prepared cache: {cache_home()}")
-        print(tabulate(rows, headers=["dataset", "fingerprint", "format", "modalities", "samples", "disk", "created"])
-              if rows else "(empty)")
+        print(
+            tabulate(rows, headers=["dataset", "fingerprint", "format", "modalities", "samples", "disk", "created"])
+            if rows
+            else "(empty)"
+        )
         return 0
     if args.dataset is None and not args.all:
         raise MfmBenchError("cache clear: name a dataset or pass --all")

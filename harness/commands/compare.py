@@ -25,8 +25,10 @@ def drops_arg(text: str) -> dict[str, float]:
         except ValueError:
             sep = ""
         if not sep or not name.strip() or out.get(name.strip(), -1) < 0:
-            raise argparse.ArgumentTypeError(f"--max-drop takes METRIC=AMOUNT[,METRIC=AMOUNT], amounts >= 0, "
-                                             f"e.g. acc2_non0=0.01,mae=0.02; got {part!r}")
+            raise argparse.ArgumentTypeError(
+                f"--max-drop takes METRIC=AMOUNT[,METRIC=AMOUNT], amounts >= 0, "
+                f"e.g. acc2_non0=0.01,mae=0.02; got {part!r}"
+            )
     return out
 
 
@@ -43,11 +45,20 @@ def fraction_arg(text: str) -> float:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("base", help="the reference: an output folder or its results.sqlite")
     p.add_argument("new", help="the candidate: an output folder or its results.sqlite")
-    p.add_argument("--max-drop", type=drops_arg, default={}, metavar="M=X,...",
-                   help="fail when METRIC got worse by more than X (in its direction), e.g. acc2_non0=0.01,mae=0.02")
+    p.add_argument(
+        "--max-drop",
+        type=drops_arg,
+        default={},
+        metavar="M=X,...",
+        help="fail when METRIC got worse by more than X (in its direction), e.g. acc2_non0=0.01,mae=0.02",
+    )
     p.add_argument("--alpha", type=fraction_arg, help="fail when a task metric is worse with paired-test p < ALPHA")
-    p.add_argument("--max-slowdown", type=fraction_arg, metavar="FRACTION",
-                   help="fail when training throughput fell by more than FRACTION (0.3: to under 70%%)")
+    p.add_argument(
+        "--max-slowdown",
+        type=fraction_arg,
+        metavar="FRACTION",
+        help="fail when training throughput fell by more than FRACTION (0.3: to under 70%%)",
+    )
     p.add_argument("--format", choices=["text", "md"], default="text", help="md: a pull-request comment")
     p.add_argument("--failures-only", action="store_true", help="print only the rows that fail the gate")
 
@@ -61,12 +72,17 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         from mfm_bench.compare import CompareInputError
 
-        raise CompareInputError(f"--max-drop names metric(s) neither side measured: {', '.join(sorted(unknown))}; "
-                                f"measured: {', '.join(sorted({r.metric for r in rows}))}")
+        raise CompareInputError(
+            f"--max-drop names metric(s) neither side measured: {', '.join(sorted(unknown))}; "
+            f"measured: {', '.join(sorted({r.metric for r in rows}))}"
+        )
     shown = failed if args.failures_only else rows
     if shown:
         print(table(shown, args.format))
-    verdict = (f"{len(failed)} regression(s): NEW is worse than BASE" if failed
-               else f"no regression in {len(rows)} comparison(s)")
+    verdict = (
+        f"{len(failed)} regression(s): NEW is worse than BASE"
+        if failed
+        else f"no regression in {len(rows)} comparison(s)"
+    )
     print(f"\n{'**' + verdict + '**' if args.format == 'md' else verdict}")
     return 1 if failed else 0

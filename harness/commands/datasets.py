@@ -42,6 +42,8 @@ def run(args) -> int:
     if args.missing:
         rows = [r for r in rows if r[4]]
     print(f"data home: {data_home()}   prepared cache: {cache_home()}")
-    print(tabulate(rows, headers=["dataset", "format", "looks in", "present", "missing"], maxcolwidths=[None] * 4 + [60]))
+    print(
+        tabulate(rows, headers=["dataset", "format", "looks in", "present", "missing"], maxcolwidths=[None] * 4 + [60])
+    )
     print("\nGet data with `mfm-bench fetch DATASET`; a partial folder works for the modalities whose files it has.")
     return 0

@@ -31,10 +31,17 @@ def condition_arg(text: str) -> object:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", metavar="RUN_DIR_OR_OUT", help="an output folder of `mfm-bench run`, or one run folder in it")
-    p.add_argument("--condition", action="append", type=condition_arg, metavar="COND",
-                   help="a condition (repeatable), e.g. missing:text@0.5, noise:audio:0.5, drop:visual:0.25, "
-                        "'{missing: {subsets: [text, audio]}}'; default: each run's own conditions")
+    p.add_argument(
+        "path", metavar="RUN_DIR_OR_OUT", help="an output folder of `mfm-bench run`, or one run folder in it"
+    )
+    p.add_argument(
+        "--condition",
+        action="append",
+        type=condition_arg,
+        metavar="COND",
+        help="a condition (repeatable), e.g. missing:text@0.5, noise:audio:0.5, drop:visual:0.25, "
+        "'{missing: {subsets: [text, audio]}}'; default: each run's own conditions",
+    )
     p.add_argument("--split", default="test", help="split to score (default: test)")
     p.add_argument("--device", type=device_arg, default="cpu", metavar="DEVICE", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--no-leaderboard", action="store_true", help="do not rewrite the folder's leaderboard")

@@ -23,11 +23,25 @@ def add_arguments(parser) -> None:
     from mfm_bench.data.fetch import DEFAULT_TIMEOUT
 
     parser.add_argument("dataset", help="dataset plugin name (`mfm-bench datasets` lists them)")
-    parser.add_argument("--to", type=Path, default=None, help="data home to write into (default: $MFM_BENCH_DATA or the platform cache)")
+    parser.add_argument(
+        "--to", type=Path, default=None, help="data home to write into (default: $MFM_BENCH_DATA or the platform cache)"
+    )
     parser.add_argument("--mirror", default=None, help="base URL of a mirror laid out like the format's folder")
-    parser.add_argument("--format", dest="fmt", default=None, help="which of the dataset's formats to download (default: its first downloadable one)")
-    parser.add_argument("--modalities", default=None, help="comma-separated subset of the dataset's modalities (default: all)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help=f"seconds to wait for a connection or data (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument(
+        "--format",
+        dest="fmt",
+        default=None,
+        help="which of the dataset's formats to download (default: its first downloadable one)",
+    )
+    parser.add_argument(
+        "--modalities", default=None, help="comma-separated subset of the dataset's modalities (default: all)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds to wait for a connection or data (default {DEFAULT_TIMEOUT:g})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -62,8 +76,9 @@ def run(args) -> int:
     formats = [f.name for f in decl.formats]
     if args.fmt is not None and args.fmt not in formats:
         raise FetchError(f"{args.dataset} has no format {args.fmt!r}; it reads {', '.join(formats)}")
-    files = fetch_dataset(decl, to=args.to, fmt=args.fmt, mirror=args.mirror,
-                          progress=False if args.quiet else None, timeout=args.timeout)
+    files = fetch_dataset(
+        decl, to=args.to, fmt=args.fmt, mirror=args.mirror, progress=False if args.quiet else None, timeout=args.timeout
+    )
     root = args.to or data_home()
     print(f"{args.dataset}: {len(files)} files verified under {root}")
     if args.to is not None and args.to.expanduser().resolve() != data_home().resolve():

@@ -11,11 +11,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", help="output folder of `mfm-bench run` (holds results.sqlite)")
     from mfm_bench.render import DEFAULT_FORMATS, FORMATS
 
-    p.add_argument("--format", action="append", choices=FORMATS,
-                   help="these formats (repeatable; default: the formats the suite asked for, and every one already "
-                        f"in FOLDER, else {', '.join(DEFAULT_FORMATS)}; html adds charts)")
-    p.add_argument("--reference", metavar="LABEL", default=None,
-                   help="compare every model with this one, paired over seeds (default: the suite's report.reference)")
+    p.add_argument(
+        "--format",
+        action="append",
+        choices=FORMATS,
+        help="these formats (repeatable; default: the formats the suite asked for, and every one already "
+        f"in FOLDER, else {', '.join(DEFAULT_FORMATS)}; html adds charts)",
+    )
+    p.add_argument(
+        "--reference",
+        metavar="LABEL",
+        default=None,
+        help="compare every model with this one, paired over seeds (default: the suite's report.reference)",
+    )
     p.add_argument("--quiet", action="store_true", help="do not print the Markdown table")
 
 

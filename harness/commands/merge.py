@@ -27,8 +27,10 @@ def run(args: argparse.Namespace) -> int:
     counts = merge(args.out, args.shards)
     formats = args.formats.split(",") if args.formats else None
     written = write_leaderboard(args.out, formats)
-    print(f"merged {len(args.shards)} folder(s) into {args.out}: {counts['added']} run(s) added, "
-          f"{counts['same']} already there, {counts['replaced']} unfinished replaced")
+    print(
+        f"merged {len(args.shards)} folder(s) into {args.out}: {counts['added']} run(s) added, "
+        f"{counts['same']} already there, {counts['replaced']} unfinished replaced"
+    )
     for fmt, path in written.items():
         print(f"{fmt}: {path}")
     return 0

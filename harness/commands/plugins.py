@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 
 HELP = "list every encoder, fusion, dataset, model and plugin command with its package and version"
-DESCRIPTION = HELP + """.
+DESCRIPTION = (
+    HELP
+    + """.
 
 Plugins are found through the `mfm_bench` entry-point group, built-ins and third-party packages alike.
 Set MFM_BENCH_DISABLE_PLUGINS=name to skip a plugin, MFM_BENCH_LOAD_PLUGINS=a,b to load only those."""
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"\n{kind} {name}:")
                 print(tabulate(describe_config(cfg), headers=["param", "type", "default", "help"], tablefmt="simple"))
     for err in reg.errors:
-        print(f"\nerror: plugin {err.plugin!r} from package {err.package} failed to load: {err.error}\n"
-              f"  (the other plugins work; disable it with MFM_BENCH_DISABLE_PLUGINS={err.plugin})")
+        print(
+            f"\nerror: plugin {err.plugin!r} from package {err.package} failed to load: {err.error}\n"
+            f"  (the other plugins work; disable it with MFM_BENCH_DISABLE_PLUGINS={err.plugin})"
+        )
     return 1 if reg.errors else 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 HELP = "word-level pipeline: align .csd files to words, then to label segments, and write padded tensors (.npz)"
-DESCRIPTION = HELP + """.
+DESCRIPTION = (
+    HELP
+    + """.
 
 The standard CMU recipe: align every sequence to the words (averaging the frames inside each word), impute zeros
 where a modality has no frame in a word, align everything to the label segments, keep the segments present in
@@ -14,6 +16,7 @@ format, written atomically) holds <fold>/<name> arrays of shape (N, seq-len, d),
 (True = real step), <fold>/<labels> of shape (N, d), <fold>/ids (segment keys) and meta.json (dims, sizes and the
 alignment settings). The `tensors` dataset trains on it. NaN and -inf (COVAREP has both) are kept unless
 --nan-to-num is given. See docs/align.md and docs/datasets.md."""
+)
 
 EPILOG = """\
 examples:
@@ -34,8 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collapse", action="append", metavar="FN", help="as in `mfm-bench align` (default mean)")
     p.add_argument("--no-impute", action="store_true", help="skip imputing missing words (drops those segments' rows)")
     p.add_argument("--nan-to-num", action="store_true", help="replace NaN and +-inf by 0 in the tensors")
-    p.add_argument("--dtype", choices=["float64", "float32"], default="float64",
-                   help="tensor dtype (float64, as mmsdk returns; float32 halves the file)")
+    p.add_argument(
+        "--dtype",
+        choices=["float64", "float32"],
+        default="float64",
+        help="tensor dtype (float64, as mmsdk returns; float32 halves the file)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -52,8 +59,10 @@ def load_folds(path: str) -> dict[str, list[str]]:
     except json.JSONDecodeError as e:
         raise AlignError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(folds, dict) or not all(isinstance(v, list) for v in folds.values()):
-        raise AlignError(f"{path}: folds must be a JSON object mapping fold names to lists of video ids, "
-                         'e.g. {"train": ["vid1"], "valid": [], "test": []}')
+        raise AlignError(
+            f"{path}: folds must be a JSON object mapping fold names to lists of video ids, "
+            'e.g. {"train": ["vid1"], "valid": [], "test": []}'
+        )
     return {str(k): [str(x) for x in v] for k, v in folds.items()}
 
 
@@ -63,11 +72,19 @@ def alignment_settings(args: argparse.Namespace, paths: dict[str, str]) -> dict:
 
     from mfm_bench import __version__
 
-    return {"alignment": {"words": args.words, "labels": args.labels, "seq_len": args.seq_len,
-                          "collapse": args.collapse or ["mean"], "impute_missing": not args.no_impute,
-                          "nan_to_num": args.nan_to_num, "dtype": args.dtype,
-                          "sources": {n: os.path.abspath(p) for n, p in paths.items()}},
-            "created_by": f"mfm-bench {__version__}"}
+    return {
+        "alignment": {
+            "words": args.words,
+            "labels": args.labels,
+            "seq_len": args.seq_len,
+            "collapse": args.collapse or ["mean"],
+            "impute_missing": not args.no_impute,
+            "nan_to_num": args.nan_to_num,
+            "dtype": args.dtype,
+            "sources": {n: os.path.abspath(p) for n, p in paths.items()},
+        },
+        "created_by": f"mfm-bench {__version__}",
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,10 +100,19 @@ def run(args: argparse.Namespace) -> int:
     paths = parse_named_paths(args.sequences, argparse.ArgumentParser(prog="mfm-bench prepare"))
     check_sequences(paths, words=args.words, labels=args.labels)
     folds = load_folds(args.folds)
-    tensors = prepare_word_level(paths, args.words, args.labels, args.seq_len, folds,
-                                 collapse=args.collapse or ["mean"], impute_missing=not args.no_impute,
-                                 dtype=np.dtype(args.dtype), clean=args.nan_to_num,
-                                 progress=not args.no_progress, lengths=True)
+    tensors = prepare_word_level(
+        paths,
+        args.words,
+        args.labels,
+        args.seq_len,
+        folds,
+        collapse=args.collapse or ["mean"],
+        impute_missing=not args.no_impute,
+        dtype=np.dtype(args.dtype),
+        clean=args.nan_to_num,
+        progress=not args.no_progress,
+        lengths=True,
+    )
     out = Path(args.out)
     write_tensors(out, tensors, labels=args.labels, meta=alignment_settings(args, paths))
     for fold, d in tensors.items():

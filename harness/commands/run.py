@@ -64,8 +64,9 @@ def execution_of(suite: object, args: argparse.Namespace) -> object:
     """The suite's executor block with the command line's overrides."""
     import dataclasses
 
-    over = {k: v for k, v in (("kind", args.executor), ("jobs", args.jobs), ("address", args.ray_address))
-            if v is not None}
+    over = {
+        k: v for k, v in (("kind", args.executor), ("jobs", args.jobs), ("address", args.ray_address)) if v is not None
+    }
     return dataclasses.replace(suite.executor, **over)
 
 
@@ -85,27 +86,55 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="skip runs already finished in --out, run the rest")
     g.add_argument("--overwrite", action="store_true", help="run every run again, replacing earlier results")
-    p.add_argument("--device", type=device_arg, metavar="DEVICE",
-                   help="override the suite's train.device: auto, cpu, cuda or cuda:N")
+    p.add_argument(
+        "--device",
+        type=device_arg,
+        metavar="DEVICE",
+        help="override the suite's train.device: auto, cpu, cuda or cuda:N",
+    )
     p.add_argument("--seeds", type=seeds_arg, help="override the suite's seeds, e.g. 0,1,2")
-    p.add_argument("--threads", type=threads_arg, help="CPU threads for torch (override the suite's train.threads; 0: auto, see docs/performance.md)")
-    p.add_argument("--allow-mixed", action="store_true",
-                   help="with --resume, keep finished runs made with other --threads/--device settings")
+    p.add_argument(
+        "--threads",
+        type=threads_arg,
+        help="CPU threads for torch (override the suite's train.threads; 0: auto, see docs/performance.md)",
+    )
+    p.add_argument(
+        "--allow-mixed",
+        action="store_true",
+        help="with --resume, keep finished runs made with other --threads/--device settings",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--deterministic", action="store_true",
-                   help="torch's deterministic algorithms (slower on GPU; an op without one is an error); recorded")
-    p.add_argument("--limit", type=_positive, metavar="N",
-                   help="smoke test: a seeded random N samples of each split (new run ids; the leaderboard says so)")
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="torch's deterministic algorithms (slower on GPU; an op without one is an error); recorded",
+    )
+    p.add_argument(
+        "--limit",
+        type=_positive,
+        metavar="N",
+        help="smoke test: a seeded random N samples of each split (new run ids; the leaderboard says so)",
+    )
     x = p.add_argument_group("execution (docs/scaling.md)")
-    x.add_argument("--jobs", type=int, metavar="N",
-                   help="train N runs at once in worker processes, torch threads split across them "
-                        "(override the suite's executor.jobs; per-epoch bars only with 1)")
+    x.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="train N runs at once in worker processes, torch threads split across them "
+        "(override the suite's executor.jobs; per-epoch bars only with 1)",
+    )
     x.add_argument("--executor", choices=["local", "ray"], help="where runs train (override the suite's executor.kind)")
-    x.add_argument("--ray-address", metavar="ADDR",
-                   help="Ray cluster to join (e.g. auto, ray://host:10001); default RAY_ADDRESS, else a local cluster")
-    x.add_argument("--shard", type=shard_arg, metavar="K/N",
-                   help="run only the K-th of N deterministic slices of the grid "
-                        "(default --out: runs/<suite>-shard-K-of-N)")
+    x.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster to join (e.g. auto, ray://host:10001); default RAY_ADDRESS, else a local cluster",
+    )
+    x.add_argument(
+        "--shard",
+        type=shard_arg,
+        metavar="K/N",
+        help="run only the K-th of N deterministic slices of the grid (default --out: runs/<suite>-shard-K-of-N)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,10 +152,21 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("runs") / f"{suite.name}{shard}")
     t0 = time.perf_counter()
     try:
-        counts = run_suite(suite, out, resume=args.resume, overwrite=args.overwrite, seeds=args.seeds,
-                           device=args.device, progress=not args.no_progress, threads=args.threads,
-                           allow_mixed=args.allow_mixed, deterministic=args.deterministic, limit=args.limit,
-                           execution=execution_of(suite, args), shard=args.shard)
+        counts = run_suite(
+            suite,
+            out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            seeds=args.seeds,
+            device=args.device,
+            progress=not args.no_progress,
+            threads=args.threads,
+            allow_mixed=args.allow_mixed,
+            deterministic=args.deterministic,
+            limit=args.limit,
+            execution=execution_of(suite, args),
+            shard=args.shard,
+        )
     except MfmBenchError:  # already one clear line (some are also OSErrors: missing files and data)
         raise
     except OSError as e:  # a full disk, a read-only or unwritable --out: the store keeps what was written
@@ -136,18 +176,23 @@ def run(args: argparse.Namespace) -> int:
     except sqlite3.OperationalError as e:  # "database or disk is full"
         from mfm_bench.errors import StorageError
 
-        raise StorageError(f"cannot write {out / 'results.sqlite'}: {e}; free some space and run again with "
-                           "--resume") from None
+        raise StorageError(
+            f"cannot write {out / 'results.sqlite'}: {e}; free some space and run again with --resume"
+        ) from None
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished runs are kept in {out}; continue with\n"
-              f"  mfm-bench run {args.suite} --out {out} --resume", file=sys.stderr)
+        print(
+            f"\ninterrupted: finished runs are kept in {out}; continue with\n"
+            f"  mfm-bench run {args.suite} --out {out} --resume",
+            file=sys.stderr,
+        )
         return 130
     wall = time.perf_counter() - t0
     written = write_leaderboard(out, reference=suite.reference)  # the suite's formats, and those already there
     if "markdown" in written:
         print(written["markdown"].read_text())
-    print(f"{counts['finished']} run(s) finished, {counts['failed']} failed, {counts['skipped']} skipped "
-          f"in {wall:.1f} s")
+    print(
+        f"{counts['finished']} run(s) finished, {counts['failed']} failed, {counts['skipped']} skipped in {wall:.1f} s"
+    )
     print(f"results: {out / 'results.sqlite'}")
     for fmt, path in written.items():
         print(f"{fmt}: {path}")

@@ -17,8 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mfm_bench.runner import expand
     from mfm_bench.errors import MfmBenchError
+    from mfm_bench.runner import expand
     from mfm_bench.suite import load_suite
 
     bad = 0
@@ -30,10 +30,14 @@ def run(args: argparse.Namespace) -> int:
             bad += 1
             continue
         n = len(expand(suite))
-        print(f"{path}: ok ({len(suite.datasets)} dataset(s) x {len(suite.models)} model(s) x {len(suite.seeds)} seed(s) "
-              f"= {n} runs, {len(suite.conditions)} condition(s) each)")
+        print(
+            f"{path}: ok ({len(suite.datasets)} dataset(s) x {len(suite.models)} model(s) x {len(suite.seeds)} seed(s) "
+            f"= {n} runs, {len(suite.conditions)} condition(s) each)"
+        )
         for label, spec in suite.searches.items():
-            print(f"  search {label}: {spec.n_trials} trial(s) per dataset ({spec.sampler}, {spec.metric} on "
-                  f"{'test: test-oracle' if spec.selection == 'test-oracle' else 'validation'}), then "
-                  f"{len(suite.seeds)} seed(s) of the chosen configuration")
+            print(
+                f"  search {label}: {spec.n_trials} trial(s) per dataset ({spec.sampler}, {spec.metric} on "
+                f"{'test: test-oracle' if spec.selection == 'test-oracle' else 'validation'}), then "
+                f"{len(suite.seeds)} seed(s) of the chosen configuration"
+            )
     return 1 if bad else 0

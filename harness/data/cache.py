@@ -17,8 +17,9 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,8 @@ from .paths import cache_home
 
 class CacheError(MfmBenchError):
     """A prepared-data cache entry that cannot be read (a broken Arrow file); clearing it fixes it."""
+
+
 from .prepare import SplitArrays
 
 FORMAT_VERSION = 1  # of the cache layout itself
@@ -129,8 +132,10 @@ def _load_or_build(name, sources, params, code_version, build, root, use_cache):
             raise
         except Exception as e:  # noqa: BLE001 - pyarrow's ArrowInvalid, a missing file, bad JSON: all a broken entry
             first = str(e).splitlines()[0] if str(e) else ""
-            raise CacheError(f"the prepared-data cache entry {final} is unreadable ({type(e).__name__}: {first}); "
-                             f"clear it with `mfm-bench cache clear {name}` and run again") from None
+            raise CacheError(
+                f"the prepared-data cache entry {final} is unreadable ({type(e).__name__}: {first}); "
+                f"clear it with `mfm-bench cache clear {name}` and run again"
+            ) from None
         info["hit"] = True
         return splits, info
     splits = build()
@@ -144,9 +149,15 @@ def _load_or_build(name, sources, params, code_version, build, root, use_cache):
             _save_split(arr, tmp / s)
         first = next(iter(splits.values()))
         meta = {
-            "dataset": name, "fingerprint": fp, "splits": list(splits), "modalities": list(first.inputs),
-            "sizes": {s: len(a) for s, a in splits.items()}, "params": params, "code_version": code_version,
-            "sources": [str(Path(p).resolve()) for p in sources], "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "dataset": name,
+            "fingerprint": fp,
+            "splits": list(splits),
+            "modalities": list(first.inputs),
+            "sizes": {s: len(a) for s, a in splits.items()},
+            "params": params,
+            "code_version": code_version,
+            "sources": [str(Path(p).resolve()) for p in sources],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
         try:

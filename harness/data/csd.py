@@ -20,23 +20,29 @@ import numpy as np
 WORDS, LABELS = "words", "labels"
 
 
-def read_csd_splits(folder: Path, files: dict[str, str], modalities: list[str], seq_len: int,
-                    folds: Mapping[str, Iterable[str]]) -> dict[str, dict[str, Any]]:
+def read_csd_splits(
+    folder: Path, files: dict[str, str], modalities: list[str], seq_len: int, folds: Mapping[str, Iterable[str]]
+) -> dict[str, dict[str, Any]]:
     """{split: {"inputs": {m: float32 (N, seq_len, D)}, "mask": {m: (N, seq_len)}, "labels": (N, K), "ids"}}."""
     try:
         from mfm_bench.align import prepare_word_level
     except ImportError as e:  # pragma: no cover - depends on the alignment module being installed
-        raise RuntimeError("reading .csd files needs mfm_bench.align.prepare_word_level, which this installation "
-                           "lacks; use the MFN h5 or pickle format, or update mfm-bench") from e
+        raise RuntimeError(
+            "reading .csd files needs mfm_bench.align.prepare_word_level, which this installation "
+            "lacks; use the MFN h5 or pickle format, or update mfm-bench"
+        ) from e
     paths = {role: str(folder / name) for role, name in files.items()}
     prepared = prepare_word_level(paths=paths, words=WORDS, labels=LABELS, seq_len=seq_len, folds=folds)
     out = {}
     for split in ("train", "valid", "test"):
         fold = prepared[split]
         # a modality without a file of its own is the word reference itself
-        inputs = {m: np.nan_to_num(np.asarray(fold[m if m in files else WORDS], dtype=np.float32), nan=0.0,
-                                   posinf=0.0, neginf=0.0)
-                  for m in modalities}
+        inputs = {
+            m: np.nan_to_num(
+                np.asarray(fold[m if m in files else WORDS], dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0
+            )
+            for m in modalities
+        }
         labels = np.asarray(fold[LABELS], dtype=np.float32)
         labels = labels.reshape(labels.shape[0], -1)
         out[split] = {

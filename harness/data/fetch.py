@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import socket
 import sys
 import urllib.error
 import urllib.request
@@ -93,8 +92,14 @@ def verify(path: Path, df: DataFile, where: str | None = None) -> None:
 
 
 # -- one file -----------------------------------------------------------------------------------------------
-def download(url: str, dest: Path, df: DataFile, progress: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
-             where: str | None = None) -> Path:
+def download(
+    url: str,
+    dest: Path,
+    df: DataFile,
+    progress: bool | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    where: str | None = None,
+) -> Path:
     """Download ``url`` to ``dest`` (resuming ``dest.part``), verify it, move it into place; returns ``dest``."""
     from tqdm import tqdm
 
@@ -111,7 +116,7 @@ def download(url: str, dest: Path, df: DataFile, progress: bool | None = None, t
             resp = None
         else:
             raise FetchError(f"{url}: HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, socket.timeout, ConnectionError) as e:
+    except (TimeoutError, urllib.error.URLError, ConnectionError) as e:
         reason = getattr(e, "reason", e)
         raise OfflineError(f"{url}: cannot connect ({reason})") from None
     if resp is not None:
@@ -122,10 +127,20 @@ def download(url: str, dest: Path, df: DataFile, progress: bool | None = None, t
             length = resp.headers.get("Content-Length")
             total = start + int(length) if length is not None else None
             got = start
-            with open(part, "ab" if resumed else "wb") as f, tqdm(
-                total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
-                disable=None if progress is None else not progress, file=sys.stderr, leave=False,
-            ) as bar:
+            with (
+                open(part, "ab" if resumed else "wb") as f,
+                tqdm(
+                    total=total,
+                    initial=start,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=dest.name,
+                    disable=None if progress is None else not progress,
+                    file=sys.stderr,
+                    leave=False,
+                ) as bar,
+            ):
                 try:
                     while True:
                         chunk = resp.read(CHUNK)
@@ -134,12 +149,15 @@ def download(url: str, dest: Path, df: DataFile, progress: bool | None = None, t
                         f.write(chunk)
                         got += len(chunk)
                         bar.update(len(chunk))
-                except (http.client.IncompleteRead, ConnectionError, socket.timeout, OSError) as e:
-                    raise FetchError(f"{url}: interrupted after {got} bytes ({type(e).__name__}); run the same "
-                                     f"command again to resume from {part}") from None
+                except (TimeoutError, http.client.IncompleteRead, ConnectionError, OSError) as e:
+                    raise FetchError(
+                        f"{url}: interrupted after {got} bytes ({type(e).__name__}); run the same "
+                        f"command again to resume from {part}"
+                    ) from None
             if total is not None and got < total:
-                raise FetchError(f"{url}: interrupted after {got} of {total} bytes; run the same command again "
-                                 f"to resume from {part}")
+                raise FetchError(
+                    f"{url}: interrupted after {got} of {total} bytes; run the same command again to resume from {part}"
+                )
     try:
         verify(part, df, where or dest.name)
     except VerificationError:
@@ -182,12 +200,16 @@ def choose_format(decl: DataDeclaration, fmt: str | None = None) -> DataFormat:
         if chosen is not None:
             return chosen
         candidates = list(decl.formats)
-    where = "; ".join(f"{folder_of(f)}/: {', '.join(x.name for x in f.files)}" + (f" ({f.note})" if f.note else "")
-                      for f in candidates)
+    where = "; ".join(
+        f"{folder_of(f)}/: {', '.join(x.name for x in f.files)}" + (f" ({f.note})" if f.note else "")
+        for f in candidates
+    )
     others = [f.name for f in decl.formats if f.fetchable]
     hint = f" Formats that can be downloaded: {', '.join(others)}." if others else ""
-    raise FetchError(f"{decl.dataset}: there is no pinned public download for these files; obtain them from their "
-                     f"owners and put them in {where}.{hint}")
+    raise FetchError(
+        f"{decl.dataset}: there is no pinned public download for these files; obtain them from their "
+        f"owners and put them in {where}.{hint}"
+    )
 
 
 def mirror_for(dataset: str, fmt: str) -> str | None:
@@ -245,7 +267,9 @@ def fetch_dataset(
             failures.append(str(e))
             say(f"FAILED {where}: {e}")
     if failures:
-        raise FetchError(f"{decl.dataset}: {len(failures)} of {len(chosen.files)} files failed:\n  " + "\n  ".join(failures))
+        raise FetchError(
+            f"{decl.dataset}: {len(failures)} of {len(chosen.files)} files failed:\n  " + "\n  ".join(failures)
+        )
     return done
 
 
@@ -253,10 +277,12 @@ def _offline_message(err: Exception, dataset: str, fmt: DataFormat, home: Path) 
     folder = folder_of(fmt, home)
     missing = [f"{fmt.folder}/{f.name}" for f in fmt.files if not (folder / f.name).is_file()]
     source = next((f.url.rsplit("/", 1)[0] for f in fmt.files if f.url), "its source")
-    return (f"{err}\nNo connection, so nothing more was tried. {dataset} needs these files under {home}:\n  "
-            + "\n  ".join(missing)
-            + f"\nDownload them from {source}/... (or a mirror: --mirror URL, MFM_BENCH_MIRROR, or [mirrors] in the "
-            "user config) and put them there, or point MFM_BENCH_DATA at a copy")
+    return (
+        f"{err}\nNo connection, so nothing more was tried. {dataset} needs these files under {home}:\n  "
+        + "\n  ".join(missing)
+        + f"\nDownload them from {source}/... (or a mirror: --mirror URL, MFM_BENCH_MIRROR, or [mirrors] in the "
+        "user config) and put them there, or point MFM_BENCH_DATA at a copy"
+    )
 
 
 def ensure_present(decl: DataDeclaration, log=None, **kwargs) -> Path:

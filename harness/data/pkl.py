@@ -16,18 +16,46 @@ from mfm_bench.errors import MfmBenchError
 
 #: (module, name) pairs a data pickle may reference. Everything else is refused.
 ALLOWED = {
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("collections", "OrderedDict"), ("collections", "defaultdict"),
-    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"), ("builtins", "bytearray"),
-    ("builtins", "slice"), ("builtins", "list"), ("builtins", "dict"), ("builtins", "tuple"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("collections", "OrderedDict"),
+    ("collections", "defaultdict"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "complex"),
+    ("builtins", "bytearray"),
+    ("builtins", "slice"),
+    ("builtins", "list"),
+    ("builtins", "dict"),
+    ("builtins", "tuple"),
     ("_codecs", "encode"),  # how protocol-2 pickles written by Python 2 store bytes
 }
 #: NumPy scalar types (numpy.float64 ...) are plain data too.
-_NUMPY_SCALARS = {"bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                  "float16", "float32", "float64", "longdouble", "complex64", "complex128", "str_", "bytes_"}
+_NUMPY_SCALARS = {
+    "bool_",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "longdouble",
+    "complex64",
+    "complex128",
+    "str_",
+    "bytes_",
+}
 #: NumPy dtype classes (numpy.dtypes.Float64DType ...) pickled by NumPy 2.
 _NUMPY_DTYPES_MODULE = "numpy.dtypes"
 
@@ -71,5 +99,7 @@ def safe_load(path: Path | str) -> Any:
             raise PickleFormatError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from e
         except MemoryError:
             size = path.stat().st_size / 2**30
-            raise PickleFormatError(f"{path}: not enough memory to load this {size:.1f} GiB pickle; use a machine "
-                                    "with more memory, or a smaller file (fewer modalities)") from None
+            raise PickleFormatError(
+                f"{path}: not enough memory to load this {size:.1f} GiB pickle; use a machine "
+                "with more memory, or a smaller file (fewer modalities)"
+            ) from None

@@ -32,7 +32,9 @@ class SplitArrays:
             self.ids = [str(i) for i in range(n)]
         for m, x in self.inputs.items():
             if x.shape[0] != n or self.mask[m].shape != x.shape[:2]:
-                raise ValueError(f"modality {m!r}: inputs {x.shape}, mask {self.mask[m].shape}, {n} targets do not match")
+                raise ValueError(
+                    f"modality {m!r}: inputs {x.shape}, mask {self.mask[m].shape}, {n} targets do not match"
+                )
         if len(self.ids) != n:
             raise ValueError(f"{len(self.ids)} ids for {n} targets")
 
@@ -77,7 +79,9 @@ def fit_seq_len(x: np.ndarray, mask: np.ndarray, seq_len: int, pad: str = "auto"
     return xo, mo
 
 
-def standardise(splits: dict[str, SplitArrays], train: str = "train", eps: float = 1e-6) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+def standardise(
+    splits: dict[str, SplitArrays], train: str = "train", eps: float = 1e-6
+) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Z-score every feature in place with the mean and std of the real steps of ``train`` only; padding stays zero.
 
     A feature that is constant on the training steps is only centred. Returns the statistics
@@ -131,13 +135,22 @@ def write_tensors(path, folds: dict[str, dict[str, np.ndarray]], *, labels: str,
             steps = arr.shape[1]
             length = fold.get(f"{name}.length", np.full(arr.shape[0], steps))
             arrays[f"{split}/{name}.mask"] = np.arange(steps)[None, :] >= steps - np.asarray(length)[:, None]
-            sequences[name] = {"dim": int(np.prod(arr.shape[2:], dtype=np.int64)),
-                               "numeric": bool(np.issubdtype(arr.dtype, np.number))}
+            sequences[name] = {
+                "dim": int(np.prod(arr.shape[2:], dtype=np.int64)),
+                "numeric": bool(np.issubdtype(arr.dtype, np.number)),
+            }
         arrays[f"{split}/ids"] = np.asarray(fold["ids"], dtype=str)
     first = next(iter(folds.values()))
-    header = {"format": TENSORS_FORMAT, "version": TENSORS_VERSION, "splits": list(folds),
-              "sizes": {s: int(len(f["ids"])) for s, f in folds.items()}, "labels": labels,
-              "label_dim": int(np.prod(first[labels].shape[1:], dtype=np.int64)), "sequences": sequences, **meta}
+    header = {
+        "format": TENSORS_FORMAT,
+        "version": TENSORS_VERSION,
+        "splits": list(folds),
+        "sizes": {s: int(len(f["ids"])) for s, f in folds.items()},
+        "labels": labels,
+        "label_dim": int(np.prod(first[labels].shape[1:], dtype=np.int64)),
+        "sequences": sequences,
+        **meta,
+    }
     arrays[META_KEY] = np.array(json.dumps(header))
     with atomic_path(path, suffix=".npz") as tmp:  # the .npz ending keeps numpy from appending its own
         np.savez(tmp, **arrays)
@@ -161,16 +174,20 @@ def read_tensors_meta(path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:
             if META_KEY not in z.files:
-                raise TensorsFormatError(f"{path}: no {META_KEY} entry; write the file with `mfm-bench prepare` "
-                                         "(docs/datasets.md, 'Your own data')")
+                raise TensorsFormatError(
+                    f"{path}: no {META_KEY} entry; write the file with `mfm-bench prepare` "
+                    "(docs/datasets.md, 'Your own data')"
+                )
             meta = json.loads(str(z[META_KEY]))
     except (OSError, zipfile.BadZipFile, ValueError) as e:
         if isinstance(e, TensorsFormatError):
             raise
         raise TensorsFormatError(f"{path}: not a tensors file written by `mfm-bench prepare` ({e})") from None
     if meta.get("format") != TENSORS_FORMAT or meta.get("version") != TENSORS_VERSION:
-        raise TensorsFormatError(f"{path}: format {meta.get('format')!r} version {meta.get('version')!r}; this "
-                                 f"version reads {TENSORS_FORMAT!r} version {TENSORS_VERSION}")
+        raise TensorsFormatError(
+            f"{path}: format {meta.get('format')!r} version {meta.get('version')!r}; this "
+            f"version reads {TENSORS_FORMAT!r} version {TENSORS_VERSION}"
+        )
     return meta
 
 

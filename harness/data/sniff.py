@@ -21,7 +21,7 @@ def _head(path: Path, n: int = 4104) -> bytes:
 
 
 def is_hdf5(head: bytes) -> bool:
-    return any(head[o:o + 8] == HDF5_SIGNATURE for o in _HDF5_OFFSETS)
+    return any(head[o : o + 8] == HDF5_SIGNATURE for o in _HDF5_OFFSETS)
 
 
 def csd_layout_problem(path: Path) -> str | None:

@@ -56,8 +56,12 @@ def record(store: Any, out: Path, run: Any, outcome: Outcome) -> None:
         store.finish(run.id, outcome.rows, outcome.seconds, outcome.environment)
     else:
         store.fail(run.id, outcome.error or "failed", outcome.seconds, environment=outcome.environment or None)
-    call("on_run_end", run_id=run.id, status=outcome.status,
-         metrics=flat_metrics(outcome.rows) if outcome.status == "finished" else {})
+    call(
+        "on_run_end",
+        run_id=run.id,
+        status=outcome.status,
+        metrics=flat_metrics(outcome.rows) if outcome.status == "finished" else {},
+    )
 
 
 class SuiteBar:
@@ -99,8 +103,11 @@ def drive(executor: Executor, source: Any, store: Any, out: Path, bar: SuiteBar,
             while len(running) < executor.slots and (run := source.next()) is not None:
                 store.start(run.as_record(), executor.describe())
                 running[run.id] = run  # at once: an interruption from here on marks it interrupted, never "running"
-                call("on_run_start", out=out, run={**run.as_record(), "environment": executor.describe(),
-                                                   "trackers": run.trackers})
+                call(
+                    "on_run_start",
+                    out=out,
+                    run={**run.as_record(), "environment": executor.describe(), "trackers": run.trackers},
+                )
                 executor.submit(run)
                 bar.update(started=1)
             if not running:

@@ -130,8 +130,9 @@ class ProcessExecutor(Executor):
             fresh.conn.send((run, str(self.out)))
             self.retried += 1
             return None
-        return run.id, Outcome("failed", error=f"worker process died (exit code {code}) after {attempts} attempt(s)",
-                               attempts=attempts)
+        return run.id, Outcome(
+            "failed", error=f"worker process died (exit code {code}) after {attempts} attempt(s)", attempts=attempts
+        )
 
     def cancel(self) -> None:
         for w in self.workers:

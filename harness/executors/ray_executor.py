@@ -36,11 +36,14 @@ class RayExecutor(Executor):
         self.ray = ray
         address = execution.address or os.environ.get("RAY_ADDRESS")
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}} if address else None)
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}} if address else None,
+            )
         self.threads = threads
-        self.remote = ray.remote(num_cpus=execution.cpus, num_gpus=execution.gpus,
-                                 max_retries=execution.retries)(_task)
+        self.remote = ray.remote(num_cpus=execution.cpus, num_gpus=execution.gpus, max_retries=execution.retries)(_task)
         total = ray.cluster_resources().get("CPU", 1)
         self.slots = max(1, int(total // max(execution.cpus, 1e-3)))
         self.refs: dict[Any, str] = {}

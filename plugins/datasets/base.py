@@ -18,7 +18,6 @@ needs with their pinned sources (:meth:`files`), the feature dims (:meth:`modali
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -37,13 +36,20 @@ class DataMissingError(MfmBenchError, FileNotFoundError):
 
 @dataclass
 class RealConfig:
-    path: str | None = option(None, "folder with the data: the format's folder (e.g. .../mfn-h5/mmmo) or a data home "
-                                    "containing it; default $MFM_BENCH_DATA, else the platform cache")
+    path: str | None = option(
+        None,
+        "folder with the data: the format's folder (e.g. .../mfn-h5/mmmo) or a data home "
+        "containing it; default $MFM_BENCH_DATA, else the platform cache",
+    )
     format: str = option("auto", "auto (first format whose files are present), mfn-h5, csd or pkl")
     modalities: list[str] | None = option(None, "subset of the dataset's modalities (text, audio, visual); default all")
-    seq_len: int | None = option(None, "time steps per sample; default as stored (20 in MFN h5 and word-aligned CSD, "
-                                       "50 in aligned pickles)")
-    normalise: Literal["zscore", "original", "none"] = option("zscore", "feature scaling fitted on the train split: zscore (each feature by the mean and std of the real steps), original (the visual features divided by their max-abs, the others raw, as the original MFM's get_data scales FACET) or none")
+    seq_len: int | None = option(
+        None, "time steps per sample; default as stored (20 in MFN h5 and word-aligned CSD, 50 in aligned pickles)"
+    )
+    normalise: Literal["zscore", "original", "none"] = option(
+        "zscore",
+        "feature scaling fitted on the train split: zscore (each feature by the mean and std of the real steps), original (the visual features divided by their max-abs, the others raw, as the original MFM's get_data scales FACET) or none",
+    )
     cache: bool = option(True, "keep the prepared splits in the Arrow cache (mfm-bench cache ls)")
     fetch: bool = option(False, "download missing files (as `mfm-bench fetch`) before reading")
 
@@ -100,7 +106,7 @@ class RealDataset:
             raise ValueError(f"{self.NAME} reads formats {list(self.SUBDIRS)}, not {cfg.format!r}")
 
     @classmethod
-    def _bare(cls, cfg: RealConfig) -> "RealDataset":
+    def _bare(cls, cfg: RealConfig) -> RealDataset:
         """An instance that knows its config but has read nothing (for the declarations)."""
         obj = cls.__new__(cls)
         obj._configure(cfg)
@@ -109,9 +115,15 @@ class RealDataset:
     def _spec(self, dims: dict[str, int], splits: tuple[str, ...], seq_len: int | None):
         from mfm_bench.contracts import DatasetSpec, Modality
 
-        return DatasetSpec(name=self.NAME, modalities=tuple(Modality(m, dims[m]) for m in self.modalities),
-                           task=self.task(), splits=splits, seq_len=seq_len, citation=self.CITATION,
-                           licence=self.LICENCE)
+        return DatasetSpec(
+            name=self.NAME,
+            modalities=tuple(Modality(m, dims[m]) for m in self.modalities),
+            task=self.task(),
+            splits=splits,
+            seq_len=seq_len,
+            citation=self.CITATION,
+            licence=self.LICENCE,
+        )
 
     # -- to implement -----------------------------------------------------------------------------------
     def files(self, fmt: str, modalities: list[str], folder: Path | None = None) -> list:
@@ -159,8 +171,15 @@ class RealDataset:
                 if best is None or n_missing <= best[0]:  # a tie goes to the later folder, where fetch writes
                     best = (n_missing, folder, files)
             _, folder, files = best  # type: ignore[misc]
-            formats.append(DataFormat(fmt, cls.SUBDIRS[fmt] if cfg.path is None else str(folder), tuple(files),
-                                      mirror_dir=cls.SUBDIRS[fmt].partition("/")[2], note=cls.NOTES.get(fmt, "")))
+            formats.append(
+                DataFormat(
+                    fmt,
+                    cls.SUBDIRS[fmt] if cfg.path is None else str(folder),
+                    tuple(files),
+                    mirror_dir=cls.SUBDIRS[fmt].partition("/")[2],
+                    note=cls.NOTES.get(fmt, ""),
+                )
+            )
         return DataDeclaration(cls.NAME, tuple(formats), cls.folds())
 
     @classmethod
@@ -300,8 +319,12 @@ def mfn_folder_read(folder: Path, modalities: list[str], dims: dict[str, int], t
     for split in SPLITS:
         inputs, labels = read_folder_split(folder, split, modalities, dims)
         target = to_target(labels, folder / LABEL_FILE.format(split=split))
-        out[split] = SplitArrays(inputs, {m: step_mask(x) for m, x in inputs.items()}, target,
-                                 [f"{split}-{i:05d}" for i in range(len(target))])
+        out[split] = SplitArrays(
+            inputs,
+            {m: step_mask(x) for m, x in inputs.items()},
+            target,
+            [f"{split}-{i:05d}" for i in range(len(target))],
+        )
     return out
 
 

@@ -25,17 +25,23 @@ from mfm_bench.config import option
 from .base import RealConfig, RealDataset, csd_declared, csd_dims, csd_read, first_present, from_raw, local_files
 from .sentiment import sentiment_labels
 
-PKL_NAMES = {True: ["mosei_senti_data.pkl", "aligned_50.pkl"], False: ["mosei_senti_data_noalign.pkl", "unaligned_50.pkl"]}
+PKL_NAMES = {
+    True: ["mosei_senti_data.pkl", "aligned_50.pkl"],
+    False: ["mosei_senti_data_noalign.pkl", "unaligned_50.pkl"],
+}
 CSD_DEFAULT = {"text": "glove_vectors", "audio": "COVAREP", "visual": "FACET 4.2"}
 EMOTIONS = ("happy", "sad", "anger", "surprise", "disgust", "fear")
 
 
 @dataclass
 class MOSEIConfig(RealConfig):
-    label: Literal["sentiment", "emotions"] = option("sentiment", "sentiment: regression in [-3, 3]; emotions: the six "
-                                                                  "emotion intensities (csd format only)")
+    label: Literal["sentiment", "emotions"] = option(
+        "sentiment", "sentiment: regression in [-3, 3]; emotions: the six emotion intensities (csd format only)"
+    )
     aligned: bool = option(True, "pkl format: the word-aligned pickle (50 steps) or the unaligned one")
-    features: dict = option(CSD_DEFAULT, "csd format: modality -> standard feature (glove_vectors, COVAREP, FACET 4.2, OpenFace 2)")
+    features: dict = option(
+        CSD_DEFAULT, "csd format: modality -> standard feature (glove_vectors, COVAREP, FACET 4.2, OpenFace 2)"
+    )
 
 
 class CMUMOSEI(RealDataset):
@@ -44,10 +50,14 @@ class CMUMOSEI(RealDataset):
     NAME = "cmu-mosei"
     CONFIG = MOSEIConfig
     SUBDIRS = {"csd": "csd/CMU_MOSEI", "pkl": "pkl"}
-    CITATION = ("Zadeh, A., Liang, P. P., Poria, S., Cambria, E., Morency, L.-P. (2018). Multimodal Language Analysis in "
-                "the Wild: CMU-MOSEI Dataset and Interpretable Dynamic Fusion Graph. ACL 2018.")
+    CITATION = (
+        "Zadeh, A., Liang, P. P., Poria, S., Cambria, E., Morency, L.-P. (2018). Multimodal Language Analysis in "
+        "the Wild: CMU-MOSEI Dataset and Interpretable Dynamic Fusion Graph. ACL 2018."
+    )
     LICENCE = "research use; see the CMU-MultimodalSDK terms"
-    NOTES = {"pkl": "processed pickles of the Multimodal Transformer or MMSA projects; no pinned public copy, obtain them from those projects"}
+    NOTES = {
+        "pkl": "processed pickles of the Multimodal Transformer or MMSA projects; no pinned public copy, obtain them from those projects"
+    }
 
     def files(self, fmt, modalities, folder=None):
         if fmt == "pkl":
@@ -68,8 +78,10 @@ class CMUMOSEI(RealDataset):
         if self.cfg.label == "sentiment":
             return sentiment_labels(y[:, :1], where)
         if y.shape[1] != 1 + len(EMOTIONS):
-            raise ValueError(f"{where}: label: emotions needs sentiment + 6 emotions per sample, found {y.shape[1]} "
-                             "values (the processed pickles hold sentiment only; use the csd format)")
+            raise ValueError(
+                f"{where}: label: emotions needs sentiment + 6 emotions per sample, found {y.shape[1]} "
+                "values (the processed pickles hold sentiment only; use the csd format)"
+            )
         return np.ascontiguousarray(y[:, 1:])
 
     def read(self, fmt, folder, modalities):

@@ -16,11 +16,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from mfm_bench.config import option
 
-from .base import SPLITS, RealConfig, RealDataset, csd_declared, csd_dims, csd_read, first_present, from_raw, local_files
+from .base import (
+    SPLITS,
+    RealConfig,
+    RealDataset,
+    csd_declared,
+    csd_dims,
+    csd_read,
+    first_present,
+    from_raw,
+    local_files,
+)
 from .sentiment import sentiment_labels
 
 PKL_NAMES = {True: ["mosi_data.pkl", "aligned_50.pkl"], False: ["mosi_data_noalign.pkl", "unaligned_50.pkl"]}
@@ -30,8 +38,10 @@ CSD_DEFAULT = {"text": "glove_vectors", "audio": "COVAREP", "visual": "FACET 4.1
 @dataclass
 class MOSIConfig(RealConfig):
     aligned: bool = option(True, "pkl format: the word-aligned pickle (50 steps) or the unaligned one")
-    features: dict = option(CSD_DEFAULT, "csd format: modality -> standard feature (glove_vectors, COVAREP, "
-                                         "FACET 4.1, FACET 4.2, OpenFace 2)")
+    features: dict = option(
+        CSD_DEFAULT,
+        "csd format: modality -> standard feature (glove_vectors, COVAREP, FACET 4.1, FACET 4.2, OpenFace 2)",
+    )
 
 
 class CMUMOSI(RealDataset):
@@ -40,10 +50,14 @@ class CMUMOSI(RealDataset):
     NAME = "cmu-mosi"
     CONFIG = MOSIConfig
     SUBDIRS = {"mfn-h5": "mfn-h5/mosi", "csd": "csd/CMU_MOSI", "pkl": "pkl"}
-    CITATION = ("Zadeh, A., Zellers, R., Pincus, E., Morency, L.-P. (2016). Multimodal Sentiment Intensity Analysis in "
-                "Videos: Facial Gestures and Verbal Messages. IEEE Intelligent Systems 31(6).")
+    CITATION = (
+        "Zadeh, A., Zellers, R., Pincus, E., Morency, L.-P. (2016). Multimodal Sentiment Intensity Analysis in "
+        "Videos: Facial Gestures and Verbal Messages. IEEE Intelligent Systems 31(6)."
+    )
     LICENCE = "research use; see the CMU-MultimodalSDK terms"
-    NOTES = {"pkl": "processed pickles of the Multimodal Transformer or MMSA projects; no pinned public copy, obtain them from those projects"}
+    NOTES = {
+        "pkl": "processed pickles of the Multimodal Transformer or MMSA projects; no pinned public copy, obtain them from those projects"
+    }
 
     def files(self, fmt, modalities, folder=None):
         if fmt == "mfn-h5":
@@ -80,8 +94,12 @@ class CMUMOSI(RealDataset):
             out = {}
             for split in SPLITS:
                 inputs, y = read_mosi_split(folder, split, modalities)
-                out[split] = SplitArrays(inputs, {m: step_mask(x) for m, x in inputs.items()},
-                                         sentiment_labels(y, folder / f"y_{split}.h5"), [f"{split}-{i:05d}" for i in range(len(y))])
+                out[split] = SplitArrays(
+                    inputs,
+                    {m: step_mask(x) for m, x in inputs.items()},
+                    sentiment_labels(y, folder / f"y_{split}.h5"),
+                    [f"{split}-{i:05d}" for i in range(len(y))],
+                )
             return out
         if fmt == "pkl":
             from .mult_pkl import read_pickle_splits

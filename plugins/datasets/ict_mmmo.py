@@ -23,8 +23,9 @@ THRESHOLD = 3.5
 
 @dataclass
 class ICTMMMOConfig(RealConfig):
-    label: Literal["binary", "regression"] = option("binary", "binary: positive when the rating > 3.5 (the original "
-                                                              "task); regression: the rating, 1 to 5")
+    label: Literal["binary", "regression"] = option(
+        "binary", "binary: positive when the rating > 3.5 (the original task); regression: the rating, 1 to 5"
+    )
 
 
 class ICTMMMO(RealDataset):
@@ -33,8 +34,10 @@ class ICTMMMO(RealDataset):
     NAME = "ict-mmmo"
     CONFIG = ICTMMMOConfig
     SUBDIRS = {"mfn-h5": "mfn-h5/mmmo"}
-    CITATION = ("Wöllmer, M., Weninger, F., Knaup, T., Schuller, B., Sun, C., Sagae, K., Morency, L.-P. (2013). "
-                "YouTube Movie Reviews: Sentiment Analysis in an Audio-Visual Context. IEEE Intelligent Systems 28(3).")
+    CITATION = (
+        "Wöllmer, M., Weninger, F., Knaup, T., Schuller, B., Sun, C., Sagae, K., Morency, L.-P. (2013). "
+        "YouTube Movie Reviews: Sentiment Analysis in an Audio-Visual Context. IEEE Intelligent Systems 28(3)."
+    )
     LICENCE = "research use; features as distributed with the MFN code (github.com/pliang279/MFN)"
 
     def files(self, fmt, modalities, folder=None):

@@ -26,7 +26,9 @@ EMOTIONS = ("neutral", "happy", "sad", "angry")  # the order of the labels' seco
 
 @dataclass
 class IEMOCAPConfig(RealConfig):
-    emotion: Literal["neutral", "happy", "sad", "angry"] = option("happy", "which emotion's binary task (present or not)")
+    emotion: Literal["neutral", "happy", "sad", "angry"] = option(
+        "happy", "which emotion's binary task (present or not)"
+    )
     aligned: bool = option(True, "the word-aligned pickle or the unaligned one")
 
 
@@ -36,9 +38,11 @@ class IEMOCAP(RealDataset):
     NAME = "iemocap"
     CONFIG = IEMOCAPConfig
     SUBDIRS = {"pkl": "pkl"}
-    CITATION = ("Busso, C., Bulut, M., Lee, C.-C., Kazemzadeh, A., Mower, E., Kim, S., Chang, J. N., Lee, S., "
-                "Narayanan, S. S. (2008). IEMOCAP: Interactive Emotional Dyadic Motion Capture Database. "
-                "Language Resources and Evaluation 42(4).")
+    CITATION = (
+        "Busso, C., Bulut, M., Lee, C.-C., Kazemzadeh, A., Mower, E., Kim, S., Chang, J. N., Lee, S., "
+        "Narayanan, S. S. (2008). IEMOCAP: Interactive Emotional Dyadic Motion Capture Database. "
+        "Language Resources and Evaluation 42(4)."
+    )
     LICENCE = "IEMOCAP licence of USC SAIL (on request, research use)"
     NOTES = {"pkl": "the Multimodal Transformer's processed IEMOCAP; IEMOCAP itself is licensed by USC SAIL on request"}
 

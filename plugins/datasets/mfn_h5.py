@@ -70,7 +70,9 @@ def _features(path: Path, x: np.ndarray, n: int | None = None, dim: int | None =
     if x.ndim != 3:
         raise MFNFormatError(f"{path}: expected a (N, steps, dim) array, got shape {x.shape}")
     if n is not None and x.shape[0] != n:
-        raise MFNFormatError(f"{path}: {x.shape[0]} samples but the labels file has {n}; the files come from different copies")
+        raise MFNFormatError(
+            f"{path}: {x.shape[0]} samples but the labels file has {n}; the files come from different copies"
+        )
     if dim is not None and x.shape[2] != dim:
         raise MFNFormatError(f"{path}: feature dim {x.shape[2]}, expected {dim}")
     x = x.astype(np.float32)

@@ -26,18 +26,27 @@ class MOUD(RealDataset):
     NAME = "moud"
     CONFIG = MOUDConfig
     SUBDIRS = {"mfn-h5": "mfn-h5/moud"}
-    CITATION = ("Pérez-Rosas, V., Mihalcea, R., Morency, L.-P. (2013). Utterance-Level Multimodal Sentiment Analysis. "
-                "ACL 2013.")
+    CITATION = (
+        "Pérez-Rosas, V., Mihalcea, R., Morency, L.-P. (2013). Utterance-Level Multimodal Sentiment Analysis. ACL 2013."
+    )
     LICENCE = "research use; obtain from the dataset's authors"
-    NOTES = {"mfn-h5": "no public copy: obtain MOUD's features from its authors and lay them out like the MFN folders "
-                       "(audio_*.h5, video_*.h5, text_*_emb.h5, y_*.h5, key d1)"}
+    NOTES = {
+        "mfn-h5": "no public copy: obtain MOUD's features from its authors and lay them out like the MFN folders "
+        "(audio_*.h5, video_*.h5, text_*_emb.h5, y_*.h5, key d1)"
+    }
 
     def files(self, fmt, modalities, folder=None):
         return mfn_folder_files(self.NAME, modalities)
 
     def modality_dims(self, fmt, folder):
-        return h5_dims(folder, {f.role: f.name for f in self.files(fmt, self.modalities) if f.name.endswith("_train.h5")
-                                and f.role != "labels"})
+        return h5_dims(
+            folder,
+            {
+                f.role: f.name
+                for f in self.files(fmt, self.modalities)
+                if f.name.endswith("_train.h5") and f.role != "labels"
+            },
+        )
 
     def read(self, fmt, folder, modalities):
         def to_target(y, path):
@@ -54,8 +63,13 @@ class MOUD(RealDataset):
         from mfm_bench.contracts import Task
 
         k = max(2, self._label_width())
-        names = ("negative", "positive") if k == 2 else ("negative", "neutral", "positive") if k == 3 else \
-            tuple(f"class{i}" for i in range(k))
+        names = (
+            ("negative", "positive")
+            if k == 2
+            else ("negative", "neutral", "positive")
+            if k == 3
+            else tuple(f"class{i}" for i in range(k))
+        )
         return Task("classification", n_classes=k, class_names=names)
 
     def _label_width(self) -> int:

@@ -45,14 +45,18 @@ def read_pickle_splits(path: Path, modalities: list[str]) -> dict[str, dict[str,
         d = data[split]
         label_key = next((k for k in ("labels", "regression_labels") if k in d), None)
         if label_key is None:
-            raise PickleFormatError(f"{path}: split {split!r} has no 'labels' or 'regression_labels' (keys {sorted(d)})")
+            raise PickleFormatError(
+                f"{path}: split {split!r} has no 'labels' or 'regression_labels' (keys {sorted(d)})"
+            )
         labels = np.asarray(d[label_key])
         n = labels.shape[0]
         inputs, mask = {}, {}
         for m in modalities:
             key = MODALITY_KEYS[m]
             if key not in d:
-                raise PickleFormatError(f"{path}: split {split!r} has no {key!r} array for modality {m!r} (keys {sorted(d)})")
+                raise PickleFormatError(
+                    f"{path}: split {split!r} has no {key!r} array for modality {m!r} (keys {sorted(d)})"
+                )
             x = np.asarray(d[key], dtype=np.float32)
             if x.ndim != 3 or x.shape[0] != n:
                 raise PickleFormatError(f"{path}: {split}.{key} has shape {x.shape}, expected ({n}, T, D)")

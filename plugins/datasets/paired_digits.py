@@ -23,8 +23,10 @@ from mfm_bench.contracts import DatasetSpec, Modality, Task, TensorSplit
 from mfm_bench.errors import MfmBenchError
 
 SPLITS = ("train", "valid", "test")
-CITATION = ("Images: Alpaydin & Kaynak, Optical Recognition of Handwritten Digits, UCI ML Repository (1998), via "
-            "sklearn.datasets.load_digits. Signals: Greydanus, Scaling down deep learning with MNIST-1D (2020/ICML 2024).")
+CITATION = (
+    "Images: Alpaydin & Kaynak, Optical Recognition of Handwritten Digits, UCI ML Repository (1998), via "
+    "sklearn.datasets.load_digits. Signals: Greydanus, Scaling down deep learning with MNIST-1D (2020/ICML 2024)."
+)
 LICENCE = "images CC BY 4.0 (UCI); MNIST-1D generator Apache-2.0; signals generated locally"
 
 
@@ -39,13 +41,17 @@ class PairedDigitsConfig:
     test_frac: float = option(0.15, "fraction of each class held out for testing")
     signal_len: int = option(40, "length of each MNIST-1D signal (the package's final_seq_length)")
     signal_noise: float = option(0.25, "correlated-noise scale of the signal generator (MNIST-1D's corr_noise_scale)")
-    missing_train: float = option(0.0, "fraction of training pairs with one modality removed (zeros, all-False "
-                                       "mask), chosen at random; never both")
+    missing_train: float = option(
+        0.0,
+        "fraction of training pairs with one modality removed (zeros, all-False mask), chosen at random; never both",
+    )
 
     def __post_init__(self) -> None:
         if not (0 < self.valid_frac < 1 and 0 < self.test_frac < 1 and self.valid_frac + self.test_frac < 0.9):
-            raise ValueError(f"valid_frac and test_frac must be in (0, 1) and sum below 0.9, got "
-                             f"{self.valid_frac} and {self.test_frac}")
+            raise ValueError(
+                f"valid_frac and test_frac must be in (0, 1) and sum below 0.9, got "
+                f"{self.valid_frac} and {self.test_frac}"
+            )
         if self.signal_len < 8:
             raise ValueError(f"signal_len must be at least 8, got {self.signal_len}")
         if not 0.0 <= self.missing_train < 1.0:
@@ -54,11 +60,12 @@ class PairedDigitsConfig:
 
 def _require_extras():
     try:
-        import sklearn.datasets  # noqa: F401
         import mnist1d.data  # noqa: F401
+        import sklearn.datasets  # noqa: F401
     except ImportError as e:
-        raise MissingExtraError(f"paired-digits needs scikit-learn and mnist1d ({e}); install them with "
-                                f"pip install -e \".[digits]\"") from e
+        raise MissingExtraError(
+            f'paired-digits needs scikit-learn and mnist1d ({e}); install them with pip install -e ".[digits]"'
+        ) from e
     return sklearn.datasets, mnist1d.data
 
 
@@ -104,8 +111,8 @@ def stratified_splits(y: np.ndarray, cfg: PairedDigitsConfig, rng: np.random.Gen
         idx = rng.permutation(np.flatnonzero(y == c))
         n_test, n_valid = round(len(idx) * cfg.test_frac), round(len(idx) * cfg.valid_frac)
         parts["test"].append(idx[:n_test])
-        parts["valid"].append(idx[n_test:n_test + n_valid])
-        parts["train"].append(idx[n_test + n_valid:])
+        parts["valid"].append(idx[n_test : n_test + n_valid])
+        parts["train"].append(idx[n_test + n_valid :])
     return {s: np.sort(np.concatenate(v)) for s, v in parts.items()}
 
 

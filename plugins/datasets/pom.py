@@ -30,8 +30,12 @@ CSD_DEFAULT = {"text": "glove_vectors", "audio": "COVAREP", "visual": "FACET 4.2
 
 @dataclass
 class POMConfig(RealConfig):
-    traits: list[str] | None = option(None, "names of the 17 label columns, in file order (default trait_01 ... trait_17)")
-    features: dict = option(CSD_DEFAULT, "csd format: modality -> standard feature (glove_vectors, COVAREP, FACET 4.2, OpenFace 2)")
+    traits: list[str] | None = option(
+        None, "names of the 17 label columns, in file order (default trait_01 ... trait_17)"
+    )
+    features: dict = option(
+        CSD_DEFAULT, "csd format: modality -> standard feature (glove_vectors, COVAREP, FACET 4.2, OpenFace 2)"
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -45,8 +49,10 @@ class POM(RealDataset):
     NAME = "pom"
     CONFIG = POMConfig
     SUBDIRS = {"mfn-h5": "mfn-h5/pom", "csd": "csd/POM"}
-    CITATION = ("Park, S., Shim, H. S., Chatterjee, M., Sagae, K., Morency, L.-P. (2014). Computational Analysis of "
-                "Persuasiveness in Social Multimedia: A Novel Dataset and Multimodal Prediction Approach. ICMI 2014.")
+    CITATION = (
+        "Park, S., Shim, H. S., Chatterjee, M., Sagae, K., Morency, L.-P. (2014). Computational Analysis of "
+        "Persuasiveness in Social Multimedia: A Novel Dataset and Multimodal Prediction Approach. ICMI 2014."
+    )
     LICENCE = "research use; features as distributed with the MFN code and the CMU-MultimodalSDK"
 
     def files(self, fmt, modalities, folder=None):

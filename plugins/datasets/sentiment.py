@@ -19,6 +19,7 @@ import numpy as np
 
 from mfm_bench.metrics import f1_scores, pearson
 
+
 def sentiment_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     """All sentiment-regression metrics (see the module docstring for each convention)."""
     pred, true = np.asarray(pred, float).ravel(), np.asarray(true, float).ravel()

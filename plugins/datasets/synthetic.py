@@ -41,8 +41,11 @@ class SyntheticConfig:
     shared_dim: int = option(4, "size of the shared factor")
     private_dim: int = option(4, "size of each private factor")
     min_len: int = option(8, "shortest real sequence; lengths are uniform in [min_len, seq_len]")
-    three_way: float = option(0.0, "weight of the label's three-way term: the product of the first private component "
-                                   "of the first three modalities (needs 3 or more modalities)")
+    three_way: float = option(
+        0.0,
+        "weight of the label's three-way term: the product of the first private component "
+        "of the first three modalities (needs 3 or more modalities)",
+    )
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.dims) <= 6:
@@ -70,7 +73,9 @@ class SyntheticFactors:
     def describe(cls, cfg: SyntheticConfig) -> DatasetSpec:
         """The spec of the data ``cfg`` generates, without generating them."""
         if cfg.task == "classification":
-            task = Task("classification", n_classes=cfg.n_classes, class_names=tuple(f"bin{i}" for i in range(cfg.n_classes)))
+            task = Task(
+                "classification", n_classes=cfg.n_classes, class_names=tuple(f"bin{i}" for i in range(cfg.n_classes))
+            )
         else:
             task = Task("regression", range=(-3.0, 3.0), metrics="cmu-sentiment")
         return DatasetSpec(
@@ -98,7 +103,7 @@ class SyntheticFactors:
         maps = {}
         for m, d in c.dims.items():  # fixed random maps, drawn in modality order
             w1 = rng.normal(size=(ks + kp + 3, width)) / np.sqrt(ks + kp + 3)
-            w1[ks + kp:] *= 2.0  # time matters
+            w1[ks + kp :] *= 2.0  # time matters
             w2 = rng.normal(size=(width, d)) / np.sqrt(width)
             maps[m] = (w1, w2)
         a = rng.normal(size=ks) / np.sqrt(ks)
@@ -112,8 +117,9 @@ class SyntheticFactors:
             inputs, factors = {}, {"shared": s}
             for m, (w1, w2) in maps.items():
                 p = rng.normal(size=(n, kp))
-                z = np.concatenate([np.repeat(np.concatenate([s, p], 1)[:, None], T, 1),
-                                    np.broadcast_to(basis, (n, T, 3))], axis=2)  # (n, T, ks+kp+3)
+                z = np.concatenate(
+                    [np.repeat(np.concatenate([s, p], 1)[:, None], T, 1), np.broadcast_to(basis, (n, T, 3))], axis=2
+                )  # (n, T, ks+kp+3)
                 x = np.tanh(z @ w1) @ w2  # (n, T, d)
                 x = x + c.noise * x.std() * rng.normal(size=x.shape)
                 inputs[m] = x

@@ -61,8 +61,10 @@ class Tensors:
     @staticmethod
     def _file(cfg: TensorsConfig) -> Path:
         if not cfg.path:
-            raise TensorsConfigError(f"{NAME}: params.path is required: the .npz file `mfm-bench prepare --out` "
-                                     "wrote (docs/datasets.md, 'Your own data')")
+            raise TensorsConfigError(
+                f"{NAME}: params.path is required: the .npz file `mfm-bench prepare --out` "
+                "wrote (docs/datasets.md, 'Your own data')"
+            )
         return Path(cfg.path).expanduser().absolute()
 
     @classmethod
@@ -71,8 +73,9 @@ class Tensors:
 
         note = "write it with `mfm-bench prepare --out` from your .csd files (docs/datasets.md)"
         if not cfg.path:  # `mfm-bench datasets` lists the plugin with its default (empty) params
-            return DataDeclaration(NAME, (DataFormat(NAME, str(Path.cwd()), (DataFile(UNSET_PATH, "all"),),
-                                                     note=note),))
+            return DataDeclaration(
+                NAME, (DataFormat(NAME, str(Path.cwd()), (DataFile(UNSET_PATH, "all"),), note=note),)
+            )
         f = cls._file(cfg)
         return DataDeclaration(NAME, (DataFormat(NAME, str(f.parent), (DataFile(f.name, "all"),), note=note),))
 
@@ -85,8 +88,10 @@ class Tensors:
         if not path.is_file():
             from .base import DataMissingError
 
-            raise DataMissingError(f"{NAME}: no file {path}; write it with `mfm-bench prepare --out {path}` "
-                                   "(docs/datasets.md, 'Your own data')")
+            raise DataMissingError(
+                f"{NAME}: no file {path}; write it with `mfm-bench prepare --out {path}` "
+                "(docs/datasets.md, 'Your own data')"
+            )
         meta = read_tensors_meta(path)
         names = _modalities(cfg, meta, path)
         k = meta["label_dim"]
@@ -94,13 +99,19 @@ class Tensors:
             raise TensorsConfigError(f"{path}: {k} label columns, but targets names {len(cfg.targets or ())}")
         if cfg.task != "multi_regression" and cfg.label_index >= k:
             raise TensorsConfigError(f"{path}: label_index {cfg.label_index}, but the labels have {k} column(s)")
-        task = Task(cfg.task, range=tuple(cfg.range) if cfg.range else None,
-                    n_classes=len(cfg.classes) if cfg.classes else None, class_names=tuple(cfg.classes or ()),
-                    targets=tuple(cfg.targets or ()), metrics=cfg.metrics)
+        task = Task(
+            cfg.task,
+            range=tuple(cfg.range) if cfg.range else None,
+            n_classes=len(cfg.classes) if cfg.classes else None,
+            class_names=tuple(cfg.classes or ()),
+            targets=tuple(cfg.targets or ()),
+            metrics=cfg.metrics,
+        )
         modalities = tuple(Modality(m, meta["sequences"][m]["dim"]) for m in names)
         seq_len = cfg.seq_len or meta.get("alignment", {}).get("seq_len")
-        return DatasetSpec(NAME, modalities, task, tuple(meta["splits"]), seq_len=seq_len,
-                           citation="", licence="your own data")
+        return DatasetSpec(
+            NAME, modalities, task, tuple(meta["splits"]), seq_len=seq_len, citation="", licence="your own data"
+        )
 
     def _prepare(self) -> dict:
         import numpy as np
@@ -120,8 +131,7 @@ class Tensors:
                 inputs[m], mask[m] = x, raw[f"{m}.mask"].astype(bool)
                 if cfg.seq_len is not None:
                     inputs[m], mask[m] = fit_seq_len(inputs[m], mask[m], cfg.seq_len, pad="left")
-            out[split] = SplitArrays(inputs, mask, self._target(raw[labels], path, split),
-                                     [str(i) for i in raw["ids"]])
+            out[split] = SplitArrays(inputs, mask, self._target(raw[labels], path, split), [str(i) for i in raw["ids"]])
         if cfg.normalize and "train" in out:
             standardise(out, "train")
         return out
@@ -137,8 +147,10 @@ class Tensors:
             return col.astype(np.float32)
         n = len(self.cfg.classes or ())
         if len(col) and (np.any(col != np.round(col)) or col.min() < 0 or col.max() >= n):
-            raise TensorsConfigError(f"{path} ({split}): classification labels must be integers 0..{n - 1} "
-                                     f"(one per class name); found values in [{col.min()}, {col.max()}]")
+            raise TensorsConfigError(
+                f"{path} ({split}): classification labels must be integers 0..{n - 1} "
+                f"(one per class name); found values in [{col.min()}, {col.max()}]"
+            )
         return col.astype(np.int64)
 
     def split(self, name: str):

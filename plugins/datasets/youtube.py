@@ -28,8 +28,10 @@ class YouTube(RealDataset):
     NAME = "youtube"
     CONFIG = YouTubeConfig
     SUBDIRS = {"mfn-h5": "mfn-h5/youtube"}
-    CITATION = ("Morency, L.-P., Mihalcea, R., Doshi, P. (2011). Towards Multimodal Sentiment Analysis: Harvesting "
-                "Opinions from the Web. ICMI 2011.")
+    CITATION = (
+        "Morency, L.-P., Mihalcea, R., Doshi, P. (2011). Towards Multimodal Sentiment Analysis: Harvesting "
+        "Opinions from the Web. ICMI 2011."
+    )
     LICENCE = "research use; features as distributed with the MFN code (github.com/pliang279/MFN)"
 
     def files(self, fmt, modalities, folder=None):

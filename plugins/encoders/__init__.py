@@ -7,8 +7,30 @@ _P = "mfm_bench.plugins.encoders"
 
 @hookimpl
 def register_encoders(register):
-    register("lstm", f"{_P}.rnn:LSTMEncoder", config=f"{_P}.configs:RNNConfig", help="LSTM; pooled = hidden state at the last real step")
-    register("gru", f"{_P}.rnn:GRUEncoder", config=f"{_P}.configs:RNNConfig", help="GRU; pooled = hidden state at the last real step")
-    register("mean", f"{_P}.mean:MeanEncoder", config=f"{_P}.configs:MeanConfig", help="masked mean over time, then an MLP")
-    register("conv-image", f"{_P}.conv:ImageConvEncoder", config=f"{_P}.configs:ConvConfig", help="small 2-D conv net for image modalities [C, H, W]; pooled = global average")
-    register("conv-signal", f"{_P}.conv:SignalConvEncoder", config=f"{_P}.configs:ConvConfig", help="small 1-D conv net for signals: a vector [D] as one channel, a sequence [T, D] as D channels")
+    register(
+        "lstm",
+        f"{_P}.rnn:LSTMEncoder",
+        config=f"{_P}.configs:RNNConfig",
+        help="LSTM; pooled = hidden state at the last real step",
+    )
+    register(
+        "gru",
+        f"{_P}.rnn:GRUEncoder",
+        config=f"{_P}.configs:RNNConfig",
+        help="GRU; pooled = hidden state at the last real step",
+    )
+    register(
+        "mean", f"{_P}.mean:MeanEncoder", config=f"{_P}.configs:MeanConfig", help="masked mean over time, then an MLP"
+    )
+    register(
+        "conv-image",
+        f"{_P}.conv:ImageConvEncoder",
+        config=f"{_P}.configs:ConvConfig",
+        help="small 2-D conv net for image modalities [C, H, W]; pooled = global average",
+    )
+    register(
+        "conv-signal",
+        f"{_P}.conv:SignalConvEncoder",
+        config=f"{_P}.configs:ConvConfig",
+        help="small 1-D conv net for signals: a vector [D] as one channel, a sequence [T, D] as D channels",
+    )

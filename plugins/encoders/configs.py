@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from mfm_bench.config import option
 
+
 @dataclass
 class MeanConfig:
     hidden: int = option(32, "MLP width and output size")
@@ -33,4 +34,6 @@ class ConvConfig:
 
     def __post_init__(self) -> None:
         if self.hidden < 1 or self.channels < 1:
-            raise ValueError(f"hidden and channels must be positive, got hidden={self.hidden}, channels={self.channels}")
+            raise ValueError(
+                f"hidden and channels must be positive, got hidden={self.hidden}, channels={self.channels}"
+            )

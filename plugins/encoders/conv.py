@@ -32,9 +32,12 @@ class ImageConvEncoder(nn.Module):
         super().__init__()
         c = cfg.channels
         self.net = nn.Sequential(
-            nn.Conv2d(input_dim, c, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(2 * c, cfg.hidden, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(input_dim, c, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(c, 2 * c, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(2 * c, cfg.hidden, 3, stride=2, padding=1),
+            nn.ReLU(),
         )
         self.drop = nn.Dropout(cfg.dropout)
         self.input_dim = input_dim
@@ -42,8 +45,10 @@ class ImageConvEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x.dim() != 4 or x.shape[1] != self.input_dim:
-            raise ValueError(f"conv-image expects an image modality [B, {self.input_dim}, H, W], got {tuple(x.shape)}; "
-                             "use conv-signal, mean or lstm for vector and sequence modalities")
+            raise ValueError(
+                f"conv-image expects an image modality [B, {self.input_dim}, H, W], got {tuple(x.shape)}; "
+                "use conv-signal, mean or lstm for vector and sequence modalities"
+            )
         fmap = self.net(x)  # (B, H, h, w)
         seq = fmap.flatten(2).transpose(1, 2)  # (B, h*w, H)
         pooled = self.drop(seq.mean(1)) * _present(mask)  # (B, H)
@@ -67,9 +72,12 @@ class SignalConvEncoder(nn.Module):
     def _stack(in_ch: int, cfg: ConvConfig) -> nn.Sequential:
         c = cfg.channels
         return nn.Sequential(
-            nn.Conv1d(in_ch, c, 5, padding=2), nn.ReLU(),
-            nn.Conv1d(c, 2 * c, 5, stride=2, padding=2), nn.ReLU(),
-            nn.Conv1d(2 * c, cfg.hidden, 5, stride=2, padding=2), nn.ReLU(),
+            nn.Conv1d(in_ch, c, 5, padding=2),
+            nn.ReLU(),
+            nn.Conv1d(c, 2 * c, 5, stride=2, padding=2),
+            nn.ReLU(),
+            nn.Conv1d(2 * c, cfg.hidden, 5, stride=2, padding=2),
+            nn.ReLU(),
         )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,8 +87,10 @@ class SignalConvEncoder(nn.Module):
             x = x * mask.unsqueeze(-1).to(x.dtype)
             fmap = self.sequence_net(x.transpose(1, 2))  # (B, H, T')
         else:
-            raise ValueError(f"conv-signal expects a vector [B, D] or sequence [B, T, D] modality, got {tuple(x.shape)}; "
-                             "use conv-image for images")
+            raise ValueError(
+                f"conv-signal expects a vector [B, D] or sequence [B, T, D] modality, got {tuple(x.shape)}; "
+                "use conv-image for images"
+            )
         seq = fmap.transpose(1, 2)  # (B, T', H)
         pooled = self.drop(seq.mean(1)) * _present(mask)  # (B, H)
         return pooled, seq

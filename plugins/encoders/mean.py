@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from mfm_bench.nn import as_sequence, masked_mean
+
 from .configs import MeanConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from mfm_bench.nn import last_valid
+
 from .configs import RNNConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
@@ -16,8 +17,14 @@ class RNNEncoder(nn.Module):
 
     def __init__(self, input_dim: int, cfg: RNNConfig) -> None:
         super().__init__()
-        self.rnn = self.cell(input_dim, cfg.hidden, num_layers=cfg.layers, batch_first=True,
-                             dropout=cfg.dropout if cfg.layers > 1 else 0.0, bidirectional=cfg.bidirectional)
+        self.rnn = self.cell(
+            input_dim,
+            cfg.hidden,
+            num_layers=cfg.layers,
+            batch_first=True,
+            dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+            bidirectional=cfg.bidirectional,
+        )
         self.drop = nn.Dropout(cfg.dropout)
         self.output_dim = cfg.hidden * (2 if cfg.bidirectional else 1)
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from mfm_bench.config import option
 
+
 @dataclass
 class ConcatConfig:
     hidden: int = option(64, "width of the fused vector")
@@ -23,22 +24,35 @@ class LateConfig:
     hidden: int = option(32, "hidden width of each unimodal head")
     dropout: float = option(0.1, "dropout inside each head")
     weighting: Literal["mean", "learned"] = option(
-        "mean", "mean: plain mean of the unimodal predictions; learned: softmax of one learned logit per modality")
+        "mean", "mean: plain mean of the unimodal predictions; learned: softmax of one learned logit per modality"
+    )
 
 
 @dataclass
 class MFNConfig:
-    hidden: int | dict = option({"default": 32}, "LSTM hidden size per modality: a number, or {modality: size, default: size}")
+    hidden: int | dict = option(
+        {"default": 32}, "LSTM hidden size per modality: a number, or {modality: size, default: size}"
+    )
     memory: int = option(64, "size of the multi-view gated memory (MFM's tuned MOSI setting: 64)")
     window: int = option(2, "steps of cell states the attention reads (the paper's Delta-memory: 2)")
     attention_hidden: int = option(32, "hidden width of the attention MLP (NN1 in the original code)")
     memory_hidden: int = option(32, "hidden width of the MLP proposing the memory update (NN2)")
-    gamma_hidden: int | list[int] = option(32, "hidden width of the two gate MLPs: one number for both, or [gamma1, gamma2] (MMSA's MOSI setting: [32, 64])")
+    gamma_hidden: int | list[int] = option(
+        32,
+        "hidden width of the two gate MLPs: one number for both, or [gamma1, gamma2] (MMSA's MOSI setting: [32, 64])",
+    )
     attention_dropout: float = option(0.0, "dropout inside the attention MLP")
     memory_dropout: float = option(0.0, "dropout inside the memory-proposal MLP")
-    gamma_dropout: float | list[float] = option(0.0, "dropout inside the gate MLPs: one number for both, or [gamma1, gamma2]")
-    skip_padding: bool = option(True, "keep the state unchanged at padded steps (false: run over padding like the original)")
-    impl: Literal["reference", "fast"] = option("fast", "fast: grouped cells and fused MLPs (mfn_fast.py); reference: one cell and MLP call at a time. Same math and parameters")
+    gamma_dropout: float | list[float] = option(
+        0.0, "dropout inside the gate MLPs: one number for both, or [gamma1, gamma2]"
+    )
+    skip_padding: bool = option(
+        True, "keep the state unchanged at padded steps (false: run over padding like the original)"
+    )
+    impl: Literal["reference", "fast"] = option(
+        "fast",
+        "fast: grouped cells and fused MLPs (mfn_fast.py); reference: one cell and MLP call at a time. Same math and parameters",
+    )
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -61,8 +75,11 @@ class EFLSTMConfig:
     hidden: int = option(64, "LSTM hidden size (per direction); the fused vector has this width")
     layers: int = option(1, "stacked LSTM layers")
     dropout: float = option(0.1, "dropout between stacked LSTM layers (none with one layer, as the reference)")
-    fused_dropout: float = option(0.0, "dropout on the fused vector before the head (reference: none, its dropout "
-                                       "sits inside the head; 0.1 restores our earlier model)")
+    fused_dropout: float = option(
+        0.0,
+        "dropout on the fused vector before the head (reference: none, its dropout "
+        "sits inside the head; 0.1 restores our earlier model)",
+    )
     bidirectional: bool = option(False, "read the joint sequence both ways")
 
 
@@ -71,13 +88,21 @@ class TFNConfig:
     proj_dim: int = option(8, "width each modality is projected to before the outer product (0: use the encoder width)")
     hidden: int = option(64, "width of the two fully connected layers after the fusion (reference post_fusion_dim)")
     dropout: float = option(0.15, "dropout on the flattened tensor (reference post_fusion_dropout)")
-    hidden_dropout: float = option(0.0, "dropout after each fully connected layer (reference: none; 0.15 with "
-                                        "head: true restores our earlier network)")
-    head: bool = option(False, "false: a third Linear layer predicts, as the reference; true: output the hidden "
-                               "vector for the supervised model's MLP head, no squash (our earlier network)")
-    output_range: Any = option("task", "squash a regression prediction with sigmoid * (hi - lo) + lo, as the "
-                                       "reference's sigmoid * 6 - 3: 'task' uses the dataset's range (MOSI: [-3, 3]), "
-                                       "[lo, hi] a fixed one, [] none")
+    hidden_dropout: float = option(
+        0.0,
+        "dropout after each fully connected layer (reference: none; 0.15 with head: true restores our earlier network)",
+    )
+    head: bool = option(
+        False,
+        "false: a third Linear layer predicts, as the reference; true: output the hidden "
+        "vector for the supervised model's MLP head, no squash (our earlier network)",
+    )
+    output_range: Any = option(
+        "task",
+        "squash a regression prediction with sigmoid * (hi - lo) + lo, as the "
+        "reference's sigmoid * 6 - 3: 'task' uses the dataset's range (MOSI: [-3, 3]), "
+        "[lo, hi] a fixed one, [] none",
+    )
     max_tensor: int = option(250_000, "largest allowed size of the flattened tensor, prod(d_m + 1)")
 
     def __post_init__(self) -> None:
@@ -89,8 +114,11 @@ class TFNConfig:
 @dataclass
 class LMFConfig:
     rank: int = option(4, "rank r of the factorised weight tensor")
-    head: bool = option(False, "false: the low-rank product is the prediction, as the reference; true: it outputs "
-                               "a ``hidden``-wide vector for the supervised model's MLP head (our earlier network)")
+    head: bool = option(
+        False,
+        "false: the low-rank product is the prediction, as the reference; true: it outputs "
+        "a ``hidden``-wide vector for the supervised model's MLP head (our earlier network)",
+    )
     hidden: int = option(32, "width of the fused vector h with head: true (ignored otherwise: h has the task's width)")
     proj_dim: int = option(0, "project each modality to this width first (0: use the encoder width, as the paper does)")
     dropout: float = option(0.0, "dropout on the modality vectors (reference: none; 0.1 restores our earlier network)")
@@ -101,24 +129,45 @@ class MulTConfig:
     d_model: int = option(32, "common width d of every projected sequence (reference: 30)")
     heads: int = option(4, "attention heads (must divide d_model; reference: 5)")
     layers: int = option(2, "layers of each crossmodal transformer (reference: 5)")
-    self_layers: int = option(1, "layers of the self-attention transformer over each target's concatenated outputs "
-                                 "(reference: max(layers, 3))")
+    self_layers: int = option(
+        1,
+        "layers of the self-attention transformer over each target's concatenated outputs (reference: max(layers, 3))",
+    )
     kernel: int = option(1, "kernel size of the temporal 1-D convolution projecting each modality (odd; reference: 1)")
     dropout: float = option(0.1, "dropout on residual branches (reference res_dropout 0.1)")
     relu_dropout: float = option(0.1, "dropout between the feed-forward layers (reference relu_dropout 0.1)")
-    attn_dropout: float = option(0.1, "dropout on attention weights (reference: 0.1 for text targets, 0 for the others)")
-    embed_dropout: float = option(0.25, "dropout on each transformer's scaled, position-embedded input (reference 0.25)")
+    attn_dropout: float = option(
+        0.1, "dropout on attention weights (reference: 0.1 for text targets, 0 for the others)"
+    )
+    embed_dropout: float = option(
+        0.25, "dropout on each transformer's scaled, position-embedded input (reference 0.25)"
+    )
     out_dropout: float = option(0.0, "dropout inside the residual output block (reference out_dropout 0.0)")
-    causal: bool = option(True, "causal attention in every layer, as the reference's default attn_mask "
-                                "(main.py: --attn_mask is store_false); false: every step reads every step")
-    shared_norm: bool = option(True, "one LayerNorm for queries, keys and values, as the reference layer; "
-                                     "false: keys/values get their own LayerNorm (our earlier layer)")
-    rescale_self: bool = option(True, "re-scale by sqrt(width) and add position embeddings before the self-attention "
-                                      "stack, as the reference's TransformerEncoder does; false: our earlier stack")
-    padding_mask: bool = option(True, "ignore padded steps (keys and the summary step) and missing modalities: an "
-                                      "extension; false: as the reference, attend to every step, summary at the last")
-    head: bool = option(False, "false: a Linear output layer predicts, as the reference; true: output the fused "
-                               "vector for the supervised model's MLP head (our earlier network)")
+    causal: bool = option(
+        True,
+        "causal attention in every layer, as the reference's default attn_mask "
+        "(main.py: --attn_mask is store_false); false: every step reads every step",
+    )
+    shared_norm: bool = option(
+        True,
+        "one LayerNorm for queries, keys and values, as the reference layer; "
+        "false: keys/values get their own LayerNorm (our earlier layer)",
+    )
+    rescale_self: bool = option(
+        True,
+        "re-scale by sqrt(width) and add position embeddings before the self-attention "
+        "stack, as the reference's TransformerEncoder does; false: our earlier stack",
+    )
+    padding_mask: bool = option(
+        True,
+        "ignore padded steps (keys and the summary step) and missing modalities: an "
+        "extension; false: as the reference, attend to every step, summary at the last",
+    )
+    head: bool = option(
+        False,
+        "false: a Linear output layer predicts, as the reference; true: output the fused "
+        "vector for the supervised model's MLP head (our earlier network)",
+    )
 
     def __post_init__(self) -> None:
         if self.d_model % self.heads:

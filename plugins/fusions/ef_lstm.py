@@ -14,11 +14,11 @@ every step; a missing modality contributes zeros, and a step counts as real when
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
 from mfm_bench.nn import aligned_steps, last_valid
+
 from .configs import EFLSTMConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
@@ -30,14 +30,25 @@ class EFLSTMFusion(nn.Module):
     def __init__(self, input_dims: dict[str, int], cfg: EFLSTMConfig) -> None:
         super().__init__()
         self.names = list(input_dims)
-        self.rnn = nn.LSTM(sum(input_dims.values()), cfg.hidden, num_layers=cfg.layers, batch_first=True,
-                           dropout=cfg.dropout if cfg.layers > 1 else 0.0, bidirectional=cfg.bidirectional)
+        self.rnn = nn.LSTM(
+            sum(input_dims.values()),
+            cfg.hidden,
+            num_layers=cfg.layers,
+            batch_first=True,
+            dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+            bidirectional=cfg.bidirectional,
+        )
         self.drop = nn.Dropout(cfg.fused_dropout)
         self.output_dim = cfg.hidden * (2 if cfg.bidirectional else 1)
 
     def forward(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:
-        xs, masks = aligned_steps(inputs, mask, self.names, "ef_lstm", "align the dataset (e.g. word-level "
-                                  "alignment) or use the 'mult' fusion, which takes unaligned sequences")
+        xs, masks = aligned_steps(
+            inputs,
+            mask,
+            self.names,
+            "ef_lstm",
+            "align the dataset (e.g. word-level alignment) or use the 'mult' fusion, which takes unaligned sequences",
+        )
         steps = [x * k.unsqueeze(-1).to(x.dtype) for x, k in zip(xs, masks)]  # each (B, T, D_m), zeros where not real
         joint_mask = torch.stack(masks, 0).any(0)  # (B, T)
         seq, _ = self.rnn(torch.cat(steps, dim=-1))  # (B, T, sum D_m) -> (B, T, H)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from mfm_bench.nn import mlp, modality_present
+
 from .configs import LateConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 

@@ -14,11 +14,11 @@ A missing modality (all-False mask) gets a zero vector while its appended 1 stay
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
 from mfm_bench.nn import modality_present, modality_projections, with_one
+
 from .configs import LMFConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
@@ -35,7 +35,9 @@ class LMFFusion(nn.Module):
         width = out_dim if self.predicts else cfg.hidden
         self.proj, dims = modality_projections(input_dims, cfg.proj_dim)
         self.drop = nn.Dropout(cfg.dropout)
-        self.factors = nn.ParameterDict({m: nn.Parameter(torch.empty(cfg.rank, dims[m] + 1, width)) for m in self.names})
+        self.factors = nn.ParameterDict(
+            {m: nn.Parameter(torch.empty(cfg.rank, dims[m] + 1, width)) for m in self.names}
+        )
         for w in self.factors.values():
             nn.init.xavier_normal_(w)
         self.rank_weights = nn.Parameter(torch.empty(1, cfg.rank))  # λ_i of the paper's code: a learned mix of ranks
@@ -46,7 +48,9 @@ class LMFFusion(nn.Module):
     def forward(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:
         prod = None
         for m in self.names:
-            z = self.proj[m](inputs[m]) * modality_present(mask[m], keepdim=True).to(inputs[m].dtype)  # (B, d_m), zeros when missing
+            z = self.proj[m](inputs[m]) * modality_present(mask[m], keepdim=True).to(
+                inputs[m].dtype
+            )  # (B, d_m), zeros when missing
             z = with_one(self.drop(z))  # (B, d_m + 1)
             f = torch.einsum("bd,rdh->brh", z, self.factors[m])  # (B, r, hidden)
             prod = f if prod is None else prod * f

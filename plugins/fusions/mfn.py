@@ -22,15 +22,14 @@ padding instead (``skip_padding: false``). Vector modalities [B, D] are fed at e
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
 from mfm_bench.config import per_modality
 from mfm_bench.nn import mlp
 
-from .mfn_fast import fast_forward
 from .configs import MFNConfig  # noqa: F401 - the config lives torch-free in configs.py
+from .mfn_fast import fast_forward
 
 
 class MFNFusion(nn.Module):
@@ -59,8 +58,10 @@ class MFNFusion(nn.Module):
         seqs = {m: inputs[m] for m in self.names if inputs[m].dim() == 3}
         lengths = {m: x.shape[1] for m, x in seqs.items()}
         if len(set(lengths.values())) > 1:
-            raise ValueError(f"mfn needs time-aligned sequences of equal length, got lengths {lengths}; "
-                             "align the dataset (e.g. word-level alignment) or use another fusion")
+            raise ValueError(
+                f"mfn needs time-aligned sequences of equal length, got lengths {lengths}; "
+                "align the dataset (e.g. word-level alignment) or use another fusion"
+            )
         T = next(iter(lengths.values()), 1)
         xs, ms = {}, {}
         for m in self.names:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from mfm_bench.nn import CrossmodalTransformer, as_sequence, last_valid, mlp, sinusoid
+
 from .configs import MulTConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
@@ -44,19 +45,25 @@ class MulTFusion(nn.Module):
         self.names = list(input_dims)
         self.cfg = cfg
         d = cfg.d_model
-        self.proj = nn.ModuleDict({m: nn.Conv1d(dim, d, cfg.kernel, padding=cfg.kernel // 2, bias=False)
-                                   for m, dim in input_dims.items()})
+        self.proj = nn.ModuleDict(
+            {m: nn.Conv1d(dim, d, cfg.kernel, padding=cfg.kernel // 2, bias=False) for m, dim in input_dims.items()}
+        )
         self.sources = {b: [a for a in self.names if a != b] or [b] for b in self.names}
         layer = dict(shared_norm=cfg.shared_norm, causal=cfg.causal, relu_dropout=cfg.relu_dropout)
-        self.cross = nn.ModuleDict({
-            f"{a}->{b}": CrossmodalTransformer(d, cfg.heads, cfg.layers, cfg.dropout, cfg.attn_dropout, **layer)
-            for b in self.names for a in self.sources[b]
-        })
+        self.cross = nn.ModuleDict(
+            {
+                f"{a}->{b}": CrossmodalTransformer(d, cfg.heads, cfg.layers, cfg.dropout, cfg.attn_dropout, **layer)
+                for b in self.names
+                for a in self.sources[b]
+            }
+        )
         width = {b: d * len(self.sources[b]) for b in self.names}
-        self.memory = nn.ModuleDict({
-            b: CrossmodalTransformer(width[b], cfg.heads, cfg.self_layers, cfg.dropout, cfg.attn_dropout, **layer)
-            for b in self.names
-        })
+        self.memory = nn.ModuleDict(
+            {
+                b: CrossmodalTransformer(width[b], cfg.heads, cfg.self_layers, cfg.dropout, cfg.attn_dropout, **layer)
+                for b in self.names
+            }
+        )
         fused = sum(width.values())
         self.out = mlp(fused, fused, fused, cfg.out_dropout)
         self.embed_drop = nn.Dropout(cfg.embed_dropout)
@@ -69,16 +76,21 @@ class MulTFusion(nn.Module):
         w = h.shape[-1]
         return self.embed_drop(h * math.sqrt(w) + sinusoid(h.shape[1], w, h.device).to(h.dtype))
 
-    def sequences(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor],
-                  ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def sequences(
+        self,
+        inputs: dict[str, torch.Tensor],
+        mask: dict[str, torch.Tensor],
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Each target's self-attention output [B, T_b, d * n_sources] before pooling, and the masks [B, T_b] used."""
         steps = {m: as_sequence(inputs[m], mask[m]) for m in self.names}  # vector modalities become one step
         if self.cfg.padding_mask:
             mask = {m: k for m, (_, k) in steps.items()}
         else:
             mask = {m: torch.ones_like(k) for m, (_, k) in steps.items()}
-        proj = {m: self.proj[m]((x * mask[m].unsqueeze(-1).to(x.dtype)).transpose(1, 2)).transpose(1, 2)
-                for m, (x, _) in steps.items()}  # (B, D, T) -> (B, d, T) -> each (B, T_m, d)
+        proj = {
+            m: self.proj[m]((x * mask[m].unsqueeze(-1).to(x.dtype)).transpose(1, 2)).transpose(1, 2)
+            for m, (x, _) in steps.items()
+        }  # (B, D, T) -> (B, d, T) -> each (B, T_m, d)
         h = {m: self.position(p) for m, p in proj.items()}
         out = {}
         for b in self.names:

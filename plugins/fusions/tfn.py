@@ -26,6 +26,7 @@ from torch import nn
 
 from mfm_bench.contracts import Task
 from mfm_bench.nn import modality_present, modality_projections, with_one
+
 from .configs import TFNConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
@@ -46,8 +47,14 @@ class TFNFusion(nn.Module):
                 f"tfn: the fused tensor would have {size} entries (prod of {[d + 1 for d in dims]}), more than "
                 f"max_tensor={cfg.max_tensor}; lower proj_dim or raise max_tensor, or use 'lmf' (low-rank, no tensor)"
             )
-        self.net = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(size, cfg.hidden), nn.ReLU(),
-                                 nn.Dropout(cfg.hidden_dropout), nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU())
+        self.net = nn.Sequential(
+            nn.Dropout(cfg.dropout),
+            nn.Linear(size, cfg.hidden),
+            nn.ReLU(),
+            nn.Dropout(cfg.hidden_dropout),
+            nn.Linear(cfg.hidden, cfg.hidden),
+            nn.ReLU(),
+        )
         self.predicts = not cfg.head
         if self.predicts:
             self.net.append(nn.Dropout(cfg.hidden_dropout))
@@ -65,7 +72,9 @@ class TFNFusion(nn.Module):
     def forward(self, inputs: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> torch.Tensor:
         fused = None
         for m in self.names:
-            z = self.proj[m](inputs[m]) * modality_present(mask[m], keepdim=True).to(inputs[m].dtype)  # (B, d_m), zeros when missing
+            z = self.proj[m](inputs[m]) * modality_present(mask[m], keepdim=True).to(
+                inputs[m].dtype
+            )  # (B, d_m), zeros when missing
             z = with_one(z)  # (B, d_m + 1)
             # (B, P) x (B, d_m + 1) -> (B, P * (d_m + 1)), row-major like torch.einsum("bi,bj->bij").flatten(1)
             fused = z if fused is None else (fused.unsqueeze(2) * z.unsqueeze(1)).flatten(1)

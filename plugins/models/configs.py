@@ -17,52 +17,124 @@ from .mfm_presets import FROM_PRESET, apply_preset, preset_help
 
 @dataclass
 class SupervisedConfig:
-    encoder: str | dict = plugin("encoder", "lstm",
-                                 "encoder name for every modality, or a mapping {modality: name, default: name}")
+    encoder: str | dict = plugin(
+        "encoder", "lstm", "encoder name for every modality, or a mapping {modality: name, default: name}"
+    )
     encoder_params: dict = option({}, "params for the encoder(s)")
     fusion: str = plugin("fusion", "concat", "fusion plugin name")
     fusion_params: dict = option({}, "params for the fusion")
     head_hidden: int = option(64, "hidden width of the prediction head")
     head_dropout: float = option(0.1, "dropout inside the prediction head")
-    drop: list[str] = option([], "modalities removed from every batch (zeros, all-False mask) in training and at test: "
-                                 "a model that never sees them, as the original MFM's basic_missing baseline")
+    drop: list[str] = option(
+        [],
+        "modalities removed from every batch (zeros, all-False mask) in training and at test: "
+        "a model that never sees them, as the original MFM's basic_missing baseline",
+    )
 
 
 Variant = Literal["full", "shared_generative", "no_discriminative", "no_generative", "discriminative_only", "kl"]
 
 
-VARIANTS: tuple[str, ...] = ("full", "shared_generative", "no_discriminative", "no_generative", "discriminative_only", "kl")
+VARIANTS: tuple[str, ...] = (
+    "full",
+    "shared_generative",
+    "no_discriminative",
+    "no_generative",
+    "discriminative_only",
+    "kl",
+)
 
 
 @dataclass
 class MFMConfig:
-    preset: Literal["default", "original", "mmsa"] = option("default", "credited setting that fills every field marked (preset): original (pliang279/factorized best_acc), mmsa (MMSA config_regression.json), default (the original's numbers, padded steps skipped); docs/mfm.md")
-    variant: Variant = option("full", "full MFM or an ablation: shared_generative, no_discriminative, no_generative, discriminative_only, kl")
-    encoder: str | dict = plugin("encoder", "lstm", "encoder plugin of the generative codes z_a(i) "
-                                 "(a name, or {modality: name, default: name})")
+    preset: Literal["default", "original", "mmsa"] = option(
+        "default",
+        "credited setting that fills every field marked (preset): original (pliang279/factorized best_acc), mmsa (MMSA config_regression.json), default (the original's numbers, padded steps skipped); docs/mfm.md",
+    )
+    variant: Variant = option(
+        "full", "full MFM or an ablation: shared_generative, no_discriminative, no_generative, discriminative_only, kl"
+    )
+    encoder: str | dict = plugin(
+        "encoder", "lstm", "encoder plugin of the generative codes z_a(i) (a name, or {modality: name, default: name})"
+    )
     encoder_params: dict = option({}, "params of the generative (and surrogate) encoders")
     fusion: str = plugin("fusion", "mfn", "fusion plugin giving the discriminative code z_y (the paper: MFN)")
     fusion_params: dict = option({}, "params of the fusion")
     zy: int = option(FROM_PRESET, preset_help("zy", "size of the discriminative code z_y"))
-    za: int | dict = option(FROM_PRESET, preset_help("za", "size of each generative code z_a(i): a number or {modality: size, default: size} ('shared' names the shared_generative code)"))
+    za: int | dict = option(
+        FROM_PRESET,
+        preset_help(
+            "za",
+            "size of each generative code z_a(i): a number or {modality: size, default: size} ('shared' names the shared_generative code)",
+        ),
+    )
     fy: int = option(FROM_PRESET, preset_help("fy", "size of the discriminative factor F_y"))
-    fa: int | dict = option(FROM_PRESET, preset_help("fa", "size of each generative factor F_a(i): a number or {modality: size, default: size}"))
-    factor_dropout: float | dict = option(FROM_PRESET, preset_help("factor_dropout", "dropout inside the z -> F maps: a number or {zy: p, modality: p, default: p}"))
-    head_hidden: int | None = option(FROM_PRESET, preset_help("head_hidden", "hidden width of the label head D; null: the size of its input factor, as the original Linear(fy, fy)"))
-    head_dropout: float = option(FROM_PRESET, preset_help("head_dropout", "dropout inside the label head D (the original's fy_to_y_dropout)"))
-    lambda_mmd: float = option(FROM_PRESET, preset_help("lambda_mmd", "weight of the MMD prior term, summed over all codes"))
-    kernel: Literal["original", "rbf", "imq"] = option("original", "MMD kernel: original (exp(-||x-y||^2/dim^2), biased estimator), rbf or imq (unbiased estimators)")
-    lambda_x: float | dict = option(FROM_PRESET, preset_help("lambda_x", "reconstruction weight per modality: a number or {modality: weight, default: weight}"))
-    encoder_width: Literal["code", "plugin"] = option(FROM_PRESET, preset_help("encoder_width", "width of the generative and surrogate encoders: code (each as wide as its code, as the original encoderLSTM: LSTMCell(d, z), Linear(z, z); overrides encoder_params.hidden) or plugin (encoder_params as given)"))
-    select_on: Literal["label", "total"] = option(FROM_PRESET, preset_help("select_on", "checkpoint the trainer keeps when its select_on is auto: the lowest validation label loss, or the lowest total (surrogate terms included when surrogate is true)"))
-    mask_padding: bool = option(False, "leave padded steps out of the reconstruction loss (the original reconstructs the zero padding too)")
-    lambda_kl: float = option(1.0, "weight of the KL prior term of the kl variant (KL summed over code dims, averaged over the batch)")
-    surrogate: bool = option(False, "train surrogate encoders for missing modalities and use them when a modality is missing")
-    lambda_surrogate: float = option(1.0, "weight of the MSE between surrogate codes and the (detached) full-model codes")
-    surrogate_task_weight: float = option(1.0, "weight of the label and reconstruction losses computed from surrogate codes")
-    decoder: str | dict = option("lstm", "decoder G_i of each modality: a name or {modality: name, default: name}; lstm "
-                                 "(sequences; vectors as one step), conv-image (images), mlp or conv-signal (vectors)")
-    impl: Literal["reference", "fast"] = option("fast", "decoders: fast (whole-sequence LSTM kernel after step 0) or reference (one cell call per step); same math and parameters. The MFN fusion has its own impl in fusion_params")
+    fa: int | dict = option(
+        FROM_PRESET,
+        preset_help("fa", "size of each generative factor F_a(i): a number or {modality: size, default: size}"),
+    )
+    factor_dropout: float | dict = option(
+        FROM_PRESET,
+        preset_help("factor_dropout", "dropout inside the z -> F maps: a number or {zy: p, modality: p, default: p}"),
+    )
+    head_hidden: int | None = option(
+        FROM_PRESET,
+        preset_help(
+            "head_hidden",
+            "hidden width of the label head D; null: the size of its input factor, as the original Linear(fy, fy)",
+        ),
+    )
+    head_dropout: float = option(
+        FROM_PRESET, preset_help("head_dropout", "dropout inside the label head D (the original's fy_to_y_dropout)")
+    )
+    lambda_mmd: float = option(
+        FROM_PRESET, preset_help("lambda_mmd", "weight of the MMD prior term, summed over all codes")
+    )
+    kernel: Literal["original", "rbf", "imq"] = option(
+        "original", "MMD kernel: original (exp(-||x-y||^2/dim^2), biased estimator), rbf or imq (unbiased estimators)"
+    )
+    lambda_x: float | dict = option(
+        FROM_PRESET,
+        preset_help("lambda_x", "reconstruction weight per modality: a number or {modality: weight, default: weight}"),
+    )
+    encoder_width: Literal["code", "plugin"] = option(
+        FROM_PRESET,
+        preset_help(
+            "encoder_width",
+            "width of the generative and surrogate encoders: code (each as wide as its code, as the original encoderLSTM: LSTMCell(d, z), Linear(z, z); overrides encoder_params.hidden) or plugin (encoder_params as given)",
+        ),
+    )
+    select_on: Literal["label", "total"] = option(
+        FROM_PRESET,
+        preset_help(
+            "select_on",
+            "checkpoint the trainer keeps when its select_on is auto: the lowest validation label loss, or the lowest total (surrogate terms included when surrogate is true)",
+        ),
+    )
+    mask_padding: bool = option(
+        False, "leave padded steps out of the reconstruction loss (the original reconstructs the zero padding too)"
+    )
+    lambda_kl: float = option(
+        1.0, "weight of the KL prior term of the kl variant (KL summed over code dims, averaged over the batch)"
+    )
+    surrogate: bool = option(
+        False, "train surrogate encoders for missing modalities and use them when a modality is missing"
+    )
+    lambda_surrogate: float = option(
+        1.0, "weight of the MSE between surrogate codes and the (detached) full-model codes"
+    )
+    surrogate_task_weight: float = option(
+        1.0, "weight of the label and reconstruction losses computed from surrogate codes"
+    )
+    decoder: str | dict = option(
+        "lstm",
+        "decoder G_i of each modality: a name or {modality: name, default: name}; lstm "
+        "(sequences; vectors as one step), conv-image (images), mlp or conv-signal (vectors)",
+    )
+    impl: Literal["reference", "fast"] = option(
+        "fast",
+        "decoders: fast (whole-sequence LSTM kernel after step 0) or reference (one cell call per step); same math and parameters. The MFN fusion has its own impl in fusion_params",
+    )
 
     def __post_init__(self) -> None:
         apply_preset(self)
@@ -84,16 +156,26 @@ class MFMConfig:
 class MCTNConfig:
     source: str = option("", "the source modality, the only one read at test time (empty: the first of the dataset)")
     targets: list = option([], "modalities translated to, in order (empty: every other modality, in dataset order)")
-    hidden: int = option(32, "width of the encoders, decoders and predictor (reference hidden_dim and reg_hidden_dim 32)")
-    bidirectional: bool = option(True, "encoders read the source both ways, directions summed, as the reference "
-                                       "(configs/mctn.yaml is_bidirectional); false: one direction (our earlier model)")
+    hidden: int = option(
+        32, "width of the encoders, decoders and predictor (reference hidden_dim and reg_hidden_dim 32)"
+    )
+    bidirectional: bool = option(
+        True,
+        "encoders read the source both ways, directions summed, as the reference "
+        "(configs/mctn.yaml is_bidirectional); false: one direction (our earlier model)",
+    )
     pooling: Literal["attention", "last"] = option(
-        "attention", "predictor summary: attention over its steps (reference regression_model.py); last: the state at "
-                     "the last real step (our earlier model)")
+        "attention",
+        "predictor summary: attention over its steps (reference regression_model.py); last: the state at "
+        "the last real step (our earlier model)",
+    )
     l2: float = option(0.01, "L2 penalty on the output layer's weights (reference l2_factor 0.01; 0 for none)")
     dropout: float = option(0.0, "dropout on the joint representation and inside the head (reference: none)")
-    head_hidden: int = option(0, "hidden width of the prediction head (0: one Linear, as the reference's Dense(1); "
-                                 "64 with dropout 0.1, l2 0 restores our earlier head)")
+    head_hidden: int = option(
+        0,
+        "hidden width of the prediction head (0: one Linear, as the reference's Dense(1); "
+        "64 with dropout 0.1, l2 0 restores our earlier head)",
+    )
     label_weight: float = option(1.0, "weight of the task loss (reference regression loss_weight 1.0)")
     translation_weight: float = option(0.1, "weight of the translation losses (MSE to each target; reference 0.1)")
     cycle_weight: float = option(0.1, "weight of the cycle-consistency loss (MSE back to the source; reference 0.1)")
@@ -101,19 +183,27 @@ class MCTNConfig:
 
 @dataclass
 class MISAConfig:
-    encoder: str | dict = plugin("encoder", "lstm",
-                                 "encoder name for every modality, or a mapping {modality: name, default: name}")
+    encoder: str | dict = plugin(
+        "encoder", "lstm", "encoder name for every modality, or a mapping {modality: name, default: name}"
+    )
     encoder_params: dict = option({}, "params for the encoder(s)")
     hidden: int = option(32, "width of the utterance, invariant and specific vectors")
     heads: int = option(2, "attention heads of the fusion layer (must divide hidden)")
     dropout: float = option(0.5, "dropout in the fusion MLP (reference config.py dropout 0.5)")
     attn_dropout: float = option(0.1, "dropout in the attention layer (reference: nn.TransformerEncoderLayer's 0.1)")
-    head_hidden: int = option(0, "hidden width of the prediction head (0: one Linear, as the reference's fusion_layer_3; "
-                                 "64 with dropout 0.1 restores our earlier head)")
+    head_hidden: int = option(
+        0,
+        "hidden width of the prediction head (0: one Linear, as the reference's fusion_layer_3; "
+        "64 with dropout 0.1 restores our earlier head)",
+    )
     regression_loss: Literal["mse", "l1"] = option(
-        "mse", "loss of (multi-)regression targets: mse as the reference's solver; l1 as MFM trains (our earlier model)")
-    detach_norm: bool = option(True, "detach the L2 norms in the difference loss, as the reference DiffLoss; "
-                                     "false: gradients flow through the normalisation (our earlier loss)")
+        "mse", "loss of (multi-)regression targets: mse as the reference's solver; l1 as MFM trains (our earlier model)"
+    )
+    detach_norm: bool = option(
+        True,
+        "detach the L2 norms in the difference loss, as the reference DiffLoss; "
+        "false: gradients flow through the normalisation (our earlier loss)",
+    )
     sim_weight: float = option(1.0, "weight of the similarity loss (CMD between invariant vectors)")
     diff_weight: float = option(0.3, "weight of the difference loss (orthogonality of invariant and specific vectors)")
     recon_weight: float = option(1.0, "weight of the reconstruction loss")
@@ -129,10 +219,14 @@ class MISAConfig:
 @dataclass
 class SymileConfig:
     objective: Literal["symile", "clip"] = option("symile", "symile (multilinear inner product) or clip (pairwise)")
-    negatives: Literal["n", "n_squared"] = option("n", "Symile negatives: n (O(N), shuffled tuples) or n_squared "
-                                                       "(all N^(M-1) tuples; small batches only)")
-    encoder: Any = option(None, "encoder for every modality, or a mapping modality -> encoder; a modality without "
-                                "one gets its kind's (image: conv-image, vector: conv-signal, sequence: lstm)")
+    negatives: Literal["n", "n_squared"] = option(
+        "n", "Symile negatives: n (O(N), shuffled tuples) or n_squared (all N^(M-1) tuples; small batches only)"
+    )
+    encoder: Any = option(
+        None,
+        "encoder for every modality, or a mapping modality -> encoder; a modality without "
+        "one gets its kind's (image: conv-image, vector: conv-signal, sequence: lstm)",
+    )
     encoder_params: dict = option({}, "params for every encoder")
     dim: int = option(32, "width d of the shared representation space")
     temperature: float = option(0.07, "initial softmax temperature (learned, as in CLIP and Symile)")
@@ -140,8 +234,10 @@ class SymileConfig:
 
     def __post_init__(self) -> None:
         if self.dim < 1 or self.temperature <= 0 or self.weight < 0:
-            raise ValueError(f"dim must be positive, temperature > 0 and weight >= 0; got dim={self.dim}, "
-                             f"temperature={self.temperature}, weight={self.weight}")
+            raise ValueError(
+                f"dim must be positive, temperature > 0 and weight >= 0; got dim={self.dim}, "
+                f"temperature={self.temperature}, weight={self.weight}"
+            )
 
 
 @dataclass

@@ -29,6 +29,7 @@ from torch import nn
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.errors import MfmBenchError
 from mfm_bench.nn import Head, last_valid, masked_mean, task_loss
+
 from .configs import LadderConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
@@ -66,8 +67,9 @@ class LadderEncoder(nn.Module):
 
     def __init__(self, cfg: LadderConfig) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(nn.Sequential(nn.Linear(cfg.hidden, cfg.hidden), nn.LayerNorm(cfg.hidden))
-                                    for _ in range(cfg.layers))
+        self.layers = nn.ModuleList(
+            nn.Sequential(nn.Linear(cfg.hidden, cfg.hidden), nn.LayerNorm(cfg.hidden)) for _ in range(cfg.layers)
+        )
 
     def forward(self, h: torch.Tensor, noise: float = 0.0) -> list[torch.Tensor]:
         out = []
@@ -88,7 +90,9 @@ class CrossDecoder(nn.Module):
         h = cfg.hidden
         self.top = nn.Linear(h, h)
         # combinator g(u, z_lateral) per layer: an MLP on [u, z] (the original uses a per-unit gated form)
-        self.combine = nn.ModuleList(nn.Sequential(nn.Linear(2 * h, h), nn.ReLU(), nn.Linear(h, h)) for _ in range(cfg.layers))
+        self.combine = nn.ModuleList(
+            nn.Sequential(nn.Linear(2 * h, h), nn.ReLU(), nn.Linear(h, h)) for _ in range(cfg.layers)
+        )
         self.down = nn.ModuleList(nn.Linear(h, h) for _ in range(cfg.layers - 1))
 
     def forward(self, noisy_a: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -108,13 +112,17 @@ class Ladder(nn.Module):
     def __init__(self, spec: DatasetSpec, cfg: LadderConfig) -> None:
         super().__init__()
         if len(spec.modalities) < 2:
-            raise LadderBuildError(f"ladder: dataset {spec.name!r} has one modality ({spec.modality_names[0]!r}); "
-                                   "cross-modal reconstruction needs at least 2. Use more modalities or supervised")
+            raise LadderBuildError(
+                f"ladder: dataset {spec.name!r} has one modality ({spec.modality_names[0]!r}); "
+                "cross-modal reconstruction needs at least 2. Use more modalities or supervised"
+            )
         for mod in spec.modalities:
             if mod.kind == "image":
-                raise LadderBuildError(f"ladder: modality {mod.name!r} of {spec.name!r} is an image [C, H, W]; the "
-                                       f"{cfg.backbone} backbone reads sequence and vector modalities. Use symile or "
-                                       f"supervised with encoder: {{{mod.name}: conv-image}}")
+                raise LadderBuildError(
+                    f"ladder: modality {mod.name!r} of {spec.name!r} is an image [C, H, W]; the "
+                    f"{cfg.backbone} backbone reads sequence and vector modalities. Use symile or "
+                    f"supervised with encoder: {{{mod.name}: conv-image}}"
+                )
         self.cfg, self.task, self.names = cfg, spec.task, spec.modality_names
         self.backbones = nn.ModuleDict({m: Backbone(spec.input_dims[m], cfg) for m in self.names})
         self.encoders = nn.ModuleDict({m: LadderEncoder(cfg) for m in self.names})

@@ -30,6 +30,7 @@ from torch import nn
 
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.nn import Head, as_sequence, last_valid, masked_mse, safe_attention, sinusoid, task_loss
+
 from .configs import MCTNConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
@@ -67,19 +68,26 @@ class MCTN(nn.Module):
         self.targets = list(cfg.targets) or [m for m in names if m != self.source]
         bad = [t for t in self.targets if t not in names or t == self.source]
         if bad:
-            raise ValueError(f"mctn: targets {bad} must be modalities of {spec.name!r} other than the source "
-                             f"{self.source!r}; choose from {[m for m in names if m != self.source]}")
+            raise ValueError(
+                f"mctn: targets {bad} must be modalities of {spec.name!r} other than the source "
+                f"{self.source!r}; choose from {[m for m in names if m != self.source]}"
+            )
         if not self.targets:
-            raise ValueError(f"mctn needs at least one target modality besides the source {self.source!r}; "
-                             f"{spec.name!r} has only {names}")
+            raise ValueError(
+                f"mctn needs at least one target modality besides the source {self.source!r}; "
+                f"{spec.name!r} has only {names}"
+            )
         H, dims = cfg.hidden, spec.input_dims
         self.in_proj = nn.ModuleDict({m: nn.Linear(dims[m], H) for m in [self.source, self.targets[0]]})
-        self.encoders = nn.ModuleList(nn.LSTM(H, H, batch_first=True, bidirectional=cfg.bidirectional)
-                                      for _ in self.targets)
+        self.encoders = nn.ModuleList(
+            nn.LSTM(H, H, batch_first=True, bidirectional=cfg.bidirectional) for _ in self.targets
+        )
         self.decoders = nn.ModuleList(Decoder(H, dims[t]) for t in self.targets)
         self.back = Decoder(H, dims[self.source])  # cycle: first target's translation -> source
         self.predictor = nn.LSTM(H, H, batch_first=True)
-        self.score = nn.Linear(H, 1) if cfg.pooling == "attention" else None  # reference: TimeDistributed(Dense(1, tanh))
+        self.score = (
+            nn.Linear(H, 1) if cfg.pooling == "attention" else None
+        )  # reference: TimeDistributed(Dense(1, tanh))
         self.drop = nn.Dropout(cfg.dropout)
         self.head = Head(self.task, H, cfg.head_hidden, cfg.dropout)
 
@@ -111,7 +119,9 @@ class MCTN(nn.Module):
         cycle = torch.zeros((), device=src.device)
         for k, t in enumerate(self.targets):
             states, summary = self.encode(k, seq, src_mask)  # (B, T_s, H), (B, H)
-            tgt, tgt_mask = as_sequence(batch.inputs[t], batch.mask[t])  # (B, T_t, D_t), (B, T_t); not read by the prediction
+            tgt, tgt_mask = as_sequence(
+                batch.inputs[t], batch.mask[t]
+            )  # (B, T_t, D_t), (B, T_t); not read by the prediction
             pred_t = self.decoders[k](states, src_mask, summary, tgt.shape[1])  # (B, T_t, D_t)
             trans_terms.append(masked_mse(pred_t, tgt, tgt_mask)[0])
             if k == 0:  # cycle: encode the translation with the same encoder, decode back to the source

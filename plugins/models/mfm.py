@@ -29,9 +29,9 @@ from mfm_bench.nn import Head as LabelHead  # D: Linear-ReLU-Dropout-Linear (fy_
 from mfm_bench.nn import as_sequence, concat_modalities, modality_present, per_sample_mse, task_loss
 from mfm_bench.registry import get_registry
 
+from .configs import VARIANTS, MFMConfig, Variant  # noqa: F401 - the config lives torch-free in configs.py
 from .mfm_decoders import SEQUENCE_ENCODERS, MFMBuildError, build_decoder, check_modality_kinds, run_decoder
 from .mfm_parts import CodeEncoder, FactorMap, frozen_call
-from .configs import Variant, VARIANTS, MFMConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 SHARED = "shared"  # the key of the single generative code of the shared_generative variant
 
@@ -57,8 +57,12 @@ class MFM(nn.Module):
         self._build_generative(reg)
         self._build_discriminative(reg)
         # factor maps z -> F, keyed by code name
-        self.maps = nn.ModuleDict({code: FactorMap(size, self._factor_size(code), self._factor_dropout(code))
-                                   for code, size in self.code_dims.items()})
+        self.maps = nn.ModuleDict(
+            {
+                code: FactorMap(size, self._factor_size(code), self._factor_dropout(code))
+                for code, size in self.code_dims.items()
+            }
+        )
         self.select_on = cfg.select_on  # read by the trainer when its select_on is auto
         self._build_decoders()
         self._build_head()
@@ -94,13 +98,17 @@ class MFM(nn.Module):
             return
         entry = reg.get("fusion", cfg.fusion)
         if getattr(entry.factory, "predicts", False):
-            raise ValueError(f"fusion {cfg.fusion!r} predicts labels directly; MFM needs a fusion that returns a vector for z_y")
+            raise ValueError(
+                f"fusion {cfg.fusion!r} predicts labels directly; MFM needs a fusion that returns a vector for z_y"
+            )
         self.fusion_input = getattr(entry.factory, "input_kind", "pooled")
         images = [m.name for m in self.spec.modalities if m.kind == "image"]
         if self.fusion_input == "raw" and images:
-            raise MFMBuildError(f"mfm: fusion {cfg.fusion!r} reads raw sequences, and modality {images[0]!r} of "
-                                f"{self.spec.name!r} is an image [C, H, W]; use a fusion of encoded modalities "
-                                "(fusion: concat, tfn, lmf or late) with encoder: {image: conv-image}")
+            raise MFMBuildError(
+                f"mfm: fusion {cfg.fusion!r} reads raw sequences, and modality {images[0]!r} of "
+                f"{self.spec.name!r} is an image [C, H, W]; use a fusion of encoded modalities "
+                "(fusion: concat, tfn, lmf or late) with encoder: {image: conv-image}"
+            )
         self.fusion_encoders = nn.ModuleDict()
         if self.fusion_input != "raw":
             for m in self.names:
@@ -133,7 +141,9 @@ class MFM(nn.Module):
         self.head_inputs = ["zy"] if self.has_y else [c for c in self.code_dims if c.startswith("za_")]
         head_in = sum(self._factor_size(c) for c in self.head_inputs)
         # the original: Linear(fy, fy) first (M_B too, from the concatenated F_a); M_D: one Linear
-        hidden = cfg.head_hidden if cfg.head_hidden is not None else (0 if cfg.variant == "discriminative_only" else cfg.fy)
+        hidden = (
+            cfg.head_hidden if cfg.head_hidden is not None else (0 if cfg.variant == "discriminative_only" else cfg.fy)
+        )
         self.head = LabelHead(self.task, head_in, hidden, cfg.head_dropout)
 
     def _build_surrogates(self, reg: Any) -> None:
@@ -147,17 +157,26 @@ class MFM(nn.Module):
             # one other modality: its own encoder reads it as it is (an image, too); several: concatenated features
             key = others[0] if len(others) == 1 else m
             in_dim = sum(dims[o] for o in others)
-            self.surrogates[m] = nn.ModuleDict({
-                code: CodeEncoder(self._encoder(reg, key, in_dim, surrogate=len(others) > 1, width=self.code_dims[code]),
-                                  self.code_dims[code], sequence_input=len(others) > 1 or self._reads_sequences(key))
-                for code, reads in self.code_inputs.items() if m in reads
-            })
+            self.surrogates[m] = nn.ModuleDict(
+                {
+                    code: CodeEncoder(
+                        self._encoder(reg, key, in_dim, surrogate=len(others) > 1, width=self.code_dims[code]),
+                        self.code_dims[code],
+                        sequence_input=len(others) > 1 or self._reads_sequences(key),
+                    )
+                    for code, reads in self.code_inputs.items()
+                    if m in reads
+                }
+            )
 
     def _encoder_name(self, key: str, surrogate: bool = False) -> str:
         name = self.cfg.encoder
         if isinstance(name, dict):
-            name = name.get("default", next(iter(name.values()))) if (surrogate or key == SHARED) else \
-                per_modality(name, key, "encoder")
+            name = (
+                name.get("default", next(iter(name.values())))
+                if (surrogate or key == SHARED)
+                else per_modality(name, key, "encoder")
+            )
         return str(name)
 
     def _encoder(self, reg: Any, key: str, in_dim: int, surrogate: bool = False, width: int | None = None) -> nn.Module:
@@ -167,8 +186,10 @@ class MFM(nn.Module):
         params = reg.own_params(entry, self.cfg.encoder_params)
         if width is not None and self.cfg.encoder_width == "code":
             if entry.config is None or "hidden" not in {f.name for f in dataclasses.fields(entry.config)}:
-                raise ValueError(f"encoder_width: code needs an encoder with a 'hidden' param; {name!r} has none "
-                                 "(set encoder_width: plugin)")
+                raise ValueError(
+                    f"encoder_width: code needs an encoder with a 'hidden' param; {name!r} has none "
+                    "(set encoder_width: plugin)"
+                )
             params = {**params, "hidden": width}
         return reg.build("encoder", name, in_dim, **params)
 
@@ -177,10 +198,12 @@ class MFM(nn.Module):
         return self._encoder_name(key) in SEQUENCE_ENCODERS
 
     def _factor_dropout(self, code: str) -> float:
-        return float(per_modality(self.cfg.factor_dropout, code if code == "zy" else code[len("za_"):], "factor_dropout"))
+        return float(
+            per_modality(self.cfg.factor_dropout, code if code == "zy" else code[len("za_") :], "factor_dropout")
+        )
 
     def _factor_size(self, code: str) -> int:
-        return self.cfg.fy if code == "zy" else int(per_modality(self.cfg.fa, code[len("za_"):], "fa"))
+        return self.cfg.fy if code == "zy" else int(per_modality(self.cfg.fa, code[len("za_") :], "fa"))
 
     def lambda_x(self, m: str) -> float:
         return float(per_modality(self.cfg.lambda_x, m, "lambda_x"))
@@ -206,7 +229,9 @@ class MFM(nn.Module):
                 feats = {}
                 for m in self.names:
                     x, mk = batch.inputs[m], batch.mask[m]
-                    pooled, seq = self.fusion_encoders[m](*(as_sequence(x, mk) if self._reads_sequences(m) else (x, mk)))
+                    pooled, seq = self.fusion_encoders[m](
+                        *(as_sequence(x, mk) if self._reads_sequences(m) else (x, mk))
+                    )
                     feats[m] = pooled if self.fusion_input == "pooled" else seq
             fused = self.fusion(feats, batch.mask)  # (B, H)
             if isinstance(fused, tuple):  # fusions may return (fused, extra losses)
@@ -230,8 +255,13 @@ class MFM(nn.Module):
         call = frozen_call if frozen else (lambda mod, *a: mod(*a))
         return {code: call(self.maps[code], z) for code, z in codes.items()}
 
-    def decode(self, factors: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]], frozen: bool = False,
-               only: list[str] | None = None) -> dict[str, torch.Tensor]:
+    def decode(
+        self,
+        factors: dict[str, torch.Tensor],
+        shapes: dict[str, tuple[int, ...]],
+        frozen: bool = False,
+        only: list[str] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Reconstructions {modality: [B, *shapes[m]]}: [B, T, D] for sequences, [B, D] for vectors, [B, C, H, W]
         for images (``shapes``: :meth:`shapes` of a batch). ``only`` restricts decoding to those modalities."""
         call = frozen_call if frozen else (lambda mod, *a: mod(*a))
@@ -277,8 +307,11 @@ class MFM(nn.Module):
         # training: every modality's surrogate codes (their losses need them), used where m is missing, with no
         # host read of which rows miss what; evaluation: only those of the modalities missing in this batch
         # (also at validation under select_on: total, whose total includes the surrogate terms, as the original)
-        sur = ({m: self.surrogate_codes(batch, m) for m in self.names}
-               if self.cfg.surrogate and (self.training or self.cfg.select_on == "total") else None)
+        sur = (
+            {m: self.surrogate_codes(batch, m) for m in self.names}
+            if self.cfg.surrogate and (self.training or self.cfg.select_on == "total")
+            else None
+        )
         if self.cfg.surrogate:
             used = self._fill_missing(batch, used, present, sur)
         factors = self.factorize(used)
@@ -297,7 +330,9 @@ class MFM(nn.Module):
             losses.update(self._surrogate_losses(batch, codes, used, sur))
         return Output(prediction, losses, extras)
 
-    def _prior_losses(self, codes: dict[str, torch.Tensor], logvars: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _prior_losses(
+        self, codes: dict[str, torch.Tensor], logvars: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         if self.prior == "mmd" and cfg.lambda_mmd > 0:
             return {"mmd": cfg.lambda_mmd * sum(mmd_to_prior(z, cfg.kernel) for z in codes.values())}
@@ -305,8 +340,13 @@ class MFM(nn.Module):
             return {"kl": cfg.lambda_kl * sum(kl_standard_normal(codes[k], logvars[k]) for k in logvars)}
         return {}
 
-    def _fill_missing(self, batch: Batch, used: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
-                      sur: dict[str, dict[str, torch.Tensor]] | None) -> dict[str, torch.Tensor]:
+    def _fill_missing(
+        self,
+        batch: Batch,
+        used: dict[str, torch.Tensor],
+        present: dict[str, torch.Tensor],
+        sur: dict[str, dict[str, torch.Tensor]] | None,
+    ) -> dict[str, torch.Tensor]:
         """Surrogate codes in place of the codes of the rows that miss a modality. With several missing, z_y
         comes from the last missing modality's surrogate."""
         used = dict(used)
@@ -318,8 +358,9 @@ class MFM(nn.Module):
                 used[code] = torch.where(miss.unsqueeze(1), z.to(used[code].dtype), used[code])
         return used
 
-    def _recon_losses(self, x_hat: dict[str, torch.Tensor], batch: Batch,
-                      present: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _recon_losses(
+        self, x_hat: dict[str, torch.Tensor], batch: Batch, present: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         losses = {}
         for m, err in self.recon_errors(x_hat, batch).items():
             lam = self.lambda_x(m)
@@ -328,8 +369,9 @@ class MFM(nn.Module):
                 losses[f"recon_{m}"] = lam * (err * w).sum() / w.sum().clamp_min(1.0)
         return losses
 
-    def _missing_recon_sums(self, x_hat: dict[str, torch.Tensor], batch: Batch,
-                            present: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, int]]:
+    def _missing_recon_sums(
+        self, x_hat: dict[str, torch.Tensor], batch: Batch, present: dict[str, torch.Tensor]
+    ) -> dict[str, tuple[torch.Tensor, int]]:
         """Metric sums of the reconstruction of modalities the evaluator removed (their truth is withheld)."""
         sums = {}
         for m, (x_true, m_true) in batch.withheld.items():
@@ -342,8 +384,13 @@ class MFM(nn.Module):
             sums[f"recon_missing_{m}"] = ((err * miss.to(err.dtype)).sum().detach(), int(miss.sum()))
         return sums
 
-    def _surrogate_losses(self, batch: Batch, codes: dict[str, torch.Tensor], used: dict[str, torch.Tensor],
-                          surrogates: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def _surrogate_losses(
+        self,
+        batch: Batch,
+        codes: dict[str, torch.Tensor],
+        used: dict[str, torch.Tensor],
+        surrogates: dict[str, dict[str, torch.Tensor]],
+    ) -> dict[str, torch.Tensor]:
         """Surrogate inference training. For each modality m: MSE of the surrogate codes to the full model's codes
         (detached targets), plus the label loss and m's reconstruction loss of the model run on the surrogate
         codes through the same factor maps, decoders and head with their parameters frozen. Only the surrogate
@@ -356,8 +403,10 @@ class MFM(nn.Module):
             sur = surrogates[m]
             # targets only from samples that have m (a training sample may lack it: its codes say nothing)
             w = batch.present(m).to(torch.float32)
-            term = sum((((z.float() - codes[c].detach().float()) ** 2).mean(1) * w).sum() / w.sum().clamp_min(1.0)
-                       for c, z in sur.items())
+            term = sum(
+                (((z.float() - codes[c].detach().float()) ** 2).mean(1) * w).sum() / w.sum().clamp_min(1.0)
+                for c, z in sur.items()
+            )
             mse = term if mse is None else mse + term
             if cfg.surrogate_task_weight > 0:
                 replaced = {**{k: v.detach() for k, v in used.items()}, **sur}

@@ -32,7 +32,10 @@ from .mfm_parts import SequenceDecoder
 
 #: decoder name -> the modality kinds it can write
 DECODER_KINDS: dict[str, tuple[str, ...]] = {
-    "lstm": ("sequence", "vector"), "conv-image": ("image",), "mlp": ("vector",), "conv-signal": ("vector",),
+    "lstm": ("sequence", "vector"),
+    "conv-image": ("image",),
+    "mlp": ("vector",),
+    "conv-signal": ("vector",),
 }
 #: the decoder to suggest for each kind
 SUGGESTED = {"image": "conv-image", "vector": "mlp", "sequence": "lstm"}
@@ -56,7 +59,9 @@ class ImageConvDecoder(nn.Module):
         self.channels = channels
 
     def forward(self, f: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-        assert len(shape) == 3 and shape[0] == self.channels, f"conv-image decoder writes [{self.channels}, H, W], asked {shape}"
+        assert len(shape) == 3 and shape[0] == self.channels, (
+            f"conv-image decoder writes [{self.channels}, H, W], asked {shape}"
+        )
         _, H, W = shape
         x = F.relu(self.fc(f)).view(f.shape[0], WIDTH, 2, 2)  # (B, WIDTH, 2, 2)
         for conv, div in zip(self.convs, (4, 2)):
@@ -106,13 +111,16 @@ def build_decoder(spec: DatasetSpec, mod: Modality, decoder: str | dict, in_dim:
     """The decoder G_i of modality ``mod`` reading ``in_dim`` factor features; refuses one that cannot write its kind."""
     name = decoder_name(decoder, mod.name)
     if name not in DECODER_KINDS:
-        raise MFMBuildError(f"mfm: decoder {name!r} of modality {mod.name!r} is unknown; choose one of "
-                            f"{', '.join(DECODER_KINDS)} (decoder: {{{mod.name}: {SUGGESTED[mod.kind]}}})")
+        raise MFMBuildError(
+            f"mfm: decoder {name!r} of modality {mod.name!r} is unknown; choose one of "
+            f"{', '.join(DECODER_KINDS)} (decoder: {{{mod.name}: {SUGGESTED[mod.kind]}}})"
+        )
     if mod.kind not in DECODER_KINDS[name]:
         raise MFMBuildError(
             f"mfm: modality {mod.name!r} of {spec.name!r} is {_shape_word(mod)}, which the {name!r} decoder cannot write "
             f"(it writes {' or '.join(DECODER_KINDS[name])} modalities); set decoder: "
-            f"{{{mod.name}: {SUGGESTED[mod.kind]}, default: lstm}}")
+            f"{{{mod.name}: {SUGGESTED[mod.kind]}, default: lstm}}"
+        )
     if name == "lstm":
         return (FastSequenceDecoder if impl == "fast" else SequenceDecoder)(in_dim, mod.dim)
     if name == "conv-image":
@@ -137,14 +145,20 @@ def check_modality_kinds(spec: DatasetSpec, cfg: Any) -> None:
     for key in spec.modality_names:
         name = str(per_modality(cfg.encoder, key, "encoder")) if isinstance(cfg.encoder, dict) else cfg.encoder
         if key in images and name in SEQUENCE_ENCODERS + ("conv-signal",):
-            raise MFMBuildError(f"mfm: modality {key!r} of {spec.name!r} is an image [C, H, W], which the {name!r} "
-                                f"encoder cannot read; set encoder: {{{key}: conv-image, default: {name}}}")
+            raise MFMBuildError(
+                f"mfm: modality {key!r} of {spec.name!r} is an image [C, H, W], which the {name!r} "
+                f"encoder cannot read; set encoder: {{{key}: conv-image, default: {name}}}"
+            )
     if cfg.variant == "shared_generative":
-        raise MFMBuildError(f"mfm: the shared_generative variant concatenates every modality's features, and "
-                            f"modality {m!r} of {spec.name!r} is an image; use another variant for image data")
+        raise MFMBuildError(
+            f"mfm: the shared_generative variant concatenates every modality's features, and "
+            f"modality {m!r} of {spec.name!r} is an image; use another variant for image data"
+        )
     if cfg.surrogate and len(spec.modalities) > 2:
-        raise MFMBuildError(f"mfm: surrogate encoders concatenate the other modalities' features, which an image "
-                            f"({m!r} of {spec.name!r}) cannot join; use surrogate: false, or two modalities")
+        raise MFMBuildError(
+            f"mfm: surrogate encoders concatenate the other modalities' features, which an image "
+            f"({m!r} of {spec.name!r}) cannot join; use surrogate: false, or two modalities"
+        )
 
 
 def _shape_word(mod: Modality) -> str:

@@ -37,18 +37,21 @@ class ExplainError(MfmBenchError, ValueError):
 
 def factor_label(code: str) -> str:
     """``zy`` -> ``F_y``; ``za_text`` -> ``F_a(text)``."""
-    return FACTOR_LABELS.get(code, f"F_a({code[len('za_'):]})" if code.startswith("za_") else code)
+    return FACTOR_LABELS.get(code, f"F_a({code[len('za_') :]})" if code.startswith("za_") else code)
 
 
 def _check_model(model: Any) -> None:
     needed = ("encode", "factorize", "decode", "shapes", "decoder_inputs")
-    if not all(hasattr(model, n) for n in needed) or not getattr(model, "decoder_inputs"):
-        raise ExplainError(f"explain needs an MFM model with decoders (a variant other than discriminative_only); "
-                         f"got {type(model).__name__}")
+    if not all(hasattr(model, n) for n in needed) or not model.decoder_inputs:
+        raise ExplainError(
+            f"explain needs an MFM model with decoders (a variant other than discriminative_only); "
+            f"got {type(model).__name__}"
+        )
 
 
-def reconstruction_saliency(model: Any, split: Any, batch_size: int = EVAL_BATCH_SIZE,
-                            device: str = "cpu") -> list[dict[str, Any]]:
+def reconstruction_saliency(
+    model: Any, split: Any, batch_size: int = EVAL_BATCH_SIZE, device: str = "cpu"
+) -> list[dict[str, Any]]:
     """Rows ``{"modality", "step", "factor", "grad_norm"}`` for every modality, step and factor its decoder reads."""
     import torch
 
@@ -152,8 +155,9 @@ def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> tuple[Any, Any,
     cfg_path, weights = run / "config.json", run / "model.pt"
     for p in (cfg_path, weights):
         if not p.is_file():
-            raise MissingFileError(f"{p} not found: RUN_DIR must be a run folder (<out>/runs/<run_id>) "
-                                    "holding config.json and model.pt")
+            raise MissingFileError(
+                f"{p} not found: RUN_DIR must be a run folder (<out>/runs/<run_id>) holding config.json and model.pt"
+            )
     try:
         config = json.loads(cfg_path.read_text())
         ds_cfg, model_cfg = config["dataset"], config["model"]
@@ -167,14 +171,21 @@ def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> tuple[Any, Any,
         state = torch.load(weights, map_location=device, weights_only=True)
     except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ExplainError(f"{weights}: not a readable model file ({first}); it may be truncated: run the suite "
-                           "again with --overwrite to rewrite it") from None
+        raise ExplainError(
+            f"{weights}: not a readable model file ({first}); it may be truncated: run the suite "
+            "again with --overwrite to rewrite it"
+        ) from None
     model.load_state_dict(state)
     return model, dataset, config
 
 
-def explain_run(run_dir: str | os.PathLike, split: str = "test", out_dir: str | os.PathLike | None = None,
-                device: str = "cpu", batch_size: int = EVAL_BATCH_SIZE) -> tuple[Path, Path]:
+def explain_run(
+    run_dir: str | os.PathLike,
+    split: str = "test",
+    out_dir: str | os.PathLike | None = None,
+    device: str = "cpu",
+    batch_size: int = EVAL_BATCH_SIZE,
+) -> tuple[Path, Path]:
     """Load a run, compute :func:`reconstruction_saliency` on ``split`` and save CSV and PNG (into the run folder
     unless ``out_dir`` is given)."""
     model, dataset, _ = load_run(run_dir, device)
@@ -184,23 +195,29 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", out_dir: str | 
 
 # -- the command: mfm-bench explain RUN_DIR ---------------------------------------------------------------------
 HELP = "MFM interpretation: gradient of each reconstruction w.r.t. F_y and F_a(i) over time (CSV + heat-map)"
-DESCRIPTION = HELP + """.
+DESCRIPTION = (
+    HELP
+    + """.
 
 For each modality i and time step t, the norm of the gradient of the reconstruction x_hat_i[t] with respect to
 the shared factor F_y and to the modality's own factor F_a(i), averaged over a split (test by default). The
 numbers go to explain.csv and the heat-map to explain.png, in RUN_DIR unless --out is given."""
+)
 EPILOG = """examples:
   mfm-bench explain runs/quickstart/runs/3f2a9c01
   mfm-bench explain runs/quickstart/runs/3f2a9c01 --split valid --out figures/"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", metavar="RUN_DIR",
-                   help="a run folder holding config.json and model.pt (<out>/runs/<run_id>)")
+    p.add_argument(
+        "run_dir", metavar="RUN_DIR", help="a run folder holding config.json and model.pt (<out>/runs/<run_id>)"
+    )
     p.add_argument("--split", default="test", help="split to average over (default: test)")
     p.add_argument("--out", default=None, help="folder for explain.csv and explain.png (default: RUN_DIR)")
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE, help=f"evaluation batch size (default: {EVAL_BATCH_SIZE})")
+    p.add_argument(
+        "--batch-size", type=int, default=EVAL_BATCH_SIZE, help=f"evaluation batch size (default: {EVAL_BATCH_SIZE})"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

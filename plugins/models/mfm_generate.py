@@ -70,8 +70,10 @@ def factors_of(model: Any, batch: Any, m: str) -> tuple[torch.Tensor, torch.Tens
 @torch.no_grad()
 def render(model: Any, fy: torch.Tensor, fa: torch.Tensor, m: str, shape: tuple[int, ...]) -> torch.Tensor:
     """Images [N, C, H, W] from matched rows of F_y [N, Fy] and F_a(m) [N, Fa], 1024 at a time."""
-    out = [model.decode({"zy": fy[i:i + 1024], f"za_{m}": fa[i:i + 1024]}, {m: shape}, only=[m])[m]
-           for i in range(0, fy.shape[0], 1024)]
+    out = [
+        model.decode({"zy": fy[i : i + 1024], f"za_{m}": fa[i : i + 1024]}, {m: shape}, only=[m])[m]
+        for i in range(0, fy.shape[0], 1024)
+    ]
     return torch.cat(out)
 
 
@@ -87,8 +89,9 @@ def rebuild_missing(model: Any, batch: Any, m: str) -> torch.Tensor:
     return model.decode(model.factorize(codes), model.shapes(gone), only=[m])[m]
 
 
-def measure(model: Any, dataset: Any, m: str, columns: int = 10, seed: int = 0,
-            device: str | torch.device = "cpu") -> tuple[dict[str, float], dict[str, Any]]:
+def measure(
+    model: Any, dataset: Any, m: str, columns: int = 10, seed: int = 0, device: str | torch.device = "cpu"
+) -> tuple[dict[str, float], dict[str, Any]]:
     """(metrics, pieces for the figure) on the test split; see the module docstring."""
     dev = torch.device(device)
     model.to(dev).eval()
@@ -125,10 +128,15 @@ def figure_arrays(model: Any, pieces: dict[str, Any], m: str, n_cols: int = 8, s
     grid = render(model, fy, fa, m, pieces["shape"]).cpu()  # (R*C, C, H, W)
     real = pieces["test"].inputs[m].cpu()
     show = np.arange(min(12, len(y)))
-    return {"grid": grid.view(len(rows), n_cols, *pieces["shape"]).numpy(), "row_real": real[rows].numpy(),
-            "col_real": real[cols].numpy(), "missing_real": real[show].numpy(),
-            "missing_rebuilt": pieces["rebuilt"][show].cpu().numpy(),
-            "missing_read": pieces["read"](pieces["rebuilt"][show]), "labels": y[show]}
+    return {
+        "grid": grid.view(len(rows), n_cols, *pieces["shape"]).numpy(),
+        "row_real": real[rows].numpy(),
+        "col_real": real[cols].numpy(),
+        "missing_real": real[show].numpy(),
+        "missing_rebuilt": pieces["rebuilt"][show].cpu().numpy(),
+        "missing_read": pieces["read"](pieces["rebuilt"][show]),
+        "labels": y[show],
+    }
 
 
 def _tile(img: np.ndarray) -> np.ndarray:
@@ -156,14 +164,30 @@ def save_figure(arrays: dict[str, np.ndarray], metrics: dict[str, float], path: 
         for j in range(C):
             _cell(fig, gs[i + 1, j + 1], _tile(arrays["grid"][i, j]), kw)
     for k in range(K):
-        _cell(fig, gs[R + 2, k], _tile(arrays["missing_real"][k]), kw, f"y={arrays['labels'][k]}",
-              "real" if k == 0 else None)
-        _cell(fig, gs[R + 3, k], _tile(arrays["missing_rebuilt"][k]), kw, None, "rebuilt" if k == 0 else None,
-              f"read {arrays['missing_read'][k]}")
-    fig.suptitle(f"rows share z_y, columns share z_a: read as the row's digit {metrics['gen_row_agreement']:.2f}, "
-                 f"the column's {metrics['gen_column_agreement']:.2f} (chance {metrics['gen_chance']:.2f})\n"
-                 f"bottom: the image rebuilt from the other modality alone, read correctly "
-                 f"{metrics['gen_missing_acc']:.2f}", fontsize=8)
+        _cell(
+            fig,
+            gs[R + 2, k],
+            _tile(arrays["missing_real"][k]),
+            kw,
+            f"y={arrays['labels'][k]}",
+            "real" if k == 0 else None,
+        )
+        _cell(
+            fig,
+            gs[R + 3, k],
+            _tile(arrays["missing_rebuilt"][k]),
+            kw,
+            None,
+            "rebuilt" if k == 0 else None,
+            f"read {arrays['missing_read'][k]}",
+        )
+    fig.suptitle(
+        f"rows share z_y, columns share z_a: read as the row's digit {metrics['gen_row_agreement']:.2f}, "
+        f"the column's {metrics['gen_column_agreement']:.2f} (chance {metrics['gen_chance']:.2f})\n"
+        f"bottom: the image rebuilt from the other modality alone, read correctly "
+        f"{metrics['gen_missing_acc']:.2f}",
+        fontsize=8,
+    )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
@@ -171,8 +195,15 @@ def save_figure(arrays: dict[str, np.ndarray], metrics: dict[str, float], path: 
     return path
 
 
-def _cell(fig: Any, spec: Any, img: np.ndarray, kw: dict, title: str | None = None, ylabel: str | None = None,
-          xlabel: str | None = None) -> None:
+def _cell(
+    fig: Any,
+    spec: Any,
+    img: np.ndarray,
+    kw: dict,
+    title: str | None = None,
+    ylabel: str | None = None,
+    xlabel: str | None = None,
+) -> None:
     ax = fig.add_subplot(spec)
     ax.imshow(np.clip(img, 0.0, 1.0), **kw)
     ax.set_xticks([]), ax.set_yticks([])
@@ -184,8 +215,9 @@ def _cell(fig: Any, spec: Any, img: np.ndarray, kw: dict, title: str | None = No
         ax.set_xlabel(xlabel, fontsize=7)
 
 
-def write_generation(model: Any, dataset: Any, out_dir: str | Path, device: str | torch.device = "cpu",
-                     columns: int = 10, seed: int = 0) -> dict[str, float]:
+def write_generation(
+    model: Any, dataset: Any, out_dir: str | Path, device: str | torch.device = "cpu", columns: int = 10, seed: int = 0
+) -> dict[str, float]:
     """Measure (:func:`measure`) and write ``generation.png`` and ``generation.json`` into ``out_dir``; returns the
     metrics ({} when the model cannot generate images: no image modality, z_y, z_a or decoder)."""
     m = image_modality(model)

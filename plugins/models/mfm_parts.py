@@ -22,7 +22,9 @@ class CodeEncoder(nn.Module):
     With ``variational`` a second Linear gives the log-variance (the ``kl`` variant). ``sequence_input``: the
     encoder reads sequences only, so a vector [B, D] reaches it as one step; otherwise inputs go as they are."""
 
-    def __init__(self, encoder: nn.Module, code_dim: int, variational: bool = False, sequence_input: bool = True) -> None:
+    def __init__(
+        self, encoder: nn.Module, code_dim: int, variational: bool = False, sequence_input: bool = True
+    ) -> None:
         super().__init__()
         self.encoder, self.sequence_input = encoder, sequence_input
         self.to_code = nn.Linear(encoder.output_dim, code_dim)

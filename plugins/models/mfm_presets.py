@@ -27,7 +27,7 @@ class _FromPreset:
     def __repr__(self) -> str:
         return "(preset)"
 
-    def __deepcopy__(self, memo: Any) -> "_FromPreset":
+    def __deepcopy__(self, memo: Any) -> _FromPreset:
         return self
 
 
@@ -39,38 +39,74 @@ def _mosi(text: Any, audio: Any, visual: Any) -> dict[str, Any]:
 
 
 _ORIGINAL: dict[str, Any] = {
-    "zy": 32, "za": _mosi(32, 8, 80), "fy": 16, "fa": _mosi(88, 8, 8),
-    "factor_dropout": {"zy": 0.0, **_mosi(0.2, 0.2, 0.7)}, "head_hidden": None, "head_dropout": 0.0,
-    "lambda_mmd": 1.0, "lambda_x": _mosi(1.0, 0.01, 0.5), "encoder_width": "code",
-    "fusion_params": {"hidden": _mosi(88, 64, 48), "memory": 64, "window": 2,
-                      "attention_hidden": 128, "memory_hidden": 128, "gamma_hidden": 128,
-                      "attention_dropout": 0.5, "memory_dropout": 0.5, "gamma_dropout": 0.5,
-                      "skip_padding": False},
+    "zy": 32,
+    "za": _mosi(32, 8, 80),
+    "fy": 16,
+    "fa": _mosi(88, 8, 8),
+    "factor_dropout": {"zy": 0.0, **_mosi(0.2, 0.2, 0.7)},
+    "head_hidden": None,
+    "head_dropout": 0.0,
+    "lambda_mmd": 1.0,
+    "lambda_x": _mosi(1.0, 0.01, 0.5),
+    "encoder_width": "code",
+    "fusion_params": {
+        "hidden": _mosi(88, 64, 48),
+        "memory": 64,
+        "window": 2,
+        "attention_hidden": 128,
+        "memory_hidden": 128,
+        "gamma_hidden": 128,
+        "attention_dropout": 0.5,
+        "memory_dropout": 0.5,
+        "gamma_dropout": 0.5,
+        "skip_padding": False,
+    },
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
     # select_on: the original's train_mfm keeps the lowest validation L1, train_mfm_missing the lowest total
     "original": {**_ORIGINAL, "select_on": {"surrogate": "total", "clean": "label"}},
     "mmsa": {
-        "zy": 80, "za": _mosi(64, 80, 80), "fy": 64, "fa": _mosi(32, 16, 64),
-        "factor_dropout": {"zy": 0.5, **_mosi(0.5, 0.7, 0.5)}, "head_hidden": None, "head_dropout": 0.0,
-        "lambda_mmd": 100.0, "lambda_x": _mosi(0.5, 0.01, 0.5), "encoder_width": "code", "select_on": "label",
-        "fusion_params": {"hidden": _mosi(128, 32, 128), "memory": 64, "window": 2,
-                          "attention_hidden": 32, "memory_hidden": 64, "gamma_hidden": [32, 64],
-                          "attention_dropout": 0.7, "memory_dropout": 0.0, "gamma_dropout": [0.0, 0.5],
-                          "skip_padding": False},
+        "zy": 80,
+        "za": _mosi(64, 80, 80),
+        "fy": 64,
+        "fa": _mosi(32, 16, 64),
+        "factor_dropout": {"zy": 0.5, **_mosi(0.5, 0.7, 0.5)},
+        "head_hidden": None,
+        "head_dropout": 0.0,
+        "lambda_mmd": 100.0,
+        "lambda_x": _mosi(0.5, 0.01, 0.5),
+        "encoder_width": "code",
+        "select_on": "label",
+        "fusion_params": {
+            "hidden": _mosi(128, 32, 128),
+            "memory": 64,
+            "window": 2,
+            "attention_hidden": 32,
+            "memory_hidden": 64,
+            "gamma_hidden": [32, 64],
+            "attention_dropout": 0.7,
+            "memory_dropout": 0.0,
+            "gamma_dropout": [0.0, 0.5],
+            "skip_padding": False,
+        },
     },
-    "default": {**_ORIGINAL, "select_on": "label",
-                "fusion_params": {k: v for k, v in _ORIGINAL["fusion_params"].items() if k != "skip_padding"}},
+    "default": {
+        **_ORIGINAL,
+        "select_on": "label",
+        "fusion_params": {k: v for k, v in _ORIGINAL["fusion_params"].items() if k != "skip_padding"},
+    },
 }
 
 
 def preset_help(field: str, text: str) -> str:
     """``text`` followed by the value of ``field`` in every preset."""
+
     def show(v: Any) -> str:
         if isinstance(v, dict):
             return "{" + ", ".join(f"{k}: {x}" for k, x in v.items() if k != "default") + "}"
         return "null" if v is None else str(v)
+
     return f"{text}; from the preset unless given ({'; '.join(f'{p}: {show(v[field])}' for p, v in PRESETS.items())})"
 
 

@@ -34,6 +34,7 @@ from mfm_bench.config import per_modality
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.nn import CrossmodalTransformer, Head, modality_present, task_loss
 from mfm_bench.registry import get_registry
+
 from .configs import MISAConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
@@ -77,12 +78,21 @@ class MISA(nn.Module):
         super().__init__()
         reg = get_registry()
         self.task, self.cfg, self.names = spec.task, cfg, spec.modality_names
-        self.encoders = nn.ModuleDict({m: reg.build("encoder", per_modality(cfg.encoder, m, "encoder"), spec.input_dims[m],
-                                                    **cfg.encoder_params)
-                                       for m in self.names})
+        self.encoders = nn.ModuleDict(
+            {
+                m: reg.build(
+                    "encoder", per_modality(cfg.encoder, m, "encoder"), spec.input_dims[m], **cfg.encoder_params
+                )
+                for m in self.names
+            }
+        )
         d = cfg.hidden
-        self.project = nn.ModuleDict({m: nn.Sequential(nn.Linear(self.encoders[m].output_dim, d), nn.ReLU(), nn.LayerNorm(d))
-                                      for m in self.names})
+        self.project = nn.ModuleDict(
+            {
+                m: nn.Sequential(nn.Linear(self.encoders[m].output_dim, d), nn.ReLU(), nn.LayerNorm(d))
+                for m in self.names
+            }
+        )
         self.shared = nn.Sequential(nn.Linear(d, d), nn.Sigmoid())
         self.private = nn.ModuleDict({m: nn.Sequential(nn.Linear(d, d), nn.Sigmoid()) for m in self.names})
         self.recon = nn.ModuleDict({m: nn.Linear(d, d) for m in self.names})
@@ -99,7 +109,9 @@ class MISA(nn.Module):
             u[m] = self.project[m](self.encoders[m](x, mask)[0])  # (B, d)
             c[m], p[m] = self.shared(u[m]), self.private[m](u[m])  # (B, d) each
         keep = {m: present[m].unsqueeze(1).to(u[m].dtype) for m in self.names}  # (B, 1)
-        tokens = torch.stack([p[m] * keep[m] for m in self.names] + [c[m] * keep[m] for m in self.names], 1)  # (B, 2M, d)
+        tokens = torch.stack(
+            [p[m] * keep[m] for m in self.names] + [c[m] * keep[m] for m in self.names], 1
+        )  # (B, 2M, d)
         token_mask = torch.stack([present[m] for m in self.names] * 2, 1)  # (B, 2M)
         fused = self.attend(tokens, None, token_mask) * token_mask.unsqueeze(-1).to(tokens.dtype)  # (B, 2M, d)
         pred = self.head(self.fuse(fused.flatten(1)))  # (B, 2M d) -> (B, M d) -> prediction
@@ -123,6 +135,8 @@ class MISA(nn.Module):
             "reconstruction": cfg.recon_weight * rec / len(self.names),
         }
         n_present = torch.stack([keep[m] for m in self.names], 0).sum(0).clamp_min(1.0)  # (B, 1)
-        codes = {"invariant": (sum(c[m] * keep[m] for m in self.names) / n_present).detach(),
-                 **{f"specific_{m}": p[m].detach() for m in self.names}}
+        codes = {
+            "invariant": (sum(c[m] * keep[m] for m in self.names) / n_present).detach(),
+            **{f"specific_{m}": p[m].detach() for m in self.names},
+        }
         return Output(pred, losses, {"codes": codes})

@@ -11,6 +11,7 @@ from mfm_bench.config import per_modality
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.nn import Head, shape_prediction, task_loss
 from mfm_bench.registry import get_registry
+
 from .configs import SupervisedConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
@@ -44,7 +45,9 @@ class SupervisedModel(nn.Module):
             self.fusion.set_task(self.task)
         self.input_kind = getattr(self.fusion, "input_kind", input_kind)
         self.predicts = getattr(self.fusion, "predicts", False)
-        self.head = None if self.predicts else Head(self.task, self.fusion.output_dim, cfg.head_hidden, cfg.head_dropout)
+        self.head = (
+            None if self.predicts else Head(self.task, self.fusion.output_dim, cfg.head_hidden, cfg.head_dropout)
+        )
 
     def _without(self, batch: Batch) -> Batch:
         inputs, mask = dict(batch.inputs), dict(batch.mask)

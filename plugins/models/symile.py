@@ -37,6 +37,7 @@ from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.errors import MfmBenchError
 from mfm_bench.nn import shape_prediction, task_loss
 from mfm_bench.registry import get_registry
+
 from .configs import SymileConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 #: encoder of each modality kind, for modalities the config names none for
@@ -89,8 +90,10 @@ def _all_products(reps: list[torch.Tensor]) -> torch.Tensor:
 def symile_loss(reps: list[torch.Tensor], logit_scale: torch.Tensor, negatives: str = "n") -> torch.Tensor:
     """Mean over anchors of the cross-entropy of the positive tuple against its negatives."""
     labels = torch.arange(reps[0].shape[0], device=reps[0].device)
-    losses = [F.cross_entropy(logit_scale * symile_logits(r, reps[:i] + reps[i + 1:], negatives), labels)
-              for i, r in enumerate(reps)]
+    losses = [
+        F.cross_entropy(logit_scale * symile_logits(r, reps[:i] + reps[i + 1 :], negatives), labels)
+        for i, r in enumerate(reps)
+    ]
     return torch.stack(losses).mean()
 
 
@@ -145,8 +148,10 @@ def build_encoders(spec: DatasetSpec, encoder: Any, params: dict, model: str) ->
         name = encoder.get(mod.name) if isinstance(encoder, dict) else encoder
         name = AUTO_ENCODERS[mod.kind] if name is None else name
         if mod.kind == "image" and name in ("lstm", "gru", "mean", "conv-signal"):
-            raise ModelBuildError(f"{model}: modality {mod.name!r} of {spec.name!r} is an image [C, H, W], which the "
-                                  f"{name!r} encoder cannot read; use encoder: {{{mod.name}: conv-image}} (the default for images)")
+            raise ModelBuildError(
+                f"{model}: modality {mod.name!r} of {spec.name!r} is an image [C, H, W], which the "
+                f"{name!r} encoder cannot read; use encoder: {{{mod.name}: conv-image}} (the default for images)"
+            )
         encoders[mod.name] = reg.build("encoder", name, mod.dim, **params)
     return encoders
 
@@ -157,17 +162,25 @@ class Symile(nn.Module):
     def __init__(self, spec: DatasetSpec, cfg: SymileConfig) -> None:
         super().__init__()
         if len(spec.modalities) < 2:
-            raise ModelBuildError(f"symile: dataset {spec.name!r} has one modality ({spec.modality_names[0]!r}); a "
-                                  "contrastive objective needs at least 2 (Symile differs from CLIP from 3 on). Use a "
-                                  "dataset with more modalities (params: modalities) or the supervised model")
+            raise ModelBuildError(
+                f"symile: dataset {spec.name!r} has one modality ({spec.modality_names[0]!r}); a "
+                "contrastive objective needs at least 2 (Symile differs from CLIP from 3 on). Use a "
+                "dataset with more modalities (params: modalities) or the supervised model"
+            )
         self.cfg, self.task, self.names = cfg, spec.task, spec.modality_names
         self.encoders = build_encoders(spec, cfg.encoder, cfg.encoder_params, "symile")
         # BatchNorm before the projection: freshly initialised ReLU encoders give nearly the same direction for every
         # input, which leaves the normalised representations collapsed (loss log N) for epochs; centring fixes it
-        self.proj = nn.ModuleDict({m: nn.Sequential(Centre(self.encoders[m].output_dim),
-                                                    nn.Linear(self.encoders[m].output_dim, cfg.dim)) for m in self.names})
+        self.proj = nn.ModuleDict(
+            {
+                m: nn.Sequential(Centre(self.encoders[m].output_dim), nn.Linear(self.encoders[m].output_dim, cfg.dim))
+                for m in self.names
+            }
+        )
         # the representation of an absent modality (see the module docstring)
-        self.missing = nn.ParameterDict({m: nn.Parameter(torch.randn(cfg.dim) / math.sqrt(cfg.dim)) for m in self.names})
+        self.missing = nn.ParameterDict(
+            {m: nn.Parameter(torch.randn(cfg.dim) / math.sqrt(cfg.dim)) for m in self.names}
+        )
         self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.temperature)))
         self.probe = nn.Linear(cfg.dim * (len(self.names) + 1), spec.task.output_dim)
 

@@ -20,17 +20,26 @@ def start(run: dict[str, Any], out: Path) -> None:
     try:
         from mlflow.tracking import MlflowClient
     except ImportError as e:
-        raise ImportError(f"the mlflow tracker needs the mlflow package ({e}); "
-                          "pip install -e '.[trackers]' or drop it from the suite's trackers") from None
+        raise ImportError(
+            f"the mlflow tracker needs the mlflow package ({e}); "
+            "pip install -e '.[trackers]' or drop it from the suite's trackers"
+        ) from None
     # MLflow 3 keeps the file store but asks for this opt-in; a local folder needs no database or server
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     client = MlflowClient(tracking_uri=(Path(out) / "mlruns").resolve().as_uri())
     exp = client.get_experiment_by_name(run["suite"])
     exp_id = exp.experiment_id if exp else client.create_experiment(run["suite"])
-    ml = client.create_run(exp_id, run_name=f"{run['label']} seed {run['config']['seed']}",
-                           tags={"mfm_bench.run_id": run["id"], "mfm_bench.dataset": run["dataset_label"]})
-    for key, value in {"dataset": run["dataset_label"], "model": run["label"], "seed": run["config"]["seed"],
-                       "run_id": run["id"]}.items():
+    ml = client.create_run(
+        exp_id,
+        run_name=f"{run['label']} seed {run['config']['seed']}",
+        tags={"mfm_bench.run_id": run["id"], "mfm_bench.dataset": run["dataset_label"]},
+    )
+    for key, value in {
+        "dataset": run["dataset_label"],
+        "model": run["label"],
+        "seed": run["config"]["seed"],
+        "run_id": run["id"],
+    }.items():
         client.log_param(ml.info.run_id, key, value)
     _runs[run["id"]] = (client, ml.info.run_id)
 

@@ -14,8 +14,10 @@ def start(run: dict[str, Any], out: Path) -> None:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as e:
-        raise ImportError(f"the tensorboard tracker needs the tensorboard package ({e}); "
-                          "pip install -e '.[trackers]' or drop it from the suite's trackers") from None
+        raise ImportError(
+            f"the tensorboard tracker needs the tensorboard package ({e}); "
+            "pip install -e '.[trackers]' or drop it from the suite's trackers"
+        ) from None
     writer = SummaryWriter(log_dir=str(Path(out) / "tensorboard" / run["id"]))
     writer.add_text("run", f"{run['dataset_label']} / {run['label']} / seed {run['config']['seed']}")
     _writers[run["id"]] = writer

@@ -1,0 +1,69 @@
+"""One error path: a user's mistake is one `error:` line and exit status 2; `--debug` adds the traceback."""
+
+import pytest
+
+from mfm_bench.cli import build_parser, main
+from mfm_bench.errors import MfmBenchError
+
+
+def test_user_error_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["leaderboard", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and err.startswith("error: ") and "holds no results.sqlite" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys):
+    assert main(["--debug", "leaderboard", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "MissingFileError" in err
+    assert err.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_suite_errors_use_the_same_path(write_suite, capsys):
+    assert main(["run", str(write_suite("name: x\ndatasets: [nope]\nmodels: [supervised]\n")), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "did you mean" not in err.split("error:")[0]
+
+
+def test_every_error_class_derives_from_the_base_and_keeps_its_builtin_base():
+    import pickle
+
+    from mfm_bench.align import AlignError, CSDFormatError
+    from mfm_bench.config import ConfigError
+    from mfm_bench.data.fetch import FetchError, OfflineError, VerificationError
+    from mfm_bench.data.pkl import PickleFormatError, UnsafePickleError
+    from mfm_bench.plugins.datasets.base import DataMissingError
+    from mfm_bench.plugins.datasets.mfn_h5 import MFNFormatError
+    from mfm_bench.registry import PluginError
+    from mfm_bench.suite import SuiteError
+    from mfm_bench.training import TrainingError
+
+    builtin = {
+        ConfigError: ValueError,
+        SuiteError: ValueError,
+        PluginError: LookupError,
+        TrainingError: RuntimeError,
+        FetchError: RuntimeError,
+        VerificationError: RuntimeError,
+        OfflineError: RuntimeError,
+        CSDFormatError: ValueError,
+        AlignError: ValueError,
+        MFNFormatError: ValueError,
+        PickleFormatError: ValueError,
+        UnsafePickleError: pickle.UnpicklingError,
+        DataMissingError: FileNotFoundError,
+    }
+    for cls, base in builtin.items():
+        assert issubclass(cls, MfmBenchError) and issubclass(cls, base), cls
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:12"])
+def test_device_accepts_what_train_config_accepts(device):
+    assert build_parser(["run"]).parse_args(["run", "s.yaml", "--device", device]).device == device
+
+
+def test_device_rejects_other_names(capsys):
+    with pytest.raises(SystemExit):
+        build_parser(["run"]).parse_args(["run", "s.yaml", "--device", "gpu"])
+    assert "cuda:N" in capsys.readouterr().err

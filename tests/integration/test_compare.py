@@ -1,0 +1,91 @@
+"""``mfm-bench compare``: the CI regression gate. A scripted example: a 1-epoch suite against a 12-epoch one fails
+the gate, an identical rerun passes; unusable input exits 2 and says what did not match."""
+
+import pytest
+
+from mfm_bench.cli import main
+from mfm_bench.commands.compare import drops_arg
+from mfm_bench.compare import Row, gate, paired_p
+
+SUITE = """\
+name: gate
+datasets:
+  - name: synthetic-factors
+    params: {n_train: 128, n_valid: 32, n_test: 48, dims: {text: 6, audio: 3, visual: 4}}
+models:
+  - {name: supervised, label: LABEL, params: {fusion: late}}
+seeds: [0, 1]
+train: {epochs: EPOCHS, batch_size: 32, lr: 0.005, device: cpu}
+evaluate: {conditions: [clean]}
+report: {formats: [json]}
+"""
+
+
+@pytest.fixture(scope="module")
+def outs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("compare")
+    out = {}
+    for name, epochs, label in [
+        ("main", 12, "late"),
+        ("rerun", 12, "late"),
+        ("degraded", 1, "late"),
+        ("other", 1, "renamed"),
+    ]:
+        (tmp / f"{name}.yaml").write_text(SUITE.replace("EPOCHS", str(epochs)).replace("LABEL", label))
+        assert main(["run", str(tmp / f"{name}.yaml"), "--out", str(tmp / name), "--no-progress"]) == 0
+        out[name] = tmp / name
+    return out
+
+
+def test_degraded_model_fails_the_gate(outs, capsys):
+    code = main(["compare", str(outs["main"]), str(outs["degraded"]), "--max-drop", "mae=0.05", "--format", "md"])
+    text = capsys.readouterr().out
+    assert code == 1
+    assert "| synthetic-factors | late" in text and "**FAIL** worse by" in text and "regression(s)" in text
+
+
+def test_identical_rerun_passes(outs, capsys):
+    code = main(
+        ["compare", str(outs["main"]), str(outs["rerun"]), "--max-drop", "mae=0.05,acc2_non0=0.01", "--alpha", "0.05"]
+    )
+    text = capsys.readouterr().out
+    assert code == 0 and "no regression" in text and "FAIL" not in text
+
+
+def test_nothing_in_common_exits_2_and_says_what_differs(outs, capsys):
+    assert main(["compare", str(outs["main"]), str(outs["other"])]) == 2
+    err = capsys.readouterr().err
+    assert "nothing in common" in err and "models only in BASE: late; only in NEW: renamed" in err
+
+
+def test_unknown_metric_and_missing_store_exit_2(outs, capsys, tmp_path):
+    assert main(["compare", str(outs["main"]), str(outs["rerun"]), "--max-drop", "mea=0.1"]) == 2
+    assert "neither side measured: mea" in capsys.readouterr().err
+    assert main(["compare", str(outs["main"]), str(tmp_path)]) == 2
+    assert "holds no results.sqlite" in capsys.readouterr().err
+
+
+def test_paired_test_and_gate_rules():
+    assert paired_p({0: 0.5, 1: 0.6}, {0: 0.5, 1: 0.6}) == 1.0
+    assert paired_p({0: 0.5}, {0: 0.4}) is None  # one seed: no test
+    assert paired_p({0: 0.5, 1: 0.6, 2: 0.7}, {0: 0.4, 1: 0.45, 2: 0.62}) < 0.1
+    rows = [
+        Row("d", "m", "clean", "acc", 0.80, 0.78, 3, 0.01, True),
+        Row("d", "m", "clean", "mae", 1.00, 1.01, 3, 0.5, False),
+        Row("d", "m", "train", "train_samples_per_sec", 1000.0, 600.0, 3, 0.2, True),
+    ]
+    assert [r.metric for r in gate(rows, {"acc": 0.05, "mae": 0.05}, None, None)] == []
+    assert [r.metric for r in gate(rows, {"acc": 0.01}, None, None)] == ["acc"]
+    for r in rows:
+        r.regression = ""
+    assert [r.metric for r in gate(rows, {}, 0.05, 0.5)] == ["acc"]  # throughput x0.6 is within a 50% slowdown
+    for r in rows:
+        r.regression = ""
+    assert [r.metric for r in gate(rows, {}, None, 0.3)] == ["train_samples_per_sec"]
+
+
+def test_max_drop_parsing():
+    assert drops_arg("acc2_non0=0.01, mae=0.02") == {"acc2_non0": 0.01, "mae": 0.02}
+    for bad in ("mae", "mae=x", "=0.1", "mae=-1"):
+        with pytest.raises(Exception, match="METRIC=AMOUNT"):
+            drops_arg(bad)

@@ -1,0 +1,149 @@
+"""POM and MOUD in the MFN folder layout, the fetch-on-demand parameter, and the datasets / cache / fetch commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from mfm_bench.cli import main
+from mfm_bench.registry import get_registry
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MFM_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MFM_BENCH_DATA", str(tmp_path / "nodata"))
+
+
+def folder(root: Path, dims: dict, label_fn, sizes=(8, 3, 4), seed=0):
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    names = {"text": "text_{s}_emb.h5", "audio": "audio_{s}.h5", "visual": "video_{s}.h5"}
+    for s, n in zip(("train", "valid", "test"), sizes):
+        for m, d in dims.items():
+            with h5py.File(root / names[m].format(s=s), "w") as f:
+                f["d1"] = rng.normal(size=(n, 20, d))
+        with h5py.File(root / f"y_{s}.h5", "w") as f:
+            f["d1"] = label_fn(rng, n)
+
+
+def test_pom_is_multi_regression_over_17_traits(tmp_path):
+    folder(tmp_path / "mfn-h5" / "pom", {"text": 300, "audio": 43, "visual": 41}, lambda r, n: r.uniform(1, 7, (n, 17)))
+    ds = get_registry().build("dataset", "pom", path=str(tmp_path))
+    t = ds.spec.task
+    assert (
+        t.kind == "multi_regression" and len(t.targets) == 17 and t.targets[0] == "trait_01" and t.range == (1.0, 7.0)
+    )
+    assert ds.split("test").target.shape == (4, 17) and ds.spec.input_dims == {"text": 300, "audio": 43, "visual": 41}
+    named = get_registry().build("dataset", "pom", path=str(tmp_path), traits=[f"t{i}" for i in range(17)])
+    assert named.spec.task.targets[3] == "t3"
+
+
+def test_pom_wrong_label_width_is_named(tmp_path):
+    folder(tmp_path / "pom", {"audio": 43, "visual": 41}, lambda r, n: r.uniform(1, 7, (n, 16)))
+    with pytest.raises(ValueError, match=r"y_train.h5: expected 17 trait scores per sample, found 16"):
+        get_registry().build("dataset", "pom", path=str(tmp_path / "pom"), modalities=["audio", "visual"])
+
+
+def test_moud_one_hot_labels(tmp_path):
+    folder(tmp_path / "moud", {"audio": 74, "visual": 36}, lambda r, n: np.eye(2)[np.arange(n) % 2])
+    ds = get_registry().build("dataset", "moud", path=str(tmp_path / "moud"), modalities=["audio", "visual"])
+    assert ds.spec.task.class_names == ("negative", "positive")
+    assert ds.split("train").target.tolist() == [0, 1, 0, 1, 0, 1, 0, 1]
+
+
+def test_params_are_validated():
+    from mfm_bench.config import ConfigError
+
+    with pytest.raises(ConfigError, match="modalities"):
+        get_registry().build("dataset", "youtube", modalities=["audio", "smell"])
+    with pytest.raises(ConfigError, match="did you mean 'label'"):
+        get_registry().build("dataset", "ict-mmmo", lable="binary")
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A local mirror on 127.0.0.1 serving ../shared/data/mfn-h5, and an empty data home; yields the home."""
+    import http.server
+    import threading
+    from functools import partial
+
+    if not (SHARED / "mfn-h5" / "youtube" / "y_train.h5").is_file():
+        pytest.skip("../shared/data absent")
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(SHARED / "mfn-h5")))
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    monkeypatch.setenv("MFM_BENCH_MIRROR", f"http://127.0.0.1:{httpd.server_address[1]}")
+    home = tmp_path / "home"
+    monkeypatch.setenv("MFM_BENCH_DATA", str(home))
+    try:
+        yield home
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        t.join()
+
+
+def test_fetch_true_downloads_missing_files_before_reading(mirror):
+    ds = get_registry().build("dataset", "youtube", modalities=["audio"], fetch=True)
+    assert len(ds.split("train")) == 173 and (mirror / "mfn-h5" / "youtube" / "audio_train.h5").is_file()
+    assert not (mirror / "mfn-h5" / "youtube" / "video_train.h5").exists()
+
+
+class QuietHandler(__import__("http.server").server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_datasets_and_cache_commands(tmp_path, monkeypatch, capsys):
+    folder(tmp_path / "mfn-h5" / "youtube", {"audio": 74, "visual": 36}, lambda r, n: np.eye(3)[np.arange(n) % 3])
+    monkeypatch.setenv("MFM_BENCH_DATA", str(tmp_path))
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.startswith("youtube"))
+    assert "partial" in line and str(tmp_path / "mfn-h5" / "youtube") in line
+    assert main(["datasets", "--missing"]) == 0
+    assert "text_train_emb.h5" in capsys.readouterr().out
+    get_registry().build("dataset", "youtube", modalities=["audio"])
+    get_registry().build("dataset", "youtube", modalities=["audio", "visual"])
+    assert main(["cache", "ls"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("youtube") == 2 and "8/3/4" in out
+    assert main(["cache", "clear"]) == 2
+    assert main(["cache", "clear", "youtube"]) == 0
+    assert "removed 2 cache entries" in capsys.readouterr().out
+    assert main(["cache", "ls"]) == 0 and "(empty)" in capsys.readouterr().out
+
+
+def test_fetch_command_reports_failure(tmp_path, capsys):
+    assert main(["fetch", "youtube", "--modalities", "audio,smell"]) == 2
+    assert main(["fetch", "iemocap", "--to", str(tmp_path)]) == 2
+    assert "no pinned public download" in capsys.readouterr().err
+
+
+def test_prefetch_suite_downloads_what_a_fetch_true_suite_lacks(tmp_path, mirror, write_suite):
+    from mfm_bench.runner import run_suite
+    from mfm_bench.suite import load_suite
+
+    suite = load_suite(
+        write_suite("""name: f
+fetch: true
+datasets:
+  - {name: ict-mmmo, params: {modalities: [visual]}}
+  - {name: synthetic-factors, params: {n_train: 64, n_valid: 24, n_test: 10}}
+models: [{name: supervised, params: {encoder: mean}}]
+train: {epochs: 3, lr: 0.01}
+""")
+    )
+    logged = []
+    counts = run_suite(suite, tmp_path / "out", progress=False, log=logged.append)  # fetches before training
+    assert counts["finished"] == 2 and any("ict-mmmo: data in" in line for line in logged)
+    got = sorted(p.name for p in (mirror / "mfn-h5" / "mmmo").iterdir())
+    assert got == sorted(
+        [f"video_{s}.h5" for s in ("train", "valid", "test")] + [f"y_{s}.h5" for s in ("train", "valid", "test")]
+    )

@@ -1,0 +1,111 @@
+"""``mfm-bench evaluate``: saved models re-scored without retraining, rows marked as re-evaluations, per-sample
+predictions as Parquet, clear errors for missing or foreign weights; store schema migration."""
+
+import sqlite3
+
+import pyarrow.parquet as pq
+import pytest
+
+from mfm_bench.cli import main
+from mfm_bench.results import SCHEMA, SCHEMA_VERSION, ResultStore, StoreVersionError
+
+SUITE = """\
+name: tiny-eval
+datasets:
+  - name: synthetic-factors
+    params: {n_train: 64, n_valid: 16, n_test: 24, dims: {text: 6, audio: 3, visual: 4}}
+models:
+  - {name: supervised, label: late, params: {fusion: late}}
+seeds: [0]
+train: {epochs: 1, batch_size: 32, device: cpu}
+evaluate: {conditions: [clean, {missing: audio}]}
+report: {formats: [json]}
+"""
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("evaluate")
+    (tmp / "suite.yaml").write_text(SUITE)
+    assert main(["run", str(tmp / "suite.yaml"), "--out", str(tmp / "out"), "--no-progress"]) == 0
+    return tmp / "out"
+
+
+def test_reevaluation_reproduces_the_run_and_adds_new_conditions(out, capsys):
+    assert main(["evaluate", str(out), "--condition", "missing:text@0.5", "--condition", "drop:visual:0.5"]) == 0
+    with ResultStore(out) as store:
+        own = {(m["condition"], m["metric"]): m["value"] for m in store.metrics()}
+        again = {(m["condition"], m["metric"]): m["value"] for m in store.reevaluations()}
+        (prov,) = [__import__("json").loads(p) for (p,) in store.conn.execute("SELECT provenance FROM evaluations")]
+    assert again[("clean", "mae")] == pytest.approx(own[("clean", "mae")], abs=1e-9)  # the same model, the same data
+    assert ("missing:text@0.5", "mae") in again and ("missing:text@0.5", "mae") not in own
+    assert prov["command"] == "evaluate" and prov["store_schema"] == SCHEMA_VERSION and "torch" in prov
+    board = (out / "leaderboard.json").read_text()
+    assert "missing:text@0.5" in board and "drop:visual:0.5" in board
+    (parquet,) = (out / "evaluations").glob("*.parquet")
+    table = pq.read_table(parquet).to_pylist()
+    assert {r["condition"] for r in table} == {"clean", "missing:text@0.5", "drop:visual:0.5"}
+    assert len(table) == 3 * 24 and {"id", "target", "prediction", "run_id", "evaluation_id"} <= set(table[0])
+    assert len({r["id"] for r in table}) == 24
+
+
+def test_one_run_folder(out):
+    (run_dir,) = (out / "runs").iterdir()
+    assert main(["evaluate", str(run_dir), "--condition", "noise:audio:0.3", "--no-leaderboard"]) == 0
+    with ResultStore(out) as store:
+        assert any(m["condition"] == "noise:audio:0.3" for m in store.reevaluations())
+
+
+def test_missing_or_foreign_model_names_the_run(out, capsys, tmp_path):
+    import shutil
+
+    import torch
+
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (run_dir,) = (copy / "runs").iterdir()
+    torch.save({"weight": torch.zeros(2)}, run_dir / "model.pt")
+    assert main(["evaluate", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert f"run {run_dir.name}" in err and "does not match" in err
+    (run_dir / "model.pt").unlink()
+    assert main(["evaluate", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert f"run {run_dir.name}" in err and "no model" in err
+
+
+def test_bad_condition_and_bad_path(out, capsys, tmp_path):
+    assert main(["evaluate", str(out), "--condition", "missing:text@3"]) == 2
+    assert "outside [0, 1]" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "neither an output folder" in capsys.readouterr().err
+
+
+def test_old_store_is_migrated_without_touching_rows(tmp_path):
+    db = tmp_path / "results.sqlite"
+    conn = sqlite3.connect(db)
+    conn.executescript(SCHEMA)
+    conn.execute(
+        "INSERT INTO runs (id, suite, dataset, model, label, seed, config, status) "
+        "VALUES ('r1', 's', 'd', 'm', 'l', 0, '{}', 'finished')"
+    )
+    conn.execute("INSERT INTO metrics VALUES ('r1', 'clean', 'test', 'mae', 0.5, 0)")
+    conn.commit()
+    conn.close()
+    with ResultStore(tmp_path) as store:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert store.metrics()[0]["value"] == 0.5
+        assert store.reevaluations() == []
+
+
+def test_newer_store_is_refused_untouched(tmp_path):
+    db = tmp_path / "results.sqlite"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE future (x)")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    with pytest.raises(StoreVersionError, match=f"version {SCHEMA_VERSION + 1}.*up to {SCHEMA_VERSION}"):
+        ResultStore(tmp_path)
+    assert db.read_bytes() == before

@@ -1,0 +1,182 @@
+"""Executors: the same runs and numbers in one process and in a pool; a killed worker costs only a retry;
+Ctrl-C keeps finished runs and --resume finishes the rest."""
+
+from __future__ import annotations
+
+import _thread
+import os
+import signal
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from mfm_bench import executors
+from mfm_bench.executors import Execution, worker_threads
+from mfm_bench.merge import TIMINGS
+from mfm_bench.results import ResultStore
+from mfm_bench.runner import run_suite
+from mfm_bench.suite import load_suite
+
+# built-in plugins only: spawned workers see the entry points, not a test's temporary plugins
+SUITE = """\
+name: pool
+datasets: [{name: synthetic-factors, params: {n_train: 64, n_valid: 24, n_test: 32, dims: {text: 6, audio: 3}, seq_len: 6, min_len: 3}}]
+models:
+  - {name: supervised, label: concat, params: {encoder: mean, fusion: concat}}
+  - {name: supervised, label: late, params: {encoder: mean, fusion: late}}
+seeds: [0, 1]
+train: {epochs: EPOCHS, batch_size: 16, threads: 1}
+evaluate: {conditions: [clean, {missing: audio}]}
+"""
+
+
+def numbers(out):
+    """(run id, condition, metric) -> value, timings left out; and the statuses by run id."""
+    with ResultStore(out) as s:
+        values = {
+            (m["run_id"], m["condition"], m["metric"]): m["value"] for m in s.metrics() if m["metric"] not in TIMINGS
+        }
+        return values, {r["id"]: r["status"] for r in s.runs()}
+
+
+def test_threads_are_split_across_jobs():
+    assert worker_threads(2, cores=2) == 1 and worker_threads(2, cores=16) == 8 and worker_threads(3, cores=2) == 1
+    assert worker_threads(1, cores=4) == 4
+    with pytest.raises(executors.base.ExecutorError, match="jobs must be at least 1"):
+        Execution(jobs=0)
+
+
+def test_sequential_and_two_jobs_give_the_same_ids_and_metrics(write_suite, tmp_path):
+    suite = load_suite(write_suite(SUITE.replace("EPOCHS", "3")))
+    a = run_suite(suite, tmp_path / "seq", progress=False)
+    b = run_suite(suite, tmp_path / "pool", progress=False, execution=Execution(jobs=2))
+    assert a == b == {"finished": 4, "failed": 0, "skipped": 0}
+    (va, sa), (vb, sb) = numbers(tmp_path / "seq"), numbers(tmp_path / "pool")
+    assert set(sa) == set(sb) and len(sa) == 4 and len(va) > 40
+    assert va == vb
+    with ResultStore(tmp_path / "pool") as s:
+        assert {r["environment"].get("device") for r in s.runs()} == {"cpu"}
+        assert all((tmp_path / "pool" / "runs" / r["id"] / "model.pt").stat().st_size > 0 for r in s.runs())
+
+
+def _capture(monkeypatch):
+    made = []
+    real = executors.make_executor
+
+    def make(*a, **k):
+        made.append(real(*a, **k))
+        return made[-1]
+
+    monkeypatch.setattr(executors, "make_executor", make)
+    return made
+
+
+def _when(cond, timeout=120):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_killed_worker_costs_a_retry_and_nothing_is_lost(write_suite, tmp_path, monkeypatch):
+    suite = load_suite(write_suite(SUITE.replace("EPOCHS", "40")))
+    made = _capture(monkeypatch)
+    killed = []
+
+    def kill_one():
+        if _when(lambda: made and made[0].pids()):
+            time.sleep(0.5)
+            run_id, pid = next(iter(made[0].pids().items()))
+            os.kill(pid, signal.SIGKILL)
+            killed.append(run_id)
+
+    t = threading.Thread(target=kill_one)
+    t.start()
+    counts = run_suite(suite, tmp_path / "o", progress=False, execution=Execution(jobs=2, retries=1))
+    t.join()
+    assert killed and counts == {"finished": 4, "failed": 0, "skipped": 0, "retried": 1}
+    con = sqlite3.connect(tmp_path / "o" / "results.sqlite")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert con.execute("SELECT count(*), count(DISTINCT id) FROM runs WHERE status = 'finished'").fetchone() == (4, 4)
+    per_run = dict(con.execute("SELECT run_id, count(*) FROM metrics GROUP BY run_id").fetchall())
+    assert len(per_run) == 4 and len(set(per_run.values())) == 1  # the retried run has its whole set, once
+
+
+@pytest.mark.slow
+def test_a_worker_that_keeps_dying_is_recorded_failed_and_the_others_finish(write_suite, tmp_path, monkeypatch):
+    suite = load_suite(write_suite(SUITE.replace("EPOCHS", "40")))
+    made = _capture(monkeypatch)
+    victim = []
+
+    def kill_it():
+        if not _when(lambda: made and made[0].pids()):
+            return
+        victim.append(next(iter(made[0].pids())))
+        _when(lambda: victim[0] in made[0].pids())
+        os.kill(made[0].pids()[victim[0]], signal.SIGKILL)
+
+    t = threading.Thread(target=kill_it)
+    t.start()
+    counts = run_suite(suite, tmp_path / "o", progress=False, execution=Execution(jobs=2, retries=0))
+    t.join()
+    assert counts == {"finished": 3, "failed": 1, "skipped": 0}
+    with ResultStore(tmp_path / "o") as s:
+        failed = s.runs("failed")
+        assert [r["id"] for r in failed] == victim and "worker process died (exit code -9)" in failed[0]["error"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_workers_keeps_finished_runs_and_resume_finishes(write_suite, tmp_path, monkeypatch):
+    suite = load_suite(write_suite(SUITE.replace("EPOCHS", "10")))
+    out = tmp_path / "o"
+    made = _capture(monkeypatch)
+
+    def interrupt_after_first():
+        def one_finished():
+            with ResultStore(out) as s:
+                return bool(s.runs("finished"))
+
+        if _when(lambda: out.joinpath("results.sqlite").exists() and one_finished()):
+            _thread.interrupt_main()
+
+    t = threading.Thread(target=interrupt_after_first)
+    t.start()
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, out, progress=False, execution=Execution(jobs=2))
+    t.join()
+    assert not any(w.proc.is_alive() for w in made[0].workers)
+    _, status = numbers(out)
+    done = {k for k, v in status.items() if v == "finished"}
+    assert done and set(status.values()) <= {"finished", "interrupted"}
+    counts = run_suite(suite, out, resume=True, progress=False, log=lambda s: None, execution=Execution(jobs=2))
+    assert counts["skipped"] == len(done) and counts["finished"] == 4 - len(done)
+    _, status = numbers(out)
+    assert set(status.values()) == {"finished"} and len(status) == 4
+
+
+def test_a_worker_without_the_output_folder_returns_every_run_file_and_artifact(write_suite, tmp_path, monkeypatch):
+    """perform(run, None, ...) (a Ray task): config, history, model and the model's own artifacts come back in
+    the outcome, and the main process writes them with the artifact's metric rows."""
+    from mfm_bench import runner
+    from mfm_bench.executors.dispatch import record
+
+    def artifacts(model, dataset, run_dir, device):
+        (run_dir / "generation").mkdir()
+        (run_dir / "generation" / "grid.png").write_bytes(b"png")
+        return [("clean", "test", "gen_acc", 0.5)]
+
+    monkeypatch.setattr(runner, "_model_artifacts", artifacts)
+    run = runner.expand(load_suite(write_suite(SUITE.replace("EPOCHS", "2"))))[0]
+    outcome = runner.perform(run, None, {}, None)
+    assert outcome.status == "finished", outcome.error
+    assert set(outcome.files) == {"config.json", "history.json", "model.pt", "generation/grid.png"}
+    assert ("clean", "test", "gen_acc", 0.5) in outcome.rows and outcome.environment["threads"] == 1
+    with ResultStore(tmp_path / "o") as s:
+        s.start(run.as_record(), {})
+        record(s, tmp_path / "o", run, outcome)
+        assert {m["metric"]: m["value"] for m in s.metrics(run.id)}["gen_acc"] == 0.5
+    assert (tmp_path / "o" / "runs" / run.id / "generation" / "grid.png").read_bytes() == b"png"

@@ -1,0 +1,265 @@
+"""A leaderboard never shows a wrong number: diverged runs fail, an output folder holds one suite run one way,
+one writer at a time, labels and features checked at load, failed runs and odd labels rendered faithfully."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from types import SimpleNamespace
+
+import pytest
+
+from mfm_bench import hookimpl
+from mfm_bench.checks import DivergedError, check_training
+from mfm_bench.leaderboard import write_leaderboard
+from mfm_bench.lock import OutputLock, OutputLockedError
+from mfm_bench.outdir import MixedSettingsError, SuiteMismatchError
+from mfm_bench.results import ResultStore
+from mfm_bench.runner import run_suite
+from mfm_bench.suite import SuiteError, load_suite
+
+DATA = "{n_train: 64, n_valid: 24, n_test: 32, dims: {text: 6, audio: 3}, seq_len: 6, min_len: 3}"
+SMALL = f"""\
+name: small
+datasets: [{{name: synthetic-factors, params: {DATA}}}]
+models:
+  - {{name: supervised, label: concat, params: {{encoder: mean, fusion: concat}}}}
+seeds: [0]
+train: {{epochs: 2, batch_size: 16, lr: 0.01}}
+evaluate: {{conditions: [clean]}}
+"""
+
+
+def statuses(out):
+    with ResultStore(out) as s:
+        return {(r["label"], r["seed"]): r for r in s.runs()}
+
+
+def metric_values(out):
+    with ResultStore(out) as s:
+        return sorted(
+            (m["run_id"], m["condition"], m["metric"], m["value"]) for m in s.metrics() if m["condition"] != "train"
+        )
+
+
+# -- 1. a diverged run fails and never reaches the tables -------------------------------------------------
+def test_lr_1e6_suite_fails_every_run_and_the_leaderboard_bolds_nothing(write_suite, tmp_path):
+    text = SMALL.replace("lr: 0.01", "lr: 1.0e+6").replace(
+        "evaluate:", "report: {formats: [markdown, csv, json, html]}\nevaluate:"
+    )
+    text = text.replace(
+        "fusion: concat}}",
+        "fusion: concat}}\n  - {name: supervised, label: late, params: {encoder: mean, fusion: late}}",
+    )
+    counts = run_suite(load_suite(write_suite(text)), tmp_path / "o", progress=False, log=lambda s: None)
+    assert counts["finished"] == 0 and counts["failed"] == 2
+    for r in statuses(tmp_path / "o").values():
+        assert r["status"] == "failed" and "did not train" in r["error"] and "lower train.lr" in r["error"]
+        assert "validation label loss by epoch" in r["error"]
+        assert len(json.loads((tmp_path / "o" / "runs" / r["id"] / "history.json").read_text())) == 2
+    written = write_leaderboard(tmp_path / "o")
+    md = written["markdown"].read_text()
+    assert "**" not in md.replace("in **bold**", "") and "## Failed runs" in md and "| concat " in md
+    page = written["html"].read_text()
+    assert "Failed runs" in page and "<b>" not in page.replace("<b>bold</b>", "").replace("<b>note:</b>", "")
+    assert "did not train" in page and "concat" in page
+    assert json.loads(written["json"].read_text())["datasets"] == {}
+    assert {r["label"] for r in json.loads(written["json"].read_text())["failed"]} == {"concat", "late"}
+    csv = written["csv"].read_text().splitlines()
+    assert len(csv) == 3 and all(",failed," in line for line in csv[1:])
+
+
+def test_best_epoch_zero_or_never_better_than_the_initial_weights_is_divergence():
+    inf = float("inf")
+    never = SimpleNamespace(best_valid_loss=inf, best_epoch=0, history=[{"valid_label": inf}] * 2)
+    with pytest.raises(DivergedError, match=r"never finite.*\[inf, inf\]"):
+        check_training(never, 1.5)
+    worse = SimpleNamespace(best_valid_loss=3.0, best_epoch=2, history=[{"valid_label": 4.0}, {"valid_label": 3.0}])
+    with pytest.raises(DivergedError, match="no epoch improved"):
+        check_training(worse, 1.5)
+    check_training(SimpleNamespace(best_valid_loss=1.0, best_epoch=1, history=[{"valid_label": 1.0}]), 1.5)
+
+
+# -- 2. one folder, one suite, one configuration ----------------------------------------------------------
+def test_changed_configuration_or_other_suite_into_the_same_folder_is_refused(write_suite, tmp_path):
+    out, quiet = tmp_path / "o", (lambda s: None)
+    run_suite(load_suite(write_suite(SMALL)), out, progress=False, log=quiet)
+    changed = load_suite(write_suite(SMALL.replace("epochs: 2", "epochs: 1"), "changed.yaml"))
+    with pytest.raises(SuiteMismatchError, match=r"train\.epochs: 2 -> 1.*--overwrite"):
+        run_suite(changed, out, resume=True, progress=False, log=quiet)
+    other = load_suite(write_suite(SMALL.replace("name: small", "name: other"), "other.yaml"))
+    with pytest.raises(SuiteMismatchError, match="suite 'small', not 'other'"):
+        run_suite(other, out, resume=True, progress=False, log=quiet)
+    # more seeds of the same suite are welcome
+    assert run_suite(load_suite(write_suite(SMALL)), out, seeds=[1], progress=False, log=quiet)["finished"] == 1
+    # --overwrite replaces the folder's results: the row never mixes configurations
+    run_suite(changed, out, overwrite=True, progress=False, log=quiet)
+    runs = statuses(out)
+    assert list(runs) == [("concat", 0)] and runs[("concat", 0)]["config"]["train"]["epochs"] == 1
+
+
+def test_two_unlabelled_entries_of_one_dataset_are_refused_with_file_and_line(write_suite, capsys):
+    from mfm_bench.cli import main
+
+    text = SMALL.replace(
+        f"datasets: [{{name: synthetic-factors, params: {DATA}}}]",
+        textwrap.dedent(f"""\
+        datasets:
+          - {{name: synthetic-factors, params: {DATA}}}
+          - {{name: synthetic-factors, params: {{task: classification, n_train: 64}}}}"""),
+    )
+    path = write_suite(text)
+    with pytest.raises(SuiteError, match=r"suite.yaml:3: datasets\[0\]: dataset 'synthetic-factors' appears 2 times"):
+        load_suite(path)
+    assert main(["validate", str(path)]) == 1
+    assert "suite.yaml:3: datasets[0]" in capsys.readouterr().err
+    entry = "{name: synthetic-factors, "
+    labelled = text.replace(entry + "params: {task", entry + "label: synth-cls, params: {task")
+    labelled = labelled.replace(entry + "params: {n_", entry + "label: synth-reg, params: {n_")
+    assert [d.label for d in load_suite(write_suite(labelled, "ok.yaml")).datasets] == ["synth-reg", "synth-cls"]
+
+
+# -- 3. one writer per folder -----------------------------------------------------------------------------
+HOLD = (
+    "import sys, time; from mfm_bench.lock import OutputLock; l = OutputLock(sys.argv[1]); l.acquire(); "
+    "print('locked', flush=True); time.sleep(60)"
+)
+
+
+def test_a_second_process_is_refused_and_a_killed_holders_lock_is_taken_over(write_suite, tmp_path):
+    out, path = tmp_path / "o", write_suite(SMALL)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        cmd = [sys.executable, "-m", "mfm_bench.cli", "run", str(path), "--out", str(out), "--no-progress"]
+        second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        assert second.returncode == 2 and f"in use by another mfm-bench run (pid {holder.pid} on host" in second.stderr
+        assert not (out / "results.sqlite").exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        holder.stdout.close()
+    third = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert third.returncode == 0, third.stderr
+    assert f"taking over a stale lock on {out} left by pid {holder.pid}" in third.stdout
+    assert (out / ".lock").read_text() == ""  # released
+    with OutputLock(out, log=lambda s: None):
+        assert "| concat " in write_leaderboard(out)["markdown"].read_text()  # leaderboard reads under a lock
+        with pytest.raises(OutputLockedError, match=f"pid {os.getpid()}"):
+            run_suite(load_suite(path), out, resume=True, progress=False)
+
+
+# -- 4. one run id, one result --------------------------------------------------------------------------
+def test_a_rerun_at_fixed_threads_and_device_is_bit_identical_and_mixing_settings_needs_allow_mixed(
+    write_suite, tmp_path
+):
+    suite, quiet = load_suite(write_suite(SMALL.replace("seeds: [0]", "seeds: [0, 1]"))), (lambda s: None)
+    run_suite(suite, tmp_path / "a", threads=1, device="cpu", progress=False, log=quiet)
+    run_suite(suite, tmp_path / "b", threads=1, device="cpu", progress=False, log=quiet)
+    assert metric_values(tmp_path / "a") == metric_values(tmp_path / "b")
+    env = statuses(tmp_path / "a")[("concat", 0)]["environment"]
+    assert env["threads"] == 1 and env["device"] == "cpu" and env["deterministic"] is False
+    out = tmp_path / "c"
+    run_suite(suite, out, seeds=[0], threads=1, device="cpu", progress=False, log=quiet)
+    with pytest.raises(MixedSettingsError, match=r"threads.: 1.*--allow-mixed"):
+        run_suite(suite, out, resume=True, threads=2, device="cpu", progress=False, log=quiet)
+    run_suite(suite, out, resume=True, threads=2, device="cpu", allow_mixed=True, progress=False, log=quiet)
+    md = write_leaderboard(out)["markdown"].read_text()
+    assert "different execution settings" in md and "threads 1, deterministic False (1 runs)" in md
+    assert "threads 2, deterministic False (1 runs)" in md
+
+
+# -- 5. labels and features checked at load --------------------------------------------------------------
+class _CorruptData:
+    """synthetic-factors with non-finite labels in the test split, or a modality zeroed in every split."""
+
+    @hookimpl
+    def register_datasets(self, register):
+        register("corrupt-factors", _corrupt, help="synthetic-factors with bad labels or an all-zero modality")
+
+
+def _corrupt(nan_labels=0, zero="", **params):
+    from mfm_bench.registry import get_registry
+
+    ds = get_registry().build("dataset", "synthetic-factors", **params)
+    test = ds.split("test")
+    test.target[:nan_labels] = float("nan")
+    if nan_labels > 1:
+        test.target[1] = float("inf")
+    for split in ("train", "valid", "test"):
+        if zero:
+            ds.split(split).inputs[zero].zero_()
+    return ds
+
+
+@pytest.fixture
+def corrupt():
+    from mfm_bench.testing import temporary_plugin
+
+    with temporary_plugin(_CorruptData(), "mfm-bench-corrupt") as reg:
+        yield reg
+
+
+def test_non_finite_labels_fail_the_run_naming_dataset_split_and_count(write_suite, tmp_path, corrupt):
+    text = SMALL.replace("name: synthetic-factors, params: {", "name: corrupt-factors, params: {nan_labels: 3, ")
+    counts = run_suite(load_suite(write_suite(text)), tmp_path / "o", progress=False, log=lambda s: None)
+    assert counts["failed"] == 1
+    err = statuses(tmp_path / "o")[("concat", 0)]["error"]
+    assert "DataError: dataset 'corrupt-factors', split 'test': 3 of 32 labels are not finite" in err
+
+
+def test_an_all_zero_modality_is_a_warning_in_the_record_and_on_the_terminal(write_suite, tmp_path, corrupt):
+    text = SMALL.replace("name: synthetic-factors, params: {", "name: corrupt-factors, params: {zero: audio, ")
+    said = []
+    run_suite(load_suite(write_suite(text)), tmp_path / "o", progress=False, log=said.append)
+    warning = "dataset 'corrupt-factors', split 'train': modality 'audio' is all zero"
+    assert any(warning in s for s in said)
+    assert any(warning in w for w in statuses(tmp_path / "o")[("concat", 0)]["environment"]["data_warnings"])
+    assert warning in write_leaderboard(tmp_path / "o")["markdown"].read_text()
+
+
+# -- 6./7. every format carries everything, labels escaped ------------------------------------------------
+def test_a_label_with_a_pipe_or_markup_keeps_every_table_whole(write_suite, tmp_path, capsys):
+    from mfm_bench.cli import main
+
+    late = "\n  - {name: supervised, label: late, params: {encoder: mean, fusion: late}}"
+    text = SMALL.replace("label: concat,", 'label: "con|cat <b>",')
+    text = text.replace("fusion: concat}}", "fusion: concat}}" + late)
+    text = text.replace("evaluate:", "report: {formats: [markdown, html]}\nevaluate:")
+    out = tmp_path / "o"
+    run_suite(load_suite(write_suite(text)), out, progress=False, log=lambda s: None)
+    md = write_leaderboard(out)["markdown"].read_text()
+    table = [ln for ln in md.splitlines() if ln.startswith("|")][:4]
+    cells = [len(ln.replace("\\|", "").split("|")) for ln in table]
+    assert len(set(cells)) == 1 and "con\\|cat <b>" in md
+    assert md.count("**") >= 2
+    (out / "leaderboard.html").write_text("stale")
+    assert main(["leaderboard", str(out), "--quiet"]) == 0  # rewrites the html the suite asked for
+    page = (out / "leaderboard.html").read_text()
+    assert "con|cat &lt;b&gt;" in page and "white-space:nowrap" in page and "<td><b>" in page
+    assert "html: " in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_docs_results_quickstart_tables_are_what_the_documented_command_produces(tmp_path):
+    """docs/results.md's quickstart tables match a fresh `python benchmarks/results_doc.py quickstart` run."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "results_doc.py"
+    out = tmp_path / "qs"
+    done = subprocess.run(
+        [sys.executable, str(script), "quickstart", "--check", "--from", str(out)], capture_output=True, text=True
+    )
+    assert done.returncode != 0  # no folder yet: the check never passes without a run
+    done = subprocess.run(
+        [sys.executable, str(script), "quickstart", "--check", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

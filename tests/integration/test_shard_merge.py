@@ -1,0 +1,104 @@
+"""Shard and merge: shards 1/2 and 2/2 merged give the leaderboard of one unsharded run; the same id is kept
+once; different results for one id are an error naming both folders."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from mfm_bench.cli import main
+from mfm_bench.leaderboard import collect
+from mfm_bench.merge import TIMINGS, MergeConflictError, merge
+from mfm_bench.results import ResultStore
+from mfm_bench.runner import expand, parse_shard, select_shard
+from mfm_bench.suite import load_suite
+
+SUITE = """\
+name: shards
+datasets: [{name: synthetic-factors, params: {n_train: 48, n_valid: 16, n_test: 24, dims: {text: 5, audio: 3}, seq_len: 5, min_len: 2}}]
+models:
+  - {name: supervised, label: concat, params: {encoder: mean, fusion: concat}}
+  - {name: dummy, label: tiny}
+seeds: [0, 1, 2]
+train: {epochs: 4, batch_size: 16, threads: 1}
+"""
+
+
+def board(out):
+    """The leaderboard's numbers, timings left out."""
+    with ResultStore(out) as s:
+        data = collect(s)
+    for conds in data["datasets"].values():
+        for models in conds.values():
+            for row in models.values():
+                for t in TIMINGS:
+                    row["metrics"].pop(t, None)
+    return data["datasets"], sorted((r["id"], r["status"]) for r in data["runs"])
+
+
+def test_shards_partition_the_grid_deterministically(write_suite, dummy):
+    runs = expand(load_suite(write_suite(SUITE)))
+    parts = [select_shard(runs, (k, 4)) for k in (1, 2, 3, 4)]
+    ids = [r.id for p in parts for r in p]
+    assert sorted(ids) == sorted(r.id for r in runs) and len(set(ids)) == len(runs) == 6
+    assert sorted(len(p) for p in parts) == [1, 1, 2, 2]
+    assert [r.id for r in select_shard(expand(load_suite(write_suite(SUITE))), (2, 4))] == [r.id for r in parts[1]]
+    assert parse_shard("2/4") == (2, 4)
+    for bad in ("0/2", "3/2", "x", "1/2/3"):
+        with pytest.raises(ValueError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_merged_shards_equal_the_unsharded_leaderboard(write_suite, tmp_path, dummy, capsys):
+    path = str(write_suite(SUITE))
+    assert main(["run", path, "--out", str(tmp_path / "all"), "--no-progress"]) == 0
+    for k in (1, 2):
+        assert main(["run", path, "--shard", f"{k}/2", "--out", str(tmp_path / f"s{k}"), "--no-progress"]) == 0
+        assert "3 run(s) finished" in capsys.readouterr().out
+    assert main(["merge", str(tmp_path / "m"), str(tmp_path / "s1"), str(tmp_path / "s2")]) == 0
+    assert "6 run(s) added" in capsys.readouterr().out
+    assert board(tmp_path / "m") == board(tmp_path / "all")
+    assert (tmp_path / "m" / "leaderboard.md").exists()
+    assert all((tmp_path / "m" / "runs" / rid / "model.pt").exists() for rid, _ in board(tmp_path / "m")[1])
+
+    # merging again, or the unsharded folder on top: every id kept once
+    counts = merge(tmp_path / "m", [tmp_path / "s1", tmp_path / "all"])
+    assert counts == {"added": 0, "same": 9, "replaced": 0}
+    con = sqlite3.connect(tmp_path / "m" / "results.sqlite")
+    assert con.execute("SELECT count(*), count(DISTINCT id) FROM runs").fetchone() == (6, 6)
+    assert (
+        con.execute("SELECT count(*) FROM metrics").fetchone()[0]
+        == sqlite3.connect(tmp_path / "all" / "results.sqlite").execute("SELECT count(*) FROM metrics").fetchone()[0]
+    )
+
+    # the merged folder belongs to the suite like the unsharded one: --resume finds everything done
+    with ResultStore(tmp_path / "m") as m, ResultStore(tmp_path / "all") as a:
+        assert m.get_meta("suite") == a.get_meta("suite") is not None
+        assert m.get_meta("formats") == a.get_meta("formats")
+    capsys.readouterr()
+    assert main(["run", path, "--out", str(tmp_path / "m"), "--resume", "--no-progress"]) == 0
+    assert "0 run(s) finished, 0 failed, 6 skipped" in capsys.readouterr().out
+
+
+def test_shards_of_another_suite_do_not_merge(write_suite, tmp_path, dummy):
+    path = str(write_suite(SUITE))
+    other = str(write_suite(SUITE.replace("name: shards", "name: other"), "other.yaml"))
+    assert main(["run", path, "--shard", "1/2", "--out", str(tmp_path / "a"), "--no-progress"]) == 0
+    assert main(["run", other, "--shard", "2/2", "--out", str(tmp_path / "b"), "--no-progress"]) == 0
+    with pytest.raises(MergeConflictError, match="merge only shards of one suite"):
+        merge(tmp_path / "m", [tmp_path / "a", tmp_path / "b"])
+
+
+def test_conflicting_results_for_one_id_name_both_folders(write_suite, tmp_path, dummy):
+    path = str(write_suite(SUITE))
+    assert main(["run", path, "--shard", "1/2", "--out", str(tmp_path / "a"), "--no-progress"]) == 0
+    assert main(["run", path, "--shard", "1/2", "--out", str(tmp_path / "b"), "--no-progress"]) == 0
+    con = sqlite3.connect(tmp_path / "b" / "results.sqlite")
+    con.execute("UPDATE metrics SET value = value + 1 WHERE metric = 'mae' AND condition = 'clean'")
+    con.commit()
+    with pytest.raises(MergeConflictError) as e:
+        merge(tmp_path / "m", [tmp_path / "a", tmp_path / "b"])
+    message = str(e.value)
+    assert str(tmp_path / "a") in message and str(tmp_path / "b") in message and "clean/test/mae" in message
+    assert main(["merge", str(tmp_path / "m2"), str(tmp_path / "nothing")]) == 2

@@ -1,0 +1,129 @@
+"""Experiment tracking: the run-lifecycle hooks, the built-in TensorBoard and MLflow reporters (files read back),
+and a failing tracker that warns without failing or losing the run."""
+
+import pytest
+
+from mfm_bench import hookimpl
+from mfm_bench.cli import main
+from mfm_bench.results import ResultStore
+from mfm_bench.testing import temporary_plugin
+from mfm_bench.tracking import TrackerWarning
+
+SUITE = """\
+name: tiny-track
+datasets:
+  - name: synthetic-factors
+    params: {n_train: 48, n_valid: 16, n_test: 16, dims: {text: 6, audio: 3, visual: 4}}
+models: [{name: supervised, params: {fusion: late}}]
+seeds: [0]
+train: {epochs: 3, device: cpu}
+evaluate: {conditions: [clean, {missing: audio}]}
+report: {formats: [json]}
+TRACKERS
+"""
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+    @hookimpl
+    def on_run_start(self, run, out):
+        self.calls.append(("start", run["id"], run["trackers"], out.name))
+
+    @hookimpl
+    def on_epoch_end(self, run_id, epoch, metrics):
+        self.calls.append(("epoch", epoch, sorted(metrics)))
+
+    @hookimpl
+    def on_run_end(self, run_id, status, metrics):
+        self.calls.append(("end", status, metrics))
+
+
+class Broken:
+    @hookimpl
+    def on_epoch_end(self, run_id, epoch, metrics):
+        raise RuntimeError("tracking server unreachable")
+
+
+def run(tmp_path, trackers="", name="out"):
+    (tmp_path / "s.yaml").write_text(SUITE.replace("TRACKERS", trackers))
+    return main(["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / name), "--no-progress"])
+
+
+def test_hooks_are_called_in_order_with_the_run(tmp_path):
+    rec = Recorder()
+    with temporary_plugin(rec, "recorder"):
+        assert run(tmp_path) == 0
+    kinds = [c[0] for c in rec.calls]
+    assert kinds == ["start", "epoch", "epoch", "epoch", "end"]
+    assert rec.calls[0][2] == [] and rec.calls[0][3] == "out"
+    assert rec.calls[1][1] == 1 and "train_label" in rec.calls[1][2] and "valid_label" in rec.calls[1][2]
+    status, metrics = rec.calls[-1][1:]
+    with ResultStore(tmp_path / "out") as store:
+        mae = next(m["value"] for m in store.metrics() if m["condition"] == "clean" and m["metric"] == "mae")
+    assert status == "finished" and metrics["clean/mae"] == mae and "missing:audio/mae" in metrics
+
+
+def test_worker_processes_runs_reach_the_trackers_in_the_main_process(tmp_path):
+    """With --jobs 2 the runs train in worker processes; the hooks (registered only here) still hear every run,
+    its epochs replayed at run end, and the fingerprint and cost rows the workers returned reach the store."""
+    rec = Recorder()
+    (tmp_path / "s.yaml").write_text(SUITE.replace("TRACKERS", "").replace("seeds: [0]", "seeds: [0, 1]"))
+    with temporary_plugin(rec, "recorder"):
+        assert (
+            main(["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--no-progress", "--jobs", "2"]) == 0
+        )
+    with ResultStore(tmp_path / "out") as store:
+        runs = {r["id"]: r for r in store.runs()}
+        costs = {m["run_id"] for m in store.metrics() if m["metric"] == "peak_rss_mb"}
+    assert sorted(c[1] for c in rec.calls if c[0] == "start") == sorted(runs)
+    assert [c[1] for c in rec.calls if c[0] == "epoch"] == [1, 2, 3, 1, 2, 3]
+    assert [c[1] for c in rec.calls if c[0] == "end"] == ["finished", "finished"]
+    assert all(r["environment"]["data_fingerprint"] and r["environment"]["jobs"] == 2 for r in runs.values())
+    assert costs == set(runs)
+
+
+def test_a_failing_tracker_warns_and_the_run_is_kept(tmp_path):
+    with temporary_plugin(Broken(), "broken"), pytest.warns(TrackerWarning, match="'broken' failed in on_epoch_end"):
+        assert run(tmp_path) == 0
+    with ResultStore(tmp_path / "out") as store:
+        assert [r["status"] for r in store.runs()] == ["finished"]
+
+
+def test_tensorboard_event_files_hold_the_metrics(tmp_path):
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed (pip install -e '.[trackers]')")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert run(tmp_path, "trackers: [tensorboard]") == 0
+    (folder,) = (tmp_path / "out" / "tensorboard").iterdir()
+    acc = EventAccumulator(str(folder))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert [e.step for e in acc.Scalars("epoch/train_label")] == [1, 2, 3]
+    with ResultStore(tmp_path / "out") as store:
+        mae = next(m["value"] for m in store.metrics() if m["condition"] == "clean" and m["metric"] == "mae")
+    assert acc.Scalars("clean/mae")[0].value == pytest.approx(mae, rel=1e-6) and "missing:audio/mae" in tags
+
+
+def test_mlflow_file_store_holds_the_run(tmp_path):
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e '.[trackers]')")
+    from mlflow.tracking import MlflowClient
+
+    assert run(tmp_path, "trackers: [mlflow]") == 0
+    client = MlflowClient(tracking_uri=(tmp_path / "out" / "mlruns").resolve().as_uri())
+    exp = client.get_experiment_by_name("tiny-track")
+    (ml,) = client.search_runs([exp.experiment_id])
+    with ResultStore(tmp_path / "out") as store:
+        (r,) = store.runs()
+        mae = next(m["value"] for m in store.metrics() if m["condition"] == "clean" and m["metric"] == "mae")
+    assert ml.data.params["run_id"] == r["id"] and ml.info.status == "FINISHED"
+    assert ml.data.metrics["clean/mae"] == pytest.approx(mae)
+    assert [m.step for m in client.get_metric_history(ml.info.run_id, "epoch/train_label")] == [1, 2, 3]
+
+
+def test_unknown_tracker_is_rejected_by_validate(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text(SUITE.replace("TRACKERS", "trackers: [tensorbord]"))
+    assert main(["validate", str(tmp_path / "s.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "s.yaml:10: trackers[0]: unknown tracker 'tensorbord'" in err and "did you mean 'tensorboard'" in err

@@ -1,0 +1,141 @@
+"""`align` output: the fast .csd writer gives what the previous high-level writer gave, the .npz form round-trips,
+files are read ahead in worker processes with the same results, and mmsdk itself reads our files (optional peer)."""
+
+from __future__ import annotations
+
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+
+from mfm_bench.align import (
+    CompSeq,
+    CSDMetadataWarning,
+    align,
+    complete_metadata,
+    impute,
+    oracle,
+    prepare_word_level,
+    read_csd,
+    read_npz,
+    write_csd,
+    write_npz,
+)
+from mfm_bench.align.synthetic import SyntheticConfig, make_sequences, standard_folds
+from mfm_bench.cli import main
+
+
+def _contents(path) -> dict:
+    """Every dataset of an HDF5 file: name -> (dtype, shape, values), walked with h5py's high-level API."""
+    out = {}
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            out[name] = (obj.dtype, obj.shape, obj[()])
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return out
+
+
+@pytest.fixture(scope="module")
+def raw():
+    return make_sequences(SyntheticConfig.tiny(n_videos=8, seed=11))
+
+
+@pytest.fixture(scope="module")
+def files(raw, tmp_path_factory):
+    d = tmp_path_factory.mktemp("csd")
+    return {name: str(write_csd(d / f"{name}.csd", s)) for name, s in raw.items()}
+
+
+@pytest.fixture(scope="module")
+def aligned(raw):
+    return impute("words", align("words", {n: raw[n] for n in ("words", "acoustic", "visual")}))
+
+
+@pytest.mark.parametrize("name", ["words", "acoustic", "visual"])
+def test_fast_writer_equals_the_old_writer(aligned, tmp_path, name):
+    seq = aligned[name]
+    oracle.write_csd(tmp_path / "old.csd", seq)
+    write_csd(tmp_path / "new.csd", seq)
+    old, new = _contents(tmp_path / "old.csd"), _contents(tmp_path / "new.csd")
+    assert list(old) == list(new) and len(old) == 2 * len(seq) + len(complete_metadata(seq))
+    for key, (dtype, shape, values) in old.items():
+        assert new[key][:2] == (dtype, shape), key
+        np.testing.assert_array_equal(new[key][2], values, err_msg=key)
+    # the newest file format (superblock version 3, compact groups) rather than the default (version 0)
+    assert (tmp_path / "new.csd").read_bytes()[8] >= 2 and (tmp_path / "old.csd").read_bytes()[8] == 0
+
+
+def test_fast_writer_keeps_empty_entries_tokens_and_compression(tmp_path):
+    seq = CompSeq.from_dict(
+        "t",
+        {
+            "a": (np.zeros((0, 2)), np.zeros((0, 3), np.float32)),
+            "b": (np.array([[0.0, 1.0]]), np.ones((1, 3), np.float32)),
+        },
+    )
+    for kw in ({}, {"compression": "gzip"}):
+        back = read_csd(write_csd(tmp_path / "e.csd", seq, **kw))
+        assert back["a"].features.shape == (0, 3) and back["b"].features.dtype == np.float32
+    tokens = CompSeq.from_dict("w", {"v": (np.array([[0.0, 1.0]]), np.array([["hi"]], dtype=object))})
+    assert read_csd(write_csd(tmp_path / "w.csd", tokens))["v"].features[0, 0] in (b"hi", "hi")
+
+
+def test_npz_format_round_trips_and_the_cli_writes_it(aligned, raw, files, tmp_path):
+    back = read_npz(write_npz(tmp_path / "a.npz", aligned["acoustic"]))
+    assert back.keys_list == aligned["acoustic"].keys_list and back.name == "acoustic"
+    np.testing.assert_array_equal(back.features, aligned["acoustic"].features)
+    np.testing.assert_array_equal(back.offsets, aligned["acoustic"].offsets)
+    args = [
+        "align",
+        "--reference",
+        "words",
+        "--out",
+        str(tmp_path / "al"),
+        "--no-progress",
+        "--impute",
+        "--format",
+        "npz",
+    ] + [f"{n}={files[n]}" for n in ("words", "acoustic", "visual")]
+    assert main(args) == 0
+    for n in ("words", "acoustic", "visual"):
+        got = read_csd(tmp_path / "al" / f"{n}.npz")  # read_csd reads both forms
+        assert got.keys_list == aligned[n].keys_list
+        np.testing.assert_array_equal(got.features, aligned[n].features)
+        np.testing.assert_array_equal(got.intervals, aligned[n].intervals)
+
+
+def test_parallel_read_gives_the_single_process_result(raw, files):
+    folds = standard_folds(list(raw["labels"].keys()), seed=3)
+    one = prepare_word_level(files, "words", "labels", 5, folds, workers=1)
+    two = prepare_word_level(files, "words", "labels", 5, folds, workers=2)
+    for fold in folds:
+        assert one[fold].keys() == two[fold].keys()
+        for k in one[fold]:
+            np.testing.assert_array_equal(one[fold][k], two[fold][k])
+
+
+def test_warnings_from_worker_processes_reach_the_caller(raw, tmp_path):
+    paths = {}
+    for n in ("words", "acoustic", "labels"):
+        paths[n] = str(write_csd(tmp_path / f"{n}.csd", raw[n]))
+    with h5py.File(paths["acoustic"], "a") as f:
+        del f["acoustic/metadata/creator"]
+    folds = standard_folds(list(raw["labels"].keys()), seed=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepare_word_level(paths, "words", "labels", 5, folds, workers=2)
+    assert any(issubclass(w.category, CSDMetadataWarning) and "creator" in str(w.message) for w in caught)
+
+
+def test_mmsdk_reads_what_we_write(aligned, tmp_path):
+    """The CMU-MultimodalSDK (`pip install cmu-multimodal-sdk`), when installed, opens our files."""
+    mmdatasdk = pytest.importorskip("mmsdk.mmdatasdk", reason="cmu-multimodal-sdk is not installed (optional peer)")
+    path = write_csd(tmp_path / "acoustic.csd", aligned["acoustic"])
+    seq = mmdatasdk.computational_sequence(str(path))
+    assert set(seq.data.keys()) == set(aligned["acoustic"].keys_list)
+    key = aligned["acoustic"].keys_list[0]
+    np.testing.assert_array_equal(seq.data[key]["features"][()], aligned["acoustic"][key].features)

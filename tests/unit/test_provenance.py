@@ -1,0 +1,73 @@
+"""Cost per run and provenance: recorded in the store, shown in the leaderboard; --deterministic and --limit."""
+
+import json
+
+import pytest
+
+from mfm_bench.cli import main
+from mfm_bench.provenance import Limited, data_fingerprint, git_state
+from mfm_bench.results import SCHEMA_VERSION, ResultStore
+
+SUITE = """\
+name: tiny-prov
+datasets:
+  - name: synthetic-factors
+    params: {n_train: 64, n_valid: 16, n_test: 40, dims: {text: 6, audio: 3, visual: 4}}
+models: [{name: supervised, params: {fusion: late}}]
+seeds: [0]
+train: {epochs: 1, device: cpu}
+report: {formats: [markdown, json]}
+"""
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("prov")
+    (tmp / "s.yaml").write_text(SUITE)
+    out = tmp / "out"
+    assert (
+        main(["run", str(tmp / "s.yaml"), "--out", str(out), "--no-progress", "--limit", "20", "--deterministic"]) == 0
+    )
+    return out
+
+
+def test_environment_records_provenance(limited):
+    with ResultStore(limited) as store:
+        (run,) = store.runs()
+    env = run["environment"]
+    assert env["store_schema"] == SCHEMA_VERSION and env["leaderboard_schema"] >= 1
+    assert env["deterministic"] is True and env["torch"] and env["numpy"] and "cuda" in env and env["device_name"]
+    assert len(env["data_fingerprint"]) == 16
+    assert env["plugins"]["model:supervised"].startswith("mfm-bench")
+    commit, dirty = git_state()
+    assert env["git_commit"] == commit and env["git_dirty"] == dirty
+    assert run["config"]["limit"] == 20
+
+
+def test_cost_metrics_in_store_and_leaderboard(limited):
+    with ResultStore(limited) as store:
+        got = {m["metric"]: m["value"] for m in store.metrics()}
+    assert got["infer_ms_per_sample"] > 0 and got["peak_rss_mb"] > 10 and got["params"] > 0
+    assert got["train_seconds"] > 0
+    md = (limited / "leaderboard.md").read_text()
+    assert md.startswith("# Leaderboard (smoke test: --limit 20 samples per split")
+    assert "ms/sample" in md and "peak RSS MB" in md
+    board = json.loads((limited / "leaderboard.json").read_text())
+    assert board["schema_version"] >= 1 and board["runs"][0]["limit"] == 20
+
+
+def test_limit_is_a_seeded_subset_in_split_order():
+    from mfm_bench.registry import get_registry
+
+    ds = get_registry().build("dataset", "synthetic-factors", n_train=64, n_valid=16, n_test=40)
+    a, b = Limited(ds, 10).split("test"), Limited(ds, 10).split("test")
+    assert len(a) == 10 and a.ids == b.ids and a.ids == sorted(a.ids)
+    assert set(a.ids) <= set(ds.split("test").ids)
+    assert len(Limited(ds, 100).split("valid")) == 16  # smaller splits stay whole
+    assert data_fingerprint(ds) == data_fingerprint(ds) != data_fingerprint(Limited(ds, 10))
+
+
+def test_limit_must_be_positive(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["run", "x.yaml", "--limit", "0"])
+    assert "positive number" in capsys.readouterr().err

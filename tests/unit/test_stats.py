@@ -1,0 +1,72 @@
+"""Leaderboard statistics: t intervals over seeds, bootstrap intervals over samples, paired comparisons."""
+
+import json
+import math
+
+import numpy as np
+
+from mfm_bench.leaderboard import write_leaderboard
+from mfm_bench.runner import run_suite
+from mfm_bench.stats import bootstrap_ci, paired, seed_ci
+from mfm_bench.suite import load_suite
+
+
+def test_seed_ci_is_the_t_interval():
+    vals = [1.0, 2.0, 3.0, 4.0, 5.0]
+    lo, hi = seed_ci(vals)
+    half = 2.7764451051977987 * np.std(vals, ddof=1) / math.sqrt(5)  # t(0.975, 4)
+    assert math.isclose(lo, 3 - half, rel_tol=1e-9) and math.isclose(hi, 3 + half, rel_tol=1e-9)
+    assert seed_ci([1.0]) is None and seed_ci([2.0, 2.0]) == (2.0, 2.0)
+
+
+def test_bootstrap_ci_of_a_mean_has_the_normal_width():
+    x = np.random.default_rng(0).normal(1.0, 2.0, size=400)
+    ((lo, hi),) = bootstrap_ci(lambda idx: {"mean": float(x[idx].mean())}, len(x), 1000, seed=1).values()
+    half = 1.96 * x.std(ddof=1) / math.sqrt(len(x))
+    assert lo < x.mean() < hi and abs((hi - lo) / 2 - half) < 0.15 * half
+
+
+def test_paired_marks_noise_and_real_differences():
+    rng = np.random.default_rng(0)
+    base = {s: float(v) for s, v in enumerate(rng.normal(0, 1, 8))}
+    shifted = {s: v + 1.0 + 0.01 * rng.normal() for s, v in base.items()}
+    noisy = {s: v + 0.3 * rng.normal() for s, v in base.items()}
+    assert not paired(shifted, base)["noise"] and paired(shifted, base)["diff"] > 0.9
+    assert paired(noisy, base)["noise"] and paired({0: 1.0}, {0: 0.0})["noise"]
+    assert paired(shifted, base)["n"] == 8 and paired({0: 1.0, 5: 2.0}, base)["n"] == 2
+
+
+SUITE = """\
+name: stats
+datasets: [{name: synthetic-factors, params: {n_train: 64, n_valid: 24, n_test: 48, dims: {text: 6, audio: 3}, seq_len: 6, min_len: 3}}]
+models:
+  - {name: dummy, label: good}
+  - {name: supervised, label: concat, params: {encoder: mean, fusion: concat}}
+seeds: SEEDS
+train: {epochs: 2, batch_size: 16}
+evaluate: {conditions: [clean], bootstrap: 200}
+report: {reference: concat}
+"""
+
+
+def test_leaderboard_shows_intervals_and_the_paired_comparison(write_suite, tmp_path, dummy):
+    for seeds in ("[0, 1, 2]", "[0]"):
+        out = tmp_path / seeds.strip("[]").replace(", ", "")
+        suite = load_suite(write_suite(SUITE.replace("SEEDS", seeds)))
+        assert suite.reference == "concat" and suite.bootstrap == 200
+        run_suite(suite, out, progress=False, log=lambda s: None)
+        written = write_leaderboard(out, ["markdown", "json"], reference=suite.reference)
+        md, data = written["markdown"].read_text(), json.loads(written["json"].read_text())
+        mae = data["datasets"]["synthetic-factors"]["clean"]["good"]["metrics"]["mae"]
+        assert mae["ci_kind"] == ("seeds" if seeds != "[0]" else "bootstrap")
+        assert (
+            mae["ci"][0] <= mae["mean"] <= mae["ci"][1]
+            and "ci95_lo:mae" not in data["datasets"]["synthetic-factors"]["clean"]["good"]["metrics"]
+        )
+        assert "paired over seeds against concat" in md and "feature normalisation" in md
+        paired_part = md[md.index("paired over seeds against concat") :]
+        row = next(ln for ln in paired_part.splitlines() if ln.startswith("| good "))
+        if seeds == "[0]":  # one seed: no paired test, every difference marked as noise
+            assert "n < 2" in row and "p=" not in row and row.count("≈") >= 3
+        else:
+            assert "p=" in row and "n < 2" not in row

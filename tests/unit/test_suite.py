@@ -1,0 +1,125 @@
+"""Bad suites are rejected before any training, with file, line, field and fix."""
+
+from pathlib import Path
+
+import pytest
+
+from mfm_bench.suite import SuiteError, load_suite
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = """\
+name: tiny
+datasets:
+  - name: synthetic-factors
+    params: {n_train: 40, n_valid: 10, n_test: 10}
+models:
+  - {name: supervised, label: concat, params: {fusion: concat, encoder: mean}}
+  - {name: supervised, label: late, params: {fusion: late}}
+seeds: [0, 1]
+train: {epochs: 2}
+evaluate:
+  conditions: [clean, {missing: audio}, {noise: {modality: visual, std: [0.1, 1.0]}}]
+"""
+
+
+def error_of(write_suite, text):
+    with pytest.raises(SuiteError) as info:
+        load_suite(write_suite(text))
+    return info.value
+
+
+def test_good_suite_resolves_every_default(write_suite):
+    suite = load_suite(write_suite(GOOD))
+    assert [m.label for m in suite.models] == ["concat", "late"]
+    params = suite.models[0].params
+    assert params["head_hidden"] == 64 and params["encoder_params"] == {"hidden": 32, "dropout": 0.0}
+    assert params["fusion_params"]["hidden"] == 64  # nested plugin defaults are filled too
+    assert suite.train["epochs"] == 2 and suite.train["batch_size"] == 32
+    assert [c.name for c in suite.conditions] == ["clean", "missing:audio", "noise:visual:0.1", "noise:visual:1"]
+
+
+def test_shipped_suites_validate():
+    load_suite(ROOT / "suites" / "quickstart.yaml")
+
+
+def test_unknown_top_level_key_names_line_and_suggests(write_suite):
+    e = error_of(write_suite, GOOD.replace("seeds:", "seedz:"))
+    assert e.line == 8 and e.field == "seedz" and "did you mean 'seeds'" in e.hint
+    assert str(e).startswith(str(e.file) + ":8: seedz: unknown key")
+
+
+def test_wrong_type(write_suite):
+    e = error_of(write_suite, GOOD.replace("seeds: [0, 1]", "seeds: zero"))
+    assert e.line == 8 and e.field == "seeds" and "array" in e.message
+
+
+def test_unknown_plugin_name_suggests(write_suite):
+    e = error_of(write_suite, GOOD.replace("name: synthetic-factors", "name: synthetic-factor"))
+    assert e.line == 3 and e.field == "datasets[0].name" and "did you mean 'synthetic-factors'" in e.message
+
+
+def test_unknown_plugin_param_suggests(write_suite):
+    e = error_of(write_suite, GOOD.replace("n_train: 40", "n_trian: 40"))
+    assert e.line == 4 and e.field == "datasets[0].params.n_trian" and "did you mean 'n_train'" in e.hint
+
+
+def test_wrong_param_type_in_nested_plugin(write_suite):
+    e = error_of(write_suite, GOOD.replace("fusion: late}", "fusion: late, fusion_params: {hidden: big}}"))
+    assert e.field == "models[1].params.fusion_params.hidden" and "integer" in e.message and e.line == 7
+
+
+def test_unknown_nested_plugin_name(write_suite):
+    e = error_of(write_suite, GOOD.replace("fusion: late}", "fusion: lat}"))
+    assert e.field == "models[1].params.fusion" and "did you mean 'late'" in e.message
+
+
+def test_train_options_are_checked(write_suite):
+    e = error_of(write_suite, GOOD.replace("epochs: 2", "epochs: 2, lr: -1"))
+    assert e.field == "train" and "lr must be positive" in e.message
+    e = error_of(write_suite, GOOD.replace("epochs: 2", "epoch: 2"))
+    assert e.field == "train.epoch" and "did you mean 'epochs'" in e.hint
+
+
+def test_duplicate_model_without_labels(write_suite):
+    e = error_of(write_suite, GOOD.replace("label: concat, ", "").replace("label: late, ", ""))
+    assert e.field == "models[0]" and "distinct label" in e.hint
+
+
+def test_bad_condition(write_suite):
+    e = error_of(write_suite, GOOD.replace("{missing: audio}", "{mising: audio}"))
+    assert e.field == "evaluate.conditions[1]" and e.line == 11
+
+
+def test_missing_data_file(write_suite, tmp_path, dummy):
+    from mfm_bench import hookimpl
+    from mfm_bench.plugins.datasets.synthetic import SyntheticFactors
+    from mfm_bench.testing import temporary_plugin
+
+    class FilePlugin:
+        @hookimpl
+        def register_datasets(self, register):
+            register("from-file", lambda path: SyntheticFactors, help="needs a path")
+
+    with temporary_plugin(FilePlugin(), "file-plugin"):
+        text = "name: f\ndatasets:\n  - {name: from-file, params: {path: nowhere/data.h5}}\nmodels: [dummy]\n"
+        e = error_of(write_suite, text)
+        assert (
+            e.line == 3 and e.field == "datasets[0].params.path" and "does not exist" in e.message and "fetch" in e.hint
+        )
+        (tmp_path / "nowhere").mkdir()
+        (tmp_path / "nowhere" / "data.h5").write_bytes(b"")
+        e = error_of(write_suite, text)  # found relative to the suite file, but empty
+        assert e.field == "datasets[0].params.path" and "is empty" in e.message
+        (tmp_path / "nowhere" / "data.h5").write_text("root:x:0:0:root:/root:/bin/bash\n")
+        assert "not an HDF5 file" in error_of(write_suite, text).message
+        (tmp_path / "nowhere" / "data.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+        suite = load_suite(write_suite(text))  # relative to the suite file: found, and resolved for run
+        assert suite.datasets[0].params["path"] == str(tmp_path / "nowhere" / "data.h5")
+
+
+def test_invalid_yaml_and_missing_file(write_suite, tmp_path):
+    e = error_of(write_suite, "name: x\ndatasets: [\n")
+    assert "not valid YAML" in e.message
+    with pytest.raises(SuiteError, match="no such suite file"):
+        load_suite(tmp_path / "absent.yaml")

@@ -1,0 +1,141 @@
+"""The trainer never waits for the host inside an epoch: device-side loss sums and non-finite flags, read once per
+epoch; and bf16 autocast keeps training numerically close to fp32."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from mfm_bench.contracts import Output
+from mfm_bench.registry import get_registry
+from mfm_bench.training import LossSums, TrainConfig, Trainer, TrainingError
+
+
+class NaNAfter(nn.Module):
+    """A linear model whose ``extra`` loss turns NaN at training step ``bad_step`` (counted over all epochs)."""
+
+    def __init__(self, spec, bad_step: int) -> None:
+        super().__init__()
+        self.lin = nn.Linear(spec.input_dims["text"], 1)
+        self.bad_step, self.steps = bad_step, 0
+
+    def forward(self, batch):
+        pred = self.lin(batch.inputs["text"].mean(1)).squeeze(1)
+        label = ((pred - batch.target) ** 2).mean()
+        extra = pred.mean() * 0
+        if self.training:
+            if self.steps >= self.bad_step:
+                extra = extra + float("nan")
+            self.steps += 1
+        return Output(pred, {"label": label, "extra": extra})
+
+
+def synthetic(n: int = 64):
+    return get_registry().build(
+        "dataset",
+        "synthetic-factors",
+        n_train=n,
+        n_valid=16,
+        n_test=8,
+        dims={"text": 6, "audio": 3, "visual": 4},
+        seq_len=5,
+        min_len=3,
+    )
+
+
+def test_non_finite_loss_names_epoch_term_and_step() -> None:
+    ds = synthetic()  # 64 samples, batch 16: 4 steps per epoch; step 6 is the third step of epoch 2
+    model = NaNAfter(ds.spec, bad_step=6)
+    with pytest.raises(TrainingError, match=r"non-finite loss at epoch 2: extra \(first at step 2\)$"):
+        Trainer(TrainConfig(epochs=3, batch_size=16, early_stop=0, device="cpu")).fit(
+            model, ds.split("train"), ds.split("valid")
+        )
+
+
+def test_loss_sums_stay_on_device_until_read(monkeypatch) -> None:
+    sums = LossSums()
+    steps = [
+        ({"label": torch.tensor(0.5), "recon": torch.tensor(2.0)}, 3),
+        ({"label": torch.tensor(float("inf")), "recon": torch.tensor(1.0)}, 2),
+        ({"label": torch.tensor(1.5), "recon": torch.tensor(float("nan"))}, 4),
+    ]
+
+    def host_read(*_a, **_k):
+        raise AssertionError("LossSums.add read a value on the host")
+
+    with monkeypatch.context() as m:
+        for name in ("item", "tolist", "__float__", "__bool__", "__int__"):
+            m.setattr(torch.Tensor, name, host_read)
+        for losses, weight in steps:
+            sums.add(losses, weight)
+    assert sums.count == 9 and sums.steps == 3
+    means = sums.means()
+    assert means["label"] == float("inf")
+    with pytest.raises(TrainingError, match=r"epoch 4: label \(first at step 1\), recon \(first at step 2\)"):
+        sums.check(4)
+    finite = LossSums()
+    for losses, weight in steps[:1] * 2:
+        finite.add(losses, weight)
+    finite.check(1)  # nothing non-finite: no error
+    assert finite.means() == {"label": 0.5, "recon": 2.0}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_epoch_has_no_host_sync() -> None:
+    ds = synthetic()
+    model = get_registry().build("model", "supervised", ds.spec, encoder="mean", fusion="concat")
+    trainer = Trainer(TrainConfig(epochs=1, batch_size=16, device="cuda"))
+    state = trainer._start(model, seed=0)
+    train = ds.split("train").to(trainer.device)
+    trainer._train_epoch(state, train)  # warm-up: lazy optimiser state, allocator
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        sums = trainer._train_epoch(state, train)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    sums.check(1)
+
+
+def bf16_losses(dtype: torch.dtype | None, steps: int = 30) -> list[float]:
+    """Total losses of a small MFM trained ``steps`` steps with autocast to ``dtype`` (None: fp32)."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the CPU bf16 autocast path stands in for CUDA
+    ds = synthetic(n=32)
+    torch.manual_seed(0)
+    model = (
+        get_registry()
+        .build(
+            "model",
+            "mfm",
+            ds.spec,
+            zy=8,
+            za=8,
+            fy=8,
+            fa=8,
+            encoder_params={"hidden": 16},
+            fusion_params={"hidden": 16, "memory": 16},
+        )
+        .to(device)
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    batch = ds.split("train").batch(slice(None)).to(torch.device(device))
+    losses = []
+    for _ in range(steps):
+        with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = model(batch)
+        loss = sum(out.losses.values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def test_bf16_autocast_training_stays_close_to_fp32() -> None:
+    """bf16 keeps 8 bits of mantissa (relative error ~0.4% per op). Stated tolerance: after 30 steps the total
+    loss agrees with fp32 within 2% (relative; measured on CPU: 0.03%), and both runs lower it by over 5%
+    (measured: 13.08 -> 11.23)."""
+    fp32, bf16 = bf16_losses(None), bf16_losses(torch.bfloat16)
+    assert all(map(torch.isfinite, map(torch.tensor, bf16)))
+    assert abs(bf16[-1] - fp32[-1]) <= 0.02 * abs(fp32[-1]), (fp32[-1], bf16[-1])
+    assert fp32[-1] < 0.95 * fp32[0] and bf16[-1] < 0.95 * bf16[0], (fp32, bf16)
