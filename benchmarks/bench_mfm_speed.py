@@ -6,7 +6,8 @@ audio 5, visual 20; 20 steps; batch 32) at 1 and 2 threads; and the quickstart's
     MFM_BENCH_QUICK=1 python -m pytest benchmarks/bench_mfm_speed.py -k ratio -s      # CI: under 60 s
 
 Each ratio test interleaves reference and fast epochs (best of several rounds, so both see the same machine
-load), asserts fast >= 2x reference (the quick CI mode: >= 1.3x, a regression gate) and records samples/s and peak memory in ``benchmark.extra_info``.
+load), asserts fast >= 2x reference (the quick CI mode: >= 1.3x, a regression gate) and records samples/s and peak
+memory in ``benchmark.extra_info``.
 """
 
 from __future__ import annotations

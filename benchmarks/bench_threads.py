@@ -1,7 +1,8 @@
 """Two training processes on one machine: does each keep its speed?
 
 Quickstart-sized MFM training (synthetic-factors at the quickstart's shapes, batch 32, whole epochs for
-MFM_BENCH_THREAD_SECONDS, default 30) runs alone, then as two concurrent processes started together, first at the default ``threads: 0`` (auto), then at torch's own default (one thread per
+MFM_BENCH_THREAD_SECONDS, default 30) runs alone, then as two concurrent processes started together, first at the
+default ``threads: 0`` (auto), then at torch's own default (one thread per
 core: the old behaviour). The ratio is each concurrent process's samples/s over the lone process's, in one run.
 
     python -m pytest benchmarks/bench_threads.py --benchmark-enable -s

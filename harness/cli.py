@@ -76,7 +76,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The ``mfm-bench`` parser. ``argv`` only decides which plugin command (if any) gets its module imported."""
     parser = argparse.ArgumentParser(
         prog="mfm-bench",
-        description="Benchmark harness for multimodal representation learning around the Multimodal Factorization Model.",
+        description=(
+            "Benchmark harness for multimodal representation learning around the Multimodal Factorization Model."
+        ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

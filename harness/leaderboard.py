@@ -219,7 +219,8 @@ def _main_table(clean: dict[str, Any], cat: Catalog) -> Table | None:
 
 
 def _probe_table(clean: dict[str, Any], cat: Catalog) -> Table | None:
-    """Rows (model, code), columns factors, from metrics of the probes section named ``<prefix><factor>_from_<code>``."""
+    """Rows (model, code), columns factors, from metrics of the probes section named
+    ``<prefix><factor>_from_<code>``."""
     per: dict[tuple[str, str], dict[str, str]] = {}
     for label, r in clean.items():
         for m, st in r["metrics"].items():

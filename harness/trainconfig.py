@@ -22,7 +22,9 @@ class TrainConfig:
     early_stop: int = option(8, "stop after this many epochs without a better validation loss (0: never); 8 is MMSA's")
     select_on: Literal["auto", "label", "total"] = option(
         "auto",
-        "validation loss that picks the checkpoint (and drives early stopping and the plateau schedule): label, total (every loss term summed, as the original MFM with surrogates) or auto (the model's select_on attribute, else label)",
+        "validation loss that picks the checkpoint (and drives early stopping and the plateau schedule): label, "
+        "total (every loss term summed, as the original MFM with surrogates) or auto (the model's select_on "
+        "attribute, else label)",
     )
     scheduler: Literal["none", "plateau"] = option(
         "none", "learning-rate schedule; plateau = ReduceLROnPlateau on the validation loss"

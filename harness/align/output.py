@@ -4,7 +4,8 @@ A sequence aligned to words has one entry per word (51,056 for CMU-MOSI), and th
 with two datasets for each. h5py's high-level objects cost most of the time of such a write, so the default writer
 creates groups and datasets through h5py's low-level API, in a file with the newest format (``libver="latest"``:
 compact link storage for the small groups), stores small arrays in their dataset's header (compact layout),
-without per-dataset compression or timestamps, and writes the metadata once per file. With ``compression`` (or word tokens as features, which need h5py's string conversion) it falls back
+without per-dataset compression or timestamps, and writes the metadata once per file. With ``compression`` (or word
+tokens as features, which need h5py's string conversion) it falls back
 to the high-level calls, which choose chunk shapes for the filters.
 
 The ``.npz`` form keeps the in-memory CSR layout of :class:`~mfm_bench.align.csd.CompSeq` as it is:

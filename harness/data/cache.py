@@ -26,13 +26,12 @@ import numpy as np
 from mfm_bench.errors import MfmBenchError
 
 from .paths import cache_home
+from .prepare import SplitArrays
 
 
 class CacheError(MfmBenchError):
     """A prepared-data cache entry that cannot be read (a broken Arrow file); clearing it fixes it."""
 
-
-from .prepare import SplitArrays
 
 FORMAT_VERSION = 1  # of the cache layout itself
 

@@ -48,7 +48,9 @@ class RealConfig:
     )
     normalise: Literal["zscore", "original", "none"] = option(
         "zscore",
-        "feature scaling fitted on the train split: zscore (each feature by the mean and std of the real steps), original (the visual features divided by their max-abs, the others raw, as the original MFM's get_data scales FACET) or none",
+        "feature scaling fitted on the train split: zscore (each feature by the mean and std of the real steps), "
+        "original (the visual features divided by their max-abs, the others raw, as the original MFM's get_data "
+        "scales FACET) or none",
     )
     cache: bool = option(True, "keep the prepared splits in the Arrow cache (mfm-bench cache ls)")
     fetch: bool = option(False, "download missing files (as `mfm-bench fetch`) before reading")

@@ -56,7 +56,10 @@ class CMUMOSEI(RealDataset):
     )
     LICENCE = "research use; see the CMU-MultimodalSDK terms"
     NOTES = {
-        "pkl": "processed pickles of the Multimodal Transformer or MMSA projects; no pinned public copy, obtain them from those projects"
+        "pkl": (
+            "processed pickles of the Multimodal Transformer or MMSA projects; no pinned public copy, "
+            "obtain them from those projects"
+        )
     }
 
     def files(self, fmt, modalities, folder=None):

@@ -1,7 +1,8 @@
 """Pinned public sources of the built-in datasets: where each file is downloaded from, its content hash, and the
 standard folds of the CMU datasets. The plugins turn these into their :class:`~mfm_bench.contracts.DataDeclaration`.
 
-Facts, not code: the MFN h5 files of github.com/pliang279/MFN at commit b0453fb6e21b581c796246a0c32a6551f2028c1b with their git blob ids
+Facts, not code: the MFN h5 files of github.com/pliang279/MFN at commit b0453fb6e21b581c796246a0c32a6551f2028c1b with
+their git blob ids
 (sha1 of ``b"blob <size>\\0" + bytes``), and the CMU-MultimodalSDK computational sequences (.csd) of
 CMU-MOSI, CMU-MOSEI and POM as listed in that SDK's ``mmsdk/mmdatasdk/dataset/standard_datasets/*/*.py``
 (no hashes are published for those, so they are checked for being readable HDF5 only).

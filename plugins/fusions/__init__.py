@@ -23,7 +23,10 @@ def register_fusions(register):
         "mfn",
         f"{_P}.mfn:MFNFusion",
         config=f"{_P}.configs:MFNConfig",
-        help="Memory Fusion Network (Zadeh et al. 2018): per-modality LSTM cells, delta-memory attention, gated multi-view memory",
+        help=(
+            "Memory Fusion Network (Zadeh et al. 2018): per-modality LSTM cells, delta-memory attention, "
+            "gated multi-view memory"
+        ),
     )
     register(
         "ef_lstm",

@@ -51,7 +51,8 @@ class MFNConfig:
     )
     impl: Literal["reference", "fast"] = option(
         "fast",
-        "fast: grouped cells and fused MLPs (mfn_fast.py); reference: one cell and MLP call at a time. Same math and parameters",
+        "fast: grouped cells and fused MLPs (mfn_fast.py); reference: one cell and MLP call at a time. "
+        "Same math and parameters",
     )
 
     def __post_init__(self) -> None:

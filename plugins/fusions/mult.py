@@ -16,7 +16,8 @@ every attention is causal (``attn_mask`` defaults to true in main.py), one Layer
 each transformer re-scales its input by sqrt(width) and adds position embeddings (the self-attention stack too), and
 the fusion predicts (``predicts``) with the reference's output layer instead of handing a vector to an extra head.
 
-Masks are per modality ([B, T_m]); padded keys are ignored (``padding_mask``, an extension the reference lacks). A vector modality [B, D] is a sequence of one step. A key sequence with no real step (a missing modality)
+Masks are per modality ([B, T_m]); padded keys are ignored (``padding_mask``, an extension the reference lacks). A
+vector modality [B, D] is a sequence of one step. A key sequence with no real step (a missing modality)
 would make the attention softmax undefined (NaN): its attention is computed against an unmasked dummy and then
 multiplied by zero, so a missing source adds nothing to the residual stream. With one modality the single
 "crossmodal" transformer attends to itself.

@@ -31,31 +31,46 @@ def register_models(register):
         "mfm",
         f"{_P}.mfm:MFM",
         config=f"{_P}.configs:MFMConfig",
-        help="Multimodal Factorization Model (Tsai et al. 2019): discriminative + per-modality generative factors, MMD prior, ablations, surrogate inference",
+        help=(
+            "Multimodal Factorization Model (Tsai et al. 2019): discriminative + per-modality generative factors, "
+            "MMD prior, ablations, surrogate inference"
+        ),
     )
     register(
         "mctn",
         f"{_P}.mctn:MCTN",
         config=f"{_P}.configs:MCTNConfig",
-        help="Multimodal Cyclic Translation Network: source -> targets translation with a cycle loss; test time reads the source only",
+        help=(
+            "Multimodal Cyclic Translation Network: source -> targets translation with a cycle loss; "
+            "test time reads the source only"
+        ),
     )
     register(
         "misa",
         f"{_P}.misa:MISA",
         config=f"{_P}.configs:MISAConfig",
-        help="MISA: modality-invariant and -specific vectors (CMD, orthogonality, reconstruction losses), attention over them",
+        help=(
+            "MISA: modality-invariant and -specific vectors (CMD, orthogonality, reconstruction losses), "
+            "attention over them"
+        ),
     )
     register(
         "symile",
         f"{_P}.symile:Symile",
         config=f"{_P}.configs:SymileConfig",
-        help="Symile (Saporta et al. 2024): multilinear-inner-product contrastive loss for any number of modalities, or pairwise CLIP; linear probe + zero-shot retrieval",
+        help=(
+            "Symile (Saporta et al. 2024): multilinear-inner-product contrastive loss for any number of modalities, "
+            "or pairwise CLIP; linear probe + zero-shot retrieval"
+        ),
     )
     register(
         "ladder",
         f"{_P}.ladder:Ladder",
         config=f"{_P}.configs:LadderConfig",
-        help="cross-modal ladder networks (Goncalves & Busso 2023): backbones, noisy ladder encoders, decoders rebuilding the other modality's layers through skip connections",
+        help=(
+            "cross-modal ladder networks (Goncalves & Busso 2023): backbones, noisy ladder encoders, "
+            "decoders rebuilding the other modality's layers through skip connections"
+        ),
     )
 
 

@@ -49,7 +49,8 @@ VARIANTS: tuple[str, ...] = (
 class MFMConfig:
     preset: Literal["default", "original", "mmsa"] = option(
         "default",
-        "credited setting that fills every field marked (preset): original (pliang279/factorized best_acc), mmsa (MMSA config_regression.json), default (the original's numbers, padded steps skipped); docs/mfm.md",
+        "credited setting that fills every field marked (preset): original (pliang279/factorized best_acc), "
+        "mmsa (MMSA config_regression.json), default (the original's numbers, padded steps skipped); docs/mfm.md",
     )
     variant: Variant = option(
         "full", "full MFM or an ablation: shared_generative, no_discriminative, no_generative, discriminative_only, kl"
@@ -65,7 +66,8 @@ class MFMConfig:
         FROM_PRESET,
         preset_help(
             "za",
-            "size of each generative code z_a(i): a number or {modality: size, default: size} ('shared' names the shared_generative code)",
+            "size of each generative code z_a(i): a number or {modality: size, default: size} "
+            "('shared' names the shared_generative code)",
         ),
     )
     fy: int = option(FROM_PRESET, preset_help("fy", "size of the discriminative factor F_y"))
@@ -101,14 +103,17 @@ class MFMConfig:
         FROM_PRESET,
         preset_help(
             "encoder_width",
-            "width of the generative and surrogate encoders: code (each as wide as its code, as the original encoderLSTM: LSTMCell(d, z), Linear(z, z); overrides encoder_params.hidden) or plugin (encoder_params as given)",
+            "width of the generative and surrogate encoders: code (each as wide as its code, as the original "
+            "encoderLSTM: LSTMCell(d, z), Linear(z, z); overrides encoder_params.hidden) or plugin "
+            "(encoder_params as given)",
         ),
     )
     select_on: Literal["label", "total"] = option(
         FROM_PRESET,
         preset_help(
             "select_on",
-            "checkpoint the trainer keeps when its select_on is auto: the lowest validation label loss, or the lowest total (surrogate terms included when surrogate is true)",
+            "checkpoint the trainer keeps when its select_on is auto: the lowest validation label loss, "
+            "or the lowest total (surrogate terms included when surrogate is true)",
         ),
     )
     mask_padding: bool = option(
@@ -133,7 +138,8 @@ class MFMConfig:
     )
     impl: Literal["reference", "fast"] = option(
         "fast",
-        "decoders: fast (whole-sequence LSTM kernel after step 0) or reference (one cell call per step); same math and parameters. The MFN fusion has its own impl in fusion_params",
+        "decoders: fast (whole-sequence LSTM kernel after step 0) or reference (one cell call per step); "
+        "same math and parameters. The MFN fusion has its own impl in fusion_params",
     )
 
     def __post_init__(self) -> None:

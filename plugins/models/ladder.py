@@ -99,10 +99,10 @@ class CrossDecoder(nn.Module):
         """Reconstructions of the target's layers 1..L, in order."""
         u = self.top(noisy_a[-1])  # (B, H)
         recon = [None] * len(noisy_a)
-        for l in reversed(range(len(noisy_a))):
-            recon[l] = self.combine[l](torch.cat([u, noisy_a[l]], dim=1))  # (B, H)
-            if l > 0:
-                u = self.down[l - 1](recon[l])
+        for layer in reversed(range(len(noisy_a))):
+            recon[layer] = self.combine[layer](torch.cat([u, noisy_a[layer]], dim=1))  # (B, H)
+            if layer > 0:
+                u = self.down[layer - 1](recon[layer])
         return recon  # type: ignore[return-value]
 
 

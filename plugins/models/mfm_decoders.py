@@ -108,7 +108,8 @@ def decoder_name(decoder: str | dict, m: str) -> str:
 
 
 def build_decoder(spec: DatasetSpec, mod: Modality, decoder: str | dict, in_dim: int, impl: str) -> nn.Module:
-    """The decoder G_i of modality ``mod`` reading ``in_dim`` factor features; refuses one that cannot write its kind."""
+    """The decoder G_i of modality ``mod`` reading ``in_dim`` factor features; refuses one that cannot write its
+    kind."""
     name = decoder_name(decoder, mod.name)
     if name not in DECODER_KINDS:
         raise MFMBuildError(
@@ -117,7 +118,8 @@ def build_decoder(spec: DatasetSpec, mod: Modality, decoder: str | dict, in_dim:
         )
     if mod.kind not in DECODER_KINDS[name]:
         raise MFMBuildError(
-            f"mfm: modality {mod.name!r} of {spec.name!r} is {_shape_word(mod)}, which the {name!r} decoder cannot write "
+            f"mfm: modality {mod.name!r} of {spec.name!r} is {_shape_word(mod)}, "
+            f"which the {name!r} decoder cannot write "
             f"(it writes {' or '.join(DECODER_KINDS[name])} modalities); set decoder: "
             f"{{{mod.name}: {SUGGESTED[mod.kind]}, default: lstm}}"
         )

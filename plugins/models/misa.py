@@ -14,7 +14,8 @@ The 2M vectors form a sequence of tokens read by a self-attention layer; the out
 
 The defaults follow the reference code (declare-lab/MISA; line numbers in docs/baselines.md): MSE for regression
 (solver.py), L2 norms detached in the difference loss (utils/functions.py DiffLoss), dropout 0.5 (config.py), the
-attention layer's dropout 0.1 (``nn.TransformerEncoderLayer``'s default) and one Linear after the fusion MLP. Loss: label + sim_weight * similarity + diff_weight * difference + recon_weight *
+attention layer's dropout 0.1 (``nn.TransformerEncoderLayer``'s default) and one Linear after the fusion MLP. Loss:
+label + sim_weight * similarity + diff_weight * difference + recon_weight *
 reconstruction (each entry of ``Output.losses`` is already weighted).
 
 A missing modality's tokens are masked out of the attention and zeroed, and its vectors take no part in the

@@ -105,7 +105,7 @@ def test_datasets_and_cache_commands(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MFM_BENCH_DATA", str(tmp_path))
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out
-    line = next(l for l in out.splitlines() if l.startswith("youtube"))
+    line = next(ln for ln in out.splitlines() if ln.startswith("youtube"))
     assert "partial" in line and str(tmp_path / "mfn-h5" / "youtube") in line
     assert main(["datasets", "--missing"]) == 0
     assert "text_train_emb.h5" in capsys.readouterr().out

@@ -22,7 +22,8 @@ from mfm_bench.suite import load_suite
 # built-in plugins only: spawned workers see the entry points, not a test's temporary plugins
 SUITE = """\
 name: pool
-datasets: [{name: synthetic-factors, params: {n_train: 64, n_valid: 24, n_test: 32, dims: {text: 6, audio: 3}, seq_len: 6, min_len: 3}}]
+datasets: [{name: synthetic-factors, params: {n_train: 64, n_valid: 24, n_test: 32, \
+dims: {text: 6, audio: 3}, seq_len: 6, min_len: 3}}]
 models:
   - {name: supervised, label: concat, params: {encoder: mean, fusion: concat}}
   - {name: supervised, label: late, params: {encoder: mean, fusion: late}}

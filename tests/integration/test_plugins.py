@@ -277,7 +277,10 @@ def test_temporary_plugin_always_unregisters(dummy):
 
 
 def test_listing_builtin_plugins_does_not_import_torch():
-    code = "import sys; from mfm_bench.cli import main; main(['plugins']); print('TORCH' if 'torch' in sys.modules else 'NOTORCH')"
+    code = (
+        "import sys; from mfm_bench.cli import main; main(['plugins']); "
+        "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip().endswith("NOTORCH"), out.stdout[-300:] + out.stderr
 

@@ -13,7 +13,8 @@ from mfm_bench.suite import load_suite
 
 TINY = """\
 name: tiny
-datasets: [{name: synthetic-factors, params: {n_train: 64, n_valid: 24, n_test: 32, dims: {text: 6, audio: 3}, seq_len: 6, min_len: 3}}]
+datasets: [{name: synthetic-factors, params: {n_train: 64, n_valid: 24, n_test: 32, \
+dims: {text: 6, audio: 3}, seq_len: 6, min_len: 3}}]
 models:
   - {name: dummy, label: good}
   - {name: supervised, label: concat, params: {encoder: mean, fusion: concat}}
@@ -95,11 +96,14 @@ def test_same_seed_same_result(write_suite, tmp_path, dummy):
     suite = load_suite(write_suite(TINY.replace("seeds: [0, 1]", "seeds: [3]")))
     run_suite(suite, tmp_path / "a", progress=False)
     run_suite(suite, tmp_path / "b", progress=False)
-    get = lambda o: sorted(
-        (m["run_id"], m["condition"], m["metric"], m["value"])
-        for m in ResultStore(o).metrics()
-        if m["condition"] != "train"
-    )
+
+    def get(o):
+        return sorted(
+            (m["run_id"], m["condition"], m["metric"], m["value"])
+            for m in ResultStore(o).metrics()
+            if m["condition"] != "train"
+        )
+
     assert get(tmp_path / "a") == get(tmp_path / "b")
 
 

@@ -14,7 +14,8 @@ pytest.importorskip("optuna")
 
 SUITE = """\
 name: search
-datasets: [{name: synthetic-factors, params: {n_train: 48, n_valid: 24, n_test: 24, dims: {text: 5, audio: 3}, seq_len: 5, min_len: 2}}]
+datasets: [{name: synthetic-factors, params: {n_train: 48, n_valid: 24, n_test: 24, \
+dims: {text: 5, audio: 3}, seq_len: 5, min_len: 2}}]
 models:
   - name: supervised
     label: tuned

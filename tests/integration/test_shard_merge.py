@@ -16,7 +16,8 @@ from mfm_bench.suite import load_suite
 
 SUITE = """\
 name: shards
-datasets: [{name: synthetic-factors, params: {n_train: 48, n_valid: 16, n_test: 24, dims: {text: 5, audio: 3}, seq_len: 5, min_len: 2}}]
+datasets: [{name: synthetic-factors, params: {n_train: 48, n_valid: 16, n_test: 24, \
+dims: {text: 5, audio: 3}, seq_len: 5, min_len: 2}}]
 models:
   - {name: supervised, label: concat, params: {encoder: mean, fusion: concat}}
   - {name: dummy, label: tiny}

@@ -85,20 +85,24 @@ def table(results: dict[int, dict[str, dict[tuple[str, str], float]]]) -> str:
     ]
     clean = ("clean", "mae")
     lines.append(
-        f"| test MAE, clean: MFM vs MFN | {cell('MFM', clean)} | {cell('MFN', clean)} | {vs('MFM', clean, 'MFN', clean)} |"
+        f"| test MAE, clean: MFM vs MFN | {cell('MFM', clean)} | {cell('MFN', clean)} | "
+        f"{vs('MFM', clean, 'MFN', clean)} |"
     )
     for m in MODALITIES:
         k = (f"missing:{m}", "mae")
         lines.append(
-            f"| test MAE, {m} missing: MFM (surrogates) vs MFN ({m} zeroed) | {cell('MFM', k)} | {cell('MFN', k)} | {vs('MFM', k, 'MFN', k)} |"
+            f"| test MAE, {m} missing: MFM (surrogates) vs MFN ({m} zeroed) | {cell('MFM', k)} | {cell('MFN', k)} | "
+            f"{vs('MFM', k, 'MFN', k)} |"
         )
         other = f"MFN-without-{m}"
         lines.append(
-            f"| test MAE, {m} missing: MFM (surrogates) vs {other} | {cell('MFM', k)} | {cell(other, clean)} | {vs('MFM', k, other, clean)} |"
+            f"| test MAE, {m} missing: MFM (surrogates) vs {other} | {cell('MFM', k)} | {cell(other, clean)} | "
+            f"{vs('MFM', k, other, clean)} |"
         )
         r, mean = (f"missing:{m}", f"recon_missing_{m}"), (f"missing:{m}", f"recon_mean_{m}")
         lines.append(
-            f"| reconstruction MSE of missing {m}: surrogates vs the mean | {cell('MFM', r)} | {cell('MFM', mean)} | {vs('MFM', r, 'MFM', mean)} |"
+            f"| reconstruction MSE of missing {m}: surrogates vs the mean | {cell('MFM', r)} | {cell('MFM', mean)} | "
+            f"{vs('MFM', r, 'MFM', mean)} |"
         )
     for f in ("shared", *(f"private_{m}" for m in MODALITIES)):
         zy = ("clean", f"probe_{f}_from_zy")
@@ -106,7 +110,8 @@ def table(results: dict[int, dict[str, dict[tuple[str, str], float]]]) -> str:
         for c in codes:
             k = ("clean", f"probe_{f}_from_{c}")
             lines.append(
-                f"| probe R² of {f} (higher is better): from z_y vs from {c} | {cell('MFM', zy)} | {cell('MFM', k)} | {vs('MFM', zy, 'MFM', k)} |"
+                f"| probe R² of {f} (higher is better): from z_y vs from {c} | {cell('MFM', zy)} | {cell('MFM', k)} | "
+                f"{vs('MFM', zy, 'MFM', k)} |"
             )
     return "\n".join(lines)
 

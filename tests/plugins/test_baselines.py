@@ -1,4 +1,5 @@
-"""Every baseline: output shapes for the three task kinds, finite under missing modalities, learns on synthetic-factors."""
+"""Every baseline: output shapes for the three task kinds, finite under missing modalities, learns on
+synthetic-factors."""
 
 from __future__ import annotations
 

@@ -50,7 +50,8 @@ def mfm(spec, **params):
 
 
 def drop(batch: Batch, m: str, rows=None) -> Batch:
-    """The evaluator's `missing: m` condition (zeros, all-False mask), on all rows or on ``rows`` only; keeps the truth."""
+    """The evaluator's `missing: m` condition (zeros, all-False mask), on all rows or on ``rows`` only; keeps the
+    truth."""
     rows = slice(None) if rows is None else rows
     inputs, mask = dict(batch.inputs), dict(batch.mask)
     inputs[m], mask[m] = batch.inputs[m].clone(), batch.mask[m].clone()

@@ -84,9 +84,11 @@ def test_explain_refuses_models_without_decoders() -> None:
 SUITE = """
 name: mfm-tiny
 datasets:
-  - {name: synthetic-factors, params: {n_train: 48, n_valid: 16, n_test: 16, dims: {text: 5, audio: 3}, seq_len: 5, min_len: 3}}
+  - {name: synthetic-factors, params: {n_train: 48, n_valid: 16, n_test: 16, \
+dims: {text: 5, audio: 3}, seq_len: 5, min_len: 3}}
 models:
-  - {name: mfm, params: {surrogate: true, zy: 6, za: 4, fy: 5, fa: 3, encoder_params: {hidden: 6}, fusion_params: {hidden: 4, memory: 4}}}
+  - {name: mfm, params: {surrogate: true, zy: 6, za: 4, fy: 5, fa: 3, encoder_params: {hidden: 6}, \
+fusion_params: {hidden: 4, memory: 4}}}
 seeds: [0]
 train: {epochs: 2, batch_size: 16, device: cpu, scheduler: plateau}
 evaluate: {conditions: [clean, {missing: audio}]}

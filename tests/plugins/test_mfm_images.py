@@ -115,7 +115,8 @@ def test_generated_images_keep_the_row_digit(digits, trained, tmp_path):
     metrics = trained.write_artifacts(digits, tmp_path, "cpu")
     got = {m: v for _, _, m, v in metrics}
     assert got["gen_chance"] == pytest.approx(0.1) and got["gen_classifier_acc"] > 0.9
-    # after 6 epochs of a tiny model: the digit follows z_y (row), twice chance or more, and above the z_a donor's (column) label
+    # after 6 epochs of a tiny model: the digit follows z_y (row), twice chance or more, and above the z_a donor's
+    # (column) label
     assert got["gen_row_agreement"] > 0.2 and got["gen_row_agreement"] > 2 * got["gen_column_agreement"]
     assert got["gen_missing_acc"] > 0.15  # the image rebuilt from the signal alone carries its digit
     assert json.loads((tmp_path / "generation.json").read_text())["gen_row_agreement"] == got["gen_row_agreement"]

@@ -60,7 +60,8 @@ def test_tfn_refuses_a_tensor_too_large():
 
 
 def test_lmf_equals_tfn_linear_layer_with_the_rank_r_tensor():
-    """LMF's output (the prediction itself, as the reference) is W · (z_a;1)⊗(z_b;1)⊗(z_c;1) + bias with W = Σ_r λ_r W_a^r ⊗ W_b^r ⊗ W_c^r, built here in full."""
+    """LMF's output (the prediction itself, as the reference) is W · (z_a;1)⊗(z_b;1)⊗(z_c;1) + bias with W = Σ_r λ_r
+    W_a^r ⊗ W_b^r ⊗ W_c^r, built here in full."""
     torch.manual_seed(0)
     fusion = get_registry().build("fusion", "lmf", DIMS, rank=3, context={"out_dim": 6}).eval()
     inputs, mask = pooled()

@@ -184,7 +184,7 @@ def test_aligned_output_passes_mmsdk_style_checks(tmp_path):
         assert all(k in metadata for k in _MMSDK_TEMPLATE)
         assert metadata["root name"] == "COVAREP" == list(h5.keys())[0]
         assert sorted(data) == ["vidA[0]", "vidA[1]", "vidC[0]"]
-        for vid, g in data.items():
+        for g in data.values():
             assert len(g["intervals"].shape) == 2 and len(g["features"].shape) >= 2
             assert g["intervals"].shape[0] == g["features"].shape[0] == 1
 

@@ -18,7 +18,8 @@ from mfm_bench.testing import temporary_plugin
 SUITE = """\
 name: wobble
 datasets:
-  - {name: synthetic-factors, params: {n_train: 32, n_valid: 16, n_test: 16, dims: {text: 4, audio: 3}, seq_len: 4, min_len: 2}}
+  - {name: synthetic-factors, params: {n_train: 32, n_valid: 16, n_test: 16, \
+dims: {text: 4, audio: 3}, seq_len: 4, min_len: 2}}
 models:
   - {name: wobbly, label: calm, params: {wobble: 1.0}}
   - {name: wobbly, label: shaky, params: {wobble: 3.0}}

@@ -38,7 +38,8 @@ def test_paired_marks_noise_and_real_differences():
 
 SUITE = """\
 name: stats
-datasets: [{name: synthetic-factors, params: {n_train: 64, n_valid: 24, n_test: 48, dims: {text: 6, audio: 3}, seq_len: 6, min_len: 3}}]
+datasets: [{name: synthetic-factors, params: {n_train: 64, n_valid: 24, n_test: 48, \
+dims: {text: 6, audio: 3}, seq_len: 6, min_len: 3}}]
 models:
   - {name: dummy, label: good}
   - {name: supervised, label: concat, params: {encoder: mean, fusion: concat}}
