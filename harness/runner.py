@@ -378,6 +378,21 @@ def _save_outputs(run_dir: Path, model: Any) -> None:
     atomic_write(run_dir / "model.pt", buf.getvalue())
 
 
+def _before_any_work(suite: Suite, device: str | None, log: Callable[[str], None]) -> None:
+    """What must hold before any run starts: the device exists (a CUDA run on a machine without CUDA stops here),
+    the data of ``fetch: true`` datasets is downloaded (offline: one message, no run), and every dataset finds its
+    files (or one message lists those that do not)."""
+    from .training import resolve_device
+
+    resolve_device(device or suite.train["device"])
+    fetching = suite if suite.fetch else replace(suite, datasets=[d for d in suite.datasets if d.params.get("fetch")])
+    if fetching.datasets:
+        from .data.fetch import prefetch_suite
+
+        prefetch_suite(fetching, log=log)
+    check_data(suite)
+
+
 def run_suite(
     suite: Suite,
     out: str | Path,
@@ -406,17 +421,10 @@ def run_suite(
 
     from .lock import OutputLock
     from .outdir import check_settings, claim, fingerprint, settings
-    from .training import resolve_device
 
     out = Path(out)
     execution = execution or suite.executor
-    resolve_device(device or suite.train["device"])  # a CUDA run on a machine without CUDA stops here, before any work
-    fetching = suite if suite.fetch else replace(suite, datasets=[d for d in suite.datasets if d.params.get("fetch")])
-    if fetching.datasets:  # download what the datasets lack, before any training (offline: one message, no run)
-        from .data.fetch import prefetch_suite
-
-        prefetch_suite(fetching, log=log)
-    check_data(suite)  # every dataset finds its files, or one message lists those that do not, before any work
+    _before_any_work(suite, device, log)
     threads = _threads_per_run(suite, execution, threads)
     grid = expand(suite, seeds, device, threads, limit)
     if not grid and not suite.searches:
@@ -433,27 +441,11 @@ def run_suite(
         now = settings(expand_train(suite, device, threads))
         check_settings(store, {r.id for r in todo}, now, out, allow_mixed)
         counts = {"finished": 0, "failed": 0, "skipped": len(runs) - len(todo)}
+        opts = dict(seeds=seeds, device=device, threads=threads, shard=shard, resume=resume, overwrite=overwrite)
+        opts["deterministic"] = deterministic
         try:
             with _sigterm_as_interrupt():
-                _execute(
-                    suite,
-                    execution,
-                    store,
-                    out,
-                    todo,
-                    counts,
-                    progress,
-                    log,
-                    dict(
-                        seeds=seeds,
-                        device=device,
-                        threads=threads,
-                        shard=shard,
-                        resume=resume,
-                        overwrite=overwrite,
-                        deterministic=deterministic,
-                    ),
-                )
+                _execute(suite, execution, store, out, todo, counts, progress, log, opts)
         finally:
             torch.set_num_threads(threads_before)  # --threads applies to this suite, not to the caller's process
     return counts
