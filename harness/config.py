@@ -181,6 +181,22 @@ def nested_plugins(cls: type) -> list[tuple[str, str, str]]:
     ]
 
 
+def bounded_arg(flag: str, cast: type, lo: float, hi: float | None, expects: str) -> Any:
+    """An argparse ``type`` for a number ``cast(text)`` in [lo, hi] (no upper bound when ``hi`` is None); anything
+    else is a usage error reading ``FLAG takes EXPECTS, got TEXT``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"{flag} takes {expects}, got {text!r}")
+        return value
+
+    return parse
+
+
 def device_arg(text: str) -> str:
     """A ``--device`` value: a name ``TrainConfig.device`` accepts (auto, cpu, cuda, cuda:N), checked without torch."""
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):

@@ -97,7 +97,7 @@ def check_train(train: dict[str, Any], at: Any) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             raise at.error(f"train.{key}", f"must be a finite number, got {value}", "write a number such as 1e-3")
     if train.get("threads", 0) < 0:
-        raise at.error("train.threads", f"must be 0 (torch's default) or more, got {train['threads']}")
+        raise at.error("train.threads", f"must be 0 (auto) or more, got {train['threads']}")
     problem = device_problem(str(train.get("device", "auto")))
     if problem:
         raise at.error("train.device", problem)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mfm_bench.config import bounded_arg
+
 HELP = "compare two output folders per dataset/model/condition/metric; exit 1 on a regression (CI gate)"
 DESCRIPTION = """Compare BASE and NEW (output folders of `mfm-bench run`, or their results.sqlite) per (dataset, model,
 condition, metric): the mean over seeds on each side, the difference, a paired t-test across the seeds both have
@@ -32,16 +34,6 @@ def drops_arg(text: str) -> dict[str, float]:
     return out
 
 
-def fraction_arg(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return v
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("base", help="the reference: an output folder or its results.sqlite")
     p.add_argument("new", help="the candidate: an output folder or its results.sqlite")
@@ -52,10 +44,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="M=X,...",
         help="fail when METRIC got worse by more than X (in its direction), e.g. acc2_non0=0.01,mae=0.02",
     )
-    p.add_argument("--alpha", type=fraction_arg, help="fail when a task metric is worse with paired-test p < ALPHA")
+    p.add_argument(
+        "--alpha",
+        type=bounded_arg("--alpha", float, 0, 1, "a number in [0, 1]"),
+        help="fail when a task metric is worse with paired-test p < ALPHA",
+    )
     p.add_argument(
         "--max-slowdown",
-        type=fraction_arg,
+        type=bounded_arg("--max-slowdown", float, 0, 1, "a number in [0, 1]"),
         metavar="FRACTION",
         help="fail when training throughput fell by more than FRACTION (0.3: to under 70%%)",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mfm_bench.config import device_arg
+from mfm_bench.config import bounded_arg, device_arg
 
 HELP = "train and evaluate a suite (dataset x model x seed), record results, print the leaderboard"
 DESCRIPTION = """Train and evaluate every run of a suite: the grid dataset x model x seed, each evaluated under
@@ -41,16 +41,6 @@ def seeds_arg(text: str) -> list[int]:
     return seeds
 
 
-def threads_arg(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"--threads takes 0 (torch's default) or a positive integer, got {text!r}")
-    return n
-
-
 def shard_arg(text: str) -> tuple[int, int]:
     from mfm_bench.runner import parse_shard
 
@@ -70,16 +60,6 @@ def execution_of(suite: object, args: argparse.Namespace) -> object:
     return dataclasses.replace(suite.executor, **over)
 
 
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"--limit takes a positive number of samples, got {text!r}")
-    return n
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("suite", help="suite YAML file (see docs/suites.md)")
     p.add_argument("--out", help="output folder (default: runs/<suite name>)")
@@ -95,7 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=seeds_arg, help="override the suite's seeds, e.g. 0,1,2")
     p.add_argument(
         "--threads",
-        type=threads_arg,
+        type=bounded_arg("--threads", int, 0, None, "0 (auto, see docs/performance.md) or a positive integer"),
         help="CPU threads for torch (override the suite's train.threads; 0: auto, see docs/performance.md)",
     )
     p.add_argument(
@@ -111,14 +91,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--limit",
-        type=_positive,
+        type=bounded_arg("--limit", int, 1, None, "a positive number of samples"),
         metavar="N",
         help="smoke test: a seeded random N samples of each split (new run ids; the leaderboard says so)",
     )
     x = p.add_argument_group("execution (docs/scaling.md)")
     x.add_argument(
         "--jobs",
-        type=int,
+        type=bounded_arg("--jobs", int, 1, None, "a positive number of worker processes"),
         metavar="N",
         help="train N runs at once in worker processes, torch threads split across them "
         "(override the suite's executor.jobs; per-epoch bars only with 1)",

@@ -71,3 +71,17 @@ def test_limit_must_be_positive(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["run", "x.yaml", "--limit", "0"])
     assert "positive number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "x.yaml", "--jobs", "0"],
+        ["compare", "a", "b", "--alpha", "1.5"],
+        ["compare", "a", "b", "--max-slowdown", "nan"],
+    ],
+)
+def test_numeric_options_are_checked_by_the_parser(capsys, argv):
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert f"{argv[-2]} takes" in capsys.readouterr().err
