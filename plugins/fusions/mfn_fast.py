@@ -1,18 +1,26 @@
 """The fast path of ``mfn`` (``impl: fast``): the same equations and parameters as ``MFNFusion``'s reference loop
-(mfn.py), in fewer and larger operations.
+(mfn.py), reordered so that most of the work runs as a few large operations instead of many small ones per step.
 
-- The input projections ``W_ih x[t] + b_ih + b_hh`` of every modality and every step: one matmul per modality,
-  outside the time loop.
-- The per-modality LSTM cells: one grouped cell per step. The recurrent weights form one block-diagonal matrix
-  whose rows are ordered gate-major (input, forget, output gates of every modality, then every cell candidate),
-  so one matmul, one sigmoid and one tanh update all modalities; the states are the modalities' states
-  concatenated, which is what the attention reads.
-- The memory-proposal MLP and the two gate MLPs: their first layers read [attended, memory] in one matmul (the
-  proposal's weight padded with zero columns for the memory), their second layers are one block-diagonal matmul.
+The reordering rests on one property of the MFN: its LSTMs read only their own modality, never the memory, and
+the attention (``att1``) and the memory proposal (``att2``) read only the cell states. Only the two gate MLPs
+read the memory. So the forward pass runs in three phases:
+
+1. **The LSTMs.** The input projections ``W_ih x[t] + b_ih + b_hh`` of every step are one matmul per modality
+   outside the time loop. Each step is then one ``addmm`` per modality with its own ``W_hh`` or, for small total
+   hidden sizes (``GROUP_MAX_HIDDEN``), one grouped cell: the modalities' ``W_hh`` as one block-diagonal matrix
+   with rows gate-major, so one matmul, one sigmoid and one tanh update every modality. Rows are reordered to
+   (input, forget, output, cell) so one sigmoid covers the three gates. Step 0 starts from the zero state, so it
+   needs no recurrent matmul.
+2. **Attention and proposal for every step at once**: the window of cell states ``c*[t]`` of all steps is built
+   by shifting the stacked states, then ``att1``, the softmax, ``att2`` and the attended part of the gates' first
+   layers are matmuls over all B x T rows, through :func:`mfm_bench.kernels.linear` (oneDNN on the CPU).
+3. **The gated memory**, the only part that has to run step by step: per step, the memory part of the gates'
+   first layers (``mem @ W``, a (B, memory) x (memory, gates) matmul), their second layers as one block-diagonal
+   matmul, and the update. Gate dropout masks are drawn for all steps at once.
 
 The fused weights are built from the module's own parameters at each call, so gradients reach the same
-parameters, a checkpoint loads in either path, and ``torch.func.functional_call`` works. tests/test_mfm_speed.py
-checks outputs and gradients against the reference in float64.
+parameters, a checkpoint loads in either path, and ``torch.func.functional_call`` works.
+tests/plugins/test_mfm_speed.py checks outputs and gradients against the reference in float64.
 """
 
 from __future__ import annotations
@@ -22,95 +30,151 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from mfm_bench.kernels import linear
 
-def gate_major_order(hidden: list[int]) -> torch.Tensor:
-    """Row order taking block-diagonal LSTM rows (modality-major: i, f, g, o of each modality) to gate-major
-    [i of all, f of all, o of all, g of all]: the sigmoid gates first, the tanh candidate last."""
+# Up to this total hidden size the LSTMs of all modalities run as one grouped cell: one block-diagonal matmul per
+# step, where per-operation overhead outweighs the arithmetic its zero blocks waste (the MFN baseline, 3 x 32:
+# 1.7x the per-modality path); above it, one cell per modality (MFM's MOSI setting, 128 + 32 + 128, where the
+# block-diagonal product does 2.5 times the useful arithmetic). On CUDA always grouped (kernel launches dominate).
+GROUP_MAX_HIDDEN = 128
+
+
+def ifog(w: torch.Tensor) -> torch.Tensor:
+    """Rows of an LSTM weight or bias (PyTorch order i, f, g, o) reordered to i, f, o, g."""
+    i, f, g, o = w.chunk(4, dim=0)
+    return torch.cat([i, f, o, g], dim=0)
+
+
+def input_gates(cell: torch.nn.LSTMCell, x: torch.Tensor) -> torch.Tensor:
+    """``W_ih x[t] + b_ih + b_hh`` of every step, rows i, f, o, g: (T, B, 4H); for a vector modality (the same
+    features at every step, a stride-0 time axis) projected once and expanded."""
+    w, b = ifog(cell.weight_ih), ifog(cell.bias_ih + cell.bias_hh)
+    T = x.shape[1]
+    if x.stride(1) == 0:
+        g = linear(x[:, 0], w, b)
+        return g.unsqueeze(0).expand(T, *g.shape)
+    return linear(x.transpose(0, 1), w, b)  # (T, B, 4H)
+
+
+def run_cell(gx: torch.Tensor, w_hh: torch.Tensor, real: list[torch.Tensor] | None) -> tuple[torch.Tensor, ...]:
+    """An LSTM (or a grouped one) from its input gates gx (T, B, 4H), rows i, f, o, g, and recurrent weight w_hh
+    (H, 4H): the cell state at every step (T, B, H) and the last hidden state (B, H). ``real``: per step, which
+    entries move ([B, 1] or [B, H]) under skip_padding; None: every entry moves."""
+    H = w_hh.shape[0]
+    h = c = None  # the zero state: step 0 needs no recurrent matmul
+    states = []
+    for t, g_in in enumerate(gx.unbind(0)):
+        gates = g_in if h is None else torch.addmm(g_in, h, w_hh)  # (B, 4H)
+        sig, cand = gates.split([3 * H, H], dim=1)
+        i, f, o = torch.sigmoid(sig).chunk(3, dim=1)
+        c_new = i * torch.tanh(cand) if c is None else torch.addcmul(f * c, i, torch.tanh(cand))
+        h_new = o * torch.tanh(c_new)
+        if real is not None:
+            if h is None:
+                h, c = torch.zeros_like(h_new), torch.zeros_like(c_new)
+            h, c = torch.where(real[t], h_new, h), torch.where(real[t], c_new, c)
+        else:
+            h, c = h_new, c_new
+        states.append(c)
+    return torch.stack(states), h
+
+
+def gate_major_order(hidden: list[int]) -> list[int]:
+    """Row order taking modality-major rows (i, f, o, g of each modality) to gate-major (i of all, f of all, ...)."""
     starts = [4 * sum(hidden[:k]) for k in range(len(hidden))]
-    order = []
-    for gate in (0, 1, 3, 2):  # PyTorch stores i, f, g, o
-        for start, h in zip(starts, hidden):
-            order.extend(range(start + gate * h, start + (gate + 1) * h))
-    return torch.tensor(order)
+    return [s + gate * h + j for gate in range(4) for s, h in zip(starts, hidden) for j in range(h)]
 
 
-def grouped_cell(fusion: Any) -> torch.Tensor:
-    """The block-diagonal recurrent weight [4 S, S], rows gate-major (S = sum of hidden sizes)."""
-    order = gate_major_order([fusion.hidden[m] for m in fusion.names])
-    return torch.block_diag(*[fusion.cells[m].weight_hh for m in fusion.names])[order]  # (4S, S)
+def grouped_states(fusion: Any, xs: dict[str, torch.Tensor], ms: dict[str, torch.Tensor], skip: bool):
+    """All modalities' LSTMs as one cell over the concatenated state: one block-diagonal matmul per step."""
+    names = fusion.names
+    order = torch.tensor(gate_major_order([fusion.hidden[m] for m in names]), device=xs[names[0]].device)
+    gx = torch.cat([input_gates(fusion.cells[m], xs[m]) for m in names], dim=2).index_select(2, order)
+    w_hh = torch.block_diag(*[ifog(fusion.cells[m].weight_hh) for m in names]).index_select(0, order).t()
+    real = None
+    if skip:
+        per = [ms[m].t().unsqueeze(-1).expand(-1, -1, fusion.hidden[m]) for m in names]  # (T, B, H_m)
+        real = list(torch.cat(per, dim=2).unbind(0))  # T x (B, S)
+    return run_cell(gx, w_hh, real)
 
 
-def input_gates(fusion: Any, xs: dict[str, torch.Tensor]) -> torch.Tensor:
-    """W_ih x + b_ih + b_hh for every step of every modality, gate-major: (B, T, 4S)."""
-    per_gate: list[list[torch.Tensor]] = [[], [], [], []]
+def separate_states(fusion: Any, xs: dict[str, torch.Tensor], ms: dict[str, torch.Tensor], skip: bool):
+    """One cell per modality, each with its own recurrent matmul; states concatenated in modality order."""
+    states, last = [], []
     for m in fusion.names:
-        cell = fusion.cells[m]
-        gates = F.linear(xs[m], cell.weight_ih, cell.bias_ih + cell.bias_hh).chunk(4, dim=2)  # 4 x (B, T, H_m)
-        for k, gate in enumerate((0, 1, 3, 2)):  # PyTorch stores i, f, g, o; gate-major is i, f, o, g
-            per_gate[k].append(gates[gate])
-    return torch.cat([g for gates in per_gate for g in gates], dim=2)
+        real = list(ms[m].t().unsqueeze(-1).unbind(0)) if skip else None  # T x (B, 1)
+        C, h = run_cell(input_gates(fusion.cells[m], xs[m]), ifog(fusion.cells[m].weight_hh).t(), real)
+        states.append(C)
+        last.append(h)
+    return torch.cat(states, dim=2), torch.cat(last, dim=1)
 
 
-def memory_weights(fusion: Any) -> tuple[torch.Tensor, ...]:
-    """Transposed once per call (no transpose node per step): att1's two layers; the first layers of att2, gamma1,
-    gamma2 stacked (reading [attended, memory]); their second layers as one block-diagonal layer."""
+def windows(C: torch.Tensor, window: int) -> torch.Tensor:
+    """c*[t] = [c[t-window+1], ..., c[t]] for every t (zeros before step 0): (T, B, S) -> (T, B, window S)."""
+    if window == 1:
+        return C
+    T, B, S = C.shape
+    padded = torch.cat([C.new_zeros(window - 1, B, S), C], dim=0)  # (T + window - 1, B, S)
+    return torch.cat([padded[k : k + T] for k in range(window)], dim=2)
+
+
+def gate_dropout(fusion: Any, T: int, B: int, ref: torch.Tensor) -> list[torch.Tensor] | None:
+    """Inverted-dropout masks of the gates' hidden layers for every step (as ``nn.Dropout``), or None."""
+    (h1, d1), (h2, d2) = fusion.cfg.gate(0), fusion.cfg.gate(1)
+    if not fusion.training or (d1 <= 0 and d2 <= 0):
+        return None
+    keep = torch.cat([ref.new_full((h1,), 1.0 - d1), ref.new_full((h2,), 1.0 - d2)])  # (Hg,)
+    scale = torch.where(keep > 0, 1.0 / keep.clamp_min(1e-12), torch.zeros_like(keep))
+    return list((torch.bernoulli(keep.expand(T, B, -1)) * scale).unbind(0))
+
+
+def attend(fusion: Any, C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Phase 2, every step at once: the memory proposal (T, B, memory) and the attended part of the gates' first
+    layers (T, B, Hg). att2's first layer and that part read the same attended states: one matmul."""
+    T, B, _ = C.shape
     att1, att2, g1, g2 = fusion.att1, fusion.att2, fusion.gamma1, fusion.gamma2
-    pad = att2[0].weight.new_zeros(att2[0].weight.shape[0], fusion.cfg.memory)  # att2 does not read the memory
-    w1 = torch.cat([torch.cat([att2[0].weight, pad], dim=1), g1[0].weight, g2[0].weight], dim=0)
-    b1 = torch.cat([att2[0].bias, g1[0].bias, g2[0].bias])
-    w2 = torch.block_diag(att2[3].weight, g1[3].weight, g2[3].weight)
-    b2 = torch.cat([att2[3].bias, g1[3].bias, g2[3].bias])
-    return att1[0].weight.t(), att1[0].bias, att1[3].weight.t(), att1[3].bias, w1.t(), b1, w2.t(), b2
+    c_star = windows(C, fusion.cfg.window).flatten(0, 1)  # (T B, window S)
+    width = c_star.shape[1]
+    hidden = att1[2](F.relu(linear(c_star, att1[0].weight, att1[0].bias)))
+    attended = torch.softmax(linear(hidden, att1[3].weight, att1[3].bias), dim=1) * c_star  # over dimensions
+    w = torch.cat([att2[0].weight, g1[0].weight[:, :width], g2[0].weight[:, :width]], dim=0)
+    b = torch.cat([att2[0].bias, g1[0].bias, g2[0].bias])
+    h2, pre = linear(attended, w, b).split([att2[0].out_features, w.shape[0] - att2[0].out_features], dim=1)
+    proposal = torch.tanh(linear(att2[2](F.relu(h2)), att2[3].weight, att2[3].bias))
+    return proposal.view(T, B, -1), pre.reshape(T, B, -1)
 
 
-def step_masks(fusion: Any, ms: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Per step: which state entries may move [B, S] and whether any modality is real [B, 1] (contiguous)."""
-    real = torch.cat([ms[m].unsqueeze(-1).expand(*ms[m].shape, fusion.hidden[m]) for m in fusion.names], dim=2)
-    any_real = torch.stack([ms[m] for m in fusion.names], dim=0).any(0).unsqueeze(-1)  # (B, T, 1)
-    return list(real.transpose(0, 1).contiguous().unbind(0)), list(any_real.transpose(0, 1).contiguous().unbind(0))
-
-
-def memory_update(fusion: Any, c_star: torch.Tensor, mem: torch.Tensor, weights: tuple) -> torch.Tensor:
-    """The Delta-memory attention and the gated memory update of one step (equations in mfn.py). Splits, not
-    slices: one backward node per split instead of a zero-filled gradient per slice."""
-    a1, ab1, a2, ab2, w1, b1, w2, b2 = weights
-    hidden = F.relu(torch.addmm(ab1, c_star, a1))
-    if fusion.training and fusion.cfg.attention_dropout > 0:
-        hidden = fusion.att1[2](hidden)
-    attended = torch.softmax(torch.addmm(ab2, hidden, a2), dim=1) * c_star  # (B, W S)
-    hidden = F.relu(torch.addmm(b1, torch.cat([attended, mem], dim=1), w1))  # (B, H2 + 2 Hg)
-    if fusion.training and fusion.dropout_active:
-        parts = hidden.split([fusion.cfg.memory_hidden, fusion.cfg.gate(0)[0], fusion.cfg.gate(1)[0]], dim=1)
-        hidden = torch.cat([fusion.att2[2](parts[0]), fusion.gamma1[2](parts[1]), fusion.gamma2[2](parts[2])], dim=1)
-    M = fusion.cfg.memory
-    proposal, gates = torch.addmm(b2, hidden, w2).split([M, 2 * M], dim=1)  # (B, mem), (B, 2 mem)
-    g1, g2 = torch.sigmoid(gates).chunk(2, dim=1)
-    return g1 * mem + g2 * torch.tanh(proposal)
+def memory_states(fusion: Any, C: torch.Tensor, any_real: list[torch.Tensor] | None) -> torch.Tensor:
+    """Phase 3, step by step: the multi-view gated memory after the last step, from the cell states C (T, B, S)."""
+    T, B, _ = C.shape
+    g1, g2 = fusion.gamma1, fusion.gamma2
+    proposal, pre = attend(fusion, C)
+    width = g1[0].in_features - fusion.cfg.memory
+    w_mem = torch.cat([g1[0].weight[:, width:], g2[0].weight[:, width:]], dim=0).t()  # (memory, Hg)
+    w2 = torch.block_diag(g1[3].weight, g2[3].weight).t()  # (Hg, 2 memory)
+    b2 = torch.cat([g1[3].bias, g2[3].bias])
+    drop = gate_dropout(fusion, T, B, C)
+    mem = None  # zero memory: step 0 needs no memory matmul
+    for t, (pre_t, prop_t) in enumerate(zip(pre.unbind(0), proposal.unbind(0))):
+        hidden = F.relu(pre_t if mem is None else torch.addmm(pre_t, mem, w_mem))
+        if drop is not None:
+            hidden = hidden * drop[t]
+        gamma1, gamma2 = torch.sigmoid(torch.addmm(b2, hidden, w2)).chunk(2, dim=1)
+        new = gamma2 * prop_t if mem is None else torch.addcmul(gamma1 * mem, gamma2, prop_t)
+        if any_real is not None:
+            mem = torch.where(any_real[t], new, mem if mem is not None else torch.zeros_like(new))
+        else:
+            mem = new
+    return mem
 
 
 def fast_forward(fusion: Any, xs: dict[str, torch.Tensor], ms: dict[str, torch.Tensor], T: int) -> torch.Tensor:
     """MFN over prepared sequences xs {m: (B, T, D_m)}, masks ms {m: (B, T)}; returns (B, S + mem)."""
-    w_hh = grouped_cell(fusion).t()  # (S, 4S)
-    gates_in = input_gates(fusion, xs).transpose(0, 1).contiguous().unbind(0)  # T x (B, 4S), each contiguous
-    weights = memory_weights(fusion)
-    ref = gates_in[0]
-    B, S = ref.shape[0], fusion.total_hidden
-    h, c, mem = ref.new_zeros(B, S), ref.new_zeros(B, S), ref.new_zeros(B, fusion.cfg.memory)
-    window = [ref.new_zeros(B, S) for _ in range(fusion.cfg.window - 1)]
     skip = fusion.cfg.skip_padding
+    ref = xs[fusion.names[0]]
+    grouped = ref.device.type == "cuda" or fusion.total_hidden <= GROUP_MAX_HIDDEN
+    C, h = (grouped_states if grouped else separate_states)(fusion, xs, ms, skip)
+    any_real = None
     if skip:
-        real, any_real = step_masks(fusion, ms)
-    for t in range(T):
-        sig, cand = torch.addmm(gates_in[t], h, w_hh).split([3 * S, S], dim=1)  # (B, 3S), (B, S)
-        i, f, o = torch.sigmoid(sig).chunk(3, dim=1)
-        c_new = f * c + i * torch.tanh(cand)
-        h_new = o * torch.tanh(c_new)
-        if skip:
-            h, c = torch.where(real[t], h_new, h), torch.where(real[t], c_new, c)
-        else:
-            h, c = h_new, c_new
-        mem_new = memory_update(fusion, torch.cat([*window, c], dim=1), mem, weights)
-        mem = torch.where(any_real[t], mem_new, mem) if skip else mem_new
-        if window:
-            window = window[1:] + [c]
-    return torch.cat([h, mem], dim=1)
+        any_real = list(torch.stack([ms[m] for m in fusion.names]).any(0).t().unsqueeze(-1).unbind(0))
+    return torch.cat([h, memory_states(fusion, C, any_real)], dim=1)

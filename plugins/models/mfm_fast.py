@@ -3,12 +3,15 @@
 The decoder G_i is an LSTM cell fed the factors F at step 0 and its own hidden state afterwards. From step 1 on
 the input is h[t-1], so the gates are ``W_ih h + b_ih + W_hh h + b_hh = (W_ih + W_hh) h + b_ih + b_hh``: an LSTM
 with zero input whose recurrent weight is ``W_ih + W_hh``. Step 0 runs through the cell, steps 1..T-1 through one
-whole-sequence LSTM call (oneDNN on CPU, cuDNN on CUDA) instead of T-1 cell calls from Python.
+whole-sequence LSTM call (oneDNN on CPU, cuDNN on CUDA) instead of T-1 cell calls from Python. The output layer
+runs over all steps at once through :func:`mfm_bench.kernels.linear` (oneDNN on the CPU).
 """
 
 from __future__ import annotations
 
 import torch
+
+from mfm_bench.kernels import linear
 
 from .mfm_parts import SequenceDecoder
 
@@ -30,4 +33,5 @@ class FastSequenceDecoder(SequenceDecoder):
     """``SequenceDecoder`` with steps 1..T-1 in one whole-sequence LSTM call; same parameters and outputs."""
 
     def forward(self, f: torch.Tensor, steps: int) -> torch.Tensor:
-        return self.out(unrolled_states(self.cell, f, steps, self.training))  # (B, steps, D)
+        states = unrolled_states(self.cell, f, steps, self.training)  # (B, steps, H)
+        return linear(states, self.out.weight, self.out.bias)  # (B, steps, D)

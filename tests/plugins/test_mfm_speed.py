@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mfm_bench.plugins.fusions import mfn_fast
 from mfm_bench.plugins.models.mfm import VARIANTS
 from mfm_bench.plugins.models.mfm_fast import FastSequenceDecoder
 from mfm_bench.plugins.models.mfm_parts import SequenceDecoder
@@ -57,7 +58,10 @@ def mfn_inputs(B=5, T=7, padded=True):
         dict(hidden={"audio": 2, "default": 6}, memory=5, window=1),
     ],
 )
-def test_mfn_fast_equals_reference(params) -> None:
+@pytest.mark.parametrize("grouped", [True, False])
+def test_mfn_fast_equals_reference(params, grouped: bool, monkeypatch) -> None:
+    """Both layouts of the fast path's LSTMs: one grouped cell, and one cell per modality."""
+    monkeypatch.setattr(mfn_fast, "GROUP_MAX_HIDDEN", 10**6 if grouped else 0)
     ref, fast = pair("fusion", "mfn", DIMS, lambda impl: {**params, "impl": impl})
     x, mask = mfn_inputs()
     outs = []
@@ -84,6 +88,29 @@ def test_mfn_vector_modality_and_dropout_in_eval() -> None:
     x = {"seq": torch.randn(3, 5, 4, dtype=torch.float64), "vec": torch.randn(3, 3, dtype=torch.float64)}
     mask = {"seq": torch.ones(3, 5, dtype=torch.bool), "vec": torch.tensor([[True], [False], [True]])}
     torch.testing.assert_close(ref(x, mask), fast(x, mask), **TOL)
+
+
+@pytest.mark.parametrize(
+    "drops",
+    [
+        dict(attention_dropout=1.0),
+        dict(memory_dropout=1.0),
+        dict(gamma_dropout=[0.0, 1.0]),
+        dict(gamma_dropout=[1.0, 0.0], skip_padding=False),
+    ],
+)
+def test_mfn_dropout_wiring_in_training(drops) -> None:
+    """In training, a dropout of 1 zeroes its layer in both paths (deterministically), so the outputs and
+    gradients agree only if each dropout acts where the reference applies it."""
+    ref, fast = pair("fusion", "mfn", DIMS, lambda impl: dict(hidden=3, memory=4, impl=impl, **drops))
+    x, mask = mfn_inputs()
+    outs = [f(x, mask) for f in (ref.train(), fast.train())]
+    for out in outs:
+        (out * torch.linspace(-1, 1, out.shape[1], dtype=out.dtype)).sum().backward()
+    torch.testing.assert_close(outs[0], outs[1], **TOL)
+    assert_same_grads(ref, fast)
+    ref.eval(), fast.eval()
+    assert not torch.allclose(ref(x, mask), outs[0])  # the dropout did act in training
 
 
 @pytest.mark.parametrize("steps", [1, 2, 9])
@@ -126,7 +153,10 @@ def mfm_batch(spec_dims=DIMS, n=10, T=6):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_mfm_fast_equals_reference(variant: str, surrogate: bool) -> None:
     spec, batch = mfm_batch()
+    # the fast MFN draws its dropout masks in another order (equal in distribution): no dropout inside the fusion
+    # here; test_mfn_dropout_wiring_in_training checks where its dropouts act
     fusion = {"hidden": 4, "memory": 4, "attention_hidden": 4, "memory_hidden": 4, "gamma_hidden": 4}
+    fusion.update(attention_dropout=0.0, memory_dropout=0.0, gamma_dropout=0.0)
     ref, fast = pair(
         "model",
         "mfm",
