@@ -276,7 +276,7 @@ def _searches(raw: dict[str, Any], models: list[PluginRef], reg: Any, train: dic
             from .search import SearchError, parse_search
 
             try:
-                ref.search = parse_search(item["search"], ref, reg, train)
+                ref.search = parse_search(item["search"], ref, reg, train, list(raw.get("seeds", [0])))
             except SearchError as e:
                 raise at.error(f"models[{i}].search" + (f".{e.field}" if e.field else ""), e.message, e.hint) from None
 
