@@ -243,6 +243,7 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
             f"no model is labelled {reference!r}",
             did_you_mean(reference, [m.label for m in models]),
         )
+    checks.check_encoders(raw["models"], datasets, models, reg, at)
     _searches(raw, models, reg, train, at)
     return Suite(
         name=raw["name"],
