@@ -28,11 +28,13 @@ TaskKind = Literal["regression", "classification", "multi_regression"]
 
 @dataclass(frozen=True)
 class Modality:
-    """One input stream: its name (``text``, ``audio``...), feature dim and kind."""
+    """One input stream: its name (``text``, ``audio``...), feature dim and kind; ``shape``, when the dataset
+    knows it without reading data, is one sample's shape (an image's [C, H, W]), for messages."""
 
     name: str
     dim: int
     kind: ModalityKind = "sequence"
+    shape: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

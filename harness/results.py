@@ -338,12 +338,43 @@ class ResultStore:
                 [(evaluation_id, r, cond, split, m, _finite(v), _hib(m)) for r, cond, split, m, v in rows],
             )
 
+    def evaluations(self) -> list[dict[str, Any]]:
+        """Each re-evaluation whole, oldest first: ``id``, ``created``, ``provenance`` (a dict) and ``rows``, a
+        sorted list of (run id, condition, split, metric, value, higher_is_better) (``mfm-bench merge``)."""
+        rows: dict[str, list[tuple]] = {}
+        q = (
+            "SELECT evaluation_id, run_id, condition, split, metric, value, higher_is_better FROM reevaluations"
+            " ORDER BY evaluation_id, run_id, condition, split, metric"
+        )
+        for eid, *row in self.conn.execute(q):
+            rows.setdefault(eid, []).append(tuple(row))
+        out = []
+        for eid, created, prov in self.conn.execute("SELECT id, created, provenance FROM evaluations ORDER BY created"):
+            out.append({"id": eid, "created": created, "provenance": json.loads(prov), "rows": rows.get(eid, [])})
+        return out
+
+    def insert_evaluation(self, evaluation: dict[str, Any]) -> None:
+        """Copy a re-evaluation (as :meth:`evaluations` returns it, its ``created`` time kept) from another store,
+        in one transaction, replacing what this store had under its id."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM evaluations WHERE id = ?", (evaluation["id"],))
+            c.execute(
+                "INSERT INTO evaluations (id, created, provenance) VALUES (?, ?, ?)",
+                (evaluation["id"], evaluation["created"], json.dumps(evaluation["provenance"], sort_keys=True)),
+            )
+            c.executemany(
+                "INSERT INTO reevaluations (evaluation_id, run_id, condition, split, metric, value, higher_is_better)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(evaluation["id"], *row) for row in evaluation["rows"]],
+            )
+
     def reevaluations(self) -> list[dict[str, Any]]:
         """Every re-evaluated metric, oldest evaluation first, with ``evaluation_id`` and ``created``."""
         cols = ["evaluation_id", "created", "run_id", "condition", "split", "metric", "value", "higher_is_better"]
         q = (
             "SELECT r.evaluation_id, e.created, r.run_id, r.condition, r.split, r.metric, r.value, r.higher_is_better"
-            " FROM reevaluations r JOIN evaluations e ON e.id = r.evaluation_id ORDER BY e.created"
+            " FROM reevaluations r JOIN evaluations e ON e.id = r.evaluation_id"
+            " ORDER BY e.created, r.evaluation_id, r.run_id, r.condition, r.split, r.metric"
         )
         return [dict(zip(cols, row)) for row in self.conn.execute(q)]
 

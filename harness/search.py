@@ -10,10 +10,14 @@
           sampler: tpe          # or random
           n_trials: 20
           metric: mae           # measured on the validation split (clean)
+          trial_seeds: 1        # a trial's value: the mean over the suite's first N seeds
+          storage: memory       # or journal: the study also in OUT/optuna-journal.log
 
-Each trial is an ordinary run in the store (its id a hash of its config), trained on the suite's first seed, on
-whatever executor the suite uses; only the main process talks to Optuna (ask and tell, in-memory study). The
-store is the source of truth: ``--resume`` tells the study the finished trials again and asks only for the rest.
+Each trial is one ordinary run per trial seed in the store (its id a hash of its config), trained on the suite's
+first seed (or first ``trial_seeds`` seeds, the value then their mean), on whatever executor the suite uses; only
+the main process talks to Optuna (ask and tell, an in-memory study, mirrored to a journal file with ``storage:
+journal``). The store is the source of truth: ``--resume`` tells the study the finished trials again and asks
+only for the rest.
 Selection uses the validation split only; the chosen configuration is then trained on every seed of the suite
 and reported on test. ``selection: test-oracle`` reproduces the original MFM protocol instead (each metric's
 best test value over all trials) and is labelled as such, with a warning, on the leaderboard.
@@ -30,7 +34,10 @@ from .errors import MfmBenchError, OutputExistsError
 
 SAMPLERS = ("random", "tpe")
 SELECTIONS = ("validation", "test-oracle")
-KEYS = ("params", "sampler", "n_trials", "metric", "direction", "selection", "seed")
+STORAGES = ("memory", "journal")
+KEYS = ("params", "sampler", "n_trials", "metric", "direction", "selection", "seed", "trial_seeds", "storage")
+#: the journal of every study of an output folder (``storage: journal``), written by the main process only
+JOURNAL = "optuna-journal.log"
 
 
 class SearchError(MfmBenchError):
@@ -70,10 +77,13 @@ class SearchSpec:
     selection: str = "validation"
     seed: int = 0
     model: dict[str, Any] = field(default_factory=dict)  # {"name", "label", "params"}: the base configuration
+    trial_seeds: int = 1  # a trial runs on the suite's first N seeds; its value is their mean
+    storage: str = "memory"  # or "journal": the study also written to OUT/optuna-journal.log
 
 
-def parse_search(raw: Any, ref: Any, reg: Any, train: dict[str, Any]) -> SearchSpec:
-    """A model's ``search:`` block, every range checked against the model's (or train's) typed config."""
+def parse_search(raw: Any, ref: Any, reg: Any, train: dict[str, Any], seeds: list[int] | None = None) -> SearchSpec:
+    """A model's ``search:`` block, every range checked against the model's (or train's) typed config, and
+    ``trial_seeds`` against the suite's ``seeds`` when given."""
     from .config import ConfigError
     from .metric_catalog import higher_is_better
 
@@ -86,9 +96,14 @@ def parse_search(raw: Any, ref: Any, reg: Any, train: dict[str, Any]) -> SearchS
         raise SearchError(f"unknown key {unknown[0]!r}", unknown[0], did_you_mean(unknown[0], KEYS))
     _check_choice(raw, "sampler", SAMPLERS, "tpe")
     _check_choice(raw, "selection", SELECTIONS, "validation")
-    n = raw.get("n_trials", 20)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise SearchError(f"expected a positive integer, got {n!r}", "n_trials")
+    _check_choice(raw, "storage", STORAGES, "memory")
+    n, trial_seeds = _positive(raw, "n_trials", 20), _positive(raw, "trial_seeds", 1)
+    if seeds is not None and trial_seeds > len(seeds):
+        raise SearchError(
+            f"{trial_seeds} trial seeds, but the suite has {len(seeds)} seed(s)",
+            "trial_seeds",
+            f"at most {len(seeds)}, or add seeds",
+        )
     metric = raw.get("metric", "label_loss")
     hib = {"maximize": True, "minimize": False}.get(raw.get("direction"), None)
     hib = higher_is_better(metric) if hib is None else hib
@@ -115,7 +130,16 @@ def parse_search(raw: Any, ref: Any, reg: Any, train: dict[str, Any]) -> SearchS
         raw.get("selection", "validation"),
         int(raw.get("seed", 0)),
         model,
+        trial_seeds=trial_seeds,
+        storage=raw.get("storage", "memory"),
     )
+
+
+def _positive(raw: dict[str, Any], key: str, default: int) -> int:
+    n = raw.get(key, default)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise SearchError(f"expected a positive integer, got {n!r}", key)
+    return n
 
 
 def _check_choice(raw: dict[str, Any], key: str, allowed: tuple[str, ...], default: str) -> None:

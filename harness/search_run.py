@@ -8,10 +8,11 @@ recorded in the store's ``searches`` table, which the leaderboard reads.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from .errors import OutputExistsError
-from .search import SearchSpec, apply, trial_value
+from .errors import MfmBenchError, OutputExistsError
+from .search import JOURNAL, SearchSpec, apply, dumps, trial_value
 
 
 def _sampler(spec: SearchSpec, resumed: int) -> Any:
@@ -26,7 +27,8 @@ def _sampler(spec: SearchSpec, resumed: int) -> Any:
 
 
 class _Study:
-    """One model's search on one dataset."""
+    """One model's search on one dataset. A trial is keyed by its first-seed run id; its value is the mean of the
+    validation values of its runs on ``spec.trial_seeds`` seeds (None when one of them failed)."""
 
     def __init__(
         self,
@@ -45,20 +47,29 @@ class _Study:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.spec, self.d, self.suite, self.seeds, self.train, self.store = spec, d, suite, seeds, train, store
+        self.trial_seeds = seeds[: spec.trial_seeds]
         self.reg = get_registry()
         self.key = {"dataset": d.label, "label": spec.model["label"]}
         self.dists = {p.name: p.distribution() for p in spec.params}
-        self.values: dict[str, float | None] = {}  # run id -> validation value of every trial told
-        self.flight: dict[str, list[Any]] = {}  # run id -> trials waiting for it
+        self.values: dict[str, float | None] = {}  # trial key -> validation value of every trial told
+        self.flight: dict[str, list[Any]] = {}  # trial key -> optuna trials waiting for it
+        self.parts: dict[str, dict[str, float | None]] = {}  # trial key -> {run id: value} of its seed runs so far
+        self.owner: dict[str, str] = {}  # run id -> its trial key
+        self.known: dict[str, float | None] = {}  # finished runs of trials the store holds only in part
+        self.queue: list[Any] = []  # seed runs of the trial in flight not yet handed out
         self.finals: list[Any] | None = None
         self.trial_ids: list[str] = []
         done = [] if overwrite else self._finished_trials(resume)
         self.study = optuna.create_study(
-            direction="maximize" if spec.higher_is_better else "minimize", sampler=_sampler(spec, len(done))
+            direction="maximize" if spec.higher_is_better else "minimize",
+            sampler=_sampler(spec, len(done)),
+            **_storage(spec, store.folder, self.key),
         )
         self._load(done)
 
-    def _finished_trials(self, resume: bool) -> list[dict[str, Any]]:
+    def _finished_trials(self, resume: bool) -> list[list[dict[str, Any]]]:
+        """The store's finished trials whole (a run on each trial seed), at most ``n_trials``; the runs of trials
+        it holds in part go to ``known``, so a trial asked again reuses them."""
         done = [
             r
             for r in self.store.runs("finished")
@@ -71,24 +82,34 @@ class _Study:
                 f"{self.key['label']!r}; pass --resume to run only the rest, --overwrite to run "
                 "them again, or choose another --out"
             )
-        return done[: self.spec.n_trials]
+        groups: dict[str, dict[int, dict[str, Any]]] = {}
+        for r in done:
+            groups.setdefault(dumps(r["config"]["search"]["values"]), {})[r["seed"]] = r
+        whole = []
+        for by_seed in groups.values():
+            if all(s in by_seed for s in self.trial_seeds) and len(whole) < self.spec.n_trials:
+                whole.append([by_seed[s] for s in self.trial_seeds])
+            else:
+                for r in by_seed.values():
+                    self.known[r["id"]] = _value(self.store.metrics(r["id"]), self.spec.metric)
+        return whole
 
-    def _load(self, done: list[dict[str, Any]]) -> None:
+    def _load(self, done: list[list[dict[str, Any]]]) -> None:
         """Tell the study the trials the store already finished (``--resume``)."""
         import optuna
 
-        for r in done:
-            value = _value(self.store.metrics(r["id"]), self.spec.metric)
+        for runs in done:
+            value = _mean([_value(self.store.metrics(r["id"]), self.spec.metric) for r in runs])
             self.study.add_trial(
                 optuna.trial.create_trial(
-                    params=r["config"]["search"]["values"],
+                    params=runs[0]["config"]["search"]["values"],
                     distributions=self.dists,
                     value=value,
                     state=optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL,
                 )
             )
-            self.values[r["id"]] = value
-            self.trial_ids.append(r["id"])
+            self.values[runs[0]["id"]] = value
+            self.trial_ids += [r["id"] for r in runs]
 
     def _run(self, values: dict[str, Any], seed: int, role: str) -> Any:
         from .runner import make_run, run_config
@@ -103,17 +124,27 @@ class _Study:
         return len(self.study.trials)
 
     def next(self) -> Any:
+        if self.queue:
+            return self.queue.pop(0)
         while self.finals is None and self.asked < self.spec.n_trials:
             trial = self.study.ask(self.dists)
-            run = self._run(trial.params, self.seeds[0], "trial")
-            if run.id in self.values:  # the sampler repeated a finished configuration
-                self._tell(trial, self.values[run.id])
-            elif run.id in self.flight:
-                self.flight[run.id].append(trial)
+            runs = [self._run(trial.params, seed, "trial") for seed in self.trial_seeds]
+            key = runs[0].id
+            if key in self.values:  # the sampler repeated a finished configuration
+                self._tell(trial, self.values[key])
+            elif key in self.flight:
+                self.flight[key].append(trial)
             else:
-                self.flight[run.id] = [trial]
-                self.trial_ids.append(run.id)
-                return run
+                self.flight[key], self.parts[key] = [trial], {}
+                self.trial_ids += [r.id for r in runs]
+                for r in runs:
+                    self.owner[r.id] = key
+                    if r.id in self.known:
+                        self.parts[key][r.id] = self.known[r.id]
+                self.queue = [r for r in runs if r.id not in self.known]
+                if self.queue:
+                    return self.queue.pop(0)
+                self._settle(key)
         if self.finals is None and not self.flight:
             self._select()
         return self.finals.pop(0) if self.finals else None
@@ -127,11 +158,18 @@ class _Study:
             self.study.tell(trial, value)
 
     def done(self, run: Any, outcome: Any) -> None:
-        if run.id not in self.flight:
+        key = self.owner.get(run.id)
+        if key is None or key not in self.flight:
             return
-        value = trial_value(outcome, self.spec.metric) if outcome.status == "finished" else None
-        self.values[run.id] = value
-        for trial in self.flight.pop(run.id):
+        self.parts[key][run.id] = trial_value(outcome, self.spec.metric) if outcome.status == "finished" else None
+        self._settle(key)
+
+    def _settle(self, key: str) -> None:
+        """Tell the trial's value once each of its seed runs has reported."""
+        if len(self.parts[key]) < len(self.trial_seeds):
+            return
+        value = self.values[key] = _mean(list(self.parts[key].values()))
+        for trial in self.flight.pop(key):
             self._tell(trial, value)
 
     def _select(self) -> None:
@@ -145,6 +183,7 @@ class _Study:
             "split": "valid",
             "higher_is_better": self.spec.higher_is_better,
             "trials": len(self.study.trials),
+            "trial_seeds": self.trial_seeds,
             "complete": len(complete),
             "trial_ids": self.trial_ids,
             "final_ids": [],
@@ -158,6 +197,31 @@ class _Study:
             done = {r["id"] for r in self.store.runs("finished")}
             self.finals = [r for r in runs if r.id not in done]
         self.store.record_search(self.key["dataset"], self.key["label"], record)
+
+
+def _mean(values: list[float | None]) -> float | None:
+    """The mean of a trial's seed values; None when one of its runs failed or lacks the metric."""
+    if not values or any(v is None for v in values):
+        return None
+    return sum(values) / len(values)
+
+
+def _storage(spec: SearchSpec, folder: Any, key: dict[str, str]) -> dict[str, Any]:
+    """``create_study`` arguments for the spec's storage: none for in memory; for ``journal``, the study named
+    DATASET/LABEL in ``OUT/optuna-journal.log`` (Optuna's file journal, which locks the file itself), rebuilt
+    each time from the store, which stays the source of truth (``--resume`` tells it the finished trials again)."""
+    if spec.storage != "journal":
+        return {}
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(Path(folder) / JOURNAL)))
+    name = f"{key['dataset']}/{key['label']}"
+    try:
+        optuna.delete_study(study_name=name, storage=storage)
+    except KeyError:  # a first run: no such study yet
+        pass
+    return {"storage": storage, "study_name": name}
 
 
 def _value(metrics: list[dict[str, Any]], metric: str) -> float | None:
@@ -196,9 +260,15 @@ class SearchSource:
         pairs = [(m, d) for d in suite.datasets for m in suite.models if m.search is not None]
         if shard is not None:  # a whole search goes to one shard: its trials depend on each other
             pairs = [p for i, p in enumerate(pairs) if i % shard[1] == shard[0] - 1]
+        for m, d in pairs:
+            if m.search.trial_seeds > len(seeds):
+                raise MfmBenchError(
+                    f"the search of {m.label!r} runs each trial on {m.search.trial_seeds} seeds, but only "
+                    f"{len(seeds)} seed(s) are given ({seeds}); pass more --seeds or lower search.trial_seeds"
+                )
         self.grid = list(grid)
         self.studies = [_Study(m.search, d, suite, seeds, train, store, resume, overwrite) for m, d in pairs]
-        self.total = len(grid) + sum(m.search.n_trials + len(seeds) for m, _ in pairs)
+        self.total = len(grid) + sum(m.search.n_trials * m.search.trial_seeds + len(seeds) for m, _ in pairs)
 
     def next(self) -> Any:
         if self.grid:

@@ -243,6 +243,7 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
             f"no model is labelled {reference!r}",
             did_you_mean(reference, [m.label for m in models]),
         )
+    checks.check_encoders(raw["models"], datasets, models, reg, at)
     _searches(raw, models, reg, train, at)
     return Suite(
         name=raw["name"],
@@ -276,7 +277,7 @@ def _searches(raw: dict[str, Any], models: list[PluginRef], reg: Any, train: dic
             from .search import SearchError, parse_search
 
             try:
-                ref.search = parse_search(item["search"], ref, reg, train)
+                ref.search = parse_search(item["search"], ref, reg, train, list(raw.get("seeds", [0])))
             except SearchError as e:
                 raise at.error(f"models[{i}].search" + (f".{e.field}" if e.field else ""), e.message, e.hint) from None
 

@@ -143,3 +143,34 @@ def check_conditions(items: list[tuple[int, Any]], datasets: list[Any], reg: Any
                     f"condition {c.name!r}: dataset {d.label!r} has no modality {unknown[0]!r}",
                     did_you_mean(unknown[0], names),
                 )
+
+
+def describe(reg: Any, ref: Any) -> Any:
+    """Dataset ``ref``'s spec when the plugin can give it without reading data (generated data); else None."""
+    factory = reg.get("dataset", ref.name).factory
+    if hasattr(factory, "describe") and not hasattr(factory, "declare"):
+        try:
+            return factory.describe(reg.config_of("dataset", ref.name, ref.params))
+        except (ValueError, TypeError):  # params the plugin refuses: check_conditions reported them already
+            return None
+    return None
+
+
+def check_encoders(raw_models: list[Any], datasets: list[Any], models: list[Any], reg: Any, at: Any) -> None:
+    """Every encoder a model names able to read the kind of each modality of every dataset that can describe
+    itself (an image given to an LSTM is refused here, not inside ``forward``)."""
+    from .encoder_kinds import EncoderKindError, check_model
+
+    specs = [s for s in (describe(reg, d) for d in datasets) if s is not None]
+    for i, ref in enumerate(models):
+        cfg = reg.config_of("model", ref.name, ref.params)
+        if isinstance(cfg, dict):  # a model without a config dataclass names no encoder field
+            continue
+        for spec in specs:
+            try:
+                check_model(reg, spec, f"model {ref.label!r}", cfg)
+            except EncoderKindError as e:
+                item = raw_models[i] if i < len(raw_models) else None
+                params = item.get("params") if isinstance(item, dict) else None
+                named = isinstance(params, dict) and "encoder" in params
+                raise at.error(["models", i] + (["params", "encoder"] if named else []), str(e)) from None

@@ -129,7 +129,10 @@ class PairedDigits:
         """The spec of ``cls(cfg)`` without generating anything (what ``validate`` checks conditions on)."""
         return DatasetSpec(
             name="paired-digits",
-            modalities=(Modality("image", 1, "image"), Modality("signal", cfg.signal_len, "vector")),
+            modalities=(
+                Modality("image", 1, "image", (1, 8, 8)),
+                Modality("signal", cfg.signal_len, "vector", (cfg.signal_len,)),
+            ),
             task=Task("classification", n_classes=10, class_names=tuple(str(d) for d in range(10))),
             citation=CITATION,
             licence=LICENCE,

@@ -11,13 +11,13 @@ def register_encoders(register):
         "lstm",
         f"{_P}.rnn:LSTMEncoder",
         config=f"{_P}.configs:RNNConfig",
-        help="LSTM; pooled = hidden state at the last real step",
+        help="LSTM; pooled = hidden state at the last real step (a vector modality: one step)",
     )
     register(
         "gru",
         f"{_P}.rnn:GRUEncoder",
         config=f"{_P}.configs:RNNConfig",
-        help="GRU; pooled = hidden state at the last real step",
+        help="GRU; pooled = hidden state at the last real step (a vector modality: one step)",
     )
     register(
         "mean", f"{_P}.mean:MeanEncoder", config=f"{_P}.configs:MeanConfig", help="masked mean over time, then an MLP"
@@ -25,12 +25,12 @@ def register_encoders(register):
     register(
         "conv-image",
         f"{_P}.conv:ImageConvEncoder",
-        config=f"{_P}.configs:ConvConfig",
+        config=f"{_P}.configs:ImageConvConfig",
         help="small 2-D conv net for image modalities [C, H, W]; pooled = global average",
     )
     register(
         "conv-signal",
         f"{_P}.conv:SignalConvEncoder",
-        config=f"{_P}.configs:ConvConfig",
+        config=f"{_P}.configs:SignalConvConfig",
         help="small 1-D conv net for signals: a vector [D] as one channel, a sequence [T, D] as D channels",
     )

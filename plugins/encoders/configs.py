@@ -2,24 +2,28 @@
 
 The registry imports a plugin's config (``"module:attr"``) to check a suite's params; keeping every config here
 lets ``mfm-bench validate`` check suites without importing torch or the model code. Each encoder module
-imports its config from here.
+imports its config from here. ``modality_kinds`` (a class attribute, not a param) says which modality kinds the
+encoder reads; ``validate`` and the models refuse any other (:mod:`mfm_bench.encoder_kinds`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from mfm_bench.config import option
 
 
 @dataclass
 class MeanConfig:
+    modality_kinds: ClassVar[tuple[str, ...]] = ("sequence", "vector")  # a vector is one step
     hidden: int = option(32, "MLP width and output size")
     dropout: float = option(0.0, "dropout after the MLP")
 
 
 @dataclass
 class RNNConfig:
+    modality_kinds: ClassVar[tuple[str, ...]] = ("sequence", "vector")  # a vector is one step
     hidden: int = option(32, "hidden size per direction")
     layers: int = option(1, "stacked recurrent layers")
     dropout: float = option(0.0, "dropout between layers and on the output")
@@ -37,3 +41,13 @@ class ConvConfig:
             raise ValueError(
                 f"hidden and channels must be positive, got hidden={self.hidden}, channels={self.channels}"
             )
+
+
+@dataclass
+class ImageConvConfig(ConvConfig):
+    modality_kinds: ClassVar[tuple[str, ...]] = ("image",)
+
+
+@dataclass
+class SignalConvConfig(ConvConfig):
+    modality_kinds: ClassVar[tuple[str, ...]] = ("vector", "sequence")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mfm_bench.nn import last_valid
+from mfm_bench.nn import as_sequence, last_valid
 
 from .configs import RNNConfig  # noqa: F401 - the config lives torch-free in configs.py
 
@@ -29,7 +29,7 @@ class RNNEncoder(nn.Module):
         self.output_dim = cfg.hidden * (2 if cfg.bidirectional else 1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        assert x.dim() == 3, f"expected x [B, T, D], got {tuple(x.shape)}"
+        x, mask = as_sequence(x, mask)  # a vector modality [B, D] is one step; asserts x [B, T, D] otherwise
         # Padding steps are zero vectors (left-padded in the MFN data); zeroing keeps them inert.
         seq, _ = self.rnn(x * mask.unsqueeze(-1).to(x.dtype))  # (B, T, H)
         seq = self.drop(seq)

@@ -68,8 +68,8 @@ def register_models(register):
         f"{_P}.ladder:Ladder",
         config=f"{_P}.configs:LadderConfig",
         help=(
-            "cross-modal ladder networks (Goncalves & Busso 2023): backbones, noisy ladder encoders, "
-            "decoders rebuilding the other modality's layers through skip connections"
+            "cross-modal ladder networks (ICASSP 2023, doi:10.1109/ICASSP49357.2023.10096138): backbones, "
+            "noisy ladder encoders, decoders rebuilding the other modality's layers through skip connections"
         ),
     )
 

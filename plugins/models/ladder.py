@@ -1,5 +1,6 @@
-"""``ladder``: cross-modal ladder networks (Goncalves & Busso, "Learning Cross-Modal Audiovisual Representations with
-Ladder Networks for Emotion Recognition", ICASSP 2023, doi:10.1109/ICASSP49357.2023.10096138).
+"""``ladder``: cross-modal ladder networks ("Learning Cross-Modal Audiovisual Representations with Ladder Networks
+for Emotion Recognition", ICASSP 2023, pp. 1-5, doi:10.1109/ICASSP49357.2023.10096138; docs/digits.md says what
+the DOI's record confirms).
 
 The paper's description: representations from a backbone network per modality feed unsupervised auxiliary
 tasks that reconstruct intermediate-layer representations across the acoustic and visual networks; skip

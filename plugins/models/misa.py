@@ -33,6 +33,7 @@ from torch import nn
 
 from mfm_bench.config import per_modality
 from mfm_bench.contracts import Batch, DatasetSpec, Output
+from mfm_bench.encoder_kinds import check_model
 from mfm_bench.nn import CrossmodalTransformer, Head, modality_present, task_loss
 from mfm_bench.registry import get_registry
 
@@ -79,6 +80,7 @@ class MISA(nn.Module):
         super().__init__()
         reg = get_registry()
         self.task, self.cfg, self.names = spec.task, cfg, spec.modality_names
+        check_model(reg, spec, "misa", cfg)  # an encoder that cannot read a modality's kind stops here
         self.encoders = nn.ModuleDict(
             {
                 m: reg.build(

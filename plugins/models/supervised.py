@@ -9,6 +9,7 @@ from torch import nn
 
 from mfm_bench.config import per_modality
 from mfm_bench.contracts import Batch, DatasetSpec, Output
+from mfm_bench.encoder_kinds import check_model
 from mfm_bench.nn import Head, shape_prediction, task_loss
 from mfm_bench.registry import get_registry
 
@@ -32,6 +33,7 @@ class SupervisedModel(nn.Module):
         input_kind = getattr(fusion_entry.factory, "input_kind", "pooled")
         self.encoders = nn.ModuleDict()
         if input_kind != "raw":
+            check_model(reg, spec, "supervised", cfg)  # an image given to an LSTM stops here, not in forward
             for m in self.names:
                 name = per_modality(cfg.encoder, m, "encoder")
                 self.encoders[m] = reg.build("encoder", name, spec.input_dims[m], **cfg.encoder_params)

@@ -135,3 +135,49 @@ def test_test_oracle_is_labelled_never_default_and_warned(write_suite, tmp_path)
     row = next(ln for ln in md.splitlines() if ln.startswith("| tuned (test-oracle) "))
     assert f"{min(test_mae):.3f}" in row
     assert "WARNING: test-oracle selection" in md
+
+
+def test_trial_seeds_are_checked_when_the_suite_is_loaded(write_suite):
+    with pytest.raises(SuiteError, match=r"search.trial_seeds: 3 trial seeds, but the suite has 2 seed\(s\)"):
+        load_suite(write_suite(suite_text(selection="trial_seeds: 3")))
+    with pytest.raises(SuiteError, match="search.trial_seeds: expected a positive integer"):
+        load_suite(write_suite(suite_text(selection="trial_seeds: 0")))
+    with pytest.raises(SuiteError, match="search.storage: must be one of memory, journal"):
+        load_suite(write_suite(suite_text(selection="storage: sqlite")))
+    assert load_suite(write_suite(suite_text())).models[0].search.trial_seeds == 1
+
+
+def test_a_two_seed_trial_stores_both_runs_and_selects_on_their_mean(write_suite, tmp_path):
+    suite = load_suite(write_suite(suite_text(selection="trial_seeds: 2")))
+    out = tmp_path / "o"
+    counts = run_suite(suite, out, progress=False)
+    runs, valid, [s] = trials_and_finals(out)
+    trials = [r for r in runs if r["config"]["search"]["role"] == "trial"]
+    groups: dict[str, dict[int, str]] = {}
+    for r in trials:
+        groups.setdefault(repr(sorted(r["config"]["search"]["values"].items())), {})[r["seed"]] = r["id"]
+    assert s["trials"] == 5 and s["trial_seeds"] == [3, 4] and len(groups) == 5
+    assert all(sorted(g) == [3, 4] for g in groups.values())  # every trial ran on both seeds
+    assert sorted(s["trial_ids"]) == sorted(r["id"] for r in trials)
+    means = {k: (valid[g[3]] + valid[g[4]]) / 2 for k, g in groups.items()}
+    best = min(means, key=means.get)
+    assert s["chosen_value"] == pytest.approx(means[best], abs=1e-12)
+    assert s["chosen_value"] != valid[groups[best][3]]  # the mean, not the first seed's value
+    assert sorted(s["final_ids"]) == sorted(groups[best].values())  # the retrains are the best trial's runs
+    assert counts["finished"] == 10  # no run twice
+
+
+def test_journal_storage_mirrors_the_study_and_survives_resume(write_suite, tmp_path):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    suite = load_suite(write_suite(suite_text(selection="storage: journal")))
+    out = tmp_path / "o"
+    run_suite(suite, out, progress=False)
+    run_suite(suite, out, resume=True, progress=False, log=lambda s: None)
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(out / "optuna-journal.log")))
+    study = optuna.load_study(study_name="synthetic-factors/tuned", storage=storage)
+    _, valid, [s] = trials_and_finals(out)
+    assert len(study.trials) == 5  # rebuilt from the store on resume, not doubled
+    assert study.best_value == s["chosen_value"] and study.best_params == s["chosen"]
+    assert sorted(t.value for t in study.trials) == sorted(valid[rid] for rid in s["trial_ids"])

@@ -65,7 +65,7 @@ def test_merged_shards_equal_the_unsharded_leaderboard(write_suite, tmp_path, du
 
     # merging again, or the unsharded folder on top: every id kept once
     counts = merge(tmp_path / "m", [tmp_path / "s1", tmp_path / "all"])
-    assert counts == {"added": 0, "same": 9, "replaced": 0}
+    assert counts == {"added": 0, "same": 9, "replaced": 0, "evaluations": 0}
     con = sqlite3.connect(tmp_path / "m" / "results.sqlite")
     assert con.execute("SELECT count(*), count(DISTINCT id) FROM runs").fetchone() == (6, 6)
     assert (
@@ -103,3 +103,33 @@ def test_conflicting_results_for_one_id_name_both_folders(write_suite, tmp_path,
     message = str(e.value)
     assert str(tmp_path / "a") in message and str(tmp_path / "b") in message and "clean/test/mae" in message
     assert main(["merge", str(tmp_path / "m2"), str(tmp_path / "nothing")]) == 2
+
+
+def test_merge_keeps_reevaluations_of_a_shard(write_suite, tmp_path, dummy, capsys):
+    """A shard re-scored with `mfm-bench evaluate` (a condition the suite never ran) merges with its re-evaluation:
+    the merged store, leaderboard and predictions file show it exactly as the shard's own folder did."""
+    path = str(write_suite(SUITE.replace("seeds: [0, 1, 2]", "seeds: [0]")))
+    for k in (1, 2):
+        assert main(["run", path, "--shard", f"{k}/2", "--out", str(tmp_path / f"s{k}"), "--no-progress"]) == 0
+    assert main(["evaluate", str(tmp_path / "s1"), "--condition", "missing:audio", "--no-leaderboard"]) == 0
+    capsys.readouterr()
+    assert main(["merge", str(tmp_path / "m"), str(tmp_path / "s1"), str(tmp_path / "s2")]) == 0
+    assert "1 re-evaluation(s) added" in capsys.readouterr().out
+    with ResultStore(tmp_path / "s1") as s, ResultStore(tmp_path / "m") as m:
+        (ev,) = s.evaluations()
+        assert ev["rows"] and m.evaluations() == [ev] and m.reevaluations() == s.reevaluations()
+    shard, merged = board(tmp_path / "s1")[0], board(tmp_path / "m")[0]
+    ((dataset, conditions),) = shard.items()
+    assert conditions["missing:audio"] and merged[dataset]["missing:audio"] == conditions["missing:audio"]
+    assert "missing:audio" in (tmp_path / "m" / "leaderboard.md").read_text()
+    name = f"{ev['id']}.parquet"
+    assert (tmp_path / "m" / "evaluations" / name).read_bytes() == (tmp_path / "s1" / "evaluations" / name).read_bytes()
+
+    # the same re-evaluation again is kept once; a changed copy of it is an error naming both folders
+    assert merge(tmp_path / "m", [tmp_path / "s1"])["evaluations"] == 0
+    con = sqlite3.connect(tmp_path / "s1" / "results.sqlite")
+    con.execute("UPDATE reevaluations SET value = value + 1 WHERE metric = 'mae'")
+    con.commit()
+    with pytest.raises(MergeConflictError, match=f"re-evaluation {ev['id']}") as e:
+        merge(tmp_path / "m", [tmp_path / "s1"])
+    assert str(tmp_path / "m") in str(e.value) and str(tmp_path / "s1") in str(e.value)

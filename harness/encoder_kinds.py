@@ -1,0 +1,71 @@
+"""Which modality kinds (sequence, vector, image) each encoder reads, checked before any data is read.
+
+An encoder declares the kinds it reads as ``modality_kinds``, a class attribute of its config dataclass (which
+``mfm-bench validate`` imports without torch); an encoder that declares none is not checked. A model config names
+its encoders in :func:`mfm_bench.config.plugin` fields of kind ``encoder`` (a name, or ``{modality: name,
+default: name}``). :func:`check_model` is called by ``validate`` for every (dataset, model) pair whose
+modalities the dataset can describe without reading data, and by a model at build, so an image given to an
+LSTM stops there with the fix, never inside ``forward``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import nested_plugins, per_modality
+from .errors import MfmBenchError
+
+#: how each kind is spelled in messages
+SHAPES = {"image": "an image [C, H, W]", "vector": "a vector [D]", "sequence": "a sequence [T, D]"}
+#: the built-in encoder to suggest for each kind
+SUGGESTED = {"image": "conv-image", "vector": "mean", "sequence": "lstm"}
+
+
+class EncoderKindError(MfmBenchError, ValueError):
+    """An encoder chosen for a modality whose kind it cannot read."""
+
+
+def encoder_kinds(reg: Any, name: str) -> tuple[str, ...] | None:
+    """The kinds encoder ``name`` reads; None when it declares none (or is unknown: the registry reports that)."""
+    try:
+        config = reg.get("encoder", name).config
+    except LookupError:
+        return None
+    return getattr(config, "modality_kinds", None)
+
+
+def describe_modality(mod: Any) -> str:
+    """``an image [C, H, W] = [1, 8, 8]``: the kind, and the sample shape when the dataset gives it."""
+    shape = getattr(mod, "shape", ()) or ()
+    return SHAPES[mod.kind] + (f" = [{', '.join(map(str, shape))}]" if shape else f" (dim {mod.dim})")
+
+
+def problem(reg: Any, spec: Any, model: str, field: str, value: Any) -> str | None:
+    """Why encoder setting ``value`` (of field ``field`` of model ``model``) cannot read ``spec``'s modalities,
+    or None when every modality's encoder declares its kind (or declares nothing)."""
+    for mod in spec.modalities:
+        try:
+            name = per_modality(value, mod.name, field)
+        except ValueError:
+            return None  # a mapping without this modality: the model's own error names it
+        kinds = encoder_kinds(reg, str(name)) if isinstance(name, str) else None
+        if kinds is None or mod.kind in kinds:
+            continue
+        fix = {**(value if isinstance(value, dict) else {"default": value}), mod.name: SUGGESTED[mod.kind]}
+        fix = {mod.name: fix.pop(mod.name), **fix}  # the changed modality first
+        fix_text = "{" + ", ".join(f"{k}: {v}" for k, v in fix.items()) + "}"
+        return (
+            f"{model}: modality {mod.name!r} of dataset {spec.name!r} is {describe_modality(mod)}, which the "
+            f"{name!r} encoder cannot read (it reads {' and '.join(kinds)} modalities); "
+            f"set {field}: {fix_text}"
+        )
+    return None
+
+
+def check_model(reg: Any, spec: Any, model: str, cfg: Any) -> None:
+    """Raise :class:`EncoderKindError` when an encoder that model config ``cfg`` (a config dataclass instance)
+    names cannot read a modality of ``spec``; ``model`` names the model in the message."""
+    for field, kind, _ in nested_plugins(type(cfg)):
+        why = problem(reg, spec, model, field, getattr(cfg, field)) if kind == "encoder" else None
+        if why:
+            raise EncoderKindError(why)
