@@ -14,10 +14,11 @@ import importlib
 import pkgutil
 import sys
 import traceback
+import warnings
 from typing import Any
 
 from . import __version__, commands
-from .errors import MfmBenchError
+from .errors import DeprecatedParamWarning, MfmBenchError
 
 EPILOG = """\
 examples:
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _wanted_command(argv)
     debug = "--debug" in (argv[: argv.index(command)] if command else argv)  # a global flag, before the command
+    warnings.filterwarnings("default", category=DeprecatedParamWarning)  # Python hides DeprecationWarnings
     try:
         parser = build_parser(argv)
         args = parser.parse_args(argv)

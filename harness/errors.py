@@ -29,6 +29,11 @@ class StorageError(MfmBenchError):
     """A file or folder that cannot be written or read: a full disk, no permission, a read-only place."""
 
 
+class DeprecatedParamWarning(DeprecationWarning):
+    """A suite uses a param under its old name (kept working for one release). The CLI shows these, which Python
+    hides for a plain DeprecationWarning outside ``__main__``."""
+
+
 _REASONS = {
     errno.ENOSPC: "the disk is full; free some space and run again with --resume",
     errno.EDQUOT: "the disk quota is exceeded; free some space and run again with --resume",
@@ -54,4 +59,12 @@ def is_disk_full(e: BaseException) -> bool:
     return "disk is full" in str(e)
 
 
-__all__ = ["MfmBenchError", "MissingFileError", "OutputExistsError", "StorageError", "is_disk_full", "storage_error"]
+__all__ = [
+    "DeprecatedParamWarning",
+    "MfmBenchError",
+    "MissingFileError",
+    "OutputExistsError",
+    "StorageError",
+    "is_disk_full",
+    "storage_error",
+]

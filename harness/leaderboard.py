@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import render
-from .errors import MfmBenchError, MissingFileError
+from .errors import MfmBenchError, MissingFileError, StorageError
 from .metric_catalog import COST, PROBES, TASK, Catalog, Metric, catalog
 from .outdir import SETTINGS
 from .render import DEFAULT_FORMATS, FORMATS, Board, Chart, Table
@@ -478,17 +478,41 @@ def write_leaderboard(
             formats = [f for f in FORMATS if f in asked or (folder / render.FILES[f]).exists()]
         if reference is None:
             reference = store.get_meta("reference")
-    b = board(data, reference)
+    return _render_and_write(folder, data, formats or DEFAULT_FORMATS, reference)
+
+
+def _render_and_write(folder: Path, data: dict, formats: list[str], reference: str | None) -> dict[str, Path]:
+    """Render and write each format. Runs are in the store already, so a failure here is one clear line saying
+    they are kept and how to write the leaderboard again (an unwritable file, or a render bug: --debug shows it)."""
+    from .results import DB_NAME
+
+    kept = f"the runs are kept in {folder / DB_NAME}"
     order = [m.name for m in catalog().metrics if m.section == TASK and not m.name.endswith("*")]
     text = {
-        "markdown": lambda: render.markdown(b),
-        "csv": lambda: render.to_csv(data, order),
-        "json": lambda: render.to_json(data),
-        "html": lambda: render.html(b),
+        "markdown": lambda b: render.markdown(b),
+        "csv": lambda b: render.to_csv(data, order),
+        "json": lambda b: render.to_json(data),
+        "html": lambda b: render.html(b),
     }
-    written = {}
-    for fmt in FORMATS:
-        if fmt in (formats or DEFAULT_FORMATS):
-            written[fmt] = folder / render.FILES[fmt]
-            atomic_write(written[fmt], text[fmt]())
+    written: dict[str, Path] = {}
+    what = "tables"
+    try:
+        b = board(data, reference)
+        for fmt in (f for f in FORMATS if f in formats):
+            what, written[fmt] = fmt, folder / render.FILES[fmt]
+            atomic_write(written[fmt], text[fmt](b))
+    except OSError as e:
+        target = written.get(what, folder)
+        raise StorageError(
+            f"cannot write the leaderboard {target}: {e.strerror or e}; {kept}: fix that (free space, make the "
+            f"folder writable, move what is in the way), then run `mfm-bench leaderboard {folder}`"
+        ) from e
+    except MfmBenchError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a render bug must not hide that the runs are safe
+        raise MfmBenchError(
+            f"cannot render the leaderboard {what} of {folder} ({type(e).__name__}: {e}), a bug to report "
+            f"(`mfm-bench --debug leaderboard {folder}` shows where); {kept}, and "
+            f"`mfm-bench leaderboard {folder} --format FORMAT` writes the other formats"
+        ) from e
     return written

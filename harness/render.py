@@ -183,8 +183,9 @@ def chart_png(chart: Chart) -> str:
 
 
 def to_csv(data: dict[str, Any], order: list[str]) -> str:
-    """One line per dataset, condition and model: the mean and std of every metric (``order`` first); then one
-    line per failed run (status ``failed``, its seed in ``seeds``, its run id and error)."""
+    """One line per dataset, condition and model: the mean, std and 95% CI (``<m>_ci_low``, ``<m>_ci_high``: the
+    json's ``ci``, empty where it has none) of every metric (``order`` first); then one line per failed run
+    (status ``failed``, its seed in ``seeds``, its run id and error)."""
     rows, metrics = [], []
     for ds, conds in data["datasets"].items():
         for cond, models in conds.items():
@@ -192,6 +193,8 @@ def to_csv(data: dict[str, Any], order: list[str]) -> str:
                 row = {"dataset": ds, "condition": cond, "model": label, "seeds": r["seeds"]}
                 for m, st in r["metrics"].items():
                     row[m], row[f"{m}_std"] = st["mean"], st["std"]
+                    if st.get("ci"):
+                        row[f"{m}_ci_low"], row[f"{m}_ci_high"] = st["ci"]
                     if m not in metrics:
                         metrics.append(m)
                 rows.append(row)
@@ -209,7 +212,8 @@ def to_csv(data: dict[str, Any], order: list[str]) -> str:
                 }
             )
     ordered = [m for m in order if m in metrics] + sorted(m for m in metrics if m not in order)
-    header = ["dataset", "condition", "model", "seeds", "status"] + [c for m in ordered for c in (m, f"{m}_std")]
+    columns = ("{}", "{}_std", "{}_ci_low", "{}_ci_high")
+    header = ["dataset", "condition", "model", "seeds", "status"] + [c.format(m) for m in ordered for c in columns]
     header += ["run", "error"]
     rows = [{"status": "finished", **row} for row in rows]
     buf = io.StringIO()

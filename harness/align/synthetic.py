@@ -1,4 +1,4 @@
-"""Generated CMU-style computational sequences, from a few videos (tests) to CMU-MOSEI scale (benchmark).
+"""Generated CMU-style computational sequences, from a few videos (tests) to CMU-MOSI and CMU-MOSEI scale (benchmarks).
 
 The defaults give about CMU-MOSEI's size: 3,200 videos, 450,000 words, 65 hours of video, COVAREP 74-d at
 100 Hz, FACET 35-d at 30 Hz, GloVe-like 300-d word vectors and about 7 labelled segments per video.
@@ -44,6 +44,13 @@ class SyntheticConfig:
             nan_fraction=0.01,
             zero_length_words=0.1,
         )
+        base.update(kw)
+        return cls(**base)
+
+    @classmethod
+    def mosi(cls, **kw) -> SyntheticConfig:
+        """About CMU-MOSI's size: 93 videos of 1.5 to 5.5 minutes, about 51,000 words, about 2,200 segments."""
+        base = dict(n_videos=93, words_per_video=549, video_seconds=(90.0, 330.0), segments_per_video=24)
         base.update(kw)
         return cls(**base)
 

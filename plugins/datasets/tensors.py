@@ -8,11 +8,13 @@ alone, so ``validate`` reads no array. The file holds no task: the params say wh
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from mfm_bench.config import option
-from mfm_bench.errors import MfmBenchError
+from mfm_bench.errors import DeprecatedParamWarning, MfmBenchError
 
 NAME = "tensors"
 TASKS = ("regression", "classification", "multi_regression")
@@ -34,9 +36,27 @@ class TensorsConfig:
     targets: list[str] | None = option(None, "multi_regression: a name for every label column")
     metrics: str | None = option(None, "a registered metric set (e.g. cmu-sentiment); default the task's generic ones")
     seq_len: int | None = option(None, "time steps per sample; default as prepared")
-    normalize: bool = option(True, "z-score each feature with the mean and std of the train split's real steps")
+    normalise: Literal["zscore", "original", "none"] = option(
+        "zscore",
+        "feature scaling fitted on the train split: zscore (each feature by the mean and std of the real steps) or "
+        "none; original (the MFM code's FACET scaling) has no meaning for your own sequences and is refused",
+    )
+    normalize: bool | None = option(None, "deprecated: use normalise (true is zscore, false is none)")
 
     def __post_init__(self) -> None:
+        if self.normalize is not None:  # the old key, kept for one release
+            new = "zscore" if self.normalize else "none"
+            warnings.warn(
+                f"{NAME}: params.normalize is deprecated and will be removed; write normalise: {new}",
+                DeprecatedParamWarning,
+                stacklevel=2,
+            )
+            self.normalise, self.normalize = new, None
+        if self.normalise == "original":
+            raise ValueError(
+                "normalise: original is the original MFM code's FACET scaling, which has no meaning for the "
+                "sequences of a tensors file; use zscore (default) or none"
+            )
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.task == "classification" and (not self.classes or len(self.classes) < 2):
@@ -132,7 +152,7 @@ class Tensors:
                 if cfg.seq_len is not None:
                     inputs[m], mask[m] = fit_seq_len(inputs[m], mask[m], cfg.seq_len, pad="left")
             out[split] = SplitArrays(inputs, mask, self._target(raw[labels], path, split), [str(i) for i in raw["ids"]])
-        if cfg.normalize and "train" in out:
+        if cfg.normalise == "zscore" and "train" in out:
             standardise(out, "train")
         return out
 

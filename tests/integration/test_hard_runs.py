@@ -159,3 +159,47 @@ def test_oversized_pickle_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(pkl._Restricted, "load", exhausted)
     with pytest.raises(pkl.PickleFormatError, match=f"{path}: not enough memory"):
         pkl.safe_load(path)
+
+
+def _finished_runs(out) -> int:
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'finished'").fetchone()[0]
+
+
+def test_unwritable_leaderboard_after_the_runs_is_one_line(write_suite, tmp_path, capsys):
+    out = tmp_path / "o"
+    (out / "leaderboard.md").mkdir(parents=True)  # something in the way of the Markdown leaderboard
+    assert main(["run", str(write_suite(TINY)), "--out", str(out), "--no-progress"]) == 2
+    err = one_error(capsys, f"cannot write the leaderboard {out / 'leaderboard.md'}", "results.sqlite", "fix that")
+    assert f"then run `mfm-bench leaderboard {out}`" in err
+    assert _finished_runs(out) == 1
+    (out / "leaderboard.md").rmdir()
+    assert main(["leaderboard", str(out), "--quiet"]) == 0  # the advice works
+    assert (out / "leaderboard.md").is_file()
+
+
+def test_leaderboard_render_bug_or_full_disk_is_one_line(write_suite, tmp_path, monkeypatch, capsys):
+    import mfm_bench.leaderboard as lb
+    import mfm_bench.render as render
+
+    out = tmp_path / "o"
+    assert main(["run", str(write_suite(TINY)), "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(lb, "atomic_write", full)
+    assert main(["leaderboard", str(out)]) == 2
+    err = one_error(capsys, "No space left on device", f"mfm-bench leaderboard {out}`")
+    assert "leaderboard.md" in err
+    monkeypatch.undo()
+
+    def broken(*a, **k):
+        raise KeyError("mean")
+
+    monkeypatch.setattr(render, "to_csv", broken)
+    assert main(["leaderboard", str(out), "--format", "csv"]) == 2
+    one_error(capsys, "cannot render the leaderboard csv", "KeyError", "--debug", "results.sqlite")
+    assert _finished_runs(out) == 1

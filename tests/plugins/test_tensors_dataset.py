@@ -78,6 +78,9 @@ def test_walkthrough_suite_validates_and_trains(prepared, monkeypatch):
         assert db.execute("select count(*) from runs where status = 'finished'").fetchone()[0] == 1
         conds = {r[0] for r in db.execute("select distinct condition from metrics")}
     assert {"clean", "missing:acoustic"} <= conds
+    # the leaderboard's feature-normalisation table names the default, as for every other dataset
+    md = (d / "runs" / "leaderboard.md").read_text()
+    assert re.search(r"^\| tensors +\| +zscore +\|$", md.split("feature normalisation", 1)[1], re.M), md
 
 
 def test_spec_reads_only_the_header_and_task_comes_from_params(prepared, monkeypatch):
@@ -112,3 +115,27 @@ def test_classification_labels_and_bad_params(prepared):
         reg.build("dataset", "tensors", path=str(d / "acoustic.csd"))
     with pytest.raises(Exception, match="path is required"):
         reg.build("dataset", "tensors")
+
+
+def test_normalise_zscore_none_and_the_deprecated_normalize(prepared):
+    d, _, _ = prepared
+    reg = get_registry()
+    path = str(d / "my-data.npz")
+    z = reg.build("dataset", "tensors", path=path)
+    assert z.cfg.normalise == "zscore"
+    none = reg.build("dataset", "tensors", path=path, normalise="none")
+    x_z, m = z.split("train").inputs["acoustic"].numpy(), z.split("train").mask["acoustic"].numpy()
+    x_raw = none.split("train").inputs["acoustic"].numpy()
+    real = x_z[m]  # (steps, D): z-scored with the train split's real steps
+    np.testing.assert_allclose(real.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(real.std(0), 1, atol=1e-2)
+    assert not np.allclose(x_raw[m].mean(0), 0, atol=1e-2) or not np.allclose(x_raw[m].std(0), 1, atol=1e-2)
+    for old, new, ref in ((True, "zscore", x_z), (False, "none", x_raw)):
+        with pytest.warns(DeprecationWarning, match=f"normalize is deprecated.*normalise: {new}"):
+            ds = reg.build("dataset", "tensors", path=path, normalize=old)
+        assert ds.cfg.normalise == new and ds.cfg.normalize is None
+        np.testing.assert_array_equal(ds.split("train").inputs["acoustic"].numpy(), ref)
+    with pytest.raises(Exception, match="normalise: original .* use zscore \\(default\\) or none"):
+        reg.build("dataset", "tensors", path=path, normalise="original")
+    with pytest.raises(Exception, match="normalise"):
+        reg.build("dataset", "tensors", path=path, normalise="minmax")

@@ -139,3 +139,23 @@ def test_mmsdk_reads_what_we_write(aligned, tmp_path):
     assert set(seq.data.keys()) == set(aligned["acoustic"].keys_list)
     key = aligned["acoustic"].keys_list[0]
     np.testing.assert_array_equal(seq.data[key]["features"][()], aligned["acoustic"][key].features)
+
+
+def test_mmsdk_aligns_our_files_as_we_do(raw, files, monkeypatch):
+    """The SDK's own align (average collapse) on generated .csd files gives our entries, intervals and features."""
+    mmdatasdk = pytest.importorskip("mmsdk.mmdatasdk", reason="cmu-multimodal-sdk is not installed (optional peer)")
+    from mmsdk.mmdatasdk.dataset import dataset as sdk_dataset
+
+    # the PyPI copy's epsilon is 10e-4; the CMU-MultimodalSDK's own, and ours (docs/align.md), is 10e-6
+    monkeypatch.setattr(sdk_dataset, "epsilon", 10e-6)
+    names = ("words", "acoustic", "visual")
+    sdk = mmdatasdk.mmdataset({n: files[n] for n in names})
+    sdk.align("words", collapse_functions=[lambda intervals, features: np.average(features, axis=0)])
+    ours = align("words", {n: raw[n] for n in names})
+    for n in names:
+        theirs = sdk[n].data
+        assert sorted(theirs) == sorted(ours[n].keys_list), n
+        assert len(theirs) > 0
+        for key in ours[n].keys_list:
+            np.testing.assert_allclose(ours[n][key].intervals, theirs[key]["intervals"], err_msg=f"{n} {key}")
+            np.testing.assert_allclose(ours[n][key].features, theirs[key]["features"], rtol=1e-6, err_msg=f"{n} {key}")

@@ -1,5 +1,6 @@
 """Leaderboard statistics: t intervals over seeds, bootstrap intervals over samples, paired comparisons."""
 
+import csv
 import json
 import math
 
@@ -50,14 +51,37 @@ report: {reference: concat}
 """
 
 
+def _csv_intervals_are_the_json_ones(path, data) -> None:
+    """Every metric's <m>_ci_low / <m>_ci_high in leaderboard.csv is the json's ci, beside its mean and std."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        rows = {(r["dataset"], r["condition"], r["model"]): r for r in reader if r["status"] == "finished"}
+    assert {"mae_ci_low", "mae_ci_high"} <= set(reader.fieldnames)
+    i = reader.fieldnames.index("mae")
+    assert reader.fieldnames[i : i + 4] == ["mae", "mae_std", "mae_ci_low", "mae_ci_high"]
+    checked = 0
+    for ds, conds in data["datasets"].items():
+        for cond, models in conds.items():
+            for label, r in models.items():
+                row = rows[(ds, cond, label)]
+                for m, st in r["metrics"].items():
+                    if st.get("ci"):
+                        assert [float(row[f"{m}_ci_low"]), float(row[f"{m}_ci_high"])] == st["ci"], (cond, m)
+                        checked += 1
+                    else:
+                        assert row[f"{m}_ci_low"] == row[f"{m}_ci_high"] == "", (cond, m)
+    assert checked > 0
+
+
 def test_leaderboard_shows_intervals_and_the_paired_comparison(write_suite, tmp_path, dummy):
     for seeds in ("[0, 1, 2]", "[0]"):
         out = tmp_path / seeds.strip("[]").replace(", ", "")
         suite = load_suite(write_suite(SUITE.replace("SEEDS", seeds)))
         assert suite.reference == "concat" and suite.bootstrap == 200
         run_suite(suite, out, progress=False, log=lambda s: None)
-        written = write_leaderboard(out, ["markdown", "json"], reference=suite.reference)
+        written = write_leaderboard(out, ["markdown", "json", "csv"], reference=suite.reference)
         md, data = written["markdown"].read_text(), json.loads(written["json"].read_text())
+        _csv_intervals_are_the_json_ones(written["csv"], data)
         mae = data["datasets"]["synthetic-factors"]["clean"]["good"]["metrics"]["mae"]
         assert mae["ci_kind"] == ("seeds" if seeds != "[0]" else "bootstrap")
         assert (
