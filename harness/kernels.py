@@ -73,6 +73,13 @@ def applies(x: torch.Tensor, w: torch.Tensor) -> bool:
     )
 
 
+def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for 2-D operands without autograd (inside a backward), through oneDNN where it applies."""
+    if applies(a, b):
+        return _mm(a, b.t())
+    return a @ b
+
+
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(x, w, b)``: x (..., K), w (N, K), b (N,) or None; through oneDNN where :func:`applies`."""
     if applies(x, w):

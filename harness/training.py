@@ -99,6 +99,15 @@ def iterate(
         yield batch.to(device, non_blocking=True)
 
 
+def adam(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam with PyTorch's fused kernel where every parameter allows it (floating point, on the CPU or CUDA): the
+    same update as the multi-tensor (foreach) implementation, in one pass; 3.7 ms against 0.56 ms per step for
+    1.2M parameters on one CPU thread (docs/performance.md). Otherwise foreach."""
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    kind = {"fused": True} if fused else {"foreach": True}
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kind)
+
+
 def on_device(split: Any, device: torch.device, budget_bytes: int = 8 << 30) -> Any:
     """Move a TensorSplit to ``device`` once when it fits (DESIGN: keep prepared data on the device)."""
     if isinstance(split, TensorSplit) and device.type != "cpu" and split.nbytes() < budget_bytes:
@@ -227,7 +236,7 @@ class Trainer:
         seed_everything(seed)
         model.to(self.device)
         params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+        opt = adam(params, cfg)
         sched = (
             torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.plateau_factor, patience=cfg.plateau_patience)
             if cfg.scheduler == "plateau"

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 
 from mfm_bench.kernels import linear
 
+from .lstm_loop import lstm_loop
+
 # Up to this total hidden size the LSTMs of all modalities run as one grouped cell: one block-diagonal matmul per
 # step, where per-operation overhead outweighs the arithmetic its zero blocks waste (the MFN baseline, 3 x 32:
 # 1.7x the per-modality path); above it, one cell per modality (MFM's MOSI setting, 128 + 32 + 128, where the
@@ -56,27 +58,12 @@ def input_gates(cell: torch.nn.LSTMCell, x: torch.Tensor) -> torch.Tensor:
     return linear(x.transpose(0, 1), w, b)  # (T, B, 4H)
 
 
-def run_cell(gx: torch.Tensor, w_hh: torch.Tensor, real: list[torch.Tensor] | None) -> tuple[torch.Tensor, ...]:
+def run_cell(gx: torch.Tensor, w_hh: torch.Tensor, real: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
     """An LSTM (or a grouped one) from its input gates gx (T, B, 4H), rows i, f, o, g, and recurrent weight w_hh
-    (H, 4H): the cell state at every step (T, B, H) and the last hidden state (B, H). ``real``: per step, which
-    entries move ([B, 1] or [B, H]) under skip_padding; None: every entry moves."""
-    H = w_hh.shape[0]
-    h = c = None  # the zero state: step 0 needs no recurrent matmul
-    states = []
-    for t, g_in in enumerate(gx.unbind(0)):
-        gates = g_in if h is None else torch.addmm(g_in, h, w_hh)  # (B, 4H)
-        sig, cand = gates.split([3 * H, H], dim=1)
-        i, f, o = torch.sigmoid(sig).chunk(3, dim=1)
-        c_new = i * torch.tanh(cand) if c is None else torch.addcmul(f * c, i, torch.tanh(cand))
-        h_new = o * torch.tanh(c_new)
-        if real is not None:
-            if h is None:
-                h, c = torch.zeros_like(h_new), torch.zeros_like(c_new)
-            h, c = torch.where(real[t], h_new, h), torch.where(real[t], c_new, c)
-        else:
-            h, c = h_new, c_new
-        states.append(c)
-    return torch.stack(states), h
+    (H, 4H): the cell state at every step (T, B, H) and the last hidden state (B, H). ``real`` (T, B, 1 or H):
+    which entries move at each step under skip_padding; None: every entry moves. The loop and its backward are
+    :class:`~.lstm_loop.LSTMLoop`."""
+    return lstm_loop(gx, w_hh, real)
 
 
 def gate_major_order(hidden: list[int]) -> list[int]:
@@ -94,7 +81,7 @@ def grouped_states(fusion: Any, xs: dict[str, torch.Tensor], ms: dict[str, torch
     real = None
     if skip:
         per = [ms[m].t().unsqueeze(-1).expand(-1, -1, fusion.hidden[m]) for m in names]  # (T, B, H_m)
-        real = list(torch.cat(per, dim=2).unbind(0))  # T x (B, S)
+        real = torch.cat(per, dim=2)  # (T, B, S)
     return run_cell(gx, w_hh, real)
 
 
@@ -102,7 +89,7 @@ def separate_states(fusion: Any, xs: dict[str, torch.Tensor], ms: dict[str, torc
     """One cell per modality, each with its own recurrent matmul; states concatenated in modality order."""
     states, last = [], []
     for m in fusion.names:
-        real = list(ms[m].t().unsqueeze(-1).unbind(0)) if skip else None  # T x (B, 1)
+        real = ms[m].t().unsqueeze(-1) if skip else None  # (T, B, 1)
         C, h = run_cell(input_gates(fusion.cells[m], xs[m]), ifog(fusion.cells[m].weight_hh).t(), real)
         states.append(C)
         last.append(h)

@@ -1,0 +1,94 @@
+"""An LSTM time loop with a hand-written backward, for the fast MFN (``mfn_fast.py``).
+
+The MFN's attention reads every step's cell state, which whole-sequence kernels (oneDNN, cuDNN) do not return, so
+its LSTMs run as a loop over steps. Under autograd each step records a dozen nodes, and each step's backward
+computes its own ``dW_hh`` product. :class:`LSTMLoop` runs the same equations with autograd off and saves the
+gate activations; its backward walks the steps in reverse with a few fused elementwise products per step, then
+computes ``dW_hh`` for all steps in one matmul over the stacked states (as cuDNN does). The arithmetic is the
+LSTM's own; only the summation order of ``dW_hh`` differs. tests/plugins/test_mfm_speed.py checks outputs and
+gradients against the reference MFN in float64, with and without padding masks.
+
+Layout: input gates ``gx`` (T, B, 4H) already hold ``W_ih x[t] + b_ih + b_hh``, rows in the order input, forget,
+output, cell (one sigmoid covers the first three); ``w_hh`` is (H, 4H), the transposed recurrent weight. With
+``real`` (T, B, 1 or H), a False entry keeps its state from the previous step (skip_padding).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from mfm_bench.kernels import matmul
+
+
+class LSTMLoop(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, gx: torch.Tensor, w_hh: torch.Tensor, real: torch.Tensor | None):
+        T, B, H4 = gx.shape
+        H = H4 // 4
+        acts = torch.empty_like(gx)  # sigmoid(i, f, o), tanh(g) of every step
+        C, TC, Hs = (gx.new_empty(T, B, H) for _ in range(3))  # c (after the mask), tanh(c_new), h (after)
+        h = c = None  # the zero state
+        for t in range(T):
+            gates = gx[t] if h is None else torch.addmm(gx[t], h, w_hh)
+            a = acts[t]
+            torch.sigmoid(gates[:, : 3 * H], out=a[:, : 3 * H])
+            torch.tanh(gates[:, 3 * H :], out=a[:, 3 * H :])
+            i, f, o, g = a.split(H, dim=1)
+            c_new = i * g if c is None else torch.addcmul(f * c, i, g)
+            tc = torch.tanh(c_new, out=TC[t])
+            h_new = o * tc
+            if real is not None:
+                m = real[t]
+                h_new = torch.where(m, h_new, 0.0 if h is None else h)
+                c_new = torch.where(m, c_new, 0.0 if c is None else c)
+            C[t], Hs[t] = c_new, h_new
+            h, c = Hs[t], C[t]
+        ctx.save_for_backward(acts, C, TC, Hs, w_hh, real)
+        return C, Hs[T - 1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dC: torch.Tensor | None, dh_last: torch.Tensor | None):
+        acts, C, TC, Hs, w_hh, real = ctx.saved_tensors
+        T, B, H4 = acts.shape
+        H = H4 // 4
+        dG = torch.empty_like(acts)  # gradients of the pre-activation gates, every step
+        dh = dh_last if dh_last is not None else acts.new_zeros(B, H)
+        dc = acts.new_zeros(B, H)
+        w_t = w_hh.t()  # (4H, H)
+        mask = real.to(acts.dtype) if real is not None else None
+        for t in range(T - 1, -1, -1):
+            dc_out = dc + dC[t] if dC is not None else dc
+            dh_new, dc_new = dh, dc_out
+            if mask is not None:  # a kept state passes its gradient to the previous step
+                dh_new, dc_new = dh * mask[t], dc_out * mask[t]
+                keep_h, keep_c = dh - dh_new, dc_out - dc_new
+            i, f, o, g = acts[t].split(H, dim=1)
+            tc = TC[t]
+            dc_new = torch.addcmul(dc_new, dh_new * o, 1 - tc * tc)  # through h = o * tanh(c)
+            di, df, do, dg = dG[t].split(H, dim=1)
+            torch.mul(dc_new * g, i * (1 - i), out=di)
+            if t > 0:
+                torch.mul(dc_new * C[t - 1], f * (1 - f), out=df)
+            else:
+                df.zero_()  # c[-1] = 0
+            torch.mul(dh_new * tc, o * (1 - o), out=do)
+            torch.mul(dc_new * i, 1 - g * g, out=dg)
+            dc = dc_new * f
+            dh = torch.mm(dG[t], w_t) if t > 0 else dh
+            if mask is not None:
+                dc, dh = dc + keep_c, dh + keep_h
+        dw = None
+        if ctx.needs_input_grad[1]:
+            dw = (
+                matmul(Hs[:-1].reshape(-1, H).t(), dG[1:].reshape(-1, H4)) if T > 1 else w_hh.new_zeros(w_hh.shape)
+            )  # (H, 4H): h[t-1]^T dG[t] summed over the steps (h[-1] = 0)
+        return (dG if ctx.needs_input_grad[0] else None), dw, None
+
+
+def lstm_loop(
+    gx: torch.Tensor, w_hh: torch.Tensor, real: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cell states of every step (T, B, H) and the last hidden state (B, H); see the module docstring."""
+    return LSTMLoop.apply(gx, w_hh, real)
