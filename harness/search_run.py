@@ -260,7 +260,7 @@ class SearchSource:
         pairs = [(m, d) for d in suite.datasets for m in suite.models if m.search is not None]
         if shard is not None:  # a whole search goes to one shard: its trials depend on each other
             pairs = [p for i, p in enumerate(pairs) if i % shard[1] == shard[0] - 1]
-        for m, d in pairs:
+        for m, _ in pairs:
             if m.search.trial_seeds > len(seeds):
                 raise MfmBenchError(
                     f"the search of {m.label!r} runs each trial on {m.search.trial_seeds} seeds, but only "

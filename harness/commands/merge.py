@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     written = write_leaderboard(args.out, formats)
     print(
         f"merged {len(args.shards)} folder(s) into {args.out}: {counts['added']} run(s) added, "
-        f"{counts['same']} already there, {counts['replaced']} unfinished replaced, {counts['evaluations']} re-evaluation(s) added"
+        f"{counts['same']} already there, {counts['replaced']} unfinished replaced, "
+        f"{counts['evaluations']} re-evaluation(s) added"
     )
     for fmt, path in written.items():
         print(f"{fmt}: {path}")
