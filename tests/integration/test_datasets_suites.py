@@ -20,3 +20,14 @@ def test_sentiment_suites_validate():
     # the two ICT-MMMO label conventions are distinct runs
     labels = {r.config["dataset"]["params"]["label"] for r in runs if r.config["dataset"]["name"] == "ict-mmmo"}
     assert labels == {"binary", "regression"}
+
+
+def test_pom_suite_mirrors_sentiment_av_on_pom():
+    pom = load_suite(SUITES / "pom.yaml")
+    av = load_suite(SUITES / "sentiment-av.yaml")
+    assert pom.fetch and [d.name for d in pom.datasets] == ["pom"]
+    assert pom.datasets[0].params["modalities"] == ["audio", "visual"]
+    assert [(m.label, m.params) for m in pom.models] == [(m.label, m.params) for m in av.models]
+    assert pom.seeds == av.seeds == [0, 1, 2, 3, 4] and pom.reference == "MFN" and pom.train == av.train
+    assert [c.name for c in pom.conditions] == ["clean", "missing:audio", "missing:visual"]
+    assert len(expand(pom)) == 8 * 5
