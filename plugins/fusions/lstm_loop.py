@@ -24,6 +24,14 @@ from mfm_bench.kernels import matmul
 class LSTMLoop(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gx: torch.Tensor, w_hh: torch.Tensor, real: torch.Tensor | None):
+        # under autocast the input gates arrive in the low-precision dtype: the loop runs in it, autocast off, and
+        # the backward returns each gradient in its input's dtype
+        ctx.w_dtype = w_hh.dtype
+        with torch.autocast(gx.device.type, enabled=False):
+            return LSTMLoop._forward(ctx, gx, w_hh.to(gx.dtype), real)
+
+    @staticmethod
+    def _forward(ctx, gx: torch.Tensor, w_hh: torch.Tensor, real: torch.Tensor | None):
         T, B, H4 = gx.shape
         H = H4 // 4
         acts = torch.empty_like(gx)  # sigmoid(i, f, o), tanh(g) of every step
@@ -51,6 +59,8 @@ class LSTMLoop(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dC: torch.Tensor | None, dh_last: torch.Tensor | None):
         acts, C, TC, Hs, w_hh, real = ctx.saved_tensors
+        dC = dC.to(acts.dtype) if dC is not None else None
+        dh_last = dh_last.to(acts.dtype) if dh_last is not None else None
         T, B, H4 = acts.shape
         H = H4 // 4
         dG = torch.empty_like(acts)  # gradients of the pre-activation gates, every step
@@ -84,6 +94,7 @@ class LSTMLoop(torch.autograd.Function):
             dw = (
                 matmul(Hs[:-1].reshape(-1, H).t(), dG[1:].reshape(-1, H4)) if T > 1 else w_hh.new_zeros(w_hh.shape)
             )  # (H, 4H): h[t-1]^T dG[t] summed over the steps (h[-1] = 0)
+        dw = dw.to(ctx.w_dtype) if dw is not None else None
         return (dG if ctx.needs_input_grad[0] else None), dw, None
 
 
