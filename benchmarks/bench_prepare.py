@@ -98,10 +98,21 @@ def test_prepare_within_ratio_of_a_bare_read(benchmark, gzip_files):
         times[name] = time.perf_counter() - t
 
     def run():
+        # untimed first call: loads the compiled alignment kernels (numba's on-disk cache, about a second), which
+        # the first timed call would otherwise pay alone
+        prepare_word_level(paths, "words", "labels", 50, folds, dtype=np.float32)
         timed("bare", bare_read, paths)
         timed("prepare", prepare_word_level, paths, "words", "labels", 50, folds, dtype=np.float32)
         timed(
-            "prepare, one process", prepare_word_level, paths, "words", "labels", 50, folds, dtype=np.float32, workers=1
+            "prepare, 2 read workers",
+            prepare_word_level,
+            paths,
+            "words",
+            "labels",
+            50,
+            folds,
+            dtype=np.float32,
+            workers=2,
         )
 
     benchmark.pedantic(run, rounds=1, iterations=1)
@@ -109,6 +120,6 @@ def test_prepare_within_ratio_of_a_bare_read(benchmark, gzip_files):
     benchmark.extra_info.update({k: round(v, 3) for k, v in times.items()}, ratio=round(ratio, 3))
     print(
         "\n" + ", ".join(f"{k} {v:.2f} s" for k, v in times.items()) + f"; prepare / bare read = {ratio:.2f} "
-        f"(one process: {times['prepare, one process'] / times['bare']:.2f})"
+        f"(2 read workers: {times['prepare, 2 read workers'] / times['bare']:.2f})"
     )
     assert ratio <= TARGET_RATIO

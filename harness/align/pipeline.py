@@ -377,13 +377,19 @@ def _load_in_worker(path: str, name: str, videos: set[str]) -> tuple[CompSeq, li
 
 
 def read_workers() -> int:
-    """Worker processes for reading .csd files: the cores this process may use, at most 4 (h5py serialises every
-    call within one process, so a second process is what lets a second core decompress)."""
+    """Worker processes for reading .csd files by default: ``$MFM_BENCH_READ_WORKERS`` when set, else 1 (read in
+    this process). h5py serialises every call within one process, so only a second process decompresses on a
+    second core, but each file read there comes back pickled through a pipe: on a 2-core machine, with the
+    files of a CMU-MOSEI-sized tenth (320 videos), two workers took 10.2 s against 4.7 s in this process
+    (docs/performance.md). More workers pay off with more cores and files whose decompression outweighs that copy;
+    set the variable, or pass ``workers``, to use them."""
+    value = os.environ.get("MFM_BENCH_READ_WORKERS", "").strip()
+    if not value:
+        return 1
     try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+        return max(1, int(value))
+    except ValueError:
+        raise ValueError(f"MFM_BENCH_READ_WORKERS must be a whole number of processes, got {value!r}") from None
 
 
 class _ReadAhead:

@@ -159,3 +159,15 @@ def test_mmsdk_aligns_our_files_as_we_do(raw, files, monkeypatch):
         for key in ours[n].keys_list:
             np.testing.assert_allclose(ours[n][key].intervals, theirs[key]["intervals"], err_msg=f"{n} {key}")
             np.testing.assert_allclose(ours[n][key].features, theirs[key]["features"], rtol=1e-6, err_msg=f"{n} {key}")
+
+
+def test_read_workers_default_and_environment(monkeypatch) -> None:
+    from mfm_bench.align.pipeline import read_workers
+
+    monkeypatch.delenv("MFM_BENCH_READ_WORKERS", raising=False)
+    assert read_workers() == 1  # in this process: measured faster than workers on 2 cores
+    monkeypatch.setenv("MFM_BENCH_READ_WORKERS", "3")
+    assert read_workers() == 3
+    monkeypatch.setenv("MFM_BENCH_READ_WORKERS", "two")
+    with pytest.raises(ValueError, match="MFM_BENCH_READ_WORKERS must be a whole number"):
+        read_workers()
