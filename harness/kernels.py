@@ -8,9 +8,9 @@ same product through oneDNN (``torch.ops.mkldnn._linear_pointwise``, the op ``to
 linears) in forward and backward, in IEEE float32: results differ from ``F.linear`` only by summation order.
 
 It falls back to ``F.linear`` where that op does not apply: other dtypes (the float64 equivalence tests), other
-devices (CUDA uses cuBLAS), under autocast, without oneDNN, or with ``MFM_BENCH_ONEDNN=0`` in the environment.
-The reference paths never use it. Batched matmuls over many rows pay; per-step (B x H) matmuls stay on ``addmm``,
-where the Python call overhead of a custom autograd function would cost more than it saves.
+devices (CUDA uses cuBLAS), under autocast or ``torch.compile``, without oneDNN, or with ``MFM_BENCH_ONEDNN=0`` in
+the environment. The reference paths never use it. Batched matmuls over many rows pay; per-step (B x H) matmuls
+stay on ``addmm``, where the Python call overhead of a custom autograd function would cost more than it saves.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def applies(x: torch.Tensor, w: torch.Tensor) -> bool:
     """True when :func:`linear` takes the oneDNN route for these operands."""
     return (
         _OP is not None
+        and not torch.compiler.is_compiling()  # under torch.compile, inductor chooses the kernels
         and x.device.type == "cpu"
         and x.dtype == torch.float32
         and w.dtype == torch.float32

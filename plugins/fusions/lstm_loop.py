@@ -98,8 +98,30 @@ class LSTMLoop(torch.autograd.Function):
         return (dG if ctx.needs_input_grad[0] else None), dw, None
 
 
+def traced_loop(gx: torch.Tensor, w_hh: torch.Tensor, real: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    """The same loop as plain autograd operations: what ``torch.compile`` traces (and captures, on CUDA)."""
+    H = w_hh.shape[0]
+    h = c = None
+    states = []
+    for t in range(gx.shape[0]):
+        gates = gx[t] if h is None else torch.addmm(gx[t], h, w_hh)
+        sig, cand = gates.split([3 * H, H], dim=1)
+        i, f, o = torch.sigmoid(sig).chunk(3, dim=1)
+        c_new = i * torch.tanh(cand) if c is None else torch.addcmul(f * c, i, torch.tanh(cand))
+        h_new = o * torch.tanh(c_new)
+        if real is not None:
+            h_new = torch.where(real[t], h_new, 0.0 if h is None else h)
+            c_new = torch.where(real[t], c_new, 0.0 if c is None else c)
+        h, c = h_new, c_new
+        states.append(c)
+    return torch.stack(states), h
+
+
 def lstm_loop(
     gx: torch.Tensor, w_hh: torch.Tensor, real: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cell states of every step (T, B, H) and the last hidden state (B, H); see the module docstring."""
+    """Cell states of every step (T, B, H) and the last hidden state (B, H); see the module docstring. Under
+    ``torch.compile`` the loop is traced as plain operations (:func:`traced_loop`)."""
+    if torch.compiler.is_compiling():
+        return traced_loop(gx, w_hh, real)
     return LSTMLoop.apply(gx, w_hh, real)

@@ -33,5 +33,7 @@ class FastSequenceDecoder(SequenceDecoder):
     """``SequenceDecoder`` with steps 1..T-1 in one whole-sequence LSTM call; same parameters and outputs."""
 
     def forward(self, f: torch.Tensor, steps: int) -> torch.Tensor:
+        if torch.compiler.is_compiling():  # inductor cannot lower this LSTM call: compile traces the cell loop
+            return super().forward(f, steps)
         states = unrolled_states(self.cell, f, steps, self.training)  # (B, steps, H)
         return linear(states, self.out.weight, self.out.bias)  # (B, steps, D)

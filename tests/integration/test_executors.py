@@ -132,7 +132,8 @@ def test_a_worker_that_keeps_dying_is_recorded_failed_and_the_others_finish(writ
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_workers_keeps_finished_runs_and_resume_finishes(write_suite, tmp_path, monkeypatch):
-    suite = load_suite(write_suite(SUITE.replace("EPOCHS", "10")))
+    # runs long enough (about a second each) that the last two cannot finish before the interrupt arrives
+    suite = load_suite(write_suite(SUITE.replace("EPOCHS", "150")))
     out = tmp_path / "o"
     made = _capture(monkeypatch)
 

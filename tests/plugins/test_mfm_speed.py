@@ -194,3 +194,25 @@ def test_mfm_fast_equals_reference(variant: str, surrogate: bool) -> None:
 def test_default_impl_is_fast() -> None:
     r = get_registry().resolve("model", "mfm", {})
     assert r["impl"] == "fast" and r["fusion_params"]["impl"] == "fast"
+
+
+def test_the_paths_torch_compile_traces_give_the_same_model(monkeypatch) -> None:
+    """Under ``torch.compile`` the fast path swaps in traceable code (the LSTM loop as plain operations, the
+    decoders' cell loop, ``F.linear``): the same outputs and gradients, float64."""
+    spec, batch = mfm_batch()
+    fusion = {"hidden": 4, "memory": 4, "attention_hidden": 4, "memory_hidden": 4, "gamma_hidden": 4}
+    fusion.update(attention_dropout=0.0, memory_dropout=0.0, gamma_dropout=0.0)
+    _, fast = pair("model", "mfm", spec, lambda impl: dict(TINY, impl=impl, fusion_params={**fusion, "impl": impl}))
+    fast.eval()
+    results = []
+    for compiling in (False, True):
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda c=compiling: c)
+        fast.zero_grad()
+        torch.manual_seed(3)  # the MMD draws its prior samples
+        out = fast(batch)
+        (out.prediction.sum() + sum(out.losses.values())).backward()
+        results.append((out.prediction.detach().clone(), grads(fast)))
+    torch.testing.assert_close(results[0][0], results[1][0], **TOL)
+    assert results[0][1].keys() == results[1][1].keys()
+    for k in results[0][1]:
+        torch.testing.assert_close(results[0][1][k], results[1][1][k], **TOL, msg=k)
