@@ -6,7 +6,8 @@ the attention (``att1``) and the memory proposal (``att2``) read only the cell s
 read the memory. So the forward pass runs in three phases:
 
 1. **The LSTMs.** The input projections ``W_ih x[t] + b_ih + b_hh`` of every step are one matmul per modality
-   outside the time loop. Each step is then one ``addmm`` per modality with its own ``W_hh`` or, for small total
+   outside the time loop; the loop itself is :class:`~.lstm_loop.LSTMLoop` (autograd off, a hand-written
+   backward). Each step is one ``addmm`` per modality with its own ``W_hh`` or, for small total
    hidden sizes (``GROUP_MAX_HIDDEN``), one grouped cell: the modalities' ``W_hh`` as one block-diagonal matrix
    with rows gate-major, so one matmul, one sigmoid and one tanh update every modality. Rows are reordered to
    (input, forget, output, cell) so one sigmoid covers the three gates. Step 0 starts from the zero state, so it
@@ -35,9 +36,10 @@ from mfm_bench.kernels import linear
 from .lstm_loop import lstm_loop
 
 # Up to this total hidden size the LSTMs of all modalities run as one grouped cell: one block-diagonal matmul per
-# step, where per-operation overhead outweighs the arithmetic its zero blocks waste (the MFN baseline, 3 x 32:
-# 1.7x the per-modality path); above it, one cell per modality (MFM's MOSI setting, 128 + 32 + 128, where the
-# block-diagonal product does 2.5 times the useful arithmetic). On CUDA always grouped (kernel launches dominate).
+# step, where per-operation overhead outweighs the arithmetic its zero blocks waste (the MFN baseline, 3 x 32: in
+# one run on a loaded machine its fast/reference ratio fell from 1.73 to 1.42 with one cell per modality); above
+# it, one cell per modality (MFM's MOSI setting, 128 + 32 + 128, where the block-diagonal product does 2.5 times
+# the useful arithmetic and measured slower). On CUDA always grouped (kernel launches dominate).
 GROUP_MAX_HIDDEN = 128
 
 
