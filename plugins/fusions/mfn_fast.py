@@ -60,14 +60,6 @@ def input_gates(cell: torch.nn.LSTMCell, x: torch.Tensor) -> torch.Tensor:
     return linear(x.transpose(0, 1), w, b)  # (T, B, 4H)
 
 
-def run_cell(gx: torch.Tensor, w_hh: torch.Tensor, real: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-    """An LSTM (or a grouped one) from its input gates gx (T, B, 4H), rows i, f, o, g, and recurrent weight w_hh
-    (H, 4H): the cell state at every step (T, B, H) and the last hidden state (B, H). ``real`` (T, B, 1 or H):
-    which entries move at each step under skip_padding; None: every entry moves. The loop and its backward are
-    :class:`~.lstm_loop.LSTMLoop`."""
-    return lstm_loop(gx, w_hh, real)
-
-
 def gate_major_order(hidden: list[int]) -> list[int]:
     """Row order taking modality-major rows (i, f, o, g of each modality) to gate-major (i of all, f of all, ...)."""
     starts = [4 * sum(hidden[:k]) for k in range(len(hidden))]
@@ -84,7 +76,7 @@ def grouped_states(fusion: Any, xs: dict[str, torch.Tensor], ms: dict[str, torch
     if skip:
         per = [ms[m].t().unsqueeze(-1).expand(-1, -1, fusion.hidden[m]) for m in names]  # (T, B, H_m)
         real = torch.cat(per, dim=2)  # (T, B, S)
-    return run_cell(gx, w_hh, real)
+    return lstm_loop(gx, w_hh, real)  # (T, B, S), (B, S)
 
 
 def separate_states(fusion: Any, xs: dict[str, torch.Tensor], ms: dict[str, torch.Tensor], skip: bool):
@@ -92,7 +84,7 @@ def separate_states(fusion: Any, xs: dict[str, torch.Tensor], ms: dict[str, torc
     states, last = [], []
     for m in fusion.names:
         real = ms[m].t().unsqueeze(-1) if skip else None  # (T, B, 1)
-        C, h = run_cell(input_gates(fusion.cells[m], xs[m]), ifog(fusion.cells[m].weight_hh).t(), real)
+        C, h = lstm_loop(input_gates(fusion.cells[m], xs[m]), ifog(fusion.cells[m].weight_hh).t(), real)
         states.append(C)
         last.append(h)
     return torch.cat(states, dim=2), torch.cat(last, dim=1)
