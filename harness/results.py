@@ -164,13 +164,17 @@ class ResultStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
+        """One write transaction. Any exception, Ctrl-C included, rolls back whatever is open, wherever it lands:
+        a KeyboardInterrupt raised just after BEGIN (before the body) used to leave the transaction open, and the
+        next write failed with "cannot start a transaction within a transaction"."""
         try:
+            self.conn.execute("BEGIN IMMEDIATE")
             yield self.conn
+            self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
 
     def get_meta(self, key: str) -> Any:
         """A value the folder's runs share (``suite``: the suite's fingerprint; ``formats``), or None."""

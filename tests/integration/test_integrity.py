@@ -263,3 +263,32 @@ def test_docs_results_quickstart_tables_are_what_the_documented_command_produces
         timeout=1800,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+class _InterruptAfterBegin:
+    """A connection that raises KeyboardInterrupt just after BEGIN has run: a Ctrl-C landing between the start of
+    a transaction and its body."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def execute(self, sql, *args):
+        result = self.conn.execute(sql, *args)
+        if sql == "BEGIN IMMEDIATE":
+            raise KeyboardInterrupt
+        return result
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+
+def test_an_interrupt_just_after_begin_leaves_no_transaction_open(tmp_path) -> None:
+    with ResultStore(tmp_path) as store:
+        real = store.conn
+        store.conn = _InterruptAfterBegin(real)
+        with pytest.raises(KeyboardInterrupt):
+            store.set_meta("formats", ["markdown"])
+        store.conn = real
+        assert not real.in_transaction
+        store.set_meta("formats", ["csv"])  # the next write works
+        assert store.get_meta("formats") == ["csv"]
