@@ -76,11 +76,13 @@ def _write_entries_low_level(data, seq: CompSeq, entries) -> None:
     for dcpl in (contiguous, compact):
         dcpl.set_obj_track_times(False)  # h5py's default too: no timestamps, so equal inputs give equal files
     compact.set_layout(h5d.COMPACT)
+    gcpl = h5p.create(h5p.GROUP_CREATE)
+    gcpl.set_obj_track_times(False)  # nor on the groups: the same sequence gives the same bytes
     spaces: dict[tuple[int, ...], object] = {}  # word-aligned entries share a few shapes
     fshape, off, gid = seq.feature_shape, seq.offsets, data.id
     for e in entries:
         a, b = int(off[e]), int(off[e + 1])
-        g = h5g.create(gid, seq.keys_list[e].encode())
+        g = h5g.create(gid, seq.keys_list[e].encode(), gcpl=gcpl)
         for name, arr, tid, shape in (
             (b"features", features, ft_type, (b - a, *fshape)),
             (b"intervals", intervals, iv_type, (b - a, 2)),
@@ -155,3 +157,104 @@ def read_npz(path: str | os.PathLike, *, videos: set[str] | list[str] | None = N
         return seq
     wanted = set(videos)
     return seq.select([i for i, k in enumerate(keys) if k in wanted])
+
+
+# -- writing in the background ----------------------------------------------------------------------------------
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the platform tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _write_in_child(conn, fn, args, kw) -> None:
+    try:
+        fn(*args, **kw)
+    except BaseException as e:  # noqa: BLE001 - everything goes back to the parent, which raises it
+        import traceback
+
+        conn.send((type(e).__name__, str(e), traceback.format_exc()))
+        conn.close()
+        raise SystemExit(1) from None
+    conn.send(None)
+    conn.close()
+
+
+class WriteError(RuntimeError):
+    """A file written in a background process failed; the message names the file and the child's error."""
+
+
+class BackgroundWriters:
+    """Runs writes (``write_csd``, ``write_npz``) in forked child processes, at most ``workers`` at a time, so
+    this process reads and aligns the next sequence while the last one is written.
+
+    h5py serialises every call within a process, and a word-aligned .csd is a few hundred thousand small HDF5
+    objects, so writing is the longest step of ``mfm-bench align``; a child on another core takes it off the
+    critical path. A forked child shares the aligned arrays with this process (nothing is pickled) and each file
+    is still written atomically, so a failed or interrupted write leaves no partial file. ``workers=0``, or a
+    platform without ``fork``, writes in this process. Used as a context manager: leaving it waits for every
+    write; an exception inside stops the children that are still writing.
+    """
+
+    def __init__(self, workers: int) -> None:
+        import multiprocessing
+
+        fork = "fork" in multiprocessing.get_all_start_methods()
+        self.workers = max(0, workers) if fork else 0
+        self._ctx = multiprocessing.get_context("fork") if self.workers else None
+        self._running: list[tuple[Any, Any, str]] = []
+
+    def submit(self, label: str, fn, *args, **kw) -> list[str]:
+        """Start ``fn(*args, **kw)``; returns the labels of the writes that finished meanwhile, in order."""
+        if not self.workers:
+            fn(*args, **kw)
+            return [label]
+        done = []
+        while len(self._running) >= self.workers:
+            done.append(self._wait_oldest())
+        receive, send = self._ctx.Pipe(duplex=False)
+        child = self._ctx.Process(target=_write_in_child, args=(send, fn, args, kw), name=f"write {label}")
+        child.start()
+        send.close()
+        self._running.append((child, receive, label))
+        return done
+
+    def _wait_oldest(self) -> str:
+        child, receive, label = self._running.pop(0)
+        try:
+            report = receive.recv()
+        except EOFError:  # died without a word: killed, or out of memory
+            child.join()
+            report = ("", f"the writing process ended with exit code {child.exitcode}", "")
+        finally:
+            receive.close()
+        child.join()
+        if report is not None:
+            kind, message, trace = report
+            raise WriteError(f"writing {label} failed: {kind + ': ' if kind else ''}{message}\n{trace}".rstrip())
+        return label
+
+    def wait(self) -> list[str]:
+        """Wait for every write; returns their labels in the order they were submitted."""
+        return [self._wait_oldest() for _ in range(len(self._running))]
+
+    def __enter__(self) -> BackgroundWriters:
+        return self
+
+    def __exit__(self, kind, value, trace) -> None:
+        if kind is None:
+            self.wait()
+            return
+        import signal
+
+        for child, _, _ in self._running:  # KeyboardInterrupt in the child: the atomic writer removes its file
+            if child.is_alive():
+                os.kill(child.pid, signal.SIGINT)
+        for child, receive, _ in self._running:
+            child.join(10)
+            if child.is_alive():
+                child.terminate()
+                child.join()
+            receive.close()
+        self._running.clear()

@@ -14,8 +14,8 @@ Every sequence is aligned to the rows of the reference (usually the words): each
 of the other sequence that overlap it, clipped to it and, with --collapse, averaged into one row. Output entries
 are named <video id>[<reference row>], exactly as the CMU-MultimodalSDK names them, and DIR/NAME.csd is written
 for every sequence, the reference included (--format npz: DIR/NAME.npz, one flat file that `align` and `prepare`
-read back, and mmsdk does not). Videos missing from any file are dropped. Input files are read ahead in worker
-processes, so decompression uses every core. See docs/align.md for the rules."""
+read back, and mmsdk does not). Videos missing from any file are dropped. Each file is written in a background
+process (--write-workers) while the next one is read and aligned. See docs/align.md for the rules."""
 )
 
 EPILOG = """\
@@ -77,6 +77,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="csd: the mmsdk layout (default); npz: one flat file per sequence, much faster to write",
     )
     p.add_argument("--compression", choices=["gzip", "lzf"], help="HDF5 compression of the written arrays (csd)")
+    p.add_argument(
+        "--write-workers",
+        type=int,
+        metavar="N",
+        help="files written at once in background processes (default: the usable cores; 0 writes in this process)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -98,16 +104,32 @@ def run(args: argparse.Namespace) -> int:
         from mfm_bench.align import AlignError
 
         raise AlignError("--compression applies to --format csd; an .npz is written uncompressed")
-    for name, seq in tqdm(aligned, total=len(paths), desc="sequences", unit=" seq", disable=not progress):
-        if args.format == "npz":
-            target = write_npz(out_dir / f"{name}.npz", seq)
-        else:
-            target = write_csd(
-                out_dir / f"{name}.csd",
-                seq,
-                compression=args.compression,
-                progress=f"write {name}" if progress else False,
-            )
-        tqdm.write(f"{name}: {len(seq)} entries, {seq.n_rows} rows -> {target}")
-        del seq  # one aligned sequence in memory at a time
+    from mfm_bench.align.output import BackgroundWriters, usable_cores
+
+    workers = usable_cores() if args.write_workers is None else args.write_workers
+    if workers < 0:
+        raise ValueError(f"--write-workers must be 0 or more, got {workers}")
+    bar = tqdm(total=len(paths), desc="sequences", unit=" seq", disable=not progress)
+    with BackgroundWriters(workers) as writers:
+        lines: dict[str, str] = {}
+
+        def report(done: list[str]) -> None:
+            for name in done:
+                tqdm.write(lines.pop(name))
+                bar.update()
+
+        for name, seq in aligned:
+            if args.format == "npz":
+                target, write, kw = out_dir / f"{name}.npz", write_npz, {}
+            else:  # a progress bar per file only when written here: children's bars would interleave
+                target, write = out_dir / f"{name}.csd", write_csd
+                kw = {
+                    "compression": args.compression,
+                    "progress": f"write {name}" if progress and not workers else False,
+                }
+            lines[name] = f"{name}: {len(seq)} entries, {seq.n_rows} rows -> {target}"
+            report(writers.submit(name, write, target, seq, **kw))
+            del seq  # the child has its own copy of the arrays; this process holds one aligned sequence at a time
+        report(writers.wait())
+    bar.close()
     return 0

@@ -171,3 +171,52 @@ def test_read_workers_default_and_environment(monkeypatch) -> None:
     monkeypatch.setenv("MFM_BENCH_READ_WORKERS", "two")
     with pytest.raises(ValueError, match="MFM_BENCH_READ_WORKERS must be a whole number"):
         read_workers()
+
+
+# -- writing in background processes ----------------------------------------------------------------------------
+def test_background_writes_give_the_same_bytes_as_writing_here(raw, files, tmp_path):
+    """`align` writes each file in a forked child by default; the files are byte for byte those written in this
+    process (no timestamps: the same sequence gives the same file)."""
+    base = ["align", "--reference", "words", "--no-progress", "--impute"]
+    base += [f"{n}={files[n]}" for n in ("words", "acoustic", "visual")]
+    assert main([*base, "--out", str(tmp_path / "here"), "--write-workers", "0"]) == 0
+    assert main([*base, "--out", str(tmp_path / "bg"), "--write-workers", "2"]) == 0
+    for n in ("words", "acoustic", "visual"):
+        assert (tmp_path / "here" / f"{n}.csd").read_bytes() == (tmp_path / "bg" / f"{n}.csd").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "bg").iterdir()) == ["acoustic.csd", "visual.csd", "words.csd"]
+
+
+def _fail_on(path, seq, **kw):
+    if seq.name == "acoustic":
+        raise OSError(f"disk full while writing {path}")
+    return write_csd(path, seq, **kw)
+
+
+@pytest.mark.parametrize("workers", [0, 1, 2])
+def test_a_failed_background_write_names_the_file_and_keeps_the_others(aligned, tmp_path, workers):
+    from mfm_bench.align.output import BackgroundWriters, WriteError
+
+    expected = (OSError, WriteError) if workers == 0 else WriteError
+    with pytest.raises(expected, match="disk full") as caught:
+        with BackgroundWriters(workers) as writers:
+            for n in ("words", "acoustic", "visual"):
+                writers.submit(n, _fail_on, tmp_path / f"{n}.csd", aligned[n])
+    if workers:
+        assert "writing acoustic failed: OSError" in str(caught.value)
+    assert (tmp_path / "words.csd").is_file() and not (tmp_path / "acoustic.csd").exists()
+    assert set(read_csd(tmp_path / "words.csd").keys_list) == set(aligned["words"].keys_list)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+
+
+def test_a_killed_writer_is_reported(aligned, tmp_path):
+    import os
+    import signal
+
+    from mfm_bench.align.output import BackgroundWriters, WriteError
+
+    def die(path, seq):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    with pytest.raises(WriteError, match=r"writing words failed: .*exit code -9"):
+        with BackgroundWriters(1) as writers:
+            writers.submit("words", die, tmp_path / "words.csd", aligned["words"])
