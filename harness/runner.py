@@ -417,38 +417,60 @@ def run_suite(
     ``resume`` finished runs of other execution settings unless ``allow_mixed`` (:mod:`mfm_bench.outdir`).
     ``deterministic`` turns on torch's deterministic algorithms in every run (recorded); ``limit`` runs a seeded
     subset of each split (grid runs; a search's trials use the full data)."""
-    import torch
-
-    from .lock import OutputLock
-    from .outdir import check_settings, claim, fingerprint, settings
-
     out = Path(out)
     execution = execution or suite.executor
-    _before_any_work(suite, device, log)
     threads = _threads_per_run(suite, execution, threads)
-    grid = expand(suite, seeds, device, threads, limit)
-    if not grid and not suite.searches:
-        raise MfmBenchError("the grid is empty: give at least one seed")
-    runs = select_shard(grid, shard)
-    # the whole grid's fingerprint, also in a shard's folder: merged shards are owned like an unsharded folder
-    owner = fingerprint(suite.name, [r.config for r in grid] + _search_configs(suite, device, threads))
-    threads_before = torch.get_num_threads()
-    with OutputLock(out, log), ResultStore(out) as store:
-        claim(store, out, owner, overwrite)
-        store.set_meta("formats", list(suite.formats))
-        store.set_meta("reference", suite.reference)  # `mfm-bench leaderboard` pairs against it too
-        todo = _todo(runs, store, out, resume, overwrite, log)
-        now = settings(expand_train(suite, device, threads))
-        check_settings(store, {r.id for r in todo}, now, out, allow_mixed)
-        counts = {"finished": 0, "failed": 0, "skipped": len(runs) - len(todo)}
-        opts = dict(seeds=seeds, device=device, threads=threads, shard=shard, resume=resume, overwrite=overwrite)
-        opts["deterministic"] = deterministic
-        try:
-            with _sigterm_as_interrupt():
-                _execute(suite, execution, store, out, todo, counts, progress, log, opts)
-        finally:
-            torch.set_num_threads(threads_before)  # --threads applies to this suite, not to the caller's process
-    return counts
+    with _early_pool(execution, out, threads) as pool:
+        import torch
+
+        from .lock import OutputLock
+        from .outdir import check_settings, claim, fingerprint, settings
+
+        _before_any_work(suite, device, log)
+        grid = expand(suite, seeds, device, threads, limit)
+        if not grid and not suite.searches:
+            raise MfmBenchError("the grid is empty: give at least one seed")
+        runs = select_shard(grid, shard)
+        # the whole grid's fingerprint, also in a shard's folder: merged shards are owned like an unsharded folder
+        owner = fingerprint(suite.name, [r.config for r in grid] + _search_configs(suite, device, threads))
+        threads_before = torch.get_num_threads()
+        with OutputLock(out, log), ResultStore(out) as store:
+            claim(store, out, owner, overwrite)
+            store.set_meta("formats", list(suite.formats))
+            store.set_meta("reference", suite.reference)  # `mfm-bench leaderboard` pairs against it too
+            todo = _todo(runs, store, out, resume, overwrite, log)
+            now = settings(expand_train(suite, device, threads))
+            check_settings(store, {r.id for r in todo}, now, out, allow_mixed)
+            counts = {"finished": 0, "failed": 0, "skipped": len(runs) - len(todo)}
+            opts = dict(seeds=seeds, device=device, threads=threads, shard=shard, resume=resume, overwrite=overwrite)
+            opts["deterministic"] = deterministic
+            opts["pool"] = pool
+            try:
+                with _sigterm_as_interrupt():
+                    _execute(suite, execution, store, out, todo, counts, progress, log, opts)
+            finally:
+                torch.set_num_threads(threads_before)  # --threads applies to this suite, not to the caller's process
+        return counts
+
+
+@contextmanager
+def _early_pool(execution: Any, out: Path, threads: int | None) -> Iterator[Any]:
+    """A local pool's worker processes, started before anything else, so that their start-up (importing torch)
+    overlaps this process's checks and imports; None for other executors. Stopped on the way out whatever
+    happened: a suite that fails its checks leaves no worker behind (closing after a normal end does nothing)."""
+    if execution.kind != "local" or execution.jobs == 1:
+        yield None
+        return
+    from .executors import make_executor
+
+    pool = make_executor(execution, out, threads or 0)
+    try:
+        yield pool
+    except BaseException:
+        pool.cancel()
+        raise
+    finally:
+        pool.close()
 
 
 def _execute(
@@ -484,7 +506,7 @@ def _execute(
         )
     bar = SuiteBar(suite.name, source_total(source), progress, log)
     try:
-        executor = make_executor(execution, out, how["threads"] or 0, tqdm_or_none(progress))
+        executor = how.get("pool") or make_executor(execution, out, how["threads"] or 0, tqdm_or_none(progress))
         drive(executor, source, store, out, bar, counts)
     finally:
         bar.close()

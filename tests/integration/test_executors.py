@@ -62,6 +62,25 @@ def test_sequential_and_two_jobs_give_the_same_ids_and_metrics(write_suite, tmp_
         assert all((tmp_path / "pool" / "runs" / r["id"] / "model.pt").stat().st_size > 0 for r in s.runs())
 
 
+def test_workers_start_before_the_checks_and_end_cleanly_either_way(write_suite, tmp_path, monkeypatch):
+    """The pool starts first (its start-up overlaps the main process's); a suite stopped by its own checks leaves
+    no worker behind, and a finished one's workers exit with status 0 (they skip the interpreter's teardown)."""
+    import multiprocessing
+
+    made = _capture(monkeypatch)
+    (tmp_path / "empty").mkdir()  # exists, so the suite loads; holds no data, so the checks before any run fail
+    missing = SUITE.split("datasets:")[0] + f"datasets: [{{name: cmu-mosi, params: {{path: {tmp_path / 'empty'}}}}}]\n"
+    missing += SUITE[SUITE.index("models:") :].replace("EPOCHS", "1")
+    with pytest.raises(Exception, match="empty"):
+        run_suite(load_suite(write_suite(missing)), tmp_path / "bad", progress=False, execution=Execution(jobs=2))
+    assert made and not multiprocessing.active_children()
+    assert all(w.proc.exitcode is not None for w in made[0].workers)
+    made.clear()
+    suite = load_suite(write_suite(SUITE.replace("EPOCHS", "1")))
+    assert run_suite(suite, tmp_path / "ok", progress=False, execution=Execution(jobs=2))["finished"] == 4
+    assert [w.proc.exitcode for w in made[0].workers] == [0, 0]
+
+
 def _capture(monkeypatch):
     made = []
     real = executors.make_executor
