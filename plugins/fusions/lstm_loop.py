@@ -37,20 +37,22 @@ class LSTMLoop(torch.autograd.Function):
         acts = torch.empty_like(gx)  # sigmoid(i, f, o), tanh(g) of every step
         C, TC, Hs = (gx.new_empty(T, B, H) for _ in range(3))  # c (after the mask), tanh(c_new), h (after)
         h = c = None  # the zero state
+        zero = gx.new_zeros(())
         for t in range(T):
             gates = gx[t] if h is None else torch.addmm(gx[t], h, w_hh)
             a = acts[t]
             torch.sigmoid(gates[:, : 3 * H], out=a[:, : 3 * H])
             torch.tanh(gates[:, 3 * H :], out=a[:, 3 * H :])
             i, f, o, g = a.split(H, dim=1)
-            c_new = i * g if c is None else torch.addcmul(f * c, i, g)
-            tc = torch.tanh(c_new, out=TC[t])
-            h_new = o * tc
-            if real is not None:
+            if real is None:  # straight into the saved buffers
+                torch.mul(i, g, out=C[t]) if c is None else torch.addcmul(f * c, i, g, out=C[t])
+                torch.mul(o, torch.tanh(C[t], out=TC[t]), out=Hs[t])
+            else:
+                c_new = i * g if c is None else torch.addcmul(f * c, i, g)
+                h_new = o * torch.tanh(c_new, out=TC[t])
                 m = real[t]
-                h_new = torch.where(m, h_new, 0.0 if h is None else h)
-                c_new = torch.where(m, c_new, 0.0 if c is None else c)
-            C[t], Hs[t] = c_new, h_new
+                torch.where(m, h_new, zero if h is None else h, out=Hs[t])
+                torch.where(m, c_new, zero if c is None else c, out=C[t])
             h, c = Hs[t], C[t]
         ctx.save_for_backward(acts, C, TC, Hs, w_hh, real)
         return C, Hs[T - 1].clone()
@@ -68,24 +70,28 @@ class LSTMLoop(torch.autograd.Function):
         dc = acts.new_zeros(B, H)
         w_t = w_hh.t()  # (4H, H)
         mask = real.to(acts.dtype) if real is not None else None
+        # every step's local derivatives at once, so that a step of the loop below is a few fused products:
+        # dG[t] = [dc, dc, dh, dc] * A[t] (gates i, f, o, g), and dc gains dh * through_h[t] (h = o * tanh(c))
+        i, f, o, g = acts.split(H, dim=2)
+        c_prev = torch.cat([torch.zeros_like(C[:1]), C[:-1]])  # c[-1] = 0: the forget gate of step 0 has no effect
+        A = torch.empty_like(acts)
+        a_i, a_f, a_o, a_g = A.split(H, dim=2)
+        torch.mul(g, i * (1 - i), out=a_i)
+        torch.mul(c_prev, f * (1 - f), out=a_f)
+        torch.mul(TC, o * (1 - o), out=a_o)
+        torch.mul(i, 1 - g * g, out=a_g)
+        through_h = o * (1 - TC * TC)
+        blocks = (B, 4, H)
         for t in range(T - 1, -1, -1):
             dc_out = dc + dC[t] if dC is not None else dc
             dh_new, dc_new = dh, dc_out
             if mask is not None:  # a kept state passes its gradient to the previous step
                 dh_new, dc_new = dh * mask[t], dc_out * mask[t]
                 keep_h, keep_c = dh - dh_new, dc_out - dc_new
-            i, f, o, g = acts[t].split(H, dim=1)
-            tc = TC[t]
-            dc_new = torch.addcmul(dc_new, dh_new * o, 1 - tc * tc)  # through h = o * tanh(c)
-            di, df, do, dg = dG[t].split(H, dim=1)
-            torch.mul(dc_new * g, i * (1 - i), out=di)
-            if t > 0:
-                torch.mul(dc_new * C[t - 1], f * (1 - f), out=df)
-            else:
-                df.zero_()  # c[-1] = 0
-            torch.mul(dh_new * tc, o * (1 - o), out=do)
-            torch.mul(dc_new * i, 1 - g * g, out=dg)
-            dc = dc_new * f
+            dc_new = torch.addcmul(dc_new, dh_new, through_h[t])
+            torch.mul(A[t].view(blocks), dc_new.unsqueeze(-2), out=dG[t].view(blocks))  # i, f and g
+            torch.mul(a_o[t], dh_new, out=dG[t][:, 2 * H : 3 * H])  # o
+            dc = dc_new * f[t]
             dh = torch.mm(dG[t], w_t) if t > 0 else dh
             if mask is not None:
                 dc, dh = dc + keep_c, dh + keep_h
