@@ -41,12 +41,14 @@ def mfn_inputs(B=5, T=7, padded=True):
     g = torch.Generator().manual_seed(1)
     x = {m: torch.randn(B, T, d, generator=g, dtype=torch.float64) for m, d in DIMS.items()}
     mask = {m: torch.ones(B, T, dtype=torch.bool) for m in DIMS}
-    if padded:  # left padding of different lengths, a step where only one modality is real, a missing modality
+    if padded:  # left padding of different lengths, a step where only one modality is real, a missing modality,
         for i in range(B):
             mask["text"][i, :i] = False
             mask["audio"][i, : i + 1] = False
         mask["visual"][:, :3] = False
         mask["audio"][2] = False
+        for m in mask:  # a step padded in every modality after real ones: the memory is kept there
+            mask[m][4, 5] = False
     return x, mask
 
 

@@ -1,0 +1,92 @@
+"""The MFN's multi-view gated memory as one autograd function with a hand-written backward (``mfn_fast.py``).
+
+Per step the memory update reads the previous memory through the gates' first layers, so it cannot be batched
+over steps. Under autograd each step records about ten nodes; :class:`GatedMemory` runs the same equations with
+autograd off, saves what the backward needs, and walks the steps in reverse with five operations per step; the
+weight gradients are one matmul each over all steps. Equations, per step t, with ``pre[t]`` the attended part of
+both gates' first layers (biases included) and ``prop[t]`` the memory proposal::
+
+    z = pre[t] + mem @ w_mem          hidden = relu(z) * drop[t]
+    s = sigmoid(hidden @ w2 + b2)     gamma1, gamma2 = s[:, :M], s[:, M:]
+    mem = gamma1 * mem + gamma2 * prop[t]        (kept as it was where ``real[t]`` is False)
+
+from the zero memory. tests/plugins/test_mfm_speed.py compares outputs and gradients with the reference MFN in
+float64, with and without padding masks and gate dropout.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from mfm_bench.kernels import matmul
+
+
+class GatedMemory(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pre, prop, w_mem, w2, b2, drop, real):
+        ctx.dtypes = [x.dtype for x in (pre, prop, w_mem, w2, b2)]
+        dt = pre.dtype  # under autocast the activations may be in a lower precision than the weights
+        with torch.autocast(pre.device.type, enabled=False):
+            prop, w_mem, w2, b2 = (x.to(dt) for x in (prop, w_mem, w2, b2))
+            T, B, _ = pre.shape
+            M = prop.shape[2]
+            Z, Hid = torch.empty_like(pre), torch.empty_like(pre)
+            S = pre.new_empty(T, B, 2 * M)
+            prev = pre.new_zeros(T, B, M)  # the memory before each step
+            mem = None
+            for t in range(T):
+                z = pre[t] if mem is None else torch.addmm(pre[t], mem, w_mem, out=Z[t])
+                if mem is None:
+                    Z[0] = z
+                torch.clamp_min(Z[t], 0.0, out=Hid[t])
+                if drop is not None:
+                    Hid[t].mul_(drop[t])
+                s = torch.sigmoid(torch.addmm(b2, Hid[t], w2), out=S[t])
+                g1, g2 = s[:, :M], s[:, M:]
+                new = g2 * prop[t] if mem is None else torch.addcmul(g1 * mem, g2, prop[t])
+                if real is not None:
+                    new = torch.where(real[t], new, 0.0 if mem is None else mem)
+                if t + 1 < T:
+                    prev[t + 1] = new
+                mem = new
+        ctx.save_for_backward(Z, Hid, S, prev, prop, w_mem, w2, drop, real)
+        return mem
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dmem):
+        Z, Hid, S, prev, prop, w_mem, w2, drop, real = ctx.saved_tensors
+        T, B, Hg = Z.shape
+        M = prop.shape[2]
+        dm = dmem.to(Z.dtype)
+        # every step's local derivatives at once: ds = [d, d] * P, dz = (ds @ w2^T) * R
+        sd = S * (1 - S)
+        P = torch.cat([prev, prop], dim=2) * sd  # (T, B, 2M): d s / d(pre-sigmoid) times what each gate multiplies
+        R = (Z > 0).to(Z.dtype)
+        if drop is not None:
+            R.mul_(drop)
+        mask = real.to(Z.dtype) if real is not None else None
+        dS, dZ, dnew = torch.empty_like(S), torch.empty_like(Z), torch.empty_like(prop)
+        w2_t, wm_t = w2.t(), w_mem.t()
+        for t in range(T - 1, -1, -1):
+            d = dm if mask is None else dm * mask[t]
+            dnew[t] = d
+            torch.mul(P[t].view(B, 2, M), d.unsqueeze(1), out=dS[t].view(B, 2, M))
+            torch.mul(torch.mm(dS[t], w2_t), R[t], out=dZ[t])
+            if t > 0:  # the memory before step t: through gamma1 and through the gates' first layers
+                dm_prev = torch.addmm(d * S[t, :, :M], dZ[t], wm_t)
+                dm = dm_prev if mask is None else dm_prev + (dm - d)
+        rows = T * B
+        dprop = dnew * S[..., M:]
+        dw_mem = matmul(prev[1:].reshape(-1, M).t(), dZ[1:].reshape(-1, Hg)) if T > 1 else torch.zeros_like(w_mem)
+        dw2 = matmul(Hid.reshape(rows, Hg).t(), dS.reshape(rows, 2 * M))
+        db2 = dS.reshape(rows, 2 * M).sum(0)
+        grads = [dZ, dprop, dw_mem, dw2, db2]
+        return (*(g.to(dt) for g, dt in zip(grads, ctx.dtypes)), None, None)
+
+
+def gated_memory(pre, prop, w_mem, w2, b2, drop=None, real=None) -> torch.Tensor:
+    """The memory after the last step, (B, M); ``drop`` (T, B, Hg) scaled dropout masks of the gates' hidden
+    layers, ``real`` (T, B, 1) bool (False: the memory is kept at that step)."""
+    return GatedMemory.apply(pre, prop, w_mem, w2, b2, drop, real)
