@@ -315,7 +315,7 @@ def read_csd(
     raise :class:`CSDFormatError` naming the file and the entry; missing metadata is a :class:`CSDMetadataWarning`.
     """
     import h5py
-    from h5py import h5d, h5g, h5s
+    from h5py import h5d, h5g
 
     path = str(path)
     if not os.path.isfile(path):
@@ -369,21 +369,30 @@ def read_csd(
         np.cumsum(counts, out=offsets[1:])
         intervals = np.empty((int(offsets[-1]), 2), dtype=iv_dtype)
         features = np.empty((int(offsets[-1]), *fshape), dtype=ft_dtype)
-        it = range(len(names))
+        split = len(names)
+        child = None
+        if features.dtype.kind != "O" and _split_read(features.nbytes + intervals.nbytes):
+            # a forked child reads the second half of the rows into shared memory while this process reads the
+            # first: HDF5 decompresses in one thread per process, so the second core halves a large read
+            intervals, features = _shared_like(intervals), _shared_like(features)
+            split = int(np.searchsorted(offsets, offsets[-1] // 2))
+            child = _fork_reader(path, root_name, names, split, offsets, intervals, features)
+        it = range(split)
         if progress:
             from tqdm import tqdm
 
             it = tqdm(
                 it, desc=progress if isinstance(progress, str) else f"read {root_name}", unit=" videos", leave=False
             )
-        for i in it:
-            a, b = offsets[i], offsets[i + 1]
-            if b > a:  # whole dataset, one call, straight into its rows (HDF5 converts the dtype if needed)
-                for ds, out in ((ivds[i], intervals), (ftds[i], features)):
-                    if out.dtype.kind == "O":  # variable-length strings (word tokens): h5py converts them
-                        out[a:b] = h5py.Dataset(ds)[()]
-                    else:
-                        ds.read(h5s.ALL, h5s.ALL, out[a:b])
+        try:
+            _read_entries(it, ivds, ftds, offsets, intervals, features)
+        except BaseException:
+            if child is not None:
+                os.waitpid(child, 0)
+            raise
+        if split < len(names):  # the child's entries: read here too if it could not (its error then shows here)
+            if child is None or os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
+                _read_entries(range(split, len(names)), ivds, ftds, offsets, intervals, features)
         metadata: dict[str, Any] = {}
         if "metadata" in root:
             for key in root["metadata"].keys():
@@ -399,6 +408,73 @@ def read_csd(
 
 
 # -- writing ----------------------------------------------------------------------------------------------------
+def _read_entries(indices, ivds, ftds, offsets, intervals, features) -> None:
+    """Each entry's datasets whole, one call each, straight into their rows (HDF5 converts the dtype if needed)."""
+    import h5py
+    from h5py import h5s
+
+    for i in indices:
+        a, b = offsets[i], offsets[i + 1]
+        if b > a:
+            for ds, out in ((ivds[i], intervals), (ftds[i], features)):
+                if out.dtype.kind == "O":  # variable-length strings (word tokens): h5py converts them
+                    out[a:b] = h5py.Dataset(ds)[()]
+                else:
+                    ds.read(h5s.ALL, h5s.ALL, out[a:b])
+
+
+#: a file whose arrays take at least this many bytes is read by two processes (see :func:`_split_read`)
+SPLIT_READ_BYTES = 256 * 1024 * 1024
+
+
+def _split_read(nbytes: int) -> bool:
+    """Read in two processes: a large file, two usable cores, ``fork`` available and not turned off with
+    ``MFM_BENCH_SPLIT_READ=0``. On the 2-core machine of docs/performance.md a CMU-MOSI-sized COVAREP file
+    (2 million rows of 74 gzip-compressed float64 features) took 4.5 s in one process (the measured times are
+    in docs/align.md)."""
+    import multiprocessing
+
+    from .output import usable_cores
+
+    if os.environ.get("MFM_BENCH_SPLIT_READ", "1") == "0" or nbytes < SPLIT_READ_BYTES:
+        return False
+    return usable_cores() >= 2 and "fork" in multiprocessing.get_all_start_methods()
+
+
+def _shared_like(a: np.ndarray) -> np.ndarray:
+    """An uninitialised array like ``a`` in anonymous shared memory: a forked child's writes reach this process."""
+    import mmap
+
+    buf = mmap.mmap(-1, max(a.nbytes, 1))
+    return np.frombuffer(buf, dtype=a.dtype, count=a.size).reshape(a.shape)
+
+
+def _fork_reader(path, root_name, names, start, offsets, intervals, features) -> int | None:
+    """Fork a child that opens ``path`` itself and reads entries ``start:`` into the shared arrays; its pid, or
+    None when fork failed (this process then reads everything)."""
+    try:
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid:
+        return pid
+    code = 1
+    try:  # the child: its own file handle, nothing written but the shared arrays, no interpreter teardown
+        import h5py
+        from h5py import h5d, h5g
+
+        with h5py.File(path, "r") as h5:
+            gid = h5[root_name]["data"].id
+            ivds, ftds = {}, {}
+            for i in range(start, len(names)):
+                g = h5g.open(gid, names[i].encode())
+                ivds[i], ftds[i] = h5d.open(g, b"intervals"), h5d.open(g, b"features")
+            _read_entries(range(start, len(names)), ivds, ftds, offsets, intervals, features)
+        code = 0
+    finally:
+        os._exit(code)
+
+
 def complete_metadata(seq: CompSeq) -> dict[str, Any]:
     """The sequence's metadata with every key mmsdk expects present (placeholders where unknown)."""
     md = dict(seq.metadata)

@@ -199,3 +199,45 @@ def test_entry_without_features_dataset(tmp_path):
         read_csd(p)
     with pytest.raises(CSDFormatError, match=r"video 'half' must be a group holding"):
         read_csd(p, videos=["half", "ok"])
+
+
+def _big_seq(n_videos=7, seed=4) -> CompSeq:
+    rng = np.random.default_rng(seed)
+    data = {}
+    for v in range(n_videos):
+        rows = int(rng.integers(0, 40))  # an empty entry or two among them
+        iv = np.sort(rng.random((rows, 2)), axis=1) * 10
+        data[f"v{v}"] = (iv, rng.standard_normal((rows, 3)).astype(np.float32))
+    return CompSeq.from_dict("covarep", data, {})
+
+
+def test_a_large_file_read_in_two_processes_gives_the_same_arrays(tmp_path, monkeypatch):
+    """Above SPLIT_READ_BYTES a forked child reads the second half of the rows into shared memory; lowered to 0
+    here, the result equals a read in one process, the selection of videos included; when the child fails (here:
+    fork itself fails) this process reads its entries."""
+    import os
+
+    from mfm_bench.align import csd
+
+    path = write_csd(tmp_path / "a.csd", _big_seq(), compression="gzip")
+    monkeypatch.setenv("MFM_BENCH_SPLIT_READ", "0")
+    one = read_csd(path)
+    some = read_csd(path, videos={"v1", "v4", "v6"})
+    monkeypatch.setenv("MFM_BENCH_SPLIT_READ", "1")
+    monkeypatch.setattr(csd, "SPLIT_READ_BYTES", 0)
+    monkeypatch.setattr("mfm_bench.align.output.usable_cores", lambda: 2)
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    for expected, got in ((one, read_csd(path)), (some, read_csd(path, videos={"v1", "v4", "v6"}))):
+        assert got.keys_list == expected.keys_list
+        np.testing.assert_array_equal(got.offsets, expected.offsets)
+        np.testing.assert_array_equal(got.features, expected.features)
+        np.testing.assert_array_equal(got.intervals, expected.intervals)
+    assert len(forks) == 2  # both reads were split
+
+    def no_fork():
+        raise OSError("fork failed")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    np.testing.assert_array_equal(read_csd(path).features, one.features)
