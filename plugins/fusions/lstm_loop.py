@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from mfm_bench.kernels import matmul
+from mfm_bench.kernels import _mm, applies, matmul
 
 
 class LSTMLoop(torch.autograd.Function):
@@ -36,24 +36,32 @@ class LSTMLoop(torch.autograd.Function):
         H = H4 // 4
         acts = torch.empty_like(gx)  # sigmoid(i, f, o), tanh(g) of every step
         C, TC, Hs = (gx.new_empty(T, B, H) for _ in range(3))  # c (after the mask), tanh(c_new), h (after)
-        h = c = None  # the zero state
+        # every step's views made once (a view costs about a microsecond, a step a dozen of them)
+        gxs, steps = gx.unbind(0), acts.unbind(0)
+        sig, cand = acts[:, :, : 3 * H].unbind(0), acts[:, :, 3 * H :].unbind(0)
+        i, f, o, g = (x.unbind(0) for x in acts.split(H, dim=2))
+        Cs, TCs, Hss = C.unbind(0), TC.unbind(0), Hs.unbind(0)
+        recurrent = _recurrent(w_hh)
         zero = gx.new_zeros(())
         for t in range(T):
-            gates = gx[t] if h is None else torch.addmm(gx[t], h, w_hh)
-            a = acts[t]
-            torch.sigmoid(gates[:, : 3 * H], out=a[:, : 3 * H])
-            torch.tanh(gates[:, 3 * H :], out=a[:, 3 * H :])
-            i, f, o, g = a.split(H, dim=1)
-            if real is None:  # straight into the saved buffers
-                torch.mul(i, g, out=C[t]) if c is None else torch.addcmul(f * c, i, g, out=C[t])
-                torch.mul(o, torch.tanh(C[t], out=TC[t]), out=Hs[t])
+            if t == 0:  # from the zero state: no recurrent product
+                torch.sigmoid(gxs[0][:, : 3 * H], out=sig[0])
+                torch.tanh(gxs[0][:, 3 * H :], out=cand[0])
             else:
-                c_new = i * g if c is None else torch.addcmul(f * c, i, g)
-                h_new = o * torch.tanh(c_new, out=TC[t])
-                m = real[t]
-                torch.where(m, h_new, zero if h is None else h, out=Hs[t])
-                torch.where(m, c_new, zero if c is None else c, out=C[t])
-            h, c = Hs[t], C[t]
+                recurrent(gxs[t], Hss[t - 1], steps[t])
+                sig[t].sigmoid_()
+                cand[t].tanh_()
+            if real is None:  # straight into the saved buffers
+                if t == 0:
+                    torch.mul(i[0], g[0], out=Cs[0])
+                else:
+                    torch.mul(f[t], Cs[t - 1], out=Cs[t]).addcmul_(i[t], g[t])
+                torch.mul(o[t], torch.tanh(Cs[t], out=TCs[t]), out=Hss[t])
+            else:
+                c_new = i[t] * g[t] if t == 0 else torch.addcmul(f[t] * Cs[t - 1], i[t], g[t])
+                h_new = o[t] * torch.tanh(c_new, out=TCs[t])
+                torch.where(real[t], h_new, zero if t == 0 else Hss[t - 1], out=Hss[t])
+                torch.where(real[t], c_new, zero if t == 0 else Cs[t - 1], out=Cs[t])
         ctx.save_for_backward(acts, C, TC, Hs, w_hh, real)
         return C, Hs[T - 1].clone()
 
@@ -68,8 +76,8 @@ class LSTMLoop(torch.autograd.Function):
         dG = torch.empty_like(acts)  # gradients of the pre-activation gates, every step
         dh = dh_last if dh_last is not None else acts.new_zeros(B, H)
         dc = acts.new_zeros(B, H)
-        w_t = w_hh.t()  # (4H, H)
-        mask = real.to(acts.dtype) if real is not None else None
+        back = _recurrent_back(w_hh)
+        mask = real.to(acts.dtype).unbind(0) if real is not None else None
         # every step's local derivatives at once, so that a step of the loop below is a few fused products:
         # dG[t] = [dc, dc, dh, dc] * A[t] (gates i, f, o, g), and dc gains dh * through_h[t] (h = o * tanh(c))
         i, f, o, g = acts.split(H, dim=2)
@@ -80,19 +88,21 @@ class LSTMLoop(torch.autograd.Function):
         torch.mul(c_prev, f * (1 - f), out=a_f)
         torch.mul(TC, o * (1 - o), out=a_o)
         torch.mul(i, 1 - g * g, out=a_g)
-        through_h = o * (1 - TC * TC)
-        blocks = (B, 4, H)
+        through_h = (o * (1 - TC * TC)).unbind(0)
+        a_blocks, dg_blocks = A.view(T, B, 4, H).unbind(0), dG.view(T, B, 4, H).unbind(0)
+        a_o, dg_o, f, dGs = a_o.unbind(0), dG[:, :, 2 * H : 3 * H].unbind(0), f.unbind(0), dG.unbind(0)
+        dCs = dC.unbind(0) if dC is not None else None
         for t in range(T - 1, -1, -1):
-            dc_out = dc + dC[t] if dC is not None else dc
+            dc_out = dc + dCs[t] if dCs is not None else dc
             dh_new, dc_new = dh, dc_out
             if mask is not None:  # a kept state passes its gradient to the previous step
                 dh_new, dc_new = dh * mask[t], dc_out * mask[t]
                 keep_h, keep_c = dh - dh_new, dc_out - dc_new
             dc_new = torch.addcmul(dc_new, dh_new, through_h[t])
-            torch.mul(A[t].view(blocks), dc_new.unsqueeze(-2), out=dG[t].view(blocks))  # i, f and g
-            torch.mul(a_o[t], dh_new, out=dG[t][:, 2 * H : 3 * H])  # o
+            torch.mul(a_blocks[t], dc_new.unsqueeze(1), out=dg_blocks[t])  # i, f and g
+            torch.mul(a_o[t], dh_new, out=dg_o[t])  # o
             dc = dc_new * f[t]
-            dh = torch.mm(dG[t], w_t) if t > 0 else dh
+            dh = back(dGs[t]) if t > 0 else dh
             if mask is not None:
                 dc, dh = dc + keep_c, dh + keep_h
         dw = None
@@ -102,6 +112,36 @@ class LSTMLoop(torch.autograd.Function):
             )  # (H, 4H): h[t-1]^T dG[t] summed over the steps (h[-1] = 0)
         dw = dw.to(ctx.w_dtype) if dw is not None else None
         return (dG if ctx.needs_input_grad[0] else None), dw, None
+
+
+#: from this hidden size on, the per-step products go through oneDNN (``mfm_bench.kernels``): at batch 32 on the
+#: 2-core machine of docs/performance.md, width 128 took 35 us against 49 us (``addmm``) forward and 35 against
+#: 46 us (``mm``) backward; at width 64 oneDNN's per-call cost made it slower (18 us against 12 and 14 us)
+ONEDNN_MIN_HIDDEN = 128
+
+
+def _recurrent(w_hh: torch.Tensor):
+    """``step(gx_t, h, out)``: out = gx_t + h @ w_hh, through oneDNN for wide enough cells."""
+    if w_hh.shape[0] >= ONEDNN_MIN_HIDDEN and applies(w_hh, w_hh):
+        w = w_hh.t().contiguous()  # (4H, H): oneDNN's x @ w^T
+
+        def step(gx_t, h, out):
+            torch.add(gx_t, _mm(h, w), out=out)
+
+        return step
+
+    def plain(gx_t, h, out):
+        torch.addmm(gx_t, h, w_hh, out=out)
+
+    return plain
+
+
+def _recurrent_back(w_hh: torch.Tensor):
+    """``back(dg_t)``: dg_t @ w_hh^T, the gradient reaching h[t-1], through oneDNN for wide enough cells."""
+    if w_hh.shape[0] >= ONEDNN_MIN_HIDDEN and applies(w_hh, w_hh):
+        return lambda dg: _mm(dg, w_hh)
+    w_t = w_hh.t()
+    return lambda dg: torch.mm(dg, w_t)
 
 
 def traced_loop(gx: torch.Tensor, w_hh: torch.Tensor, real: torch.Tensor | None) -> tuple[torch.Tensor, ...]:

@@ -218,3 +218,27 @@ def test_the_paths_torch_compile_traces_give_the_same_model(monkeypatch) -> None
     assert results[0][1].keys() == results[1][1].keys()
     for k in results[0][1]:
         torch.testing.assert_close(results[0][1][k], results[1][1][k], **TOL, msg=k)
+
+
+def test_lstm_loop_through_onednn_equals_the_plain_products(monkeypatch) -> None:
+    """Wide cells run their per-step products through oneDNN in float32 (the equivalence tests above run in
+    float64, where they do not): the same states and gradients as addmm/mm, to float32 precision."""
+    from mfm_bench.plugins.fusions import lstm_loop
+
+    g = torch.Generator().manual_seed(5)
+    T, B, H = 6, 4, 8
+    gx = torch.randn(T, B, 4 * H, generator=g)
+    w = torch.randn(H, 4 * H, generator=g) * 0.3
+    real = torch.rand(T, B, 1, generator=g) > 0.3
+    weights = torch.randn(T, B, H, generator=g)
+    results = []
+    for least in (10**6, 1):  # plain products, then oneDNN for every width
+        monkeypatch.setattr(lstm_loop, "ONEDNN_MIN_HIDDEN", least)
+        for mask in (None, real):
+            gi, wi = gx.clone().requires_grad_(), w.clone().requires_grad_()
+            C, h = lstm_loop.LSTMLoop.apply(gi, wi, mask)
+            ((C * weights).sum() + h.sum()).backward()
+            results.append((C.detach(), h.detach(), gi.grad, wi.grad))
+    for plain, onednn in zip(results[:2], results[2:]):
+        for a, b in zip(plain, onednn):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
