@@ -33,32 +33,35 @@ class GatedMemory(torch.autograd.Function):
             M = prop.shape[2]
             Z, Hid = torch.empty_like(pre), torch.empty_like(pre)
             S = pre.new_empty(T, B, 2 * M)
-            prev = pre.new_zeros(T, B, M)  # the memory before each step
-            mem = None
+            mems = pre.new_zeros(T + 1, B, M)  # the memory before each step, and after the last
+            # every step's views made once
+            pres, props, Zs, Hs, Ss = pre.unbind(0), prop.unbind(0), Z.unbind(0), Hid.unbind(0), S.unbind(0)
+            g1, g2, mem = S[..., :M].unbind(0), S[..., M:].unbind(0), mems.unbind(0)
+            drops = drop.unbind(0) if drop is not None else None
+            reals = real.unbind(0) if real is not None else None
             for t in range(T):
-                z = pre[t] if mem is None else torch.addmm(pre[t], mem, w_mem, out=Z[t])
-                if mem is None:
-                    Z[0] = z
-                torch.clamp_min(Z[t], 0.0, out=Hid[t])
-                if drop is not None:
-                    Hid[t].mul_(drop[t])
-                s = torch.sigmoid(torch.addmm(b2, Hid[t], w2), out=S[t])
-                g1, g2 = s[:, :M], s[:, M:]
-                new = g2 * prop[t] if mem is None else torch.addcmul(g1 * mem, g2, prop[t])
-                if real is not None:
-                    new = torch.where(real[t], new, 0.0 if mem is None else mem)
-                if t + 1 < T:
-                    prev[t + 1] = new
-                mem = new
-        ctx.save_for_backward(Z, Hid, S, prev, prop, w_mem, w2, drop, real)
-        return mem
+                if t == 0:  # from the zero memory
+                    Zs[0].copy_(pres[0])
+                else:
+                    torch.addmm(pres[t], mem[t], w_mem, out=Zs[t])
+                torch.clamp_min(Zs[t], 0.0, out=Hs[t])
+                if drops is not None:
+                    Hs[t].mul_(drops[t])
+                torch.addmm(b2, Hs[t], w2, out=Ss[t]).sigmoid_()
+                if reals is None:
+                    torch.mul(g1[t], mem[t], out=mem[t + 1]).addcmul_(g2[t], props[t])
+                else:
+                    torch.where(reals[t], torch.addcmul(g1[t] * mem[t], g2[t], props[t]), mem[t], out=mem[t + 1])
+        ctx.save_for_backward(Z, Hid, S, mems, prop, w_mem, w2, drop, real)
+        return mems[T].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dmem):
-        Z, Hid, S, prev, prop, w_mem, w2, drop, real = ctx.saved_tensors
+        Z, Hid, S, mems, prop, w_mem, w2, drop, real = ctx.saved_tensors
         T, B, Hg = Z.shape
         M = prop.shape[2]
+        prev = mems[:-1]  # the memory before each step
         dm = dmem.to(Z.dtype)
         # every step's local derivatives at once: ds = [d, d] * P, dz = (ds @ w2^T) * R
         sd = S * (1 - S)
@@ -66,17 +69,20 @@ class GatedMemory(torch.autograd.Function):
         R = (Z > 0).to(Z.dtype)
         if drop is not None:
             R.mul_(drop)
-        mask = real.to(Z.dtype) if real is not None else None
+        masks = real.to(Z.dtype).unbind(0) if real is not None else None
         dS, dZ, dnew = torch.empty_like(S), torch.empty_like(Z), torch.empty_like(prop)
         w2_t, wm_t = w2.t(), w_mem.t()
+        p_blocks, ds_blocks = P.view(T, B, 2, M).unbind(0), dS.view(T, B, 2, M).unbind(0)
+        dSs, dZs, dnews, Rs, g1 = dS.unbind(0), dZ.unbind(0), dnew.unbind(0), R.unbind(0), S[..., :M].unbind(0)
         for t in range(T - 1, -1, -1):
-            d = dm if mask is None else dm * mask[t]
-            dnew[t] = d
-            torch.mul(P[t].view(B, 2, M), d.unsqueeze(1), out=dS[t].view(B, 2, M))
-            torch.mul(torch.mm(dS[t], w2_t), R[t], out=dZ[t])
+            d = dm if masks is None else torch.mul(dm, masks[t], out=dnews[t])
+            if masks is None:
+                dnews[t].copy_(d)
+            torch.mul(p_blocks[t], d.unsqueeze(1), out=ds_blocks[t])
+            torch.mul(torch.mm(dSs[t], w2_t), Rs[t], out=dZs[t])
             if t > 0:  # the memory before step t: through gamma1 and through the gates' first layers
-                dm_prev = torch.addmm(d * S[t, :, :M], dZ[t], wm_t)
-                dm = dm_prev if mask is None else dm_prev + (dm - d)
+                dm_prev = torch.addmm(d * g1[t], dZs[t], wm_t)
+                dm = dm_prev if masks is None else dm_prev.add_(dm).sub_(d)
         rows = T * B
         dprop = dnew * S[..., M:]
         dw_mem = matmul(prev[1:].reshape(-1, M).t(), dZ[1:].reshape(-1, Hg)) if T > 1 else torch.zeros_like(w_mem)
