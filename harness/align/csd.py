@@ -369,15 +369,20 @@ def read_csd(
         np.cumsum(counts, out=offsets[1:])
         intervals = np.empty((int(offsets[-1]), 2), dtype=iv_dtype)
         features = np.empty((int(offsets[-1]), *fshape), dtype=ft_dtype)
-        split = len(names)
-        child = None
-        if features.dtype.kind != "O" and _split_read(features.nbytes + intervals.nbytes):
-            # a forked child reads the second half of the rows into shared memory while this process reads the
-            # first: HDF5 decompresses in one thread per process, so the second core halves a large read
+        bounds = [0, len(names)]  # entries [bounds[k], bounds[k + 1]) are part k; part 0 is read here
+        children: list[int | None] = []
+        parts = _read_parts(features.nbytes + intervals.nbytes) if features.dtype.kind != "O" else 1
+        if parts > 1:
+            # forked children read the other parts of the rows into shared memory while this process reads the
+            # first: HDF5 decompresses in one thread per process, so each core takes its share of a large read
             intervals, features = _shared_like(intervals), _shared_like(features)
-            split = int(np.searchsorted(offsets, offsets[-1] // 2))
-            child = _fork_reader(path, root_name, names, split, offsets, intervals, features)
-        it = range(split)
+            cuts = np.searchsorted(offsets, [offsets[-1] * k // parts for k in range(1, parts)])
+            bounds = [0, *(int(c) for c in cuts), len(names)]
+            children = [
+                _fork_reader(path, root_name, names, bounds[k], bounds[k + 1], offsets, intervals, features)
+                for k in range(1, parts)
+            ]
+        it = range(bounds[1])
         if progress:
             from tqdm import tqdm
 
@@ -387,12 +392,13 @@ def read_csd(
         try:
             _read_entries(it, ivds, ftds, offsets, intervals, features)
         except BaseException:
-            if child is not None:
-                os.waitpid(child, 0)
+            for pid in children:
+                if pid is not None:
+                    os.waitpid(pid, 0)
             raise
-        if split < len(names):  # the child's entries: read here too if it could not (its error then shows here)
-            if child is None or os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
-                _read_entries(range(split, len(names)), ivds, ftds, offsets, intervals, features)
+        for k, pid in enumerate(children, start=1):  # a part whose child failed is read here (its error shows here)
+            if pid is None or os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+                _read_entries(range(bounds[k], bounds[k + 1]), ivds, ftds, offsets, intervals, features)
         metadata: dict[str, Any] = {}
         if "metadata" in root:
             for key in root["metadata"].keys():
@@ -423,22 +429,26 @@ def _read_entries(indices, ivds, ftds, offsets, intervals, features) -> None:
                     ds.read(h5s.ALL, h5s.ALL, out[a:b])
 
 
-#: a file whose arrays take at least this many bytes is read by two processes (see :func:`_split_read`)
+#: a file whose arrays take at least this many bytes is read by several processes (see :func:`_read_parts`)
 SPLIT_READ_BYTES = 256 * 1024 * 1024
+#: at most this many processes read one file
+SPLIT_READ_MAX = 8
 
 
-def _split_read(nbytes: int) -> bool:
-    """Read in two processes: a large file, two usable cores, ``fork`` available and not turned off with
-    ``MFM_BENCH_SPLIT_READ=0``. On the 2-core machine of docs/performance.md a CMU-MOSI-sized COVAREP file
-    (2 million rows of 74 gzip-compressed float64 features) took 4.5 s in one process (the measured times are
-    in docs/align.md)."""
+def _read_parts(nbytes: int) -> int:
+    """Processes to read a file with: one per usable core (at most ``SPLIT_READ_MAX``) for a large file where
+    ``fork`` is available, unless ``MFM_BENCH_SPLIT_READ=0``; else 1. On the 2-core machine of
+    docs/performance.md a CMU-MOSI-sized COVAREP file (2 million rows of 74 gzip-compressed float64 features)
+    took 4.9 s in one process and 2.7 s in two (docs/align.md)."""
     import multiprocessing
 
     from .output import usable_cores
 
     if os.environ.get("MFM_BENCH_SPLIT_READ", "1") == "0" or nbytes < SPLIT_READ_BYTES:
-        return False
-    return usable_cores() >= 2 and "fork" in multiprocessing.get_all_start_methods()
+        return 1
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, min(usable_cores(), SPLIT_READ_MAX))
 
 
 def _shared_like(a: np.ndarray) -> np.ndarray:
@@ -449,9 +459,9 @@ def _shared_like(a: np.ndarray) -> np.ndarray:
     return np.frombuffer(buf, dtype=a.dtype, count=a.size).reshape(a.shape)
 
 
-def _fork_reader(path, root_name, names, start, offsets, intervals, features) -> int | None:
-    """Fork a child that opens ``path`` itself and reads entries ``start:`` into the shared arrays; its pid, or
-    None when fork failed (this process then reads everything)."""
+def _fork_reader(path, root_name, names, start, stop, offsets, intervals, features) -> int | None:
+    """Fork a child that opens ``path`` itself and reads entries ``start:stop`` into the shared arrays; its pid,
+    or None when fork failed (this process then reads them)."""
     try:
         pid = os.fork()
     except OSError:
@@ -466,10 +476,10 @@ def _fork_reader(path, root_name, names, start, offsets, intervals, features) ->
         with h5py.File(path, "r") as h5:
             gid = h5[root_name]["data"].id
             ivds, ftds = {}, {}
-            for i in range(start, len(names)):
+            for i in range(start, stop):
                 g = h5g.open(gid, names[i].encode())
                 ivds[i], ftds[i] = h5d.open(g, b"intervals"), h5d.open(g, b"features")
-            _read_entries(range(start, len(names)), ivds, ftds, offsets, intervals, features)
+            _read_entries(range(start, stop), ivds, ftds, offsets, intervals, features)
         code = 0
     finally:
         os._exit(code)

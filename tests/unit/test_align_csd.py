@@ -212,9 +212,9 @@ def _big_seq(n_videos=7, seed=4) -> CompSeq:
 
 
 def test_a_large_file_read_in_two_processes_gives_the_same_arrays(tmp_path, monkeypatch):
-    """Above SPLIT_READ_BYTES a forked child reads the second half of the rows into shared memory; lowered to 0
-    here, the result equals a read in one process, the selection of videos included; when the child fails (here:
-    fork itself fails) this process reads its entries."""
+    """Above SPLIT_READ_BYTES forked children read all but the first part of the rows into shared memory (one part
+    per usable core); lowered to 0 here, the result equals a read in one process, the selection of videos
+    included; when a child fails (here: fork itself fails) this process reads its entries."""
     import os
 
     from mfm_bench.align import csd
@@ -225,16 +225,17 @@ def test_a_large_file_read_in_two_processes_gives_the_same_arrays(tmp_path, monk
     some = read_csd(path, videos={"v1", "v4", "v6"})
     monkeypatch.setenv("MFM_BENCH_SPLIT_READ", "1")
     monkeypatch.setattr(csd, "SPLIT_READ_BYTES", 0)
-    monkeypatch.setattr("mfm_bench.align.output.usable_cores", lambda: 2)
     forks = []
     real_fork = os.fork
     monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
-    for expected, got in ((one, read_csd(path)), (some, read_csd(path, videos={"v1", "v4", "v6"}))):
-        assert got.keys_list == expected.keys_list
-        np.testing.assert_array_equal(got.offsets, expected.offsets)
-        np.testing.assert_array_equal(got.features, expected.features)
-        np.testing.assert_array_equal(got.intervals, expected.intervals)
-    assert len(forks) == 2  # both reads were split
+    for cores in (2, 3):  # two and three parts
+        monkeypatch.setattr("mfm_bench.align.output.usable_cores", lambda c=cores: c)
+        for expected, got in ((one, read_csd(path)), (some, read_csd(path, videos={"v1", "v4", "v6"}))):
+            assert got.keys_list == expected.keys_list
+            np.testing.assert_array_equal(got.offsets, expected.offsets)
+            np.testing.assert_array_equal(got.features, expected.features)
+            np.testing.assert_array_equal(got.intervals, expected.intervals)
+    assert len(forks) == 2 * 1 + 2 * 2  # every read was split, into one child per part after the first
 
     def no_fork():
         raise OSError("fork failed")
