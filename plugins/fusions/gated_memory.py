@@ -26,9 +26,11 @@ class GatedMemory(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pre, prop, w_mem, w2, b2, drop, real):
         ctx.dtypes = [x.dtype for x in (pre, prop, w_mem, w2, b2)]
-        dt = pre.dtype  # under autocast the activations may be in a lower precision than the weights
+        # under autocast the activations arrive in bf16 or fp16 and the weights in float32: the recurrence runs in
+        # the wider type (small tensors, and 20 multiplicative gate steps compound a bf16 rounding)
+        dt = torch.promote_types(pre.dtype, w_mem.dtype)
         with torch.autocast(pre.device.type, enabled=False):
-            prop, w_mem, w2, b2 = (x.to(dt) for x in (prop, w_mem, w2, b2))
+            pre, prop, w_mem, w2, b2 = (x.to(dt) for x in (pre, prop, w_mem, w2, b2))
             T, B, _ = pre.shape
             M = prop.shape[2]
             Z, Hid = torch.empty_like(pre), torch.empty_like(pre)

@@ -109,7 +109,8 @@ def gate_dropout(fusion: Any, T: int, B: int, ref: torch.Tensor) -> torch.Tensor
         return None
     keep = torch.cat([ref.new_full((h1,), 1.0 - d1), ref.new_full((h2,), 1.0 - d2)])  # (Hg,)
     scale = torch.where(keep > 0, 1.0 / keep.clamp_min(1e-12), torch.zeros_like(keep))
-    return (torch.rand(T, B, keep.shape[0], dtype=ref.dtype, device=ref.device) < keep) * scale
+    # uniform draws in float32 whatever the activations' dtype: a bf16 draw has 8 bits, which would bias the rate
+    return (torch.rand(T, B, keep.shape[0], device=ref.device) < keep) * scale
 
 
 def dropout(module: torch.nn.Dropout, x: torch.Tensor) -> torch.Tensor:
@@ -120,7 +121,8 @@ def dropout(module: torch.nn.Dropout, x: torch.Tensor) -> torch.Tensor:
         return x
     if p == 1:
         return x * 0.0
-    return x * ((torch.rand_like(x) < 1.0 - p) * (1.0 / (1.0 - p)))
+    # the uniform draws in float32 (as ``nn.Dropout``'s masks): under bf16 autocast a bf16 draw would bias the rate
+    return x * ((torch.rand(x.shape, device=x.device) < 1.0 - p) * (1.0 / (1.0 - p)))
 
 
 def attend(fusion: Any, C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -97,11 +97,11 @@ def test_cuda_epoch_has_no_host_sync() -> None:
     sums.check(1)
 
 
-def bf16_losses(dtype: torch.dtype | None, steps: int = 30) -> list[float]:
+def bf16_losses(dtype: torch.dtype | None, steps: int = 30, seed: int = 0) -> list[float]:
     """Total losses of a small MFM trained ``steps`` steps with autocast to ``dtype`` (None: fp32)."""
     device = "cuda" if torch.cuda.is_available() else "cpu"  # the CPU bf16 autocast path stands in for CUDA
     ds = synthetic(n=32)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = (
         get_registry()
         .build(
@@ -132,10 +132,20 @@ def bf16_losses(dtype: torch.dtype | None, steps: int = 30) -> list[float]:
 
 
 def test_bf16_autocast_training_stays_close_to_fp32() -> None:
-    """bf16 keeps 8 bits of mantissa (relative error ~0.4% per op). Stated tolerance: after 30 steps the total
-    loss agrees with fp32 within 2% (relative; measured on CPU: 0.03%), and both runs lower it by over 5%
-    (measured: 13.08 -> 11.23)."""
-    fp32, bf16 = bf16_losses(None), bf16_losses(torch.bfloat16)
-    assert all(map(torch.isfinite, map(torch.tensor, bf16)))
-    assert abs(bf16[-1] - fp32[-1]) <= 0.02 * abs(fp32[-1]), (fp32[-1], bf16[-1])
-    assert fp32[-1] < 0.95 * fp32[0] and bf16[-1] < 0.95 * bf16[0], (fp32, bf16)
+    """bf16 keeps 8 bits of mantissa (relative error ~0.4% per op). Stated tolerances: at the same weights (the
+    first step) the bf16 total loss agrees with fp32 within 1% (measured on CPU: at most 0.01%); after 30 steps
+    at lr 1e-2 the median over five seeds of the relative gap is within 2%, every run stays finite, and every run
+    lowers the loss by over 5% (measured: 30% to 46%).
+
+    The median, not one seed: 30 steps at this learning rate amplify any rounding difference, so two runs that
+    differ only in rounding drift apart by a seed-dependent amount. Measured over seeds 0-5, the gap was 0.2% to
+    2.7% for this code and 0.1% to 4.8% for the MFN's earlier autograd memory loop (equivalent math): one seed
+    measures that drift, not bf16's accuracy (medians 1.0% and 0.7%)."""
+    gaps = []
+    for seed in range(5):
+        fp32, bf16 = bf16_losses(None, seed=seed), bf16_losses(torch.bfloat16, seed=seed)
+        assert all(map(torch.isfinite, map(torch.tensor, bf16))), seed
+        assert abs(bf16[0] - fp32[0]) <= 0.01 * abs(fp32[0]), (seed, fp32[0], bf16[0])
+        assert fp32[-1] < 0.95 * fp32[0] and bf16[-1] < 0.95 * bf16[0], (seed, fp32, bf16)
+        gaps.append(abs(bf16[-1] - fp32[-1]) / abs(fp32[-1]))
+    assert sorted(gaps)[2] <= 0.02, gaps
