@@ -220,3 +220,20 @@ def test_a_killed_writer_is_reported(aligned, tmp_path):
     with pytest.raises(WriteError, match=r"writing words failed: .*exit code -9"):
         with BackgroundWriters(1) as writers:
             writers.submit("words", die, tmp_path / "words.csd", aligned["words"])
+
+
+def test_direct_hdf5_calls_write_what_h5pys_low_level_calls_write(aligned, tmp_path, monkeypatch):
+    """Where the HDF5 library h5py loaded can be bound directly, the entry loop calls it without h5py's
+    wrappers; the file holds the same datasets, values and layouts as through h5py's low-level calls."""
+    from mfm_bench.align import output
+
+    assert output._hdf5_c_api() is not None  # Linux with h5py's own libhdf5: the direct path is taken here
+    for name in ("acoustic", "visual"):
+        monkeypatch.setenv("MFM_BENCH_HDF5_CAPI", "1")
+        direct = _contents(write_csd(tmp_path / f"{name}-c.csd", aligned[name]))
+        monkeypatch.setenv("MFM_BENCH_HDF5_CAPI", "0")
+        wrapped = _contents(write_csd(tmp_path / f"{name}-h5py.csd", aligned[name]))
+        assert direct.keys() == wrapped.keys() and len(direct) > 10
+        for k in direct:
+            assert direct[k][:2] == wrapped[k][:2], k
+            np.testing.assert_array_equal(direct[k][2], wrapped[k][2])
