@@ -74,6 +74,12 @@ def applies(x: torch.Tensor, w: torch.Tensor) -> bool:
     )
 
 
+def mm_nt(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``x @ w.T`` through oneDNN without autograd, for loops that have checked :func:`applies` once (a
+    contiguous ``w`` saves oneDNN a reorder at every call)."""
+    return _mm(x, w)
+
+
 def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b`` for 2-D operands without autograd (inside a backward), through oneDNN where it applies."""
     if applies(a, b):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from mfm_bench.kernels import _mm, applies, matmul
+from mfm_bench.kernels import applies, matmul, mm_nt
 
 
 class LSTMLoop(torch.autograd.Function):
@@ -116,7 +116,8 @@ class LSTMLoop(torch.autograd.Function):
 
 #: from this hidden size on, the per-step products go through oneDNN (``mfm_bench.kernels``): at batch 32 on the
 #: 2-core machine of docs/performance.md, width 128 took 35 us against 49 us (``addmm``) forward and 35 against
-#: 46 us (``mm``) backward; at width 64 oneDNN's per-call cost made it slower (18 us against 12 and 14 us)
+#: 46 us (``mm``) backward, measured alone (inside a whole MFM step the two measured equal within noise); at
+#: width 64 oneDNN's per-call cost made it slower (18 us against 12 and 14 us)
 ONEDNN_MIN_HIDDEN = 128
 
 
@@ -126,7 +127,7 @@ def _recurrent(w_hh: torch.Tensor):
         w = w_hh.t().contiguous()  # (4H, H): oneDNN's x @ w^T
 
         def step(gx_t, h, out):
-            torch.add(gx_t, _mm(h, w), out=out)
+            torch.add(gx_t, mm_nt(h, w), out=out)
 
         return step
 
@@ -139,7 +140,7 @@ def _recurrent(w_hh: torch.Tensor):
 def _recurrent_back(w_hh: torch.Tensor):
     """``back(dg_t)``: dg_t @ w_hh^T, the gradient reaching h[t-1], through oneDNN for wide enough cells."""
     if w_hh.shape[0] >= ONEDNN_MIN_HIDDEN and applies(w_hh, w_hh):
-        return lambda dg: _mm(dg, w_hh)
+        return lambda dg: mm_nt(dg, w_hh)
     w_t = w_hh.t()
     return lambda dg: torch.mm(dg, w_t)
 
