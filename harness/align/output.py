@@ -99,6 +99,18 @@ def _hdf5_c_api():
     return {k: v[0] for k, v in api.items()}
 
 
+def _h5py_lock():
+    """The lock h5py holds around every call into HDF5 (the bundled library is not thread-safe), or a no-op
+    context where h5py does not expose it."""
+    import contextlib
+
+    try:
+        from h5py._objects import phil
+    except ImportError:
+        return contextlib.nullcontext()
+    return phil
+
+
 def _write_entries_c(api, data, seq: CompSeq, entries, plists) -> None:
     """The loop of :func:`_write_entries_low_level` as direct HDF5 calls; raises OSError naming the entry."""
     from h5py import h5s, h5t
@@ -153,7 +165,8 @@ def _write_entries_low_level(data, seq: CompSeq, entries) -> None:
     if features.dtype.kind != "O" and intervals.dtype.kind != "O":
         api = _hdf5_c_api()
         if api is not None:
-            _write_entries_c(api, data, seq, entries, (gcpl, compact, contiguous))
+            with _h5py_lock():  # h5py's own lock: no other thread's h5py call runs inside these HDF5 calls
+                _write_entries_c(api, data, seq, entries, (gcpl, compact, contiguous))
             return
     spaces: dict[tuple[int, ...], object] = {}  # word-aligned entries share a few shapes
     fshape, off, gid = seq.feature_shape, seq.offsets, data.id
