@@ -15,10 +15,11 @@ The ``.npz`` form keeps the in-memory CSR layout of :class:`~mfm_bench.align.csd
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -67,12 +68,20 @@ COMPACT_BYTES = 16 * 1024
 
 def _hdf5_c_api():
     """The HDF5 C functions the entry loop calls, bound with ctypes to the library h5py itself loaded (never a
-    second copy: ``RTLD_NOLOAD``), or None where that library cannot be found (then h5py's low-level calls do
-    the work). Each h5py call wraps its result in a Python object registered in a weak dictionary, and that
-    bookkeeping was about 40% of a word-aligned write's time (``perf`` on 50,545 entries)."""
+    second copy: ``RTLD_NOLOAD``), or None where that library cannot be found or ``MFM_BENCH_HDF5_CAPI=0`` (then
+    h5py's low-level calls do the work). Each h5py call wraps its result in a Python object registered in a weak
+    dictionary, and that bookkeeping was about 40% of a word-aligned write's time (``perf`` on 50,545 entries)."""
+    if os.environ.get("MFM_BENCH_HDF5_CAPI", "1") == "0":
+        return None
+    return _bind_hdf5()
+
+
+@functools.cache
+def _bind_hdf5():
+    """:func:`_hdf5_c_api`'s binding, made once per process."""
     import ctypes
 
-    if os.environ.get("MFM_BENCH_HDF5_CAPI", "1") == "0" or not hasattr(os, "RTLD_NOLOAD"):
+    if not hasattr(os, "RTLD_NOLOAD"):
         return None
     try:
         with open("/proc/self/maps") as maps:
@@ -111,19 +120,70 @@ def _h5py_lock():
     return phil
 
 
-def _write_entries_c(api, data, seq: CompSeq, entries, plists) -> None:
-    """The loop of :func:`_write_entries_low_level` as direct HDF5 calls; raises OSError naming the entry."""
-    from h5py import h5s, h5t
+class _Array(NamedTuple):
+    """One of an entry's two datasets: its name, the concatenated array (and its address), its HDF5 type, bytes
+    per row."""
 
-    features = np.ascontiguousarray(seq.features)
-    intervals = np.ascontiguousarray(seq.intervals)
-    gcpl, compact, contiguous = plists
+    name: bytes
+    arr: np.ndarray
+    base: int
+    tid: Any
+    row: int
+
+
+def _write_entries_low_level(data, seq: CompSeq, entries) -> None:
+    """One group and two datasets per entry, through direct HDF5 calls where the library can be bound
+    (:func:`_hdf5_c_api`), else through h5py's low-level API (h5g, h5d): no high-level objects either way."""
+    from h5py import h5d, h5p, h5t
+
     arrays = []
-    for name, arr in ((b"features", features), (b"intervals", intervals)):
-        tid = h5t.py_create(arr.dtype, logical=True)
+    for name, a in ((b"features", seq.features), (b"intervals", seq.intervals)):
+        arr = np.ascontiguousarray(a)
         row = arr.dtype.itemsize * int(np.prod(arr.shape[1:], dtype=np.int64))
-        arrays.append((name, arr, tid, row, arr.ctypes.data, arr.shape[1:]))
-    spaces: dict[tuple[int, ...], object] = {}  # kept alive while their ids are used
+        arrays.append(_Array(name, arr, arr.ctypes.data, h5t.py_create(arr.dtype, logical=True), row))
+    contiguous, compact = h5p.create(h5p.DATASET_CREATE), h5p.create(h5p.DATASET_CREATE)
+    for dcpl in (contiguous, compact):
+        dcpl.set_obj_track_times(False)  # h5py's default too: no timestamps, so equal inputs give equal files
+    compact.set_layout(h5d.COMPACT)
+    gcpl = h5p.create(h5p.GROUP_CREATE)
+    gcpl.set_obj_track_times(False)  # nor on the groups: the same sequence gives the same bytes
+    api = _hdf5_c_api()
+    if api is None:
+        _entries_h5py(data, seq, entries, arrays, (gcpl, compact, contiguous))
+        return
+    with _h5py_lock():  # h5py's own lock: no other thread's h5py call runs inside these HDF5 calls
+        _entries_c(api, data, seq, entries, arrays, (gcpl, compact, contiguous))
+
+
+def _space(spaces: dict, shape: tuple[int, ...]) -> Any:
+    """A simple dataspace of ``shape``, one per shape (word-aligned entries share a few)."""
+    from h5py import h5s
+
+    return spaces.get(shape) or spaces.setdefault(shape, h5s.create_simple(shape))
+
+
+def _entries_h5py(data, seq: CompSeq, entries, arrays: list[_Array], plists) -> None:
+    from h5py import h5d, h5g, h5s
+
+    gcpl, compact, contiguous = plists
+    spaces: dict[tuple[int, ...], Any] = {}
+    off, gid = seq.offsets, data.id
+    for e in entries:
+        a, b = int(off[e]), int(off[e + 1])
+        g = h5g.create(gid, seq.keys_list[e].encode(), gcpl=gcpl)
+        for x in arrays:
+            space = _space(spaces, (b - a, *x.arr.shape[1:]))
+            ds = h5d.create(
+                g, x.name, x.tid, space, dcpl=compact if 0 < (b - a) * x.row <= COMPACT_BYTES else contiguous
+            )
+            if b > a:
+                ds.write(h5s.ALL, h5s.ALL, x.arr[a:b])
+
+
+def _entries_c(api, data, seq: CompSeq, entries, arrays: list[_Array], plists) -> None:
+    """:func:`_entries_h5py` as direct HDF5 calls; raises OSError naming the entry."""
+    gcpl, compact, contiguous = plists
+    spaces: dict[tuple[int, ...], Any] = {}  # kept alive while their ids are used
     off, gid, keys = seq.offsets, data.id.id, seq.keys_list
     gcreate, dcreate, dwrite, dclose, gclose = (api[k] for k in ("gcreate", "dcreate", "dwrite", "dclose", "gclose"))
     for e in entries:
@@ -132,57 +192,19 @@ def _write_entries_c(api, data, seq: CompSeq, entries, plists) -> None:
         if g < 0:
             raise OSError(f"HDF5 could not create the group of entry {keys[e]!r}")
         try:
-            for name, _arr, tid, row, base, tail in arrays:
-                shape = (b - a, *tail)
-                space = spaces.get(shape) or spaces.setdefault(shape, h5s.create_simple(shape))
-                small = 0 < (b - a) * row <= COMPACT_BYTES
-                d = dcreate(g, name, tid.id, space.id, 0, (compact if small else contiguous).id, 0)
+            for x in arrays:
+                space = _space(spaces, (b - a, *x.arr.shape[1:]))
+                dcpl = compact if 0 < (b - a) * x.row <= COMPACT_BYTES else contiguous
+                d = dcreate(g, x.name, x.tid.id, space.id, 0, dcpl.id, 0)
                 if d < 0:
-                    raise OSError(f"HDF5 could not create {name.decode()} of entry {keys[e]!r}")
+                    raise OSError(f"HDF5 could not create {x.name.decode()} of entry {keys[e]!r}")
                 try:
-                    if b > a and dwrite(d, tid.id, 0, 0, 0, base + a * row) < 0:
-                        raise OSError(f"HDF5 could not write {name.decode()} of entry {keys[e]!r}")
+                    if b > a and dwrite(d, x.tid.id, 0, 0, 0, x.base + a * x.row) < 0:
+                        raise OSError(f"HDF5 could not write {x.name.decode()} of entry {keys[e]!r}")
                 finally:
                     dclose(d)
         finally:
             gclose(g)
-
-
-def _write_entries_low_level(data, seq: CompSeq, entries) -> None:
-    """One group and two datasets per entry through h5py's low-level API (h5g, h5d): no high-level objects; or,
-    where the HDF5 library can be bound directly (:func:`_hdf5_c_api`), the same calls without h5py's wrappers."""
-    from h5py import h5d, h5g, h5p, h5s, h5t
-
-    features = np.ascontiguousarray(seq.features)
-    intervals = np.ascontiguousarray(seq.intervals)
-    ft_type, iv_type = h5t.py_create(features.dtype, logical=True), h5t.py_create(intervals.dtype, logical=True)
-    contiguous, compact = h5p.create(h5p.DATASET_CREATE), h5p.create(h5p.DATASET_CREATE)
-    for dcpl in (contiguous, compact):
-        dcpl.set_obj_track_times(False)  # h5py's default too: no timestamps, so equal inputs give equal files
-    compact.set_layout(h5d.COMPACT)
-    gcpl = h5p.create(h5p.GROUP_CREATE)
-    gcpl.set_obj_track_times(False)  # nor on the groups: the same sequence gives the same bytes
-    if features.dtype.kind != "O" and intervals.dtype.kind != "O":
-        api = _hdf5_c_api()
-        if api is not None:
-            with _h5py_lock():  # h5py's own lock: no other thread's h5py call runs inside these HDF5 calls
-                _write_entries_c(api, data, seq, entries, (gcpl, compact, contiguous))
-            return
-    spaces: dict[tuple[int, ...], object] = {}  # word-aligned entries share a few shapes
-    fshape, off, gid = seq.feature_shape, seq.offsets, data.id
-    for e in entries:
-        a, b = int(off[e]), int(off[e + 1])
-        g = h5g.create(gid, seq.keys_list[e].encode(), gcpl=gcpl)
-        for name, arr, tid, shape in (
-            (b"features", features, ft_type, (b - a, *fshape)),
-            (b"intervals", intervals, iv_type, (b - a, 2)),
-        ):
-            space = spaces.get(shape) or spaces.setdefault(shape, h5s.create_simple(shape))
-            part = arr[a:b]
-            small = 0 < part.nbytes <= COMPACT_BYTES
-            ds = h5d.create(g, name, tid, space, dcpl=compact if small else contiguous)
-            if b > a:
-                ds.write(h5s.ALL, h5s.ALL, part)
 
 
 def _write_entries_high_level(data, seq: CompSeq, entries, compression: str | None) -> None:
