@@ -20,6 +20,8 @@ import time
 
 import pytest
 
+from mfm_bench.executors import usable_cores
+
 WORKER = r"""
 import json, sys, time
 import torch
@@ -47,13 +49,6 @@ print(json.dumps({"samples_per_s": n / (time.perf_counter() - t), "threads": tor
 """
 
 SECONDS = float(os.environ.get("MFM_BENCH_THREAD_SECONDS", "30"))
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _run(threads: int, copies: int) -> list[dict]:
@@ -107,7 +102,7 @@ def bench_two_concurrent_processes(benchmark):
     def measure():
         t = time.perf_counter()
         results["auto"] = _ratios(0)
-        results["torch-default"] = _ratios(_cores())
+        results["torch-default"] = _ratios(usable_cores())
         return time.perf_counter() - t
 
     benchmark.pedantic(measure, rounds=1, iterations=1)

@@ -66,15 +66,14 @@ def auto_threads(model: nn.Module) -> int:
     else the cores this process may run on (``os.sched_getaffinity``, which honours taskset and cgroup cpusets)."""
     import os
 
+    from .executors.base import usable_cores
+
     env = os.environ.get("OMP_NUM_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
     if count_params(model) < SINGLE_THREAD_PARAMS:
         return 1
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS and Windows have no affinity call
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 def iterate(

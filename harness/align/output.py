@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..executors.base import usable_cores  # noqa: F401 - read from here by csd and the align command
 from ..io import atomic_path
 from .csd import CompSeq, CSDFormatError, complete_metadata
 
@@ -272,14 +273,6 @@ def read_npz(path: str | os.PathLike, *, videos: set[str] | list[str] | None = N
 
 
 # -- writing in the background ----------------------------------------------------------------------------------
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the platform tells it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 def _write_in_child(conn, fn, args, kw) -> None:
     try:
         fn(*args, **kw)

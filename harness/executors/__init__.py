@@ -9,7 +9,7 @@ network filesystem), so workers only return an :class:`Outcome`.
 
 from __future__ import annotations
 
-from .base import Execution, Executor, Outcome, worker_threads
+from .base import Execution, Executor, Outcome, usable_cores, worker_threads
 from .dispatch import drive, make_executor
 
-__all__ = ["Execution", "Executor", "Outcome", "worker_threads", "drive", "make_executor"]
+__all__ = ["Execution", "Executor", "Outcome", "usable_cores", "worker_threads", "drive", "make_executor"]

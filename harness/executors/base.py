@@ -86,5 +86,14 @@ class Executor(ABC):
 def worker_threads(jobs: int, cores: int | None = None) -> int:
     """Torch threads per job so that ``jobs`` jobs on ``cores`` cores never oversubscribe (at least 1)."""
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = usable_cores()
     return max(1, cores // max(1, jobs))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity (``os.sched_getaffinity``, which honours taskset and cgroup
+    cpusets, unlike ``os.cpu_count``) where the platform has one (not macOS or Windows), else the CPU count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
