@@ -413,7 +413,6 @@ def read_csd(
     return CompSeq(root_name, names, offsets, intervals, features, metadata, source=path, videos=names)
 
 
-# -- writing ----------------------------------------------------------------------------------------------------
 def _read_entries(indices, ivds, ftds, offsets, intervals, features) -> None:
     """Each entry's datasets whole, one call each, straight into their rows (HDF5 converts the dtype if needed)."""
     import h5py
@@ -442,7 +441,7 @@ def _read_parts(nbytes: int) -> int:
     took 4.9 s in one process and 2.7 s in two (docs/align.md)."""
     import multiprocessing
 
-    from .output import usable_cores
+    from ..executors.base import usable_cores
 
     if os.environ.get("MFM_BENCH_SPLIT_READ", "1") == "0" or nbytes < SPLIT_READ_BYTES:
         return 1
@@ -485,6 +484,7 @@ def _fork_reader(path, root_name, names, start, stop, offsets, intervals, featur
         os._exit(code)
 
 
+# -- writing ----------------------------------------------------------------------------------------------------
 def complete_metadata(seq: CompSeq) -> dict[str, Any]:
     """The sequence's metadata with every key mmsdk expects present (placeholders where unknown)."""
     md = dict(seq.metadata)

@@ -23,7 +23,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..executors.base import usable_cores  # noqa: F401 - read from here by csd and the align command
 from ..io import atomic_path
 from .csd import CompSeq, CSDFormatError, complete_metadata
 

@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
         from mfm_bench.align import AlignError
 
         raise AlignError("--compression applies to --format csd; an .npz is written uncompressed")
-    from mfm_bench.align.output import BackgroundWriters, usable_cores
+    from mfm_bench.align.output import BackgroundWriters
+    from mfm_bench.executors import usable_cores
 
     workers = usable_cores() if args.write_workers is None else args.write_workers
     if workers < 0:

@@ -229,7 +229,7 @@ def test_a_large_file_read_in_two_processes_gives_the_same_arrays(tmp_path, monk
     real_fork = os.fork
     monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
     for cores in (2, 3):  # two and three parts
-        monkeypatch.setattr("mfm_bench.align.output.usable_cores", lambda c=cores: c)
+        monkeypatch.setattr("mfm_bench.executors.base.usable_cores", lambda c=cores: c)
         for expected, got in ((one, read_csd(path)), (some, read_csd(path, videos={"v1", "v4", "v6"}))):
             assert got.keys_list == expected.keys_list
             np.testing.assert_array_equal(got.offsets, expected.offsets)
