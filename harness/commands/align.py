@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from mfm_bench.config import bounded_arg
+
 HELP = "align .csd computational sequences to a reference sequence (mmsdk-compatible, Numba kernels)"
 DESCRIPTION = (
     HELP
@@ -79,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compression", choices=["gzip", "lzf"], help="HDF5 compression of the written arrays (csd)")
     p.add_argument(
         "--write-workers",
-        type=int,
+        type=bounded_arg("--write-workers", int, 0, None, "a number of processes, 0 or more"),
         metavar="N",
         help="files written at once in background processes (default: the usable cores; 0 writes in this process)",
     )
@@ -108,8 +110,6 @@ def run(args: argparse.Namespace) -> int:
     from mfm_bench.executors import usable_cores
 
     workers = usable_cores() if args.write_workers is None else args.write_workers
-    if workers < 0:
-        raise ValueError(f"--write-workers must be 0 or more, got {workers}")
     bar = tqdm(total=len(paths), desc="sequences", unit=" seq", disable=not progress)
     with BackgroundWriters(workers) as writers:
         lines: dict[str, str] = {}

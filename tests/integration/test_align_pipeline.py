@@ -181,6 +181,20 @@ def test_cli_reports_bad_input(files, tmp_path, capsys):
     assert "--reference 'words'" in capsys.readouterr().err
     assert main(["align", "--reference", "w", "--out", str(tmp_path), f"w={tmp_path / 'missing.csd'}"]) == 2
     assert "missing.csd" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # a usage error from the parser, before anything is read
+        main(
+            [
+                "align",
+                "--reference",
+                "words",
+                "--out",
+                str(tmp_path),
+                "--write-workers",
+                "-1",
+                f"words={files['words']}",
+            ]
+        )
+    assert usage.value.code == 2 and "--write-workers takes a number of processes" in capsys.readouterr().err
     bad = tmp_path / "folds.json"
     bad.write_text("[1, 2]")
     args = [
