@@ -10,7 +10,8 @@ linears) in forward and backward, in IEEE float32: results differ from ``F.linea
 It falls back to ``F.linear`` where that op does not apply: other dtypes (the float64 equivalence tests), other
 devices (CUDA uses cuBLAS), under autocast or ``torch.compile``, without oneDNN, or with ``MFM_BENCH_ONEDNN=0`` in
 the environment. The reference paths never use it. Batched matmuls over many rows pay; per-step (B x H) matmuls
-stay on ``addmm``, where the Python call overhead of a custom autograd function would cost more than it saves.
+under autograd stay on ``addmm``, where the Python call overhead of a custom autograd function would cost more
+than it saves. Loops that run with autograd off (the fast MFN's ``LSTMLoop``) call :func:`mm_nt` directly.
 """
 
 from __future__ import annotations
