@@ -314,9 +314,6 @@ def read_csd(
     its place in the concatenated array. ``videos`` keeps only those entries (by exact name). Layout violations
     raise :class:`CSDFormatError` naming the file and the entry; missing metadata is a :class:`CSDMetadataWarning`.
     """
-    import h5py
-    from h5py import h5d, h5g
-
     path = str(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such .csd file")
@@ -324,71 +321,127 @@ def read_csd(
         from .output import read_npz
 
         return read_npz(path, videos=videos)
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError as e:
-        raise CSDFormatError(f"{path}: not an HDF5 computational sequence ({e})") from None
-    with h5:
-        root_name, root = _root(h5, path)
-        if "data" not in root:
-            raise CSDFormatError(f"{path}: group {root_name!r} has no 'data' subgroup")
-        data = root["data"]
-        names = list(data.keys())
-        if videos is not None:
-            wanted = set(videos)
-            names = [n for n in names if n in wanted]
-        # h5py's low-level handles: a file aligned to words has a group per word, and the high-level
-        # objects cost several times more per entry than these
-        gid = data.id
-        ivds, ftds = [], []
-        for n in names:
-            try:
-                g = h5g.open(gid, n.encode())
-                iv, ft = h5d.open(g, b"intervals"), h5d.open(g, b"features")
-            except (KeyError, ValueError, TypeError) as e:
-                raise CSDFormatError(
-                    f"{path}: video {n!r} must be a group holding 'intervals' and 'features' datasets ({e})"
-                ) from None
-            _check_entry(iv.shape, ft.shape, path, n)
-            ivds.append(iv)
-            ftds.append(ft)
-        if ftds:
-            fshape = ftds[0].shape[1:]
-            for n, ft in zip(names, ftds):
-                if ft.shape[1:] != fshape:
+    with CSDReader(path, videos=videos) as r:
+        offsets, intervals, features = r.read(progress=progress)
+        metadata = r.metadata(stacklevel=3)
+    return CompSeq(r.root_name, r.names, offsets, intervals, features, metadata, source=path, videos=r.names)
+
+
+class CSDReader:
+    """An open .csd (HDF5) file whose entries are checked and sized but not read: :meth:`read` reads all of them or
+    some, into new arrays or the caller's buffers. :func:`read_csd` reads a whole file; a caller that wants a few
+    entries at a time (``align_files`` aligning a large file video by video) reads batches into one buffer."""
+
+    def __init__(self, path: str | os.PathLike, *, videos: set[str] | list[str] | None = None):
+        import h5py
+        from h5py import h5d, h5g
+
+        self.path = path = str(path)
+        try:
+            self.h5 = h5py.File(path, "r")
+        except OSError as e:
+            raise CSDFormatError(f"{path}: not an HDF5 computational sequence ({e})") from None
+        try:
+            self.root_name, self.root = _root(self.h5, path)
+            if "data" not in self.root:
+                raise CSDFormatError(f"{path}: group {self.root_name!r} has no 'data' subgroup")
+            data = self.root["data"]
+            names = list(data.keys())
+            if videos is not None:
+                wanted = set(videos)
+                names = [n for n in names if n in wanted]
+            # h5py's low-level handles: a file aligned to words has a group per word, and the high-level
+            # objects cost several times more per entry than these
+            gid = data.id
+            ivds, ftds = [], []
+            for n in names:
+                try:
+                    g = h5g.open(gid, n.encode())
+                    iv, ft = h5d.open(g, b"intervals"), h5d.open(g, b"features")
+                except (KeyError, ValueError, TypeError) as e:
                     raise CSDFormatError(
-                        f"{path}: video {n!r} has {ft.shape[1:]} features per row, video "
-                        f"{names[0]!r} {fshape}; every video needs the same feature shape"
-                    )
-            iv_dtype = _common_dtype(ivds)
-            ft_dtype = _common_dtype(ftds)
+                        f"{path}: video {n!r} must be a group holding 'intervals' and 'features' datasets ({e})"
+                    ) from None
+                _check_entry(iv.shape, ft.shape, path, n)
+                ivds.append(iv)
+                ftds.append(ft)
+            if ftds:
+                fshape = ftds[0].shape[1:]
+                for n, ft in zip(names, ftds):
+                    if ft.shape[1:] != fshape:
+                        raise CSDFormatError(
+                            f"{path}: video {n!r} has {ft.shape[1:]} features per row, video "
+                            f"{names[0]!r} {fshape}; every video needs the same feature shape"
+                        )
+                self.iv_dtype, self.ft_dtype = _common_dtype(ivds), _common_dtype(ftds)
+            else:
+                fshape, self.iv_dtype, self.ft_dtype = (1,), np.dtype(np.float64), np.dtype(np.float64)
+        except BaseException:
+            self.h5.close()
+            raise
+        self.names, self.ivds, self.ftds, self.feature_shape = names, ivds, ftds, tuple(fshape)
+        self.counts = np.array([d.shape[0] for d in ivds], dtype=np.int64)
+
+    def __enter__(self) -> CSDReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.ivds, self.ftds = [], []
+        self.h5.close()
+
+    def row_bytes(self) -> int:
+        """Bytes one row takes in memory (intervals and features)."""
+        return 2 * self.iv_dtype.itemsize + int(np.prod(self.feature_shape)) * self.ft_dtype.itemsize
+
+    def read(
+        self,
+        indices: list[int] | None = None,
+        *,
+        buffers: tuple[np.ndarray, np.ndarray] | None = None,
+        progress: bool | str = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(offsets, intervals, features)`` of the entries at ``indices`` (default all), in that order.
+        ``buffers``: ``(intervals, features)`` arrays with at least as many rows, whose first rows receive them
+        (the returned arrays are views of those rows)."""
+        path, names = self.path, self.names
+        sel = list(range(len(names))) if indices is None else list(indices)
+        ivds, ftds = [self.ivds[i] for i in sel], [self.ftds[i] for i in sel]
+        offsets = np.zeros(len(sel) + 1, dtype=np.int64)
+        np.cumsum(self.counts[sel], out=offsets[1:])
+        rows = int(offsets[-1])
+        if buffers is None:
+            intervals = np.empty((rows, 2), dtype=self.iv_dtype)
+            features = np.empty((rows, *self.feature_shape), dtype=self.ft_dtype)
         else:
-            fshape, iv_dtype, ft_dtype = (1,), np.dtype(np.float64), np.dtype(np.float64)
-        counts = np.array([d.shape[0] for d in ivds], dtype=np.int64)
-        offsets = np.zeros(len(names) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        intervals = np.empty((int(offsets[-1]), 2), dtype=iv_dtype)
-        features = np.empty((int(offsets[-1]), *fshape), dtype=ft_dtype)
-        bounds = [0, len(names)]  # entries [bounds[k], bounds[k + 1]) are part k; part 0 is read here
+            intervals, features = buffers[0][:rows], buffers[1][:rows]
+        sub = [names[i] for i in sel]
+        bounds = [0, len(sel)]  # entries [bounds[k], bounds[k + 1]) are part k; part 0 is read here
         children: list[int | None] = []
-        parts = _read_parts(features.nbytes + intervals.nbytes) if features.dtype.kind != "O" else 1
+        direct = _read_direct(path, self.h5, sub, ivds, ftds, offsets, intervals, features, progress, self.root_name)
+        if direct is not None:  # every array inflated by this process's threads (chunks.py); HDF5 reads the rest
+            _read_entries(direct, ivds, ftds, offsets, intervals, features)
+            bounds = [0, 0]
+        whole = indices is None and buffers is None and features.dtype.kind != "O" and direct is None
+        parts = _read_parts(features.nbytes + intervals.nbytes) if whole else 1
         if parts > 1:
             # forked children read the other parts of the rows into shared memory while this process reads the
             # first: HDF5 decompresses in one thread per process, so each core takes its share of a large read
             intervals, features = _shared_like(intervals), _shared_like(features)
             cuts = np.searchsorted(offsets, [offsets[-1] * k // parts for k in range(1, parts)])
-            bounds = [0, *(int(c) for c in cuts), len(names)]
+            bounds = [0, *(int(c) for c in cuts), len(sel)]
             children = [
-                _fork_reader(path, root_name, names, bounds[k], bounds[k + 1], offsets, intervals, features)
+                _fork_reader(path, self.root_name, sub, bounds[k], bounds[k + 1], offsets, intervals, features)
                 for k in range(1, parts)
             ]
         it = range(bounds[1])
-        if progress:
+        if progress and bounds[1]:
             from tqdm import tqdm
 
-            it = tqdm(
-                it, desc=progress if isinstance(progress, str) else f"read {root_name}", unit=" videos", leave=False
-            )
+            desc = progress if isinstance(progress, str) else f"read {self.root_name}"
+            it = tqdm(it, desc=desc, unit=" videos", leave=False)
         try:
             _read_entries(it, ivds, ftds, offsets, intervals, features)
         except BaseException:
@@ -399,18 +452,61 @@ def read_csd(
         for k, pid in enumerate(children, start=1):  # a part whose child failed is read here (its error shows here)
             if pid is None or os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
                 _read_entries(range(bounds[k], bounds[k + 1]), ivds, ftds, offsets, intervals, features)
+        return offsets, intervals, features
+
+    def metadata(self, stacklevel: int = 2) -> dict[str, Any]:
+        """The decoded metadata; a :class:`CSDMetadataWarning` when it is missing or incomplete."""
+        root, path = self.root, self.path
         metadata: dict[str, Any] = {}
         if "metadata" in root:
             for key in root["metadata"].keys():
                 metadata[key] = _decode(root["metadata"][key][()])
         else:
             warnings.warn(
-                f"{path}: no metadata group; the sequence is read without metadata", CSDMetadataWarning, stacklevel=2
+                f"{path}: no metadata group; the sequence is read without metadata",
+                CSDMetadataWarning,
+                stacklevel=stacklevel,
             )
         missing = [k for k in METADATA_KEYS if k not in metadata]
         if missing and "metadata" in root:
-            warnings.warn(f"{path}: metadata lacks {missing}", CSDMetadataWarning, stacklevel=2)
-    return CompSeq(root_name, names, offsets, intervals, features, metadata, source=path, videos=names)
+            warnings.warn(f"{path}: metadata lacks {missing}", CSDMetadataWarning, stacklevel=stacklevel)
+        return metadata
+
+
+def _read_direct(path, h5, names, ivds, ftds, offsets, intervals, features, progress, root_name) -> list[int] | None:
+    """Read the entries through :mod:`.chunks` when every array of the file can be: None when not (HDF5 reads
+    them all), else the entries HDF5 must read again (a chunk that did not inflate to its size)."""
+    from . import chunks
+
+    if not chunks.enabled() or features.dtype.kind == "O" or not names:
+        return None
+    try:
+        base = int(h5.id.get_create_plist().get_userblock())
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+    jobs, owner = [], []
+    for i in range(len(names)):
+        a, b = offsets[i], offsets[i + 1]
+        for ds, out in ((ivds[i], intervals), (ftds[i], features)):
+            plan = chunks.plan(ds, base)
+            if plan is None:
+                return None
+            jobs.append((plan, out[a:b]))
+            owner.append(i)
+    from ..executors.base import usable_cores
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        desc = progress if isinstance(progress, str) else f"read {root_name}"
+        bar = tqdm(total=sum(p.stored for p, _ in jobs), desc=desc, unit="B", unit_scale=True, leave=False)
+    try:
+        failed = chunks.read_chunks(path, jobs, min(usable_cores(), SPLIT_READ_MAX), progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return sorted({owner[j] for j in failed})
 
 
 def _read_entries(indices, ivds, ftds, offsets, intervals, features) -> None:
@@ -422,10 +518,18 @@ def _read_entries(indices, ivds, ftds, offsets, intervals, features) -> None:
         a, b = offsets[i], offsets[i + 1]
         if b > a:
             for ds, out in ((ivds[i], intervals), (ftds[i], features)):
-                if out.dtype.kind == "O":  # variable-length strings (word tokens): h5py converts them
-                    out[a:b] = h5py.Dataset(ds)[()]
-                else:
-                    ds.read(h5s.ALL, h5s.ALL, out[a:b])
+                try:
+                    if out.dtype.kind == "O":  # variable-length strings (word tokens): h5py converts them
+                        out[a:b] = h5py.Dataset(ds)[()]
+                    else:
+                        ds.read(h5s.ALL, h5s.ALL, out[a:b])
+                except OSError as e:  # a damaged chunk: HDF5's message alone names neither file nor dataset
+                    from h5py import h5f, h5i
+
+                    where = f"{h5f.get_name(ds).decode()}: {h5i.get_name(ds).decode()}"
+                    raise CSDFormatError(
+                        f"{where} cannot be read ({e}); the file is damaged or truncated: fetch or write it again"
+                    ) from None
 
 
 #: a file whose arrays take at least this many bytes is read by several processes (see :func:`_read_parts`)
