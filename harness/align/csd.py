@@ -324,7 +324,7 @@ def read_csd(
     with CSDReader(path, videos=videos) as r:
         offsets, intervals, features = r.read(progress=progress)
         metadata = r.metadata(stacklevel=3)
-    return CompSeq(r.root_name, r.names, offsets, intervals, features, metadata, source=path, videos=r.names)
+    return CompSeq(r.root_name, r.names, offsets, intervals, features, metadata, source=path)
 
 
 class CSDReader:

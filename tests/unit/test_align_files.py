@@ -51,3 +51,15 @@ def test_align_files_errors(raw_and_files, tmp_path):
         next(align_files(files, "words", ["median"]))
     with pytest.raises(AlignError, match="no video id is shared"):
         next(align_files(files, "words", videos=set()))
+
+
+def test_a_file_aligned_before_is_matched_by_video(raw_and_files, tmp_path):
+    """An aligned file's entries are ``vid[k]``; read back, they are candidates of video ``vid`` (mmsdk strips the
+    key the same way), so aligning a saved word-level file to the labels gives align()'s result."""
+    seqs, files = raw_and_files
+    words = align("words", seqs)
+    saved = {"labels": files["labels"], "acoustic": str(write_csd(tmp_path / "a.csd", words["acoustic"]))}
+    expected = align("labels", {"labels": seqs["labels"], "acoustic": words["acoustic"]}, collapse=None)
+    got = dict(align_files(saved, "labels", None))
+    assert len(expected["acoustic"]) > 0
+    _same(got["acoustic"], expected["acoustic"])
