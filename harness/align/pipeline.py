@@ -96,6 +96,27 @@ class _Reference:
         self.entry_of_row = np.repeat(np.arange(len(ref), dtype=np.int64), self.rows_of)
         self.local_row = np.arange(ref.n_rows, dtype=np.int64) - np.repeat(ref.offsets[:-1], self.rows_of)
 
+    def part(self, e0: int, e1: int) -> _Reference:
+        """The reference entries ``e0:e1`` alone, as views (nothing recomputed, no rows copied)."""
+        s = self.seq
+        r0, r1 = int(s.offsets[e0]), int(s.offsets[e1])
+        sub = _Reference.__new__(_Reference)
+        sub.seq = CompSeq(
+            s.name,
+            s.keys_list[e0:e1],
+            s.offsets[e0 : e1 + 1] - r0,
+            s.intervals[r0:r1],
+            s.features[r0:r1],
+            s.metadata,
+            source=s.source,
+            videos=s.videos[e0:e1],
+        )
+        sub.eps, sub.iv, sub.skip = self.eps, self.iv[r0:r1], self.skip[r0:r1]
+        sub.rows_of = self.rows_of[e0:e1]
+        sub.entry_of_row = self.entry_of_row[r0:r1] - e0
+        sub.local_row = self.local_row[r0:r1]
+        return sub
+
     def keys(self, rows: np.ndarray) -> tuple[list[str], list[str]]:
         names, vids = self.seq.keys_list, self.seq.videos
         ent, loc = self.entry_of_row[rows].tolist(), self.local_row[rows].tolist()
@@ -185,6 +206,73 @@ def _align_other(ref: _Reference, other: CompSeq, name: str, funcs: list[str] | 
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(count[rows], out=offsets[1:])
     return CompSeq(name, keys, offsets, out_iv, other.features[out_src], other.metadata, videos=vids)
+
+
+#: a file collapsed onto the reference is read this many bytes of rows at a time (see :func:`_align_streamed`)
+STREAM_BYTES = 64 * 1024 * 1024
+
+
+def _concat(name: str, parts: list[CompSeq], metadata: dict[str, Any]) -> CompSeq:
+    counts = np.concatenate([p.counts() for p in parts])
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return CompSeq(
+        name,
+        [k for p in parts for k in p.keys_list],
+        offsets,
+        np.concatenate([p.intervals for p in parts]),
+        np.concatenate([p.features for p in parts]),
+        metadata,
+        videos=[v for p in parts for v in p.videos],
+    )
+
+
+def _align_streamed(
+    ref: _Reference, path: str, name: str, videos: set[str], funcs: list[str], progress: bool
+) -> CompSeq | None:
+    """Collapse the file at ``path`` onto ``ref`` reading about :data:`STREAM_BYTES` of its rows at a time into one
+    buffer: consecutive reference entries, all the file's entries of their videos. A CMU-MOSI COVAREP file (600 MB
+    of float32 rows) then never sits in memory whole: less memory, and no page of a fresh 600 MB array to fault in.
+    The result equals :func:`_align_other` on the whole file (each reference entry sees every candidate row of
+    its video, and the parts come in reference order). None when the file is small enough to read whole."""
+    from .csd import CSDReader
+
+    wanted = {e for e in csd_entries(path) if strip_key(e) in videos}
+    with CSDReader(path, videos=wanted) as r:
+        if r.ft_dtype.kind == "O" or int(r.counts.sum()) * r.row_bytes() <= STREAM_BYTES:
+            return None
+        metadata = r.metadata(stacklevel=4)
+        by_video: dict[str, list[int]] = {}
+        for i, n in enumerate(r.names):
+            by_video.setdefault(strip_key(n), []).append(i)
+        budget = max(1, STREAM_BYTES // r.row_bytes())
+        ref_videos = ref.seq.videos
+        batches: list[tuple[int, int, list[int]]] = []  # (first ref entry, end, the file's entries)
+        e0, rows, take = 0, 0, []
+        for e, v in enumerate(ref_videos):
+            if e > 0 and v == ref_videos[e - 1]:  # a video's reference entries stay in one batch
+                continue
+            mine = by_video.get(v, [])
+            n = int(r.counts[mine].sum()) if mine else 0
+            if e > e0 and rows + n > budget:
+                batches.append((e0, e, take))
+                e0, rows, take = e, 0, []
+            rows += n
+            take = take + mine
+        batches.append((e0, len(ref_videos), take))
+        most = max(int(r.counts[t].sum()) if t else 0 for _, _, t in batches)
+        buffers = (np.empty((most, 2), r.iv_dtype), np.empty((most, *r.feature_shape), r.ft_dtype))
+        it: Any = batches
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(batches, desc=f"align {name}", unit=" parts", leave=False)
+        parts = []
+        for e0, e1, take in it:
+            offsets, iv, ft = r.read(take, buffers=buffers)
+            seq = CompSeq(name, [r.names[i] for i in take], offsets, iv, ft, metadata)
+            parts.append(_align_other(ref.part(e0, e1), seq, name, funcs))
+    return _concat(name, parts, metadata)
 
 
 def align(
@@ -422,6 +510,13 @@ class _ReadAhead:
             name = self.order.pop(0)
             self.pending[name] = self.pool.submit(_load_in_worker, str(self.paths[name]), name, self.videos)
 
+    def streamable(self, name: str) -> str | None:
+        """The path of ``name`` when this process would read it (no worker has it), and it is HDF5; else None."""
+        path = str(self.paths[name])
+        if self.pool is not None or name in self.pending or path.endswith(".npz"):
+            return None
+        return path
+
     def get(self, name: str) -> CompSeq:
         if self.pool is None:
             self.order.remove(name)
@@ -492,14 +587,21 @@ def align_files(
             if name == reference:
                 yield name, ref_out
             else:  # no local name: the previous result is freed while the next one is computed
-                yield name, _align_file(ref, ref_out, reader.get(name), funcs, impute_missing)
+                yield name, _align_file(ref, ref_out, reader, name, funcs, impute_missing)
     finally:
         if _reader is None:
             reader.close()
 
 
-def _align_file(ref: _Reference, ref_out: CompSeq, seq: CompSeq, funcs: list[str] | None, fill: bool) -> CompSeq:
-    out = _align_other(ref, seq, seq.name, funcs)
+def _align_file(
+    ref: _Reference, ref_out: CompSeq, reader: _ReadAhead, name: str, funcs: list[str] | None, fill: bool
+) -> CompSeq:
+    out = None
+    path = reader.streamable(name) if funcs is not None else None
+    if path is not None:
+        out = _align_streamed(ref, path, name, reader.videos, funcs, reader.progress)
+    if out is None:
+        out = _align_other(ref, reader.get(name), name, funcs)
     return impute(ref_out.name, {ref_out.name: ref_out, out.name: out})[out.name] if fill else out
 
 

@@ -53,6 +53,37 @@ def test_align_files_errors(raw_and_files, tmp_path):
         next(align_files(files, "words", videos=set()))
 
 
+@pytest.mark.parametrize("budget", [1, 4000, 10**9])
+def test_a_file_collapsed_in_parts_gives_the_whole_files_result(raw_and_files, tmp_path, monkeypatch, budget):
+    """Above STREAM_BYTES a collapsed file is read and aligned a few videos at a time into one buffer (a part per
+    video at 1 byte, several videos a part at 4,000); the result is align()'s, byte for byte. The other file's
+    entries are in another order than the reference's, and a second case uses an aligned reference (several
+    entries per video) and an aligned file (several entries per video) as the file collapsed."""
+    from mfm_bench.align import pipeline
+
+    seqs, files = raw_and_files
+    acoustic = seqs["acoustic"]
+    files = dict(files, acoustic=str(write_csd(tmp_path / "rev.csd", acoustic.select(np.arange(len(acoustic))[::-1]))))
+    expected = align("words", seqs, collapse=("mean", "max"))
+    monkeypatch.setattr(pipeline, "STREAM_BYTES", budget)
+    parts = []
+    real = pipeline._align_other
+    monkeypatch.setattr(pipeline, "_align_other", lambda ref, *a: parts.append(len(ref.seq)) or real(ref, *a))
+    got = dict(align_files(files, "words", ("mean", "max")))
+    for name in seqs:
+        _same(got[name], expected[name])
+    if budget == 10**9:
+        assert parts == [len(seqs["words"])] * 3  # small files are read whole
+    else:
+        assert len(parts) > 3 and sum(parts) == 3 * len(seqs["words"])
+    # aligned to labels: entries vid[k] on both sides
+    by_label = align("labels", seqs, collapse=None)
+    names = {n: str(write_csd(tmp_path / f"l_{n}.csd", s)) for n, s in by_label.items()}
+    expected = align("labels", {"labels": by_label["labels"], "acoustic": by_label["acoustic"]}, collapse="mean")
+    got = dict(align_files({"labels": names["labels"], "acoustic": names["acoustic"]}, "labels", "mean"))
+    _same(got["acoustic"], expected["acoustic"])
+
+
 def test_a_file_aligned_before_is_matched_by_video(raw_and_files, tmp_path):
     """An aligned file's entries are ``vid[k]``; read back, they are candidates of video ``vid`` (mmsdk strips the
     key the same way), so aligning a saved word-level file to the labels gives align()'s result."""
