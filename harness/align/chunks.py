@@ -149,7 +149,7 @@ def read_chunks(path: str, jobs: list[tuple[Plan, np.ndarray]], threads: int, pr
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     view = memoryview(mm)
     try:
-        # contiguous runs of chunks of equal stored size: each thread reads one stretch of the file
+        # each thread takes one contiguous run of chunks, the runs of about equal stored bytes
         units = [(j, k) for j, (p, _) in enumerate(jobs) for k in range(len(p.sizes))]
         total = sum(p.stored for p, _ in jobs)
         n = max(1, min(threads, len(units))) if total >= THREADED_BYTES else 1
@@ -177,7 +177,15 @@ def read_chunks(path: str, jobs: list[tuple[Plan, np.ndarray]], threads: int, pr
                         progress.update(done)
                     done = 0
 
-        workers = [threading.Thread(target=work, args=(cuts[i], cuts[i + 1])) for i in range(1, len(cuts) - 1)]
+        errors: list[BaseException] = []
+
+        def guarded(lo: int, hi: int) -> None:  # anything else (a MemoryError) stops the read, in the caller
+            try:
+                work(lo, hi)
+            except BaseException as e:  # noqa: BLE001 - re-raised below, once every thread has stopped
+                errors.append(e)
+
+        workers = [threading.Thread(target=guarded, args=(cuts[i], cuts[i + 1])) for i in range(1, len(cuts) - 1)]
         for w in workers:
             w.start()
         try:
@@ -185,6 +193,8 @@ def read_chunks(path: str, jobs: list[tuple[Plan, np.ndarray]], threads: int, pr
         finally:
             for w in workers:
                 w.join()
+        if errors:
+            raise errors[0]
     finally:
         view.release()
         mm.close()

@@ -3,6 +3,8 @@ and every layout it does not accept, or chunk it cannot inflate, is left to HDF5
 
 from __future__ import annotations
 
+import threading
+
 import h5py
 import numpy as np
 import pytest
@@ -168,3 +170,25 @@ def test_reading_batches_into_one_buffer(tmp_path, monkeypatch):
             expect = whole.select(batch)
             np.testing.assert_array_equal(offsets, expect.offsets)
             assert ft.tobytes() == expect.features.tobytes() and iv.tobytes() == expect.intervals.tobytes()
+
+
+def test_an_unexpected_error_in_a_read_thread_reaches_the_caller(tmp_path, monkeypatch):
+    """A thread that fails for another reason than a bad chunk (here a MemoryError) must not leave rows unread
+    behind a normal return: the error comes out of read_csd."""
+    monkeypatch.setattr(chunks_mod, "THREADED_BYTES", 0)
+    monkeypatch.setattr("mfm_bench.executors.base.usable_cores", lambda: 2)
+    path = _write(
+        tmp_path / "a.csd", _videos(np.random.default_rng(8), n=4, rows=(30, 40)), chunks=(4, 4), compression="gzip"
+    )
+    real = chunks_mod._read_one
+    main = threading.main_thread()
+
+    def flaky(view, p, k, out):
+        if threading.current_thread() is not main:
+            raise MemoryError("no memory in a read thread")
+        real(view, p, k, out)
+
+    monkeypatch.setattr(chunks_mod, "_read_one", flaky)
+    monkeypatch.setenv("MFM_BENCH_DIRECT_CHUNKS", "1")
+    with pytest.raises(MemoryError, match="read thread"):
+        read_csd(path)
