@@ -136,6 +136,40 @@ def _read_one(view: memoryview, p: Plan, k: int, out: np.ndarray) -> None:
         to[...] = fro
 
 
+def _read_range(view: memoryview, p: Plan, k0: int, k1: int, out: np.ndarray) -> None:
+    """Chunks ``k0:k1`` of ``p`` into ``out``: :func:`_read_one`'s work, with what is the same for every chunk
+    worked out once. For the usual case (2-D, the file's dtype, no shuffle, ``out`` C-contiguous) each chunk is
+    copied as one row of bytes per array row, between two views made straight from the buffers; fewer Python
+    operations per chunk also mean less waiting for the GIL between the threads."""
+    itemsize = p.dtype.itemsize
+    if not (
+        out.ndim == 2 and out.dtype == p.dtype and not p.shuffle and out.flags.c_contiguous and out.size and k1 > k0
+    ):
+        for k in range(k0, k1):
+            _read_one(view, p, k, out)
+        return
+    ch0, ch1 = p.chunk
+    nbytes = ch0 * ch1 * itemsize
+    rows, cols = out.shape
+    row_stride, chunk_stride = cols * itemsize, ch1 * itemsize
+    rowtypes: dict[int, np.dtype] = {}
+    deflate, addresses, sizes, masks, offsets = p.deflate, p.addresses, p.sizes, p.masks, p.offsets
+    for k in range(k0, k1):
+        a = addresses[k]
+        raw: Any = view[a : a + sizes[k]]
+        if deflate and not masks[k] & 1:
+            raw = INFLATE(raw, 15, nbytes)
+        if len(raw) != nbytes:
+            raise ValueError(f"chunk {k} holds {len(raw)} bytes, not {nbytes}")
+        r0, c0 = offsets[k]
+        nr, nc = min(ch0, rows - r0), min(ch1, cols - c0)
+        rowtype = rowtypes.get(nc)
+        if rowtype is None:
+            rowtype = rowtypes[nc] = np.dtype(f"V{nc * itemsize}")
+        dst = np.ndarray((nr,), rowtype, out, (r0 * cols + c0) * itemsize, (row_stride,))
+        dst[...] = np.ndarray((nr,), rowtype, raw, 0, (chunk_stride,))
+
+
 def read_chunks(path: str, jobs: list[tuple[Plan, np.ndarray]], threads: int, progress: Any = None) -> list[int]:
     """Read every ``(plan, out)`` of ``path`` into ``out`` (an array of the dataset's shape; numpy casts to its
     dtype), with up to ``threads`` threads. Returns the indices of the jobs that could not be read here (a chunk
@@ -149,47 +183,47 @@ def read_chunks(path: str, jobs: list[tuple[Plan, np.ndarray]], threads: int, pr
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     view = memoryview(mm)
     try:
-        # each thread takes one contiguous run of chunks, the runs of about equal stored bytes
-        units = [(j, k) for j, (p, _) in enumerate(jobs) for k in range(len(p.sizes))]
+        # each thread takes one contiguous run of chunks, the runs of about equal stored bytes; a run is a list of
+        # (job, first chunk, end) pieces
         total = sum(p.stored for p, _ in jobs)
-        n = max(1, min(threads, len(units))) if total >= THREADED_BYTES else 1
-        cuts = [0]
-        if n > 1:
-            acc, target = 0, total / n
-            for i, (j, k) in enumerate(units):
-                acc += jobs[j][0].sizes[k]
-                if acc >= target * len(cuts) and len(cuts) < n:
-                    cuts.append(i + 1)
-        cuts.append(len(units))
+        n = max(1, min(threads, sum(len(p.sizes) for p, _ in jobs))) if total >= THREADED_BYTES else 1
+        runs: list[list[tuple[int, int, int]]] = [[] for _ in range(n)]
+        acc, target, r = 0, total / n, 0
+        for j, (p, _) in enumerate(jobs):
+            start = 0
+            for k, size in enumerate(p.sizes):
+                acc += size
+                if acc >= target * (r + 1) and r < n - 1:  # the run ends after this chunk
+                    runs[r].append((j, start, k + 1))
+                    start, r = k + 1, r + 1
+            if start < len(p.sizes) or not p.sizes:
+                runs[r].append((j, start, len(p.sizes)))
 
-        def work(lo: int, hi: int) -> None:
-            done = 0
-            for i, (j, k) in enumerate(units[lo:hi], start=1):
+        def work(pieces: list[tuple[int, int, int]]) -> None:
+            for j, k0, k1 in pieces:
                 if j not in failed:
                     try:
-                        _read_one(view, jobs[j][0], k, jobs[j][1])
+                        _read_range(view, jobs[j][0], k0, k1, jobs[j][1])
                     except (ValueError, INFLATE_ERROR, zlib.error):
                         with lock:
                             failed.add(j)
-                done += jobs[j][0].sizes[k]
-                if progress is not None and (i % 256 == 0 or i == hi - lo):
+                if progress is not None:
                     with lock:
-                        progress.update(done)
-                    done = 0
+                        progress.update(sum(jobs[j][0].sizes[k0:k1]))
 
         errors: list[BaseException] = []
 
-        def guarded(lo: int, hi: int) -> None:  # anything else (a MemoryError) stops the read, in the caller
+        def guarded(pieces: list[tuple[int, int, int]]) -> None:  # anything else (a MemoryError) stops the read
             try:
-                work(lo, hi)
-            except BaseException as e:  # noqa: BLE001 - re-raised below, once every thread has stopped
+                work(pieces)
+            except BaseException as e:  # noqa: BLE001 - re-raised below, in the caller, once every thread stopped
                 errors.append(e)
 
-        workers = [threading.Thread(target=guarded, args=(cuts[i], cuts[i + 1])) for i in range(1, len(cuts) - 1)]
+        workers = [threading.Thread(target=guarded, args=(pieces,)) for pieces in runs[1:]]
         for w in workers:
             w.start()
         try:
-            work(cuts[0], cuts[1])
+            work(runs[0])
         finally:
             for w in workers:
                 w.join()

@@ -180,15 +180,15 @@ def test_an_unexpected_error_in_a_read_thread_reaches_the_caller(tmp_path, monke
     path = _write(
         tmp_path / "a.csd", _videos(np.random.default_rng(8), n=4, rows=(30, 40)), chunks=(4, 4), compression="gzip"
     )
-    real = chunks_mod._read_one
+    real = chunks_mod._read_range
     main = threading.main_thread()
 
-    def flaky(view, p, k, out):
+    def flaky(view, p, k0, k1, out):
         if threading.current_thread() is not main:
             raise MemoryError("no memory in a read thread")
-        real(view, p, k, out)
+        real(view, p, k0, k1, out)
 
-    monkeypatch.setattr(chunks_mod, "_read_one", flaky)
+    monkeypatch.setattr(chunks_mod, "_read_range", flaky)
     monkeypatch.setenv("MFM_BENCH_DIRECT_CHUNKS", "1")
     with pytest.raises(MemoryError, match="read thread"):
         read_csd(path)
