@@ -9,6 +9,9 @@ HELP = "check suite files (keys, types, plugin names and params, files) without 
 EPILOG = """examples:
   mfm-bench validate suites/quickstart.yaml
   mfm-bench validate suites/*.yaml
+
+exit status: 0 when every suite is valid; 1 when one or more are not (each gets one "error: FILE:LINE: ..."
+line, and the others are still checked); 2 for a usage error. `mfm-bench run` refuses the same suites with exit 2.
 """
 
 
