@@ -248,17 +248,19 @@ def _align_streamed(
         budget = max(1, STREAM_BYTES // r.row_bytes())
         ref_videos = ref.seq.videos
         batches: list[tuple[int, int, list[int]]] = []  # (first ref entry, end, the file's entries)
-        e0, rows, take = 0, 0, []
+        e0, rows, take, seen = 0, 0, [], set()
         for e, v in enumerate(ref_videos):
-            if e > 0 and v == ref_videos[e - 1]:  # a video's reference entries stay in one batch
+            if e > 0 and v == ref_videos[e - 1]:  # a video's consecutive reference entries stay in one batch
                 continue
             mine = by_video.get(v, [])
             n = int(r.counts[mine].sum()) if mine else 0
-            if e > e0 and rows + n > budget:
+            if e > e0 and rows + n > budget and v not in seen:
                 batches.append((e0, e, take))
-                e0, rows, take = e, 0, []
-            rows += n
-            take = take + mine
+                e0, rows, take, seen = e, 0, [], set()
+            if v not in seen:  # its rows once per batch, however its reference entries are ordered
+                seen.add(v)
+                rows += n
+                take.extend(mine)
         batches.append((e0, len(ref_videos), take))
         most = max(int(r.counts[t].sum()) if t else 0 for _, _, t in batches)
         buffers = (np.empty((most, 2), r.iv_dtype), np.empty((most, *r.feature_shape), r.ft_dtype))

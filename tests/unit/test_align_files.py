@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
 
-from mfm_bench.align import AlignError, align, align_files, impute, write_csd
+from mfm_bench.align import AlignError, CSDMetadataWarning, align, align_files, impute, read_csd, write_csd
 from mfm_bench.align.synthetic import SyntheticConfig, make_sequences
 
 
@@ -76,11 +77,33 @@ def test_a_file_collapsed_in_parts_gives_the_whole_files_result(raw_and_files, t
         assert parts == [len(seqs["words"])] * 3  # small files are read whole
     else:
         assert len(parts) > 3 and sum(parts) == 3 * len(seqs["words"])
-    # aligned to labels: entries vid[k] on both sides
+    # aligned to labels: entries vid[k] on both sides; the reference file keeps its entries in creation order,
+    # interleaved across videos (a video's entries not consecutive), and "sum" would count a candidate read twice
     by_label = align("labels", seqs, collapse=None)
-    names = {n: str(write_csd(tmp_path / f"l_{n}.csd", s)) for n, s in by_label.items()}
-    expected = align("labels", {"labels": by_label["labels"], "acoustic": by_label["acoustic"]}, collapse="mean")
-    got = dict(align_files({"labels": names["labels"], "acoustic": names["acoustic"]}, "labels", "mean"))
+    ref = by_label["labels"]
+    video = sorted(set(ref.videos)).index
+    step = [int(k.split("[")[1].rstrip("]")) for k in ref.keys_list]
+    # pairs of videos interleaved: v0[0], v1[0], v0[1], v1[1], ..., then v2 and v3 likewise
+    order = sorted(range(len(ref)), key=lambda e: (video(ref.videos[e]) // 2, step[e], video(ref.videos[e])))
+    names = {"labels": str(tmp_path / "l_labels.csd")}
+    with h5py.File(names["labels"], "w") as h5:
+        data = h5.create_group("labels").create_group("data", track_order=True)
+        for e in order:
+            g = data.create_group(ref.keys_list[e])
+            g["intervals"], g["features"] = ref[ref.keys_list[e]]
+    names["acoustic"] = str(write_csd(tmp_path / "l_acoustic.csd", by_label["acoustic"]))
+    with pytest.warns(CSDMetadataWarning):
+        ref = read_csd(names["labels"])
+    runs = 1 + sum(a != b for a, b in zip(ref.videos, ref.videos[1:]))
+    assert runs > len(set(ref.videos))  # some video's entries are not consecutive
+    expected = align("labels", {"labels": ref, "acoustic": by_label["acoustic"]}, collapse=("mean", "sum"))
+    a = by_label["acoustic"]
+    size = a.intervals.nbytes + a.features.nbytes
+    monkeypatch.setattr(pipeline, "STREAM_BYTES", size // 2)  # parts of a few videos, each seen several times
+    parts.clear()
+    with pytest.warns(CSDMetadataWarning):
+        got = dict(align_files(names, "labels", ("mean", "sum")))
+    assert len(parts) >= 2
     _same(got["acoustic"], expected["acoustic"])
 
 
