@@ -433,8 +433,7 @@ class CSDReader:
             cuts = np.searchsorted(offsets, [offsets[-1] * k // parts for k in range(1, parts)])
             bounds = [0, *(int(c) for c in cuts), len(sel)]
             children = [
-                _fork_reader(path, self.root_name, sub, bounds[k], bounds[k + 1], offsets, intervals, features)
-                for k in range(1, parts)
+                _fork_reader(path, sub, bounds[k], bounds[k + 1], offsets, intervals, features) for k in range(1, parts)
             ]
         it = range(bounds[1])
         if progress and bounds[1]:
@@ -534,7 +533,8 @@ def _read_entries(indices, ivds, ftds, offsets, intervals, features) -> None:
 
 #: a file whose arrays take at least this many bytes is read by several processes (see :func:`_read_parts`)
 SPLIT_READ_BYTES = 256 * 1024 * 1024
-#: at most this many processes read one file
+#: at most this many processes (the split read) or threads (:mod:`.chunks`) read one file: our choice, to keep the
+#: processes opening one file, or the threads sharing one mapping of it, modest on large machines
 SPLIT_READ_MAX = 8
 
 
@@ -562,9 +562,9 @@ def _shared_like(a: np.ndarray) -> np.ndarray:
     return np.frombuffer(buf, dtype=a.dtype, count=a.size).reshape(a.shape)
 
 
-def _fork_reader(path, root_name, names, start, stop, offsets, intervals, features) -> int | None:
-    """Fork a child that opens ``path`` itself and reads entries ``start:stop`` into the shared arrays; its pid,
-    or None when fork failed (this process then reads them)."""
+def _fork_reader(path, names, start, stop, offsets, intervals, features) -> int | None:
+    """Fork a child that opens ``path`` itself and reads entries ``start:stop`` (of ``names``, in file order) into
+    the shared arrays; its pid, or None when fork failed (this process then reads them)."""
     try:
         pid = os.fork()
     except OSError:
@@ -573,17 +573,11 @@ def _fork_reader(path, root_name, names, start, stop, offsets, intervals, featur
         return pid
     code = 1
     try:  # the child: its own file handle, nothing written but the shared arrays, no interpreter teardown
-        import h5py
-        from h5py import h5d, h5g
-
-        with h5py.File(path, "r") as h5:
-            gid = h5[root_name]["data"].id
-            ivds, ftds = {}, {}
-            for i in range(start, stop):
-                g = h5g.open(gid, names[i].encode())
-                ivds[i], ftds[i] = h5d.open(g, b"intervals"), h5d.open(g, b"features")
-            _read_entries(range(start, stop), ivds, ftds, offsets, intervals, features)
-        code = 0
+        part = names[start:stop]
+        with CSDReader(path, videos=part) as r:
+            if r.names == part:  # else the file changed under us: exit 1, and the parent reads the part
+                _read_entries(range(len(part)), r.ivds, r.ftds, offsets[start : stop + 1], intervals, features)
+                code = 0
     finally:
         os._exit(code)
 

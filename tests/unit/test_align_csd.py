@@ -229,6 +229,9 @@ def test_a_large_file_read_in_two_processes_gives_the_same_arrays(tmp_path, monk
     forks = []
     real_fork = os.fork
     monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    here = []  # entries this process read itself: the children's parts only if a child failed
+    real_read = csd._read_entries
+    monkeypatch.setattr(csd, "_read_entries", lambda idx, *a: here.append(list(idx)) or real_read(idx, *a))
     for cores in (2, 3):  # two and three parts
         monkeypatch.setattr("mfm_bench.executors.base.usable_cores", lambda c=cores: c)
         for expected, got in ((one, read_csd(path)), (some, read_csd(path, videos={"v1", "v4", "v6"}))):
@@ -237,6 +240,7 @@ def test_a_large_file_read_in_two_processes_gives_the_same_arrays(tmp_path, monk
             np.testing.assert_array_equal(got.features, expected.features)
             np.testing.assert_array_equal(got.intervals, expected.intervals)
     assert len(forks) == 2 * 1 + 2 * 2  # every read was split, into one child per part after the first
+    assert len(here) == 4 and all(part[0] == 0 for part in here if part)  # only part 0, never a child's part
 
     def no_fork():
         raise OSError("fork failed")
