@@ -234,14 +234,18 @@ def _align_streamed(
     buffer: consecutive reference entries, all the file's entries of their videos. A CMU-MOSI COVAREP file (600 MB
     of float32 rows) then never sits in memory whole: less memory, and no page of a fresh 600 MB array to fault in.
     The result equals :func:`_align_other` on the whole file (each reference entry sees every candidate row of
-    its video, and the parts come in reference order). None when the file is small enough to read whole."""
+    its video, and the parts come in reference order). A file within STREAM_BYTES is read whole, through the
+    same handle. None when its features are not numbers (the caller's path reports that)."""
     from .csd import CSDReader
 
     wanted = {e for e in csd_entries(path) if strip_key(e) in videos}
     with CSDReader(path, videos=wanted) as r:
-        if r.ft_dtype.kind == "O" or int(r.counts.sum()) * r.row_bytes() <= STREAM_BYTES:
+        if r.ft_dtype.kind == "O":
             return None
         metadata = r.metadata(stacklevel=4)
+        if int(r.counts.sum()) * r.row_bytes() <= STREAM_BYTES:
+            offsets, iv, ft = r.read(progress=f"read {name}" if progress else False)
+            return _align_other(ref, CompSeq(name, r.names, offsets, iv, ft, metadata, source=path), name, funcs)
         by_video: dict[str, list[int]] = {}
         for i, n in enumerate(r.names):
             by_video.setdefault(strip_key(n), []).append(i)
