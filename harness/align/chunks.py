@@ -13,7 +13,8 @@ ISA-L's inflate (python-isal, a dependency) does the inflating: the same bytes a
 that file. Where isal is missing, :func:`zlib.decompress` does it.
 
 Only what this module can read exactly is read here: internally stored chunked datasets of plain numbers (integers
-and floats, either byte order) whose filters are gzip (deflate) and optionally shuffle, every chunk allocated. Any
+and floats, either byte order) whose filters are gzip (deflate) and optionally shuffle, every chunk allocated, in
+files without a user block. Any
 other dataset, and any chunk that does not inflate to its full size, is left to HDF5 (:func:`plan` returns None, or
 :func:`read_chunks` returns the datasets that failed), so the result never differs from h5py's.
 ``MFM_BENCH_DIRECT_CHUNKS=0`` turns this off.
@@ -69,9 +70,9 @@ class Plan(NamedTuple):
         return sum(self.sizes)
 
 
-def plan(dsid: Any, base: int = 0) -> Plan | None:
-    """The chunk plan of an h5py ``DatasetID``, or None when HDF5 must read it (see the module docstring).
-    ``base``: the file's base address (its user block size), added to each chunk's address."""
+def plan(dsid: Any) -> Plan | None:
+    """The chunk plan of an h5py ``DatasetID``, or None when HDF5 must read it (see the module docstring). The
+    addresses are HDF5's (``H5Dchunk_iter``), offsets from the start of a file without a user block."""
     from h5py import h5d
 
     try:
@@ -95,7 +96,7 @@ def plan(dsid: Any, base: int = 0) -> Plan | None:
 
         def found(info) -> None:
             offsets.append(tuple(int(o) for o in info.chunk_offset))
-            addresses.append(int(info.byte_offset) + base)
+            addresses.append(int(info.byte_offset))
             sizes.append(int(info.size))
             masks.append(int(info.filter_mask))
 

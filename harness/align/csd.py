@@ -479,15 +479,18 @@ def _read_direct(path, h5, names, ivds, ftds, offsets, intervals, features, prog
 
     if not chunks.enabled() or features.dtype.kind == "O" or not names:
         return None
-    try:
-        base = int(h5.id.get_create_plist().get_userblock())
+    try:  # a file with a user block: HDF5 2.0 reports chunk addresses from the file's start, we have not checked
+        # that every version does, and an unfiltered chunk read from the wrong place would not fail, so HDF5 reads
+        # such files (.csd files have no user block)
+        if int(h5.id.get_create_plist().get_userblock()) != 0:
+            return None
     except (AttributeError, ValueError, RuntimeError):
         return None
     jobs, owner = [], []
     for i in range(len(names)):
         a, b = offsets[i], offsets[i + 1]
         for ds, out in ((ivds[i], intervals), (ftds[i], features)):
-            plan = chunks.plan(ds, base)
+            plan = chunks.plan(ds)
             if plan is None:
                 return None
             jobs.append((plan, out[a:b]))
