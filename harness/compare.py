@@ -1,21 +1,23 @@
 """Compare two output folders (or stores) per (dataset, model, condition, metric): the difference of the means,
-a paired t-test across the seeds both have (``scipy.stats.ttest_rel``), the training-throughput ratio, and a
-regression gate for CI (``mfm-bench compare``; docs/ci.md has a recipe).
+a paired t-test across the seeds both have (``scipy.stats.ttest_rel``'s, see ``mfm_bench.stats``), the
+training-throughput ratio, and a regression gate for CI (``mfm-bench compare``; docs/ci.md has a recipe).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import MfmBenchError
 from .metric_catalog import COST, catalog
 from .results import DB_NAME, ResultStore
+from .stats import paired_t_p
 
 THROUGHPUT = "train_samples_per_sec"
 
@@ -76,8 +78,6 @@ class Measured(defaultdict):
 
 def paired_p(base: dict[int, float], new: dict[int, float]) -> float | None:
     """Two-sided paired t-test p-value over the common seeds; None with under 2 seeds or no variation."""
-    from scipy.stats import ttest_rel
-
     seeds = sorted(set(base) & set(new))
     if len(seeds) < 2:
         return None
@@ -85,9 +85,7 @@ def paired_p(base: dict[int, float], new: dict[int, float]) -> float | None:
     diffs = [y - x for x, y in zip(a, b)]
     if max(diffs) - min(diffs) <= 1e-12 * max(1.0, *map(abs, diffs)):
         return 1.0 if max(map(abs, diffs)) <= 1e-12 else None  # no variation: the t statistic is undefined
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # nearly identical differences: scipy warns, p is still defined
-        return float(ttest_rel(b, a).pvalue)
+    return paired_t_p(np.asarray(diffs, dtype=np.float64))
 
 
 def compare(base_path: str | Path, new_path: str | Path) -> list[Row]:

@@ -2,12 +2,17 @@
 single seed, and paired comparisons across seeds against a reference model.
 
 - over seeds (n >= 2): mean ± std (sample std) and the 95% t interval ``mean ± t(0.975, n-1) * std / sqrt(n)``
-  (``scipy.stats.t``);
+  (the t quantile from ``scipy.special.stdtrit``, which ``scipy.stats.t.ppf`` calls);
 - one seed: the percentile bootstrap over test samples, computed at evaluation time (the store keeps no
   per-sample predictions) and stored as the metrics ``ci95_lo:<metric>`` and ``ci95_hi:<metric>``;
-- paired comparison: for each model and metric, the seeds both it and the reference ran, ``scipy.stats.ttest_rel``
-  on the per-seed values (the same seed draws the same data split and initialisation scheme for both). A
-  difference with p >= 0.05 (or fewer than 2 shared seeds) is marked as not distinguishable from noise.
+- paired comparison: for each model and metric, the seeds both it and the reference ran, the paired t-test
+  (``scipy.stats.ttest_rel``'s statistic and two-sided p-value) on the per-seed values (the same seed draws the
+  same data split and initialisation scheme for both). A difference with p >= 0.05 (or fewer than 2 shared
+  seeds) is marked as not distinguishable from noise.
+
+The t distribution comes from ``scipy.special`` (``stdtrit``, ``stdtr``) rather than ``scipy.stats``: importing
+``scipy.stats`` took 0.56 s on the 2-core machine of docs/performance.md, ``scipy.special`` 0.16 s, and every
+``mfm-bench run`` writes a leaderboard. tests/unit/test_stats.py checks both against ``scipy.stats``.
 """
 
 from __future__ import annotations
@@ -24,10 +29,25 @@ ALPHA = 1.0 - LEVEL
 CI_LO, CI_HI = "ci95_lo:", "ci95_hi:"
 
 
+def t_quantile(q: float, df: int) -> float:
+    """The ``q`` quantile of Student's t with ``df`` degrees of freedom (``scipy.stats.t.ppf(q, df)``)."""
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, q))
+
+
+def paired_t_p(diffs: np.ndarray) -> float:
+    """Two-sided p-value of the paired t-test on the differences ``diffs`` (``scipy.stats.ttest_rel(a, b).pvalue``
+    with ``diffs = a - b``); they must not all be equal."""
+    from scipy.special import stdtr
+
+    n = len(diffs)
+    t = diffs.mean() / (diffs.std(ddof=1) / math.sqrt(n))
+    return float(2.0 * stdtr(n - 1, -abs(t)))
+
+
 def seed_ci(values: list[float], level: float = LEVEL) -> tuple[float, float] | None:
     """The t interval of the mean of ``values`` (one per seed); None with fewer than two finite values."""
-    from scipy import stats
-
     # sorted: the same runs give the same interval whatever order they were stored in (merged shards, resumes)
     vals = np.asarray(sorted(v for v in values if v is not None and not math.isnan(v)), dtype=np.float64)
     if len(vals) < 2:
@@ -35,8 +55,9 @@ def seed_ci(values: list[float], level: float = LEVEL) -> tuple[float, float] | 
     sem = vals.std(ddof=1) / math.sqrt(len(vals))
     if sem == 0:
         return float(vals.mean()), float(vals.mean())
-    lo, hi = stats.t.interval(level, len(vals) - 1, loc=vals.mean(), scale=sem)
-    return float(lo), float(hi)
+    half = t_quantile((1.0 + level) / 2.0, len(vals) - 1) * sem
+    mean = vals.mean()
+    return float(mean - half), float(mean + half)
 
 
 def bootstrap_ci(
@@ -65,8 +86,6 @@ def bootstrap_ci(
 def paired(model: dict[int, float], reference: dict[int, float]) -> dict[str, Any]:
     """Paired comparison over the seeds both ran: mean difference (model - reference), p-value, n, and
     ``noise`` (True when the difference is not distinguishable from noise at the 5% level)."""
-    from scipy import stats
-
     shared = sorted(s for s in model if s in reference and not math.isnan(model[s]) and not math.isnan(reference[s]))
     a = np.asarray([model[s] for s in shared], dtype=np.float64)
     b = np.asarray([reference[s] for s in shared], dtype=np.float64)
@@ -76,5 +95,5 @@ def paired(model: dict[int, float], reference: dict[int, float]) -> dict[str, An
     if np.allclose(a - b, (a - b)[0]):  # constant differences: the t statistic is undefined
         p = 1.0 if (a - b)[0] == 0 else 0.0
     else:
-        p = float(stats.ttest_rel(a, b).pvalue)
+        p = paired_t_p(a - b)
     return {"diff": diff, "p": p, "n": len(shared), "noise": not p < ALPHA}

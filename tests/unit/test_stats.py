@@ -95,3 +95,26 @@ def test_leaderboard_shows_intervals_and_the_paired_comparison(write_suite, tmp_
             assert "n < 2" in row and "p=" not in row and row.count("≈") >= 3
         else:
             assert "p=" in row and "n < 2" not in row
+
+
+def test_t_distribution_matches_scipy_stats():
+    """The t quantile and the paired t-test come from scipy.special (a lighter import): the numbers of scipy.stats."""
+    from scipy import stats
+
+    from mfm_bench.compare import paired_p
+    from mfm_bench.stats import paired_t_p, t_quantile
+
+    rng = np.random.default_rng(3)
+    for df in (1, 2, 4, 9, 30):
+        for q in (0.6, 0.95, 0.975, 0.995):
+            assert math.isclose(t_quantile(q, df), stats.t.ppf(q, df), rel_tol=1e-12)
+    for n in (2, 3, 5, 12):
+        a, b = rng.normal(0, 1, n), rng.normal(0.3, 1, n)
+        want = stats.ttest_rel(a, b).pvalue
+        assert math.isclose(paired_t_p(a - b), want, rel_tol=1e-9)
+        got = paired_p(dict(enumerate(b)), dict(enumerate(a)))  # compare's base, new: ttest_rel(new, base)
+        assert math.isclose(got, want, rel_tol=1e-9)
+    vals = list(rng.normal(2, 1, 6))
+    lo, hi = seed_ci(vals)
+    slo, shi = stats.t.interval(0.95, 5, loc=np.mean(sorted(vals)), scale=stats.sem(sorted(vals)))
+    assert math.isclose(lo, slo, rel_tol=1e-12) and math.isclose(hi, shi, rel_tol=1e-12)
