@@ -4,7 +4,8 @@ The pool is a few dozen lines over :mod:`multiprocessing` rather than :class:`co
 because a worker killed mid-run must cost only its own run: the standard pool marks itself broken and fails every
 pending future, and cannot say which run the dead worker held. Here each worker has its own pipe and process
 sentinel, so a dead worker's run is retried on a fresh worker (``retries``) and then recorded failed.
-Workers are started with ``spawn`` (safe with CUDA and with torch's thread pools) and ignore SIGINT: Ctrl-C
+Workers are forked from multiprocessing's fork server, which imports torch once (:func:`start_context`), or
+spawned where there is none; both are safe with CUDA and with torch's thread pools. They ignore SIGINT: Ctrl-C
 reaches the main process, which terminates them.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import threading
 from multiprocessing.connection import wait as wait_any
 from pathlib import Path
 from typing import Any
@@ -102,14 +104,47 @@ class _Slot:
         self.attempts = 0
 
 
+def start_context() -> Any:
+    """How workers start: forked from multiprocessing's fork server where the platform has one (Linux, macOS), else
+    spawned (``MFM_BENCH_START=spawn`` forces spawn). The server is a fresh process that imports torch once
+    (``preload.py``) and never runs a torch operation, so forking it is safe (a child forked from a process that had
+    run an OpenMP team can hang); each worker forked from it starts with torch in memory instead of importing it."""
+    if os.environ.get("MFM_BENCH_START", "forkserver") != "spawn" and "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["mfm_bench.executors.preload"])  # read when the server starts (once per process)
+        return ctx
+    return mp.get_context("spawn")
+
+
 class ProcessExecutor(Executor):
-    """``jobs`` worker processes on this machine, each with ``threads`` torch threads."""
+    """``jobs`` worker processes on this machine, each with ``threads`` torch threads.
+
+    The workers are started from a thread: the first start launches the fork server and waits until it has
+    imported torch, and this process goes on with its own checks and imports meanwhile."""
 
     def __init__(self, out: Path, jobs: int, threads: int, retries: int = 1) -> None:
         self.out, self.slots, self.threads, self.retries = out, jobs, threads, retries
-        self.ctx = mp.get_context("spawn")
-        self.workers = [_Slot(self.ctx, threads) for _ in range(jobs)]
+        self.ctx = start_context()
+        self._workers: list[_Slot] = []
+        self._failed: BaseException | None = None
+        self._starter = threading.Thread(target=self._start, name="mfm-bench-pool-start", daemon=True)
+        self._starter.start()
         self.retried = 0
+
+    def _start(self) -> None:
+        try:
+            for _ in range(self.slots):
+                self._workers.append(_Slot(self.ctx, self.threads))
+        except BaseException as e:  # noqa: BLE001 - raised again where the workers are first needed
+            self._failed = e
+
+    @property
+    def workers(self) -> list[_Slot]:
+        """The worker slots, once every worker has started (raises what stopped one from starting)."""
+        self._starter.join()
+        if self._failed is not None:
+            raise self._failed
+        return self._workers
 
     def describe(self) -> dict[str, Any]:
         return {"executor": "local", "jobs": self.slots}
@@ -162,16 +197,18 @@ class ProcessExecutor(Executor):
         )
 
     def cancel(self) -> None:
-        for w in self.workers:
+        self._starter.join()
+        for w in self._workers:
             w.proc.terminate()
-        for w in self.workers:
+        for w in self._workers:
             w.proc.join(5)
             if w.proc.is_alive():
                 w.proc.kill()
                 w.proc.join()
 
     def close(self) -> None:
-        for w in self.workers:
+        self._starter.join()
+        for w in self._workers:
             if not w.attempts and w.proc.is_alive():  # never given a run (nothing to do): no need to wait
                 w.proc.terminate()  # for it to finish importing torch
                 continue
@@ -179,7 +216,7 @@ class ProcessExecutor(Executor):
                 w.conn.send(None)
             except (BrokenPipeError, OSError):
                 pass
-        for w in self.workers:
+        for w in self._workers:
             w.proc.join(10)
             if w.proc.is_alive():
                 w.proc.terminate()

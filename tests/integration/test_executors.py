@@ -49,10 +49,19 @@ def test_threads_are_split_across_jobs():
         Execution(jobs=0)
 
 
-def test_sequential_and_two_jobs_give_the_same_ids_and_metrics(write_suite, tmp_path):
+@pytest.mark.parametrize("start", ["forkserver", "spawn"])
+def test_sequential_and_two_jobs_give_the_same_ids_and_metrics(write_suite, tmp_path, monkeypatch, start):
+    """Workers forked from the fork server (the default where there is one) or spawned (MFM_BENCH_START=spawn)."""
+    import multiprocessing
+
+    if start not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {start} on this platform")
+    monkeypatch.setenv("MFM_BENCH_START", start)
+    made = _capture(monkeypatch)
     suite = load_suite(write_suite(SUITE.replace("EPOCHS", "3")))
     a = run_suite(suite, tmp_path / "seq", progress=False)
     b = run_suite(suite, tmp_path / "pool", progress=False, execution=Execution(jobs=2))
+    assert made[-1].ctx.get_start_method() == start
     assert a == b == {"finished": 4, "failed": 0, "skipped": 0}
     (va, sa), (vb, sb) = numbers(tmp_path / "seq"), numbers(tmp_path / "pool")
     assert set(sa) == set(sb) and len(sa) == 4 and len(va) > 40
