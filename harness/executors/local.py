@@ -51,11 +51,13 @@ class SequentialExecutor(Executor):
 def _worker(conn: Any, threads: int) -> None:
     """A worker process: take (run, out) from ``conn``, send back (run id, outcome), until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and terminates us
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # before torch is imported in this process
+    # a spawned worker reads these when it imports torch; one forked from the fork server has torch already, and
+    # each run sets its torch threads itself (the Trainer)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
     from .. import runner
+    from . import preload  # noqa: F401 - what every run needs, before the first one arrives (forked: already in)
 
-    _warm_up()
     datasets: dict[str, Any] = {}  # each distinct dataset is built once per worker
     while True:
         msg = conn.recv()
@@ -66,18 +68,6 @@ def _worker(conn: Any, threads: int) -> None:
             conn.send((run.id, runner.perform(run, Path(out), datasets, None)))
         except Exception as e:  # noqa: BLE001 - a full disk: the main process stops the suite with it
             conn.send((run.id, e))
-
-
-def _warm_up() -> None:
-    """Import what every run needs before the first one arrives (the pool starts before the main process's own
-    checks and imports): torch, and ``torch._dynamo``, which constructing any torch optimizer imports (1.0 s of a
-    worker's 2 s start-up on 2 cores)."""
-    import torch  # noqa: F401
-
-    try:
-        import torch._dynamo  # noqa: F401
-    except ImportError:  # a torch build without it: the first optimizer will not need it either
-        pass
 
 
 def _exit_now() -> None:

@@ -1,6 +1,7 @@
-"""What a local pool's fork server imports once, before it forks any worker (``local.py``): torch, the runner,
-and ``torch._dynamo``, which constructing any torch optimizer imports (about 1 s of a worker's 2 s start-up on 2
-cores). Each worker forked from the server starts with all of it in memory."""
+"""What every worker of a local pool needs before its first run (``local.py``): torch, the runner, and
+``torch._dynamo``, which constructing any torch optimizer imports (about 1 s of a worker's 2 s start-up on 2
+cores). The fork server imports it once, and each worker forked from it starts with all of it in memory; a spawned
+worker imports it while the main process does its own checks and imports."""
 
 import torch  # noqa: F401
 
