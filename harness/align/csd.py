@@ -420,7 +420,8 @@ class CSDReader:
         sub = [names[i] for i in sel]
         bounds = [0, len(sel)]  # entries [bounds[k], bounds[k + 1]) are part k; part 0 is read here
         children: list[int | None] = []
-        direct = _read_direct(path, self.h5, sub, ivds, ftds, offsets, intervals, features, progress, self.root_name)
+        desc = (progress if isinstance(progress, str) else f"read {self.root_name}") if progress else None
+        direct = _read_direct(path, self.h5, sub, ivds, ftds, offsets, intervals, features, desc)
         if direct is not None:  # every array inflated by this process's threads (chunks.py); HDF5 reads the rest
             _read_entries(direct, ivds, ftds, offsets, intervals, features)
             bounds = [0, 0]
@@ -436,10 +437,9 @@ class CSDReader:
                 _fork_reader(path, sub, bounds[k], bounds[k + 1], offsets, intervals, features) for k in range(1, parts)
             ]
         it = range(bounds[1])
-        if progress and bounds[1]:
+        if desc and bounds[1]:
             from tqdm import tqdm
 
-            desc = progress if isinstance(progress, str) else f"read {self.root_name}"
             it = tqdm(it, desc=desc, unit=" videos", leave=False)
         try:
             _read_entries(it, ivds, ftds, offsets, intervals, features)
@@ -472,9 +472,10 @@ class CSDReader:
         return metadata
 
 
-def _read_direct(path, h5, names, ivds, ftds, offsets, intervals, features, progress, root_name) -> list[int] | None:
+def _read_direct(path, h5, names, ivds, ftds, offsets, intervals, features, desc) -> list[int] | None:
     """Read the entries through :mod:`.chunks` when every array of the file can be: None when not (HDF5 reads
-    them all), else the entries HDF5 must read again (a chunk that did not inflate to its size)."""
+    them all), else the entries HDF5 must read again (a chunk that did not inflate to its size). ``desc``: the
+    progress bar's label, or None for no bar."""
     from . import chunks
 
     if not chunks.enabled() or features.dtype.kind == "O" or not names:
@@ -498,10 +499,9 @@ def _read_direct(path, h5, names, ivds, ftds, offsets, intervals, features, prog
     from ..executors.base import usable_cores
 
     bar = None
-    if progress:
+    if desc:
         from tqdm import tqdm
 
-        desc = progress if isinstance(progress, str) else f"read {root_name}"
         bar = tqdm(total=sum(p.stored for p, _ in jobs), desc=desc, unit="B", unit_scale=True, leave=False)
     try:
         failed = chunks.read_chunks(path, jobs, min(usable_cores(), SPLIT_READ_MAX), progress=bar)
