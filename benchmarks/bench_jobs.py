@@ -64,12 +64,11 @@ def cli_wall(path, out, jobs: int) -> float:
 
 
 def bench_jobs_ratio(tmp_path) -> None:
-    text = SUITE.replace("EPOCHS", "8" if QUICK else "16")
-    suite = load_suite_text(tmp_path, text)
+    suite = load_suite_text(tmp_path, SUITE.replace("EPOCHS", "8" if QUICK else "16"))
     seqs, jobss = [], []
     for k in range(ROUNDS):  # alternating, so both see the same machine
-        seqs.append(cli_wall(tmp_path / "jobs.yaml", tmp_path / f"cli-seq-{k}", 1))
-        jobss.append(cli_wall(tmp_path / "jobs.yaml", tmp_path / f"cli-jobs-{k}", 2))
+        seqs.append(cli_wall(suite.path, tmp_path / f"cli-seq-{k}", 1))
+        jobss.append(cli_wall(suite.path, tmp_path / f"cli-jobs-{k}", 2))
     ratios = sorted(j / s for s, j in zip(seqs, jobss))
     result = {
         "runs": RUNS,
