@@ -68,7 +68,9 @@ def set_deterministic(on: bool) -> None:
 
     if on:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(on)
+    # only on a change: torch's setter imports torch._inductor (and with it torch._dynamo, about 1 s) each process
+    if on != torch.are_deterministic_algorithms_enabled() or torch.is_deterministic_algorithms_warn_only_enabled():
+        torch.use_deterministic_algorithms(on)
 
 
 def data_fingerprint(dataset: Any) -> str | None:

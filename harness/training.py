@@ -20,6 +20,7 @@ from torch import nn
 
 from .contracts import Batch, Output, TensorSplit, collate
 from .errors import MfmBenchError
+from .optim import FusedAdam
 from .trainconfig import EVAL_BATCH_SIZE, TrainConfig  # noqa: F401 - torch-free, re-exported here
 
 
@@ -103,8 +104,9 @@ def adam(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Adam:
     same update as the multi-tensor (foreach) implementation, in one pass; 3.7 ms against 0.56 ms per step for
     1.2M parameters on one CPU thread (docs/performance.md). Otherwise foreach."""
     fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-    kind = {"fused": True} if fused else {"foreach": True}
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kind)
+    if fused:  # torch.optim.Adam(fused=True)'s update without importing torch._dynamo (mfm_bench.optim)
+        return FusedAdam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
 
 
 def on_device(split: Any, device: torch.device, budget_bytes: int = 8 << 30) -> Any:
