@@ -96,7 +96,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv is None:  # the program itself (the console script, python -m): its process ends after the command
+        try:
+            return _main(sys.argv[1:])
+        finally:
+            # the interpreter's shutdown collects garbage over every object torch's modules made (0.45 s of a
+            # command's exit on the 2-core machine of docs/performance.md, 0.1 s with them frozen). atexit handlers
+            # (the trackers') still run; every file the command wrote is closed by then
+            import gc
+
+            gc.freeze()
+    return _main(list(argv))
+
+
+def _main(argv: list[str]) -> int:
     command = _wanted_command(argv)
     debug = "--debug" in (argv[: argv.index(command)] if command else argv)  # a global flag, before the command
     warnings.filterwarnings("default", category=DeprecatedParamWarning)  # Python hides DeprecationWarnings

@@ -67,3 +67,19 @@ def test_device_rejects_other_names(capsys):
     with pytest.raises(SystemExit):
         build_parser(["run"]).parse_args(["run", "s.yaml", "--device", "gpu"])
     assert "cuda:N" in capsys.readouterr().err
+
+
+def test_the_program_freezes_its_objects_before_the_interpreter_shuts_down(tmp_path):
+    """Called as the program (no argv), main leaves every object frozen, so the shutdown's garbage collections
+    skip torch's (0.45 s of each command's exit, docs/performance.md); called with argv (tests, scripts), not."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import gc, sys; from mfm_bench.cli import main\n"
+        f"sys.argv = ['mfm-bench', 'leaderboard', {str(tmp_path)!r}]\n"
+        f"code = main([sys.argv[1], sys.argv[2]]); print('ARGV', code, gc.get_freeze_count())\n"
+        "code = main(); print('PROGRAM', code, gc.get_freeze_count() > 1000)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert "ARGV 2 0\nPROGRAM 2 True" in done.stdout, done.stdout + done.stderr
