@@ -4,16 +4,20 @@ The pool is a few dozen lines over :mod:`multiprocessing` rather than :class:`co
 because a worker killed mid-run must cost only its own run: the standard pool marks itself broken and fails every
 pending future, and cannot say which run the dead worker held. Here each worker has its own pipe and process
 sentinel, so a dead worker's run is retried on a fresh worker (``retries``) and then recorded failed.
-Workers are forked from multiprocessing's fork server, which imports torch once (:func:`start_context`), or
-spawned where there is none; both are safe with CUDA and with torch's thread pools. They ignore SIGINT: Ctrl-C
-reaches the main process, which terminates them.
+Where this process has not imported torch yet (``mfm-bench run`` starts its pool before anything else), it
+imports torch once and forks its workers from itself (:func:`can_fork_here`); otherwise workers are forked from
+multiprocessing's fork server, which imports torch once (:func:`start_context`), or spawned where there is none.
+Each way is safe with CUDA and with torch's thread pools. Workers ignore SIGINT: Ctrl-C reaches the main process,
+which terminates them.
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import signal
+import sys
 import threading
 from multiprocessing.connection import wait as wait_any
 from pathlib import Path
@@ -94,6 +98,20 @@ class _Slot:
         self.attempts = 0
 
 
+def can_fork_here() -> bool:
+    """True where a pool may fork its workers from this process: Linux, torch not imported yet (so no torch
+    operation has run: no OpenMP team, whose state a forked child inherits broken, and no CUDA context), no Python
+    thread but this one, and ``MFM_BENCH_START`` unset. The pool then imports torch here first, so each worker
+    starts with it in memory, as it would from the fork server, without the server's own start (0.5 s on 2 cores)."""
+    return (
+        sys.platform.startswith("linux")
+        and "MFM_BENCH_START" not in os.environ
+        and "torch" not in sys.modules
+        and threading.active_count() == 1
+        and "fork" in mp.get_all_start_methods()
+    )
+
+
 def start_context() -> Any:
     """How workers start: forked from multiprocessing's fork server where the platform has one (Linux, macOS), else
     spawned (``MFM_BENCH_START=spawn`` forces spawn). The server is a fresh process that imports torch once
@@ -109,17 +127,30 @@ def start_context() -> Any:
 class ProcessExecutor(Executor):
     """``jobs`` worker processes on this machine, each with ``threads`` torch threads.
 
-    The workers are started from a thread: the first start launches the fork server and waits until it has
-    imported torch, and this process goes on with its own checks and imports meanwhile."""
+    Forked from this process where :func:`can_fork_here`, at once. Otherwise started from a thread: the first
+    start launches the fork server and waits until it has imported torch, and this process goes on with its own
+    checks and imports meanwhile. A worker that replaces a dead one always comes from the fork server (or spawn):
+    by then this process has threads and has imported torch."""
 
     def __init__(self, out: Path, jobs: int, threads: int, retries: int = 1) -> None:
         self.out, self.slots, self.threads, self.retries = out, jobs, threads, retries
-        self.ctx = start_context()
         self._workers: list[_Slot] = []
         self._failed: BaseException | None = None
-        self._starter = threading.Thread(target=self._start, name="mfm-bench-pool-start", daemon=True)
-        self._starter.start()
         self.retried = 0
+        self._replacements: Any = None  # the context of workers that replace dead ones (made when first needed)
+        self._starter: threading.Thread | None = None
+        if can_fork_here():
+            from . import preload  # noqa: F401 - torch and the runner, once, for every worker
+
+            # objects from before the fork never collected again: the workers' collections would otherwise write
+            # to every page of them, copying the memory they share with this process
+            gc.freeze()
+            self.ctx = mp.get_context("fork")
+            self._start()  # here, in this thread: no other thread may run while this process forks
+        else:
+            self.ctx = start_context()
+            self._starter = threading.Thread(target=self._start, name="mfm-bench-pool-start", daemon=True)
+            self._starter.start()
 
     def _start(self) -> None:
         try:
@@ -131,10 +162,20 @@ class ProcessExecutor(Executor):
     @property
     def workers(self) -> list[_Slot]:
         """The worker slots, once every worker has started (raises what stopped one from starting)."""
-        self._starter.join()
+        self._join_starter()
         if self._failed is not None:
             raise self._failed
         return self._workers
+
+    def _join_starter(self) -> None:
+        if self._starter is not None:
+            self._starter.join()
+
+    def _replacement(self) -> _Slot:
+        """A worker in place of a dead one."""
+        if self._replacements is None:
+            self._replacements = self.ctx if self.ctx.get_start_method() != "fork" else start_context()
+        return _Slot(self._replacements, self.threads)
 
     def describe(self) -> dict[str, Any]:
         return {"executor": "local", "jobs": self.slots}
@@ -176,7 +217,7 @@ class ProcessExecutor(Executor):
             return None
         w.proc.join()
         run, attempts, code = w.run, w.attempts, w.proc.exitcode
-        self.workers[self.workers.index(w)] = fresh = _Slot(self.ctx, self.threads)
+        self.workers[self.workers.index(w)] = fresh = self._replacement()
         if attempts <= self.retries:
             fresh.run, fresh.attempts = run, attempts + 1
             fresh.conn.send((run, str(self.out)))
@@ -187,7 +228,7 @@ class ProcessExecutor(Executor):
         )
 
     def cancel(self) -> None:
-        self._starter.join()
+        self._join_starter()
         for w in self._workers:
             w.proc.terminate()
         for w in self._workers:
@@ -197,7 +238,7 @@ class ProcessExecutor(Executor):
                 w.proc.join()
 
     def close(self) -> None:
-        self._starter.join()
+        self._join_starter()
         for w in self._workers:
             if not w.attempts and w.proc.is_alive():  # never given a run (nothing to do): no need to wait
                 w.proc.terminate()  # for it to finish importing torch

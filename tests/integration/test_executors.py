@@ -71,6 +71,72 @@ def test_sequential_and_two_jobs_give_the_same_ids_and_metrics(write_suite, tmp_
         assert all((tmp_path / "pool" / "runs" / r["id"] / "model.pt").stat().st_size > 0 for r in s.runs())
 
 
+FORKED = """
+import os, signal, sys, threading, time
+from mfm_bench import executors
+from mfm_bench.executors import Execution
+from mfm_bench.runner import run_suite
+from mfm_bench.suite import load_suite
+
+assert "torch" not in sys.modules  # as in `mfm-bench run`: the pool starts before anything imports torch
+made, killed = [], []
+real = executors.make_executor
+
+
+def parent(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def kill_one():
+    while not made[0].pids():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    run_id, pid = next(iter(made[0].pids().items()))
+    killed.append(parent(pid) == os.getpid())  # forked from this process
+    os.kill(pid, signal.SIGKILL)
+
+
+def make(*a, **k):
+    made.append(real(*a, **k))
+    if len(made) == 1:  # after the workers were forked: no other thread while forking
+        threading.Thread(target=kill_one, daemon=True).start()
+    return made[-1]
+
+
+executors.make_executor = make
+suite = load_suite(sys.argv[1])
+counts = run_suite(suite, sys.argv[2], progress=False, execution=Execution(jobs=2, retries=1))
+pool = made[0]
+replaced = [w for w in pool.workers if w.attempts == 2]
+print("COUNTS", counts, "START", pool.ctx.get_start_method(), "KILLED", killed,
+      "REPLACEMENT", type(replaced[0].proc._popen).__module__.rsplit(".", 1)[1])
+run_suite(suite, sys.argv[3], progress=False)  # the same suite in this process, for the numbers
+"""
+
+
+def test_a_process_without_torch_forks_its_workers_and_replaces_a_dead_one_from_the_fork_server(
+    write_suite, tmp_path
+):
+    """Where the pool starts before torch is imported (the command line), it imports torch and forks its workers
+    from this process; a worker killed mid-run is replaced from the fork server (by then this process has
+    threads); the numbers equal a sequential run's."""
+    import subprocess
+    import sys
+
+    path = write_suite(SUITE.replace("EPOCHS", "40"))
+    cmd = [sys.executable, "-c", FORKED, str(path), str(tmp_path / "pool"), str(tmp_path / "seq")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (
+        "COUNTS {'finished': 4, 'failed': 0, 'skipped': 0, 'retried': 1} START fork KILLED [True] "
+        "REPLACEMENT popen_forkserver" in done.stdout
+    ), done.stdout + done.stderr[-3000:]
+    (va, sa), (vb, sb) = numbers(tmp_path / "seq"), numbers(tmp_path / "pool")
+    assert set(sa) == set(sb) and len(sa) == 4 and set(sb.values()) == {"finished"}
+    assert va == vb
+
+
 def test_workers_start_before_the_checks_and_end_cleanly_either_way(write_suite, tmp_path, monkeypatch):
     """The pool starts first (its start-up overlaps the main process's); a suite stopped by its own checks leaves
     no worker behind, and a finished one's workers exit with status 0 (they skip the interpreter's teardown)."""
