@@ -264,16 +264,24 @@ class ResultStore:
             )
 
     def fail(
-        self, run_id: str, error: str, seconds: float, status: str = "failed", environment: dict[str, Any] | None = None
+        self,
+        run_id: str,
+        error: str,
+        seconds: float,
+        status: str = "failed",
+        environment: dict[str, Any] | None = None,
+        only_running: bool = False,
     ) -> None:
+        """Record a run as failed (or ``status``); with ``only_running``, only if its row says running."""
+        where = "id = ?" + (" AND status = 'running'" if only_running else "")
         with self.transaction() as c:
             if environment is not None:
                 c.execute(
-                    "UPDATE runs SET environment = ? WHERE id = ?",
+                    f"UPDATE runs SET environment = ? WHERE {where}",
                     (json.dumps(environment, sort_keys=True, default=str), run_id),
                 )
             c.execute(
-                "UPDATE runs SET status = ?, error = ?, finished = ?, seconds = ? WHERE id = ?",
+                f"UPDATE runs SET status = ?, error = ?, finished = ?, seconds = ? WHERE {where}",
                 (status, error, time.time(), seconds, run_id),
             )
 

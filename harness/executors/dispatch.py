@@ -97,17 +97,21 @@ def drive(executor: Executor, source: Any, store: Any, out: Path, bar: SuiteBar,
     from ..tracking import call
 
     running: dict[str, Any] = {}
+    announced: set[str] = set()  # runs the trackers heard start
     warned: set[str] = set()  # each dataset warning is shown once, however many runs report it
     try:
         while True:
             while len(running) < executor.slots and (run := source.next()) is not None:
+                # in flight before its row is written: Ctrl-C can land between the row's commit and the next
+                # statement, and a run it leaves "running" in the store would never be marked interrupted
+                running[run.id] = run
                 store.start(run.as_record(), executor.describe())
-                running[run.id] = run  # at once: an interruption from here on marks it interrupted, never "running"
                 call(
                     "on_run_start",
                     out=out,
                     run={**run.as_record(), "environment": executor.describe(), "trackers": run.trackers},
                 )
+                announced.add(run.id)
                 executor.submit(run)
                 bar.update(started=1)
             if not running:
@@ -132,8 +136,10 @@ def drive(executor: Executor, source: Any, store: Any, out: Path, bar: SuiteBar,
     except BaseException:
         executor.cancel()
         for run in running.values():
-            store.fail(run.id, "interrupted", 0.0, status="interrupted")
-            call("on_run_end", run_id=run.id, status="interrupted", metrics={})
+            # only a row this attempt started: one not yet replaced (a finished run under --overwrite) stays
+            store.fail(run.id, "interrupted", 0.0, status="interrupted", only_running=True)
+            if run.id in announced:
+                call("on_run_end", run_id=run.id, status="interrupted", metrics={})
         raise
     executor.close()
     if getattr(executor, "retried", 0):

@@ -36,3 +36,26 @@ def test_sigterm_interrupts_the_current_run_and_restores_the_handler(write_suite
     assert signal.getsignal(signal.SIGTERM) is before
     with ResultStore(tmp_path / "o") as store:
         assert [(r["label"], r["status"], r["error"]) for r in store.runs()] == [("a", "interrupted", "interrupted")]
+
+
+def test_an_interruption_right_after_a_runs_row_is_written_marks_it_interrupted(write_suite, tmp_path, dummy):
+    """Ctrl-C can land between the commit of a run's "running" row and the next statement: the row is marked
+    interrupted all the same, and a finished row that an --overwrite had not replaced yet stays finished."""
+    suite = load_suite(write_suite(SUITE))
+    out = tmp_path / "o"
+    assert runner.run_suite(suite, out, progress=False)["finished"] == 2
+    real = ResultStore.start
+    started = []
+
+    def start_then_interrupt(self, run, environment):
+        real(self, run, environment)
+        started.append(run["label"])
+        raise KeyboardInterrupt  # just after the commit
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ResultStore, "start", start_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            runner.run_suite(suite, out, progress=False, overwrite=True)
+    with ResultStore(out) as store:
+        status = {r["label"]: r["status"] for r in store.runs()}
+    assert started == ["a"] and status == {"a": "interrupted", "b": "finished"}
