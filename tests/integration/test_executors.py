@@ -91,7 +91,7 @@ def parent(pid):
 def kill_one():
     while not made[0].pids():
         time.sleep(0.05)
-    time.sleep(0.5)
+    time.sleep(0.3)  # into the first runs (about a second each at 120 epochs): a worker killed mid-run
     run_id, pid = next(iter(made[0].pids().items()))
     killed.append(parent(pid) == os.getpid())  # forked from this process
     os.kill(pid, signal.SIGKILL)
@@ -108,9 +108,8 @@ executors.make_executor = make
 suite = load_suite(sys.argv[1])
 counts = run_suite(suite, sys.argv[2], progress=False, execution=Execution(jobs=2, retries=1))
 pool = made[0]
-replaced = [w for w in pool.workers if w.attempts == 2]
 print("COUNTS", counts, "START", pool.ctx.get_start_method(), "KILLED", killed,
-      "REPLACEMENT", type(replaced[0].proc._popen).__module__.rsplit(".", 1)[1])
+      "REPLACEMENTS", pool._replacements.get_start_method())
 run_suite(suite, sys.argv[3], progress=False)  # the same suite in this process, for the numbers
 """
 
@@ -124,13 +123,13 @@ def test_a_process_without_torch_forks_its_workers_and_replaces_a_dead_one_from_
     import subprocess
     import sys
 
-    path = write_suite(SUITE.replace("EPOCHS", "40"))
+    path = write_suite(SUITE.replace("EPOCHS", "120"))
     cmd = [sys.executable, "-c", FORKED, str(path), str(tmp_path / "pool"), str(tmp_path / "seq")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert (
         "COUNTS {'finished': 4, 'failed': 0, 'skipped': 0, 'retried': 1} START fork KILLED [True] "
-        "REPLACEMENT popen_forkserver" in done.stdout
+        "REPLACEMENTS forkserver" in done.stdout
     ), done.stdout + done.stderr[-3000:]
     (va, sa), (vb, sb) = numbers(tmp_path / "seq"), numbers(tmp_path / "pool")
     assert set(sa) == set(sb) and len(sa) == 4 and set(sb.values()) == {"finished"}
