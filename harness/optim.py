@@ -32,6 +32,11 @@ class FusedAdam(torch.optim.Adam):
     add_param_group = _plain(torch.optim.Optimizer.add_param_group)
     zero_grad = _plain(torch.optim.Optimizer.zero_grad)
 
+    @staticmethod
+    def applies() -> bool:
+        """Whether this torch has what :meth:`step` calls (else the Trainer builds ``torch.optim.Adam``)."""
+        return hasattr(torch.optim.Adam, "_init_group") and hasattr(torch, "_fused_adam_")
+
     def __init__(self, params: Any, lr: float = 1e-3, weight_decay: float = 0.0, **kwargs: Any) -> None:
         super().__init__(params, lr=lr, weight_decay=weight_decay, fused=True, **kwargs)
 

@@ -104,9 +104,10 @@ def adam(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Adam:
     same update as the multi-tensor (foreach) implementation, in one pass; 3.7 ms against 0.56 ms per step for
     1.2M parameters on one CPU thread (docs/performance.md). Otherwise foreach."""
     fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-    if fused:  # torch.optim.Adam(fused=True)'s update without importing torch._dynamo (mfm_bench.optim)
+    if fused and FusedAdam.applies():  # torch.optim.Adam(fused=True)'s update, without torch._dynamo (mfm_bench.optim)
         return FusedAdam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    kind = {"fused": True} if fused else {"foreach": True}
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kind)
 
 
 def on_device(split: Any, device: torch.device, budget_bytes: int = 8 << 30) -> Any:

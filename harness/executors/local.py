@@ -102,7 +102,8 @@ def can_fork_here() -> bool:
     """True where a pool may fork its workers from this process: Linux, torch not imported yet (so no torch
     operation has run: no OpenMP team, whose state a forked child inherits broken, and no CUDA context), no Python
     thread but this one, and ``MFM_BENCH_START`` unset. The pool then imports torch here first, so each worker
-    starts with it in memory, as it would from the fork server, without the server's own start (0.5 s on 2 cores)."""
+    starts with it in memory, as it would from the fork server, without waiting for the server's own start and
+    imports (the workers were ready 0.26 s sooner in one timeline on 2 cores, docs/scaling.md)."""
     return (
         sys.platform.startswith("linux")
         and "MFM_BENCH_START" not in os.environ

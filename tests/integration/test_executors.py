@@ -114,9 +114,7 @@ run_suite(suite, sys.argv[3], progress=False)  # the same suite in this process,
 """
 
 
-def test_a_process_without_torch_forks_its_workers_and_replaces_a_dead_one_from_the_fork_server(
-    write_suite, tmp_path
-):
+def test_a_process_without_torch_forks_its_workers_and_replaces_a_dead_one_from_the_fork_server(write_suite, tmp_path):
     """Where the pool starts before torch is imported (the command line), it imports torch and forks its workers
     from this process; a worker killed mid-run is replaced from the fork server (by then this process has
     threads); the numbers equal a sequential run's."""
