@@ -91,9 +91,19 @@ class SuiteBar:
         self.bar.close()
 
 
-def drive(executor: Executor, source: Any, store: Any, out: Path, bar: SuiteBar, counts: dict[str, int]) -> None:
+def drive(
+    executor: Executor,
+    source: Any,
+    store: Any,
+    out: Path,
+    bar: SuiteBar,
+    counts: dict[str, int],
+    on_idle_slot: Callable[[], None] | None = None,
+) -> None:
     """Run everything ``source`` gives on ``executor``; on any interruption stop the workers, mark the runs in
-    flight interrupted and re-raise (finished runs are kept: ``--resume`` runs the rest)."""
+    flight interrupted and re-raise (finished runs are kept: ``--resume`` runs the rest). ``on_idle_slot`` is
+    called once, the first time a worker of a pool stays free because the source has nothing to hand out (near
+    the end of a suite a core idles: this process can do the end's work early)."""
     from ..tracking import call
 
     running: dict[str, Any] = {}
@@ -116,6 +126,9 @@ def drive(executor: Executor, source: Any, store: Any, out: Path, bar: SuiteBar,
                 bar.update(started=1)
             if not running:
                 break
+            if on_idle_slot is not None and len(running) < executor.slots:
+                on_idle_slot()
+                on_idle_slot = None
             for run_id, outcome in executor.wait():
                 run = running.pop(run_id)
                 outcome.environment = {**outcome.environment, **executor.describe()}

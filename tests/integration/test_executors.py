@@ -285,3 +285,23 @@ def test_a_worker_without_the_output_folder_returns_every_run_file_and_artifact(
         record(s, tmp_path / "o", run, outcome)
         assert {m["metric"]: m["value"] for m in s.metrics(run.id)}["gen_acc"] == 0.5
     assert (tmp_path / "o" / "runs" / run.id / "generation" / "grid.png").read_bytes() == b"png"
+
+
+def test_the_main_process_warms_the_leaderboard_once_when_a_worker_first_idles(write_suite, tmp_path, monkeypatch):
+    """With nothing left to hand out and a worker free, the main process imports what the leaderboard needs, once,
+    while runs are still in flight; a sequential suite never has a free worker and never calls it."""
+    from mfm_bench import runner
+
+    calls = []
+
+    def warm():
+        with ResultStore(tmp_path / "pool") as s:
+            calls.append(sum(r["status"] == "finished" for r in s.runs()))
+
+    monkeypatch.setattr(runner, "_warm_leaderboard", warm)
+    suite = load_suite(write_suite(SUITE.replace("EPOCHS", "3")))
+    assert run_suite(suite, tmp_path / "pool", progress=False, execution=Execution(jobs=2))["finished"] == 4
+    assert len(calls) == 1 and calls[0] < 4  # once, before the last run finished
+    calls.clear()
+    run_suite(suite, tmp_path / "seq", progress=False)
+    assert calls == []
