@@ -11,7 +11,8 @@ The ratio is measured on ``mfm-bench run`` processes, a sequential one then a ``
 it is the median of the pairs' ratios (a pair sees one machine speed, which drifts between pairs on a shared
 machine). Both then pay what a user pays, the interpreter's start, the imports, the checks and the leaderboard,
 and ``--jobs`` also its workers' start-up. Measured inside one process instead, whichever suite
-runs first pays one-time imports (``torch._dynamo`` with the first optimizer, about 1 s) that the other does not.
+runs first pays one-time imports that the other does not (the leaderboard's statistics; until commit 6b4a8f7 also
+``torch._dynamo`` with the first optimizer, about 1 s).
 """
 
 from __future__ import annotations

@@ -37,8 +37,9 @@ class FusedAdam(torch.optim.Adam):
         """Whether this torch has what :meth:`step` calls (else the Trainer builds ``torch.optim.Adam``)."""
         return hasattr(torch.optim.Adam, "_init_group") and hasattr(torch, "_fused_adam_")
 
-    def __init__(self, params: Any, lr: float = 1e-3, weight_decay: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(params, lr=lr, weight_decay=weight_decay, fused=True, **kwargs)
+    def __init__(self, params: Any, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
+        # no other options: step() would not honour foreach, capturable or differentiable
+        super().__init__(params, lr=lr, weight_decay=weight_decay, fused=True)
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:

@@ -55,8 +55,8 @@ class SequentialExecutor(Executor):
 def _worker(conn: Any, threads: int) -> None:
     """A worker process: take (run, out) from ``conn``, send back (run id, outcome), until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and terminates us
-    # a spawned worker reads these when it imports torch; one forked from the fork server has torch already, and
-    # each run sets its torch threads itself (the Trainer)
+    # a spawned worker reads these when it imports torch; a forked one (from this process or the fork server) has
+    # torch already, and each run sets its torch threads itself (the Trainer)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
     from .. import runner
