@@ -4,6 +4,10 @@ audio 5, visual 20; 20 steps; batch 32) at 1 and 2 threads; and the quickstart's
 
     python -m pytest benchmarks/bench_mfm_speed.py --benchmark-enable -s              # full set (tox -e bench)
     MFM_BENCH_QUICK=1 python -m pytest benchmarks/bench_mfm_speed.py -k ratio -s      # CI: under 60 s
+    MFM_BENCH_ORIGINAL=factorized/mfm_model.py python -m pytest benchmarks/bench_mfm_speed.py -k original -s
+
+The last times the fast path against the original 2018 code itself (pliang279/factorized ``mfm_model.py``, which
+this project does not ship: clone that repository first), at the same sizes; skipped when the variable is unset.
 
 Each ratio test interleaves reference and fast epochs (best of several rounds, so both see the same machine
 load), asserts fast >= 2x reference (the quick CI mode: >= 1.1x, a regression gate) and records samples/s and peak
@@ -106,6 +110,117 @@ def bench_ratio_fast_vs_reference(benchmark, mosi, model: str, threads: int) -> 
     )
     want = FLOOR if QUICK else TARGET
     assert ratio >= want, f"{model} at {threads} thread(s): fast/reference = {ratio:.2f} < {want}"
+
+
+#: the original 2018 code's ``mfm_model.py`` (pliang279/factorized), which this project does not ship: a user
+#: points here to a checkout of it to time it against the fast path
+ORIGINAL = os.environ.get("MFM_BENCH_ORIGINAL", "")
+#: the original's MOSI architecture as tuned by MMSA (the sizes and dropouts of ``preset: mmsa``), its names
+MMSA_ORIGINAL = dict(
+    input_dims=[300, 5, 20],
+    h_dims=[128, 32, 128],
+    memsize=64,
+    windowsize=2,
+    output_dim=1,
+    zy_size=80,
+    zl_size=64,
+    za_size=80,
+    zv_size=80,
+    fy_size=64,
+    fl_size=32,
+    fa_size=16,
+    fv_size=64,
+    zy_to_fy_dropout=0.5,
+    zl_to_fl_dropout=0.5,
+    za_to_fa_dropout=0.7,
+    zv_to_fv_dropout=0.5,
+    fy_to_y_dropout=0.0,
+)
+# NN1, NN2, gamma1, gamma2 and the MFN's own output net (built by the original, never called by its MFM)
+MMSA_NETS = tuple({"shapes": h, "drop": p} for h, p in ((32, 0.7), (64, 0.0), (32, 0.0), (64, 0.5), (128, 0.0)))
+LAMBDA_X, LAMBDA_MMD = (0.5, 0.01, 0.5), 100.0  # preset: mmsa
+
+
+def load_original(path: str):
+    """The original ``mfm_model.py`` as a module (it reads no data and starts no training when imported)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mfm_model_2018", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def original_samples_per_sec(original, data) -> tuple[float, int]:
+    """One epoch of the original ``MFM`` on the same training tensors, STEPS batches of 32, the loop of its
+    ``mfm_mosi.py`` (batches sliced from (T, N, D) arrays, default ``optim.Adam``, ``loss.item()`` per step) with
+    the label, reconstruction and MMD terms at once, as MFM trains here; returns samples/s and parameters."""
+    split = data.split("train")
+    x = torch.cat([split.inputs[m] * split.mask[m].unsqueeze(-1) for m in MOSI], dim=2).transpose(0, 1).numpy()
+    y = split.target.reshape(-1).numpy()
+    torch.manual_seed(0)
+    model = original.MFM(MMSA_ORIGINAL, *MMSA_NETS)
+    opt = torch.optim.Adam(model.parameters())
+    l1, l2 = torch.nn.L1Loss(), torch.nn.MSELoss()
+    edges = [0, 300, 305, 325]
+    model.train()
+    t0 = time.perf_counter()
+    for b in range(STEPS):
+        opt.zero_grad()
+        bx, by = torch.Tensor(x[:, b * 32 : (b + 1) * 32]), torch.Tensor(y[b * 32 : (b + 1) * 32])
+        (*x_hats, y_hat), mmd, _ = model.forward(bx)
+        gen = sum(lam * l2(xh, bx[:, :, lo:hi]) for lam, xh, lo, hi in zip(LAMBDA_X, x_hats, edges, edges[1:]))
+        loss = l1(y_hat.squeeze(1), by) + gen + LAMBDA_MMD * mmd
+        loss.backward()
+        opt.step()
+        loss.item()
+    return 32 * STEPS / (time.perf_counter() - t0), sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.skipif(not Path(ORIGINAL).is_file(), reason="set MFM_BENCH_ORIGINAL to the 2018 code's mfm_model.py")
+@pytest.mark.parametrize("threads", [1, 2])
+def bench_fast_vs_original_2018(benchmark, mosi, monkeypatch, threads: int) -> None:
+    """The fast path against the original 2018 code run as written (its ``.cuda()`` calls made no-ops, so on the
+    CPU), at the same MMSA-tuned MOSI sizes, in one process, interleaved, best of ROUNDS epochs each."""
+    import warnings
+
+    monkeypatch.setattr(torch.Tensor, "cuda", lambda self, *a, **k: self)
+    original = load_original(ORIGINAL)
+
+    def compare_original() -> dict[str, float]:
+        old = torch.get_num_threads()
+        best = {"original": 0.0, "fast": 0.0}
+        try:
+            for rnd in range(ROUNDS + 1):  # the first round warms up both
+                torch.set_num_threads(threads)
+                with warnings.catch_warnings():  # PyTorch 0.4 idioms (F.tanh, F.sigmoid)
+                    warnings.simplefilter("ignore")
+                    got, best["original_params"] = original_samples_per_sec(original, mosi)
+                fast = epoch_samples_per_sec("mfm", "fast", mosi, threads)
+                if rnd:
+                    best["original"], best["fast"] = max(best["original"], got), max(best["fast"], fast)
+        finally:
+            torch.set_num_threads(old)
+        return best
+
+    best = benchmark.pedantic(compare_original, rounds=1, iterations=1)
+    ratio = best["fast"] / best["original"]
+    benchmark.extra_info.update(
+        {
+            "samples_per_sec_original": round(best["original"], 1),
+            "samples_per_sec_fast": round(best["fast"], 1),
+            "params_original": int(best["original_params"]),
+            "ratio": round(ratio, 2),
+            "threads": threads,
+            "steps": STEPS,
+        }
+    )
+    print(
+        f"\noriginal 2018 code, threads={threads}: {best['original']:.0f} samples/s; "
+        f"fast {best['fast']:.0f} samples/s; ratio {ratio:.2f}"
+    )
+    want = FLOOR if QUICK else TARGET
+    assert ratio >= want, f"at {threads} thread(s): fast / original 2018 code = {ratio:.2f} < {want}"
 
 
 @pytest.mark.skipif(QUICK, reason="the full set only (minutes)")
