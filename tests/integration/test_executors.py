@@ -181,10 +181,12 @@ def test_a_killed_worker_costs_a_retry_and_nothing_is_lost(write_suite, tmp_path
 
     def kill_one():
         if _when(lambda: made and made[0].pids()):
-            time.sleep(0.5)
             run_id, pid = next(iter(made[0].pids().items()))
-            os.kill(pid, signal.SIGKILL)
-            killed.append(run_id)
+            # mid-run: the worker has started it (config.json is a run's first file) and not finished training it
+            run_dir = tmp_path / "o" / "runs" / run_id
+            if _when(lambda: (run_dir / "config.json").exists()) and not (run_dir / "history.json").exists():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(run_id)
 
     t = threading.Thread(target=kill_one)
     t.start()
