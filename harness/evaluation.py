@@ -26,7 +26,7 @@ from .conditions import (  # noqa: F401 - torch-free, re-exported here
     parse_conditions,
 )
 from .contracts import DatasetSpec
-from .metrics import compute_metrics
+from .metrics import compute_metrics, resampled_metrics
 from .training import EVAL_BATCH_SIZE, predict
 
 
@@ -53,9 +53,16 @@ def _bootstrap_rows(
 
     pred = p.prediction.detach().float().cpu().numpy() if torch.is_tensor(p.prediction) else np.asarray(p.prediction)
     true = p.target.detach().cpu().numpy() if torch.is_tensor(p.target) else np.asarray(p.target)
+    batched = resampled_metrics(spec.task)  # every resample at once, where the task's metrics have that form
     with np.errstate(all="ignore"), warnings.catch_warnings():  # a resample may hold one class only
         warnings.simplefilter("ignore")
-        cis = bootstrap_ci(lambda idx: compute_metrics(spec.task, pred[idx], true[idx]), len(true), resamples, seed)
+        cis = bootstrap_ci(
+            lambda idx: compute_metrics(spec.task, pred[idx], true[idx]),
+            len(true),
+            resamples,
+            seed,
+            resampled=None if batched is None else (lambda idx: batched(pred[idx], true[idx])),
+        )
     return [
         ("clean", split, f"{bound}{m}", v) for m, (lo, hi) in cis.items() for bound, v in ((CI_LO, lo), (CI_HI, hi))
     ]

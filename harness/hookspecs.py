@@ -92,7 +92,10 @@ def register_metrics(register):
         (mean ± std), ``count`` (whole number) or ``size`` (k/M); ``rank=False`` never bolds a best value.
         ``register(name, function=f, help="")`` registers a metric set: ``f(prediction, target, task)`` (numpy
         arrays and a ``mfm_bench.Task``) returns ``{metric: value}``; a task selects it with
-        ``Task(..., metrics=name)``. ``f`` may be a ``"module:attr"`` string, imported on first use.
+        ``Task(..., metrics=name)``. ``f`` may be a ``"module:attr"`` string, imported on first use. Optionally
+        ``resampled=g``: the same metrics over R resamples at once, ``g(prediction, target, task)`` with arrays of
+        shape (R, n, ...) returning ``{metric: array of R values}`` (NaN where ``f`` gives NaN); the test-sample
+        bootstrap then scores its 1,000 resamples in a few array operations instead of 1,000 calls of ``f``.
         A name declared twice with a different meaning, or a metric set registered twice, is an error naming
         both packages.
     :return: nothing.

@@ -53,17 +53,25 @@ class Metric:
 class MetricSet:
     """A named metric function ``function(prediction: ndarray, target: ndarray, task) -> {metric: value}``.
 
-    ``function`` may be a ``"module:attr"`` string, imported on first use.
+    ``resampled``, optional: the same metrics over many resamples at once, ``resampled(prediction, target, task)``
+    with arrays of shape (R, n, ...) (R resamples of the n samples) returning ``{metric: ndarray of shape (R,)}``,
+    NaN where ``function`` gives NaN. The test-sample bootstrap (:func:`mfm_bench.stats.bootstrap_ci`) uses it
+    instead of calling ``function`` R times. Either may be a ``"module:attr"`` string, imported on first use.
     """
 
     name: str
     function_ref: Any
     help: str = ""
     package: str = "mfm-bench"
+    resampled_ref: Any = None
 
     @property
     def function(self) -> Callable[..., dict[str, float]]:
         return _load_ref(self.function_ref)
+
+    @property
+    def resampled(self) -> Callable[..., dict[str, Any]] | None:
+        return _load_ref(self.resampled_ref) if self.resampled_ref is not None else None
 
 
 #: The metrics the core computes itself: generic task metrics, training cost, the evaluator's linear probes.
@@ -180,6 +188,7 @@ def _registrar(cat: Catalog, package: str) -> Callable[..., None]:
         display: Display = "score",
         rank: bool = True,
         function: Any = None,
+        resampled: Any = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise PluginError(f"{package} declared a metric with an invalid name {name!r}")
@@ -189,8 +198,10 @@ def _registrar(cat: Catalog, package: str) -> Callable[..., None]:
                     f"{package}: metric set {name!r} takes function= and help= only; declare each "
                     "metric it returns with its own register(name, higher_is_better, ...) call"
                 )
-            cat.add_set(MetricSet(name, function, help, package))
+            cat.add_set(MetricSet(name, function, help, package, resampled))
             return
+        if resampled is not None:
+            raise PluginError(f"{package}: metric {name!r}: resampled= goes with function=, for a metric set")
         if higher_is_better not in (True, False, None):
             raise PluginError(
                 f"{package}: metric {name!r} needs higher_is_better=True, False or None (no direction), "

@@ -33,6 +33,7 @@ __all__ = [
     "regression_metrics",
     "classification_metrics",
     "compute_metrics",
+    "resampled_metrics",
 ]
 
 
@@ -61,7 +62,8 @@ def f1_scores(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray | None 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation; NaN for fewer than two samples or a constant input."""
     a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or a.std() == 0 or b.std() == 0:
+    # constant: max == min exactly (a constant's std can come out at 1e-17 from rounding, and its "correlation" +-1)
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
 
@@ -91,6 +93,94 @@ def multi_regression_metrics(pred: np.ndarray, true: np.ndarray, targets: tuple[
         out[f"{name}/mae"] = p["mae"]
         out[f"{name}/corr"] = p["corr"]
     return out
+
+
+# -- the same metrics over many resamples at once (the test-sample bootstrap) ---------------------------------------
+# Each takes arrays of R resamples, (R, n) or (R, n, ...), and returns {metric: array (R,)} equal to the per-sample
+# function above applied to each resample (tests/unit/test_metrics.py checks it); NaN where that gives NaN.
+
+
+def resampled_f1(
+    y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray, valid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(weighted F1, macro F1) of each row, as :func:`f1_scores` with ``labels``; ``valid`` (R, n) bool, when
+    given, counts only its True entries (a row whose valid entries are all of one class still has both labels)."""
+    f1s, support = [], []
+    for c in labels:
+        is_t, is_p = y_true == c, y_pred == c
+        if valid is not None:
+            is_t, is_p = is_t & valid, is_p & valid
+        tp = np.sum(is_t & is_p, axis=1)
+        fp = np.sum(is_p, axis=1) - tp
+        fn = np.sum(is_t, axis=1) - tp
+        denom = 2 * tp + fp + fn
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f1s.append(np.where(denom == 0, 0.0, 2 * tp / np.maximum(denom, 1)))
+        support.append(np.sum(is_t, axis=1))
+    f1 = np.stack(f1s, axis=1).astype(float)  # (R, classes)
+    sup = np.stack(support, axis=1).astype(float)
+    total = sup.sum(1)
+    weighted = np.where(total > 0, (f1 * sup).sum(1) / np.maximum(total, 1), 0.0)
+    return weighted, f1.mean(1) if len(labels) else np.zeros(len(f1))
+
+
+def resampled_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row pair, as :func:`pearson` (NaN for fewer than two samples or a constant
+    row)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape[1] < 2:
+        return np.full(a.shape[0], np.nan)
+    da, db = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (da * db).sum(1) / np.sqrt((da * da).sum(1) * (db * db).sum(1))
+    r = np.clip(r, -1.0, 1.0)  # as np.corrcoef
+    return np.where((np.ptp(a, axis=1) == 0) | (np.ptp(b, axis=1) == 0), np.nan, r)
+
+
+def resampled_regression(pred: np.ndarray, true: np.ndarray) -> dict[str, np.ndarray]:
+    pred, true = _rows(pred), _rows(true)
+    return {
+        "mae": np.mean(np.abs(pred - true), axis=1),
+        "mse": np.mean((pred - true) ** 2, axis=1),
+        "corr": resampled_pearson(pred, true),
+    }
+
+
+def resampled_classification(logits: np.ndarray, true: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
+    pred = np.asarray(logits).argmax(-1)  # (R, n)
+    true = np.asarray(true).astype(int).reshape(pred.shape)
+    weighted, macro = resampled_f1(true, pred, np.arange(n_classes))
+    return {"acc": np.mean(pred == true, axis=1), "f1_weighted": weighted, "f1_macro": macro}
+
+
+def resampled_multi_regression(pred: np.ndarray, true: np.ndarray, targets: tuple[str, ...]) -> dict[str, np.ndarray]:
+    pred, true = np.asarray(pred, float), np.asarray(true, float)
+    per = [resampled_regression(pred[..., k], true[..., k]) for k in range(true.shape[-1])]
+    out = {key: np.nanmean(np.stack([p[key] for p in per]), axis=0) for key in ("mae", "corr")}
+    for name, p in zip(targets, per):
+        out[f"{name}/mae"] = p["mae"]
+        out[f"{name}/corr"] = p["corr"]
+    return out
+
+
+def resampled_metrics(task: Task) -> Any:
+    """``f(prediction, target)`` scoring R resamples at once ((R, n, ...) arrays -> {metric: (R,)}), as
+    :func:`compute_metrics` scores one; None for a plugin's metric set registered without one (the bootstrap then
+    calls :func:`compute_metrics` once per resample)."""
+    if task.metrics:
+        batched = metric_set(task.metrics).resampled
+        return None if batched is None else (lambda pred, true: batched(pred, true, task))
+    if task.kind == "classification":
+        return lambda pred, true: resampled_classification(pred, true, int(task.n_classes))  # type: ignore[arg-type]
+    if task.kind == "multi_regression":
+        return lambda pred, true: resampled_multi_regression(pred, true, task.targets)
+    return resampled_regression
+
+
+def _rows(x: np.ndarray) -> np.ndarray:
+    """(R, n, ...) -> (R, n * ...) in float, as the per-sample functions' ``ravel``."""
+    x = np.asarray(x, float)
+    return x.reshape(x.shape[0], -1)
 
 
 def compute_metrics(task: Task, prediction: Any, target: Any) -> dict[str, float]:

@@ -60,21 +60,43 @@ def seed_ci(values: list[float], level: float = LEVEL) -> tuple[float, float] | 
     return float(mean - half), float(mean + half)
 
 
+#: indices per block of resamples scored at once (``resampled``): 256 KiB per float64 array of a block, so that
+#: its temporaries stay in a core's cache. 1,000 resamples of the sentiment metrics on the 2-core machine of
+#: docs/performance.md, against one call per resample: 0.01 s against 0.14 to 0.20 s for 100 samples, 0.105 s
+#: against 0.23 to 0.32 s for CMU-MOSEI's 4,659; blocks of 8,192 or 131,072 indices were slower at 4,659 than
+#: one call per resample.
+BLOCK = 32_768
+
+
 def bootstrap_ci(
     metrics: Callable[[np.ndarray], dict[str, float]],
     n: int,
     resamples: int = 1000,
     seed: int = 0,
     level: float = LEVEL,
+    resampled: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals of every metric: ``metrics(idx)`` scores the samples ``idx`` (drawn with
-    replacement from ``range(n)``). Metrics undefined on a resample (NaN) are left out of that metric's draws."""
+    replacement from ``range(n)``). Metrics undefined on a resample (NaN) are left out of that metric's draws.
+
+    ``resampled(idx)``, when given, scores many resamples at once: ``idx`` (R, n) -> ``{metric: (R,) array}``,
+    the values ``metrics`` gives for each row. The draws are the same either way (one ``integers`` call per
+    resample, in order), so the intervals are too, up to the last bits of a metric's arithmetic (:data:`BLOCK`
+    has the time it saves)."""
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {}
-    for _ in range(resamples):
-        for k, v in metrics(rng.integers(0, n, size=n)).items():
-            if v is not None and not math.isnan(v):
-                draws.setdefault(k, []).append(float(v))
+    if resampled is None:
+        for _ in range(resamples):
+            for k, v in metrics(rng.integers(0, n, size=n)).items():
+                if v is not None and not math.isnan(v):
+                    draws.setdefault(k, []).append(float(v))
+    else:
+        per_block = max(1, BLOCK // max(n, 1))
+        for start in range(0, resamples, per_block):
+            idx = np.stack([rng.integers(0, n, size=n) for _ in range(min(per_block, resamples - start))])
+            for k, v in resampled(idx).items():
+                v = np.asarray(v, dtype=np.float64)
+                draws.setdefault(k, []).extend(v[~np.isnan(v)].tolist())
     q = (100 * (1 - level) / 2, 100 * (1 + level) / 2)
     return {
         k: (float(np.percentile(v, q[0])), float(np.percentile(v, q[1])))

@@ -74,6 +74,7 @@ def register_metrics(register):
     register(
         "cmu-sentiment",
         function=f"{_P}.sentiment:cmu_sentiment",
+        resampled=f"{_P}.sentiment:resampled_cmu_sentiment",
         help="sentiment in [-3, 3]: acc2 and f1 (has0 and non0), acc7, acc5, mae, corr (see datasets.sentiment)",
     )
     register("acc2_has0", True, help="binary accuracy, label >= 0 vs < 0 (zero labels count as non-negative)")

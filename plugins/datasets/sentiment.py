@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mfm_bench.metrics import f1_scores, pearson
+from mfm_bench.metrics import f1_scores, pearson, resampled_f1, resampled_pearson
 
 
 def sentiment_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
@@ -44,6 +44,33 @@ def sentiment_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
 def cmu_sentiment(prediction: np.ndarray, target: np.ndarray, task: Any) -> dict[str, float]:
     """The metric-set function registered as ``cmu-sentiment``."""
     return sentiment_metrics(prediction, target)
+
+
+def resampled_sentiment_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`sentiment_metrics` of each of R resamples at once: (R, n) or (R, n, 1) arrays -> {metric: (R,)}."""
+    pred, true = np.asarray(pred, float), np.asarray(true, float)
+    pred, true = pred.reshape(pred.shape[0], -1), true.reshape(true.shape[0], -1)
+    out: dict[str, np.ndarray] = {}
+    p_has0, t_has0 = pred >= 0, true >= 0
+    labels = np.array([False, True])
+    out["acc2_has0"] = np.mean(p_has0 == t_has0, axis=1)
+    out["f1_has0"] = resampled_f1(t_has0, p_has0, labels)[0]
+    nz = true != 0
+    count = nz.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        acc = np.sum(((pred > 0) == (true > 0)) & nz, axis=1) / count
+    out["acc2_non0"] = np.where(count > 0, acc, np.nan)
+    out["f1_non0"] = np.where(count > 0, resampled_f1(true > 0, pred > 0, labels, valid=nz)[0], np.nan)
+    out["acc7"] = np.mean(np.round(np.clip(pred, -3, 3)) == np.round(np.clip(true, -3, 3)), axis=1)
+    out["acc5"] = np.mean(np.round(np.clip(pred, -2, 2)) == np.round(np.clip(true, -2, 2)), axis=1)
+    out["mae"] = np.mean(np.abs(pred - true), axis=1)
+    out["corr"] = resampled_pearson(pred, true)
+    return out
+
+
+def resampled_cmu_sentiment(prediction: np.ndarray, target: np.ndarray, task: Any) -> dict[str, np.ndarray]:
+    """The ``resampled`` form of the ``cmu-sentiment`` set, for the test-sample bootstrap."""
+    return resampled_sentiment_metrics(prediction, target)
 
 
 def sentiment_labels(labels: Any, where: Any) -> np.ndarray:

@@ -123,3 +123,35 @@ def test_conflicting_declarations_name_both_packages(plugin, message):
         with pytest.raises(PluginError, match=message):
             declaration("mae")
     assert declaration("mae").higher_is_better is False  # gone with the plugin
+
+
+class ResampledSet:
+    @hookimpl
+    def register_metrics(self, register: Any) -> None:
+        register(
+            "mean-gap",
+            function=lambda p, t, task: {"gap": float((p - t).mean())},
+            resampled=lambda p, t, task: {"gap": (p - t).reshape(len(p), -1).mean(1)},
+        )
+        register("gap", False)
+
+
+class MisplacedResampled:
+    @hookimpl
+    def register_metrics(self, register: Any) -> None:
+        register("gap", False, resampled=lambda p, t, task: {})
+
+
+def test_a_plugin_metric_set_gives_its_resampled_form_to_the_bootstrap():
+    import numpy as np
+
+    from mfm_bench.contracts import Task
+    from mfm_bench.metrics import resampled_metrics
+
+    with temporary_plugin(ResampledSet(), "gap-plugin", "gap-dist"):
+        batched = resampled_metrics(Task("regression", metrics="mean-gap"))
+        p, t = np.arange(6.0).reshape(2, 3), np.zeros((2, 3))
+        assert batched(p, t)["gap"].tolist() == [1.0, 4.0]
+    with temporary_plugin(MisplacedResampled(), "gap-plugin", "gap-dist"):
+        with pytest.raises(PluginError, match=r"gap-dist: metric 'gap': resampled= goes with function="):
+            declaration("gap")

@@ -115,3 +115,82 @@ def test_builtin_datasets_declare_the_sentiment_set_and_mfm_its_reconstruction()
     assert recon.higher_is_better is False and recon.section == "reconstruction of the missing modality"
     assert declaration("probe_shared_from_zy").section == PROBES
     assert declaration("trait/mae").name == "mae" and declaration("unheard_of") is None
+
+
+# -- the same metrics over many resamples at once (the test-sample bootstrap) -------------------------------------
+
+
+def _same(batched: dict[str, np.ndarray], rows: list[dict[str, float]]) -> None:
+    """Each metric of each row equals the per-sample function's value (NaN where it gives NaN)."""
+    assert list(batched) == list(rows[0])  # the same metrics, in the same order
+    for k, values in batched.items():
+        want = np.array([r[k] for r in rows], dtype=float)
+        assert values.shape == want.shape, k
+        np.testing.assert_allclose(values, want, rtol=1e-12, atol=1e-12, equal_nan=True, err_msg=k)
+
+
+def _resamples(n: int, rows: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, n, size=(rows, n))
+
+
+def test_resampled_sentiment_metrics_equal_the_per_sample_function_on_every_resample():
+    from mfm_bench.plugins.datasets.sentiment import resampled_sentiment_metrics
+
+    rng = np.random.default_rng(0)
+    n = 9
+    true = np.round(rng.uniform(-3, 3, n) * 2) / 2
+    true[[1, 4, 6]] = 0.0  # zero labels: has0 counts them, non0 drops them
+    pred = rng.uniform(-3.5, 3.5, (n, 1))
+    pred[2] = 0.0
+    idx = _resamples(n, 400, 1)
+    idx[0] = 1  # one sample repeated: constant row, corr NaN, and only zero labels: non0 metrics NaN
+    idx[1] = [4, 6, 1, 4, 6, 1, 0, 0, 0]  # mostly zero labels
+    idx[2] = [0, 2, 3, 5, 7, 8, 0, 2, 3]  # no zero label
+    got = resampled_sentiment_metrics(pred[idx], true[idx])
+    _same(got, [sentiment_metrics(pred[i], true[i]) for i in idx])
+    assert np.isnan(got["corr"][0]) and np.isnan(got["acc2_non0"][0]) and np.isnan(got["f1_non0"][0])
+    assert not np.isnan(got["acc2_non0"][1:]).any()
+
+
+@pytest.mark.parametrize("n_classes", [2, 5])
+def test_resampled_classification_metrics_equal_the_per_sample_function(n_classes):
+    from mfm_bench.metrics import resampled_metrics
+
+    rng = np.random.default_rng(n_classes)
+    n = 12
+    logits = rng.normal(size=(n, n_classes))
+    true = rng.integers(0, n_classes, n)
+    task = Task("classification", n_classes=n_classes)
+    idx = _resamples(n, 300, 2)
+    idx[0] = 3  # a single class, predicted or not
+    got = resampled_metrics(task)(logits[idx], true[idx])
+    _same(got, [compute_metrics(task, logits[i], true[i]) for i in idx])
+
+
+def test_resampled_regression_metrics_equal_the_per_sample_function():
+    from mfm_bench.metrics import resampled_metrics
+
+    rng = np.random.default_rng(3)
+    n = 10
+    pred, true = rng.normal(size=(n, 1)), rng.normal(size=n)
+    task = Task("regression")
+    idx = _resamples(n, 300, 3)
+    idx[0] = 7  # constant: corr NaN
+    got = resampled_metrics(task)(pred[idx], true[idx])
+    _same(got, [compute_metrics(task, pred[i], true[i]) for i in idx])
+    assert np.isnan(got["corr"][0])
+
+
+def test_resampled_multi_regression_metrics_equal_the_per_sample_function():
+    from mfm_bench.metrics import resampled_metrics
+
+    rng = np.random.default_rng(5)
+    n = 8
+    pred, true = rng.normal(size=(n, 3)), rng.normal(size=(n, 3))
+    true[:, 1] = 0.5  # one target constant: its corr is NaN on every resample, the mean corr over the others
+    task = Task("multi_regression", targets=("a", "b", "c"))
+    idx = _resamples(n, 200, 5)
+    got = resampled_metrics(task)(pred[idx], true[idx])
+    _same(got, [compute_metrics(task, pred[i], true[i]) for i in idx])
+    assert np.isnan(got["b/corr"]).all() and not np.isnan(got["corr"]).any()

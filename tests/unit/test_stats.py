@@ -27,6 +27,34 @@ def test_bootstrap_ci_of_a_mean_has_the_normal_width():
     assert lo < x.mean() < hi and abs((hi - lo) / 2 - half) < 0.15 * half
 
 
+def test_bootstrap_ci_scores_resamples_at_once_with_the_same_draws_and_intervals(monkeypatch):
+    """``resampled`` sees exactly the resamples ``metrics`` would (one draw per resample, in order, across blocks),
+    and the intervals agree; a metric undefined (NaN) on some resamples leaves them out of its draws either way."""
+    import mfm_bench.stats as stats
+    from mfm_bench.plugins.datasets.sentiment import resampled_sentiment_metrics, sentiment_metrics
+
+    rng = np.random.default_rng(4)
+    true = np.round(rng.uniform(-3, 3, 25))  # many zero labels: non0 metrics NaN on a few tiny resamples
+    pred = true + rng.normal(0, 1.0, 25)
+    seen_one, seen_all = [], []
+
+    def one(idx):
+        seen_one.append(idx.copy())
+        return sentiment_metrics(pred[idx], true[idx])
+
+    def many(idx):
+        seen_all.append(idx.copy())
+        return resampled_sentiment_metrics(pred[idx], true[idx])
+
+    monkeypatch.setattr(stats, "BLOCK", 25 * 64)  # blocks of 64 resamples: the draws must continue across them
+    a = bootstrap_ci(one, 25, 300, seed=2)
+    b = bootstrap_ci(one, 25, 300, seed=2, resampled=many)
+    assert len(seen_all) == 5 and np.array_equal(np.concatenate(seen_all), np.stack(seen_one))
+    assert list(a) == list(b) == list(sentiment_metrics(pred, true))
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-12, atol=1e-12, err_msg=k)
+
+
 def test_paired_marks_noise_and_real_differences():
     rng = np.random.default_rng(0)
     base = {s: float(v) for s, v in enumerate(rng.normal(0, 1, 8))}
