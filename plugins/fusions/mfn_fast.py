@@ -72,7 +72,10 @@ def grouped_states(fusion: Any, xs: dict[str, torch.Tensor], ms: dict[str, torch
     """All modalities' LSTMs as one cell over the concatenated state: one block-diagonal matmul per step."""
     names = fusion.names
     order = torch.tensor(gate_major_order([fusion.hidden[m] for m in names]), device=xs[names[0]].device)
-    gx = torch.cat([input_gates(fusion.cells[m], xs[m]) for m in names], dim=2).index_select(2, order)
+    # gate-major input gates: each modality's (T, B, 4 H_m) seen as (T, B, 4, H_m), joined along H; a copy where
+    # index_select with ``order`` gathered column by column (0.2 ms forward, 0.1 ms backward, MFN baseline sizes)
+    gx = torch.cat([input_gates(fusion.cells[m], xs[m]).unflatten(2, (4, fusion.hidden[m])) for m in names], dim=3)
+    gx = gx.flatten(2)
     w_hh = torch.block_diag(*[ifog(fusion.cells[m].weight_hh) for m in names]).index_select(0, order).t()
     real = None
     if skip:
