@@ -95,7 +95,7 @@ def register_metrics(register):
         ``Task(..., metrics=name)``. ``f`` may be a ``"module:attr"`` string, imported on first use. Optionally
         ``resampled=g``: the same metrics over R resamples at once, ``g(prediction, target, task)`` with arrays of
         shape (R, n, ...) returning ``{metric: array of R values}`` (NaN where ``f`` gives NaN); the test-sample
-        bootstrap then scores its 1,000 resamples in a few array operations instead of 1,000 calls of ``f``.
+        bootstrap then scores its resamples (1,000 by default) a block at a time instead of calling ``f`` for each.
         A name declared twice with a different meaning, or a metric set registered twice, is an error naming
         both packages.
     :return: nothing.

@@ -103,8 +103,8 @@ def multi_regression_metrics(pred: np.ndarray, true: np.ndarray, targets: tuple[
 def resampled_f1(
     y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray, valid: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(weighted F1, macro F1) of each row, as :func:`f1_scores` with ``labels``; ``valid`` (R, n) bool, when
-    given, counts only its True entries (a row whose valid entries are all of one class still has both labels)."""
+    """(weighted F1, macro F1) of each row, as :func:`f1_scores` with ``labels`` (not empty); ``valid`` (R, n)
+    bool, when given, counts only its True entries (as :func:`f1_scores` of each row's valid entries)."""
     f1s, support = [], []
     for c in labels:
         is_t, is_p = y_true == c, y_pred == c
@@ -114,14 +114,13 @@ def resampled_f1(
         fp = np.sum(is_p, axis=1) - tp
         fn = np.sum(is_t, axis=1) - tp
         denom = 2 * tp + fp + fn
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f1s.append(np.where(denom == 0, 0.0, 2 * tp / np.maximum(denom, 1)))
+        f1s.append(np.where(denom == 0, 0.0, 2 * tp / np.maximum(denom, 1)))
         support.append(np.sum(is_t, axis=1))
     f1 = np.stack(f1s, axis=1).astype(float)  # (R, classes)
     sup = np.stack(support, axis=1).astype(float)
     total = sup.sum(1)
     weighted = np.where(total > 0, (f1 * sup).sum(1) / np.maximum(total, 1), 0.0)
-    return weighted, f1.mean(1) if len(labels) else np.zeros(len(f1))
+    return weighted, f1.mean(1)
 
 
 def resampled_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
