@@ -2,6 +2,7 @@
 as users run it; and Ray's overhead per run against ``--jobs``, in this process.
 
     python -m pytest benchmarks/bench_jobs.py -s          # figures printed; about 2 minutes on 2 quiet cores
+    MFM_BENCH_JOBS_PAIRS=7 python -m pytest benchmarks/bench_jobs.py -s      # the median of 7 pairs, not 3
 
 Targets (issue 13): on 2 cores ``--jobs 2`` takes at most 0.6x the sequential wall time on >= 8 runs; Ray's
 overhead per run, against ``--jobs`` on the same cores, is under 1 s. Every run has one torch thread, so the
@@ -37,7 +38,8 @@ from mfm_bench.suite import load_suite
 
 QUICK = os.environ.get("MFM_BENCH_QUICK", "") not in ("", "0")
 RUNS = 12  # 2 models x 6 seeds
-ROUNDS = 1 if QUICK else 3
+# pairs of (sequential, --jobs 2) runs; more give a steadier median on a noisy machine (about 20 s a pair here)
+ROUNDS = int(os.environ.get("MFM_BENCH_JOBS_PAIRS", 1 if QUICK else 3))
 SUITE = """\
 name: jobs
 datasets: [{name: synthetic-factors, params: {n_train: 600, n_valid: 100, n_test: 100, dims: {text: 32, audio: 8}}}]
