@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -39,7 +40,7 @@ from mfm_bench.suite import load_suite
 QUICK = os.environ.get("MFM_BENCH_QUICK", "") not in ("", "0")
 RUNS = 12  # 2 models x 6 seeds
 # pairs of (sequential, --jobs 2) runs; more give a steadier median on a noisy machine (about 20 s a pair here)
-ROUNDS = int(os.environ.get("MFM_BENCH_JOBS_PAIRS", 1 if QUICK else 3))
+ROUNDS = max(1, int(os.environ.get("MFM_BENCH_JOBS_PAIRS", 1 if QUICK else 3)))
 SUITE = """\
 name: jobs
 datasets: [{name: synthetic-factors, params: {n_train: 600, n_valid: 100, n_test: 100, dims: {text: 32, audio: 8}}}]
@@ -116,7 +117,7 @@ def bench_jobs_ratio(tmp_path) -> None:
         "pair_ratios": [round(r, 3) for r in ratios],
         # before each pair: two CPU-bound processes together against one alone (1.0: two whole cores)
         "cpu_pair_slowdown": [round(x, 2) for x in pair_slowdowns],
-        "ratio": round(sorted(ratios)[len(ratios) // 2], 3),
+        "ratio": round(statistics.median(ratios), 3),  # an even number of pairs: the mean of the middle two
     }
     try:
         import ray

@@ -91,10 +91,14 @@ def parent(pid):
 def kill_one():
     while not made[0].pids():
         time.sleep(0.05)
-    time.sleep(0.3)  # into the first runs (about a second each at 120 epochs): a worker killed mid-run
     run_id, pid = next(iter(made[0].pids().items()))
-    killed.append(parent(pid) == os.getpid())  # forked from this process
-    os.kill(pid, signal.SIGKILL)
+    # mid-run: the worker has started it (config.json is a run's first file) and not finished training it
+    run_dir = os.path.join(sys.argv[2], "runs", run_id)
+    while not os.path.exists(os.path.join(run_dir, "config.json")):
+        time.sleep(0.02)
+    if not os.path.exists(os.path.join(run_dir, "history.json")):
+        killed.append(parent(pid) == os.getpid())  # forked from this process
+        os.kill(pid, signal.SIGKILL)
 
 
 def make(*a, **k):
