@@ -121,6 +121,15 @@ CORE: tuple[Metric, ...] = (
         help="epoch whose weights were kept (lowest validation label loss)",
     ),
     Metric(
+        "label_loss",
+        False,
+        COST,
+        label="valid loss",
+        rank=False,
+        help="lowest validation selection loss over the epochs (the label loss, or the total under select_on: "
+        "total): the loss that chose the kept weights; a search's default metric",
+    ),
+    Metric(
         "probe_*",
         True,
         PROBES,

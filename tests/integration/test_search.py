@@ -181,3 +181,8 @@ def test_journal_storage_mirrors_the_study_and_survives_resume(write_suite, tmp_
     assert len(study.trials) == 5  # rebuilt from the store on resume, not doubled
     assert study.best_value == s["chosen_value"] and study.best_params == s["chosen"]
     assert sorted(t.value for t in study.trials) == sorted(valid[rid] for rid in s["trial_ids"])
+
+
+def test_the_default_metric_label_loss_is_minimised(write_suite):
+    spec = load_suite(write_suite(suite_text().replace("      metric: mae\n", ""))).models[0].search
+    assert spec.metric == "label_loss" and spec.higher_is_better is False
