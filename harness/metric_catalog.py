@@ -130,6 +130,15 @@ CORE: tuple[Metric, ...] = (
         "total): the loss that chose the kept weights; a search's default metric",
     ),
     Metric(
+        "pruned_epoch",
+        None,
+        COST,
+        label="pruned ep",
+        display="count",
+        rank=False,
+        help="a search trial stopped by the search's pruner: the last epoch it trained",
+    ),
+    Metric(
         "probe_*",
         True,
         PROBES,

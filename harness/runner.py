@@ -195,6 +195,7 @@ def perform(
     datasets: dict[str, Any],
     progress: Callable[..., Any] | None,
     on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+    ask: Callable[[int, float], bool] | None = None,
 ) -> Any:
     """Train and evaluate one run, in whichever process an executor chose; never touches the result store.
 
@@ -205,12 +206,14 @@ def perform(
     outcome's ``environment["data_warnings"]``, its fingerprint in ``environment["data_fingerprint"]``; cost rows
     are among the metric rows and each epoch's history row is in the outcome's ``epochs``. Trackers and the store
     are the main process's (:func:`mfm_bench.executors.drive`); ``on_epoch(epoch, row)``, when given, is called
-    after each epoch as well (the in-process executor passes the trackers' ``on_epoch_end``). A failure is an
+    after each epoch as well (the in-process executor passes the trackers' ``on_epoch_end``). ``ask(epoch,
+    value)``, when given, is the main process's search pruner: a search trial with a pruner reports its validation
+    value after each epoch and stops when the answer is True (without ``ask`` it is never pruned). A failure is an
     outcome; KeyboardInterrupt and a full disk propagate."""
     if out is not None:
-        return _perform_in(run, out / "runs" / run.id, datasets, progress, on_epoch)
+        return _perform_in(run, out / "runs" / run.id, datasets, progress, on_epoch, ask)
     with tempfile.TemporaryDirectory(prefix="mfm-bench-run-") as tmp:
-        outcome = _perform_in(run, Path(tmp), datasets, progress, on_epoch)
+        outcome = _perform_in(run, Path(tmp), datasets, progress, on_epoch, ask)
         outcome.files = {
             p.relative_to(tmp).as_posix(): p.read_bytes() for p in sorted(Path(tmp).rglob("*")) if p.is_file()
         }
@@ -223,6 +226,7 @@ def _perform_in(
     datasets: dict[str, Any],
     progress: Callable[..., Any] | None,
     live_epochs: Callable[[int, dict[str, Any]], None] | None,
+    ask: Callable[[int, float], bool] | None = None,
 ) -> Any:
     from .executors import Outcome
     from .outdir import settings
@@ -255,7 +259,7 @@ def _perform_in(
         if warnings:
             env["data_warnings"] = list(warnings)
         env["data_fingerprint"] = data_fingerprint(dataset)
-        model, _, rows = _train_and_evaluate(cfg, trainer, dataset, reg, run_dir)
+        model, _, rows = _train_and_evaluate(cfg, trainer, dataset, reg, run_dir, ask)
         _save_outputs(run_dir, model)
         rows += _model_artifacts(model, dataset, run_dir, trainer.device)
         return Outcome("finished", rows, env, time.perf_counter() - t0, epochs=epochs)
@@ -297,10 +301,11 @@ def _dataset(
 
 
 def _train_and_evaluate(
-    cfg: dict[str, Any], trainer: Any, dataset: Any, reg: Any, run_dir: Path
+    cfg: dict[str, Any], trainer: Any, dataset: Any, reg: Any, run_dir: Path, ask: Any = None
 ) -> tuple[Any, Any, list[tuple]]:
     """Build the model, fit it, check it trained, evaluate it under every condition and check the metrics are
-    finite: (model, fit result, metric rows)."""
+    finite: (model, fit result, metric rows). A pruned search trial is evaluated like any run, on the best weights
+    it reached, with a ``pruned_epoch`` row."""
     import torch
 
     from .checks import check_metrics, check_training
@@ -316,9 +321,12 @@ def _train_and_evaluate(
     initial = _initial_loss(trainer, model, dataset.split("valid"))
     if trainer.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(trainer.device)
-    result = trainer.fit(model, dataset.split("train"), dataset.split("valid"), seed=cfg["seed"])
+    stop = _pruning(cfg, trainer, dataset, conditions[:1], ask)
+    result = trainer.fit(model, dataset.split("train"), dataset.split("valid"), seed=cfg["seed"], stop=stop)
     atomic_write(run_dir / "history.json", json.dumps(result.history, indent=1))
-    check_training(result, initial)
+    # a pruned trial was stopped for lagging: "did not improve on the initial weights" is the pruner's reason,
+    # not a failure (a loss never finite still is)
+    check_training(result, initial if not result.pruned_epoch else float("inf"))
     t0 = time.perf_counter()
     rows = evaluate(
         model,
@@ -349,8 +357,55 @@ def _train_and_evaluate(
         ("train", "train", "best_epoch", float(result.best_epoch)),
         ("train", "valid", "label_loss", result.best_valid_loss),
     ]
+    if result.pruned_epoch:
+        rows.append(("train", "valid", "pruned_epoch", float(result.pruned_epoch)))
     check_metrics(rows)
     return model, result, rows
+
+
+def _pruning(cfg: dict[str, Any], trainer: Any, dataset: Any, conditions: list[Any], ask: Any) -> Any:
+    """The Trainer's ``stop`` for a search trial with a pruner (``config.search.prune``: the metric it reads):
+    after each epoch, the trial's validation value of that metric (for ``label_loss``, the epoch's selection loss;
+    else the metric on the validation split under the first condition, as the search's selection reads it) goes
+    into the history row as ``search_value`` and to ``ask``; True stops training. The evaluation runs with the
+    random state saved and restored, so the trial trains on as it would without it."""
+    metric = (cfg.get("search") or {}).get("prune")
+    if not metric or ask is None:
+        return None
+    import math
+
+    from .evaluation import evaluate
+
+    def stop(epoch: int, model: Any, row: dict[str, Any], valid_loss: float) -> bool:
+        if metric == "label_loss":
+            value = valid_loss
+        else:
+            with _random_state_kept(trainer.device):
+                got = evaluate(
+                    model,
+                    dataset,
+                    conditions,
+                    device=trainer.device,
+                    batch_size=trainer.cfg.eval_batch_size,
+                    seed=cfg["seed"],
+                    split="valid",
+                    probes=False,
+                )
+            value = next((v for _, split, m, v in got if split == "valid" and m == metric), None)
+        if value is None or not math.isfinite(value):  # nothing to compare: the pruner is not asked
+            return False
+        row["search_value"] = float(value)
+        return bool(ask(epoch, float(value)))
+
+    return stop
+
+
+@contextmanager
+def _random_state_kept(device: Any) -> Iterator[None]:
+    import torch
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        yield
 
 
 def _initial_loss(trainer: Any, model: Any, valid: Any) -> float:
@@ -419,6 +474,7 @@ def run_suite(
     subset of each split (grid runs; a search's trials use the full data)."""
     out = Path(out)
     execution = execution or suite.executor
+    _check_pruners(suite, execution)
     threads = _threads_per_run(suite, execution, threads)
     with _early_pool(execution, out, threads) as pool:
         import torch
@@ -451,6 +507,20 @@ def run_suite(
             finally:
                 torch.set_num_threads(threads_before)  # --threads applies to this suite, not to the caller's process
         return counts
+
+
+def _check_pruners(suite: Suite, execution: Any) -> None:
+    """A search's pruner asks the main process after each epoch of a trial; Ray tasks cannot (they run to their
+    end), so such a suite stops here rather than search without the pruning it asked for."""
+    if execution.kind != "ray":
+        return
+    for m in suite.models:
+        if m.search is not None and m.search.pruner is not None:
+            raise MfmBenchError(
+                f"the search of {m.label!r} has a pruner (search.pruner), which stops trials between epochs by "
+                "asking this process; Ray tasks cannot ask it mid-run. Run this suite with the local executor "
+                "(--jobs N, or --shard K/N across machines), or remove search.pruner"
+            )
 
 
 @contextmanager
@@ -533,18 +603,27 @@ def expand_train(suite: Suite, device: str | None, threads: int | None) -> dict[
 
 def _search_configs(suite: Suite, device: str | None, threads: int | None) -> list[dict[str, Any]]:
     """A config per (dataset, searched model) with its search block, so a changed search is another suite."""
-    import dataclasses
-
     train = expand_train(suite, device, threads)
     return [
         {
             **run_config(suite, d, m.name, m.label, m.params, 0, train),
-            "search": json.loads(json.dumps(dataclasses.asdict(m.search), default=str)),
+            "search": _search_record(m.search),
         }
         for d in suite.datasets
         for m in suite.models
         if m.search is not None
     ]
+
+
+def _search_record(spec: Any) -> dict[str, Any]:
+    """A search block as plain data; without ``pruner`` when it has none, so that the suites of earlier versions
+    keep their identity."""
+    import dataclasses
+
+    record = json.loads(json.dumps(dataclasses.asdict(spec), default=str))
+    if record.get("pruner") is None:
+        record.pop("pruner", None)
+    return record
 
 
 def source_total(source: Any) -> int:

@@ -12,6 +12,7 @@
           metric: mae           # measured on the validation split (clean)
           trial_seeds: 1        # a trial's value: the mean over the suite's first N seeds
           storage: memory       # or journal: the study also in OUT/optuna-journal.log
+          pruner: median        # optional: stop trials whose validation value lags, epoch by epoch
 
 Each trial is one ordinary run per trial seed in the store (its id a hash of its config), trained on the suite's
 first seed (or first ``trial_seeds`` seeds, the value then their mean), on whatever executor the suite uses; only
@@ -21,6 +22,12 @@ only for the rest.
 Selection uses the validation split only; the chosen configuration is then trained on every seed of the suite
 and reported on test. ``selection: test-oracle`` reproduces the original MFM protocol instead (each metric's
 best test value over all trials) and is labelled as such, with a warning, on the leaderboard.
+
+``pruner:`` (``median``, ``percentile``, or a mapping with Optuna's pruner settings) stops a trial after an epoch
+whose validation value lags the other trials' at the same epoch: the trial's run reports the metric after every
+epoch to the main process, which asks the study; a pruned run is kept in the store (evaluated on the weights
+it had) and told to the study as pruned, so it is never chosen. Pruning reads one run per trial
+(``trial_seeds: 1``) and needs an executor whose runs can ask the main process mid-run (local, not Ray).
 """
 
 from __future__ import annotations
@@ -35,7 +42,23 @@ from .errors import MfmBenchError, OutputExistsError
 SAMPLERS = ("random", "tpe")
 SELECTIONS = ("validation", "test-oracle")
 STORAGES = ("memory", "journal")
-KEYS = ("params", "sampler", "n_trials", "metric", "direction", "selection", "seed", "trial_seeds", "storage")
+KEYS = (
+    "params",
+    "sampler",
+    "n_trials",
+    "metric",
+    "direction",
+    "selection",
+    "seed",
+    "trial_seeds",
+    "storage",
+    "pruner",
+)
+PRUNERS = ("median", "percentile")
+#: a pruner's settings and their defaults: Optuna's own (optuna 5.0.0, optuna/pruners/_median.py lines 77-84,
+#: ``MedianPruner.__init__``; _percentile.py lines 142-150, ``PercentilePruner.__init__``). ``percentile`` (kind
+#: percentile only) has no default in Optuna; ours is 50, which makes it the median pruner
+PRUNER_DEFAULTS = {"n_startup_trials": 5, "n_warmup_steps": 0, "interval_steps": 1, "n_min_trials": 1}
 #: the journal of every study of an output folder (``storage: journal``), written by the main process only
 JOURNAL = "optuna-journal.log"
 
@@ -68,6 +91,26 @@ class Param:
 
 
 @dataclass
+class PrunerSpec:
+    """Optuna's median or percentile pruner; steps are epochs (1, 2, ...)."""
+
+    kind: str = "median"
+    percentile: float = 50.0
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+    n_min_trials: int = 1
+
+    def build(self) -> Any:
+        import optuna
+
+        common = {k: getattr(self, k) for k in PRUNER_DEFAULTS}
+        if self.kind == "median":
+            return optuna.pruners.MedianPruner(**common)
+        return optuna.pruners.PercentilePruner(self.percentile, **common)
+
+
+@dataclass
 class SearchSpec:
     params: list[Param]
     n_trials: int = 20
@@ -79,6 +122,7 @@ class SearchSpec:
     model: dict[str, Any] = field(default_factory=dict)  # {"name", "label", "params"}: the base configuration
     trial_seeds: int = 1  # a trial runs on the suite's first N seeds; its value is their mean
     storage: str = "memory"  # or "journal": the study also written to OUT/optuna-journal.log
+    pruner: PrunerSpec | None = None  # stop lagging trials epoch by epoch (None: every trial runs to its end)
 
 
 def parse_search(raw: Any, ref: Any, reg: Any, train: dict[str, Any], seeds: list[int] | None = None) -> SearchSpec:
@@ -114,6 +158,13 @@ def parse_search(raw: Any, ref: Any, reg: Any, train: dict[str, Any], seeds: lis
     if not isinstance(raw.get("params"), dict) or not raw["params"]:
         raise SearchError("give at least one parameter range", "params", "e.g. {hidden: {low: 8, high: 64}}")
     params = [_param(name, spec) for name, spec in raw["params"].items()]
+    pruner = _pruner(raw.get("pruner"))
+    if pruner is not None and trial_seeds != 1:
+        raise SearchError(
+            f"a pruner stops a trial's run epoch by epoch, but each trial runs on {trial_seeds} seeds",
+            "pruner",
+            "set trial_seeds: 1, or remove the pruner",
+        )
     model = {"name": ref.name, "label": ref.label, "params": ref.params}
     for p in params:
         for value in p.examples():
@@ -132,7 +183,37 @@ def parse_search(raw: Any, ref: Any, reg: Any, train: dict[str, Any], seeds: lis
         model,
         trial_seeds=trial_seeds,
         storage=raw.get("storage", "memory"),
+        pruner=pruner,
     )
+
+
+def _pruner(raw: Any) -> PrunerSpec | None:
+    """``pruner:`` as a kind (``median``, ``percentile``), a mapping (``kind`` and Optuna's settings), or none."""
+    if raw is None or raw == "none":
+        return None
+    if isinstance(raw, str):
+        raw = {"kind": raw}
+    if not isinstance(raw, dict):
+        raise SearchError(f"expected a kind ({', '.join(PRUNERS)}) or a mapping, got {raw!r}", "pruner")
+    allowed = ("kind", "percentile", *PRUNER_DEFAULTS)
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        from .config import did_you_mean
+
+        raise SearchError(f"unknown key {unknown[0]!r}", f"pruner.{unknown[0]}", did_you_mean(unknown[0], allowed))
+    kind = raw.get("kind", "median")
+    if kind not in PRUNERS:
+        raise SearchError(f"must be one of {', '.join(PRUNERS)}, got {kind!r}", "pruner.kind")
+    if "percentile" in raw and kind != "percentile":
+        raise SearchError("percentile is a setting of kind: percentile", "pruner.percentile", "add kind: percentile")
+    for key, low in (("n_startup_trials", 0), ("n_warmup_steps", 0), ("interval_steps", 1), ("n_min_trials", 1)):
+        v = raw.get(key, PRUNER_DEFAULTS[key])
+        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+            raise SearchError(f"expected an integer of at least {low}, got {v!r}", f"pruner.{key}")
+    pct = raw.get("percentile", 50.0)
+    if not isinstance(pct, (int, float)) or isinstance(pct, bool) or not 0 <= pct <= 100:
+        raise SearchError(f"expected a number from 0 to 100, got {pct!r}", "pruner.percentile")
+    return PrunerSpec(kind, float(pct), **{k: raw.get(k, d) for k, d in PRUNER_DEFAULTS.items()})
 
 
 def _positive(raw: dict[str, Any], key: str, default: int) -> int:
@@ -194,4 +275,13 @@ def dumps(x: Any) -> str:
     return json.dumps(x, sort_keys=True, default=str)
 
 
-__all__ = ["SearchSpec", "Param", "SearchError", "parse_search", "apply", "trial_value", "OutputExistsError"]
+__all__ = [
+    "SearchSpec",
+    "PrunerSpec",
+    "Param",
+    "SearchError",
+    "parse_search",
+    "apply",
+    "trial_value",
+    "OutputExistsError",
+]

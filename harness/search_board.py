@@ -2,8 +2,9 @@
 
 Trials that were not chosen stay in the store but leave the model rows; a searched model's row is its chosen
 configuration retrained on the suite's seeds, and a table per dataset says what was chosen, on which
-validation metric, from how many trials. A ``test-oracle`` search adds a row ``LABEL (test-oracle)`` holding each
-metric's best test value over all trials, and a warning row: those numbers were selected on test.
+validation metric, from how many trials (and how many of them the search's pruner stopped). A
+``test-oracle`` search adds a row ``LABEL (test-oracle)`` holding each metric's best test value over all trials
+(pruned ones included), and a warning row: those numbers were selected on test.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def search_table(searches: list[dict[str, Any]], dataset: str) -> Table | None:
                 s["selection"],
                 f"{s['metric']} {direction} ({s['split']})",
                 s["trials"],
-                s["complete"],
+                f"{s['complete']} ({s['pruned']} pruned)" if s.get("pruned") else s["complete"],
                 chosen,
                 value,
             ]

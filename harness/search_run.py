@@ -59,10 +59,13 @@ class _Study:
         self.queue: list[Any] = []  # seed runs of the trial in flight not yet handed out
         self.finals: list[Any] | None = None
         self.trial_ids: list[str] = []
+        self.pruned: set[str] = set()  # trial keys whose run the pruner stopped
+        self.epochs: dict[int, set[int]] = {}  # trial number -> epochs reported to it
         done = [] if overwrite else self._finished_trials(resume)
         self.study = optuna.create_study(
             direction="maximize" if spec.higher_is_better else "minimize",
             sampler=_sampler(spec, len(done)),
+            pruner=spec.pruner.build() if spec.pruner is not None else optuna.pruners.NopPruner(),
             **_storage(spec, store.folder, self.key),
         )
         self._load(done)
@@ -99,17 +102,34 @@ class _Study:
         import optuna
 
         for runs in done:
-            value = _mean([_value(self.store.metrics(r["id"]), self.spec.metric) for r in runs])
+            metrics = [self.store.metrics(r["id"]) for r in runs]
+            value = _mean([_value(m, self.spec.metric) for m in metrics])
+            state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
+            if any(_value(m, "pruned_epoch") is not None for m in metrics):
+                state, value = optuna.trial.TrialState.PRUNED, None
+                self.pruned.add(runs[0]["id"])
             self.study.add_trial(
                 optuna.trial.create_trial(
                     params=runs[0]["config"]["search"]["values"],
                     distributions=self.dists,
                     value=value,
-                    state=optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL,
+                    state=state,
+                    # what the pruner compares later trials with: the values the run reported epoch by epoch
+                    intermediate_values=self._reported(runs[0]["id"]) if self.spec.pruner is not None else None,
                 )
             )
             self.values[runs[0]["id"]] = value
             self.trial_ids += [r["id"] for r in runs]
+
+    def _reported(self, run_id: str) -> dict[int, float]:
+        """The validation values a trial's run reported to the pruner (``search_value`` in its history)."""
+        import json
+
+        try:
+            rows = json.loads((Path(self.store.folder) / "runs" / run_id / "history.json").read_text())
+        except (OSError, ValueError):  # a folder without run files (a merged store's): the pruner starts cold
+            return {}
+        return {int(r["epoch"]): float(r["search_value"]) for r in rows if "search_value" in r}
 
     def _run(self, values: dict[str, Any], seed: int, role: str) -> Any:
         from .runner import make_run, run_config
@@ -117,6 +137,8 @@ class _Study:
         model, train = apply(values, self.spec.model, self.train, self.reg)
         cfg = run_config(self.suite, self.d, model["name"], model["label"], model["params"], seed, train)
         cfg["search"] = {**self.key, "role": role, "values": values}
+        if role == "trial" and self.spec.pruner is not None:
+            cfg["search"]["prune"] = self.spec.metric  # the metric its run reports after each epoch
         return make_run(self.suite.name, model["label"], self.d.label, cfg, list(getattr(self.suite, "trackers", [])))
 
     @property
@@ -131,7 +153,7 @@ class _Study:
             runs = [self._run(trial.params, seed, "trial") for seed in self.trial_seeds]
             key = runs[0].id
             if key in self.values:  # the sampler repeated a finished configuration
-                self._tell(trial, self.values[key])
+                self._tell(trial, self.values[key], key in self.pruned)
             elif key in self.flight:
                 self.flight[key].append(trial)
             else:
@@ -149,17 +171,35 @@ class _Study:
             self._select()
         return self.finals.pop(0) if self.finals else None
 
-    def _tell(self, trial: Any, value: float | None) -> None:
+    def _tell(self, trial: Any, value: float | None, pruned: bool = False) -> None:
         import optuna
 
-        if value is None:
+        if pruned:  # Optuna keeps the last reported value as a pruned trial's value
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        elif value is None:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             self.study.tell(trial, value)
 
+    def report(self, run: Any, epoch: int, value: float) -> bool:
+        """A trial's run reports its validation value after ``epoch``: True when the pruner stops it."""
+        trials = self.flight.get(self.owner.get(run.id, ""), [])
+        for trial in trials:  # the trial, and any the sampler asked again with the same configuration
+            seen = self.epochs.setdefault(trial.number, set())
+            if epoch not in seen:  # a run retried on a fresh worker reports its epochs again
+                seen.add(epoch)
+                trial.report(value, epoch)
+        return bool(trials) and trials[0].should_prune()
+
     def done(self, run: Any, outcome: Any) -> None:
         key = self.owner.get(run.id)
         if key is None or key not in self.flight:
+            return
+        if outcome.status == "finished" and any(m == "pruned_epoch" for _, _, m, _ in outcome.rows):
+            self.pruned.add(key)
+            self.values[key] = None
+            for trial in self.flight.pop(key):
+                self._tell(trial, None, pruned=True)
             return
         self.parts[key][run.id] = trial_value(outcome, self.spec.metric) if outcome.status == "finished" else None
         self._settle(key)
@@ -185,6 +225,7 @@ class _Study:
             "trials": len(self.study.trials),
             "trial_seeds": self.trial_seeds,
             "complete": len(complete),
+            "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in self.study.trials),
             "trial_ids": self.trial_ids,
             "final_ids": [],
         }
@@ -279,6 +320,14 @@ class SearchSource:
                 run.deterministic = self.deterministic
                 return run
         return None
+
+    def report(self, run: Any, epoch: int, value: float) -> bool:
+        """The executor's ``ask``: a search trial's validation value after an epoch; True: stop it (pruned)."""
+        key = run.config.get("search")
+        for s in self.studies:
+            if key and {k: key.get(k) for k in s.key} == s.key:
+                return s.report(run, epoch, value)
+        return False
 
     def done(self, run: Any, outcome: Any) -> None:
         key = run.config.get("search")

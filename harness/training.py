@@ -37,6 +37,7 @@ class TrainResult:
     samples_per_sec: float
     params: int
     history: list[dict[str, float]] = field(default_factory=list)
+    pruned_epoch: int = 0  # the epoch after which ``stop`` ended training (0: it did not)
 
 
 def seed_everything(seed: int) -> None:
@@ -200,23 +201,35 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return torch.autocast("cpu", enabled=False)
 
-    def fit(self, model: nn.Module, train: Any, valid: Any, seed: int = 0) -> TrainResult:
+    def fit(
+        self,
+        model: nn.Module,
+        train: Any,
+        valid: Any,
+        seed: int = 0,
+        stop: Callable[[int, nn.Module, dict[str, Any], float], bool] | None = None,
+    ) -> TrainResult:
+        """Train ``model`` in place, keep its best weights (lowest validation selection loss) and return the
+        record. ``stop(epoch, model, row, valid_loss)``, called after each epoch with the epoch's history row
+        (which it may add to), ends training when it returns True (a search's pruner)."""
         cfg = self.cfg
         state = self._start(model, seed)
         train, valid = on_device(train, self.device), on_device(valid, self.device)
         bar = self.progress(total=cfg.epochs, desc="epochs", unit="ep", leave=False) if self.progress else None
         start = time.perf_counter()
-        epoch = 0
+        epoch = pruned = 0
         for epoch in range(1, cfg.epochs + 1):
             sums = self._train_epoch(state, train)
             sums.check(epoch)
             row, vloss = self._end_epoch(state, epoch, sums, valid)
+            if stop is not None and stop(epoch, state.model, row, vloss):
+                pruned = row["pruned"] = epoch
             if self.on_epoch is not None:
                 self.on_epoch(epoch, dict(row))
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(train=f"{row.get('train_label', float('nan')):.3f}", valid=f"{vloss:.3f}")
-            if cfg.early_stop and state.bad_epochs >= cfg.early_stop:
+            if pruned or (cfg.early_stop and state.bad_epochs >= cfg.early_stop):
                 break
         if bar is not None:
             bar.close()
@@ -229,6 +242,7 @@ class Trainer:
             samples_per_sec=state.seen / state.train_time if state.train_time > 0 else 0.0,
             params=count_params(model),
             history=state.history,
+            pruned_epoch=pruned,
         )
 
     def _start(self, model: nn.Module, seed: int) -> FitState:

@@ -64,6 +64,11 @@ class Executor(ABC):
     #: True when the executor calls the trackers' ``on_epoch_end`` itself as epochs end (in the main process);
     #: else :func:`~mfm_bench.executors.drive` replays an outcome's epochs when the run ends
     live_epochs = False
+    #: ``ask(run, epoch, value) -> bool``: the search pruner of the main process (set by
+    #: :func:`~mfm_bench.executors.drive`); an executor that can reach it mid-run passes it to each run
+    ask: Any = None
+    #: False for executors whose runs cannot ask the main process mid-run (a search with a pruner refuses them)
+    can_prune = True
 
     @abstractmethod
     def submit(self, run: Any) -> None:

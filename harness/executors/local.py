@@ -49,7 +49,21 @@ class SequentialExecutor(Executor):
         def on_epoch(epoch: int, row: dict[str, Any]) -> None:
             call("on_epoch_end", run_id=run.id, epoch=epoch, metrics=row)
 
-        return [(run.id, runner.perform(run, self.out, self.datasets, self.progress, on_epoch))]
+        ask = (lambda epoch, value: self.ask(run, epoch, value)) if self.ask is not None else None
+        return [(run.id, runner.perform(run, self.out, self.datasets, self.progress, on_epoch, ask))]
+
+
+class Report:
+    """A worker's question mid-run (a search trial's validation value after an epoch): the main process answers
+    True (stop: pruned) or False through the same pipe."""
+
+    __slots__ = ("run_id", "epoch", "value")
+
+    def __init__(self, run_id: str, epoch: int, value: float) -> None:
+        self.run_id, self.epoch, self.value = run_id, epoch, value
+
+    def __reduce__(self) -> Any:
+        return Report, (self.run_id, self.epoch, self.value)
 
 
 def _worker(conn: Any, threads: int) -> None:
@@ -68,8 +82,13 @@ def _worker(conn: Any, threads: int) -> None:
         if msg is None:  # every outcome went back through the pipe: nothing left to save
             _exit_now()
         run, out = msg
+
+        def ask(epoch: int, value: float, run_id: str = run.id) -> bool:
+            conn.send(Report(run_id, epoch, value))
+            return bool(conn.recv())
+
         try:
-            conn.send((run.id, runner.perform(run, Path(out), datasets, None)))
+            conn.send((run.id, runner.perform(run, Path(out), datasets, None, ask=ask)))
         except Exception as e:  # noqa: BLE001 - a full disk: the main process stops the suite with it
             conn.send((run.id, e))
 
@@ -205,7 +224,11 @@ class ProcessExecutor(Executor):
         """The outcome ``w`` sent; or, when it died, retry its run on a fresh worker or report it failed."""
         try:
             if w.conn.poll():
-                run_id, outcome = w.conn.recv()
+                msg = w.conn.recv()
+                if isinstance(msg, Report):  # a question mid-run, not the end of it
+                    w.conn.send(bool(self.ask(w.run, msg.epoch, msg.value)) if self.ask is not None else False)
+                    return None
+                run_id, outcome = msg
                 if isinstance(outcome, BaseException):  # what perform lets through (a full disk) stops the suite
                     w.run = None
                     raise outcome

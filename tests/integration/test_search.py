@@ -186,3 +186,202 @@ def test_journal_storage_mirrors_the_study_and_survives_resume(write_suite, tmp_
 def test_the_default_metric_label_loss_is_minimised(write_suite):
     spec = load_suite(write_suite(suite_text().replace("      metric: mae\n", ""))).models[0].search
     assert spec.metric == "label_loss" and spec.higher_is_better is False
+
+
+# -- pruning ---------------------------------------------------------------------------------------------------
+# learnable data (little noise) and one learning rate too small to move the loss: once a trial at 0.02 has
+# finished, a trial at 1e-6 lags it at every epoch, which is what the median pruner stops
+PRUNED = """\
+name: pruned
+datasets: [{name: synthetic-factors, params: {n_train: 256, n_valid: 64, n_test: 32, \
+dims: {text: 5, audio: 3}, seq_len: 5, min_len: 2, noise: 0.1}}]
+models:
+  - name: supervised
+    label: tuned
+    params: {encoder: mean, fusion: concat}
+    search:
+      params: {train.lr: {choices: [0.02, 1.0e-6]}, head_hidden: {low: 4, high: 16}}
+      sampler: random
+      n_trials: 8
+      PRUNER
+seeds: [3, 4]
+train: {epochs: 4, batch_size: 16, threads: 1}
+"""
+
+
+def pruned_text(pruner="pruner: {kind: median, n_startup_trials: 1}", extra=""):
+    return PRUNED.replace("PRUNER", pruner + ("\n      " + extra if extra else ""))
+
+
+def trial_runs(out):
+    """Trial runs: (run, valid metrics by name, history rows)."""
+    import json
+
+    with ResultStore(out) as s:
+        rows = []
+        for r in s.runs("finished"):
+            if r["config"]["search"]["role"] != "trial":
+                continue
+            valid = {m["metric"]: m["value"] for m in s.metrics(r["id"]) if m["split"] == "valid"}
+            rows.append((r, valid, json.loads((out / "runs" / r["id"] / "history.json").read_text())))
+        return rows, s.searches()
+
+
+def check_pruned_search(out):
+    """What holds for any pruned search: pruned runs stopped at their epoch and reported each epoch, they are
+    counted, never chosen, and lagged the best finished trial where they stopped."""
+    rows, [s] = trial_runs(out)
+    pruned = [(r, v, h) for r, v, h in rows if "pruned_epoch" in v]
+    assert pruned and s["pruned"] >= len(pruned) and s["metric"] == "label_loss"  # the default metric
+    for r, v, h in pruned:
+        stop = int(v["pruned_epoch"])
+        assert len(h) == stop < 4 and h[-1]["pruned"] == stop
+        assert [row["epoch"] for row in h if "search_value" in row] == list(range(1, stop + 1))
+        assert r["config"]["search"]["values"] != s["chosen"]
+    complete = [(r, v, h) for r, v, h in rows if "pruned_epoch" not in v]
+    assert all(len(h) == 4 and "pruned" not in h[-1] for _, _, h in complete)
+    assert s["chosen_value"] == min(v["label_loss"] for _, v, _ in complete)
+    for _, _, h in pruned:  # the median of finished trials at that epoch is no lower than their best
+        epoch, value = h[-1]["epoch"], h[-1]["search_value"]
+        assert value > min(ch[epoch - 1]["search_value"] for _, _, ch in complete)
+    return pruned, s
+
+
+def test_pruner_settings_are_checked_when_the_suite_is_loaded(write_suite):
+    spec = load_suite(write_suite(pruned_text("pruner: median"))).models[0].search
+    assert (spec.pruner.kind, spec.pruner.n_startup_trials, spec.pruner.n_warmup_steps) == ("median", 5, 0)
+    assert load_suite(write_suite(pruned_text("pruner: none"))).models[0].search.pruner is None
+    spec = load_suite(write_suite(pruned_text("pruner: {kind: percentile, percentile: 25}"))).models[0].search
+    assert (spec.pruner.kind, spec.pruner.percentile) == ("percentile", 25.0)
+    cases = [
+        ("pruner: median", "trial_seeds: 2", r"search.pruner: a pruner stops .* on 2 seeds \(set trial_seeds: 1"),
+        ("pruner: {kind: median, warmup: 2}", "", r"search.pruner.warmup: unknown key 'warmup'"),
+        ("pruner: hyperband", "", r"search.pruner.kind: must be one of median, percentile, got 'hyperband'"),
+        ("pruner: {percentile: 20}", "", r"search.pruner.percentile: .*\(add kind: percentile\)"),
+        ("pruner: {kind: median, n_startup_trials: -1}", "", r"pruner.n_startup_trials: expected an integer"),
+        ("pruner: {kind: percentile, percentile: 120}", "", r"pruner.percentile: expected a number from 0 to 100"),
+    ]
+    for pruner, extra, match in cases:
+        with pytest.raises(SuiteError, match=match):
+            load_suite(write_suite(pruned_text(pruner, extra)))
+
+
+def test_a_pruned_search_stops_lagging_trials_keeps_them_and_never_chooses_them(write_suite, tmp_path):
+    suite = load_suite(write_suite(pruned_text()))
+    out = tmp_path / "o"
+    counts = run_suite(suite, out, progress=False)
+    assert counts["failed"] == 0
+    _, s = check_pruned_search(out)
+    md = write_leaderboard(out, ["markdown"])["markdown"].read_text()
+    assert f"({s['pruned']} pruned)" in md
+
+
+@pytest.mark.slow
+def test_trials_in_worker_processes_ask_the_main_process_to_prune(write_suite, tmp_path):
+    from mfm_bench.executors import Execution
+
+    suite = load_suite(write_suite(pruned_text()))
+    out = tmp_path / "o"
+    counts = run_suite(suite, out, progress=False, execution=Execution(jobs=2), log=lambda s: None)
+    assert counts["failed"] == 0
+    check_pruned_search(out)
+
+
+def test_a_resumed_search_tells_the_pruner_what_its_trials_reported(write_suite, tmp_path, monkeypatch):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    import mfm_bench.runner as runner
+
+    suite = load_suite(write_suite(pruned_text(extra="storage: journal")))
+    out = tmp_path / "o"
+    real, calls = runner.perform, []
+
+    def stop_on_sixth(run, *a, **k):
+        calls.append(run.id)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real(run, *a, **k)
+
+    monkeypatch.setattr(runner, "perform", stop_on_sixth)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, out, progress=False)
+    before, _ = trial_runs(out)
+    assert any("pruned_epoch" in v for _, v, _ in before)
+    calls.clear()
+    run_suite(suite, out, resume=True, progress=False, log=lambda s: None)
+    assert not {r["id"] for r, _, _ in before} & set(calls)  # finished trials, pruned ones included, not redone
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(out / "optuna-journal.log")))
+    study = optuna.load_study(study_name="synthetic-factors/tuned", storage=storage)
+    told = {}
+    for t in study.trials:  # the first trial of each configuration (a repeat asked later is told its outcome bare)
+        told.setdefault(json_key(t.params), t)
+    for r, v, h in before:  # each trial of the first start, told again with its state and epoch by epoch values
+        t = told[json_key(r["config"]["search"]["values"])]
+        pruned = "pruned_epoch" in v
+        assert t.state == (optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.COMPLETE)
+        assert t.intermediate_values == {row["epoch"]: row["search_value"] for row in h}
+    check_pruned_search(out)
+
+
+def json_key(values):
+    import json
+
+    return json.dumps(values, sort_keys=True)
+
+
+def test_a_pruner_that_never_stops_leaves_every_trial_as_without_one(write_suite, tmp_path):
+    """A trial with a pruner reports the searched metric after each epoch (here mae, an evaluation of the
+    validation split); the evaluation must not move the random state the rest of training draws from."""
+    plain = pruned_text("metric: mae")
+    never = pruned_text("metric: mae", "pruner: {kind: median, n_startup_trials: 100}")
+    results = []
+    for i, text in enumerate((plain, never)):
+        out = tmp_path / f"o{i}"
+        run_suite(load_suite(write_suite(text, f"s{i}.yaml")), out, progress=False)
+        rows, [s] = trial_runs(out)
+        by_values = {json_key(r["config"]["search"]["values"]): (v, [x["valid_label"] for x in h]) for r, v, h in rows}
+        results.append((by_values, s["chosen"], [row for _, _, h in rows for row in h]))
+    assert results[0][0] == results[1][0] and results[0][1] == results[1][1]
+    assert all("search_value" in row for row in results[1][2]) and not any("pruned" in row for row in results[1][2])
+
+
+def test_ray_refuses_a_search_with_a_pruner_before_any_work(write_suite, tmp_path):
+    from mfm_bench.errors import MfmBenchError
+    from mfm_bench.executors import Execution
+
+    suite = load_suite(write_suite(pruned_text()))
+    with pytest.raises(MfmBenchError, match="Ray tasks cannot ask it mid-run.*--jobs N"):
+        run_suite(suite, tmp_path / "o", progress=False, execution=Execution(kind="ray"))
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_pruning_hook_reports_each_epoch_and_keeps_the_random_state(monkeypatch):
+    """The per-epoch evaluation may draw random numbers (a model sampling in its forward): the hook restores the
+    state, so training goes on with the numbers it would have drawn without a pruner."""
+    import torch
+
+    import mfm_bench.evaluation as evaluation
+    import mfm_bench.runner as runner
+    from mfm_bench.training import TrainConfig, Trainer
+
+    def drawing_evaluate(model, dataset, conditions, **kw):
+        assert kw["split"] == "valid" and not kw["probes"]
+        return [("clean", "valid", "mae", 1.0 + float(torch.rand(())))]
+
+    monkeypatch.setattr(evaluation, "evaluate", drawing_evaluate)
+    asked = []
+    trainer = Trainer(TrainConfig(device="cpu"))
+    cfg = {"search": {"prune": "mae"}, "seed": 0}
+    stop = runner._pruning(cfg, trainer, None, [], lambda epoch, value: asked.append((epoch, value)) or epoch >= 2)
+    torch.manual_seed(5)
+    state, rows = torch.get_rng_state(), [{}, {}]
+    assert stop(1, None, rows[0], 0.7) is False and torch.equal(torch.get_rng_state(), state)
+    assert stop(2, None, rows[1], 0.6) is True and torch.equal(torch.get_rng_state(), state)
+    assert [e for e, _ in asked] == [1, 2] and all(1.0 <= v < 2.0 for _, v in asked)
+    assert [r["search_value"] for r in rows] == [v for _, v in asked]
+    # label_loss: the epoch's selection loss, no evaluation; without the search's prune key or a channel, no hook
+    loss_stop = runner._pruning({"search": {"prune": "label_loss"}, "seed": 0}, trainer, None, [], lambda e, v: v > 1)
+    assert loss_stop(1, None, {}, 0.5) is False and loss_stop(2, None, {}, 1.5) is True
+    assert runner._pruning({"search": {"role": "trial"}}, trainer, None, [], lambda e, v: True) is None
+    assert runner._pruning(cfg, trainer, None, [], None) is None
