@@ -368,7 +368,8 @@ def _pruning(cfg: dict[str, Any], trainer: Any, dataset: Any, conditions: list[A
     after each epoch, the trial's validation value of that metric (for ``label_loss``, the epoch's selection loss;
     else the metric on the validation split under the first condition, as the search's selection reads it) goes
     into the history row as ``search_value`` and to ``ask``; True stops training. The evaluation runs with the
-    random state saved and restored, so the trial trains on as it would without it."""
+    random state saved and restored, so the trial trains on as it would without it. After the last epoch there
+    is nothing left to save: the answer is ignored and the trial completes."""
     metric = (cfg.get("search") or {}).get("prune")
     if not metric or ask is None:
         return None
@@ -395,7 +396,8 @@ def _pruning(cfg: dict[str, Any], trainer: Any, dataset: Any, conditions: list[A
         if value is None or not math.isfinite(value):  # nothing to compare: the pruner is not asked
             return False
         row["search_value"] = float(value)
-        return bool(ask(epoch, float(value)))
+        prune = bool(ask(epoch, float(value)))  # asked at the last epoch too: the study records every value
+        return prune and epoch < cfg["train"]["epochs"]  # but a run that trained every epoch is complete
 
     return stop
 

@@ -277,14 +277,42 @@ def test_a_pruned_search_stops_lagging_trials_keeps_them_and_never_chooses_them(
 
 
 @pytest.mark.slow
-def test_trials_in_worker_processes_ask_the_main_process_to_prune(write_suite, tmp_path):
+def test_trials_in_worker_processes_ask_the_main_process_to_prune(write_suite, tmp_path, monkeypatch):
+    """Over the workers' pipes. Which trials Optuna prunes here depends on the order runs finish in, so the
+    answers come from a fixed rule in the main process (stop every trial at lr 1e-6 after epoch 2), after the
+    study has heard each report."""
     from mfm_bench.executors import Execution
+    from mfm_bench.search_run import SearchSource
 
+    real = SearchSource.report
+
+    def rule(self, run, epoch, value):
+        real(self, run, epoch, value)
+        return run.config["search"]["values"]["train.lr"] < 1e-3 and epoch == 2
+
+    monkeypatch.setattr(SearchSource, "report", rule)
     suite = load_suite(write_suite(pruned_text()))
     out = tmp_path / "o"
     counts = run_suite(suite, out, progress=False, execution=Execution(jobs=2), log=lambda s: None)
     assert counts["failed"] == 0
-    check_pruned_search(out)
+    rows, [s] = trial_runs(out)
+    slow = [(v, h) for r, v, h in rows if r["config"]["search"]["values"]["train.lr"] < 1e-3]
+    fast = [(v, h) for r, v, h in rows if r["config"]["search"]["values"]["train.lr"] > 1e-3]
+    assert slow and fast and s["pruned"] >= len(slow)
+    assert all(v["pruned_epoch"] == 2 and [x["epoch"] for x in h] == [1, 2] for v, h in slow)
+    assert all("pruned_epoch" not in v and len(h) == 4 for v, h in fast)
+    assert all("search_value" in x for _, h in slow + fast for x in h)  # every epoch reported over the pipe
+    assert s["chosen"]["train.lr"] == 0.02
+
+
+def test_a_trial_is_not_pruned_after_its_last_epoch(write_suite, tmp_path, monkeypatch):
+    from mfm_bench.search_run import SearchSource
+
+    monkeypatch.setattr(SearchSource, "report", lambda self, run, epoch, value: epoch == 4)
+    out = tmp_path / "o"
+    run_suite(load_suite(write_suite(pruned_text())), out, progress=False)
+    rows, [s] = trial_runs(out)
+    assert rows and all("pruned_epoch" not in v and len(h) == 4 for _, v, h in rows) and not s["pruned"]
 
 
 def test_a_resumed_search_tells_the_pruner_what_its_trials_reported(write_suite, tmp_path, monkeypatch):
@@ -372,7 +400,7 @@ def test_the_pruning_hook_reports_each_epoch_and_keeps_the_random_state(monkeypa
     monkeypatch.setattr(evaluation, "evaluate", drawing_evaluate)
     asked = []
     trainer = Trainer(TrainConfig(device="cpu"))
-    cfg = {"search": {"prune": "mae"}, "seed": 0}
+    cfg = {"search": {"prune": "mae"}, "seed": 0, "train": {"epochs": 3}}
     stop = runner._pruning(cfg, trainer, None, [], lambda epoch, value: asked.append((epoch, value)) or epoch >= 2)
     torch.manual_seed(5)
     state, rows = torch.get_rng_state(), [{}, {}]
@@ -381,7 +409,9 @@ def test_the_pruning_hook_reports_each_epoch_and_keeps_the_random_state(monkeypa
     assert [e for e, _ in asked] == [1, 2] and all(1.0 <= v < 2.0 for _, v in asked)
     assert [r["search_value"] for r in rows] == [v for _, v in asked]
     # label_loss: the epoch's selection loss, no evaluation; without the search's prune key or a channel, no hook
-    loss_stop = runner._pruning({"search": {"prune": "label_loss"}, "seed": 0}, trainer, None, [], lambda e, v: v > 1)
+    loss_cfg = {**cfg, "search": {"prune": "label_loss"}}
+    loss_stop = runner._pruning(loss_cfg, trainer, None, [], lambda e, v: v > 1)
     assert loss_stop(1, None, {}, 0.5) is False and loss_stop(2, None, {}, 1.5) is True
+    assert loss_stop(3, None, {}, 1.5) is False  # the last epoch: nothing left to save
     assert runner._pruning({"search": {"role": "trial"}}, trainer, None, [], lambda e, v: True) is None
     assert runner._pruning(cfg, trainer, None, [], None) is None
