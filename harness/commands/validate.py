@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         for label, spec in suite.searches.items():
             print(
                 f"  search {label}: {spec.n_trials} trial(s) per dataset ({spec.sampler}, {spec.metric} on "
-                f"{'test: test-oracle' if spec.selection == 'test-oracle' else 'validation'}), then "
+                f"{'test: test-oracle' if spec.selection == 'test-oracle' else 'validation'}"
+                f"{f', {spec.pruner.kind} pruner' if spec.pruner is not None else ''}), then "
                 f"{len(suite.seeds)} seed(s) of the chosen configuration"
             )
     return 1 if bad else 0

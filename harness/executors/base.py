@@ -67,8 +67,6 @@ class Executor(ABC):
     #: ``ask(run, epoch, value) -> bool``: the search pruner of the main process (set by
     #: :func:`~mfm_bench.executors.drive`); an executor that can reach it mid-run passes it to each run
     ask: Any = None
-    #: False for executors whose runs cannot ask the main process mid-run (a search with a pruner refuses them)
-    can_prune = True
 
     @abstractmethod
     def submit(self, run: Any) -> None:

@@ -247,7 +247,11 @@ def check_pruned_search(out):
     return pruned, s
 
 
-def test_pruner_settings_are_checked_when_the_suite_is_loaded(write_suite):
+def test_pruner_settings_are_checked_when_the_suite_is_loaded(write_suite, capsys):
+    from mfm_bench.cli import main
+
+    assert main(["validate", str(write_suite(pruned_text("pruner: median")))]) == 0
+    assert "(random, label_loss on validation, median pruner)" in capsys.readouterr().out
     spec = load_suite(write_suite(pruned_text("pruner: median"))).models[0].search
     assert (spec.pruner.kind, spec.pruner.n_startup_trials, spec.pruner.n_warmup_steps) == ("median", 5, 0)
     assert load_suite(write_suite(pruned_text("pruner: none"))).models[0].search.pruner is None
@@ -382,6 +386,8 @@ def test_ray_refuses_a_search_with_a_pruner_before_any_work(write_suite, tmp_pat
     with pytest.raises(MfmBenchError, match="Ray tasks cannot ask it mid-run.*--jobs N"):
         run_suite(suite, tmp_path / "o", progress=False, execution=Execution(kind="ray"))
     assert not (tmp_path / "o").exists()
+    with pytest.raises(SuiteError, match=r"search.pruner: a pruner .* \(use executor: \{kind: local, jobs: N\}"):
+        load_suite(write_suite(pruned_text() + "executor: {kind: ray}\n"))
 
 
 def test_the_pruning_hook_reports_each_epoch_and_keeps_the_random_state(monkeypatch):
