@@ -340,16 +340,7 @@ def _train_and_evaluate(
     )
     rows += cost_rows(time.perf_counter() - t0, len(dataset.split("test")) * len(conditions), trainer.device)
     if cfg.get("search"):  # a searched model's runs: the validation metrics its selection uses
-        rows += evaluate(
-            model,
-            dataset,
-            conditions[:1],
-            device=trainer.device,
-            batch_size=trainer.cfg.eval_batch_size,
-            seed=cfg["seed"],
-            split="valid",
-            probes=False,
-        )
+        rows += _search_rows(model, dataset, conditions[:1], trainer, cfg["seed"])
     rows += [
         ("train", "train", "params", float(result.params)),
         ("train", "train", "train_samples_per_sec", result.samples_per_sec),
@@ -375,23 +366,12 @@ def _pruning(cfg: dict[str, Any], trainer: Any, dataset: Any, conditions: list[A
         return None
     import math
 
-    from .evaluation import evaluate
-
     def stop(epoch: int, model: Any, row: dict[str, Any], valid_loss: float) -> bool:
         if metric == "label_loss":
             value = valid_loss
         else:
             with _random_state_kept(trainer.device):
-                got = evaluate(
-                    model,
-                    dataset,
-                    conditions,
-                    device=trainer.device,
-                    batch_size=trainer.cfg.eval_batch_size,
-                    seed=cfg["seed"],
-                    split="valid",
-                    probes=False,
-                )
+                got = _search_rows(model, dataset, conditions, trainer, cfg["seed"])
             value = next((v for _, split, m, v in got if split == "valid" and m == metric), None)
         if value is None or not math.isfinite(value):  # nothing to compare: the pruner is not asked
             return False
@@ -400,6 +380,22 @@ def _pruning(cfg: dict[str, Any], trainer: Any, dataset: Any, conditions: list[A
         return prune and epoch < cfg["train"]["epochs"]  # but a run that trained every epoch is complete
 
     return stop
+
+
+def _search_rows(model: Any, dataset: Any, conditions: list[Any], trainer: Any, seed: int) -> list[tuple]:
+    """The metrics on the validation split under ``conditions``: what a search selects and prunes on."""
+    from .evaluation import evaluate
+
+    return evaluate(
+        model,
+        dataset,
+        conditions,
+        device=trainer.device,
+        batch_size=trainer.cfg.eval_batch_size,
+        seed=seed,
+        split="valid",
+        probes=False,
+    )
 
 
 @contextmanager

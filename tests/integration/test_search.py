@@ -90,22 +90,29 @@ def test_search_selects_on_validation_and_retrains_on_the_suite_seeds(write_suit
     assert rows(merged) == rows(md) and len(rows(md)) == 2
 
 
-def test_resume_after_an_interruption_does_not_redo_finished_trials(write_suite, tmp_path, monkeypatch):
+def interrupted(suite, out, monkeypatch, at: int) -> list[str]:
+    """Run ``suite`` into ``out`` with Ctrl-C as its ``at``-th run starts; the ids of every run started from
+    then on (the list keeps growing through later run_suite calls)."""
     import mfm_bench.runner as runner
 
-    suite = load_suite(write_suite(suite_text()))
-    out = tmp_path / "o"
     real, calls = runner.perform, []
 
-    def stop_on_fourth(run, *a, **k):
+    def stop_once(run, *a, **k):
         calls.append(run.id)
-        if len(calls) == 4:
+        if len(calls) == at:
             raise KeyboardInterrupt
         return real(run, *a, **k)
 
-    monkeypatch.setattr(runner, "perform", stop_on_fourth)
+    monkeypatch.setattr(runner, "perform", stop_once)
     with pytest.raises(KeyboardInterrupt):
         run_suite(suite, out, progress=False)
+    return calls
+
+
+def test_resume_after_an_interruption_does_not_redo_finished_trials(write_suite, tmp_path, monkeypatch):
+    suite = load_suite(write_suite(suite_text()))
+    out = tmp_path / "o"
+    calls = interrupted(suite, out, monkeypatch, at=4)
     first = set(calls[:3])
     with pytest.raises(FileExistsError, match="--resume"):
         run_suite(suite, out, progress=False)
@@ -323,21 +330,9 @@ def test_a_resumed_search_tells_the_pruner_what_its_trials_reported(write_suite,
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
-    import mfm_bench.runner as runner
-
     suite = load_suite(write_suite(pruned_text(extra="storage: journal")))
     out = tmp_path / "o"
-    real, calls = runner.perform, []
-
-    def stop_on_sixth(run, *a, **k):
-        calls.append(run.id)
-        if len(calls) == 6:
-            raise KeyboardInterrupt
-        return real(run, *a, **k)
-
-    monkeypatch.setattr(runner, "perform", stop_on_sixth)
-    with pytest.raises(KeyboardInterrupt):
-        run_suite(suite, out, progress=False)
+    calls = interrupted(suite, out, monkeypatch, at=6)
     before, _ = trial_runs(out)
     assert any("pruned_epoch" in v for _, v, _ in before)
     calls.clear()
