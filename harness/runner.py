@@ -472,7 +472,6 @@ def run_suite(
     subset of each split (grid runs; a search's trials use the full data)."""
     out = Path(out)
     execution = execution or suite.executor
-    _check_pruners(suite, execution)
     threads = _threads_per_run(suite, execution, threads)
     with _early_pool(execution, out, threads) as pool:
         import torch
@@ -505,20 +504,6 @@ def run_suite(
             finally:
                 torch.set_num_threads(threads_before)  # --threads applies to this suite, not to the caller's process
         return counts
-
-
-def _check_pruners(suite: Suite, execution: Any) -> None:
-    """A search's pruner asks the main process after each epoch of a trial; Ray tasks cannot (they run to their
-    end), so such a suite stops here rather than search without the pruning it asked for."""
-    if execution.kind != "ray":
-        return
-    for m in suite.models:
-        if m.search is not None and m.search.pruner is not None:
-            raise MfmBenchError(
-                f"the search of {m.label!r} has a pruner (search.pruner), which stops trials between epochs by "
-                "asking this process; Ray tasks cannot ask it mid-run. Run this suite with the local executor "
-                "(--jobs N, or --shard K/N across machines), or remove search.pruner"
-            )
 
 
 @contextmanager

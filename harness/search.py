@@ -27,7 +27,7 @@ best test value over all trials) and is labelled as such, with a warning, on the
 whose validation value lags the other trials' at the same epoch: the trial's run reports the metric after every
 epoch to the main process, which asks the study; a pruned run is kept in the store (evaluated on the weights
 it had) and told to the study as pruned, so it is never chosen. Pruning reads one run per trial
-(``trial_seeds: 1``) and needs an executor whose runs can ask the main process mid-run (local, not Ray).
+(``trial_seeds: 1``).
 """
 
 from __future__ import annotations

@@ -321,6 +321,11 @@ class SearchSource:
                 return run
         return None
 
+    @property
+    def prunes(self) -> bool:
+        """True when a search has a pruner: its trials ask :meth:`report` after each epoch."""
+        return any(s.spec.pruner is not None for s in self.studies)
+
     def report(self, run: Any, epoch: int, value: float) -> bool:
         """The executor's ``ask``: a search trial's validation value after an epoch; True: stop it (pruned)."""
         key = run.config.get("search")

@@ -280,13 +280,6 @@ def _searches(raw: dict[str, Any], models: list[PluginRef], reg: Any, train: dic
                 ref.search = parse_search(item["search"], ref, reg, train, list(raw.get("seeds", [0])))
             except SearchError as e:
                 raise at.error(f"models[{i}].search" + (f".{e.field}" if e.field else ""), e.message, e.hint) from None
-            if ref.search.pruner is not None and (raw.get("executor") or {}).get("kind") == "ray":
-                raise at.error(
-                    f"models[{i}].search.pruner",
-                    "a pruner stops trials between epochs by asking the main process, which Ray tasks cannot do "
-                    "mid-run (executor: {kind: ray})",
-                    "use executor: {kind: local, jobs: N}, or remove the pruner",
-                )
 
 
 def _read(path: Path) -> tuple[yaml.Node | None, dict[str, Any]]:

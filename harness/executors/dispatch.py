@@ -106,7 +106,7 @@ def drive(
     the end of a suite a core idles: this process can do the end's work early)."""
     from ..tracking import call
 
-    executor.ask = getattr(source, "report", None)  # a search's pruner, asked by its trials mid-run
+    executor.ask = source.report if getattr(source, "prunes", False) else None  # asked by trials mid-run
     running: dict[str, Any] = {}
     announced: set[str] = set()  # runs the trackers heard start
     warned: set[str] = set()  # each dataset warning is shown once, however many runs report it

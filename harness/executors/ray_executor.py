@@ -4,6 +4,10 @@ It connects to an existing cluster (``address``, else ``RAY_ADDRESS``) or starts
 dies is retried as Ray allows (``max_retries``); an error after that is recorded as the run's failure and the
 other runs go on. Tasks return their files (model, history) with the outcome, so the main process, the only
 writer of the output folder, needs no filesystem shared with the cluster.
+
+A search with a pruner: a trial's task asks after each epoch through a small asynchronous actor (:class:`Board`,
+no CPU reserved), which holds the question until the main process, polling it while it waits for tasks, answers
+with the study's decision. Optuna stays in the main process.
 """
 
 from __future__ import annotations
@@ -18,11 +22,51 @@ from .base import Execution, Executor, ExecutorError, Outcome
 _DATASETS: dict[str, Any] = {}  # per Ray worker process: each distinct dataset is built once
 
 
-def _task(run: Any, threads: int) -> Outcome:
+#: how often the main process looks for questions from trials while it waits for tasks (pruning only)
+POLL_S = 0.05
+
+
+def _task(run: Any, threads: int, board: Any = None) -> Outcome:
     from .. import runner
 
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    return runner.perform(run, None, _DATASETS, None)
+    ask = None
+    if board is not None:
+        import ray
+
+        def ask(epoch: int, value: float) -> bool:
+            return bool(ray.get(board.ask.remote(run.id, epoch, value)))
+
+    return runner.perform(run, None, _DATASETS, None, ask=ask)
+
+
+class Board:
+    """Questions from trials mid-run (run id, epoch, value) and the main process's answers. An asynchronous actor:
+    each waiting ``ask`` costs a coroutine, not a thread."""
+
+    def __init__(self) -> None:
+        self.questions: dict[tuple[str, int], float] = {}
+        self.events: dict[tuple[str, int], Any] = {}
+        self.answers: dict[tuple[str, int], bool] = {}
+
+    async def ask(self, run_id: str, epoch: int, value: float) -> bool:
+        import asyncio
+
+        key = (run_id, epoch)
+        self.events[key] = event = asyncio.Event()
+        self.questions[key] = value
+        await event.wait()
+        del self.events[key]
+        return self.answers.pop(key)
+
+    async def pending(self) -> dict[tuple[str, int], float]:
+        questions, self.questions = self.questions, {}
+        return questions
+
+    async def answer(self, key: tuple[str, int], decision: bool) -> None:
+        if key in self.events:
+            self.answers[key] = decision
+            self.events[key].set()
 
 
 class RayExecutor(Executor):
@@ -47,19 +91,31 @@ class RayExecutor(Executor):
         total = ray.cluster_resources().get("CPU", 1)
         self.slots = max(1, int(total // max(execution.cpus, 1e-3)))
         self.refs: dict[Any, str] = {}
+        self.runs: dict[str, Any] = {}
+        self.board: Any = None  # made when the first trial that may be pruned is submitted
         self.execution = execution
 
     def describe(self) -> dict[str, Any]:
         return {"executor": "ray", "cpus_per_run": self.execution.cpus, "gpus_per_run": self.execution.gpus}
 
     def submit(self, run: Any) -> None:
-        self.refs[self.remote.remote(run, self.threads)] = run.id
+        if self.ask is not None and self.board is None:
+            self.board = self.ray.remote(num_cpus=0)(Board).remote()
+        self.runs[run.id] = run
+        self.refs[self.remote.remote(run, self.threads, self.board if self.ask is not None else None)] = run.id
 
     def wait(self) -> list[tuple[str, Outcome]]:
-        ready, _ = self.ray.wait(list(self.refs), num_returns=1)
+        while True:
+            timeout = POLL_S if self.board is not None else None
+            ready, _ = self.ray.wait(list(self.refs), num_returns=1, timeout=timeout)
+            if self.board is not None:
+                self._answer()
+            if ready:
+                break
         done = []
         for ref in ready:
             run_id = self.refs.pop(ref)
+            self.runs.pop(run_id, None)
             try:
                 done.append((run_id, self.ray.get(ref)))
             except Exception as e:  # noqa: BLE001 - a lost or failed task is recorded, the other runs go on
@@ -68,10 +124,23 @@ class RayExecutor(Executor):
                 done.append((run_id, Outcome("failed", error=f"ray task failed: {type(e).__name__}: {e}")))
         return done
 
+    def _answer(self) -> None:
+        """Answer the trials' questions with the search's pruner (``self.ask``)."""
+        for (run_id, epoch), value in self.ray.get(self.board.pending.remote()).items():
+            run = self.runs.get(run_id)
+            decision = bool(self.ask(run, epoch, value)) if run is not None else False
+            self.board.answer.remote((run_id, epoch), decision)
+
     def cancel(self) -> None:
         for ref in self.refs:
             self.ray.cancel(ref, force=True)
         self.refs.clear()
+        self.close()
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.ray.kill(self.board)
+            self.board = None
 
 
 def write_files(run_dir: Path, files: dict[str, bytes]) -> None:

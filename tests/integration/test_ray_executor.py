@@ -36,6 +36,19 @@ def test_ray_gives_the_ids_and_metrics_of_one_process(write_suite, tmp_path, ray
             assert (tmp_path / "ray" / "runs" / r["id"] / "history.json").exists()
 
 
+@pytest.mark.slow
+def test_ray_tasks_ask_the_main_process_to_prune(write_suite, tmp_path, ray_cluster, monkeypatch):
+    """A search with a pruner on Ray: each trial's task asks through the board actor after every epoch."""
+    pytest.importorskip("optuna")
+    from test_search import check_pruned_by_rule, prune_by_rule, pruned_text
+
+    prune_by_rule(monkeypatch)
+    out = tmp_path / "o"
+    counts = run_suite(load_suite(write_suite(pruned_text())), out, progress=False, execution=Execution(kind="ray"))
+    assert counts["failed"] == 0
+    check_pruned_by_rule(out)
+
+
 def test_ray_missing_is_a_clear_error(tmp_path, monkeypatch):
     real = builtins.__import__
 

@@ -287,12 +287,10 @@ def test_a_pruned_search_stops_lagging_trials_keeps_them_and_never_chooses_them(
     assert f"({s['pruned']} pruned)" in md
 
 
-@pytest.mark.slow
-def test_trials_in_worker_processes_ask_the_main_process_to_prune(write_suite, tmp_path, monkeypatch):
-    """Over the workers' pipes. Which trials Optuna prunes here depends on the order runs finish in, so the
-    answers come from a fixed rule in the main process (stop every trial at lr 1e-6 after epoch 2), after the
-    study has heard each report."""
-    from mfm_bench.executors import Execution
+def prune_by_rule(monkeypatch):
+    """Which trials Optuna prunes with parallel runs depends on the order they finish in, so the answers come from
+    a fixed rule in the main process (stop every trial at lr 1e-6 after epoch 2), after the study heard each
+    report."""
     from mfm_bench.search_run import SearchSource
 
     real = SearchSource.report
@@ -302,18 +300,29 @@ def test_trials_in_worker_processes_ask_the_main_process_to_prune(write_suite, t
         return run.config["search"]["values"]["train.lr"] < 1e-3 and epoch == 2
 
     monkeypatch.setattr(SearchSource, "report", rule)
-    suite = load_suite(write_suite(pruned_text()))
-    out = tmp_path / "o"
-    counts = run_suite(suite, out, progress=False, execution=Execution(jobs=2), log=lambda s: None)
-    assert counts["failed"] == 0
+
+
+def check_pruned_by_rule(out):
     rows, [s] = trial_runs(out)
     slow = [(v, h) for r, v, h in rows if r["config"]["search"]["values"]["train.lr"] < 1e-3]
     fast = [(v, h) for r, v, h in rows if r["config"]["search"]["values"]["train.lr"] > 1e-3]
     assert slow and fast and s["pruned"] >= len(slow)
     assert all(v["pruned_epoch"] == 2 and [x["epoch"] for x in h] == [1, 2] for v, h in slow)
     assert all("pruned_epoch" not in v and len(h) == 4 for v, h in fast)
-    assert all("search_value" in x for _, h in slow + fast for x in h)  # every epoch reported over the pipe
+    assert all("search_value" in x for _, h in slow + fast for x in h)  # every epoch reported
     assert s["chosen"]["train.lr"] == 0.02
+
+
+@pytest.mark.slow
+def test_trials_in_worker_processes_ask_the_main_process_to_prune(write_suite, tmp_path, monkeypatch):
+    """Over the workers' pipes (the Ray executor's test does the same through its board actor)."""
+    from mfm_bench.executors import Execution
+
+    prune_by_rule(monkeypatch)
+    out = tmp_path / "o"
+    counts = run_suite(load_suite(write_suite(pruned_text())), out, progress=False, execution=Execution(jobs=2))
+    assert counts["failed"] == 0
+    check_pruned_by_rule(out)
 
 
 def test_a_trial_is_not_pruned_after_its_last_epoch(write_suite, tmp_path, monkeypatch):
@@ -371,18 +380,6 @@ def test_a_pruner_that_never_stops_leaves_every_trial_as_without_one(write_suite
         results.append((by_values, s["chosen"], [row for _, _, h in rows for row in h]))
     assert results[0][0] == results[1][0] and results[0][1] == results[1][1]
     assert all("search_value" in row for row in results[1][2]) and not any("pruned" in row for row in results[1][2])
-
-
-def test_ray_refuses_a_search_with_a_pruner_before_any_work(write_suite, tmp_path):
-    from mfm_bench.errors import MfmBenchError
-    from mfm_bench.executors import Execution
-
-    suite = load_suite(write_suite(pruned_text()))
-    with pytest.raises(MfmBenchError, match="Ray tasks cannot ask it mid-run.*--jobs N"):
-        run_suite(suite, tmp_path / "o", progress=False, execution=Execution(kind="ray"))
-    assert not (tmp_path / "o").exists()
-    with pytest.raises(SuiteError, match=r"search.pruner: a pruner .* \(use executor: \{kind: local, jobs: N\}"):
-        load_suite(write_suite(pruned_text() + "executor: {kind: ray}\n"))
 
 
 def test_the_pruning_hook_reports_each_epoch_and_keeps_the_random_state(monkeypatch):
