@@ -462,7 +462,8 @@ def run_suite(
     deterministic: bool = False,
     limit: int | None = None,
 ) -> dict[str, int]:
-    """Run every run of the grid not yet finished (with ``resume``); returns counts by status.
+    """Run every run of the grid not yet finished (with ``resume``); returns counts by status (and ``pruned``:
+    finished search trials a pruner stopped early, when there are any).
 
     ``execution`` (:class:`mfm_bench.executors.Execution`, default: the suite's ``executor:`` block) says where
     runs train; ``shard=(k, n)`` runs only the k-th of n deterministic slices of the grid. Holds the lock on

@@ -170,8 +170,10 @@ def run(args: argparse.Namespace) -> int:
     written = write_leaderboard(out, reference=suite.reference)  # the suite's formats, and those already there
     if "markdown" in written:
         print(written["markdown"].read_text())
+    pruned = f" ({counts['pruned']} stopped early by a search's pruner)" if counts.get("pruned") else ""
     print(
-        f"{counts['finished']} run(s) finished, {counts['failed']} failed, {counts['skipped']} skipped in {wall:.1f} s"
+        f"{counts['finished']} run(s) finished{pruned}, {counts['failed']} failed, {counts['skipped']} skipped "
+        f"in {wall:.1f} s"
     )
     print(f"results: {out / 'results.sqlite'}")
     for fmt, path in written.items():

@@ -282,7 +282,8 @@ def test_a_pruned_search_stops_lagging_trials_keeps_them_and_never_chooses_them(
     out = tmp_path / "o"
     counts = run_suite(suite, out, progress=False)
     assert counts["failed"] == 0
-    _, s = check_pruned_search(out)
+    pruned, s = check_pruned_search(out)
+    assert counts["pruned"] == len(pruned)
     md = write_leaderboard(out, ["markdown"])["markdown"].read_text()
     assert f"({s['pruned']} pruned)" in md
 
