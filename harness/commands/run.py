@@ -13,7 +13,9 @@ every condition of the suite (clean, missing modality, noise). Each run has a st
 resolved config); results go to a SQLite store in the output folder, then leaderboard.{md,csv,json} are written.
 A run that fails (an error, a diverged training, non-finite metrics) is recorded with its reason and the suite goes
 on. The output folder is locked while the suite runs, belongs to one suite and configuration, and --resume keeps
-finished runs only when they ran with the same device, threads and deterministic setting (see docs/results.md)."""
+finished runs only when they ran with the same device, threads and deterministic setting (see docs/results.md).
+A model with a search: block is tuned first (Optuna trials selected on validation, optionally pruned epoch by
+epoch), then its chosen configuration runs on the suite's seeds (see docs/scaling.md)."""
 EPILOG = """examples:
   mfm-bench run suites/quickstart.yaml
   mfm-bench run suites/quickstart.yaml --out runs/qs --seeds 0,1,2 --device cpu
