@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import MfmBenchError, OutputExistsError
@@ -55,10 +55,6 @@ KEYS = (
     "pruner",
 )
 PRUNERS = ("median", "percentile")
-#: a pruner's settings and their defaults: Optuna's own (optuna 5.0.0, optuna/pruners/_median.py lines 77-84,
-#: ``MedianPruner.__init__``; _percentile.py lines 142-150, ``PercentilePruner.__init__``). ``percentile`` (kind
-#: percentile only) has no default in Optuna; ours is 50, which makes it the median pruner
-PRUNER_DEFAULTS = {"n_startup_trials": 5, "n_warmup_steps": 0, "interval_steps": 1, "n_min_trials": 1}
 #: the journal of every study of an output folder (``storage: journal``), written by the main process only
 JOURNAL = "optuna-journal.log"
 
@@ -92,7 +88,10 @@ class Param:
 
 @dataclass
 class PrunerSpec:
-    """Optuna's median or percentile pruner; steps are epochs (1, 2, ...)."""
+    """Optuna's median or percentile pruner; steps are epochs (1, 2, ...). The settings after ``percentile`` and
+    their defaults are Optuna's own (optuna 5.0.0, optuna/pruners/_median.py lines 77-84,
+    ``MedianPruner.__init__``; _percentile.py lines 142-150, ``PercentilePruner.__init__``). ``percentile`` (kind
+    percentile only) has no default in Optuna; ours is 50, which makes it the median pruner."""
 
     kind: str = "median"
     percentile: float = 50.0
@@ -185,6 +184,10 @@ def parse_search(raw: Any, ref: Any, reg: Any, train: dict[str, Any], seeds: lis
         storage=raw.get("storage", "memory"),
         pruner=pruner,
     )
+
+
+#: Optuna's pruner settings with their defaults (the fields of :class:`PrunerSpec` after ``kind`` and ``percentile``)
+PRUNER_DEFAULTS = {f.name: f.default for f in fields(PrunerSpec) if f.name not in ("kind", "percentile")}
 
 
 def _pruner(raw: Any) -> PrunerSpec | None:

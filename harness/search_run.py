@@ -195,7 +195,7 @@ class _Study:
         key = self.owner.get(run.id)
         if key is None or key not in self.flight:
             return
-        if outcome.status == "finished" and any(m == "pruned_epoch" for _, _, m, _ in outcome.rows):
+        if outcome.pruned:
             self.pruned.add(key)
             self.values[key] = None
             for trial in self.flight.pop(key):

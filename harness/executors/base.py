@@ -55,6 +55,11 @@ class Outcome:
     attempts: int = 1
     epochs: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
+    @property
+    def pruned(self) -> bool:
+        """A finished search trial that a search's pruner stopped early (its ``pruned_epoch`` row)."""
+        return self.status == "finished" and any(m == "pruned_epoch" for _, _, m, _ in self.rows)
+
 
 class Executor(ABC):
     """Runs :class:`~mfm_bench.runner.Run` objects; ``slots`` of them at once."""

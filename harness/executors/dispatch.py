@@ -138,8 +138,8 @@ def drive(
                         call("on_epoch_end", run_id=run.id, epoch=epoch, metrics=row)
                 record(store, out, run, outcome)
                 counts[outcome.status] = counts.get(outcome.status, 0) + 1
-                if outcome.status == "finished" and any(m == "pruned_epoch" for _, _, m, _ in outcome.rows):
-                    counts["pruned"] = counts.get("pruned", 0) + 1  # finished early: a search's pruner stopped it
+                if outcome.pruned:
+                    counts["pruned"] = counts.get("pruned", 0) + 1
                 bar.update(status=outcome.status)
                 for w in outcome.environment.get("data_warnings", []):
                     if w not in warned:

@@ -22,7 +22,9 @@ from .base import Execution, Executor, ExecutorError, Outcome
 _DATASETS: dict[str, Any] = {}  # per Ray worker process: each distinct dataset is built once
 
 
-#: how often the main process looks for questions from trials while it waits for tasks (pruning only)
+#: how often the main process looks for questions from trials while it waits for tasks (pruning only). Our
+#: choice: a trial waits at most this long for each epoch's answer, a small part of an epoch of even the smallest
+#: models here, and the main process makes 20 round trips a second to the actor, not more
 POLL_S = 0.05
 
 
