@@ -138,7 +138,8 @@ class MFMConfig:
     )
     impl: Literal["reference", "fast"] = option(
         "fast",
-        "decoders: fast (whole-sequence LSTM kernel after step 0) or reference (one cell call per step); "
+        "decoders and MMD: fast (whole-sequence LSTM kernel after step 0; the MMD as one node with its "
+        "closed-form gradient) or reference (one cell call per step; the MMD through autograd); "
         "same math and parameters. The MFN fusion has its own impl in fusion_params",
     )
 

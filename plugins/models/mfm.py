@@ -335,7 +335,8 @@ class MFM(nn.Module):
     ) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         if self.prior == "mmd" and cfg.lambda_mmd > 0:
-            return {"mmd": cfg.lambda_mmd * sum(mmd_to_prior(z, cfg.kernel) for z in codes.values())}
+            fused = cfg.impl == "fast"  # one autograd node per code (losses.PriorMMD): the same value and gradient
+            return {"mmd": cfg.lambda_mmd * sum(mmd_to_prior(z, cfg.kernel, fused=fused) for z in codes.values())}
         if self.prior == "kl" and cfg.lambda_kl > 0:
             return {"kl": cfg.lambda_kl * sum(kl_standard_normal(codes[k], logvars[k]) for k in logvars)}
         return {}

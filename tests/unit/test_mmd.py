@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mfm_bench.losses import kl_standard_normal, mmd, mmd_to_prior, reparameterise
+from mfm_bench.losses import PriorMMD, kl_standard_normal, mmd, mmd_to_prior, reparameterise
 
 
 def np_kernel(x: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:
@@ -78,6 +78,37 @@ def test_mmd_to_prior_gradients_and_low_precision() -> None:
     loss.backward()
     assert z.grad is not None and torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
     assert mmd_to_prior(torch.randn(8, 4).bfloat16()).dtype == torch.float32
+
+
+@pytest.mark.parametrize("kind", ["original", "rbf", "imq"])
+@pytest.mark.parametrize("unbiased", [False, True])
+@pytest.mark.parametrize("n, m, dim", [(32, 32, 80), (5, 7, 3), (2, 2, 1), (1, 1, 4)])
+def test_fused_prior_mmd_equals_mmd(kind: str, unbiased: bool, n: int, m: int, dim: int) -> None:
+    """MFM's fast path computes the MMD as one node with a closed-form gradient: the same value and gradient as
+    mmd() and its autograd graph, in float64 (codes spread out and close together, so the kernel's slope matters)."""
+    g = torch.Generator().manual_seed(n + m + dim)
+    x = torch.randn(n, dim, generator=g, dtype=torch.float64) * torch.tensor([0.1, 2.0]).repeat(n)[:n, None]
+    x.requires_grad_()
+    y = torch.randn(m, dim, generator=g, dtype=torch.float64)
+    want, got = mmd(x, y, kind, unbiased), PriorMMD.apply(x, y, kind, unbiased)
+    torch.testing.assert_close(got, want.detach(), rtol=1e-12, atol=1e-14)
+    if not want.requires_grad:  # the U-statistic of a single code: zero, with no gradient to speak of
+        assert float(got.detach()) == 0.0
+        return
+    (gw,) = torch.autograd.grad(want, x)
+    (gg,) = torch.autograd.grad(got, x)
+    assert gw.abs().max() > 0
+    torch.testing.assert_close(gg, gw, rtol=1e-10, atol=1e-15)
+
+
+def test_fused_mmd_to_prior_draws_the_same_prior() -> None:
+    z = torch.randn(16, 8) * 1.5
+    for kind in ("original", "imq"):
+        plain = mmd_to_prior(z, kind, generator=torch.Generator().manual_seed(4))
+        fused = mmd_to_prior(z, kind, generator=torch.Generator().manual_seed(4), fused=True)
+        torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="unknown MMD kernel"):
+        mmd_to_prior(z, "laplace", fused=True)  # type: ignore[arg-type]
 
 
 def test_kl_matches_closed_form_and_reparameterisation() -> None:
