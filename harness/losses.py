@@ -109,7 +109,7 @@ def _kernel_of_d2(d2: torch.Tensor, kernel: str, dim: int) -> torch.Tensor:
 class PriorMMD(torch.autograd.Function):
     """:func:`mmd` between codes ``x`` [N, D] and a prior sample ``y`` [M, D] (no gradient) as one autograd node.
 
-    The same estimator and kernels; the differences to ``x`` of x and y are one (N, N + M, D) tensor, and the
+    The same estimator and kernels; the differences between x and both x and y are one (N, N + M, D) tensor; the
     backward is the closed form of the gradient: with ``k'`` the kernel's derivative in ``d2`` and ``G`` its
     estimator-weighted values over ``z = [x; y]`` (``2 w_xx k'`` against x, ``w_xy k'`` against y, where the loss is
     ``w_xx sum k(x, x) + ... + w_xy sum k(x, y)``), ``d loss / d x_i = 2 sum_j G_ij (x_i - z_j)``, one matmul. A
