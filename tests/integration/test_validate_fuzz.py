@@ -8,7 +8,6 @@ bytes that are not UTF-8, a duplicated key, an unclosed bracket, a tab indent or
 
 import copy
 import random
-import time
 
 import yaml
 
@@ -119,7 +118,6 @@ def cases(seed=20261201):
 
 
 def test_fuzzed_suites_fail_cleanly(tmp_path, capsys):
-    t0 = time.perf_counter()
     seen = set()
     for i, data in enumerate(cases()):
         path = tmp_path / f"s{i}.yaml"
@@ -131,4 +129,3 @@ def test_fuzzed_suites_fail_cleanly(tmp_path, capsys):
         assert str(path) in out.err and "Traceback" not in out.err, out.err
         assert out.err.count("error:") == 1 and len(out.err) < 2000, out.err[:500]
     assert len(seen) >= 200
-    assert time.perf_counter() - t0 < 60
