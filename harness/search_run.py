@@ -326,16 +326,17 @@ class SearchSource:
         """True when a search has a pruner: its trials ask :meth:`report` after each epoch."""
         return any(s.spec.pruner is not None for s in self.studies)
 
+    def _study(self, run: Any) -> _Study | None:
+        """The study a search run belongs to (None for a run of no search)."""
+        key = run.config.get("search")
+        return next((s for s in self.studies if key and {k: key.get(k) for k in s.key} == s.key), None)
+
     def report(self, run: Any, epoch: int, value: float) -> bool:
         """The executor's ``ask``: a search trial's validation value after an epoch; True: stop it (pruned)."""
-        key = run.config.get("search")
-        for s in self.studies:
-            if key and {k: key.get(k) for k in s.key} == s.key:
-                return s.report(run, epoch, value)
-        return False
+        study = self._study(run)
+        return study.report(run, epoch, value) if study is not None else False
 
     def done(self, run: Any, outcome: Any) -> None:
-        key = run.config.get("search")
-        for s in self.studies:
-            if key and {k: key.get(k) for k in s.key} == s.key:
-                s.done(run, outcome)
+        study = self._study(run)
+        if study is not None:
+            study.done(run, outcome)
