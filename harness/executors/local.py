@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_any
 from pathlib import Path
 from typing import Any
@@ -53,17 +54,14 @@ class SequentialExecutor(Executor):
         return [(run.id, runner.perform(run, self.out, self.datasets, self.progress, on_epoch, ask))]
 
 
+@dataclass(frozen=True, slots=True)
 class Report:
     """A worker's question mid-run (a search trial's validation value after an epoch): the main process answers
     True (stop: pruned) or False through the same pipe."""
 
-    __slots__ = ("run_id", "epoch", "value")
-
-    def __init__(self, run_id: str, epoch: int, value: float) -> None:
-        self.run_id, self.epoch, self.value = run_id, epoch, value
-
-    def __reduce__(self) -> Any:
-        return Report, (self.run_id, self.epoch, self.value)
+    run_id: str
+    epoch: int
+    value: float
 
 
 def _worker(conn: Any, threads: int) -> None:
