@@ -31,17 +31,21 @@ def sq_dists(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x.unsqueeze(1) - y.unsqueeze(0)).pow(2).sum(-1)  # (N, M, D) -> (N, M)
 
 
+def _scale(kernel: str, dim: int) -> float:
+    """The kernel's scale for codes of ``dim`` dimensions: D^2 (the original code's), else 2 D."""
+    return float(dim * dim) if kernel == "original" else 2.0 * dim
+
+
 def kernel_original(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    dim = x.shape[1]
-    return torch.exp(-sq_dists(x, y) / float(dim * dim))
+    return torch.exp(-sq_dists(x, y) / _scale("original", x.shape[1]))
 
 
 def kernel_rbf(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return torch.exp(-sq_dists(x, y) / (2.0 * x.shape[1]))
+    return torch.exp(-sq_dists(x, y) / _scale("rbf", x.shape[1]))
 
 
 def kernel_imq(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    c = 2.0 * x.shape[1]
+    c = _scale("imq", x.shape[1])
     return c / (c + sq_dists(x, y))
 
 
@@ -52,9 +56,21 @@ _KERNEL_FNS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 
 
+def _check_kernel(kernel: str) -> None:
+    if kernel not in _KERNEL_FNS:
+        raise ValueError(f"unknown MMD kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
+
+
 def _off_diagonal_mean(k: torch.Tensor) -> torch.Tensor:
     n = k.shape[0]
     return (k.sum() - k.diagonal().sum()) / (n * (n - 1))
+
+
+def _estimate(kxx: torch.Tensor, kyy: torch.Tensor, kxy: torch.Tensor, unbiased: bool) -> torch.Tensor:
+    """MMD^2 from the kernel matrices: the U-statistic (diagonals left out) or the biased V-statistic."""
+    if unbiased:
+        return _off_diagonal_mean(kxx) + _off_diagonal_mean(kyy) - 2.0 * kxy.mean()
+    return kxx.mean() + kyy.mean() - 2.0 * kxy.mean()
 
 
 def mmd(x: torch.Tensor, y: torch.Tensor, kernel: Kernel = "original", unbiased: bool | None = None) -> torch.Tensor:
@@ -63,17 +79,13 @@ def mmd(x: torch.Tensor, y: torch.Tensor, kernel: Kernel = "original", unbiased:
     ``unbiased=None`` picks the estimator of the kernel: biased for ``original`` (as the original code), unbiased
     for ``rbf`` and ``imq``. The unbiased estimator needs N, M >= 2 and may be slightly negative.
     """
-    if kernel not in _KERNEL_FNS:
-        raise ValueError(f"unknown MMD kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
+    _check_kernel(kernel)
     k = _KERNEL_FNS[kernel]
     if unbiased is None:
         unbiased = kernel != "original"
-    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
-    if unbiased:
-        if x.shape[0] < 2 or y.shape[0] < 2:
-            return x.new_zeros(())
-        return _off_diagonal_mean(kxx) + _off_diagonal_mean(kyy) - 2.0 * kxy.mean()
-    return kxx.mean() + kyy.mean() - 2.0 * kxy.mean()
+    if unbiased and (x.shape[0] < 2 or y.shape[0] < 2):
+        return x.new_zeros(())
+    return _estimate(k(x, x), k(y, y), k(x, y), unbiased)
 
 
 def mmd_to_prior(
@@ -92,18 +104,17 @@ def mmd_to_prior(
     zf = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
     prior = torch.randn(zf.shape, dtype=zf.dtype, device=zf.device, generator=generator)
     if fused and not torch.compiler.is_compiling():
-        if kernel not in _KERNEL_FNS:
-            raise ValueError(f"unknown MMD kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
+        _check_kernel(kernel)
         return PriorMMD.apply(zf, prior, kernel, kernel != "original" if unbiased is None else unbiased)
     return mmd(zf, prior, kernel, unbiased)
 
 
 def _kernel_of_d2(d2: torch.Tensor, kernel: str, dim: int) -> torch.Tensor:
     """k as a function of the squared distances ``d2`` (in place), for the kernels above."""
+    s = _scale(kernel, dim)
     if kernel == "imq":
-        c = 2.0 * dim
-        return d2.add_(c).reciprocal_().mul_(c)
-    return d2.div_(-float(dim * dim) if kernel == "original" else -2.0 * dim).exp_()
+        return d2.add_(s).reciprocal_().mul_(s)
+    return d2.div_(-s).exp_()
 
 
 class PriorMMD(torch.autograd.Function):
@@ -129,11 +140,7 @@ class PriorMMD(torch.autograd.Function):
         d2 = (x.unsqueeze(1) - z.unsqueeze(0)).square_().sum(-1)  # (N, N + M)
         k = _kernel_of_d2(d2, kernel, D)
         kyy = _kernel_of_d2((y.unsqueeze(1) - y.unsqueeze(0)).square_().sum(-1), kernel, D)
-        kxx, kxy = k[:, :N], k[:, N:]
-        if unbiased:
-            loss = _off_diagonal_mean(kxx) + _off_diagonal_mean(kyy) - 2.0 * kxy.mean()
-        else:
-            loss = kxx.mean() + kyy.mean() - 2.0 * kxy.mean()
+        loss = _estimate(k[:, :N], kyy, k[:, N:], unbiased)
         ctx.save_for_backward(x, z, k)
         ctx.kernel, ctx.w_xx = kernel, 1.0 / (N * (N - 1)) if unbiased else 1.0 / (N * N)
         return loss
@@ -146,11 +153,9 @@ class PriorMMD(torch.autograd.Function):
         x, z, k = ctx.saved_tensors
         N, D = x.shape
         M = z.shape[0] - N
-        # k' = dk/dd2: -k / s for the exponential kernels (s = D^2 or 2 D), -k^2 / C for imq (C = 2 D)
-        if ctx.kernel == "imq":
-            slope = k.square().mul_(-1.0 / (2.0 * D))
-        else:
-            slope = k.mul(-1.0 / (float(D * D) if ctx.kernel == "original" else 2.0 * D))
+        # k' = dk/dd2: -k / s for the exponential kernels, -k^2 / s for imq (s: the kernel's scale)
+        s = _scale(ctx.kernel, D)
+        slope = k.square().mul_(-1.0 / s) if ctx.kernel == "imq" else k.mul(-1.0 / s)
         slope[:, :N].mul_(2.0 * ctx.w_xx)  # x_i is both arguments of k(x_i, x_j): twice
         slope[:, N:].mul_(-2.0 / (N * M))
         # (the diagonal of k(x, x) has zero derivative: its difference is zero, so the U-statistic needs no care)
