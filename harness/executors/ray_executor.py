@@ -104,7 +104,7 @@ class RayExecutor(Executor):
         if self.ask is not None and self.board is None:
             self.board = self.ray.remote(num_cpus=0)(Board).remote()
         self.runs[run.id] = run
-        self.refs[self.remote.remote(run, self.threads, self.board if self.ask is not None else None)] = run.id
+        self.refs[self.remote.remote(run, self.threads, self.board)] = run.id  # no board: no pruning
 
     def wait(self) -> list[tuple[str, Outcome]]:
         while True:
