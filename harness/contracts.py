@@ -255,8 +255,9 @@ class Output:
       The task loss is always under ``"label"`` (validation early stopping watches it).
     - ``extras``: optional. Known keys the evaluator reads:
         ``"codes"``: {name: Tensor [B, H]} latent codes, scored against a dataset's true factors by linear probes;
-        ``"metric_sums"``: {metric: (Tensor sum over the batch, int count)} extra per-sample metrics
-        (e.g. reconstruction error of a missing modality), averaged over the split by the evaluator.
+        ``"metric_sums"``: {metric: (Tensor sum over the batch, count)} extra per-sample metrics
+        (e.g. reconstruction error of a missing modality), averaged over the split by the evaluator. The count
+        is an int or a tensor (a tensor keeps a training step from reading the device on the host).
     """
 
     prediction: torch.Tensor
@@ -311,12 +312,15 @@ class TensorSplit:
             "factors": {f: t[i] for f, t in self.factors.items()},
         }
 
-    def batch(self, index: torch.Tensor | slice) -> Batch:
-        """The batch of rows ``index`` (a LongTensor or a slice), without per-sample work."""
+    def batch(self, index: torch.Tensor | slice, host_index: torch.Tensor | None = None) -> Batch:
+        """The batch of rows ``index`` (a LongTensor or a slice), without per-sample work.
+
+        ``host_index``: the same rows as a CPU tensor, read for the samples' ids where ``index`` lives on an
+        accelerator (reading ``index`` itself back would make the host wait for the device)."""
         if isinstance(index, slice):
             ids = self.ids[index]
         else:
-            ids = [self.ids[int(i)] for i in index.tolist()]
+            ids = [self.ids[i] for i in (index if host_index is None else host_index).tolist()]
         return Batch(
             {m: t[index] for m, t in self.inputs.items()},
             {m: t[index] for m, t in self.mask.items()},

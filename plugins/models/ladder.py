@@ -141,13 +141,15 @@ class Ladder(nn.Module):
             noisy = clean
         pred = self.head(torch.cat([noisy[m][-1] for m in self.names], dim=1))  # the noisy path when training
         recon_sum, recon_n = self.reconstruction(batch, clean, noisy)
-        aux = recon_sum / max(recon_n, 1)
+        aux = recon_sum / recon_n.clamp_min(1)
         losses = {"label": task_loss(self.task, pred, batch.target), "reconstruction": self.cfg.aux_weight * aux}
         return Output(pred, losses, {"metric_sums": {"xmodal_recon_mse": (recon_sum.detach(), recon_n)}})
 
-    def reconstruction(self, batch: Batch, clean: dict, noisy: dict) -> tuple[torch.Tensor, int]:
-        """(sum over pairs and samples of the layer-mean squared error, number of (pair, sample) terms)."""
-        total, count = next(iter(clean.values()))[0].new_zeros(()), 0
+    def reconstruction(self, batch: Batch, clean: dict, noisy: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sum over pairs and samples of the layer-mean squared error, number of (pair, sample) terms), both on
+        the device (a training step reads nothing on the host)."""
+        total = next(iter(clean.values()))[0].new_zeros(())
+        count = torch.zeros((), dtype=torch.int64, device=total.device)
         for a, b in self.pairs:
             both = batch.present(a) & batch.present(b)  # (B,)
             recon = self.decoders[f"{a}_to_{b}"](noisy[a])
@@ -156,5 +158,5 @@ class Ladder(nn.Module):
                 target = F.layer_norm(target.detach(), target.shape[-1:])  # (B, H), no affine: a fixed scale
                 err = err + ((r - target) ** 2).mean(dim=1)  # (B,)
             total = total + (err / len(recon) * both.to(total.dtype)).sum()
-            count += int(both.sum())
+            count = count + both.sum()
         return total, count

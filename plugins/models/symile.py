@@ -107,9 +107,13 @@ def clip_loss(reps: list[torch.Tensor], logit_scale: torch.Tensor) -> torch.Tens
     return torch.stack(losses).mean()
 
 
-def retrieval_hits(reps: list[torch.Tensor], present: list[torch.Tensor], objective: str) -> tuple[torch.Tensor, int]:
-    """(correct retrievals, attempts) over every present candidate modality; see the module docstring."""
-    hits, count = reps[0].new_zeros(()), 0
+def retrieval_hits(
+    reps: list[torch.Tensor], present: list[torch.Tensor], objective: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(correct retrievals, attempts) over every present candidate modality, both on the device; see the module
+    docstring."""
+    hits = reps[0].new_zeros(())
+    count = torch.zeros((), dtype=torch.int64, device=hits.device)
     for m, cand in enumerate(reps):
         query = [r for k, r in enumerate(reps) if k != m]
         if objective == "symile":
@@ -119,7 +123,7 @@ def retrieval_hits(reps: list[torch.Tensor], present: list[torch.Tensor], object
         rows = present[m]
         correct = scores.argmax(1) == torch.arange(cand.shape[0], device=cand.device)
         hits = hits + (correct & rows).sum().float()
-        count += int(rows.sum())
+        count = count + rows.sum()
     return hits, count
 
 
