@@ -40,29 +40,55 @@ from mfm_bench.registry import get_registry
 from .configs import MISAConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
-def cmd(x: torch.Tensor, y: torch.Tensor, moments: int) -> torch.Tensor:
-    """Central moment discrepancy (Zellinger et al. 2017) between samples x [N, d] and y [N', d]:
-    ||E x - E y|| + Σ_{k=2..K} ||E (x - E x)^k - E (y - E y)^k|| (values in [0, 1], as sigmoid outputs are)."""
-    mx, my = x.mean(0), y.mean(0)
+def _row_mean(weight: torch.Tensor | None, like: torch.Tensor):
+    """The mean over rows [N, d] -> [d]: of every row, or (``weight`` [N] bool) of the rows it marks, as
+    ``x[weight].mean(0)`` without reading the mask on the host (no data-dependent shape; zero where none is
+    marked). Returns (mean, w [N, 1] or None)."""
+    if weight is None:
+        return (lambda t: t.mean(0)), None
+    w = weight.to(like.dtype).unsqueeze(1)  # (N, 1)
+    n = w.sum().clamp_min(1.0)
+    return (lambda t: (t * w).sum(0) / n), w
+
+
+def cmd(x: torch.Tensor, y: torch.Tensor, moments: int, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Central moment discrepancy (Zellinger et al. 2017) between samples x [N, d] and y [N, d]:
+    ||E x - E y|| + Σ_{k=2..K} ||E (x - E x)^k - E (y - E y)^k|| (values in [0, 1], as sigmoid outputs are).
+    ``weight`` [N] bool: over the marked rows only, as ``cmd(x[weight], y[weight])`` (see :func:`_row_mean`)."""
+    mean, _ = _row_mean(weight, x)
+    mx, my = mean(x), mean(y)
     out = (mx - my).norm()
     cx, cy = x - mx, y - my
     for k in range(2, moments + 1):
-        out = out + ((cx**k).mean(0) - (cy**k).mean(0)).norm()
+        out = out + (mean(cx**k) - mean(cy**k)).norm()
     return out
 
 
-def difference(a: torch.Tensor, b: torch.Tensor, detach_norm: bool = True) -> torch.Tensor:
+def difference(
+    a: torch.Tensor, b: torch.Tensor, detach_norm: bool = True, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Soft orthogonality of a [N, d] and b [N, d]: mean squared entry of A^T B, rows centred and L2-normalised.
 
     ``detach_norm``: divide by the rows' norms + 1e-6 with the norms detached, as the reference DiffLoss; otherwise
-    ``F.normalize`` with gradients through the norms."""
-    a, b = a - a.mean(0), b - b.mean(0)
+    ``F.normalize`` with gradients through the norms. ``weight`` [N] bool: over the marked rows only, as
+    ``difference(a[weight], b[weight])`` (see :func:`_row_mean`)."""
+    mean, w = _row_mean(weight, a)
+    a, b = a - mean(a), b - mean(b)
     if detach_norm:
         a = a / (a.norm(dim=1, keepdim=True).detach() + 1e-6)
         b = b / (b.norm(dim=1, keepdim=True).detach() + 1e-6)
     else:
         a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
+    if w is not None:
+        a = a * w  # unmarked rows add nothing to A^T B
     return (a.T @ b).pow(2).mean()
+
+
+def masked_mse(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``F.mse_loss(x[weight], y[weight])`` for x, y [N, d] and ``weight`` [N] bool, without reading the mask on the
+    host (zero where no row is marked)."""
+    mean, _ = _row_mean(weight, x)
+    return mean((x - y) ** 2).mean()
 
 
 def label_loss(task, prediction: torch.Tensor, target: torch.Tensor, regression_loss: str) -> torch.Tensor:
@@ -120,17 +146,19 @@ class MISA(nn.Module):
         pred = self.head(self.fuse(fused.flatten(1)))  # (B, 2M d) -> (B, M d) -> prediction
         cfg, zero = self.cfg, pred.new_zeros(())
         sim = diff = rec = zero
+        # each auxiliary term over the samples that have its modalities, where there are at least two; computed
+        # over masked rows rather than selected ones, so that no step reads the masks on the host
         for m in self.names:
             rows = present[m]
-            if rows.sum() >= 2:
-                diff = diff + difference(c[m][rows], p[m][rows], cfg.detach_norm)
-                rec = rec + F.mse_loss(self.recon[m](c[m][rows] + p[m][rows]), u[m][rows])
+            enough = rows.sum() >= 2
+            diff = diff + torch.where(enough, difference(c[m], p[m], cfg.detach_norm, rows), zero)
+            rec = rec + torch.where(enough, masked_mse(self.recon[m](c[m] + p[m]), u[m], rows), zero)
         pairs = list(combinations(self.names, 2))
         for a, b in pairs:
             rows = present[a] & present[b]
-            if rows.sum() >= 2:
-                sim = sim + cmd(c[a][rows], c[b][rows], cfg.cmd_moments) / len(pairs)
-                diff = diff + difference(p[a][rows], p[b][rows], cfg.detach_norm)
+            enough = rows.sum() >= 2
+            sim = sim + torch.where(enough, cmd(c[a], c[b], cfg.cmd_moments, rows), zero) / len(pairs)
+            diff = diff + torch.where(enough, difference(p[a], p[b], cfg.detach_norm, rows), zero)
         losses = {
             "label": label_loss(self.task, pred, batch.target, cfg.regression_loss),
             "similarity": cfg.sim_weight * sim,

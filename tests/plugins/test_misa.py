@@ -92,3 +92,49 @@ def test_reference_regression_loss_is_mse_and_difference_detaches_the_norm():
     ref.backward()
     torch.testing.assert_close(grads[True], a.grad)  # the gradient of the reference formula, norms held constant
     assert not torch.allclose(grads[True], grads[False])
+
+
+def test_auxiliary_terms_over_masked_rows_equal_them_over_selected_rows():
+    """cmd, difference and the reconstruction MSE over the rows a mask marks (so that a training step never reads
+    the mask on the host) equal the same terms over the selected rows, ``x[rows]``: values and gradients in float64,
+    for two marked rows, some, and all. With fewer than two marked rows the model leaves the term out, as before,
+    and its gradients stay finite."""
+    import torch.nn.functional as F
+
+    from mfm_bench.plugins.models.misa import masked_mse
+
+    g = torch.Generator().manual_seed(1)
+    x0, y0 = torch.rand(10, 6, dtype=torch.float64, generator=g), torch.rand(10, 6, dtype=torch.float64, generator=g)
+    terms = {
+        "cmd": lambda a, b, w=None: cmd(a, b, 5, w),
+        "difference": lambda a, b, w=None: difference(a, b, True, w),
+        "difference, norms not detached": lambda a, b, w=None: difference(a, b, False, w),
+        "mse": lambda a, b, w=None: masked_mse(a, b, w) if w is not None else F.mse_loss(a, b),
+    }
+    masks = [torch.arange(10) < 2, torch.rand(10, generator=g) < 0.5, torch.ones(10, dtype=torch.bool)]
+    for name, term in terms.items():
+        for rows in masks:
+            x, y = x0.clone().requires_grad_(True), y0.clone().requires_grad_(True)
+            want = term(x[rows], y[rows])
+            want_grads = torch.autograd.grad(want, (x, y))
+            got = term(x, y, rows)
+            got_grads = torch.autograd.grad(got, (x, y))
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14, msg=f"{name}, {int(rows.sum())} rows")
+            for gg, wg in zip(got_grads, want_grads):
+                torch.testing.assert_close(gg, wg, rtol=1e-10, atol=1e-14, msg=f"{name} gradient")
+
+    spec, train, _, _ = synthetic("regression", n_train=32, n_test=16)
+    batch = train.batch(slice(0, 16))
+    torch.manual_seed(0)
+    model = build("misa", spec)
+    full = model.eval()(batch).losses
+    mask = dict(batch.mask, audio=batch.mask["audio"].clone(), visual=batch.mask["visual"].clone())
+    mask["audio"][1:] = False  # audio in one sample: no audio term at all
+    mask["visual"][:] = False  # visual in none
+    out = model.train()(batch.replace(mask=mask))
+    sum(out.losses.values()).backward()
+    assert all(torch.isfinite(v) for v in out.losses.values())
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert model.private["audio"][0].weight.grad.abs().sum() > 0  # still reached through the attention
+    # every pair of modalities has fewer than two samples with both: no similarity term
+    assert float(out.losses["similarity"].detach()) == 0.0 < float(full["similarity"].detach())
