@@ -114,7 +114,7 @@ class Limited:
                 return full
             idx = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.seed))[: self.n].sort().values
             if isinstance(full, TensorSplit):
-                b = full.batch(idx.to(full.target.device))
+                b = full.batch(idx.to(full.target.device), idx)  # ids from the host copy
                 self._splits[name] = TensorSplit(b.inputs, b.mask, b.target, b.ids, b.factors)
             else:
                 self._splits[name] = torch.utils.data.Subset(full, idx.tolist())

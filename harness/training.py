@@ -81,23 +81,35 @@ def auto_threads(model: nn.Module) -> int:
 def iterate(
     split: Any, batch_size: int, device: torch.device, shuffle: bool = False, generator: torch.Generator | None = None
 ) -> Iterator[Batch]:
-    """Batches of ``split`` on ``device``. A :class:`TensorSplit` (already on the device) is sliced directly."""
+    """Batches of ``split`` on ``device``. A :class:`TensorSplit` (already on the device) is sliced directly.
+
+    Shuffled, the order is drawn on the host (a seed gives the same order on every device) and copied to the
+    split's device once per epoch, without waiting for the device; the samples' ids are read from the host copy.
+    Nothing here makes the host wait for the device."""
     n = len(split)
     if isinstance(split, TensorSplit):
         order = torch.randperm(n, generator=generator) if shuffle else None
+        rows = to_device_async(order, split.target.device) if order is not None else None
         for start in range(0, n, batch_size):
-            idx = (
-                order[start : start + batch_size].to(split.target.device)
-                if order is not None
-                else slice(start, start + batch_size)
-            )
-            yield split.batch(idx).to(device, non_blocking=True)
+            end = start + batch_size
+            batch = split.batch(slice(start, end)) if rows is None else split.batch(rows[start:end], order[start:end])
+            yield batch.to(device, non_blocking=True)
         return
     loader = torch.utils.data.DataLoader(
         split, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator
     )
     for batch in loader:
         yield batch.to(device, non_blocking=True)
+
+
+def to_device_async(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` (on the host) copied to ``device`` without the host waiting for the device: on CUDA from pinned memory
+    (a copy from pageable memory may wait for the stream), elsewhere a plain non-blocking copy."""
+    if device.type == "cpu":
+        return t
+    if device.type == "cuda":
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)
 
 
 def adam(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Adam:

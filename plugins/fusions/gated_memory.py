@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from mfm_bench.kernels import matmul
+from mfm_bench.kernels import matmul, no_autocast
 
 
 class GatedMemory(torch.autograd.Function):
@@ -29,7 +29,7 @@ class GatedMemory(torch.autograd.Function):
         # under autocast the activations arrive in bf16 or fp16 and the weights in float32: the recurrence runs in
         # the wider type (small tensors, and 20 multiplicative gate steps compound a bf16 rounding)
         dt = torch.promote_types(pre.dtype, w_mem.dtype)
-        with torch.autocast(pre.device.type, enabled=False):
+        with no_autocast(pre.device.type):
             pre, prop, w_mem, w2, b2 = (x.to(dt) for x in (pre, prop, w_mem, w2, b2))
             T, B, _ = pre.shape
             M = prop.shape[2]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from mfm_bench.kernels import applies, matmul, mm_nt
+from mfm_bench.kernels import applies, matmul, mm_nt, no_autocast
 
 
 class LSTMLoop(torch.autograd.Function):
@@ -27,7 +27,7 @@ class LSTMLoop(torch.autograd.Function):
         # under autocast the input gates arrive in the low-precision dtype: the loop runs in it, autocast off, and
         # the backward returns each gradient in its input's dtype
         ctx.w_dtype = w_hh.dtype
-        with torch.autocast(gx.device.type, enabled=False):
+        with no_autocast(gx.device.type):
             return LSTMLoop._forward(ctx, gx, w_hh.to(gx.dtype), real)
 
     @staticmethod
