@@ -9,6 +9,9 @@ the process-wide registry and always unregisters it::
         with temporary_plugin(my_plugin_module, "my-plugin"):
             ...  # build it through the registry, run a tiny suite ...
 
+``assert_no_host_reads(model, train)`` trains a model one epoch on PyTorch's meta device and fails where a step
+reads a value on the host (which on a GPU makes the host wait for the device); every built-in model passes it.
+
 ``dummy_plugin`` is a ready-made plugin with a tiny model (``dummy``) whose behaviour a test can steer:
 ``fail: nan`` returns a NaN loss, ``fail: raise`` raises, ``fail: interrupt`` raises KeyboardInterrupt.
 """
@@ -34,6 +37,59 @@ def temporary_plugin(obj: Any, name: str, package: str | None = None, version: s
         yield reg
     finally:
         reg.remove_plugin(name)
+
+
+def assert_no_host_reads(model: Any, train: Any, batch_size: int = 16, **train_options: Any) -> Any:
+    """Train ``model`` one epoch on ``train`` (a :class:`~mfm_bench.contracts.TensorSplit`) on PyTorch's meta
+    device, and raise ``AssertionError`` where a training step reads a value on the host or the epoch copies host
+    memory to the device more than once. Returns the epoch's device-side loss sums.
+
+    The meta device stands in for an accelerator on any machine: its tensors have shapes and no values, so a host
+    read (``.item()``, ``float(t)``, ``bool(t)``, ``if t:``, ``.tolist()``, ``nonzero``, indexing by a boolean
+    mask) raises, where on CUDA it would make the host wait for the GPU at every step. The one copy the epoch may
+    make is the shuffled order of the samples. ``model`` moves to the meta device and loses its values: pass a
+    fresh one. ``train_options``: more :class:`~mfm_bench.training.TrainConfig` fields (``grad_clip=1.0``)."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from .training import TrainConfig, Trainer
+
+    class HostToDevice(TorchDispatchMode):
+        """Records every copy of host memory to another device (the shape of what was copied)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.copies: list[tuple[int, ...]] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            aten = torch.ops.aten
+            if func is aten._to_copy.default and args[0].device.type == "cpu" and out.device.type != "cpu":
+                self.copies.append(tuple(args[0].shape))
+            elif func is aten.copy_.default and args[1].device.type == "cpu" and args[0].device.type != "cpu":
+                self.copies.append(tuple(args[1].shape))
+            return out
+
+    trainer = Trainer(TrainConfig(epochs=1, batch_size=batch_size, device="meta", **train_options))
+    state = trainer._start(model, seed=0)
+    on_meta = train.to(trainer.device)
+    watch = HostToDevice()
+    try:
+        with watch:
+            sums = trainer._train_epoch(state, on_meta)
+    except (RuntimeError, NotImplementedError) as e:
+        if "meta" not in str(e):
+            raise
+        raise AssertionError(
+            f"a training step of {type(model).__name__} read a device value on the host ({e}); the traceback "
+            "above this one shows where. Keep it on the device: torch.where instead of if, masked sums instead of "
+            "boolean-mask indexing, counts as tensors"
+        ) from e
+    assert len(watch.copies) <= 1, (
+        f"the epoch copied host memory to the device {len(watch.copies)} times (shapes {watch.copies}): move data "
+        "to the device once, before the epoch"
+    )
+    return sums
 
 
 @dataclass

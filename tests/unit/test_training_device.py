@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from mfm_bench.contracts import Output
 from mfm_bench.registry import get_registry
+from mfm_bench.testing import assert_no_host_reads
 from mfm_bench.training import LossSums, TrainConfig, Trainer, TrainingError
 
 
@@ -82,22 +82,6 @@ def test_loss_sums_stay_on_device_until_read(monkeypatch) -> None:
     assert finite.means() == {"label": 0.5, "recon": 2.0}
 
 
-class HostToDevice(TorchDispatchMode):
-    """Records every copy of host memory to another device (the shape of what was copied)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.copies: list[tuple[int, ...]] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if func is torch.ops.aten._to_copy.default and args[0].device.type == "cpu" and out.device.type != "cpu":
-            self.copies.append(tuple(args[0].shape))
-        if func is torch.ops.aten.copy_.default and args[1].device.type == "cpu" and args[0].device.type != "cpu":
-            self.copies.append(tuple(args[1].shape))
-        return out
-
-
 MODELS = [(name, {}) for name in ("ladder", "mctn", "mfm", "misa", "supervised", "symile")] + [
     ("mfm", {"surrogate": True}),
     ("mfm", {"surrogate": True, "impl": "reference", "fusion_params": {"impl": "reference"}}),
@@ -111,21 +95,51 @@ MODELS = [(name, {}) for name in ("ladder", "mctn", "mfm", "misa", "supervised",
 
 @pytest.mark.parametrize("name,params", MODELS, ids=[f"{n}-{p}" if p else n for n, p in MODELS])
 def test_training_epoch_never_reads_the_device_on_the_host(name: str, params: dict) -> None:
-    """What the CUDA test below checks, on any machine: the meta device stands in for an accelerator. Its tensors
-    have no values, so any host read inside a training epoch raises (``item``, ``bool``, ``int``, ``tolist``,
-    ``nonzero``, indexing by a boolean mask, ``if tensor``); and the epoch copies host memory to the device once,
-    the shuffled order of the samples, not once per batch (a copy from the host may wait for the device).
-    Every built-in model, MFM with surrogate inference on both paths, and gradient clipping."""
+    """What the CUDA test below checks, on any machine (``mfm_bench.testing.assert_no_host_reads``: the meta device
+    stands in for an accelerator, and any host read raises there): every built-in model, MFM with surrogate
+    inference on both paths, and gradient clipping. The epoch copies host memory to the device once, the shuffled
+    order of its samples, not once per batch."""
     ds = synthetic(n=32)  # two steps: the first, and one after the optimiser has state
     torch.manual_seed(0)
     model = get_registry().build("model", name, ds.spec, **params)
-    trainer = Trainer(TrainConfig(epochs=1, batch_size=16, device="meta", grad_clip=1.0))
-    state = trainer._start(model, seed=0)
-    train = ds.split("train").to(trainer.device)
-    with HostToDevice() as watch:
-        sums = trainer._train_epoch(state, train)
+    sums = assert_no_host_reads(model, ds.split("train"), batch_size=16, grad_clip=1.0)
     assert sums.steps == 2 and next(iter(sums.groups.values()))[0].device.type == "meta"
-    assert watch.copies == [(32,)], watch.copies
+
+
+def test_assert_no_host_reads_names_a_host_read_and_a_copy_per_batch() -> None:
+    """The check fails for a model that reads a value on the host, and for an epoch that copies each batch."""
+    ds = synthetic(n=32)
+    with pytest.raises(AssertionError, match=r"HostRead read a device value on the host .*torch.where"):
+        assert_no_host_reads(HostRead(ds.spec), ds.split("train"))
+    with pytest.raises(
+        AssertionError, match=r"copied host memory to the device 3 times \(shapes \[\(32,\), \(16,\), \(16,\)\]"
+    ):
+        assert_no_host_reads(CopiesItsBatch(ds.spec), ds.split("train"))
+
+
+class HostRead(NaNAfter):
+    """Reads its loss on the host at every step (``if loss > ...``)."""
+
+    def __init__(self, spec) -> None:
+        super().__init__(spec, bad_step=10**9)
+
+    def forward(self, batch):
+        out = super().forward(batch)
+        if out.losses["label"] > 1e9:
+            raise AssertionError("unreachable")
+        return out
+
+
+class CopiesItsBatch(NaNAfter):
+    """Moves a host tensor to the device at every step."""
+
+    def __init__(self, spec) -> None:
+        super().__init__(spec, bad_step=10**9)
+
+    def forward(self, batch):
+        out = super().forward(batch)
+        bias = torch.zeros(len(batch)).to(batch.target.device)
+        return Output(out.prediction + bias, out.losses)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
