@@ -142,10 +142,18 @@ class CopiesItsBatch(NaNAfter):
         return Output(out.prediction + bias, out.losses)
 
 
+CUDA_MODELS = [
+    ("supervised", {"encoder": "mean", "fusion": "concat"}),
+    ("mfm", {"surrogate": True}),
+    ("mfm", {"surrogate": True, "impl": "reference", "fusion_params": {"impl": "reference"}}),
+]
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_epoch_has_no_host_sync() -> None:
+@pytest.mark.parametrize("name,params", CUDA_MODELS, ids=["supervised", "mfm-fast", "mfm-reference"])
+def test_cuda_epoch_has_no_host_sync(name: str, params: dict) -> None:
     ds = synthetic()
-    model = get_registry().build("model", "supervised", ds.spec, encoder="mean", fusion="concat")
+    model = get_registry().build("model", name, ds.spec, **params)
     trainer = Trainer(TrainConfig(epochs=1, batch_size=16, device="cuda"))
     state = trainer._start(model, seed=0)
     train = ds.split("train").to(trainer.device)
