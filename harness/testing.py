@@ -46,7 +46,8 @@ def assert_no_host_reads(model: Any, train: Any, batch_size: int = 16, **train_o
 
     The meta device stands in for an accelerator on any machine: its tensors have shapes and no values, so a host
     read (``.item()``, ``float(t)``, ``bool(t)``, ``if t:``, ``.tolist()``, ``nonzero``, indexing by a boolean
-    mask) raises, where on CUDA it would make the host wait for the GPU at every step. The one copy the epoch may
+    mask, ``masked_select``, ``unique``: anything whose result or output shape needs the values) raises, where on
+    CUDA it would make the host wait for the GPU at every step. The one copy the epoch may
     make is the shuffled order of the samples. ``model`` moves to the meta device and loses its values: pass a
     fresh one. ``train_options``: more :class:`~mfm_bench.training.TrainConfig` fields (``grad_clip=1.0``)."""
     import torch
@@ -77,13 +78,14 @@ def assert_no_host_reads(model: Any, train: Any, batch_size: int = 16, **train_o
     try:
         with watch:
             sums = trainer._train_epoch(state, on_meta)
-    except (RuntimeError, NotImplementedError) as e:
-        if "meta" not in str(e):
+    except (RuntimeError, NotImplementedError, TypeError) as e:
+        if "meta" not in str(e).lower():
             raise
         raise AssertionError(
-            f"a training step of {type(model).__name__} read a device value on the host ({e}); the traceback "
-            "above this one shows where. Keep it on the device: torch.where instead of if, masked sums instead of "
-            "boolean-mask indexing, counts as tensors"
+            f"a training step of {type(model).__name__} needed a device value on the host ({str(e)[:200]}); the "
+            "traceback above this one shows where. Keep it on the device: torch.where instead of if, masked sums "
+            "instead of boolean-mask indexing or masked_select, counts as tensors. (An operation of your own that "
+            "has no meta kernel stops here too: register one with torch.library.register_fake.)"
         ) from e
     assert len(watch.copies) <= 1, (
         f"the epoch copied host memory to the device {len(watch.copies)} times (shapes {watch.copies}): move data "

@@ -109,8 +109,10 @@ def test_training_epoch_never_reads_the_device_on_the_host(name: str, params: di
 def test_assert_no_host_reads_names_a_host_read_and_a_copy_per_batch() -> None:
     """The check fails for a model that reads a value on the host, and for an epoch that copies each batch."""
     ds = synthetic(n=32)
-    with pytest.raises(AssertionError, match=r"HostRead read a device value on the host .*torch.where"):
+    with pytest.raises(AssertionError, match=r"HostRead needed a device value on the host .*torch.where"):
         assert_no_host_reads(HostRead(ds.spec), ds.split("train"))
+    with pytest.raises(AssertionError, match=r"MaskIndex needed a device value on the host \(The register_meta"):
+        assert_no_host_reads(MaskIndex(ds.spec), ds.split("train"))
     with pytest.raises(
         AssertionError, match=r"copied host memory to the device 3 times \(shapes \[\(32,\), \(16,\), \(16,\)\]"
     ):
@@ -128,6 +130,18 @@ class HostRead(NaNAfter):
         if out.losses["label"] > 1e9:
             raise AssertionError("unreachable")
         return out
+
+
+class MaskIndex(NaNAfter):
+    """Selects rows by a boolean mask (an output shape that depends on the values)."""
+
+    def __init__(self, spec) -> None:
+        super().__init__(spec, bad_step=10**9)
+
+    def forward(self, batch):
+        out = super().forward(batch)
+        extra = out.prediction[batch.target > 0].sum() * 0
+        return Output(out.prediction, {**out.losses, "extra": extra})
 
 
 class CopiesItsBatch(NaNAfter):
