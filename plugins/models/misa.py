@@ -34,28 +34,26 @@ from torch import nn
 from mfm_bench.config import per_modality
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.encoder_kinds import check_model
-from mfm_bench.nn import CrossmodalTransformer, Head, modality_present, task_loss
+from mfm_bench.nn import CrossmodalTransformer, Head, masked_mean, masked_mse, modality_present, task_loss
 from mfm_bench.registry import get_registry
 
 from .configs import MISAConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
-def _row_mean(weight: torch.Tensor | None, like: torch.Tensor):
+def _row_mean(weight: torch.Tensor | None):
     """The mean over rows [N, d] -> [d]: of every row, or (``weight`` [N] bool) of the rows it marks, as
-    ``x[weight].mean(0)`` without reading the mask on the host (no data-dependent shape; zero where none is
-    marked). Returns (mean, w [N, 1] or None)."""
+    ``x[weight].mean(0)`` without reading the mask on the host (``mfm_bench.nn.masked_mean`` over the rows as one
+    sequence; zero where none is marked)."""
     if weight is None:
-        return (lambda t: t.mean(0)), None
-    w = weight.to(like.dtype).unsqueeze(1)  # (N, 1)
-    n = w.sum().clamp_min(1.0)
-    return (lambda t: (t * w).sum(0) / n), w
+        return lambda t: t.mean(0)
+    return lambda t: masked_mean(t.unsqueeze(0), weight.unsqueeze(0)).squeeze(0)
 
 
 def cmd(x: torch.Tensor, y: torch.Tensor, moments: int, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Central moment discrepancy (Zellinger et al. 2017) between samples x [N, d] and y [N, d]:
     ||E x - E y|| + Σ_{k=2..K} ||E (x - E x)^k - E (y - E y)^k|| (values in [0, 1], as sigmoid outputs are).
     ``weight`` [N] bool: over the marked rows only, as ``cmd(x[weight], y[weight])`` (see :func:`_row_mean`)."""
-    mean, _ = _row_mean(weight, x)
+    mean = _row_mean(weight)
     mx, my = mean(x), mean(y)
     out = (mx - my).norm()
     cx, cy = x - mx, y - my
@@ -72,23 +70,22 @@ def difference(
     ``detach_norm``: divide by the rows' norms + 1e-6 with the norms detached, as the reference DiffLoss; otherwise
     ``F.normalize`` with gradients through the norms. ``weight`` [N] bool: over the marked rows only, as
     ``difference(a[weight], b[weight])`` (see :func:`_row_mean`)."""
-    mean, w = _row_mean(weight, a)
+    mean = _row_mean(weight)
     a, b = a - mean(a), b - mean(b)
     if detach_norm:
         a = a / (a.norm(dim=1, keepdim=True).detach() + 1e-6)
         b = b / (b.norm(dim=1, keepdim=True).detach() + 1e-6)
     else:
         a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
-    if w is not None:
-        a = a * w  # unmarked rows add nothing to A^T B
+    if weight is not None:
+        a = a * weight.unsqueeze(1).to(a.dtype)  # unmarked rows add nothing to A^T B
     return (a.T @ b).pow(2).mean()
 
 
-def masked_mse(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``F.mse_loss(x[weight], y[weight])`` for x, y [N, d] and ``weight`` [N] bool, without reading the mask on the
-    host (zero where no row is marked)."""
-    mean, _ = _row_mean(weight, x)
-    return mean((x - y) ** 2).mean()
+def row_mse(x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``F.mse_loss(x[rows], y[rows])`` for x, y [N, d] and ``rows`` [N] bool, without reading the mask on the host
+    (``mfm_bench.nn.masked_mse`` over the rows as one sequence; zero where no row is marked)."""
+    return masked_mse(x.unsqueeze(0), y.unsqueeze(0), rows.unsqueeze(0))[0]
 
 
 def label_loss(task, prediction: torch.Tensor, target: torch.Tensor, regression_loss: str) -> torch.Tensor:
@@ -152,7 +149,7 @@ class MISA(nn.Module):
             rows = present[m]
             enough = rows.sum() >= 2
             diff = diff + torch.where(enough, difference(c[m], p[m], cfg.detach_norm, rows), zero)
-            rec = rec + torch.where(enough, masked_mse(self.recon[m](c[m] + p[m]), u[m], rows), zero)
+            rec = rec + torch.where(enough, row_mse(self.recon[m](c[m] + p[m]), u[m], rows), zero)
         pairs = list(combinations(self.names, 2))
         for a, b in pairs:
             rows = present[a] & present[b]

@@ -101,7 +101,7 @@ def test_auxiliary_terms_over_masked_rows_equal_them_over_selected_rows():
     and its gradients stay finite."""
     import torch.nn.functional as F
 
-    from mfm_bench.plugins.models.misa import masked_mse
+    from mfm_bench.plugins.models.misa import row_mse
 
     g = torch.Generator().manual_seed(1)
     x0, y0 = torch.rand(10, 6, dtype=torch.float64, generator=g), torch.rand(10, 6, dtype=torch.float64, generator=g)
@@ -109,7 +109,7 @@ def test_auxiliary_terms_over_masked_rows_equal_them_over_selected_rows():
         "cmd": lambda a, b, w=None: cmd(a, b, 5, w),
         "difference": lambda a, b, w=None: difference(a, b, True, w),
         "difference, norms not detached": lambda a, b, w=None: difference(a, b, False, w),
-        "mse": lambda a, b, w=None: masked_mse(a, b, w) if w is not None else F.mse_loss(a, b),
+        "mse": lambda a, b, w=None: row_mse(a, b, w) if w is not None else F.mse_loss(a, b),
     }
     masks = [torch.arange(10) < 2, torch.rand(10, generator=g) < 0.5, torch.ones(10, dtype=torch.bool)]
     for name, term in terms.items():
