@@ -45,6 +45,15 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+def _expected(tp: Any) -> str:
+    """``tp`` as an error message says what it expected."""
+    if tp is bool:
+        return "true or false"
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    return _type_name(tp)
+
+
 def check_type(value: Any, tp: Any, field: str) -> Any:
     """Return ``value`` converted to ``tp`` where lossless (int -> float, list -> tuple), else raise ConfigError."""
     if tp is Any:
@@ -62,7 +71,10 @@ def check_type(value: Any, tp: Any, field: str) -> Any:
                 return check_type(value, a, field)
             except ConfigError as e:
                 errors.append(e)
-        raise ConfigError(f"expected {' or '.join(_type_name(a) for a in args)}, got {value!r}", field)
+        choices = [str(c) for a in args if typing.get_origin(a) is Literal for c in typing.get_args(a)]
+        close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6) if isinstance(value, str) else []
+        hint = f"did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"expected {', or '.join(_expected(a) for a in args)}, got {value!r}", field, hint)
     if origin is Literal:
         if value in args:
             return value

@@ -9,6 +9,10 @@ from typing import Literal
 
 from .config import ConfigError, option
 
+#: ``torch.compile`` modes ``compile:`` takes besides true (``default``) and false. ``reduce-overhead`` records
+#: CUDA graphs on CUDA (on the CPU it compiles as ``default``).
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+
 #: Batch size for validation, test and every other no-grad pass (evaluation, probes, explanations).
 EVAL_BATCH_SIZE = 256
 
@@ -39,7 +43,11 @@ class TrainConfig:
         "models under 5M parameters, else the cores this process may use (docs/performance.md)",
     )
     amp: bool = option(True, "bf16 autocast on CUDA (ignored on CPU)")
-    compile: bool = option(False, "torch.compile the model first")
+    compile: bool | CompileMode = option(
+        False,
+        "torch.compile the model first: true (mode default) or a torch.compile mode; reduce-overhead also records "
+        "CUDA graphs on CUDA",
+    )
     eval_batch_size: int = option(EVAL_BATCH_SIZE, "batch size for validation and test")
 
     def __post_init__(self) -> None:

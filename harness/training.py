@@ -130,6 +130,16 @@ def on_device(split: Any, device: torch.device, budget_bytes: int = 8 << 30) -> 
     return split
 
 
+#: ``compile:`` modes under which ``torch.compile`` records CUDA graphs on CUDA
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+
+
+def compile_model(model: nn.Module, mode: bool | str) -> Any:
+    """``torch.compile(model)`` in ``mode`` (True: torch's default mode). Under it MFM's fast path traces plain
+    operations instead of its hand-written autograd functions (docs/performance.md)."""
+    return torch.compile(model, mode=None if mode is True else mode)
+
+
 class LossSums:
     """Sample-weighted sums of the loss terms, kept on the device: adding a step never waits for the host.
 
@@ -189,6 +199,7 @@ class FitState:
     bad_epochs: int = 0
     seen: int = 0
     train_time: float = 0.0
+    graphs: bool = False  # a compile mode that records CUDA graphs, on CUDA: each step marks a new iteration
 
 
 class Trainer:
@@ -270,7 +281,7 @@ class Trainer:
             if cfg.scheduler == "plateau"
             else None
         )
-        step_model = torch.compile(model) if cfg.compile else model
+        step_model = compile_model(model, cfg.compile) if cfg.compile else model
         return FitState(
             model,
             step_model,
@@ -279,6 +290,7 @@ class Trainer:
             sched,
             torch.Generator().manual_seed(seed),
             best=(math.inf, 0, copy.deepcopy(model.state_dict())),
+            graphs=self.device.type == "cuda" and cfg.compile in CUDA_GRAPH_MODES,
         )
 
     def _train_epoch(self, state: FitState, train: Any) -> LossSums:
@@ -295,6 +307,8 @@ class Trainer:
         return sums
 
     def _train_step(self, state: FitState, batch: Batch, sums: LossSums) -> None:
+        if state.graphs:  # the optimiser step runs outside the graphs: say where an iteration begins
+            torch.compiler.cudagraph_mark_step_begin()
         with self._autocast():
             out: Output = state.step_model(batch)
         loss = sum(out.losses.values())

@@ -81,6 +81,15 @@ def test_train_options_are_checked(write_suite):
     assert e.field == "train.epoch" and "did you mean 'epochs'" in e.hint
 
 
+def test_compile_takes_true_or_a_torch_compile_mode(write_suite):
+    suite = load_suite(write_suite(GOOD.replace("epochs: 2", "epochs: 2, compile: reduce-overhead")))
+    assert suite.train["compile"] == "reduce-overhead"
+    assert load_suite(write_suite(GOOD.replace("epochs: 2", "epochs: 2, compile: true"))).train["compile"] is True
+    e = error_of(write_suite, GOOD.replace("epochs: 2", "epochs: 2, compile: reduce_overhead"))
+    assert e.field == "train.compile" and e.line == 9 and "did you mean 'reduce-overhead'" in e.hint
+    assert "true or false, or one of 'default', 'reduce-overhead'" in e.message
+
+
 def test_duplicate_model_without_labels(write_suite):
     e = error_of(write_suite, GOOD.replace("label: concat, ", "").replace("label: late, ", ""))
     assert e.field == "models[0]" and "distinct label" in e.hint

@@ -232,3 +232,66 @@ def test_bf16_autocast_training_stays_close_to_fp32() -> None:
         assert fp32[-1] < 0.95 * fp32[0] and bf16[-1] < 0.95 * bf16[0], (seed, fp32, bf16)
         gaps.append(abs(bf16[-1] - fp32[-1]) / abs(fp32[-1]))
     assert sorted(gaps)[2] <= 0.02, gaps
+
+
+def no_dropout_model(spec):
+    params = {"encoder": "mean", "fusion": "concat", "head_dropout": 0.0, "fusion_params": {"dropout": 0.0}}
+    return get_registry().build("model", "supervised", spec, **params)
+
+
+def tiny_fit(compile_mode: bool | str, epochs: int = 2):
+    ds = synthetic()
+    torch.manual_seed(0)
+    model = no_dropout_model(ds.spec)
+    cfg = TrainConfig(epochs=epochs, batch_size=16, early_stop=0, device="cpu", compile=compile_mode)
+    return Trainer(cfg).fit(model, ds.split("train"), ds.split("valid"))
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_on_cpu() -> None:
+    """``compile: reduce-overhead`` on the CPU (where torch.compile leaves out CUDA graphs). At the same weights the
+    compiled model's loss and gradients equal eager's up to float32 rounding (no dropout, so no random stream to
+    differ). Through the Trainer, rounding differences grow with each Adam step (Adam divides by the gradients' own
+    scale), so the two trainings are compared only to 1%."""
+    from mfm_bench.training import compile_model, iterate
+
+    ds = synthetic()
+    batch = next(iterate(ds.split("train"), 16, torch.device("cpu")))
+    eager, compiled = no_dropout_model(ds.spec), no_dropout_model(ds.spec)
+    compiled.load_state_dict(eager.state_dict())
+    losses = []
+    for net in (eager, compile_model(compiled, "reduce-overhead")):
+        loss = sum(net(batch).losses.values())
+        loss.backward()
+        losses.append(loss.detach())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    for (name, a), b in zip(eager.named_parameters(), compiled.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=name)
+    plain, fitted = tiny_fit(False), tiny_fit("reduce-overhead")
+    assert len(fitted.history) == 2
+    for a, b in zip(plain.history, fitted.history):
+        for key in ("train_label", "valid_label"):
+            assert b[key] == pytest.approx(a[key], rel=1e-2), key
+
+
+def test_compile_modes_and_cuda_graph_steps(monkeypatch) -> None:
+    """``compile: true`` is torch.compile's default mode and a string its mode; under a mode that records CUDA graphs
+    on CUDA every training step marks a new iteration (the optimiser step runs outside the graphs)."""
+    modes, marks = [], []
+
+    def fake_compile(model, mode=None):
+        modes.append(mode)
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    tiny_fit(True, epochs=1)
+    tiny_fit("reduce-overhead", epochs=1)
+    assert modes == [None, "reduce-overhead"] and marks == []  # on the CPU: no CUDA graphs, no marks
+    ds = synthetic()  # 64 samples, batch 16: 4 steps
+    model = get_registry().build("model", "supervised", ds.spec, encoder="mean", fusion="concat")
+    trainer = Trainer(TrainConfig(epochs=1, batch_size=16, device="cpu", compile="reduce-overhead"))
+    state = trainer._start(model, seed=0)
+    state.graphs = True  # as on CUDA
+    trainer._train_epoch(state, ds.split("train"))
+    assert len(marks) == 4
