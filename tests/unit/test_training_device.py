@@ -263,7 +263,7 @@ def test_compiled_training_matches_eager_on_cpu() -> None:
     for net in (eager, compile_model(compiled, "reduce-overhead")):
         loss = sum(net(batch).losses.values())
         loss.backward()
-        losses.append(loss.detach())
+        losses.append(float(loss.detach()))
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
     for (name, a), b in zip(eager.named_parameters(), compiled.parameters()):
         torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=name)
