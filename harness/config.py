@@ -34,11 +34,17 @@ class ConfigError(MfmBenchError, ValueError):
         return ConfigError(self.message, f"{prefix}.{self.field}" if self.field else prefix, self.hint)
 
 
+def closest(word: str, choices: typing.Iterable[str]) -> str | None:
+    """The choice nearest ``word`` when one is near enough to be a likely misspelling, else None."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     choices = sorted(choices)
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    close = closest(word, choices)
     avail = ", ".join(choices)
-    return (f"did you mean {close[0]!r}? " if close else "") + f"available: {avail}"
+    return (f"did you mean {close!r}? " if close else "") + f"available: {avail}"
 
 
 def _type_name(tp: Any) -> str:
@@ -63,17 +69,16 @@ def check_type(value: Any, tp: Any, field: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for a in args:
             if a is type(None):
                 continue
             try:
                 return check_type(value, a, field)
-            except ConfigError as e:
-                errors.append(e)
+            except ConfigError:
+                pass
         choices = [str(c) for a in args if typing.get_origin(a) is Literal for c in typing.get_args(a)]
-        close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6) if isinstance(value, str) else []
-        hint = f"did you mean {close[0]!r}?" if close else ""
+        close = closest(value, choices) if isinstance(value, str) else None
+        hint = f"did you mean {close!r}?" if close else ""
         raise ConfigError(f"expected {', or '.join(_expected(a) for a in args)}, got {value!r}", field, hint)
     if origin is Literal:
         if value in args:
