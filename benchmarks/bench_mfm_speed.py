@@ -259,6 +259,7 @@ def bench_quickstart_wall_time(benchmark, tmp_path: Path) -> None:
 #: the GPU benchmarks' device. ``MFM_BENCH_GPU_DEVICE=cpu`` runs their code on the CPU, a dry run that checks the
 #: code and asserts no target (with ``MFM_BENCH_GPU_STEPS=41``: one epoch instead of 2,000 steps)
 GPU = os.environ.get("MFM_BENCH_GPU_DEVICE", "cuda")
+ON_CUDA = GPU.startswith("cuda")  # else a dry run
 GPU_STEPS = int(os.environ.get("MFM_BENCH_GPU_STEPS", "2000"))
 GPU_TARGET = 5.0  # fast / reference on one GPU (issue target)
 GPU_SECONDS = 10.0  # GPU_STEPS steps of MOSI-shaped MFM training with validation each epoch (issue target)
@@ -266,14 +267,14 @@ GPU_SECONDS = 10.0  # GPU_STEPS steps of MOSI-shaped MFM training with validatio
 #: standard_test_fold, as MMSA's processed MOSI has them): 1,284 / 229 / 686 segments
 MOSI_SPLITS = {"n_train": 1284, "n_valid": 229, "n_test": 686}
 needs_gpu = pytest.mark.skipif(
-    GPU.startswith("cuda") and not torch.cuda.is_available(),
+    ON_CUDA and not torch.cuda.is_available(),
     reason="needs CUDA (MFM_BENCH_GPU_DEVICE=cpu runs the code on the CPU as a dry run)",
 )
 
 
 def gpu_extra() -> dict[str, Any]:
     """What to record next to a GPU figure: the device's name and the peak memory PyTorch allocated on it."""
-    if not GPU.startswith("cuda"):
+    if not ON_CUDA:
         return {"device": GPU, "dry_run": True}
     return {
         "device": torch.cuda.get_device_name(),
@@ -288,8 +289,7 @@ def bench_gpu_fast_vs_reference(benchmark, mosi) -> None:
     it (training samples/s through the Trainer, its defaults: bf16 autocast on CUDA), best of ROUNDS interleaved
     epochs after a warm-up epoch each. Target: at least 5x."""
     best = benchmark.pedantic(compare, args=("mfm", mosi, 0, GPU), rounds=1, iterations=1)
-    on_gpu = GPU.startswith("cuda")
-    check_ratio(benchmark, f"mfm on {GPU}", best, "reference", 0, GPU_TARGET if on_gpu else None, **gpu_extra())
+    check_ratio(benchmark, f"mfm on {GPU}", best, "reference", 0, GPU_TARGET if ON_CUDA else None, **gpu_extra())
 
 
 @needs_gpu
@@ -301,7 +301,7 @@ def bench_gpu_mosi_training(benchmark, compile_mode: bool | str) -> None:
     warm-up of a short training first, so CUDA's start-up is not counted). Target: under 10 s for 2,000 steps.
     ``compiled``: the same with ``compile: reduce-overhead`` (CUDA graphs), its figures recorded beside the eager
     path's (the warm-up, which compiles, timed apart); no target asserted."""
-    if compile_mode and not GPU.startswith("cuda"):
+    if compile_mode and not ON_CUDA:
         pytest.skip("compiling MFM on the CPU takes minutes; on CUDA this measures compile: reduce-overhead")
     data = reg.build("dataset", "synthetic-factors", **MOSI_SPLITS, dims=MOSI, seq_len=20, min_len=10)
     per_epoch = -(-MOSI_SPLITS["n_train"] // 32)
@@ -316,7 +316,7 @@ def bench_gpu_mosi_training(benchmark, compile_mode: bool | str) -> None:
     t0 = time.perf_counter()
     fit(1)  # warm-up: CUDA context, cuDNN and cuBLAS handles, the allocator's pools (compiled: the compilation)
     warm_up = time.perf_counter() - t0
-    if GPU.startswith("cuda"):
+    if ON_CUDA:
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     result = benchmark.pedantic(fit, args=(epochs,), rounds=1, iterations=1)
@@ -338,5 +338,5 @@ def bench_gpu_mosi_training(benchmark, compile_mode: bool | str) -> None:
     how = f"compile: {compile_mode}" if compile_mode else "eager"
     print(f"\nmfm on {GPU} ({how}): {steps} steps, {epochs} epochs with validation, {wall:.2f} s", end="")
     print(f" (warm-up {warm_up:.1f} s)")
-    if GPU.startswith("cuda") and not compile_mode:
+    if ON_CUDA and not compile_mode:
         assert wall * 2000 / steps <= GPU_SECONDS, f"{steps} steps took {wall:.1f} s (target: 2,000 in 10 s)"
