@@ -78,7 +78,7 @@ def check_type(value: Any, tp: Any, field: str) -> Any:
                 pass
         choices = [str(c) for a in args if typing.get_origin(a) is Literal for c in typing.get_args(a)]
         close = closest(value, choices) if isinstance(value, str) else None
-        hint = f"did you mean {close!r}?" if close else ""
+        hint = f"did you mean {close!r}?" if close else (_quoted_bool(value) if bool in args else "")
         raise ConfigError(f"expected {', or '.join(_expected(a) for a in args)}, got {value!r}", field, hint)
     if origin is Literal:
         if value in args:
@@ -102,7 +102,7 @@ def check_type(value: Any, tp: Any, field: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"expected true or false, got {value!r}", field)
+        raise ConfigError(f"expected true or false, got {value!r}", field, _quoted_bool(value))
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -116,6 +116,18 @@ def check_type(value: Any, tp: Any, field: str) -> Any:
             return value
         raise ConfigError(f"expected a string, got {value!r}", field)
     return value
+
+
+#: what YAML reads as a boolean when it is not quoted
+YAML_BOOLS = {"true", "false", "yes", "no", "on", "off"}
+
+
+def _quoted_bool(value: Any) -> str:
+    """The fix for a boolean written as a string ("true" in quotes), else ""."""
+    if isinstance(value, str) and value.lower() in YAML_BOOLS:
+        word = "true" if value.lower() in ("true", "yes", "on") else "false"
+        return f"write {word} without quotes: a quoted {value!r} is a string"
+    return ""
 
 
 def build_config(cls: type, params: dict[str, Any] | None, where: str = "params") -> Any:

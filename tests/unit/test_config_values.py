@@ -1,0 +1,28 @@
+"""Typed config values: a boolean written in quotes is a string, and the error says how to write it."""
+
+import pytest
+
+from mfm_bench.suite import SuiteError, load_suite
+
+SUITE = """\
+name: quoted
+datasets: [{name: synthetic-factors, params: {n_train: 40, n_valid: 20, n_test: 20}}]
+models: [{name: supervised, params: {fusion: concat}}]
+train: {epochs: 1, compile: COMPILE}
+"""
+
+
+@pytest.mark.parametrize(("written", "word"), [('"true"', "true"), ("'off'", "false"), ('"yes"', "true")])
+def test_a_quoted_boolean_is_refused_with_the_unquoted_spelling(write_suite, written, word):
+    with pytest.raises(SuiteError) as info:
+        load_suite(write_suite(SUITE.replace("COMPILE", written)))
+    e = info.value
+    assert e.field == "train.compile" and e.line == 4
+    assert f"write {word} without quotes" in e.hint
+
+
+def test_an_unquoted_boolean_and_an_unrelated_string_get_no_such_hint(write_suite):
+    assert load_suite(write_suite(SUITE.replace("COMPILE", "true"))).train["compile"] is True
+    with pytest.raises(SuiteError) as info:
+        load_suite(write_suite(SUITE.replace("COMPILE", "maybe")))
+    assert "without quotes" not in (info.value.hint or "")
