@@ -93,9 +93,26 @@ def settings(train: dict[str, Any]) -> dict[str, Any]:
     threads = train.get("threads") or 0
     return {
         "device": str(resolve_device(train.get("device", "auto"))),
-        "threads": threads if threads > 0 else torch.get_num_threads(),
+        # a count as asked, or "auto" (threads: 0): the Trainer picks it per model (training.auto_threads), and
+        # each run's record then holds the count it used (runner.perform) beside what was asked (threads_asked)
+        "threads": threads if threads > 0 else AUTO,
         "deterministic": torch.are_deterministic_algorithms_enabled(),
     }
+
+
+#: ``threads`` of :func:`settings` when the suite leaves the count to the Trainer
+AUTO = "auto"
+
+
+def same_settings(env: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether a finished run (its recorded ``environment``) ran with the settings ``now`` asks for. With threads
+    on auto, a run that was also left to auto matches (the same model gets the same count); a count asked now
+    matches the count the run used."""
+    if any(env.get(k) != now[k] for k in SETTINGS if k != "threads"):
+        return False
+    if now["threads"] == AUTO:
+        return env.get("threads_asked") == AUTO
+    return env.get("threads") == now["threads"]
 
 
 def check_settings(store: Any, rerun: set[str], now: dict[str, Any], out: Path, allow_mixed: bool) -> None:
@@ -105,13 +122,17 @@ def check_settings(store: Any, rerun: set[str], now: dict[str, Any], out: Path, 
         return
     other = {}
     for r in store.runs("finished"):
-        was = {k: r["environment"].get(k) for k in SETTINGS}
-        if r["id"] not in rerun and was != now:
+        env = r["environment"]
+        was = {k: env.get(k) for k in SETTINGS}
+        if env.get("threads_asked") == AUTO:
+            was["threads"] = f"auto ({env.get('threads')})"
+        if r["id"] not in rerun and not same_settings(env, now):
             other[json.dumps(was, sort_keys=True)] = other.get(json.dumps(was, sort_keys=True), 0) + 1
     if other:
         listed = "; ".join(f"{n} run(s) with {k}" for k, n in other.items())
         raise MixedSettingsError(
             f"{out} holds finished runs made with other execution settings ({listed}; now "
             f"{json.dumps(now, sort_keys=True)}): their metrics can differ at the same run id. Rerun with the "
-            "recorded --threads/--device, pass --overwrite to run everything again, or --allow-mixed to keep them"
+            "recorded --threads/--device (and --jobs, which sets threads per run), pass --overwrite to run "
+            "everything again, or --allow-mixed to keep them"
         )

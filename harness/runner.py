@@ -254,12 +254,17 @@ def _perform_in(
         entries = {k: reg.get(k, cfg[k]["name"]) for k in ("dataset", "model")}
         packages = {f"{k}:{cfg[k]['name']}": f"{e.package} {e.version}".strip() for k, e in entries.items()}
         set_deterministic(run.deterministic)
-        env = environment(trainer.device, packages, settings(cfg["train"]), run.deterministic)
+        asked = settings(cfg["train"])
+        env = environment(trainer.device, packages, asked, run.deterministic)
+        env["threads_asked"] = asked["threads"]
         dataset, warnings = _dataset(cfg, datasets, reg)
         if warnings:
             env["data_warnings"] = list(warnings)
         env["data_fingerprint"] = data_fingerprint(dataset)
-        model, _, rows = _train_and_evaluate(cfg, trainer, dataset, reg, run_dir, ask)
+        try:
+            model, _, rows = _train_and_evaluate(cfg, trainer, dataset, reg, run_dir, ask)
+        finally:
+            env["threads"] = trainer.threads or env["threads"]  # the count training used, failed or not
         _save_outputs(run_dir, model)
         rows += _model_artifacts(model, dataset, run_dir, trainer.device)
         return Outcome("finished", rows, env, time.perf_counter() - t0, epochs=epochs)

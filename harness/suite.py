@@ -202,8 +202,10 @@ class _Locator:
         return SuiteError(self.path, _line_of(self.node, parts), _fmt_path(parts), message, hint)
 
 
-def load_suite(path: str | Path, registry: Any = None, check_files: bool = True) -> Suite:
-    """Read, validate and resolve a suite file. Raises :class:`SuiteError` on the first problem."""
+def load_suite(path: str | Path, registry: Any = None, check_files: bool = True, device: str | None = None) -> Suite:
+    """Read, validate and resolve a suite file. Raises :class:`SuiteError` on the first problem. ``device``: a
+    device that will replace the suite's ``train.device`` (``mfm-bench run --device``, checked by its caller), so
+    the suite's own device is not required to exist on this machine."""
     from .registry import get_registry
 
     path = Path(path)
@@ -221,7 +223,7 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True)
     _label(models, "models", "model", at)
     checks.check_dataset_labels(datasets, at)
     train = _train(raw, at)
-    checks.check_train(train, at)
+    checks.check_train(train if device is None else {**train, "device": "cpu"}, at)
     evaluate = raw.get("evaluate") or {}
     items = _conditions(evaluate, at)
     conditions = [Condition("clean")] + [c for _, c in items if c.kind != "clean"]

@@ -100,7 +100,7 @@ def check_train(train: dict[str, Any], at: Any) -> None:
         raise at.error("train.threads", f"must be 0 (auto) or more, got {train['threads']}")
     problem = device_problem(str(train.get("device", "auto")))
     if problem:
-        raise at.error("train.device", problem)
+        raise at.error("train.device", problem, "or keep the file and run it with --device cpu")
 
 
 def check_dataset_labels(datasets: list[Any], at: Any) -> None:

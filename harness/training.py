@@ -218,6 +218,7 @@ class Trainer:
         self.device = resolve_device(self.cfg.device)
         self.progress = progress  # a tqdm-like factory, or None for no bar
         self.on_epoch = on_epoch  # on_epoch(epoch, history row) after each epoch (the trackers' on_epoch_end)
+        self.threads: int | None = None  # torch's threads of the last fit (cfg.threads, or auto_threads' choice)
 
     def _autocast(self):
         if self.cfg.amp and self.device.type == "cuda":
@@ -271,7 +272,8 @@ class Trainer:
     def _start(self, model: nn.Module, seed: int) -> FitState:
         """Threads, seed, device, optimiser and schedule for one fit."""
         cfg = self.cfg
-        torch.set_num_threads(cfg.threads or auto_threads(model))
+        self.threads = cfg.threads or auto_threads(model)
+        torch.set_num_threads(self.threads)
         seed_everything(seed)
         model.to(self.device)
         params = [p for p in model.parameters() if p.requires_grad]

@@ -119,6 +119,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def same_execution(args: argparse.Namespace) -> str:
+    """The options of this command that set how runs execute, to repeat in the resume command it prints: a
+    --resume with other threads (--jobs splits them) would be refused as mixing settings."""
+    given = (
+        ("--jobs", args.jobs),
+        ("--threads", args.threads),
+        ("--device", args.device),
+        ("--executor", args.executor),
+        ("--ray-address", args.ray_address),
+    )
+    return "".join(f" {flag} {value}" for flag, value in given if value is not None)
+
+
 def run(args: argparse.Namespace) -> int:
     import sqlite3
     import time
@@ -129,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     from mfm_bench.runner import run_suite
     from mfm_bench.suite import load_suite
 
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite, device=args.device)  # --device replaces the suite's train.device
     shard = f"-shard-{args.shard[0]}-of-{args.shard[1]}" if args.shard else ""
     out = Path(args.out or Path("runs") / f"{suite.name}{shard}")
     t0 = time.perf_counter()
@@ -164,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(
             f"\ninterrupted: finished runs are kept in {out}; continue with\n"
-            f"  mfm-bench run {args.suite} --out {out} --resume",
+            f"  mfm-bench run {args.suite} --out {out} --resume{same_execution(args)}",
             file=sys.stderr,
         )
         return 130

@@ -174,6 +174,52 @@ def test_a_rerun_at_fixed_threads_and_device_is_bit_identical_and_mixing_setting
     assert "threads 2, deterministic False (1 runs)" in md
 
 
+def test_resume_with_threads_left_to_auto_keeps_the_finished_runs(write_suite, tmp_path):
+    """threads: 0 (auto) is recorded as asked ("auto") beside the count training used, so a --resume with the same
+    settings keeps every finished run whatever torch's thread count in the resuming process."""
+    import torch
+
+    suite = load_suite(write_suite(SMALL.replace("seeds: [0]", "seeds: [0, 1]")))
+    quiet, out = (lambda s: None), tmp_path
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # a fresh process's default on 2 cores; auto picks 1 for this small model
+    try:
+        run_suite(suite, out / "a", device="cpu", progress=False, log=quiet)
+        envs = [r["environment"] for r in statuses(out / "a").values()]
+        assert [(e["threads"], e["threads_asked"]) for e in envs] == [(1, "auto"), (1, "auto")]
+        counts = run_suite(suite, out / "a", resume=True, device="cpu", progress=False, log=quiet)
+        assert counts["skipped"] == 2 and counts["finished"] == 0
+        counts = run_suite(suite, out / "a", resume=True, threads=1, device="cpu", progress=False, log=quiet)
+        assert counts["skipped"] == 2  # the count asked now is the count they used
+        with pytest.raises(MixedSettingsError, match=r"auto \(1\)"):
+            run_suite(suite, out / "a", resume=True, threads=2, device="cpu", progress=False, log=quiet)
+        assert "different execution settings" not in write_leaderboard(out / "a")["markdown"].read_text()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_run_device_replaces_a_suite_device_this_machine_lacks(write_suite, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    path = write_suite(SMALL.replace("lr: 0.01}", "lr: 0.01, device: cuda}"))
+    with pytest.raises(SuiteError, match="no CUDA device") as info:
+        load_suite(path)
+    assert info.value.field == "train.device" and "--device cpu" in info.value.hint
+    counts = run_suite(load_suite(path, device="cpu"), tmp_path / "o", device="cpu", progress=False, log=lambda s: None)
+    assert counts["finished"] == 1 and statuses(tmp_path / "o")[("concat", 0)]["environment"]["device"] == "cpu"
+
+
+def test_the_resume_command_printed_after_ctrl_c_repeats_the_execution_options():
+    from mfm_bench.cli import build_parser
+    from mfm_bench.commands.run import same_execution
+
+    parse = build_parser(["run"]).parse_args
+    assert same_execution(parse(["run", "s.yaml"])) == ""
+    assert same_execution(parse(["run", "s.yaml", "--jobs", "2", "--device", "cpu"])) == " --jobs 2 --device cpu"
+
+
 # -- 5. labels and features checked at load --------------------------------------------------------------
 class _CorruptData:
     """synthetic-factors with non-finite labels in the test split, or a modality zeroed in every split."""
