@@ -5,16 +5,22 @@ hold different results for one id (other metric values; timings aside) are an er
 run wins over a failed or interrupted attempt of the same id. Each run's folder (model, history) is copied, and
 so are the searches, the re-evaluations (``mfm-bench evaluate``, with their predictions files) and the meta keys,
 with the same rule: identical records kept once, different ones under one key an error naming both folders.
+
+Every folder is read and checked first (:func:`plan`), and OUT is written only when all of them agree: a refused
+merge leaves OUT as it was. New runs go in in the suite's grid order (dataset, model, seed), the order in which
+one unsharded run records them, so the merged leaderboard lists its rows in the same order.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import MfmBenchError, MissingFileError
+from .errors import MfmBenchError, MissingFileError, OutputExistsError
 from .lock import OutputLock
 from .results import DB_NAME, ResultStore
 
@@ -25,6 +31,25 @@ TIMINGS = ("train_seconds", "train_samples_per_sec", "infer_ms_per_sample", "pea
 
 class MergeConflictError(MfmBenchError):
     """Two folders hold different results for one run id."""
+
+
+@dataclass
+class Plan:
+    """What a merge will write, each record with the folder it comes from; built from the folders alone.
+
+    ``runs``: run id -> (folder, run row, its metrics), OUT's own runs included (folder ``out``); ``new``: the ids
+    to write; ``meta``: key -> (folder, value); ``searches``: (dataset, label) -> (folder, record);
+    ``evaluations``: id -> (folder, record); ``new_evaluations``: the ids to write."""
+
+    out: Path
+    runs: dict[str, tuple[Path, dict, list]] = field(default_factory=dict)
+    new: list[str] = field(default_factory=list)
+    meta: dict[str, tuple[Path, Any]] = field(default_factory=dict)
+    formats: list[str] = field(default_factory=list)
+    searches: dict[tuple[str, str], tuple[Path, dict]] = field(default_factory=dict)
+    evaluations: dict[str, tuple[Path, dict]] = field(default_factory=dict)
+    new_evaluations: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: {"added": 0, "same": 0, "replaced": 0, "evaluations": 0})
 
 
 def _numbers(metrics: list[dict[str, Any]]) -> dict[tuple, Any]:
@@ -40,125 +65,163 @@ def _first_difference(a: dict[tuple, Any], b: dict[tuple, Any]) -> str:
 
 def merge(out: str | Path, sources: list[str | Path], log: Callable[[str], None] = print) -> dict[str, int]:
     """Merge the stores of ``sources`` into ``out`` (created, or added to): every table a shard can hold (runs
-    with their metrics, searches, re-evaluations, meta). Returns counts: added, same, replaced (runs) and
-    evaluations (re-evaluations added)."""
+    with their metrics, searches, re-evaluations, meta). Every folder is checked before anything is written, so
+    a refused merge leaves ``out`` as it was. Returns counts: added, same, replaced (runs) and evaluations
+    (re-evaluations added)."""
     out = Path(out)
     folders = [Path(s) for s in sources]
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(
+            f"cannot use the output folder {out}: it is a file, not a folder; give a new folder (or an earlier "
+            "merge's) as OUT, then the shards' folders"
+        )
     for f in folders:
         if not (f / DB_NAME).exists():
             raise MissingFileError(f"{f} holds no {DB_NAME}; give the output folders of `mfm-bench run --shard`")
         if f.resolve() == out.resolve():
             raise MfmBenchError(f"{f} is the merge target itself; give another OUT")
-    counts = {"added": 0, "same": 0, "replaced": 0, "evaluations": 0}
+    first = None if (out / DB_NAME).exists() else plan(None, out, folders)  # a refusal here creates no OUT
     with OutputLock(out, log), ResultStore(out) as dest:
-        origin = {r["id"]: (out, r) for r in dest.runs()}
-        for folder in folders:
-            with ResultStore(folder) as src:
-                _merge_meta(dest, out, folder, src)
-                for run in src.runs():
-                    _merge_run(dest, out, origin, folder, run, src.metrics(run["id"]), counts)
-                _merge_searches(dest, out, folder, src.searches())
-        # after every run is in: a re-evaluation refers to its runs, and a replaced run would take its rows along
-        evaluations = {e["id"]: (out, e) for e in dest.evaluations()}
-        for folder in folders:
-            with ResultStore(folder) as src:
-                for ev in src.evaluations():
-                    counts["evaluations"] += _merge_evaluation(dest, out, evaluations, folder, ev)
-    return counts
+        fresh = first is not None and not dest.runs() and dest.get_meta("suite") is None
+        p = first if fresh else plan(dest, out, folders)  # under the lock: what OUT holds now
+        _write(dest, p)
+    return p.counts
 
 
-def _merge_evaluation(
-    dest: ResultStore, out: Path, seen: dict[str, tuple[Path, dict]], folder: Path, ev: dict[str, Any]
-) -> int:
-    """Copy one re-evaluation (``mfm-bench evaluate``) and its predictions file unless the same one is there;
-    two different records under one evaluation id conflict. Returns 1 when it was added."""
-    had = seen.get(ev["id"])
+def plan(dest: ResultStore | None, out: Path, folders: list[Path]) -> Plan:
+    """Read OUT's store (``dest``, None when there is none yet) and every folder, and decide what to write;
+    raise :class:`MergeConflictError` naming the two folders that disagree. Writes nothing."""
+    p = Plan(out)
+    if dest is not None:
+        for key in ("suite", "reference"):
+            if (value := dest.get_meta(key)) is not None:
+                p.meta[key] = (out, value)
+        p.formats = list(dest.get_meta("formats") or [])
+        p.runs = {r["id"]: (out, r, dest.metrics(r["id"])) for r in dest.runs()}
+        p.searches = {(s["dataset"], s["label"]): (out, s) for s in dest.searches()}
+        p.evaluations = {e["id"]: (out, e) for e in dest.evaluations()}
+    stores = []
+    for folder in folders:
+        with ResultStore(folder) as src:
+            _plan_meta(p, folder, src)
+            for run in src.runs():
+                _plan_run(p, folder, run, src.metrics(run["id"]))
+            _plan_searches(p, folder, src.searches())
+            stores.append((folder, src.evaluations()))
+    # after every run: a re-evaluation refers to its runs
+    for folder, evaluations in stores:
+        for ev in evaluations:
+            _plan_evaluation(p, folder, ev)
+    return p
+
+
+def _write(dest: ResultStore, p: Plan) -> None:
+    """Write what ``p`` decided: meta, then the new runs in grid order with their folders, searches and
+    re-evaluations with their predictions files."""
+    for key, (_, value) in p.meta.items():
+        dest.set_meta(key, value)
+    if p.formats:
+        dest.set_meta("formats", p.formats)
+    grid = (p.meta.get("suite") or (None, {}))[1].get("grid") or []
+    for run_id in sorted(dict.fromkeys(p.new), key=lambda i: _grid_position(grid, p.runs[i][1])):
+        folder, run, metrics = p.runs[run_id]
+        dest.insert(run, metrics)
+        src_dir = folder / "runs" / run_id
+        if src_dir.is_dir():
+            shutil.copytree(src_dir, p.out / "runs" / run_id, dirs_exist_ok=True)
+    for (dataset, label), (folder, s) in p.searches.items():
+        if folder != p.out:
+            dest.record_search(dataset, label, {k: v for k, v in s.items() if k not in ("dataset", "label")})
+    for eid in p.new_evaluations:
+        folder, ev = p.evaluations[eid]
+        dest.insert_evaluation(ev)
+        parquet = folder / "evaluations" / f"{eid}.parquet"
+        if parquet.exists():
+            (p.out / "evaluations").mkdir(parents=True, exist_ok=True)
+            shutil.copy2(parquet, p.out / "evaluations" / parquet.name)
+
+
+def _grid_position(grid: list[dict[str, Any]], run: dict[str, Any]) -> tuple:
+    """Where ``run`` stands in one unsharded run's order: its (dataset, model) in the suite's grid (the
+    fingerprint of :mod:`mfm_bench.outdir`, in dataset then model order), then its seed, then when it started."""
+    dataset = json.loads(json.dumps(run["config"].get("dataset"), sort_keys=True, default=str))
+    me = (dataset, run["label"])
+    pos = next((i for i, g in enumerate(grid) if (g.get("dataset"), g.get("model", {}).get("label")) == me), len(grid))
+    return pos, run["seed"], run.get("started") or 0
+
+
+def _plan_evaluation(p: Plan, folder: Path, ev: dict[str, Any]) -> None:
+    """Take one re-evaluation (``mfm-bench evaluate``) unless the same one is there; two different records under
+    one evaluation id conflict."""
+    had = p.evaluations.get(ev["id"])
     if had is not None:
         if had[1] == ev:
-            return 0
+            return
         raise MergeConflictError(
             f"re-evaluation {ev['id']} differs between {had[0]} and {folder}; merge only copies of one "
             "`mfm-bench evaluate`, or drop one of the folders"
         )
-    dest.insert_evaluation(ev)
-    seen[ev["id"]] = (folder, ev)
-    parquet = folder / "evaluations" / f"{ev['id']}.parquet"
-    if parquet.exists():
-        (out / "evaluations").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(parquet, out / "evaluations" / parquet.name)
-    return 1
+    p.evaluations[ev["id"]] = (folder, ev)
+    p.new_evaluations.append(ev["id"])
+    p.counts["evaluations"] += 1
 
 
-def _merge_meta(dest: ResultStore, out: Path, folder: Path, src: ResultStore) -> None:
+def _plan_meta(p: Plan, folder: Path, src: ResultStore) -> None:
     """The folder's owner (the suite's fingerprint, :mod:`mfm_bench.outdir`), leaderboard reference and formats,
     so a merged folder is owned like an unsharded one (``--resume`` of the whole suite on it); shards of two
-    suites conflict."""
-    suite, have = src.get_meta("suite"), dest.get_meta("suite")
+    suites conflict, naming the folder each came from."""
+    suite, have = src.get_meta("suite"), p.meta.get("suite")
     if suite is not None:
-        if have is not None and have["hash"] != suite["hash"]:
+        if have is not None and have[1]["hash"] != suite["hash"]:
             raise MergeConflictError(
-                f"{folder} holds results of suite {suite['name']!r} in another configuration "
-                f"than {out} ({have['name']!r}); merge only shards of one suite"
+                f"{folder} holds results of suite {suite['name']!r} in another configuration than {have[0]} "
+                f"({have[1]['name']!r}); merge only shards of one suite"
             )
-        dest.set_meta("suite", suite)
-    reference, had = src.get_meta("reference"), dest.get_meta("reference")
-    if reference is not None and had is not None and reference != had:
+        p.meta.setdefault("suite", (folder, suite))
+    reference, had = src.get_meta("reference"), p.meta.get("reference")
+    if reference is not None and had is not None and reference != had[1]:
         raise MergeConflictError(
-            f"{folder} compares against reference {reference!r}, an earlier folder merged into {out} against "
-            f"{had!r}; merge only shards of one suite"
+            f"{folder} compares against reference {reference!r}, {had[0]} against {had[1]!r}; "
+            "merge only shards of one suite"
         )
     if reference is not None:
-        dest.set_meta("reference", reference)
-    formats = list(dest.get_meta("formats") or [])
-    formats += [f for f in src.get_meta("formats") or [] if f not in formats]
-    if formats:
-        dest.set_meta("formats", formats)
+        p.meta.setdefault("reference", (folder, reference))
+    p.formats += [f for f in src.get_meta("formats") or [] if f not in p.formats]
 
 
-def _merge_searches(dest: ResultStore, out: Path, folder: Path, searches: list[dict[str, Any]]) -> None:
-    """Copy each search record (a search ran whole in one shard); two different records of one search conflict."""
-    have = {(s["dataset"], s["label"]): s for s in dest.searches()}
+def _plan_searches(p: Plan, folder: Path, searches: list[dict[str, Any]]) -> None:
+    """Take each search record (a search ran whole in one shard); two different records of one search conflict."""
     for s in searches:
-        old = have.get((s["dataset"], s["label"]))
-        if old is not None and old != s:
+        key = (s["dataset"], s["label"])
+        old = p.searches.get(key)
+        if old is not None and old[1] != s:
             raise MergeConflictError(
-                f"the search of {s['label']!r} on {s['dataset']!r} chose differently in {folder} "
-                f"and in an earlier folder merged into {out}; merge shards of one suite run only"
+                f"the search of {s['label']!r} on {s['dataset']!r} chose differently in {old[0]} and in {folder}; "
+                "merge shards of one suite run only"
             )
-        record = {k: v for k, v in s.items() if k not in ("dataset", "label")}
-        dest.record_search(s["dataset"], s["label"], record)
+        if old is None:
+            p.searches[key] = (folder, s)
 
 
-def _merge_run(
-    dest: ResultStore,
-    out: Path,
-    origin: dict[str, tuple[Path, dict]],
-    folder: Path,
-    run: dict[str, Any],
-    metrics: list[dict[str, Any]],
-    counts: dict[str, int],
-) -> None:
-    """Add one run of ``folder`` to ``dest`` unless the same result is there; refuse a conflicting one."""
-    had = origin.get(run["id"])
+def _plan_run(p: Plan, folder: Path, run: dict[str, Any], metrics: list[dict[str, Any]]) -> None:
+    """Take one run of ``folder`` unless the same result is already taken; refuse a conflicting one."""
+    had = p.runs.get(run["id"])
     if had is not None:
-        where, old = had
+        where, old, old_metrics = had
         if old["status"] == "finished" and run["status"] != "finished":
             return
         if old["status"] == "finished":
-            a, b = _numbers(dest.metrics(run["id"])), _numbers(metrics)
+            a, b = _numbers(old_metrics), _numbers(metrics)
             if a != b:
                 raise MergeConflictError(
                     f"run {run['id']} ({run['dataset']} / {run['label']} / seed {run['seed']}) has different results "
                     f"in {where} and {folder} ({_first_difference(a, b)}); merge only shards of one suite run with "
                     "the same settings, or rerun one of them"
                 )
-            counts["same"] += 1
+            p.counts["same"] += 1
             return
-        counts["replaced"] += 1
+        p.counts["replaced"] += 1
     else:
-        counts["added"] += 1
-    dest.insert(run, metrics)
-    origin[run["id"]] = (folder, run)
-    src_dir, dst_dir = folder / "runs" / run["id"], out / "runs" / run["id"]
-    if src_dir.is_dir():
-        shutil.copytree(src_dir, dst_dir, dirs_exist_ok=True)
+        p.counts["added"] += 1
+    p.runs[run["id"]] = (folder, run, metrics)
+    p.new.append(run["id"])

@@ -7,7 +7,8 @@ import argparse
 HELP = "merge the output folders of `run --shard K/N` into one folder and write its leaderboard"
 DESCRIPTION = """Merge the result stores (and run folders) of several output folders into OUT. Run ids are content
 hashes: the same id in two folders is kept once; different results for one id are an error naming both folders.
-The leaderboard of the merged folder equals that of one unsharded run."""
+Every folder is checked before OUT is written: a refused merge leaves OUT as it was. The leaderboard of the merged
+folder equals that of one unsharded run, rows in the same order."""
 EPILOG = """examples (Slurm array job, docs/scaling.md):
   mfm-bench run suites/sentiment.yaml --shard $SLURM_ARRAY_TASK_ID/4 --out runs/s/shard-$SLURM_ARRAY_TASK_ID
   mfm-bench merge runs/sentiment runs/s/shard-*
@@ -21,10 +22,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mfm_bench.errors import MfmBenchError, storage_error
     from mfm_bench.leaderboard import write_leaderboard
     from mfm_bench.merge import merge
 
-    counts = merge(args.out, args.shards)
+    try:
+        counts = merge(args.out, args.shards)
+    except MfmBenchError:  # already one clear line (some are also OSErrors)
+        raise
+    except OSError as e:  # a full disk, an unwritable OUT
+        raise storage_error(e, f"the output folder {args.out}") from None
     formats = args.formats.split(",") if args.formats else None
     written = write_leaderboard(args.out, formats)
     print(

@@ -133,3 +133,68 @@ def test_merge_keeps_reevaluations_of_a_shard(write_suite, tmp_path, dummy, caps
     with pytest.raises(MergeConflictError, match=f"re-evaluation {ev['id']}") as e:
         merge(tmp_path / "m", [tmp_path / "s1"])
     assert str(tmp_path / "m") in str(e.value) and str(tmp_path / "s1") in str(e.value)
+
+
+def test_merge_into_a_file_is_one_clear_line(write_suite, tmp_path, dummy, capsys):
+    path = str(write_suite(SUITE.replace("seeds: [0, 1, 2]", "seeds: [0]")))
+    assert main(["run", path, "--shard", "1/2", "--out", str(tmp_path / "s1"), "--no-progress"]) == 0
+    capsys.readouterr()
+    (tmp_path / "qs.yaml").write_text("name: x\n")
+    assert main(["merge", str(tmp_path / "qs.yaml"), str(tmp_path / "s1")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot use the output folder {tmp_path / 'qs.yaml'}: it is a file" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "qs.yaml").read_text() == "name: x\n"
+
+
+def _files(folder):
+    """Every file under ``folder`` but SQLite's own (WAL, shared memory), and the store's rows."""
+    con = sqlite3.connect(folder / "results.sqlite")
+    rows = list(con.iterdump())
+    con.close()
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if "sqlite-" not in p.name)
+    return files, rows
+
+
+def test_a_refused_merge_leaves_out_as_it_was(write_suite, tmp_path, dummy):
+    """Every folder is checked before OUT is written: a conflict in the second shard leaves no runs of the first
+    in OUT (new or earlier), and a configuration mismatch names the two shards, not OUT."""
+    path = str(write_suite(SUITE))
+    for name in ("a", "b"):
+        assert main(["run", path, "--shard", "1/2", "--out", str(tmp_path / name), "--no-progress"]) == 0
+    assert main(["run", path, "--shard", "2/2", "--out", str(tmp_path / "c"), "--no-progress"]) == 0
+    con = sqlite3.connect(tmp_path / "b" / "results.sqlite")
+    con.execute("UPDATE metrics SET value = value + 1 WHERE metric = 'mae' AND condition = 'clean'")
+    con.commit()
+    with pytest.raises(MergeConflictError, match="has different results"):
+        merge(tmp_path / "new", [tmp_path / "a", tmp_path / "b"])
+    assert not (tmp_path / "new").exists()
+
+    merge(tmp_path / "m", [tmp_path / "c"])
+    before = _files(tmp_path / "m")
+    with pytest.raises(MergeConflictError, match="has different results"):
+        merge(tmp_path / "m", [tmp_path / "a", tmp_path / "b"])
+    assert _files(tmp_path / "m") == before
+
+    other = str(write_suite(SUITE.replace("epochs: 4", "epochs: 3"), "other.yaml"))
+    assert main(["run", other, "--shard", "2/2", "--out", str(tmp_path / "x"), "--no-progress"]) == 0
+    with pytest.raises(MergeConflictError, match="another configuration") as e:
+        merge(tmp_path / "mx", [tmp_path / "a", tmp_path / "x"])
+    assert f"{tmp_path / 'x'} holds" in str(e.value) and f"than {tmp_path / 'a'} " in str(e.value)
+    assert not (tmp_path / "mx").exists()
+
+
+def test_merged_rows_come_in_the_suites_order(write_suite, tmp_path, dummy):
+    """Shards merged in any order list the models as one unsharded run does (the suite's order)."""
+    path = str(write_suite(SUITE.replace("seeds: [0, 1, 2]", "seeds: [0]")))
+    assert main(["run", path, "--out", str(tmp_path / "all"), "--no-progress"]) == 0
+    for k in (1, 2):
+        assert main(["run", path, "--shard", f"{k}/2", "--out", str(tmp_path / f"s{k}"), "--no-progress"]) == 0
+    merge(tmp_path / "m", [tmp_path / "s2", tmp_path / "s1"])
+
+    def order(out):
+        with ResultStore(out) as s:
+            ((dataset, conditions),) = collect(s)["datasets"].items()
+        return list(conditions["clean"])
+
+    assert order(tmp_path / "m") == order(tmp_path / "all") == ["concat", "tiny"]
