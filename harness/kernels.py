@@ -33,8 +33,23 @@ def no_autocast(device_type: str) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
 
 
+#: how ``MFM_BENCH_ONEDNN`` may be written (any case); unset means on
+SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def onednn_requested(strict: bool = False) -> bool:
+    """``MFM_BENCH_ONEDNN``: on unless set to 0, false, no or off. Another value counts as on, or with ``strict``
+    (``mfm-bench run``, before any work) is an error naming the fix."""
+    value = os.environ.get("MFM_BENCH_ONEDNN", "1")
+    if strict and value.strip().lower() not in SWITCH:
+        from .errors import MfmBenchError
+
+        raise MfmBenchError(f"MFM_BENCH_ONEDNN={value!r}: write 1 (on, the default) or 0 (off: F.linear throughout)")
+    return SWITCH.get(value.strip().lower(), True)
+
+
 def _find_op():
-    if os.environ.get("MFM_BENCH_ONEDNN", "1") == "0" or not torch.backends.mkldnn.is_available():
+    if not onednn_requested() or not torch.backends.mkldnn.is_available():
         return None
     try:
         return torch.ops.mkldnn._linear_pointwise

@@ -150,6 +150,12 @@ def environment(
     }
     if getattr(device, "type", "") == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
+    from . import kernels
+
+    if kernels._OP is None and kernels.onednn_requested():
+        env["onednn_linear"] = "unavailable in this torch build"
+    elif kernels._OP is None:
+        env["onednn_linear"] = "off (MFM_BENCH_ONEDNN)"  # F.linear throughout: other rounding than the default
     from .provenance import provenance
 
     return env | provenance(device, deterministic)
@@ -436,13 +442,28 @@ def _save_outputs(run_dir: Path, model: Any) -> None:
     atomic_write(run_dir / "model.pt", buf.getvalue())
 
 
+def _warn_oversubscribed(threads: int, execution: Any, log: Callable[[str], None]) -> None:
+    """One warning line when the threads asked for (per run, times the local workers) exceed this process's cores:
+    OpenMP threads then spin against each other, 2 to 20 times slower for small models (docs/performance.md)."""
+    from .executors.base import usable_cores
+
+    if execution.kind != "local":  # a cluster's nodes have their own cores
+        return
+    jobs, cores = execution.jobs, usable_cores()
+    if threads > 0 and threads * jobs > cores:
+        per = f"{threads} thread(s) per run x {jobs} jobs" if jobs > 1 else f"{threads} threads per run"
+        log(f"warning: {per} on {cores} core(s) oversubscribes them; threads: 0 (auto) picks a count that does not")
+
+
 def _before_any_work(suite: Suite, device: str | None, log: Callable[[str], None]) -> None:
     """What must hold before any run starts: the device exists (a CUDA run on a machine without CUDA stops here),
     the data of ``fetch: true`` datasets is downloaded (offline: one message, no run), and every dataset finds its
     files (or one message lists those that do not)."""
+    from .kernels import onednn_requested
     from .training import resolve_device
 
     resolve_device(device or suite.train["device"])
+    onednn_requested(strict=True)  # a misspelt MFM_BENCH_ONEDNN stops here, not in every run
     fetching = suite if suite.fetch else replace(suite, datasets=[d for d in suite.datasets if d.params.get("fetch")])
     if fetching.datasets:
         from .data.fetch import prefetch_suite
@@ -486,6 +507,7 @@ def run_suite(
         from .outdir import check_settings, claim, fingerprint, settings
 
         _before_any_work(suite, device, log)
+        _warn_oversubscribed(threads or suite.train.get("threads") or 0, execution, log)
         grid = expand(suite, seeds, device, threads, limit)
         if not grid and not suite.searches:
             raise MfmBenchError("the grid is empty: give at least one seed")

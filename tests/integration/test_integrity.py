@@ -338,3 +338,23 @@ def test_an_interrupt_just_after_begin_leaves_no_transaction_open(tmp_path) -> N
         assert not real.in_transaction
         store.set_meta("formats", ["csv"])  # the next write works
         assert store.get_meta("formats") == ["csv"]
+
+
+def test_execution_switches_are_checked_before_any_run_and_recorded(write_suite, tmp_path, monkeypatch):
+    """A misspelt MFM_BENCH_ONEDNN stops the suite before any run; off, it is in each run's environment; threads
+    beyond the cores get one warning line."""
+    from mfm_bench import kernels
+    from mfm_bench.errors import MfmBenchError
+
+    suite, logged = load_suite(write_suite(SMALL)), []
+    monkeypatch.setenv("MFM_BENCH_ONEDNN", "maybe")
+    with pytest.raises(MfmBenchError, match="MFM_BENCH_ONEDNN='maybe': write 1"):
+        run_suite(suite, tmp_path / "bad", device="cpu", progress=False, log=logged.append)
+    assert not (tmp_path / "bad" / "results.sqlite").exists()
+    monkeypatch.setenv("MFM_BENCH_ONEDNN", "Off")
+    monkeypatch.setattr(kernels, "_OP", kernels._find_op())  # read at import: what a fresh process would find
+    assert kernels._OP is None
+    run_suite(suite, tmp_path / "off", threads=64, device="cpu", progress=False, log=logged.append)
+    env = statuses(tmp_path / "off")[("concat", 0)]["environment"]
+    assert env["onednn_linear"] == "off (MFM_BENCH_ONEDNN)" and env["threads"] == 64
+    assert any(line.startswith("warning: 64 threads per run on") for line in logged)
