@@ -212,7 +212,7 @@ def nested_plugins(cls: type) -> list[tuple[str, str, str]]:
 
 def bounded_arg(flag: str, cast: type, lo: float, hi: float | None, expects: str) -> Any:
     """An argparse ``type`` for a number ``cast(text)`` in [lo, hi] (no upper bound when ``hi`` is None); anything
-    else is a usage error reading ``FLAG takes EXPECTS, got TEXT``."""
+    else is a usage error reading ``argument FLAG: takes EXPECTS, got TEXT``."""
 
     def parse(text: str) -> Any:
         try:
@@ -220,7 +220,7 @@ def bounded_arg(flag: str, cast: type, lo: float, hi: float | None, expects: str
         except ValueError:
             value = None
         if value is None or value != value or value < lo or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(f"{flag} takes {expects}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"takes {expects}, got {text!r}")  # argparse names the flag
         return value
 
     return parse

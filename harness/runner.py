@@ -668,8 +668,10 @@ def parse_shard(text: str) -> tuple[int, int]:
         k, n = (int(x) for x in text.split("/"))
     except ValueError:
         raise ValueError(f"--shard takes K/N, e.g. 1/4, got {text!r}") from None
+    if n < 1:
+        raise ValueError(f"--shard {text}: N, the number of shards, must be 1 or more")
     if not 1 <= k <= n:
-        raise ValueError(f"--shard {text}: K must be between 1 and N")
+        raise ValueError(f"--shard {text}: K must be between 1 and N ({n})")
     return k, n
 
 

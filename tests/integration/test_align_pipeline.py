@@ -194,7 +194,7 @@ def test_cli_reports_bad_input(files, tmp_path, capsys):
                 f"words={files['words']}",
             ]
         )
-    assert usage.value.code == 2 and "--write-workers takes a number of processes" in capsys.readouterr().err
+    assert usage.value.code == 2 and "argument --write-workers: takes a number of processes" in capsys.readouterr().err
     bad = tmp_path / "folds.json"
     bad.write_text("[1, 2]")
     args = [

@@ -1,5 +1,7 @@
 """Typed config values: a boolean written in quotes is a string, and the error says how to write it."""
 
+import re
+
 import pytest
 
 from mfm_bench.suite import SuiteError, load_suite
@@ -26,3 +28,24 @@ def test_an_unquoted_boolean_and_an_unrelated_string_get_no_such_hint(write_suit
     with pytest.raises(SuiteError) as info:
         load_suite(write_suite(SUITE.replace("COMPILE", "maybe")))
     assert "without quotes" not in (info.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [("1/0", "N, the number of shards, must be 1 or more"), ("3/2", "K must be between 1 and N (2)"), ("a", "K/N")],
+)
+def test_a_bad_shard_says_which_part_is_wrong(text, says):
+    from mfm_bench.runner import parse_shard
+
+    with pytest.raises(ValueError, match=re.escape(says)):
+        parse_shard(text)
+
+
+def test_a_bad_number_option_names_the_flag_once(capsys):
+    from mfm_bench.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser(["run"]).parse_args(["run", "s.yaml", "--jobs", "0"])
+    err = capsys.readouterr().err
+    assert "argument --jobs: takes a positive number of worker processes, got '0'" in err
+    assert "--jobs: --jobs" not in err
