@@ -124,9 +124,17 @@ class SearchSpec:
     pruner: PrunerSpec | None = None  # stop lagging trials epoch by epoch (None: every trial runs to its end)
 
 
-def parse_search(raw: Any, ref: Any, reg: Any, train: dict[str, Any], seeds: list[int] | None = None) -> SearchSpec:
-    """A model's ``search:`` block, every range checked against the model's (or train's) typed config, and
-    ``trial_seeds`` against the suite's ``seeds`` when given."""
+def parse_search(
+    raw: Any,
+    ref: Any,
+    reg: Any,
+    train: dict[str, Any],
+    seeds: list[int] | None = None,
+    datasets: list[Any] | None = None,
+) -> SearchSpec:
+    """A model's ``search:`` block, every range checked against the model's (or train's) typed config,
+    ``trial_seeds`` against the suite's ``seeds`` and ``metric`` against what the suite's ``datasets`` report on
+    validation, when given."""
     from .config import ConfigError
     from .metric_catalog import higher_is_better
 
@@ -148,12 +156,15 @@ def parse_search(raw: Any, ref: Any, reg: Any, train: dict[str, Any], seeds: lis
             f"at most {len(seeds)}, or add seeds",
         )
     metric = raw.get("metric", "label_loss")
+    if not isinstance(metric, str) or not metric:
+        raise SearchError(f"expected a metric name, got {metric!r}", "metric", "e.g. mae, acc or label_loss")
+    check_metric(metric, datasets or [], reg)
+    if raw.get("direction") is not None:
+        _check_choice(raw, "direction", ("maximize", "minimize"), "minimize")
     hib = {"maximize": True, "minimize": False}.get(raw.get("direction"), None)
     hib = higher_is_better(metric) if hib is None else hib
     if hib is None:
-        raise SearchError(
-            f"metric {metric!r} declares no direction", "direction", "add direction: maximize or minimize"
-        )
+        raise SearchError(f"metric {metric!r} declares no direction", "metric", "add direction: maximize or minimize")
     if not isinstance(raw.get("params"), dict) or not raw["params"]:
         raise SearchError("give at least one parameter range", "params", "e.g. {hidden: {low: 8, high: 64}}")
     params = [_param(name, spec) for name, spec in raw["params"].items()]
@@ -184,6 +195,63 @@ def parse_search(raw: Any, ref: Any, reg: Any, train: dict[str, Any], seeds: lis
         storage=raw.get("storage", "memory"),
         pruner=pruner,
     )
+
+
+def check_metric(metric: str, datasets: list[Any], reg: Any) -> None:
+    """``metric`` is one the search can read: ``label_loss``, a metric a plugin declares (its producer says where
+    it is reported), or one the task of every dataset reports (its metric function's names; for a dataset that
+    cannot describe itself without reading its data, any of the core's task metrics)."""
+    from .config import did_you_mean
+    from .metric_catalog import CORE, TASK, declaration
+    from .suite_checks import describe
+
+    declared = declaration(metric)
+    if metric == "label_loss" or (declared is not None and declared.name not in {m.name for m in CORE}):
+        return
+    core = {m.name for m in CORE if m.section == TASK and not m.name.endswith("*")}
+    for ref in datasets:
+        spec = describe(reg, ref)
+        names = task_metrics(spec.task) if spec is not None else None
+        base = metric if names is not None else metric.split("/")[-1]  # a multi-target task's <target>/<metric>
+        names = names if names is not None else core
+        if base not in names:
+            what = (
+                f"the {spec.task.kind} task of dataset {ref.label!r} does not report it"
+                if spec is not None
+                else "no task metric of the core is named so"
+            )
+            problem = f"unknown metric {metric!r}" if declared is None else f"metric {metric!r} is not a task metric"
+            raise SearchError(
+                f"{problem}: {what}, and no plugin declares it",
+                "metric",
+                did_you_mean(metric, names | {"label_loss"}),
+            )
+
+
+def task_metrics(task: Any) -> set[str] | None:
+    """The names of the metrics ``task`` reports: its metric function (the task's metric set, or its kind's) on
+    four made-up samples; None when the function cannot say (a metric set that refuses such data)."""
+    import warnings
+
+    import numpy as np
+
+    from .metrics import compute_metrics
+
+    n = 4
+    true = np.linspace(-1.0, 1.0, n * max(1, len(task.targets))).reshape(n, -1)
+    if task.kind == "classification":
+        pred, true = np.eye(n, int(task.n_classes)), np.arange(n) % int(task.n_classes)
+    elif task.kind == "multi_regression":
+        pred = true[::-1].copy()
+    else:
+        true = true[:, 0]
+        pred = true[::-1].copy()
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            return set(compute_metrics(task, pred, true))
+    except Exception:  # noqa: BLE001 - a plugin's metric set: the declared metrics still pass
+        return None
 
 
 #: Optuna's pruner settings with their defaults (the fields of :class:`PrunerSpec` after ``kind`` and ``percentile``)

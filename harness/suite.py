@@ -246,7 +246,7 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True,
             did_you_mean(reference, [m.label for m in models]),
         )
     checks.check_encoders(raw["models"], datasets, models, reg, at)
-    _searches(raw, models, reg, train, at)
+    _searches(raw, models, reg, train, at, datasets)
     return Suite(
         name=raw["name"],
         path=path,
@@ -272,14 +272,17 @@ def _executor(raw: dict[str, Any]) -> Any:
     return Execution(**(raw.get("executor") or {}))
 
 
-def _searches(raw: dict[str, Any], models: list[PluginRef], reg: Any, train: dict[str, Any], at: _Locator) -> None:
-    """Each model's ``search:`` block, checked against the model's typed config (:mod:`mfm_bench.search`)."""
+def _searches(
+    raw: dict[str, Any], models: list[PluginRef], reg: Any, train: dict[str, Any], at: _Locator, datasets: list
+) -> None:
+    """Each model's ``search:`` block, checked against the model's typed config and the datasets' metrics
+    (:mod:`mfm_bench.search`)."""
     for i, (item, ref) in enumerate(zip(raw["models"], models)):
         if isinstance(item, dict) and item.get("search") is not None:
             from .search import SearchError, parse_search
 
             try:
-                ref.search = parse_search(item["search"], ref, reg, train, list(raw.get("seeds", [0])))
+                ref.search = parse_search(item["search"], ref, reg, train, list(raw.get("seeds", [0])), datasets)
             except SearchError as e:
                 raise at.error(f"models[{i}].search" + (f".{e.field}" if e.field else ""), e.message, e.hint) from None
 

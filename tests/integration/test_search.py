@@ -190,6 +190,40 @@ def test_journal_storage_mirrors_the_study_and_survives_resume(write_suite, tmp_
     assert sorted(t.value for t in study.trials) == sorted(valid[rid] for rid in s["trial_ids"])
 
 
+def test_a_metric_no_run_reports_is_refused_when_the_suite_is_loaded(write_suite, capsys):
+    """A misspelt metric would train every trial and then choose nothing: validate names the metric's line and
+    what the dataset's task reports; a metric a plugin declares passes (its producer says where it is reported)."""
+    from mfm_bench import hookimpl
+    from mfm_bench.cli import main
+    from mfm_bench.testing import temporary_plugin
+
+    typo = suite_text().replace("metric: mae", "metric: maee\n      direction: minimize")
+    assert main(["validate", str(write_suite(typo))]) != 0
+    err = capsys.readouterr().err
+    assert "suite.yaml:11: models[0].search.metric: unknown metric 'maee': the regression task of dataset " in err
+    assert "did you mean 'mae'? available: " in err and "label_loss, mae" in err and "Traceback" not in err
+    without_direction = suite_text().replace("metric: mae", "metric: maee")
+    with pytest.raises(SuiteError, match=r"suite.yaml:11: models\[0\].search.metric: unknown metric 'maee'"):
+        load_suite(write_suite(without_direction))
+    with pytest.raises(SuiteError, match=r"search.metric: metric 'params' is not a task metric"):
+        load_suite(write_suite(suite_text().replace("metric: mae", "metric: params")))
+    with pytest.raises(SuiteError, match=r"search.direction: must be one of maximize, minimize, got 'max'"):
+        load_suite(write_suite(suite_text().replace("metric: mae", "metric: corr\n      direction: max")))
+    assert load_suite(write_suite(suite_text().replace("metric: mae", "metric: corr"))).models[0].search.metric
+
+    class Wobble:
+        @hookimpl
+        def register_metrics(self, register):
+            register("wobble", False, help="a metric only this plugin's models report")
+
+    declared = suite_text().replace("metric: mae", "metric: wobble")
+    with pytest.raises(SuiteError, match="unknown metric 'wobble'"):
+        load_suite(write_suite(declared))
+    with temporary_plugin(Wobble(), "wobble-plugin"):
+        spec = load_suite(write_suite(declared)).models[0].search
+    assert spec.metric == "wobble" and spec.higher_is_better is False
+
+
 def test_the_default_metric_label_loss_is_minimised(write_suite):
     spec = load_suite(write_suite(suite_text().replace("      metric: mae\n", ""))).models[0].search
     assert spec.metric == "label_loss" and spec.higher_is_better is False
