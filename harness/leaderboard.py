@@ -428,7 +428,7 @@ def board(data: dict[str, Any], reference: str | None = None) -> Board:
         (
             r["id"],
             f"{r['dataset']} / {r['label']} / seed {r['seed']}: {r['status']}"
-            + (f": {r['error']}" if r["error"] else ""),
+            + (f": {r['error']}" if r["error"] and r["error"] != r["status"] else ""),
         )
         for r in data["runs"]
         if r["status"] not in ("finished", "failed")

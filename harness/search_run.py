@@ -15,12 +15,12 @@ from .errors import MfmBenchError, OutputExistsError
 from .search import JOURNAL, SearchSpec, apply, dumps, trial_value
 
 
-def _sampler(spec: SearchSpec, resumed: int) -> Any:
-    """The spec's sampler; seeded past the ``resumed`` trials, so a resumed search asks for new configurations
-    rather than replaying the ones it already has."""
+def _sampler(spec: SearchSpec, offset: int = 0) -> Any:
+    """The spec's sampler, seeded with the spec's seed (plus ``offset``: a resumed search whose earlier asks
+    cannot be replayed draws new configurations rather than the ones it already has)."""
     import optuna
 
-    seed = spec.seed + 7919 * resumed
+    seed = spec.seed + offset
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True)  # constant liar: trials run in parallel
@@ -61,65 +61,130 @@ class _Study:
         self.trial_ids: list[str] = []
         self.pruned: set[str] = set()  # trial keys whose run the pruner stopped
         self.epochs: dict[int, set[int]] = {}  # trial number -> epochs reported to it
-        done = [] if overwrite else self._finished_trials(resume)
+        recorded = {} if overwrite else self._recorded(resume)
+        sampler, order = self._plan(recorded)
         self.study = optuna.create_study(
             direction="maximize" if spec.higher_is_better else "minimize",
-            sampler=_sampler(spec, len(done)),
+            sampler=sampler,
             pruner=spec.pruner.build() if spec.pruner is not None else optuna.pruners.NopPruner(),
             **_storage(spec, store.folder, self.key),
         )
-        self._load(done)
+        self._load(order, recorded)
 
-    def _finished_trials(self, resume: bool) -> list[list[dict[str, Any]]]:
-        """The store's finished trials whole (a run on each trial seed), at most ``n_trials``; the runs of trials
-        it holds in part go to ``known``, so a trial asked again reuses them."""
-        done = [
+    def _recorded(self, resume: bool) -> dict[str, dict[str, Any]]:
+        """The trials the store holds (``--resume``), by configuration in the order their runs started: each
+        ``{"values", "runs"}``, ``runs`` its run on each trial seed when all finished, else None (a trial that
+        was interrupted or failed, asked again on resume; its finished seed runs go to ``known`` and are reused)."""
+        runs = [
             r
-            for r in self.store.runs("finished")
+            for r in self.store.runs()
             if (r["config"].get("search") or {}).get("role") == "trial"
             and {k: r["config"]["search"].get(k) for k in self.key} == self.key
         ]
-        if done and not resume:
+        finished = [r for r in runs if r["status"] == "finished"]
+        if finished and not resume:
             raise OutputExistsError(
-                f"{self.store.folder} already holds {len(done)} finished trial(s) of the search of "
+                f"{self.store.folder} already holds {len(finished)} finished trial(s) of the search of "
                 f"{self.key['label']!r}; pass --resume to run only the rest, --overwrite to run "
                 "them again, or choose another --out"
             )
+        if not resume:
+            return {}
         groups: dict[str, dict[int, dict[str, Any]]] = {}
-        for r in done:
+        for r in runs:
             groups.setdefault(dumps(r["config"]["search"]["values"]), {})[r["seed"]] = r
-        whole = []
-        for by_seed in groups.values():
-            if all(s in by_seed for s in self.trial_seeds) and len(whole) < self.spec.n_trials:
-                whole.append([by_seed[s] for s in self.trial_seeds])
-            else:
+        recorded = {}
+        for key, by_seed in groups.items():
+            whole = all(by_seed.get(s, {}).get("status") == "finished" for s in self.trial_seeds)
+            recorded[key] = {
+                "values": next(iter(by_seed.values()))["config"]["search"]["values"],
+                "runs": [by_seed[s] for s in self.trial_seeds] if whole else None,
+            }
+            if not whole:
                 for r in by_seed.values():
-                    self.known[r["id"]] = _value(self.store.metrics(r["id"]), self.spec.metric)
-        return whole
+                    if r["status"] == "finished":
+                        self.known[r["id"]] = _value(self.store.metrics(r["id"]), self.spec.metric)
+        return recorded
 
-    def _load(self, done: list[list[dict[str, Any]]]) -> None:
-        """Tell the study the trials the store already finished (``--resume``)."""
+    def _plan(self, recorded: dict[str, dict[str, Any]]) -> tuple[Any, list[str]]:
+        """(sampler, the recorded configurations in the order the study holds them). The sampler's asks are
+        replayed first: when they give back every recorded configuration (always for the random sampler; for TPE
+        when its trials ran one at a time), the study holds them in that order, repeats included, and the sampler
+        goes on where the interrupted search stopped. Else the finished trials, then the unfinished ones (at most
+        ``n_trials`` in all), and a sampler seeded past them."""
+        if not recorded:
+            return _sampler(self.spec), []
+        replayed = self._replay(recorded)
+        if replayed is not None:
+            return replayed
+        n = self.spec.n_trials
+        whole = [k for k, rec in recorded.items() if rec["runs"]][:n]
+        rest = [k for k, rec in recorded.items() if not rec["runs"]][: n - len(whole)]
+        return _sampler(self.spec, 7919 * len(recorded)), whole + rest
+
+    def _replay(self, recorded: dict[str, dict[str, Any]]) -> tuple[Any, list[str]] | None:
+        """Ask a fresh sampler, in a scratch study told each finished trial's outcome, until every recorded
+        configuration came back (the sampler and the order of the asks), or None once one did not."""
         import optuna
 
-        for runs in done:
-            metrics = [self.store.metrics(r["id"]) for r in runs]
-            value = _mean([_value(m, self.spec.metric) for m in metrics])
-            state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
-            if any(_value(m, "pruned_epoch") is not None for m in metrics):
-                state, value = optuna.trial.TrialState.PRUNED, None
+        sampler = _sampler(self.spec)
+        direction = "maximize" if self.spec.higher_is_better else "minimize"
+        scratch = optuna.create_study(direction=direction, sampler=sampler)
+        order: list[str] = []
+        while set(recorded) - set(order) and len(order) < self.spec.n_trials:
+            trial = scratch.ask(self.dists)
+            key = dumps(trial.params)
+            if key not in recorded:
+                return None
+            order.append(key)
+            if recorded[key]["runs"]:
+                state, value, steps = self._outcome(recorded[key]["runs"])
+                for step, v in (steps or {}).items():
+                    trial.report(v, step)
+                scratch.tell(trial, value if state == optuna.trial.TrialState.COMPLETE else None, state=state)
+        return (sampler, order) if not set(recorded) - set(order) else None
+
+    def _outcome(self, runs: list[dict[str, Any]]) -> tuple[Any, float | None, dict[int, float] | None]:
+        """A finished trial's (state, value, values its run reported epoch by epoch when the search prunes)."""
+        import optuna
+
+        metrics = [self.store.metrics(r["id"]) for r in runs]
+        value = _mean([_value(m, self.spec.metric) for m in metrics])
+        state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
+        if any(_value(m, "pruned_epoch") is not None for m in metrics):
+            state, value = optuna.trial.TrialState.PRUNED, None
+        # what the pruner compares later trials with: the values the run reported epoch by epoch
+        return state, value, self._reported(runs[0]["id"]) if self.spec.pruner is not None else None
+
+    def _load(self, order: list[str], recorded: dict[str, dict[str, Any]]) -> None:
+        """Tell the study the trials the store already finished and queue the ones it must finish (``--resume``),
+        in ``order``; a finished trial left out of ``order`` lends its runs to ``known``."""
+        import optuna
+
+        for key in order:
+            runs = recorded[key]["runs"]
+            if not runs:  # interrupted or failed: asked again with its configuration, so its run ids
+                self.study.enqueue_trial(recorded[key]["values"], skip_if_exists=False)
+                continue
+            state, value, steps = self._outcome(runs)
+            if state == optuna.trial.TrialState.PRUNED:
                 self.pruned.add(runs[0]["id"])
             self.study.add_trial(
                 optuna.trial.create_trial(
-                    params=runs[0]["config"]["search"]["values"],
+                    params=recorded[key]["values"],
                     distributions=self.dists,
                     value=value,
                     state=state,
-                    # what the pruner compares later trials with: the values the run reported epoch by epoch
-                    intermediate_values=self._reported(runs[0]["id"]) if self.spec.pruner is not None else None,
+                    intermediate_values=steps,
                 )
             )
+            if runs[0]["id"] not in self.values:
+                self.trial_ids += [r["id"] for r in runs]
             self.values[runs[0]["id"]] = value
-            self.trial_ids += [r["id"] for r in runs]
+        for key, rec in recorded.items():
+            if key not in order:
+                for r in rec["runs"] or []:
+                    self.known[r["id"]] = _value(self.store.metrics(r["id"]), self.spec.metric)
 
     def _reported(self, run_id: str) -> dict[int, float]:
         """The validation values a trial's run reported to the pruner (``search_value`` in its history)."""
@@ -143,7 +208,10 @@ class _Study:
 
     @property
     def asked(self) -> int:
-        return len(self.study.trials)
+        """Trials asked or told so far (not those queued on resume and not yet asked again)."""
+        import optuna
+
+        return sum(t.state != optuna.trial.TrialState.WAITING for t in self.study.trials)
 
     def next(self) -> Any:
         if self.queue:

@@ -125,6 +125,40 @@ def test_resume_after_an_interruption_does_not_redo_finished_trials(write_suite,
     assert trials == set(s["trial_ids"]) and len(trials) == 5 and len(calls) == 2 + 1  # two trials, one retrain
 
 
+def search_outcome(out):
+    """(each trial run's id and configuration, the chosen configuration, the retrains' ids) of a folder's search."""
+    runs, _, [s] = trials_and_finals(out)
+    configs = {r["id"]: r["config"]["search"]["values"] for r in runs if r["id"] in s["trial_ids"]}
+    return configs, s["chosen"], sorted(s["final_ids"]), s["trials"]
+
+
+@pytest.mark.parametrize("extra, at", [("", 4), ("trial_seeds: 2", 4)])
+def test_resume_finishes_interrupted_trials_as_an_uninterrupted_search(write_suite, tmp_path, monkeypatch, extra, at):
+    """Interrupted after some trials finished (one seed: trial 4 of 5; two seeds: the second seed of trial 2),
+    the resumed random search runs the interrupted trial again (its configuration, its run ids), not new ones,
+    and ends with the trials, choice and retrains of the search run in one go; nothing is left unfinished."""
+    suite = load_suite(write_suite(suite_text(selection=extra)))
+    run_suite(suite, tmp_path / "whole", progress=False)
+    out = tmp_path / "o"
+    calls = interrupted(suite, out, monkeypatch, at=at)
+    cut, before = calls[at - 1], len(calls)
+    run_suite(suite, out, resume=True, progress=False, log=lambda s: None)
+    assert calls[before] == cut and not set(calls[: at - 1]) & set(calls[before:])
+    assert search_outcome(out) == search_outcome(tmp_path / "whole")
+    with ResultStore(out) as st:
+        assert {r["status"] for r in st.runs()} == {"finished"}
+    md = write_leaderboard(out, ["markdown"])["markdown"].read_text()
+    assert "Runs not finished" not in md
+
+
+def test_an_interrupted_run_reads_interrupted_once_among_runs_not_finished(write_suite, tmp_path, monkeypatch):
+    suite = load_suite(write_suite(suite_text()))
+    calls = interrupted(suite, tmp_path / "o", monkeypatch, at=2)
+    md = write_leaderboard(tmp_path / "o", ["markdown"])["markdown"].read_text()
+    line = next(ln for ln in md.splitlines() if calls[1] in ln)
+    assert line.endswith("seed 3: interrupted") and "interrupted: interrupted" not in md
+
+
 def test_test_oracle_is_labelled_never_default_and_warned(write_suite, tmp_path):
     assert load_suite(write_suite(suite_text())).models[0].search.selection == "validation"
     suite = load_suite(write_suite(suite_text(selection="selection: test-oracle")))
