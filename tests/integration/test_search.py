@@ -175,7 +175,10 @@ def test_test_oracle_is_labelled_never_default_and_warned(write_suite, tmp_path)
     md = write_leaderboard(out, ["markdown"])["markdown"].read_text()
     row = next(ln for ln in md.splitlines() if ln.startswith("| tuned (test-oracle) "))
     assert f"{min(test_mae):.3f}" in row
+    assert row.split("|")[2].strip() == "1"  # each cell is one run's value, not the 5 trials as seeds
     assert "WARNING: test-oracle selection" in md
+    search_row = next(ln for ln in md.splitlines() if ln.startswith("| tuned ") and "test-oracle |" in ln)
+    assert "each metric's best (test); trials sampled on mae ↓ (valid)" in search_row
 
 
 def test_trial_seeds_are_checked_when_the_suite_is_loaded(write_suite):
