@@ -13,6 +13,7 @@ with the study's decision. Optuna stays in the main process.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,11 @@ _DATASETS: dict[str, Any] = {}  # per Ray worker process: each distinct dataset 
 #: choice: a trial waits at most this long for each epoch's answer, a small part of an epoch of even the smallest
 #: models here, and the main process makes 20 round trips a second to the actor, not more
 POLL_S = 0.05
+
+#: how long the address of a cluster may take to accept a connection before we say nothing answers there (Ray
+#: itself retries for minutes). Our choice: a head node on a local network answers in milliseconds, one across
+#: the world well under a second
+CONNECT_S = 5.0
 
 
 def _task(run: Any, threads: int, board: Any = None) -> Outcome:
@@ -82,12 +88,14 @@ class RayExecutor(Executor):
         self.ray = ray
         address = execution.address or os.environ.get("RAY_ADDRESS")
         if not ray.is_initialized():
-            ray.init(
-                address=address,
-                include_dashboard=False,
-                log_to_driver=False,
-                runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}} if address else None,
-            )
+            _connect(ray, address, "--ray-address" if execution.address else "RAY_ADDRESS", threads)
+            try:
+                _check_resources(ray, execution)
+            except ExecutorError:
+                ray.shutdown()  # the cluster this process started, or its connection to another
+                raise
+        else:
+            _check_resources(ray, execution)
         self.threads = threads
         self.remote = ray.remote(num_cpus=execution.cpus, num_gpus=execution.gpus, max_retries=execution.retries)(_task)
         total = ray.cluster_resources().get("CPU", 1)
@@ -143,6 +151,62 @@ class RayExecutor(Executor):
         if self.board is not None:
             self.ray.kill(self.board)
             self.board = None
+
+
+def _connect(ray: Any, address: str | None, flag: str, threads: int) -> None:
+    """``ray.init`` on ``address`` (``flag`` says where it came from), or a local cluster when None; a cluster
+    that is not there is one :class:`ExecutorError` naming our option, not Ray's, within :data:`CONNECT_S`."""
+    if address and address not in ("auto", "local"):
+        _reachable(address, flag)
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}} if address else None,
+        )
+    except ConnectionError:  # "Could not find any running Ray instance" (an OSError: not a storage error)
+        hint = "or drop --ray-address to start a local one" if flag == "--ray-address" else "or unset RAY_ADDRESS"
+        raise ExecutorError(
+            f"{flag} {address}: no running Ray cluster found (start one with `ray start --head`, {hint})"
+        ) from None
+
+
+def _reachable(address: str, flag: str) -> None:
+    """Refuse an address where nothing accepts a connection within :data:`CONNECT_S` (Ray would retry for
+    minutes, printing its own warnings)."""
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ExecutorError(
+            f"{flag} {address}: not a Ray cluster address; give auto, HOST:PORT (the head node's GCS, 6379 by "
+            "default) or ray://HOST:10001"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_S).close()
+    except OSError as e:
+        raise ExecutorError(
+            f"{flag} {address}: nothing answers at {host}:{port} within {CONNECT_S:g} s ({e.strerror or e}); "
+            "check the head node's address and port (`ray status` on it), or drop --ray-address to start a local "
+            "cluster"
+        ) from None
+
+
+def _check_resources(ray: Any, execution: Execution) -> None:
+    """Refuse a request per run (``cpus``, ``gpus``) that no node of the cluster can meet: Ray would wait for
+    such a node forever."""
+    need = {"CPU": execution.cpus, "GPU": execution.gpus}
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive", True)]
+    if any(all(r.get(k, 0.0) >= v for k, v in need.items() if v > 0) for r in nodes):
+        return
+    have = ", ".join(
+        f"{r.get('CPU', 0):g} CPU / {r.get('GPU', 0):g} GPU" for r in sorted(nodes, key=lambda r: -r.get("GPU", 0))
+    )
+    raise ExecutorError(
+        f"each run asks Ray for {execution.cpus:g} CPU and {execution.gpus:g} GPU (executor cpus / gpus in the "
+        f"suite), but no node of the cluster has that (its nodes: {have or 'none'}); lower executor.cpus / gpus "
+        "(gpus: 0 on a cluster without GPUs), or add a node that has them"
+    )
 
 
 def write_files(run_dir: Path, files: dict[str, bytes]) -> None:
