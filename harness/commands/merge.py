@@ -18,7 +18,11 @@ EPILOG = """examples (Slurm array job, docs/scaling.md):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="the merged output folder (created, or added to)")
     p.add_argument("shards", nargs="+", metavar="SHARD_DIR", help="output folders to merge")
-    p.add_argument("--formats", help="leaderboard formats, comma-separated (default: markdown,csv,json)")
+    p.add_argument(
+        "--formats",
+        help="leaderboard formats, comma-separated: markdown, csv, json, html (default: the formats the shards' "
+        "suite asked for in report.formats, plus every one already in OUT; html also writes report.html)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,4 +45,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for fmt, path in written.items():
         print(f"{fmt}: {path}")
+    if "html" in written:  # the full report goes with the HTML leaderboard, as after `mfm-bench run`
+        from mfm_bench.report import write_report
+
+        print(f"report: {write_report(args.out)}")
     return 0

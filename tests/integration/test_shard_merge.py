@@ -198,3 +198,13 @@ def test_merged_rows_come_in_the_suites_order(write_suite, tmp_path, dummy):
         return list(conditions["clean"])
 
     assert order(tmp_path / "m") == order(tmp_path / "all") == ["concat", "tiny"]
+
+
+def test_merge_with_html_writes_the_report_as_run_does(write_suite, tmp_path, dummy, capsys):
+    path = str(write_suite(SUITE))
+    for k in (1, 2):
+        assert main(["run", path, "--shard", f"{k}/2", "--out", str(tmp_path / f"s{k}"), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["merge", str(tmp_path / "m"), str(tmp_path / "s1"), str(tmp_path / "s2"), "--formats", "html"]) == 0
+    assert f"report: {tmp_path / 'm' / 'report.html'}" in capsys.readouterr().out
+    assert (tmp_path / "m" / "leaderboard.html").exists() and (tmp_path / "m" / "report.html").stat().st_size > 0
