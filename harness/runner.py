@@ -537,9 +537,11 @@ def run_suite(
 @contextmanager
 def _early_pool(execution: Any, out: Path, threads: int | None) -> Iterator[Any]:
     """A local pool's worker processes, started before anything else, so that their start-up (importing torch)
-    overlaps this process's checks and imports; None for other executors. Stopped on the way out whatever
-    happened: a suite that fails its checks leaves no worker behind (closing after a normal end does nothing)."""
-    if execution.kind != "local" or execution.jobs == 1:
+    overlaps this process's checks and imports; the Ray executor, connected before the output folder is made, so
+    that a cluster that is not there leaves no empty store behind; None for one local job. Stopped on the way out
+    whatever happened: a suite that fails its checks leaves no worker behind (closing after a normal end does
+    nothing)."""
+    if execution.kind == "local" and execution.jobs == 1:
         yield None
         return
     from .executors import make_executor

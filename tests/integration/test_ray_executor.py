@@ -44,6 +44,7 @@ def test_no_running_cluster_is_one_line_naming_our_option(write_suite, tmp_path)
         "error: --ray-address auto: no running Ray cluster found (start one with `ray start --head`, or drop "
         "--ray-address to start a local one)"
     )
+    assert not (tmp_path / "o").exists()  # connected before the output folder is made: no empty store left
 
 
 @pytest.mark.slow
