@@ -177,11 +177,11 @@ def parse_search(
         )
     model = {"name": ref.name, "label": ref.label, "params": ref.params}
     for p in params:
-        for value in p.examples():
+        for end, value in zip(("low", "high") if p.choices is None else ["choice"] * len(p.choices), p.examples()):
             try:
                 apply({p.name: value}, model, train, reg)
-            except ConfigError as e:
-                raise SearchError(f"{e.message} (trying {value!r})", f"params.{p.name}", e.hint) from None
+            except ConfigError as e:  # e.g. "low 0 is refused: ... must be at least 1"
+                raise SearchError(f"{end} {value!r} is refused: {e.message}", f"params.{p.name}", e.hint) from None
     return SearchSpec(
         params,
         n,

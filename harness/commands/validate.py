@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 HELP = "check suite files (keys, types, plugin names and params, files) without training"
 EPILOG = """examples:
@@ -34,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         n = len(expand(suite))
         print(
-            f"{path}: ok ({len(suite.datasets)} dataset(s) x {len(suite.models)} model(s) x {len(suite.seeds)} seed(s) "
-            f"= {n} runs, {len(suite.conditions)} condition(s) each)"
+            f"{path}: ok ({len(suite.datasets)} dataset(s) x {len(suite.models)} model(s) x {len(suite.seeds)} seed(s)"
+            f"{_runs(suite, n)}, {len(suite.conditions)} condition(s) each)"
         )
         for label, spec in suite.searches.items():
             print(
@@ -45,3 +46,14 @@ def run(args: argparse.Namespace) -> int:
                 f"{len(suite.seeds)} seed(s) of the chosen configuration"
             )
     return 1 if bad else 0
+
+
+def _runs(suite: Any, n: int) -> str:
+    """What the suite runs: " = 6 runs", or with searched models (each trained by its search, outside the grid)
+    ": 2 grid run(s) + a search of 8 trials"."""
+    if not suite.searches:
+        return f" = {n} runs"
+    count = len(suite.datasets) * len(suite.searches)  # one search per dataset and searched model
+    trials = len(suite.datasets) * sum(spec.n_trials for spec in suite.searches.values())
+    searches = f"a search of {trials} trials" if count == 1 else f"{count} searches of {trials} trials in all"
+    return f": {n} grid run(s) + {searches}"
