@@ -31,7 +31,7 @@ def test_empty_or_bad_seeds_and_threads_are_refused(write_suite, capsys):
         [["--seeds", ""], "--seeds is empty"],
         [["--seeds", "1,1"], "lists 1 twice"],
         [["--seeds", "-3"], "out of range"],
-        [["--threads", "-4"], "--threads takes 0"],
+        [["--threads", "-4"], "argument --threads: takes 0"],
     ):
         with pytest.raises(SystemExit) as info:
             main(["run", path, *argv])
