@@ -84,4 +84,4 @@ def test_limit_must_be_positive(capsys, tmp_path):
 def test_numeric_options_are_checked_by_the_parser(capsys, argv):
     with pytest.raises(SystemExit):
         main(argv)
-    assert f"{argv[-2]} takes" in capsys.readouterr().err
+    assert f"argument {argv[-2]}: takes" in capsys.readouterr().err
