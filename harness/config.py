@@ -138,7 +138,11 @@ def build_config(cls: type, params: dict[str, Any] | None, where: str = "params"
     kwargs = {}
     for key, value in params.items():
         if key not in fields:
-            raise ConfigError(f"unknown key {key!r}", f"{where}.{key}", did_you_mean(key, fields))
+            hint = did_you_mean(key, fields)
+            nested = sorted(f for f in fields if f.endswith("_params"))
+            if nested and not closest(key, fields):  # perhaps an option of a nested plugin (the fusion's impl)
+                hint += f"; an option of a nested plugin goes in its params: {' or '.join(nested)}: {{{key}: ...}}"
+            raise ConfigError(f"unknown key {key!r}", f"{where}.{key}", hint)
         kwargs[key] = check_type(value, hints.get(key, Any), f"{where}.{key}")
     missing = [
         n

@@ -49,3 +49,13 @@ def test_a_bad_number_option_names_the_flag_once(capsys):
     err = capsys.readouterr().err
     assert "argument --jobs: takes a positive number of worker processes, got '0'" in err
     assert "--jobs: --jobs" not in err
+
+
+def test_an_option_of_a_nested_plugin_points_to_its_params(write_suite):
+    text = SUITE.replace("params: {fusion: concat}", "params: {fusion: mfn, impl: reference}").replace(
+        "compile: COMPILE", "compile: false"
+    )
+    with pytest.raises(SuiteError) as info:
+        load_suite(write_suite(text))
+    assert "unknown key 'impl'" in info.value.message
+    assert "goes in its params: encoder_params or fusion_params: {impl: ...}" in info.value.hint
