@@ -33,8 +33,8 @@ def no_autocast(device_type: str) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
 
 
-#: how ``MFM_BENCH_ONEDNN`` may be written (any case); unset means on
-SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+#: how ``MFM_BENCH_ONEDNN`` may be written (any case, spaces around ignored); unset or empty means on
+SWITCH = {**dict.fromkeys(("", "1", "true", "yes", "on"), True), **dict.fromkeys(("0", "false", "no", "off"), False)}
 
 
 def onednn_requested(strict: bool = False) -> bool:
@@ -44,7 +44,10 @@ def onednn_requested(strict: bool = False) -> bool:
     if strict and value.strip().lower() not in SWITCH:
         from .errors import MfmBenchError
 
-        raise MfmBenchError(f"MFM_BENCH_ONEDNN={value!r}: write 1 (on, the default) or 0 (off: F.linear throughout)")
+        raise MfmBenchError(
+            f"MFM_BENCH_ONEDNN={value!r} is not a switch: write 0, false, no or off to turn the oneDNN linear off "
+            "(F.linear throughout), or 1, true, yes or on (the default), or unset it"
+        )
     return SWITCH.get(value.strip().lower(), True)
 
 

@@ -152,9 +152,11 @@ def environment(
         env["gpu"] = torch.cuda.get_device_name(device)
     from . import kernels
 
-    if kernels._OP is None and kernels.onednn_requested():
+    if kernels._OP is not None:
+        env["onednn_linear"] = "on"  # the CPU fast path's float32 products (float64, CUDA, autocast: F.linear)
+    elif kernels.onednn_requested():
         env["onednn_linear"] = "unavailable in this torch build"
-    elif kernels._OP is None:
+    else:
         env["onednn_linear"] = "off (MFM_BENCH_ONEDNN)"  # F.linear throughout: other rounding than the default
     from .provenance import provenance
 

@@ -345,16 +345,30 @@ def test_execution_switches_are_checked_before_any_run_and_recorded(write_suite,
     beyond the cores get one warning line."""
     from mfm_bench import kernels
     from mfm_bench.errors import MfmBenchError
+    from mfm_bench.executors.base import usable_cores
 
     suite, logged = load_suite(write_suite(SMALL)), []
     monkeypatch.setenv("MFM_BENCH_ONEDNN", "maybe")
-    with pytest.raises(MfmBenchError, match="MFM_BENCH_ONEDNN='maybe': write 1"):
+    with pytest.raises(MfmBenchError, match="MFM_BENCH_ONEDNN='maybe' is not a switch: write 0, false, no or off"):
         run_suite(suite, tmp_path / "bad", device="cpu", progress=False, log=logged.append)
     assert not (tmp_path / "bad" / "results.sqlite").exists()
+    for value, on in (("Off", False), (" false ", False), ("no", False), ("0", False), ("", True), ("YES", True)):
+        monkeypatch.setenv("MFM_BENCH_ONEDNN", value)
+        assert kernels.onednn_requested(strict=True) is on, value
     monkeypatch.setenv("MFM_BENCH_ONEDNN", "Off")
     monkeypatch.setattr(kernels, "_OP", kernels._find_op())  # read at import: what a fresh process would find
     assert kernels._OP is None
-    run_suite(suite, tmp_path / "off", threads=64, device="cpu", progress=False, log=logged.append)
+    many = usable_cores() + 1
+    run_suite(suite, tmp_path / "off", threads=many, device="cpu", progress=False, log=logged.append)
     env = statuses(tmp_path / "off")[("concat", 0)]["environment"]
-    assert env["onednn_linear"] == "off (MFM_BENCH_ONEDNN)" and env["threads"] == 64
-    assert any(line.startswith("warning: 64 threads per run on") for line in logged)
+    assert env["onednn_linear"] == "off (MFM_BENCH_ONEDNN)" and env["threads"] == many
+    warned = [line for line in logged if line.startswith("warning:")]
+    said = f"warning: {many} threads per run on {usable_cores()} core(s) oversubscribes them; threads: 0 (auto) picks"
+    assert len(warned) == 1 and warned[0].startswith(said)
+    monkeypatch.delenv("MFM_BENCH_ONEDNN")
+    monkeypatch.setattr(kernels, "_OP", kernels._find_op())
+    logged.clear()
+    run_suite(suite, tmp_path / "on", threads=1, device="cpu", progress=False, log=logged.append)
+    env = statuses(tmp_path / "on")[("concat", 0)]["environment"]
+    assert env["onednn_linear"] == ("on" if kernels._OP is not None else "unavailable in this torch build")
+    assert not [line for line in logged if line.startswith("warning:")]
