@@ -18,7 +18,7 @@ from typing import Any
 from . import render
 from .errors import MfmBenchError, MissingFileError, StorageError
 from .metric_catalog import COST, PROBES, TASK, Catalog, Metric, catalog
-from .outdir import SETTINGS
+from .outdir import recorded_settings
 from .render import DEFAULT_FORMATS, FORMATS, Board, Chart, Table
 from .results import ResultStore, atomic_write
 from .stats import CI_HI, CI_LO, paired, seed_ci
@@ -120,7 +120,7 @@ def collect(store: ResultStore) -> dict[str, Any]:
             | {
                 "error": (r["error"] or "").splitlines()[0] if r["error"] else None,
                 "versions": {k: r["environment"].get(k) for k in ("mfm_bench", "torch", "git_commit", "device")},
-                "settings": {k: r["environment"].get(k) for k in SETTINGS},
+                "settings": recorded_settings(r["environment"]),  # threads "auto": a count per model
                 "warnings": r["environment"].get("data_warnings", []),
                 "limit": r["config"].get("limit"),
             }

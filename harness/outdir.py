@@ -4,9 +4,10 @@
   threads left out). Running another suite, or a changed configuration, into the folder is refused
   (:class:`SuiteMismatchError`) unless ``--overwrite`` clears it; more seeds of the same suite are welcome.
 - Each run's record holds the execution settings that can change its numbers without changing its id: the
-  device, the CPU thread count and torch's deterministic switch. ``--resume`` keeps finished runs only when they
-  ran with the settings of this invocation; else it is refused (:class:`MixedSettingsError`) unless
-  ``--allow-mixed`` (docs/results.md: reproducibility measures how much they move the metrics).
+  device, the CPU threads (as asked, a count or auto, beside the count training used) and torch's deterministic
+  switch. ``--resume`` keeps finished runs only when they ran with the settings of this invocation; else it is
+  refused (:class:`MixedSettingsError`) unless ``--allow-mixed`` (docs/results.md: reproducibility measures how
+  much they move the metrics).
 """
 
 from __future__ import annotations
@@ -104,15 +105,22 @@ def settings(train: dict[str, Any]) -> dict[str, Any]:
 AUTO = "auto"
 
 
+def recorded_settings(env: dict[str, Any]) -> dict[str, Any]:
+    """The execution settings a finished run was made with, as :func:`settings` writes them: ``threads`` is what was
+    asked, ``"auto"`` for a run left to the Trainer (its ``environment.threads`` holds the count it used, which
+    differs between models by design), else the count. Runs recorded before ``threads_asked`` existed give their
+    count."""
+    was = {k: env.get(k) for k in SETTINGS}
+    if env.get("threads_asked") == AUTO:
+        was["threads"] = AUTO
+    return was
+
+
 def same_settings(env: dict[str, Any], now: dict[str, Any]) -> bool:
-    """Whether a finished run (its recorded ``environment``) ran with the settings ``now`` asks for. With threads
-    on auto, a run that was also left to auto matches (the same model gets the same count); a count asked now
-    matches the count the run used."""
-    if any(env.get(k) != now[k] for k in SETTINGS if k != "threads"):
-        return False
-    if now["threads"] == AUTO:
-        return env.get("threads_asked") == AUTO
-    return env.get("threads") == now["threads"]
+    """Whether a finished run (its recorded ``environment``) ran with the settings ``now`` asks for, like with
+    like: threads left to auto match runs left to auto (the same model gets the same count), a count matches
+    runs asked for that count (``--jobs N`` asks each run for its share of the cores)."""
+    return recorded_settings(env) == now
 
 
 def check_settings(store: Any, rerun: set[str], now: dict[str, Any], out: Path, allow_mixed: bool) -> None:
@@ -123,8 +131,8 @@ def check_settings(store: Any, rerun: set[str], now: dict[str, Any], out: Path, 
     other = {}
     for r in store.runs("finished"):
         env = r["environment"]
-        was = {k: env.get(k) for k in SETTINGS}
-        if env.get("threads_asked") == AUTO:
+        was = recorded_settings(env)
+        if was["threads"] == AUTO:
             was["threads"] = f"auto ({env.get('threads')})"
         if r["id"] not in rerun and not same_settings(env, now):
             other[json.dumps(was, sort_keys=True)] = other.get(json.dumps(was, sort_keys=True), 0) + 1
@@ -133,6 +141,6 @@ def check_settings(store: Any, rerun: set[str], now: dict[str, Any], out: Path, 
         raise MixedSettingsError(
             f"{out} holds finished runs made with other execution settings ({listed}; now "
             f"{json.dumps(now, sort_keys=True)}): their metrics can differ at the same run id. Rerun with the "
-            "recorded --threads/--device (and --jobs, which sets threads per run), pass --overwrite to run "
-            "everything again, or --allow-mixed to keep them"
+            "recorded --threads/--device (no --threads for auto; the same --jobs, which sets threads per run), pass "
+            "--overwrite to run everything again, or --allow-mixed to keep them"
         )

@@ -120,19 +120,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def same_execution(args: argparse.Namespace) -> str:
-    """The options of this command that set how runs execute, to repeat in the resume command it prints: a
-    --resume with other threads (--jobs splits them) would be refused as mixing settings."""
+    """The options of this command, other than --out, --resume and --overwrite, to repeat in the resume command it
+    prints after Ctrl-C: without them a --resume would run other runs (--seeds, --limit, --shard) or be refused as
+    mixing settings (--threads, --device, --deterministic, and --jobs, which sets threads per run)."""
+    import shlex
+
     given = (
+        ("--seeds", ",".join(map(str, args.seeds)) if args.seeds else None),
+        ("--limit", args.limit),
+        ("--shard", "/".join(map(str, args.shard)) if args.shard else None),
         ("--jobs", args.jobs),
         ("--threads", args.threads),
         ("--device", args.device),
         ("--executor", args.executor),
         ("--ray-address", args.ray_address),
     )
-    return "".join(f" {flag} {value}" for flag, value in given if value is not None)
+    flags = (("--deterministic", args.deterministic), ("--allow-mixed", args.allow_mixed))
+    line = "".join(f" {flag} {shlex.quote(str(value))}" for flag, value in given if value is not None)
+    return line + "".join(f" {flag}" for flag, on in flags if on)
 
 
 def run(args: argparse.Namespace) -> int:
+    import shlex
     import sqlite3
     import time
     from pathlib import Path
@@ -177,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(
             f"\ninterrupted: finished runs are kept in {out}; continue with\n"
-            f"  mfm-bench run {args.suite} --out {out} --resume{same_execution(args)}",
+            f"  mfm-bench run {shlex.quote(args.suite)} --out {shlex.quote(str(out))} --resume{same_execution(args)}",
             file=sys.stderr,
         )
         return 130

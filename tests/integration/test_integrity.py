@@ -174,28 +174,91 @@ def test_a_rerun_at_fixed_threads_and_device_is_bit_identical_and_mixing_setting
     assert "threads 2, deterministic False (1 runs)" in md
 
 
-def test_resume_with_threads_left_to_auto_keeps_the_finished_runs(write_suite, tmp_path):
-    """threads: 0 (auto) is recorded as asked ("auto") beside the count training used, so a --resume with the same
-    settings keeps every finished run whatever torch's thread count in the resuming process."""
+TWO_MODELS = SMALL.replace("seeds: [0]", "seeds: [0, 1]").replace(
+    "fusion: concat}}", "fusion: concat}}\n  - {name: supervised, label: late, params: {encoder: mean, fusion: late}}"
+)
+
+
+def test_each_run_records_the_threads_training_used_and_resume_on_auto_keeps_them(write_suite, tmp_path, monkeypatch):
+    """threads: 0 (auto) is recorded as asked ("auto") beside the count training used, which differs between models
+    by design; a --resume left to auto keeps them whatever torch's count in the resuming process, one asking for a
+    count is refused, and the leaderboard notes no mix."""
     import torch
 
-    suite = load_suite(write_suite(SMALL.replace("seeds: [0]", "seeds: [0, 1]")))
-    quiet, out = (lambda s: None), tmp_path
+    from mfm_bench import training
+    from mfm_bench.executors.base import usable_cores
+
+    # concat has 8,737 parameters, late 2,530: auto gives concat every core and late one
+    monkeypatch.setattr(training, "SINGLE_THREAD_PARAMS", 5000)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    used, start = {}, training.Trainer._start
+
+    def spy(self, model, seed):
+        state = start(self, model, seed)
+        used[(type(model.fusion).__name__.removesuffix("Fusion").lower(), seed)] = torch.get_num_threads()
+        return state
+
+    monkeypatch.setattr(training.Trainer, "_start", spy)
+    suite, quiet, out = load_suite(write_suite(TWO_MODELS)), (lambda s: None), tmp_path / "a"
     before = torch.get_num_threads()
-    torch.set_num_threads(2)  # a fresh process's default on 2 cores; auto picks 1 for this small model
+    torch.set_num_threads(3)  # neither count auto picks: a run must not record the process's count
     try:
-        run_suite(suite, out / "a", device="cpu", progress=False, log=quiet)
-        envs = [r["environment"] for r in statuses(out / "a").values()]
-        assert [(e["threads"], e["threads_asked"]) for e in envs] == [(1, "auto"), (1, "auto")]
-        counts = run_suite(suite, out / "a", resume=True, device="cpu", progress=False, log=quiet)
-        assert counts["skipped"] == 2 and counts["finished"] == 0
-        counts = run_suite(suite, out / "a", resume=True, threads=1, device="cpu", progress=False, log=quiet)
-        assert counts["skipped"] == 2  # the count asked now is the count they used
-        with pytest.raises(MixedSettingsError, match=r"auto \(1\)"):
-            run_suite(suite, out / "a", resume=True, threads=2, device="cpu", progress=False, log=quiet)
-        assert "different execution settings" not in write_leaderboard(out / "a")["markdown"].read_text()
+        run_suite(suite, out, device="cpu", progress=False, log=quiet)
+        envs = {k: r["environment"] for k, r in statuses(out).items()}
+        assert {k: e["threads"] for k, e in envs.items()} == used and len(used) == 4
+        assert used[("concat", 0)] == usable_cores() and used[("late", 1)] == 1
+        assert {e["threads_asked"] for e in envs.values()} == {"auto"}
+        torch.set_num_threads(2)  # a fresh process's default on 2 cores
+        counts = run_suite(suite, out, resume=True, device="cpu", progress=False, log=quiet)
+        assert counts["skipped"] == 4 and counts["finished"] == 0
+        with pytest.raises(MixedSettingsError, match=r'"threads": "auto \(1\)".*now .*"threads": 1\}'):
+            run_suite(suite, out, resume=True, threads=1, device="cpu", progress=False, log=quiet)
+        assert "different execution settings" not in write_leaderboard(out)["markdown"].read_text()
     finally:
         torch.set_num_threads(before)
+
+
+def test_merged_shards_resume_with_the_same_settings(write_suite, tmp_path):
+    import torch
+
+    from mfm_bench.merge import merge
+
+    suite, quiet = load_suite(write_suite(TWO_MODELS)), (lambda s: None)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # each command starts at the process's count; auto picks 1 for these models
+    try:
+        for k in (1, 2):
+            run_suite(suite, tmp_path / f"s{k}", shard=(k, 2), device="cpu", progress=False, log=quiet)
+        merge(tmp_path / "m", [tmp_path / "s1", tmp_path / "s2"], log=quiet)
+        counts = run_suite(suite, tmp_path / "m", resume=True, device="cpu", progress=False, log=quiet)
+    finally:
+        torch.set_num_threads(before)
+    assert counts["skipped"] == 4 and counts["finished"] == 0
+    assert "different execution settings" not in write_leaderboard(tmp_path / "m")["markdown"].read_text()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """``mfm-bench`` in a fresh process, at torch's default threads (OMP_NUM_THREADS unset)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    cmd = [sys.executable, "-m", "mfm_bench.cli", "run", *args, "--no-progress"]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_a_finished_suite_resumes_in_a_fresh_process_and_runs_nothing(write_suite, tmp_path):
+    path, out = str(write_suite(SMALL.replace("seeds: [0]", "seeds: [0, 1]"))), str(tmp_path / "o")
+    first = _cli(path, "--out", out)
+    assert first.returncode == 0 and "2 run(s) finished" in first.stdout, first.stderr
+    again = _cli(path, "--out", out, "--resume")
+    assert again.returncode == 0 and "0 run(s) finished, 0 failed, 2 skipped" in again.stdout, again.stderr
+    assert "different execution settings" not in again.stdout
+    changed = _cli(path, "--out", out, "--resume", "--threads", "3")
+    assert changed.returncode == 2 and "other execution settings" in changed.stderr
+    assert '"threads": "auto (1)"' in changed.stderr and '"threads": 3}' in changed.stderr
+    jobs = str(tmp_path / "j")
+    first = _cli(path, "--out", jobs, "--jobs", "2")
+    assert first.returncode == 0 and "2 run(s) finished" in first.stdout, first.stderr
+    again = _cli(path, "--out", jobs, "--resume", "--jobs", "2")
+    assert again.returncode == 0 and "0 run(s) finished, 0 failed, 2 skipped" in again.stdout, again.stderr
 
 
 def test_run_device_replaces_a_suite_device_this_machine_lacks(write_suite, tmp_path):
@@ -211,13 +274,21 @@ def test_run_device_replaces_a_suite_device_this_machine_lacks(write_suite, tmp_
     assert counts["finished"] == 1 and statuses(tmp_path / "o")[("concat", 0)]["environment"]["device"] == "cpu"
 
 
-def test_the_resume_command_printed_after_ctrl_c_repeats_the_execution_options():
+def test_the_resume_command_printed_after_ctrl_c_repeats_the_options_of_the_run():
+    """Parsed back with --resume, the printed command gives the options of the interrupted one."""
+    import shlex
+
     from mfm_bench.cli import build_parser
     from mfm_bench.commands.run import same_execution
 
     parse = build_parser(["run"]).parse_args
     assert same_execution(parse(["run", "s.yaml"])) == ""
     assert same_execution(parse(["run", "s.yaml", "--jobs", "2", "--device", "cpu"])) == " --jobs 2 --device cpu"
+    given = ["--seeds", "3,1", "--limit", "8", "--shard", "2/3", "--jobs", "2", "--threads", "1", "--device", "cpu"]
+    given += ["--executor", "ray", "--ray-address", "ray://host name:1", "--deterministic", "--allow-mixed"]
+    args = parse(["run", "s.yaml", "--out", "o", *given])
+    again = parse(["run", "s.yaml", "--out", "o", "--resume", *shlex.split(same_execution(args))])
+    assert {**vars(again), "resume": False} == vars(args)
 
 
 # -- 5. labels and features checked at load --------------------------------------------------------------
