@@ -223,7 +223,7 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True,
     _label(models, "models", "model", at)
     checks.check_dataset_labels(datasets, at)
     train = _train(raw, at)
-    checks.check_train(train if device is None else {**train, "device": "cpu"}, at)
+    checks.check_train(train, at, device)
     evaluate = raw.get("evaluate") or {}
     items = _conditions(evaluate, at)
     conditions = [Condition("clean")] + [c for _, c in items if c.kind != "clean"]

@@ -91,14 +91,18 @@ def device_problem(name: str) -> str | None:
     return None
 
 
-def check_train(train: dict[str, Any], at: Any) -> None:
-    """Finite numbers, non-negative threads, a device that exists."""
+def check_train(train: dict[str, Any], at: Any, device: str | None = None) -> None:
+    """Finite numbers, non-negative threads, a device that exists: the suite's own, or with ``device`` (the
+    command line's ``--device``, which replaces it and is checked by the run) a device name that is well formed."""
     for key, value in train.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise at.error(f"train.{key}", f"must be a finite number, got {value}", "write a number such as 1e-3")
     if train.get("threads", 0) < 0:
         raise at.error("train.threads", f"must be 0 (auto) or more, got {train['threads']}")
-    problem = device_problem(str(train.get("device", "auto")))
+    name = str(train.get("device", "auto"))
+    if not re.fullmatch(DEVICE_PATTERN, name):
+        raise at.error("train.device", device_problem(name))
+    problem = device_problem(name) if device is None else None
     if problem:
         raise at.error("train.device", problem, "or keep the file and run it with --device cpu")
 

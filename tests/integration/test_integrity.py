@@ -261,8 +261,10 @@ def test_a_finished_suite_resumes_in_a_fresh_process_and_runs_nothing(write_suit
     assert again.returncode == 0 and "0 run(s) finished, 0 failed, 2 skipped" in again.stdout, again.stderr
 
 
-def test_run_device_replaces_a_suite_device_this_machine_lacks(write_suite, tmp_path):
+def test_run_device_replaces_a_suite_device_this_machine_lacks(write_suite, tmp_path, capsys):
     import torch
+
+    from mfm_bench.cli import main
 
     if torch.cuda.is_available():
         pytest.skip("needs a machine without CUDA")
@@ -270,8 +272,15 @@ def test_run_device_replaces_a_suite_device_this_machine_lacks(write_suite, tmp_
     with pytest.raises(SuiteError, match="no CUDA device") as info:
         load_suite(path)
     assert info.value.field == "train.device" and "--device cpu" in info.value.hint
-    counts = run_suite(load_suite(path, device="cpu"), tmp_path / "o", device="cpu", progress=False, log=lambda s: None)
-    assert counts["finished"] == 1 and statuses(tmp_path / "o")[("concat", 0)]["environment"]["device"] == "cpu"
+    assert main(["run", str(path), "--device", "cpu", "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    assert "1 run(s) finished" in capsys.readouterr().out
+    assert statuses(tmp_path / "o")[("concat", 0)]["environment"]["device"] == "cpu"
+    # the override itself is checked, and a suite's misspelt device is still an error
+    assert main(["run", str(path), "--device", "cuda", "--out", str(tmp_path / "c"), "--no-progress"]) == 2
+    assert "device 'cuda' was asked for but CUDA is not available" in capsys.readouterr().err
+    typo = write_suite(SMALL.replace("lr: 0.01}", "lr: 0.01, device: gpu}"), "typo.yaml")
+    with pytest.raises(SuiteError, match="unknown device 'gpu'"):
+        load_suite(typo, device="cpu")
 
 
 def test_the_resume_command_printed_after_ctrl_c_repeats_the_options_of_the_run():
