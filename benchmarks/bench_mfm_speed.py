@@ -37,8 +37,8 @@ QUICK = os.environ.get("MFM_BENCH_QUICK", "") not in ("", "0")
 STEPS = 8 if QUICK else 20  # training steps per epoch (batch 32)
 ROUNDS = 2 if QUICK else 5
 TARGET = 2.0  # fast / reference samples per second, CPU: the goal the full set asserts
-# CI's quick mode is a regression gate, not the goal: with the current fast path MFM measured 1.45x to 1.94x and
-# the MFN 2.03x to 2.75x over the full runs at 1 and 2 threads, and the quick mode MFM down to 1.44x, on the
+# CI's quick mode is a regression gate, not the goal: with the current fast path MFM measured 1.45x to 1.97x and
+# the MFN 1.83x to 2.75x over the full runs at 1 and 2 threads, and the quick mode MFM down to 1.33x, on the
 # 2-core machine (docs/performance.md, "Every full run"). The floor was 1.1 while MFM measured 1.23x, and has
 # been 1.3 since MFM measured 1.53x.
 FLOOR = 1.3
