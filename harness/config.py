@@ -214,7 +214,7 @@ def nested_plugins(cls: type) -> list[tuple[str, str, str]]:
     ]
 
 
-def bounded_arg(flag: str, cast: type, lo: float, hi: float | None, expects: str) -> Any:
+def bounded_arg(cast: type, lo: float, hi: float | None, expects: str) -> Any:
     """An argparse ``type`` for a number ``cast(text)`` in [lo, hi] (no upper bound when ``hi`` is None); anything
     else is a usage error reading ``argument FLAG: takes EXPECTS, got TEXT``."""
 

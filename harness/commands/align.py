@@ -81,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compression", choices=["gzip", "lzf"], help="HDF5 compression of the written arrays (csd)")
     p.add_argument(
         "--write-workers",
-        type=bounded_arg("--write-workers", int, 0, None, "a number of processes, 0 or more"),
+        type=bounded_arg(int, 0, None, "a number of processes, 0 or more"),
         metavar="N",
         help="files written at once in background processes (default: the usable cores; 0 writes in this process)",
     )

@@ -46,12 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--alpha",
-        type=bounded_arg("--alpha", float, 0, 1, "a number in [0, 1]"),
+        type=bounded_arg(float, 0, 1, "a number in [0, 1]"),
         help="fail when a task metric is worse with paired-test p < ALPHA",
     )
     p.add_argument(
         "--max-slowdown",
-        type=bounded_arg("--max-slowdown", float, 0, 1, "a number in [0, 1]"),
+        type=bounded_arg(float, 0, 1, "a number in [0, 1]"),
         metavar="FRACTION",
         help="fail when training throughput fell by more than FRACTION (0.3: to under 70%%)",
     )

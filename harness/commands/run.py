@@ -77,7 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=seeds_arg, help="override the suite's seeds, e.g. 0,1,2")
     p.add_argument(
         "--threads",
-        type=bounded_arg("--threads", int, 0, None, "0 (auto, see docs/performance.md) or a positive integer"),
+        type=bounded_arg(int, 0, None, "0 (auto, see docs/performance.md) or a positive integer"),
         help="CPU threads for torch (override the suite's train.threads; 0: auto, see docs/performance.md)",
     )
     p.add_argument(
@@ -93,14 +93,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--limit",
-        type=bounded_arg("--limit", int, 1, None, "a positive number of samples"),
+        type=bounded_arg(int, 1, None, "a positive number of samples"),
         metavar="N",
         help="smoke test: a seeded random N samples of each split (new run ids; the leaderboard says so)",
     )
     x = p.add_argument_group("execution (docs/scaling.md)")
     x.add_argument(
         "--jobs",
-        type=bounded_arg("--jobs", int, 1, None, "a positive number of worker processes"),
+        type=bounded_arg(int, 1, None, "a positive number of worker processes"),
         metavar="N",
         help="train N runs at once in worker processes, torch threads split across them "
         "(override the suite's executor.jobs; per-epoch bars only with 1)",
