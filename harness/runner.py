@@ -457,6 +457,17 @@ def _warn_oversubscribed(threads: int, execution: Any, log: Callable[[str], None
         log(f"warning: {per} on {cores} core(s) oversubscribes them; threads: 0 (auto) picks a count that does not")
 
 
+def _note_compile(mode: Any, log: Callable[[str], None]) -> None:
+    """One line when ``train.compile`` is on: ``torch.compile`` compiles inside each run's first training steps,
+    so the first epoch of every run (in a new process) waits a while, and its time enters the run's figures."""
+    if mode:
+        shown = "default" if mode is True else mode
+        log(
+            f"note: train.compile: {shown}: each run compiles its model during its first training steps (minutes "
+            "on a CPU); that time counts in the run's seconds and samples/s (docs/performance.md)"
+        )
+
+
 def _before_any_work(suite: Suite, device: str | None, log: Callable[[str], None]) -> None:
     """What must hold before any run starts: the device exists (a CUDA run on a machine without CUDA stops here),
     the data of ``fetch: true`` datasets is downloaded (offline: one message, no run), and every dataset finds its
@@ -510,6 +521,7 @@ def run_suite(
 
         _before_any_work(suite, device, log)
         _warn_oversubscribed(threads or suite.train.get("threads") or 0, execution, log)
+        _note_compile(suite.train.get("compile"), log)
         grid = expand(suite, seeds, device, threads, limit)
         if not grid and not suite.searches:
             raise MfmBenchError("the grid is empty: give at least one seed")
@@ -590,6 +602,8 @@ def _execute(
             deterministic=how["deterministic"],
         )
     bar = SuiteBar(suite.name, source_total(source), progress, log)
+    if suite.searches:
+        source.log = bar.log  # a search's warnings print above the bar
     try:
         executor = how.get("pool") or make_executor(execution, out, how["threads"] or 0, tqdm_or_none(progress))
         drive(executor, source, store, out, bar, counts, on_idle_slot=_warm_leaderboard)

@@ -239,7 +239,8 @@ class Trainer:
         cfg = self.cfg
         state = self._start(model, seed)
         train, valid = on_device(train, self.device), on_device(valid, self.device)
-        bar = self.progress(total=cfg.epochs, desc="epochs", unit="ep", leave=False) if self.progress else None
+        desc = "epochs (compiling)" if cfg.compile else "epochs"  # torch.compile works inside the first steps
+        bar = self.progress(total=cfg.epochs, desc=desc, unit="ep", leave=False) if self.progress else None
         start = time.perf_counter()
         epoch = pruned = 0
         for epoch in range(1, cfg.epochs + 1):
@@ -251,6 +252,8 @@ class Trainer:
             if self.on_epoch is not None:
                 self.on_epoch(epoch, dict(row))
             if bar is not None:
+                if epoch == 1 and cfg.compile:
+                    bar.set_description("epochs", refresh=False)
                 bar.update(1)
                 bar.set_postfix(train=f"{row.get('train_label', float('nan')):.3f}", valid=f"{vloss:.3f}")
             if pruned or (cfg.early_stop and state.bad_epochs >= cfg.early_stop):

@@ -452,3 +452,24 @@ def test_execution_switches_are_checked_before_any_run_and_recorded(write_suite,
     env = statuses(tmp_path / "on")[("concat", 0)]["environment"]
     assert env["onednn_linear"] == ("on" if kernels._OP is not None else "unavailable in this torch build")
     assert not [line for line in logged if line.startswith("warning:")]
+
+
+def test_a_compiled_suite_says_once_that_runs_compile_first(tmp_path, write_suite, monkeypatch):
+    """``train.compile`` makes each run's first steps wait for torch.compile: the suite says so in one line before
+    its runs (torch.compile is stubbed here; the compiled path itself is tested in test_training_device.py)."""
+    import torch
+
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: model)
+    logged: list[str] = []
+    compiled = SMALL.replace("seeds: [0]", "seeds: [0, 1]").replace("lr: 0.01}", "lr: 0.01, compile: reduce-overhead}")
+    suite = load_suite(write_suite(compiled))
+    counts = run_suite(suite, tmp_path / "c", device="cpu", progress=False, log=logged.append)
+    assert counts["finished"] == 2
+    notes = [line for line in logged if "compile" in line]
+    assert notes == [
+        "note: train.compile: reduce-overhead: each run compiles its model during its first training steps (minutes "
+        "on a CPU); that time counts in the run's seconds and samples/s (docs/performance.md)"
+    ]
+    logged.clear()
+    run_suite(load_suite(write_suite(SMALL)), tmp_path / "e", device="cpu", progress=False, log=logged.append)
+    assert not [line for line in logged if "compile" in line]

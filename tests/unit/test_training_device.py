@@ -292,3 +292,40 @@ def test_compile_modes_and_cuda_graph_steps(monkeypatch) -> None:
     state.graphs = True  # as on CUDA
     trainer._train_epoch(state, ds.split("train"))
     assert len(marks) == 4
+
+
+class RecordingBar:
+    """A tqdm stand-in that keeps the description it opened with and the one it shows at each update."""
+
+    def __init__(self, desc: str, **_: object) -> None:
+        self.desc, self.shown = desc, [desc]
+
+    def set_description(self, desc: str, refresh: bool = True) -> None:
+        self.desc = desc
+
+    def update(self, n: int) -> None:
+        self.shown.append(self.desc)
+
+    def set_postfix(self, **_: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("mode", [False, True])
+def test_epoch_bar_says_compiling_during_the_first_epoch(monkeypatch, mode) -> None:
+    """Under ``compile:`` the first epoch waits for torch.compile: its bar reads "epochs (compiling)" until that epoch
+    ends, then "epochs"; without compile it reads "epochs" throughout."""
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: model)
+    bars: list[RecordingBar] = []
+
+    def factory(**kw):
+        bars.append(RecordingBar(**kw))
+        return bars[-1]
+
+    ds = synthetic()
+    cfg = TrainConfig(epochs=2, batch_size=16, early_stop=0, device="cpu", compile=mode)
+    Trainer(cfg, progress=factory).fit(no_dropout_model(ds.spec), ds.split("train"), ds.split("valid"))
+    (bar,) = bars  # the description when the bar opened, then at each epoch's update
+    assert bar.shown == ["epochs (compiling)" if mode else "epochs", "epochs", "epochs"]
