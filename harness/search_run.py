@@ -8,6 +8,7 @@ recorded in the store's ``searches`` table, which the leaderboard reads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ class _Study:
         store: Any,
         resume: bool,
         overwrite: bool,
+        warn: Callable[[str], None] = print,
     ) -> None:
         import optuna
 
@@ -47,6 +49,7 @@ class _Study:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.spec, self.d, self.suite, self.seeds, self.train, self.store = spec, d, suite, seeds, train, store
+        self.warn = warn
         self.trial_seeds = seeds[: spec.trial_seeds]
         self.reg = get_registry()
         self.key = {"dataset": d.label, "label": spec.model["label"]}
@@ -306,6 +309,14 @@ class _Study:
             done = {r["id"] for r in self.store.runs("finished")}
             self.finals = [r for r in runs if r.id not in done]
         self.store.record_search(self.key["dataset"], self.key["label"], record)
+        if not complete and self.study.trials:
+            self.warn(
+                f"warning: the search of {self.key['label']!r} on {self.key['dataset']!r} ended with no complete "
+                f"trial ({record['trials']} trial(s), {record['pruned']} pruned, the rest failed or without a "
+                f"validation {self.spec.metric!r}): nothing was chosen and no final run trained. A trial completes "
+                f"when its runs finish and report {self.spec.metric!r} on the validation split; the leaderboard's "
+                "failed runs give each failure's error"
+            )
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -376,7 +387,11 @@ class SearchSource:
                     f"{len(seeds)} seed(s) are given ({seeds}); pass more --seeds or lower search.trial_seeds"
                 )
         self.grid = list(grid)
-        self.studies = [_Study(m.search, d, suite, seeds, train, store, resume, overwrite) for m, d in pairs]
+        self.log: Callable[[str], None] = print  # the suite bar's writer, once it is up
+        self.studies = [
+            _Study(m.search, d, suite, seeds, train, store, resume, overwrite, warn=lambda line: self.log(line))
+            for m, d in pairs
+        ]
         self.total = len(grid) + sum(m.search.n_trials * m.search.trial_seeds + len(seeds) for m, _ in pairs)
 
     def next(self) -> Any:

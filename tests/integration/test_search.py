@@ -261,6 +261,36 @@ def test_a_metric_no_run_reports_is_refused_when_the_suite_is_loaded(write_suite
     assert spec.metric == "wobble" and spec.higher_is_better is False
 
 
+def test_a_search_with_no_complete_trial_says_so(write_suite, tmp_path):
+    """A plugin metric that passes validation but that no run reports on validation leaves every trial without a
+    value: the search records no choice, trains no final run, and one warning line says why."""
+    from mfm_bench import hookimpl
+    from mfm_bench.testing import temporary_plugin
+
+    class Wobble:
+        @hookimpl
+        def register_metrics(self, register):
+            register("wobble", False, help="a metric no model here reports")
+
+    logged: list[str] = []
+    text = suite_text().replace("metric: mae", "metric: wobble").replace("n_trials: 5", "n_trials: 2")
+    with temporary_plugin(Wobble(), "wobble-plugin"):
+        counts = run_suite(load_suite(write_suite(text)), tmp_path / "o", progress=False, log=logged.append)
+    runs, _, [s] = trials_and_finals(tmp_path / "o")
+    assert counts["finished"] == 2 and len(runs) == 2 and s["complete"] == 0 and s["final_ids"] == []
+    assert "chosen" not in s
+    warned = [line for line in logged if line.startswith("warning:")]
+    assert warned == [
+        "warning: the search of 'tuned' on 'synthetic-factors' ended with no complete trial (2 trial(s), 0 pruned, "
+        "the rest failed or without a validation 'wobble'): nothing was chosen and no final run trained. A trial "
+        "completes when its runs finish and report 'wobble' on the validation split; the leaderboard's failed runs "
+        "give each failure's error"
+    ]
+    logged.clear()
+    run_suite(load_suite(write_suite(suite_text())), tmp_path / "mae", progress=False, log=logged.append)
+    assert not [line for line in logged if line.startswith("warning:")]
+
+
 def test_the_default_metric_label_loss_is_minimised(write_suite):
     spec = load_suite(write_suite(suite_text().replace("      metric: mae\n", ""))).models[0].search
     assert spec.metric == "label_loss" and spec.higher_is_better is False
