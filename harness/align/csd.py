@@ -272,11 +272,18 @@ def csd_entries(path: str | os.PathLike) -> list[str]:
     import h5py
 
     if str(path).endswith(".npz"):
-        import numpy as np
+        import zipfile
 
-        with np.load(path, allow_pickle=False) as z:
-            return [str(k) for k in z["keys"]]
-    with h5py.File(path, "r") as h5:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return [str(k) for k in z["keys"]]
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+            raise CSDFormatError(f"{path}: not a sequence written by `mfm-bench align --format npz` ({e})") from None
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as e:
+        raise CSDFormatError(f"{path}: not an HDF5 computational sequence ({e})") from None
+    with h5:
         _, root = _root(h5, path)
         if "data" not in root:
             raise CSDFormatError(f"{path}: group {root.name!r} has no 'data' subgroup")

@@ -1,0 +1,57 @@
+"""`mfm-bench align` and `prepare` on input files that are not what they claim to be: one error line naming the
+file, never a traceback from h5py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mfm_bench.align import CSDFormatError, csd_entries, write_csd
+from mfm_bench.align.synthetic import SyntheticConfig, make_sequences
+from mfm_bench.cli import main
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("csd")
+    seqs = make_sequences(SyntheticConfig.tiny(n_videos=3, seed=1))
+    return {name: write_csd(d / f"{name}.csd", s) for name, s in seqs.items()}
+
+
+@pytest.fixture
+def broken(files, tmp_path):
+    """A truncated copy of a real .csd, a text file named .csd and a text file named .npz."""
+    truncated = tmp_path / "truncated.csd"
+    truncated.write_bytes(files["acoustic"].read_bytes()[:3000])
+    text = tmp_path / "notes.csd"
+    text.write_text("not hdf5\n")
+    npz = tmp_path / "garbage.npz"
+    npz.write_text("not a zip\n")
+    return [truncated, text, npz]
+
+
+def test_csd_entries_names_the_unreadable_file(broken):
+    for path in broken:
+        with pytest.raises(CSDFormatError, match=path.name):
+            csd_entries(path)
+
+
+def test_align_and_prepare_report_a_broken_input_in_one_line(files, broken, tmp_path, capsys):
+    folds = tmp_path / "folds.json"
+    folds.write_text(json.dumps({"train": ["v00000"], "valid": ["v00001"], "test": ["v00002"]}))
+    for path in broken:
+        code = main(
+            ["align", "--no-progress", "--reference", "words", "--out", str(tmp_path / "out"),
+             f"words={files['words']}", f"acoustic={path}"]
+        )  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err and str(path) in err, err
+        code = main(
+            ["prepare", "--no-progress", "--words", "words", "--labels", "labels", "--folds", str(folds),
+             "--out", str(tmp_path / "x.npz"), f"words={files['words']}", f"acoustic={path}",
+             f"labels={files['labels']}"]
+        )  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err and str(path) in err, err
+    assert not (tmp_path / "x.npz").exists()
