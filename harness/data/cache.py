@@ -188,19 +188,29 @@ def list_entries(root: Path | None = None) -> list[dict[str, Any]]:
     return out
 
 
+def is_entry(folder: Path) -> bool:
+    """Whether ``folder`` is a cache entry (``<dataset>/<fingerprint>/`` with its ``meta.json``) or one left
+    half-written (``<dataset>/.tmp-<fingerprint>-<pid>/``), never anything else a mistaken
+    ``$MFM_BENCH_CACHE`` (the data home, a home folder) may hold."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    return folder.name.startswith(".tmp-") or (folder / "meta.json").is_file()
+
+
 def clear(root: Path | None = None, dataset: str | None = None) -> int:
-    """Delete the entries of ``dataset`` (or all); returns how many entry folders were removed."""
+    """Delete the entries of ``dataset`` (or all); returns how many entry folders were removed. Only cache
+    entries are deleted (:func:`is_entry`): other folders under the cache root are left as they are."""
     root = Path(root) if root is not None else cache_home()
     if not root.is_dir():
         return 0
     n = 0
-    for ds_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    for ds_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
         if dataset is not None and ds_dir.name != dataset:
             continue
-        for entry in ds_dir.iterdir():
-            if entry.is_dir():
-                shutil.rmtree(entry)
-                n += not entry.name.startswith(".tmp-")
-        if not any(ds_dir.iterdir()):
+        removed = [e for e in list(ds_dir.iterdir()) if is_entry(e)]
+        for entry in removed:
+            shutil.rmtree(entry)
+            n += not entry.name.startswith(".tmp-")
+        if removed and not any(ds_dir.iterdir()):
             ds_dir.rmdir()
     return n

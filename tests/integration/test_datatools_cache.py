@@ -1,0 +1,40 @@
+"""`mfm-bench cache clear` deletes cache entries only, whatever folder $MFM_BENCH_CACHE points at."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mfm_bench.cli import main
+from mfm_bench.data.cache import list_entries, load_or_build
+from mfm_bench.data.prepare import SplitArrays
+
+
+def _splits():
+    x = np.ones((3, 2, 4), np.float32)
+    s = SplitArrays({"audio": x}, {"audio": np.ones((3, 2), bool)}, np.zeros(3, np.int64), ["a", "b", "c"])
+    return {"train": s}
+
+
+def test_cache_clear_all_leaves_folders_that_are_not_cache_entries(tmp_path, monkeypatch, capsys):
+    # the usual mix-up: MFM_BENCH_CACHE set to the data home
+    root = tmp_path / "data"
+    raw = root / "mfn-h5" / "mmmo"
+    raw.mkdir(parents=True)
+    (raw / "audio_train.h5").write_bytes(b"raw data")
+    (root / "empty" / "sub").mkdir(parents=True)
+    src = tmp_path / "src.h5"
+    src.write_bytes(b"x")
+    load_or_build("toy", [src], {"p": 1}, "toy:1", _splits, root=root)
+    (root / "toy" / ".tmp-abc-123").mkdir()  # what a killed preparation leaves
+    assert len(list_entries(root)) == 1
+    monkeypatch.setenv("MFM_BENCH_CACHE", str(root))
+
+    assert main(["cache", "clear", "--all"]) == 0
+    assert "removed 1 cache entry" in capsys.readouterr().out
+    assert (raw / "audio_train.h5").read_bytes() == b"raw data"
+    assert (root / "empty" / "sub").is_dir()
+    assert not (root / "toy").exists() and list_entries(root) == []
+
+    assert main(["cache", "clear", "mfn-h5"]) == 0
+    assert "removed 0 cache entries" in capsys.readouterr().out
+    assert (raw / "audio_train.h5").is_file()
