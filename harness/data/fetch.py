@@ -222,6 +222,32 @@ def mirror_for(dataset: str, fmt: str) -> str | None:
     return mirrors.get(dataset) or mirrors.get(fmt)
 
 
+MIRROR_SCHEMES = ("http", "https", "ftp", "file")
+
+
+def _mirror_origin(dataset: str, fmt: str) -> str:
+    if os.environ.get("MFM_BENCH_MIRROR", "").strip():
+        return "MFM_BENCH_MIRROR"
+    from .paths import config_file
+
+    key = dataset if load_user_config().get("mirrors", {}).get(dataset) else fmt
+    return f"[mirrors] {key} in {config_file()}"
+
+
+def check_mirror(base: str, origin: str) -> None:
+    """Raise :class:`FetchError` unless ``base`` is a URL urllib can open (http, https, ftp or file); ``origin``
+    names where it was set."""
+    import urllib.parse
+
+    if urllib.parse.urlsplit(base).scheme.lower() not in MIRROR_SCHEMES:
+        local = Path(base).expanduser()
+        hint = f" (this local folder: {local.resolve().as_uri()})" if local.is_dir() else ""
+        raise FetchError(
+            f"{origin}: mirror {base!r} is not a URL; give http://, https://, ftp:// or file:// followed by the "
+            f"folder laid out like the format's folder{hint}"
+        )
+
+
 def fetch_dataset(
     decl: DataDeclaration,
     to: Path | None = None,
@@ -241,6 +267,8 @@ def fetch_dataset(
     chosen = choose_format(decl, fmt)
     folder = folder_of(chosen, home)
     base = mirror or mirror_for(decl.dataset, chosen.name)
+    if base:
+        check_mirror(base, "--mirror" if mirror else _mirror_origin(decl.dataset, chosen.name))
     say = log or (lambda msg: print(msg, file=sys.stderr))
     done, failures = [], []
     for df in chosen.files:
