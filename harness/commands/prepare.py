@@ -66,6 +66,20 @@ def load_folds(path: str) -> dict[str, list[str]]:
     return {str(k): [str(x) for x in v] for k, v in folds.items()}
 
 
+def no_segment_in_folds(folds_path: str, folds: dict[str, list[str]], labels_path: str) -> Exception:
+    """The error for folds that hold none of the labelled segments' videos (nothing would be written)."""
+    from mfm_bench.align import AlignError, csd_entries, strip_key
+
+    videos = sorted({strip_key(e) for e in csd_entries(labels_path)})
+    listed = [v for ids in folds.values() for v in ids]
+    return AlignError(
+        f"{folds_path}: no labelled segment belongs to a fold, so nothing was written; the folds list "
+        f"{len(listed)} video id(s) ({', '.join(map(repr, listed[:3])) or 'none'}{' ...' if len(listed) > 3 else ''})"
+        f" and {labels_path} has {len(videos)} ({', '.join(map(repr, videos[:3]))}{' ...' if len(videos) > 3 else ''})"
+        ": the folds must list the video ids of the .csd files"
+    )
+
+
 def alignment_settings(args: argparse.Namespace, paths: dict[str, str]) -> dict:
     """What the tensors file records about how it was made (its ``meta.json`` ``alignment`` entry)."""
     import os
@@ -113,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         lengths=True,
     )
+    if not any(len(d["ids"]) for d in tensors.values()):
+        raise no_segment_in_folds(args.folds, folds, paths[args.labels])
     out = Path(args.out)
     write_tensors(out, tensors, labels=args.labels, meta=alignment_settings(args, paths))
     for fold, d in tensors.items():

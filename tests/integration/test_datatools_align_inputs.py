@@ -55,3 +55,17 @@ def test_align_and_prepare_report_a_broken_input_in_one_line(files, broken, tmp_
         err = capsys.readouterr().err
         assert code == 2 and "Traceback" not in err and str(path) in err, err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_prepare_with_folds_that_match_no_video_writes_nothing(files, tmp_path, capsys):
+    folds = tmp_path / "folds.json"
+    folds.write_text(json.dumps({"train": ["vid_1", "vid_2"], "valid": [], "test": []}))
+    out = tmp_path / "x.npz"
+    with pytest.warns(UserWarning, match="belong to no fold"):
+        code = main(
+            ["prepare", "--no-progress", "--words", "words", "--labels", "labels", "--folds", str(folds),
+             "--out", str(out), f"words={files['words']}", f"labels={files['labels']}"]
+        )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert f"{folds}: no labelled segment belongs to a fold" in err and "'vid_1'" in err and "'v00000'" in err
