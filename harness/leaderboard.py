@@ -81,6 +81,8 @@ def collect(store: ResultStore) -> dict[str, Any]:
         run = finished.get(m["run_id"])
         if run is None or m["split"] == "valid":
             continue
+        if m["evaluation_id"] is not None and m["split"] != "test":  # `evaluate --split train`: not the test split
+            continue
         cond = m["condition"] if m["condition"] != "train" else "clean"
         key = (run["dataset"], cond, run["label"])
         if m["metric"].startswith((CI_LO, CI_HI)):  # bootstrap bounds: attached to their metric below

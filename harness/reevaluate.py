@@ -17,6 +17,9 @@ from typing import Any
 from .errors import MfmBenchError, MissingFileError
 from .results import DB_NAME, SCHEMA_VERSION, ResultStore
 
+#: The splits every dataset has (the runs score ``test``).
+SPLITS = ("train", "valid", "test")
+
 
 class ModelFileError(MfmBenchError):
     """A run's ``model.pt`` is missing or does not fit the model its config builds."""
@@ -70,17 +73,26 @@ def reevaluate(
     from .runner import _dataset, environment
     from .training import resolve_device
 
+    if split not in SPLITS:
+        raise MfmBenchError(f"split {split!r} is not one of {', '.join(SPLITS)}; pass --split test (the default)")
     out, ids = locate(path)
     reg, dev = get_registry(), resolve_device(device)
     with ResultStore(out) as store:
-        runs = [r for r in store.runs("finished") if ids is None or r["id"] in ids]
-        if ids and not runs:
-            raise MfmBenchError(f"run {ids[0]} is not finished in {out / DB_NAME}; only finished runs have models")
+        everything = store.runs()
+        runs = [r for r in everything if r["status"] == "finished" and (ids is None or r["id"] in ids)]
+        if not runs:
+            raise MfmBenchError(_nothing_finished(out, ids, everything))
         eid = _evaluation_id(runs, conditions)
         rows, records, datasets = [], [], {}
+        # every run's conditions are checked on its dataset before any model is scored: a wrong --condition
+        # stops at once instead of after scoring the runs before it (nothing is recorded either way)
+        plan = []
         for run in runs:
             conds = parse_conditions(conditions or run["config"]["evaluate"]["conditions"])
             dataset, _ = _dataset(run["config"], datasets, reg, lambda msg: None)
+            _check(run, dataset, conds, given=bool(conditions))
+            plan.append((run, conds, dataset))
+        for run, conds, dataset in plan:
             model = load_model(run, out, dataset, reg).to(dev)
             got = _score(model, dataset, conds, run, dev, split, records)
             rows += [(run["id"], *r) for r in got]
@@ -99,6 +111,38 @@ def reevaluate(
         store.record_evaluation(eid, prov, rows)
     parquet = write_predictions(out / "evaluations" / f"{eid}.parquet", records, eid)
     return {"evaluation": eid, "rows": len(rows), "predictions": parquet, "out": out}
+
+
+def _nothing_finished(out: Path, ids: list[str] | None, runs: list[dict[str, Any]]) -> str:
+    """Why there is nothing to re-evaluate: the run is not finished, or the folder has no finished run."""
+    if ids:
+        got = next((r for r in runs if r["id"] == ids[0]), None)
+        status = f"is {got['status']}" if got else "is not recorded"
+        return (
+            f"run {ids[0]} {status} in {out / DB_NAME}; only finished runs have models to re-evaluate "
+            f"(finish it with `mfm-bench run SUITE --out {out} --resume`)"
+        )
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    held = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs"
+    return (
+        f"{out / DB_NAME} holds no finished run to re-evaluate ({held}); finish the suite first "
+        f"(`mfm-bench run SUITE --out {out} --resume`)"
+    )
+
+
+def _check(run: dict[str, Any], dataset: Any, conds: list[Any], given: bool) -> None:
+    """Each condition's modalities are in the run's dataset, as one clear error naming the run."""
+    for c in conds:
+        try:
+            c.check(dataset.spec)
+        except ValueError as e:
+            what = "--condition" if given else "the run's own condition"
+            raise MfmBenchError(
+                f"{what} for run {run['id']} ({run['dataset']} / {run['label']} / seed {run['seed']}): {e}; "
+                "name a modality the dataset has"
+            ) from None
 
 
 def _evaluation_id(runs: list[dict[str, Any]], conditions: list[Any] | None) -> str:

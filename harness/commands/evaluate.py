@@ -42,7 +42,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a condition (repeatable), e.g. missing:text@0.5, noise:audio:0.5, drop:visual:0.25, "
         "'{missing: {subsets: [text, audio]}}'; default: each run's own conditions",
     )
-    p.add_argument("--split", default="test", help="split to score (default: test)")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "valid", "test"],
+        help="split to score (default: test; the leaderboard shows test-split rows only)",
+    )
     p.add_argument("--device", type=device_arg, default="cpu", metavar="DEVICE", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--no-leaderboard", action="store_true", help="do not rewrite the folder's leaderboard")
 

@@ -109,3 +109,59 @@ def test_newer_store_is_refused_untouched(tmp_path):
     with pytest.raises(StoreVersionError, match=f"version {SCHEMA_VERSION + 1}.*up to {SCHEMA_VERSION}"):
         ResultStore(tmp_path)
     assert db.read_bytes() == before
+
+
+def _copy(out, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    return copy
+
+
+def test_unknown_modality_is_one_clear_error_and_records_nothing(out, capsys, tmp_path):
+    copy = _copy(out, tmp_path)
+    with ResultStore(copy) as store:
+        before = store.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+    assert main(["evaluate", str(copy), "--condition", "missing:txt"]) == 2
+    err = capsys.readouterr().err
+    assert "--condition" in err and "no modality 'txt'" in err and "text, audio, visual" in err
+    assert "Traceback" not in err
+    with ResultStore(copy) as store:
+        assert store.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == before
+
+
+def test_split_must_be_one_the_datasets_have(out, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(out), "--split", "tset", "--no-leaderboard"])
+    assert e.value.code == 2
+    assert "--split" in capsys.readouterr().err
+
+
+def test_other_splits_stay_out_of_the_test_leaderboard(out, tmp_path):
+    copy = _copy(out, tmp_path)
+    assert main(["evaluate", str(copy), "--split", "train", "--condition", "noise:visual:0.4"]) == 0
+    assert main(["evaluate", str(copy), "--split", "valid", "--condition", "noise:visual:0.6"]) == 0
+    with ResultStore(copy) as store:  # recorded, with their split
+        new = ("noise:visual:0.4", "noise:visual:0.6")
+        splits = {m["split"] for m in store.reevaluations() if m["condition"] in new}
+    assert splits == {"train", "valid"}
+    board = (copy / "leaderboard.json").read_text()
+    assert "noise:visual:0.4" not in board and "noise:visual:0.6" not in board  # the leaderboard is the test split
+    assert main(["evaluate", str(copy), "--condition", "noise:visual:0.4"]) == 0
+    assert "noise:visual:0.4" in (copy / "leaderboard.json").read_text()
+
+
+def test_a_folder_without_finished_runs_is_an_error(out, capsys, tmp_path):
+    copy = _copy(out, tmp_path)
+    with ResultStore(copy) as store:
+        store.conn.execute("UPDATE runs SET status = 'interrupted'")
+        before = store.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+    assert main(["evaluate", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert "no finished run" in err and "1 interrupted" in err and "--resume" in err
+    (run_dir,) = (copy / "runs").iterdir()
+    assert main(["evaluate", str(run_dir)]) == 2
+    assert f"run {run_dir.name} is interrupted" in capsys.readouterr().err
+    with ResultStore(copy) as store:
+        assert store.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == before
