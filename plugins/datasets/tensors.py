@@ -100,6 +100,14 @@ class Tensors:
         return DataDeclaration(NAME, (DataFormat(NAME, str(f.parent), (DataFile(f.name, "all"),), note=note),))
 
     @classmethod
+    def modality_names(cls, cfg: TensorsConfig) -> list[str] | None:
+        """The modalities the dataset will have, from ``meta.json`` alone (what ``validate`` checks the suite's
+        conditions against); ``None`` when the file is not there yet."""
+        if not cfg.path or not cls._file(cfg).is_file():
+            return None
+        return [m.name for m in cls.describe(cfg).modalities]
+
+    @classmethod
     def describe(cls, cfg: TensorsConfig):
         from mfm_bench.contracts import DatasetSpec, Modality, Task
         from mfm_bench.data.prepare import read_tensors_meta
@@ -113,6 +121,7 @@ class Tensors:
                 "(docs/datasets.md, 'Your own data')"
             )
         meta = read_tensors_meta(path)
+        _check_splits(meta, path)
         names = _modalities(cfg, meta, path)
         k = meta["label_dim"]
         if cfg.task == "multi_regression" and len(cfg.targets or ()) != k:
@@ -179,6 +188,27 @@ class Tensors:
         if name not in self._tensors:
             self._tensors[name] = self._splits[name].to_tensor_split()
         return self._tensors[name]
+
+
+#: the splits a run trains, selects and tests on
+NEEDED_SPLITS = ("train", "valid", "test")
+
+
+def _check_splits(meta: dict, path: Path) -> None:
+    """A run needs non-empty ``train``, ``valid`` and ``test`` splits: the folds of ``mfm-bench prepare``."""
+    splits, sizes = list(meta.get("splits", [])), meta.get("sizes", {})
+    missing = [s for s in NEEDED_SPLITS if s not in splits]
+    if missing:
+        raise TensorsConfigError(
+            f"{path}: splits {splits}, but a run needs {list(NEEDED_SPLITS)} (missing {missing}); name the folds of "
+            "folds.json train, valid and test and run `mfm-bench prepare` again"
+        )
+    empty = [s for s in NEEDED_SPLITS if sizes.get(s, 1) == 0]
+    if empty:
+        raise TensorsConfigError(
+            f"{path}: split(s) {empty} hold no segment (sizes {sizes}); give those folds of folds.json video ids "
+            "that the label file has and run `mfm-bench prepare` again"
+        )
 
 
 def _modalities(cfg: TensorsConfig, meta: dict, path: Path) -> list[str]:

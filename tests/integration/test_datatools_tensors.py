@@ -1,0 +1,79 @@
+"""`mfm-bench validate` on suites of the `tensors` dataset reads the file's meta.json: a condition naming a
+sequence the file lacks, folds not named train/valid/test and an empty fold are errors before any run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mfm_bench.align import write_csd
+from mfm_bench.align.synthetic import SyntheticConfig, make_sequences
+from mfm_bench.cli import main
+
+SUITE = """\
+name: own
+datasets:
+  - name: tensors
+    params: {{path: {path}, task: regression}}
+models:
+  - {{name: supervised, params: {{fusion: concat}}}}
+seeds: [0]
+train: {{epochs: 1, batch_size: 8, device: cpu}}
+evaluate: {{conditions: [clean, {{missing: {missing}}}]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def csd(tmp_path_factory):
+    d = tmp_path_factory.mktemp("own")
+    seqs = make_sequences(SyntheticConfig.tiny(n_videos=6, seed=2))
+    for name, seq in seqs.items():
+        write_csd(d / f"{name}.csd", seq)
+    return d
+
+
+def _prepare(csd, tmp_path, folds: dict) -> str:
+    (tmp_path / "folds.json").write_text(json.dumps(folds))
+    out = tmp_path / "own.npz"
+    args = ["prepare", "--no-progress", "--words", "words", "--labels", "labels", "--seq-len", "6", "--folds"]
+    args += [str(tmp_path / "folds.json"), "--out", str(out), "--nan-to-num"]
+    args += [f"{n}={csd / n}.csd" for n in ("words", "acoustic", "visual", "labels")]
+    assert main(args) == 0
+    return str(out)
+
+
+def _validate(tmp_path, path: str, missing: str = "acoustic") -> int:
+    suite = tmp_path / "own.yaml"
+    suite.write_text(SUITE.format(path=path, missing=missing))
+    return main(["validate", str(suite)])
+
+
+STANDARD = {"train": ["v00000", "v00001", "v00002", "v00003"], "valid": ["v00004"], "test": ["v00005"]}
+
+
+def test_condition_on_a_sequence_the_file_lacks(csd, tmp_path, capsys):
+    path = _prepare(csd, tmp_path, STANDARD)
+    assert _validate(tmp_path, path) == 0
+    capsys.readouterr()
+    assert _validate(tmp_path, path, missing="acoustc") == 1
+    err = capsys.readouterr().err
+    assert "has no modality 'acoustc'" in err and "did you mean 'acoustic'" in err
+
+
+def test_folds_not_named_train_valid_test(csd, tmp_path, capsys):
+    folds = {"train": STANDARD["train"], "dev": STANDARD["valid"], "test": STANDARD["test"]}
+    path = _prepare(csd, tmp_path, folds)
+    capsys.readouterr()
+    assert _validate(tmp_path, path) == 1
+    err = capsys.readouterr().err
+    assert "splits ['train', 'dev', 'test'], but a run needs ['train', 'valid', 'test']" in err
+
+
+@pytest.mark.filterwarnings("ignore:.*segments belong to no fold")
+def test_an_empty_fold(csd, tmp_path, capsys):
+    folds = {"train": STANDARD["train"] + STANDARD["valid"], "valid": ["nobody"], "test": STANDARD["test"]}
+    path = _prepare(csd, tmp_path, folds)
+    capsys.readouterr()
+    assert _validate(tmp_path, path) == 1
+    assert "split(s) ['valid'] hold no segment" in capsys.readouterr().err
