@@ -76,6 +76,34 @@ class Measured(defaultdict):
     datasets: dict[str, str] = {}
 
 
+def _run_status(path: str | Path) -> dict[tuple[str, str, int], str]:
+    """{(dataset, model label, seed): "finished", or the status and first error line of a run that did not finish}
+    of a folder or store file; a finished run wins over an unfinished one of the same key."""
+    p = Path(path)
+    folder = p.parent if p.name == DB_NAME else p
+    out: dict[tuple[str, str, int], str] = {}
+    with ResultStore(folder) as store:
+        for r in store.runs():
+            key = (r["dataset"], r["label"], r["seed"])
+            if r["status"] == "finished":
+                out[key] = "finished"
+            elif out.get(key) != "finished":
+                error = (r["error"] or "").strip().splitlines()
+                out[key] = r["status"] + (f": {error[0][:200]}" if error and error[0] != r["status"] else "")
+    return out
+
+
+def unfinished_in_new(base_path: str | Path, new_path: str | Path) -> list[str]:
+    """The runs (dataset / model / seed) that finished in BASE but failed, or did not finish, in NEW: a model that
+    crashes in NEW has no metrics there, so without this the gate would compare the other models and pass."""
+    base, new = _run_status(base_path), _run_status(new_path)
+    return [
+        f"{d} / {m} / seed {s}: {new[(d, m, s)]}"
+        for (d, m, s), status in sorted(base.items())
+        if status == "finished" and (d, m, s) in new and new[(d, m, s)] != "finished"
+    ]
+
+
 def paired_p(base: dict[int, float], new: dict[int, float]) -> float | None:
     """Two-sided paired t-test p-value over the common seeds; None with under 2 seeds or no variation."""
     seeds = sorted(set(base) & set(new))

@@ -10,8 +10,9 @@ HELP = "compare two output folders per dataset/model/condition/metric; exit 1 on
 DESCRIPTION = """Compare BASE and NEW (output folders of `mfm-bench run`, or their results.sqlite) per (dataset, model,
 condition, metric): the mean over seeds on each side, the difference, a paired t-test across the seeds both have
 (scipy.stats.ttest_rel) and the training-throughput ratio. Exit status: 0 when the gate passes, 1 when a metric got
-worse beyond --max-drop, significantly worse at --alpha, or throughput fell by more than --max-slowdown, 2 when the
-inputs cannot be compared (it says what did not match). docs/ci.md has a CI recipe."""
+worse beyond --max-drop, significantly worse at --alpha, or throughput fell by more than --max-slowdown, or when a
+run that finished in BASE failed or did not finish in NEW, 2 when the inputs cannot be compared (it says what did
+not match). docs/ci.md has a CI recipe."""
 EPILOG = """examples:
   mfm-bench compare runs/main runs/change
   mfm-bench compare runs/main runs/change --max-drop mae=0.02,corr=0.01 --alpha 0.05 --max-slowdown 0.3 --format md
@@ -60,10 +61,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mfm_bench.compare import compare, gate, table
+    from mfm_bench.compare import compare, gate, table, unfinished_in_new
 
     rows = compare(args.base, args.new)
     failed = gate(rows, args.max_drop, args.alpha, args.max_slowdown)
+    lost = unfinished_in_new(args.base, args.new)
     unknown = set(args.max_drop) - {r.metric for r in rows}
     if unknown:
         from mfm_bench.compare import CompareInputError
@@ -75,10 +77,14 @@ def run(args: argparse.Namespace) -> int:
     shown = failed if args.failures_only else rows
     if shown:
         print(table(shown, args.format))
+    if lost:
+        print(f"\n{len(lost)} run(s) finished in BASE but not in NEW (no metrics to compare):")
+        print("\n".join(f"- {line}" for line in lost))
     verdict = (
-        f"{len(failed)} regression(s): NEW is worse than BASE"
-        if failed
+        f"{len(failed) + len(lost)} regression(s): NEW is worse than BASE"
+        + (f" ({len(lost)} of them run(s) that did not finish)" if lost else "")
+        if failed or lost
         else f"no regression in {len(rows)} comparison(s)"
     )
     print(f"\n{'**' + verdict + '**' if args.format == 'md' else verdict}")
-    return 1 if failed else 0
+    return 1 if failed or lost else 0

@@ -89,3 +89,21 @@ def test_max_drop_parsing():
     for bad in ("mae", "mae=x", "=0.1", "mae=-1"):
         with pytest.raises(Exception, match="METRIC=AMOUNT"):
             drops_arg(bad)
+
+
+def test_a_run_that_failed_in_new_fails_the_gate(outs, capsys, tmp_path):
+    """A model that crashes in NEW has no metrics there; the gate must not pass on the models that are left."""
+    import shutil
+
+    from mfm_bench.results import ResultStore
+
+    new = tmp_path / "new"
+    shutil.copytree(outs["rerun"], new)
+    with ResultStore(new) as store:
+        (run_id,) = [r["id"] for r in store.runs() if r["seed"] == 1]
+        store.conn.execute("UPDATE runs SET status = 'failed', error = 'RuntimeError: boom' WHERE id = ?", (run_id,))
+        store.conn.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+    assert main(["compare", str(outs["main"]), str(new), "--max-drop", "mae=0.05"]) == 1
+    out = capsys.readouterr().out
+    assert "late / seed 1: failed: RuntimeError: boom" in out and "NEW is worse than BASE" in out
+    assert main(["compare", str(new), str(outs["main"])]) == 0  # a run fixed in NEW is no regression
