@@ -30,9 +30,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mfm_bench.leaderboard import write_leaderboard
 
+    if args.reference is not None:
+        _check_reference(args.folder, args.reference)
     written = write_leaderboard(args.folder, args.format, reference=args.reference)
     if "markdown" in written and not args.quiet:
         print(written["markdown"].read_text())
     for fmt, path in written.items():
         print(f"{fmt}: {path}")
     return 0
+
+
+def _check_reference(folder: str, reference: str) -> None:
+    """--reference names the label of a model with finished runs in FOLDER (a typo would drop the paired table)."""
+    from pathlib import Path
+
+    from mfm_bench.errors import MfmBenchError, MissingFileError
+    from mfm_bench.results import DB_NAME, ResultStore
+
+    if not (Path(folder) / DB_NAME).exists():
+        raise MissingFileError(
+            f"{folder} holds no {DB_NAME}; run a suite into it first (mfm-bench run SUITE --out {folder})"
+        )
+    with ResultStore(folder) as store:
+        labels = sorted({r["label"] for r in store.runs("finished")})
+    if reference not in labels:
+        raise MfmBenchError(
+            f"--reference {reference!r} is not a model with finished runs in {folder}; "
+            f"models: {', '.join(labels) or 'none'} (the label column of the leaderboard)"
+        )

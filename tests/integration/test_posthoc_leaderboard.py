@@ -1,0 +1,37 @@
+"""``mfm-bench leaderboard`` and ``mfm-bench report`` on a real output folder: options a user can get wrong."""
+
+import pytest
+
+from mfm_bench.cli import main
+
+SUITE = """\
+name: posthoc-board
+datasets:
+  - name: synthetic-factors
+    params: {n_train: 48, n_valid: 16, n_test: 24, dims: {text: 6, audio: 3, visual: 4}}
+models:
+  - {name: supervised, label: late, params: {fusion: late}}
+  - {name: supervised, label: concat, params: {fusion: concat}}
+seeds: [0]
+train: {epochs: 1, batch_size: 32, device: cpu}
+evaluate: {conditions: [clean]}
+report: {formats: [markdown]}
+"""
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("posthoc-board")
+    (tmp / "suite.yaml").write_text(SUITE)
+    assert main(["run", str(tmp / "suite.yaml"), "--out", str(tmp / "out"), "--no-progress"]) == 0
+    return tmp / "out"
+
+
+def test_reference_must_name_a_model_of_the_folder(out, capsys):
+    before = (out / "leaderboard.md").read_text()
+    assert main(["leaderboard", str(out), "--reference", "lat", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--reference 'lat'" in err and "models: concat, late" in err
+    assert (out / "leaderboard.md").read_text() == before  # nothing rewritten
+    assert main(["leaderboard", str(out), "--reference", "late", "--quiet"]) == 0
+    assert "paired over seeds against late" in (out / "leaderboard.md").read_text()
