@@ -261,13 +261,24 @@ class RealDataset:
             if not missing:
                 return fmt.name, folder, [folder / f.name for f in fmt.files]
             if len(missing) < len(fmt.files):
-                partial.append((fmt.name, folder, missing))
+                roles = {f.name: f.role for f in fmt.files if f.name in missing}
+                partial.append((fmt.name, folder, missing, roles))
         if partial:
-            fmt, folder, missing = partial[0]
+            fmt, folder, missing, by_file = partial[0]
+            roles = set(by_file.values())
+            if roles <= set(self.ALL_MODALITIES):  # only some modalities' own files are absent
+                instead = (
+                    f", or request only the modalities whose files you have (params: {{modalities: "
+                    f"{[m for m in self.modalities if m not in roles]}}})"
+                    if len(roles) < len(self.modalities)
+                    else ""
+                )
+            else:  # files every modality needs (the labels, CMU-MOSI's X_*.h5 holding all three)
+                shared = [n for n, r in by_file.items() if r not in self.ALL_MODALITIES]
+                instead = f"; every modality needs {', '.join(shared)}"
             raise DataMissingError(
                 f"{self.NAME}: modalities {self.modalities} need files that are not in {folder} ({fmt} format): "
-                f"{', '.join(missing)}. Get them with `mfm-bench fetch {self.NAME}`, or request only the modalities "
-                f"whose files you have (params: {{modalities: [...]}})"
+                f"{', '.join(missing)}. Get them with `mfm-bench fetch {self.NAME}`{instead}"
             )
         looked = [f"{f.name}: {c}" for f in decl.formats for c in self.candidates(f.name, self.cfg.path)]
         raise DataMissingError(

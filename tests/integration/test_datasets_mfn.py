@@ -133,6 +133,26 @@ def test_missing_modality_files_are_named(tmp_path):
     assert ds.spec.modality_names == AV
 
 
+def test_missing_files_advice_fits_what_is_missing(tmp_path):
+    make_folder(tmp_path / "mmmo")
+    (tmp_path / "mmmo" / "text_train_emb.h5").unlink()
+    with pytest.raises(DataMissingError, match=r"params: \{modalities: \['audio', 'visual'\]\}"):
+        build("ict-mmmo", path=str(tmp_path / "mmmo"))
+    with pytest.raises(DataMissingError) as text_only:  # no other modality to fall back on
+        build("ict-mmmo", path=str(tmp_path / "mmmo"), modalities=["text"])
+    assert "modalities:" not in str(text_only.value).split("fetch ict-mmmo`")[1]
+    (tmp_path / "mmmo" / "y_valid.h5").unlink()  # the labels: no subset of modalities does without them
+    with pytest.raises(DataMissingError, match="every modality needs y_valid.h5$"):
+        build("ict-mmmo", path=str(tmp_path / "mmmo"), modalities=AV)
+    # CMU-MOSI's X_*.h5 hold all three modalities: asking for fewer cannot help
+    for split in ("train", "valid", "test"):
+        write(tmp_path / "mosi" / f"y_{split}.h5", "data", np.zeros(3))
+    with pytest.raises(DataMissingError) as mosi:
+        build("cmu-mosi", path=str(tmp_path / "mosi"), modalities=["audio"])
+    assert "request only the modalities" not in str(mosi.value)
+    assert str(mosi.value).endswith("every modality needs X_train.h5, X_valid.h5, X_test.h5")
+
+
 def test_no_data_at_all_says_how_to_get_it(tmp_path):
     with pytest.raises(DataMissingError, match="mfm-bench fetch youtube"):
         build("youtube")
