@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import MfmBenchError
-from .metric_catalog import COST, catalog
+from .metric_catalog import TASK, catalog
 from .results import DB_NAME, ResultStore
 from .stats import paired_t_p
 
@@ -175,7 +175,7 @@ def gate(rows: list[Row], max_drop: dict[str, float], alpha: float | None, max_s
             and r.p is not None
             and r.worse_by > 0
             and r.p < alpha
-            and (meta is None or meta.section != COST)
+            and (meta is None or meta.section == TASK)  # not cost, probes or a plugin's own section
         ):
             r.regression = f"significantly worse (p={r.p:.3g} < {alpha:g})"
         elif max_slowdown is not None and r.metric == THROUGHPUT and r.base > 0 and r.new / r.base < 1 - max_slowdown:

@@ -107,3 +107,19 @@ def test_a_run_that_failed_in_new_fails_the_gate(outs, capsys, tmp_path):
     out = capsys.readouterr().out
     assert "late / seed 1: failed: RuntimeError: boom" in out and "NEW is worse than BASE" in out
     assert main(["compare", str(new), str(outs["main"])]) == 0  # a run fixed in NEW is no regression
+
+
+def test_alpha_gates_task_metrics_only():
+    """--alpha is documented for task metrics: a probe's R² or a reconstruction error, significantly worse, is not a
+    regression of the task (many of them per model would make the gate fail by chance); --max-drop can name one."""
+    rows = [
+        Row("d", "MFM", "clean", "probe_shared_from_zy", 0.80, 0.70, 3, 0.01, True),
+        Row("d", "MFM", "missing:text", "recon_missing_text", 0.70, 0.80, 3, 0.01, False),
+        Row("d", "MFM", "train", "peak_rss_mb", 300.0, 400.0, 3, 0.01, False),
+        Row("d", "MFM", "clean", "mae", 0.30, 0.40, 3, 0.01, False),
+        Row("d", "MFM", "clean", "my_plugin_score", 0.9, 0.8, 3, 0.01, True),  # undeclared: a task metric
+    ]
+    assert [r.metric for r in gate(rows, {}, 0.05, None)] == ["mae", "my_plugin_score"]
+    for r in rows:
+        r.regression = ""
+    assert [r.metric for r in gate(rows, {"probe_shared_from_zy": 0.05}, None, None)] == ["probe_shared_from_zy"]
