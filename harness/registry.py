@@ -16,7 +16,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.metadata as md
+import inspect
 import os
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +26,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .config import ConfigError, build_config, config_to_dict, did_you_mean, nested_plugins
+from .config import ConfigError, build_config, check_type, config_to_dict, did_you_mean, nested_plugins
 from .errors import MfmBenchError
 
 KINDS = ("encoder", "fusion", "dataset", "model")
@@ -65,13 +67,63 @@ class Entry:
     package: str  # distribution name
     version: str
 
+    _checked: Any = field(default=None, repr=False, compare=False)  # the config class whose defaults were checked
+
+    def _load(self, what: str, ref: Any) -> Any:
+        try:
+            return _load_ref(ref)
+        except (ImportError, AttributeError) as e:
+            raise PluginError(
+                f"{self.kind} {self.name!r} from {self.package} (plugin {self.plugin}): its {what} {ref!r} cannot be "
+                f'loaded ({type(e).__name__}: {e}); fix the "module:attr" given to register() in its '
+                f"{_HOOKS[self.kind]} hook, or install what that module imports"
+            ) from e
+
     @property
     def factory(self) -> Callable[..., Any]:
-        return _load_ref(self.factory_ref)
+        return self._load("factory", self.factory_ref)
 
     @property
     def config(self) -> type | None:
-        return _load_ref(self.config_ref)
+        cls = self._load("config", self.config_ref)
+        if cls is not None and cls is not self._checked:
+            if not dataclasses.is_dataclass(cls):
+                raise PluginError(
+                    f"{self.kind} {self.name!r} from {self.package} (plugin {self.plugin}): its config "
+                    f"{self.config_ref!r} is {cls!r}, not a dataclass; name the config dataclass"
+                )
+            _check_defaults(self, cls)
+            self._checked = cls
+        return cls
+
+
+def _check_defaults(entry: Entry, cls: type) -> None:
+    """Refuse a config whose own defaults do not fit their fields' types (``hidden: int = option("16", ...)``):
+    the run would fail on them blaming a param the user never set. The defaults are read as a run config holds
+    them, after ``__post_init__`` (which may fill a sentinel from a preset); a config with required fields is
+    left to the suite."""
+    where = f"{entry.kind} {entry.name!r} from {entry.package} (plugin {entry.plugin}): its config {cls.__name__}"
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception as e:  # noqa: BLE001 - an annotation that names something the module does not import
+        raise PluginError(f"{where} has a type annotation that cannot be read ({type(e).__name__}: {e})") from e
+    try:
+        defaults = config_to_dict(cls())
+    except Exception:  # noqa: BLE001 - required fields, or a check that needs params: the suite's params decide
+        return
+    for name, default in defaults.items():
+        try:
+            check_type(default, hints.get(name, Any), name)
+        except ConfigError as e:
+            raise PluginError(
+                f"{where} gives field {name!r} the default {default!r}, which does not fit its type "
+                f"{_type_text(hints.get(name, Any))} ({e.message}); fix the default or the annotation in "
+                f"{cls.__module__}.{cls.__qualname__}"
+            ) from None
+
+
+def _type_text(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
 @dataclass
@@ -96,6 +148,54 @@ def _duplicate(what: str, taken: Any, package: str, plugin: str) -> PluginError:
         f"{what} is registered twice: by {taken.package} (plugin {taken.plugin}) and by {package} (plugin {plugin}); "
         f"uninstall one or disable it with MFM_BENCH_DISABLE_PLUGINS={plugin}"
     )
+
+
+def _hook_specs() -> dict[str, list[str]]:
+    """Every hook of :mod:`mfm_bench.hookspecs` -> its argument names."""
+    return {
+        n: list(inspect.signature(f).parameters)
+        for n, f in inspect.getmembers(hookspecs, inspect.isfunction)
+        if hasattr(f, f"{hookspecs.PROJECT}_spec")
+    }
+
+
+def _check_hooks(obj: Any, plugin: str, package: str) -> None:
+    """The mistakes pluggy would report in a paragraph, or not at all, as one line each: a misspelled hook
+    (``register_encoder``), a hook whose argument is misnamed (``register_encoders(reg)``), and a hook
+    function without ``@hookimpl``, which pluggy silently never calls."""
+    specs = _hook_specs()
+    who = f"plugin {plugin!r} ({package})"
+    for attr in dir(obj):
+        try:
+            fn = getattr(obj, attr)
+        except Exception:  # noqa: BLE001 - an attribute that cannot be read is no hook
+            continue
+        opts = getattr(fn, f"{hookspecs.PROJECT}_impl", None)
+        if opts is None:
+            if attr in specs and callable(fn) and not hasattr(fn, f"{hookspecs.PROJECT}_spec"):
+                raise PluginError(
+                    f"{who} defines {attr}() without @hookimpl, so mfm-bench never calls it; decorate it: "
+                    f"`from mfm_bench import hookimpl` and `@hookimpl` above `def {attr}`"
+                )
+            continue
+        hook = (opts.get("specname") if isinstance(opts, dict) else None) or attr
+        if hook not in specs:
+            raise PluginError(
+                f"{who} implements {hook!r}, which is not a hook of mfm-bench: {did_you_mean(hook, specs)}"
+            )
+        try:
+            params = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        required = [
+            p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY)
+        ]
+        unknown = [a for a in required if a not in specs[hook]]
+        if unknown:
+            raise PluginError(
+                f"{who}: {hook} takes {', '.join(unknown)}, which the hook does not pass (pluggy passes arguments by "
+                f"name); write it as {hook}({', '.join(specs[hook])})"
+            )
 
 
 @dataclass
@@ -156,6 +256,7 @@ class Registry:
         """Register a plugin object (module or class instance with hookimpls) and run its register hooks."""
         self.dists[name] = (package or name, version)
         try:
+            _check_hooks(obj, name, package or name)
             self.pm.register(obj, name=name)
             self.pm.check_pending()
             for hook_name, registrar in self._hooks(name):
@@ -262,6 +363,12 @@ def _split_env(var: str) -> set[str] | None:
     return {x.strip() for x in raw.split(",") if x.strip()} if raw else None
 
 
+def _load_order(ep: md.EntryPoint) -> tuple[bool, str, str]:
+    module = ep.value.partition(":")[0]
+    builtin = module == "mfm_bench" or module.startswith("mfm_bench.")
+    return (not builtin, ep.dist.name if ep.dist else "", ep.name)
+
+
 def create_registry() -> Registry:
     """A fresh registry with every installed plugin loaded (see module docstring)."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -270,7 +377,9 @@ def create_registry() -> Registry:
     load = _split_env("MFM_BENCH_LOAD_PLUGINS")
     disable = _split_env("MFM_BENCH_DISABLE_PLUGINS") or set()
     seen: set[tuple[str, str]] = set()
-    for ep in sorted(md.entry_points(group=hookspecs.PROJECT), key=lambda e: (e.dist.name if e.dist else "", e.name)):
+    # the built-ins first, whatever a third-party distribution is called: a name clash then costs the third-party
+    # plugin its registration, never every built-in of a kind
+    for ep in sorted(md.entry_points(group=hookspecs.PROJECT), key=_load_order):
         key = (ep.name, ep.value)
         if key in seen:  # the same distribution visible twice on sys.path
             continue

@@ -30,8 +30,14 @@ from .registry import get_registry
 
 @contextmanager
 def temporary_plugin(obj: Any, name: str, package: str | None = None, version: str = "0") -> Iterator[Any]:
-    """Register ``obj`` as plugin ``name`` for the duration of the block."""
+    """Register ``obj`` as plugin ``name`` for the duration of the block.
+
+    A module that is already registered (its package is installed, so its entry point loaded it) is left as it
+    is: its names are there under its own plugin name, and the block runs with them."""
     reg = get_registry()
+    if reg.pm.is_registered(obj):
+        yield reg
+        return
     try:
         reg.add_plugin(obj, name, package or name, version)
         yield reg

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from mfm_bench.config import describe_config
-    from mfm_bench.registry import KINDS, get_registry
+    from mfm_bench.registry import KINDS, PluginError, get_registry
 
     reg = get_registry()
     rows = []
@@ -36,12 +36,18 @@ def run(args: argparse.Namespace) -> int:
     if args.kind in (None, "command"):
         rows += [("command", c.name, c.package, c.version, c.help) for _, c in sorted(reg.commands.items())]
     print(tabulate(rows, headers=["kind", "name", "package", "version", "description"], tablefmt="simple"))
+    broken = []  # a plugin whose config cannot be loaded: reported after the others' params, exit status 1
     if args.params:
         for kind in KINDS:
             if args.kind and kind != args.kind:
                 continue
             for name in reg.names(kind):
-                cfg = reg.entries[kind][name].config
+                try:
+                    cfg = reg.entries[kind][name].config
+                except PluginError as e:
+                    print(f"\n{kind} {name}: its config is broken, see the error below")
+                    broken.append(str(e))
+                    continue
                 if cfg is None:
                     continue
                 print(f"\n{kind} {name}:")
@@ -51,4 +57,6 @@ def run(args: argparse.Namespace) -> int:
             f"\nerror: plugin {err.plugin!r} from package {err.package} failed to load: {err.error}\n"
             f"  (the other plugins work; disable it with MFM_BENCH_DISABLE_PLUGINS={err.plugin})"
         )
-    return 1 if reg.errors else 0
+    for message in broken:
+        print(f"\nerror: {message}")
+    return 1 if reg.errors or broken else 0

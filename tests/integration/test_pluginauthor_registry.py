@@ -1,0 +1,171 @@
+"""The mistakes a plugin author makes, each reported in one line naming the plugin, its package and the fix."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+
+import pytest
+
+from mfm_bench import hookimpl
+from mfm_bench.config import option
+from mfm_bench.registry import PluginError, create_registry, get_registry
+from mfm_bench.testing import temporary_plugin
+
+
+def make_dist(site, dist, module, code, entry):
+    """An installed distribution as pip lays it out: the module and its .dist-info with one entry point."""
+    (site / f"{module}.py").write_text(textwrap.dedent(code))
+    info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[mfm_bench]\n{entry} = {module}\n")
+    (info / "RECORD").write_text("")
+
+
+CLASHING_FUSION = """
+from mfm_bench import hookimpl
+
+
+@hookimpl
+def register_fusions(register):
+    register("concat", "aardvark_fusions:Concat", help="my own concat")
+"""
+
+
+def test_a_package_named_before_mfm_bench_cannot_take_a_builtin_name(tmp_path, monkeypatch):
+    # third-party distributions used to load before the built-ins when their name sorted first: the clash then
+    # cost mfm-bench every built-in fusion, and the message told the user to disable the built-ins
+    make_dist(tmp_path, "aardvark-fusions", "aardvark_fusions", CLASHING_FUSION, entry="aard")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg = create_registry()
+    assert reg.get("fusion", "concat").package == "mfm-bench"
+    assert {"late", "tfn", "mult"} <= set(reg.names("fusion"))
+    (err,) = [e for e in reg.errors]
+    assert err.package == "aardvark-fusions"
+    assert "MFM_BENCH_DISABLE_PLUGINS=aard" in err.error and "mfm-bench (plugin fusions)" in err.error
+
+
+class MisspelledHook:
+    @hookimpl
+    def register_encoder(self, register):  # missing "s"
+        register("x", "m:X")
+
+
+class MisnamedArgument:
+    @hookimpl
+    def register_encoders(self, reg):
+        reg("x", "m:X")
+
+
+class ForgotHookimpl:
+    def register_models(self, register):
+        register("x", "m:X")
+
+
+@pytest.mark.parametrize(
+    "plugin, message",
+    [
+        (
+            MisspelledHook(),
+            "implements 'register_encoder', which is not a hook of mfm-bench: did you mean 'register_encoders'?",
+        ),
+        (
+            MisnamedArgument(),
+            "register_encoders takes reg, which the hook does not pass (pluggy passes arguments "
+            "by name); write it as register_encoders(register)",
+        ),
+        (ForgotHookimpl(), "defines register_models() without @hookimpl, so mfm-bench never calls it"),
+    ],
+)
+def test_a_hook_mistake_is_one_line_naming_the_plugin_and_the_fix(plugin, message):
+    reg = create_registry()
+    with pytest.raises(PluginError) as info:
+        reg.add_plugin(plugin, "oops", "mfm-bench-oops", "0.1")
+    assert str(info.value).startswith("plugin 'oops' (mfm-bench-oops)")
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert "oops" not in reg.dists and reg.pm.get_plugin("oops") is None
+
+
+@dataclass
+class StrDefault:
+    hidden: int = option("16", "a width written as a string")
+
+
+class BrokenRefs:
+    @hookimpl
+    def register_encoders(self, register):
+        register("bad-default", "mfm_bench.plugins.encoders.mean:MeanEncoder", config=StrDefault)
+        register("no-config", "mfm_bench.plugins.encoders.mean:MeanEncoder", config="mfm_bench.config:NoSuchConfig")
+        register("no-module", "mfm_bench_no_such_module:Encoder")
+
+
+def test_a_config_default_of_the_wrong_type_is_the_plugins_error_not_the_suites():
+    with temporary_plugin(BrokenRefs(), "broken-refs", "mfm-bench-broken") as reg:
+        with pytest.raises(PluginError) as info:
+            reg.resolve("encoder", "bad-default", {})
+    assert str(info.value).startswith("encoder 'bad-default' from mfm-bench-broken (plugin broken-refs)")
+    assert "gives field 'hidden' the default '16', which does not fit its type int" in str(info.value)
+    assert f"{__name__}.StrDefault" in str(info.value)
+
+
+def test_a_module_attr_that_does_not_load_names_the_plugin_and_the_ref():
+    with temporary_plugin(BrokenRefs(), "broken-refs", "mfm-bench-broken") as reg:
+        with pytest.raises(
+            PluginError,
+            match=r"encoder 'no-config' from mfm-bench-broken .*its config "
+            r"'mfm_bench.config:NoSuchConfig' cannot be loaded \(AttributeError",
+        ):
+            reg.resolve("encoder", "no-config", {})
+        with pytest.raises(
+            PluginError,
+            match=r"its factory 'mfm_bench_no_such_module:Encoder' cannot be loaded "
+            r"\(ModuleNotFoundError.*register_encoders hook",
+        ):
+            reg.build("encoder", "no-module", 4)
+
+
+BROKEN_CONFIG_PLUGIN = """
+from mfm_bench import hookimpl
+
+
+@hookimpl
+def register_encoders(register):
+    register("half-done", "mfm_bench_half:Encoder", config="mfm_bench_half:NotWrittenYet", help="work in progress")
+"""
+
+
+def test_plugins_params_lists_the_others_and_reports_a_broken_config(tmp_path):
+    make_dist(tmp_path, "mfm-bench-half", "mfm_bench_half", BROKEN_CONFIG_PLUGIN, entry="half")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "mfm_bench.cli", "plugins", "--kind", "encoder", "--params"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "encoder mean:" in out.stdout and "encoder lstm:" in out.stdout
+    assert (
+        "error: encoder 'half-done' from mfm-bench-half (plugin half): its config 'mfm_bench_half:NotWrittenYet' "
+        "cannot be loaded" in out.stdout
+    )
+
+
+class Installed:
+    @hookimpl
+    def register_models(self, register):
+        register("installed-model", "m:X", help="a model of an installed package")
+
+
+def test_temporary_plugin_of_an_installed_module_runs_with_it_and_keeps_it():
+    # docs/plugins.md's test_conv.py wraps the installed module in temporary_plugin: that used to raise pluggy's
+    # "Plugin already registered under a different name"
+    plugin = Installed()
+    with temporary_plugin(plugin, "entry-point-name", "mfm-bench-installed"):
+        with temporary_plugin(plugin, "under-test") as reg:
+            assert reg.get("model", "installed-model").package == "mfm-bench-installed"
+        assert get_registry().get("model", "installed-model").plugin == "entry-point-name"
+    assert "installed-model" not in get_registry().names("model")
