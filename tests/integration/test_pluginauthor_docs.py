@@ -1,0 +1,75 @@
+"""docs/plugins.md's complete third-party package, exactly as written: it builds, and its test passes once the
+package is installed."""
+
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def package_files() -> dict[str, str]:
+    """The three files of the section "A complete third-party package", by name."""
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    section = text.split("## A complete third-party package", 1)[1].split("\n## ", 1)[0]
+    files = {}
+    for name in ("pyproject.toml", "mfm_bench_conv.py", "test_conv.py"):
+        match = re.search(rf"`{re.escape(name)}`[^\n]*:\s*\n\s*```\w*\n(.*?)```", section, re.S)
+        assert match, f"docs/plugins.md shows no {name}"
+        files[name] = match.group(1)
+    return files
+
+
+def test_the_documented_package_builds_with_its_test_beside_it(tmp_path):
+    pkg = tmp_path / "mfm-bench-conv"
+    pkg.mkdir()
+    for name, text in package_files().items():
+        (pkg / name).write_text(text)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(pkg),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    (wheel,) = tmp_path.glob("mfm_bench_conv-0.1.0-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "mfm_bench_conv.py" in names and "test_conv.py" not in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "conv = mfm_bench_conv" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_the_documented_test_passes_with_the_package_installed(tmp_path):
+    # installed: the module is on the path and its entry point registers it before the test's temporary_plugin
+    files = package_files()
+    (tmp_path / "mfm_bench_conv.py").write_text(files["mfm_bench_conv.py"])
+    (tmp_path / "test_conv.py").write_text(files["test_conv.py"])
+    info = tmp_path / "mfm_bench_conv-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mfm-bench-conv\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[mfm_bench]\nconv = mfm_bench_conv\n")
+    (info / "RECORD").write_text("")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_conv.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
