@@ -38,23 +38,37 @@ def locate(path: str | Path) -> tuple[Path, list[str] | None]:
     )
 
 
-def load_model(run: dict[str, Any], out: Path, dataset: Any, reg: Any) -> Any:
-    """The run's model with its saved weights; :class:`ModelFileError` names the run when they are missing or
-    do not match the config."""
-    import torch
-
-    cfg, path = run["config"], out / "runs" / run["id"] / "model.pt"
+def model_path(run: dict[str, Any], out: Path) -> Path:
+    """The run's ``model.pt``; :class:`ModelFileError` names the run when it is missing."""
+    path = out / "runs" / run["id"] / "model.pt"
     if not path.exists():
         raise ModelFileError(
             f"run {run['id']} ({run['dataset']} / {run['label']} / seed {run['seed']}): no model "
             f"at {path}; re-create it with `mfm-bench run SUITE --out {out} --overwrite`"
         )
+    return path
+
+
+def load_model(run: dict[str, Any], out: Path, dataset: Any, reg: Any) -> Any:
+    """The run's model with its saved weights; :class:`ModelFileError` names the run when they are missing or
+    do not match the config."""
+    import torch
+
+    cfg, path = run["config"], model_path(run, out)
     torch.manual_seed(cfg["seed"])
     model = reg.build("model", cfg["model"]["name"], dataset.spec, **cfg["model"]["params"])
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign file: this run's problem
+        first = (str(e).strip().splitlines() or [""])[0].split(". ")[0][:200]  # torch's advice would unpickle
+        raise ModelFileError(
+            f"run {run['id']} ({run['label']}): {path} cannot be read as saved weights ({type(e).__name__}: "
+            f"{first}); the file is damaged or not a model.pt of mfm-bench: re-create it with "
+            f"`mfm-bench run SUITE --out {out} --overwrite`, or rerun the suite into a new --out"
+        ) from None
+    try:
         model.load_state_dict(state)
-    except Exception as e:  # noqa: BLE001 - a corrupt file or other weights: both are this run's problem
+    except Exception as e:  # noqa: BLE001 - other weights: this run's problem
         first = str(e).strip().splitlines()[0][:300]
         raise ModelFileError(
             f"run {run['id']} ({run['label']}): {path} does not match the model its config "
@@ -84,13 +98,14 @@ def reevaluate(
             raise MfmBenchError(_nothing_finished(out, ids, everything))
         eid = _evaluation_id(runs, conditions)
         rows, records, datasets = [], [], {}
-        # every run's conditions are checked on its dataset before any model is scored: a wrong --condition
-        # stops at once instead of after scoring the runs before it (nothing is recorded either way)
+        # every run's conditions (on its dataset) and model file are checked before any model is scored: a wrong
+        # --condition or a missing model.pt stops at once, not after scoring the runs before it
         plan = []
         for run in runs:
             conds = parse_conditions(conditions or run["config"]["evaluate"]["conditions"])
             dataset, _ = _dataset(run["config"], datasets, reg, lambda msg: None)
             _check(run, dataset, conds, given=bool(conditions))
+            model_path(run, out)
             plan.append((run, conds, dataset))
         for run, conds, dataset in plan:
             model = load_model(run, out, dataset, reg).to(dev)

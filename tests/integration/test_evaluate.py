@@ -165,3 +165,34 @@ def test_a_folder_without_finished_runs_is_an_error(out, capsys, tmp_path):
     assert f"run {run_dir.name} is interrupted" in capsys.readouterr().err
     with ResultStore(copy) as store:
         assert store.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == before
+
+
+def test_a_damaged_model_file_is_named_as_damaged(out, capsys, tmp_path):
+    copy = _copy(out, tmp_path)
+    (run_dir,) = (copy / "runs").iterdir()
+    (run_dir / "model.pt").write_bytes((run_dir / "model.pt").read_bytes()[:100])  # cut short, as by a full disk
+    assert main(["evaluate", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert f"run {run_dir.name}" in err and "cannot be read as saved weights" in err
+    assert "does not match" not in err and "code or config changed" not in err
+
+
+def test_a_missing_model_stops_before_any_run_is_scored(out, capsys, tmp_path):
+    import shutil
+
+    copy = _copy(out, tmp_path)
+    (run_dir,) = (copy / "runs").iterdir()
+    later = copy / "runs" / "later0123456789a"  # a second finished run, scored after the first, without its model
+    shutil.copytree(run_dir, later)
+    (later / "model.pt").unlink()
+    with ResultStore(copy) as store:
+        cols = "suite, dataset, model, label, seed, config, environment, status, error, started, finished, seconds"
+        store.conn.execute(
+            f"INSERT INTO runs (id, {cols}) SELECT 'later0123456789a', {cols.replace('started', 'started + 1')} "
+            "FROM runs WHERE id = ?",
+            (run_dir.name,),
+        )
+    assert main(["evaluate", str(copy)]) == 2
+    captured = capsys.readouterr()
+    assert "run later0123456789a" in captured.err and "no model" in captured.err
+    assert "re-evaluated" not in captured.out  # checked first, before scoring the run before it
