@@ -167,7 +167,8 @@ def report_html(folder: str | Path) -> str:
     with ResultStore(out) as store:
         data = collect(store)
         runs = store.runs()
-    b = board(data)
+        reference = store.get_meta("reference")  # the suite's report.reference: the paired table, as the leaderboard
+    b = board(data, reference)
     intro = h.escape(INTRO.format(generated=b.generated)).replace("**bold**", "<b>bold</b>")
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>mfm-bench report</title>",

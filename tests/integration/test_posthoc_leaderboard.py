@@ -35,3 +35,13 @@ def test_reference_must_name_a_model_of_the_folder(out, capsys):
     assert (out / "leaderboard.md").read_text() == before  # nothing rewritten
     assert main(["leaderboard", str(out), "--reference", "late", "--quiet"]) == 0
     assert "paired over seeds against late" in (out / "leaderboard.md").read_text()
+
+
+def test_report_has_the_suites_paired_table(tmp_path):
+    suite = SUITE.replace("report: {formats: [markdown]}", "report: {formats: [markdown], reference: late}")
+    (tmp_path / "suite.yaml").write_text(suite)
+    out = tmp_path / "out"
+    assert main(["run", str(tmp_path / "suite.yaml"), "--out", str(out), "--no-progress"]) == 0
+    assert "paired over seeds against late" in (out / "leaderboard.md").read_text()
+    assert main(["report", str(out)]) == 0
+    assert "paired over seeds against late" in (out / "report.html").read_text()
