@@ -15,9 +15,11 @@ The ``.npz`` form keeps the in-memory CSR layout of :class:`~mfm_bench.align.csd
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -272,14 +274,44 @@ def read_npz(path: str | os.PathLike, *, videos: set[str] | list[str] | None = N
 
 
 # -- writing in the background ----------------------------------------------------------------------------------
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an interrupt so that atomic writers remove their temporary files on the way out."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM (``kill``, ``timeout``, a scheduler) raises :class:`Terminated`, a
+    ``KeyboardInterrupt``: the files being written are removed as on Ctrl-C, instead of staying behind as hidden
+    ``.NAME.*.tmp`` files. Outside the main thread it does nothing."""
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def _write_in_child(conn, fn, args, kw) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _raise_terminated)  # a killed writer still removes its temporary file
     try:
         fn(*args, **kw)
     except BaseException as e:  # noqa: BLE001 - everything goes back to the parent, which raises it
         import traceback
 
-        conn.send((type(e).__name__, str(e), traceback.format_exc()))
-        conn.close()
+        with contextlib.suppress(OSError):  # the parent may be gone (killed with the same signal)
+            conn.send((type(e).__name__, str(e), traceback.format_exc()))
+            conn.close()
         raise SystemExit(1) from None
     conn.send(None)
     conn.close()

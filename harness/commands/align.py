@@ -89,6 +89,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mfm_bench.align.output import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # a killed command removes the file it was writing, as on Ctrl-C
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tqdm import tqdm

@@ -102,6 +102,13 @@ def alignment_settings(args: argparse.Namespace, paths: dict[str, str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mfm_bench.align.output import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # a killed command removes the file it was writing, as on Ctrl-C
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import numpy as np
