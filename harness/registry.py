@@ -122,6 +122,39 @@ def _check_defaults(entry: Entry, cls: type) -> None:
             ) from None
 
 
+INPUT_KINDS = ("pooled", "sequence", "raw")
+
+
+def _check_built(entry: Entry, built: Any) -> None:
+    """What the contract of ``entry.kind`` asks of the built object and costs nothing to check (docs/plugins.md,
+    "The contracts"): without it the first model that uses the object fails later on an attribute or a shape,
+    naming neither the plugin nor the contract."""
+    problem = ""
+    if entry.kind in ("encoder", "fusion"):
+        dim = getattr(built, "output_dim", None)
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+            problem = (
+                f"has output_dim {dim!r}; set self.output_dim to the width H of its output in __init__"
+                if hasattr(built, "output_dim")
+                else "has no attribute output_dim; set self.output_dim to the width H of its output in __init__"
+            )
+        kind = getattr(built, "input_kind", "pooled")
+        if entry.kind == "fusion" and kind not in INPUT_KINDS:
+            problem = f"has input_kind {kind!r}; it must be one of {', '.join(map(repr, INPUT_KINDS))}"
+    elif entry.kind == "dataset":
+        from .contracts import DatasetSpec
+
+        if not isinstance(getattr(built, "spec", None), DatasetSpec):
+            problem = f"has spec {getattr(built, 'spec', None)!r}; set self.spec to a mfm_bench.contracts.DatasetSpec"
+        elif not callable(getattr(built, "split", None)):
+            problem = "has no method split(name); it returns the named split (a TensorSplit or a torch Dataset)"
+    if problem:
+        raise PluginError(
+            f"{entry.kind} {entry.name!r} from {entry.package} (plugin {entry.plugin}): its factory built a "
+            f"{type(built).__name__}, which {problem} (the {entry.kind} contract, docs/plugins.md)"
+        )
+
+
 def _type_text(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
@@ -342,8 +375,11 @@ class Registry:
         entry = self.get(kind, name)
         params = self.own_params(entry, params)
         if entry.config is None:
-            return entry.factory(*args, **params, **(context or {}))
-        return entry.factory(*args, build_config(entry.config, params), **(context or {}))
+            built = entry.factory(*args, **params, **(context or {}))
+        else:
+            built = entry.factory(*args, build_config(entry.config, params), **(context or {}))
+        _check_built(entry, built)
+        return built
 
     def config_of(self, kind: str, name: str, params: dict[str, Any] | None) -> Any:
         entry = self.get(kind, name)

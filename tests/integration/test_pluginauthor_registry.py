@@ -169,3 +169,74 @@ def test_temporary_plugin_of_an_installed_module_runs_with_it_and_keeps_it():
             assert reg.get("model", "installed-model").package == "mfm-bench-installed"
         assert get_registry().get("model", "installed-model").plugin == "entry-point-name"
     assert "installed-model" not in get_registry().names("model")
+
+
+class NoOutputDim:
+    def __init__(self, input_dim, cfg):
+        self.width = cfg.hidden  # output_dim forgotten
+
+
+class PoolingTypo:
+    input_kind = "pooling"  # for "pooled"
+
+    def __init__(self, input_dims, cfg):
+        self.output_dim = cfg.hidden
+
+
+class SpecLess:
+    def __init__(self, cfg):
+        pass
+
+    def split(self, name):
+        return []
+
+
+@dataclass
+class Width:
+    hidden: int = option(4, "width")
+
+
+class ContractBreakers:
+    @hookimpl
+    def register_encoders(self, register):
+        register("no-output-dim", NoOutputDim, config=Width)
+
+    @hookimpl
+    def register_fusions(self, register):
+        register("pooling-typo", PoolingTypo, config=Width)
+
+    @hookimpl
+    def register_datasets(self, register):
+        register("spec-less", SpecLess, config=Width)
+
+
+@pytest.mark.parametrize(
+    "kind, name, args, message",
+    [
+        (
+            "encoder",
+            "no-output-dim",
+            (3,),
+            "built a NoOutputDim, which has no attribute output_dim; set self.output_dim",
+        ),
+        ("fusion", "pooling-typo", ({"a": 3},), "has input_kind 'pooling'; it must be one of 'pooled', 'sequence'"),
+        ("dataset", "spec-less", (), "built a SpecLess, which has spec None; set self.spec to a mfm_bench.contracts"),
+    ],
+)
+def test_a_built_object_that_breaks_its_contract_is_refused_at_build_naming_the_plugin(kind, name, args, message):
+    # these used to fail later, in the model or the runner, as an AttributeError or a prediction of the wrong shape
+    with temporary_plugin(ContractBreakers(), "breakers", "mfm-bench-breakers") as reg:
+        with pytest.raises(PluginError) as info:
+            reg.build(kind, name, *args)
+    assert str(info.value).startswith(f"{kind} {name!r} from mfm-bench-breakers (plugin breakers): its factory")
+    assert message in str(info.value)
+
+
+def test_every_builtin_encoder_and_fusion_meets_the_build_checks():
+    reg = get_registry()
+    for name in reg.names("encoder"):
+        reg.build("encoder", name, 4 if name != "conv-image" else 3)
+    for name in reg.names("fusion"):
+        fusion = reg.get("fusion", name).factory
+        context = {"out_dim": 1} if getattr(fusion, "predicts", False) else {}
+        reg.build("fusion", name, {"a": 4, "b": 4}, context=context)
