@@ -31,6 +31,11 @@ def _collapse_codes(collapse: Sequence[str] | str | None) -> list[str] | None:
     names = [c.strip().lower() for c in collapse]
     if not names or names == ["none"]:
         return None
+    if "none" in names:
+        raise AlignError(
+            f"collapse {names}: 'none' (keep every row) cannot be combined with collapse functions; "
+            "give --collapse none alone, or only functions"
+        )
     bad = [c for c in names if c not in COLLAPSE_FUNCTIONS]
     if bad:
         raise AlignError(f"unknown collapse function(s) {bad}; choose from {list(COLLAPSE_FUNCTIONS)} or none")

@@ -69,3 +69,13 @@ def test_prepare_with_folds_that_match_no_video_writes_nothing(files, tmp_path, 
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()
     assert f"{folds}: no labelled segment belongs to a fold" in err and "'vid_1'" in err and "'v00000'" in err
+
+
+def test_collapse_none_with_a_function_is_named_as_the_conflict(files, tmp_path, capsys):
+    code = main(
+        ["align", "--no-progress", "--reference", "words", "--out", str(tmp_path / "out"), "--collapse", "none",
+         "--collapse", "mean", f"words={files['words']}", f"acoustic={files['acoustic']}"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "'none' (keep every row) cannot be combined with collapse functions" in err, err
+    assert "unknown collapse" not in err
