@@ -455,6 +455,24 @@ def _notes(runs: list[dict[str, Any]]) -> list[str]:
     return notes
 
 
+def no_store(folder: str | Path) -> MissingFileError:
+    """The error for a path that is not an output folder: a file (the store itself, a suite) or a folder without a
+    store."""
+    from .results import DB_NAME
+
+    folder = Path(folder)
+    if folder.is_file():
+        hint = (
+            f"pass the folder that holds it: {folder.parent}"
+            if folder.name == DB_NAME
+            else f"pass the output folder of `mfm-bench run` (its --out), which holds {DB_NAME}"
+        )
+        return MissingFileError(f"{folder} is a file, not an output folder; {hint}")
+    return MissingFileError(
+        f"{folder} holds no {DB_NAME}; run a suite into it first (mfm-bench run SUITE --out {folder})"
+    )
+
+
 def write_leaderboard(
     folder: str | Path, formats: list[str] | None = None, reference: str | None = None
 ) -> dict[str, Path]:
@@ -465,9 +483,7 @@ def write_leaderboard(
 
     folder = Path(folder)
     if not (folder / DB_NAME).exists():
-        raise MissingFileError(
-            f"{folder} holds no {DB_NAME}; run a suite into it first (mfm-bench run SUITE --out {folder})"
-        )
+        raise no_store(folder)
     unknown = set(formats or ()) - set(FORMATS)
     if unknown:
         raise MfmBenchError(

@@ -44,13 +44,12 @@ def _check_reference(folder: str, reference: str) -> None:
     """--reference names the label of a model with finished runs in FOLDER (a typo would drop the paired table)."""
     from pathlib import Path
 
-    from mfm_bench.errors import MfmBenchError, MissingFileError
+    from mfm_bench.errors import MfmBenchError
+    from mfm_bench.leaderboard import no_store
     from mfm_bench.results import DB_NAME, ResultStore
 
     if not (Path(folder) / DB_NAME).exists():
-        raise MissingFileError(
-            f"{folder} holds no {DB_NAME}; run a suite into it first (mfm-bench run SUITE --out {folder})"
-        )
+        raise no_store(folder)
     with ResultStore(folder) as store:
         labels = sorted({r["label"] for r in store.runs("finished")})
     if reference not in labels:

@@ -17,11 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mfm_bench.errors import MissingFileError
+    from mfm_bench.leaderboard import no_store
     from mfm_bench.report import write_report
     from mfm_bench.results import DB_NAME
 
     if not (Path(args.out) / DB_NAME).exists():
-        raise MissingFileError(f"{args.out} holds no {DB_NAME}; run a suite into it first")
+        raise no_store(args.out)
     print(f"report: {write_report(args.out)}")
     return 0

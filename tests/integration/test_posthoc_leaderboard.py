@@ -45,3 +45,14 @@ def test_report_has_the_suites_paired_table(tmp_path):
     assert "paired over seeds against late" in (out / "leaderboard.md").read_text()
     assert main(["report", str(out)]) == 0
     assert "paired over seeds against late" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize("command", ["leaderboard", "report"])
+def test_a_file_instead_of_the_folder_says_which_folder(out, capsys, command):
+    assert main([command, str(out / "results.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not an output folder" in err and f"pass the folder that holds it: {out}" in err
+    suite = out.parent / "suite.yaml"
+    assert main([command, str(suite)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not an output folder" in err and "--out" in err and f"--out {suite}" not in err
