@@ -68,11 +68,19 @@ def run(args: argparse.Namespace) -> int:
     lost = unfinished_in_new(args.base, args.new)
     unknown = set(args.max_drop) - {r.metric for r in rows}
     if unknown:
-        from mfm_bench.compare import CompareInputError
+        from mfm_bench.compare import CompareInputError, load
 
+        sides = {side: {k[3] for k in load(path)} for side, path in (("BASE", args.base), ("NEW", args.new))}
+        one_side = [f"{m} (only in {side})" for m in sorted(unknown) for side, got in sides.items() if m in got]
+        neither = sorted(m for m in unknown if not any(m in got for got in sides.values()))
+        parts = [f"neither side measured: {', '.join(neither)}"] if neither else []
+        if one_side:
+            parts.append(f"measured on one side only: {', '.join(one_side)}")
+        if lost:
+            parts.append(f"runs that finished in BASE did not finish in NEW: {'; '.join(lost)}")
         raise CompareInputError(
-            f"--max-drop names metric(s) neither side measured: {', '.join(sorted(unknown))}; "
-            f"measured: {', '.join(sorted({r.metric for r in rows}))}"
+            f"--max-drop cannot compare: {'; '.join(parts)}; measured by both: "
+            f"{', '.join(sorted({r.metric for r in rows}))}"
         )
     shown = failed if args.failures_only else rows
     if shown:

@@ -123,3 +123,19 @@ def test_alpha_gates_task_metrics_only():
     for r in rows:
         r.regression = ""
     assert [r.metric for r in gate(rows, {"probe_shared_from_zy": 0.05}, None, None)] == ["probe_shared_from_zy"]
+
+
+def test_max_drop_on_a_metric_only_base_has_says_so(outs, capsys, tmp_path):
+    import shutil
+
+    from mfm_bench.results import ResultStore
+
+    new = tmp_path / "new"
+    shutil.copytree(outs["rerun"], new)
+    with ResultStore(new) as store:  # NEW lost a metric: its runs failed before measuring it
+        store.conn.execute("DELETE FROM metrics WHERE metric = 'corr'")
+        (run_id,) = [r["id"] for r in store.runs() if r["seed"] == 1]
+        store.conn.execute("UPDATE runs SET status = 'failed', error = 'RuntimeError: boom' WHERE id = ?", (run_id,))
+    assert main(["compare", str(outs["main"]), str(new), "--max-drop", "corr=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "corr (only in BASE)" in err and "neither side" not in err and "late / seed 1: failed" in err
