@@ -57,6 +57,18 @@ def check_sequences(paths: dict[str, str], **roles: str) -> None:
         raise MissingFileError(f"no such file: {', '.join(missing)}")
 
 
+def make_out_folder(folder) -> None:
+    """Create ``--out`` FOLDER, or say in one line why it cannot be (a file of that name, no permission)."""
+    from mfm_bench.align import AlignError
+
+    if folder.exists() and not folder.is_dir():
+        raise AlignError(f"--out {folder}: is a file, not a folder; give a folder for the aligned NAME.csd files")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AlignError(f"--out {folder}: cannot create the folder ({e.strerror or e})") from None
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sequences", nargs="+", metavar="NAME=PATH.csd", help="the sequences to align, reference included")
     p.add_argument("--reference", required=True, metavar="NAME", help="the sequence whose rows everything aligns to")
@@ -106,6 +118,7 @@ def _run(args: argparse.Namespace) -> int:
     check_sequences(paths, reference=args.reference)
     progress = not args.no_progress
     out_dir = Path(args.out)
+    make_out_folder(out_dir)  # before the reading and aligning, which can take minutes
     aligned = align_files(
         paths, args.reference, args.collapse or ["mean"], impute_missing=args.impute, progress=progress
     )

@@ -113,13 +113,18 @@ def _run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from mfm_bench.align import prepare_word_level
+    from mfm_bench.align import AlignError, prepare_word_level
     from mfm_bench.data.prepare import write_tensors
 
     from .align import check_sequences, parse_named_paths
 
     paths = parse_named_paths(args.sequences, argparse.ArgumentParser(prog="mfm-bench prepare"))
     check_sequences(paths, words=args.words, labels=args.labels)
+    if args.words == args.labels:
+        raise AlignError(f"--words and --labels both name {args.words!r}; the labels are their own sequence")
+    out = Path(args.out)
+    if out.is_dir():
+        raise AlignError(f"--out {out}: is a folder; give the .npz file to write, e.g. {out / 'data.npz'}")
     folds = load_folds(args.folds)
     tensors = prepare_word_level(
         paths,
@@ -136,8 +141,10 @@ def _run(args: argparse.Namespace) -> int:
     )
     if not any(len(d["ids"]) for d in tensors.values()):
         raise no_segment_in_folds(args.folds, folds, paths[args.labels])
-    out = Path(args.out)
-    write_tensors(out, tensors, labels=args.labels, meta=alignment_settings(args, paths))
+    try:
+        write_tensors(out, tensors, labels=args.labels, meta=alignment_settings(args, paths))
+    except OSError as e:
+        raise AlignError(f"--out {out}: cannot write the file ({e.strerror or e})") from None
     for fold, d in tensors.items():
         shapes = ", ".join(f"{n} {tuple(a.shape)}" for n, a in d.items() if n != "ids" and not n.endswith(".length"))
         print(f"{fold}: {len(d['ids'])} segments: {shapes}")

@@ -79,3 +79,24 @@ def test_collapse_none_with_a_function_is_named_as_the_conflict(files, tmp_path,
     err = capsys.readouterr().err
     assert code == 2 and "'none' (keep every row) cannot be combined with collapse functions" in err, err
     assert "unknown collapse" not in err
+
+
+def test_bad_out_paths_are_one_line_errors(files, tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    seqs = [f"words={files['words']}", f"acoustic={files['acoustic']}"]
+    for out, expected in [(a_file, "is a file, not a folder"), (a_file / "sub", "cannot create the folder")]:
+        code = main(["align", "--no-progress", "--reference", "words", "--out", str(out), *seqs])
+        err = capsys.readouterr().err
+        assert code == 2 and f"--out {out}: {expected}" in err and "Traceback" not in err, err
+    folds = tmp_path / "folds.json"
+    folds.write_text(json.dumps({"train": ["v00000"], "valid": ["v00001"], "test": ["v00002"]}))
+    base = ["prepare", "--no-progress", "--words", "words", "--labels", "labels", "--folds", str(folds)]
+    labelled = [*seqs, f"labels={files['labels']}"]
+    for out, expected in [(tmp_path, "is a folder; give the .npz file"), (a_file / "x.npz", "cannot write the file")]:
+        code = main([*base, "--out", str(out), *labelled])
+        err = capsys.readouterr().err
+        assert code == 2 and f"--out {out}: {expected}" in err and "Traceback" not in err, err
+    code = main([*base[:5], "words", *base[6:], "--out", str(tmp_path / "y.npz"), *seqs])
+    assert code == 2 and "--words and --labels both name 'words'" in capsys.readouterr().err
+    assert not (tmp_path / "y.npz").exists()
