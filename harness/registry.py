@@ -327,6 +327,9 @@ class Registry:
                 extra = "; note that these plugins failed to load: " + ", ".join(
                     f"{e.plugin} ({e.package})" for e in broken
                 )
+            for var, effect in (("MFM_BENCH_LOAD_PLUGINS", "only those"), ("MFM_BENCH_DISABLE_PLUGINS", "not those")):
+                if _split_env(var):
+                    extra += f"; {var}={os.environ[var].strip()} is set, so {effect} plugins are loaded"
             raise PluginError(
                 f"unknown {kind} {name!r}: {did_you_mean(str(name), self.entries[kind])}{extra}"
             ) from None
@@ -412,10 +415,19 @@ def create_registry() -> Registry:
     reg = Registry(pm)
     load = _split_env("MFM_BENCH_LOAD_PLUGINS")
     disable = _split_env("MFM_BENCH_DISABLE_PLUGINS") or set()
+    found = md.entry_points(group=hookspecs.PROJECT)
+    if load is not None:  # a misspelt name would load nothing and say nothing: every name then looks unknown
+        known = {ep.name for ep in found} | {ep.dist.name for ep in found if ep.dist}
+        unknown = sorted(load - known)
+        if unknown:
+            raise PluginError(
+                f"MFM_BENCH_LOAD_PLUGINS names {', '.join(map(repr, unknown))}, which no installed plugin has (an "
+                f"entry-point or distribution name): {did_you_mean(unknown[0], known)}; unset it to load every plugin"
+            )
     seen: set[tuple[str, str]] = set()
     # the built-ins first, whatever a third-party distribution is called: a name clash then costs the third-party
     # plugin its registration, never every built-in of a kind
-    for ep in sorted(md.entry_points(group=hookspecs.PROJECT), key=_load_order):
+    for ep in sorted(found, key=_load_order):
         key = (ep.name, ep.value)
         if key in seen:  # the same distribution visible twice on sys.path
             continue

@@ -240,3 +240,21 @@ def test_every_builtin_encoder_and_fusion_meets_the_build_checks():
         fusion = reg.get("fusion", name).factory
         context = {"out_dim": 1} if getattr(fusion, "predicts", False) else {}
         reg.build("fusion", name, {"a": 4, "b": 4}, context=context)
+
+
+def test_a_misspelt_load_plugins_name_is_an_error_not_an_empty_registry(monkeypatch):
+    # it used to load nothing: `mfm-bench plugins` printed an empty table with exit status 0
+    monkeypatch.setenv("MFM_BENCH_LOAD_PLUGINS", "encoders,fusoins")
+    with pytest.raises(
+        PluginError,
+        match=r"MFM_BENCH_LOAD_PLUGINS names 'fusoins', which no installed plugin has "
+        r".*did you mean 'fusions'\?",
+    ):
+        create_registry()
+
+
+def test_an_unknown_name_under_load_plugins_says_the_switch_is_set(monkeypatch):
+    monkeypatch.setenv("MFM_BENCH_LOAD_PLUGINS", "encoders")
+    reg = create_registry()
+    with pytest.raises(PluginError, match="MFM_BENCH_LOAD_PLUGINS=encoders is set, so only those plugins are loaded"):
+        reg.get("model", "supervised")
