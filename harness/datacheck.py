@@ -44,6 +44,26 @@ def missing_datasets(suite: Any, registry: Any = None) -> list[str]:
     return lines
 
 
+def home_note(suite: Any, registry: Any = None) -> str:
+    """A line saying why the data home holds none of the suite's format folders, when a reason shows
+    (:func:`mfm_bench.data.paths.home_problem`), else ``""``."""
+    from pathlib import Path
+
+    from .data.paths import data_home, home_problem
+    from .registry import get_registry
+
+    reg = registry or get_registry()
+    folders = set()
+    for ref in suite.datasets:
+        declare = getattr(reg.get("dataset", ref.name).factory, "declare", None)
+        if declare is None or ref.params.get("path"):
+            continue
+        decl = declare(reg.config_of("dataset", ref.name, ref.params))
+        folders |= {f.folder for f in decl.formats if not Path(f.folder).is_absolute()}
+    problem = home_problem(data_home(), sorted(folders)) if folders else None
+    return f"\nnote: {problem}" if problem else ""
+
+
 def check_data(suite: Any, registry: Any = None) -> None:
     """Raise :class:`SuiteDataMissingError` when any dataset of ``suite`` lacks its files (see module docstring)."""
     lines = missing_datasets(suite, registry)
@@ -52,4 +72,5 @@ def check_data(suite: Any, registry: Any = None) -> None:
             f"{len(lines)} dataset(s) of {suite.path} have no data on disk; nothing was run:\n"
             + "\n".join(lines)
             + "\nor set MFM_BENCH_DATA to the folder that holds them, or add `fetch: true` to the suite"
+            + home_note(suite, registry)
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 HELP = "list dataset plugins, where each looks for data and which of its files are missing"
 EPILOG = """\
 examples:
@@ -31,10 +33,23 @@ def rows_of(name: str, factory) -> list[list[str]]:
     return rows
 
 
+def rows_relative(reg) -> list[tuple[str, str, str]]:
+    """(dataset, format, folder relative to the data home) of every declared format under default params."""
+    out = []
+    for name in reg.names("dataset"):
+        declare = getattr(reg.get("dataset", name).factory, "declare", None)
+        if declare is None:
+            continue
+        for fmt in declare(reg.config_of("dataset", name, {})).formats:
+            if not Path(fmt.folder).is_absolute():
+                out.append((name, fmt.name, fmt.folder))
+    return out
+
+
 def run(args) -> int:
     from tabulate import tabulate
 
-    from mfm_bench.data.paths import cache_home, data_home
+    from mfm_bench.data.paths import cache_home, data_home, home_problem
     from mfm_bench.registry import get_registry
 
     reg = get_registry()
@@ -42,6 +57,9 @@ def run(args) -> int:
     if args.missing:
         rows = [r for r in rows if r[4]]
     print(f"data home: {data_home()}   prepared cache: {cache_home()}")
+    problem = home_problem(data_home(), sorted({r[2] for r in rows_relative(reg)}))
+    if problem:
+        print(f"note: {problem}")
     print(
         tabulate(rows, headers=["dataset", "format", "looks in", "present", "missing"], maxcolwidths=[None] * 4 + [60])
     )

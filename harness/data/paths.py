@@ -58,6 +58,33 @@ def config_file() -> Path:
     return Path(env).expanduser() if env else _user_config_dir() / "config.toml"
 
 
+def home_problem(home: Path, folders: list[str]) -> str | None:
+    """Why data home ``home`` holds none of the format ``folders`` (relative, e.g. ``mfn-h5/mmmo``), when a
+    likely reason shows: it does not exist, or it is one of those folders (or a part of one) rather than the
+    folder above them. ``None`` when some folder is there or no reason shows."""
+    home = Path(home).expanduser()
+    if not home.exists():
+        return f"the data home {home} does not exist"
+    if any((home / f).is_dir() for f in folders):
+        return None
+    for f in folders:
+        parts = Path(f).parts
+        for i in range(1, len(parts) + 1):
+            if len(home.parts) > i and home.parts[-i:] == parts[:i] and (home.parents[i - 1] / f).is_dir():
+                above = home.parents[i - 1]
+                return (
+                    f"the data home {home} is the {'/'.join(parts[:i])} folder inside one; set "
+                    f"MFM_BENCH_DATA={above} (the folder holding {parts[0]}/)"
+                )
+    try:
+        below = sorted(c for c in home.iterdir() if c.is_dir() and any((c / f).is_dir() for f in folders))
+    except OSError:
+        below = []
+    if below:
+        return f"the data home {home} holds its folders one level down; set MFM_BENCH_DATA={below[0]}"
+    return None
+
+
 class UserConfigError(MfmBenchError, ValueError):
     """The user configuration file is malformed; the message names it."""
 
