@@ -173,7 +173,22 @@ class Command:
 
     @property
     def module(self) -> Any:
-        return _load_ref(self.target)
+        who = f"command {self.name!r} from {self.package} (plugin {self.plugin})"
+        try:
+            mod = _load_ref(self.target)
+        except (ImportError, AttributeError) as e:
+            raise PluginError(
+                f"{who}: its target {self.target!r} cannot be loaded ({type(e).__name__}: {e}); fix the "
+                '"package.module" or "package.module:attr" given to register() in its register_commands hook, '
+                "or install what that module imports"
+            ) from e
+        lacking = [f for f in ("add_arguments", "run") if not callable(getattr(mod, f, None))]
+        if lacking:
+            raise PluginError(
+                f"{who}: its target {self.target!r} has no {' and no '.join(lacking)}; define "
+                "add_arguments(parser) and run(args) -> int there"
+            )
+        return mod
 
 
 def _duplicate(what: str, taken: Any, package: str, plugin: str) -> PluginError:

@@ -258,3 +258,39 @@ def test_an_unknown_name_under_load_plugins_says_the_switch_is_set(monkeypatch):
     reg = create_registry()
     with pytest.raises(PluginError, match="MFM_BENCH_LOAD_PLUGINS=encoders is set, so only those plugins are loaded"):
         reg.get("model", "supervised")
+
+
+BROKEN_COMMANDS = """
+from mfm_bench import hookimpl
+
+
+@hookimpl
+def register_commands(register):
+    register("cmd-missing", "mfm_bench_cmds_cli_not_written", help="its module does not exist")
+    register("cmd-half", "mfm_bench_cmds:HALF", help="its target has no run")
+
+
+class HALF:
+    @staticmethod
+    def add_arguments(parser):
+        pass
+"""
+
+
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        ("cmd-missing", "its target 'mfm_bench_cmds_cli_not_written' cannot be loaded (ModuleNotFoundError"),
+        ("cmd-half", "its target 'mfm_bench_cmds:HALF' has no run; define add_arguments(parser) and run(args)"),
+    ],
+)
+def test_a_plugin_command_that_cannot_run_is_one_error_line(tmp_path, command, message):
+    # these used to end in a traceback (ModuleNotFoundError, AttributeError) from inside the CLI's parser
+    make_dist(tmp_path, "mfm-bench-cmds", "mfm_bench_cmds", BROKEN_COMMANDS, entry="cmds")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    for args in ([command], [command, "--help"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "mfm_bench.cli", *args], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert f"error: command {command!r} from mfm-bench-cmds (plugin cmds): {message}" in out.stderr
