@@ -142,7 +142,12 @@ def _run_section(run: dict[str, Any], out: Path) -> str:
         parts.append(f"<pre>{h.escape(run['error'])}</pre>")
     hist = run_dir / "history.json"
     if hist.exists():
-        png = history_png(json.loads(hist.read_text()), f"{title}: training curves")
+        try:
+            history = json.loads(hist.read_text())
+        except (OSError, ValueError) as e:  # one damaged run file must not cost the whole report
+            history = None
+            parts.append(f"<p>no training curves: {h.escape(str(hist))} cannot be read ({h.escape(str(e))})</p>")
+        png = history_png(history, f"{title}: training curves") if isinstance(history, list) else None
         if png:
             parts.append(_img(png, f"{title}: training curves"))
     if (run_dir / "explain.png").exists():

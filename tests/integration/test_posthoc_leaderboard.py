@@ -56,3 +56,16 @@ def test_a_file_instead_of_the_folder_says_which_folder(out, capsys, command):
     assert main([command, str(suite)]) == 2
     err = capsys.readouterr().err
     assert "is a file, not an output folder" in err and "--out" in err and f"--out {suite}" not in err
+
+
+def test_report_survives_a_damaged_history_file(out, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    damaged, *_ = sorted((copy / "runs").iterdir())
+    (damaged / "history.json").write_text('[{"epoch": 1, "train_lo')  # cut short
+    assert main(["report", str(copy)]) == 0
+    page = (copy / "report.html").read_text()
+    assert "no training curves" in page and str(damaged / "history.json") in page
+    assert page.count("training curves'") >= 1  # the other run keeps its curves
