@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import MfmBenchError, MissingFileError
+from .errors import MfmBenchError, MissingFileError, storage_error
 from .results import DB_NAME, SCHEMA_VERSION, ResultStore
 
 #: The splits every dataset has (the runs score ``test``).
@@ -123,8 +123,14 @@ def reevaluate(
             "store_schema": SCHEMA_VERSION,
             **environment(dev, {}),
         }
+        # the predictions first: a folder that cannot take them (full, read-only) leaves no evaluation recorded
+        # without its file
+        parquet = out / "evaluations" / f"{eid}.parquet"
+        try:
+            write_predictions(parquet, records, eid)
+        except OSError as e:
+            raise storage_error(e, f"the predictions file {parquet}") from None
         store.record_evaluation(eid, prov, rows)
-    parquet = write_predictions(out / "evaluations" / f"{eid}.parquet", records, eid)
     return {"evaluation": eid, "rows": len(rows), "predictions": parquet, "out": out}
 
 

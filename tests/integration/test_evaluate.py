@@ -196,3 +196,18 @@ def test_a_missing_model_stops_before_any_run_is_scored(out, capsys, tmp_path):
     captured = capsys.readouterr()
     assert "run later0123456789a" in captured.err and "no model" in captured.err
     assert "re-evaluated" not in captured.out  # checked first, before scoring the run before it
+
+
+def test_predictions_that_cannot_be_written_are_one_error_and_record_nothing(out, capsys, tmp_path):
+    import shutil
+
+    copy = _copy(out, tmp_path)
+    shutil.rmtree(copy / "evaluations", ignore_errors=True)
+    (copy / "evaluations").write_text("")  # a file where the folder goes
+    with ResultStore(copy) as store:
+        before = store.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+    assert main(["evaluate", str(copy), "--condition", "clean"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot use the predictions file" in err and "Traceback" not in err
+    with ResultStore(copy) as store:  # no evaluation recorded without its predictions
+        assert store.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == before
