@@ -378,6 +378,24 @@ def csd_dims(obj: RealDataset, folder: Path) -> dict[str, int] | None:
     return {m: CSD_DIMS[f] for m, f in feats.items()} if all(f in CSD_DIMS for f in feats.values()) else None
 
 
+def complete_features(dataset: str, given: dict, default: dict) -> dict:
+    """The CSD ``features`` param: ``given`` (modality -> standard feature, for some modalities or all) completed
+    from ``default``; a key that is not a modality or an unknown feature is an error naming it and the choices."""
+    from .manifests import CSD_FILES, LABELS, WORDS
+
+    bad = [k for k in given if k not in MODALITIES]
+    if bad:
+        raise ValueError(f"features: keys are modalities {list(MODALITIES)}, not {bad[0]!r}")
+    known = sorted(k for k in CSD_FILES[dataset] if k not in (WORDS, LABELS))
+    for m, f in given.items():
+        if f not in known:
+            raise ValueError(f"features.{m}: {dataset} has no standard CSD feature {f!r}; choose from {known}")
+    out = dict(given)
+    for m, f in default.items():
+        out.setdefault(m, f)
+    return out
+
+
 def first_present(folder: Path | None, names: list[str]) -> str:
     """The first of ``names`` that exists in ``folder`` (else the first name, reported as missing)."""
     for n in names:

@@ -22,7 +22,17 @@ import numpy as np
 
 from mfm_bench.config import option
 
-from .base import RealConfig, RealDataset, csd_declared, csd_dims, csd_read, first_present, from_raw, local_files
+from .base import (
+    RealConfig,
+    RealDataset,
+    complete_features,
+    csd_declared,
+    csd_dims,
+    csd_read,
+    first_present,
+    from_raw,
+    local_files,
+)
 from .sentiment import sentiment_labels
 
 PKL_NAMES = {
@@ -42,6 +52,10 @@ class MOSEIConfig(RealConfig):
     features: dict = option(
         CSD_DEFAULT, "csd format: modality -> standard feature (glove_vectors, COVAREP, FACET 4.2, OpenFace 2)"
     )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.features = complete_features("cmu-mosei", self.features, CSD_DEFAULT)
 
 
 class CMUMOSEI(RealDataset):

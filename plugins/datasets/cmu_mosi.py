@@ -22,6 +22,7 @@ from .base import (
     SPLITS,
     RealConfig,
     RealDataset,
+    complete_features,
     csd_declared,
     csd_dims,
     csd_read,
@@ -42,6 +43,10 @@ class MOSIConfig(RealConfig):
         CSD_DEFAULT,
         "csd format: modality -> standard feature (glove_vectors, COVAREP, FACET 4.1, FACET 4.2, OpenFace 2)",
     )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.features = complete_features("cmu-mosi", self.features, CSD_DEFAULT)
 
 
 class CMUMOSI(RealDataset):

@@ -21,7 +21,16 @@ import numpy as np
 
 from mfm_bench.config import option
 
-from .base import RealConfig, RealDataset, csd_declared, csd_dims, csd_read, mfn_folder_files, mfn_folder_read
+from .base import (
+    RealConfig,
+    RealDataset,
+    complete_features,
+    csd_declared,
+    csd_dims,
+    csd_read,
+    mfn_folder_files,
+    mfn_folder_read,
+)
 
 DIMS = {"text": 300, "audio": 43, "visual": 41}
 N_TRAITS = 17
@@ -39,6 +48,7 @@ class POMConfig(RealConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.features = complete_features("pom", self.features, CSD_DEFAULT)
         if self.traits is not None and (len(self.traits) != N_TRAITS or len(set(self.traits)) != N_TRAITS):
             raise ValueError(f"traits must name {N_TRAITS} distinct columns, got {len(self.traits)}")
 

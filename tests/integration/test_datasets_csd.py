@@ -157,3 +157,29 @@ def test_cmu_mosi_from_real_csd_files_end_to_end(tmp_path):
     # the text modality is the word vectors themselves
     np.testing.assert_allclose(tr.inputs["text"][0, 2:].numpy(), words[vids[0]].features[:8], rtol=1e-5)
     assert len(ds.split("valid")) == 2 and len(ds.split("test")) == 2
+
+
+@pytest.mark.parametrize("name", ["cmu-mosi", "cmu-mosei", "pom"])
+def test_features_for_some_modalities_keep_the_defaults_for_the_others(name):
+    # docs/datasets.md's own example: `features: {visual: FACET 4.2}` picks the visual file only
+    reg = get_registry()
+    cfg = reg.config_of("dataset", name, {"format": "csd", "features": {"visual": "FACET 4.2"}})
+    assert cfg.features["visual"] == "FACET 4.2" and cfg.features["text"] == "glove_vectors"
+    files = {f.role: f.name for f in reg.get("dataset", name).factory.declare(cfg).format("csd").files}
+    assert set(files) == {"words", "audio", "visual", "labels"} and "42" in files["visual"].replace("_", "")
+    default = reg.config_of("dataset", name, {"format": "csd"}).features
+    full = reg.config_of("dataset", name, {"format": "csd", "features": dict(default)}).features
+    assert full == default and list(full) == list(default)
+
+
+@pytest.mark.parametrize(
+    "features, message",
+    [
+        ({"video": "FACET 4.2"}, "features: keys are modalities ['text', 'audio', 'visual'], not 'video'"),
+        ({"visual": "FACET 9"}, "features.visual: cmu-mosi has no standard CSD feature 'FACET 9'; choose from"),
+    ],
+)
+def test_bad_features_name_the_key_and_the_choices(features, message):
+    with pytest.raises(ValueError) as err:
+        get_registry().config_of("dataset", "cmu-mosi", {"format": "csd", "features": features})
+    assert message in str(err.value)
