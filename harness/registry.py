@@ -213,6 +213,7 @@ def _check_hooks(obj: Any, plugin: str, package: str) -> None:
     function without ``@hookimpl``, which pluggy silently never calls."""
     specs = _hook_specs()
     who = f"plugin {plugin!r} ({package})"
+    implemented = 0
     for attr in dir(obj):
         try:
             fn = getattr(obj, attr)
@@ -226,6 +227,7 @@ def _check_hooks(obj: Any, plugin: str, package: str) -> None:
                     f"`from mfm_bench import hookimpl` and `@hookimpl` above `def {attr}`"
                 )
             continue
+        implemented += 1
         hook = (opts.get("specname") if isinstance(opts, dict) else None) or attr
         if hook not in specs:
             raise PluginError(
@@ -244,6 +246,12 @@ def _check_hooks(obj: Any, plugin: str, package: str) -> None:
                 f"{who}: {hook} takes {', '.join(unknown)}, which the hook does not pass (pluggy passes arguments by "
                 f"name); write it as {hook}({', '.join(specs[hook])})"
             )
+    if not implemented:
+        what = f"module {obj.__name__}" if inspect.ismodule(obj) else f"the {type(obj).__name__} object"
+        raise PluginError(
+            f"{who} implements no hook: {what} has no function marked @hookimpl, so it would add nothing; point "
+            "its entry point at the module that defines the hooks (a package's __init__ must import them)"
+        )
 
 
 @dataclass

@@ -294,3 +294,14 @@ def test_a_plugin_command_that_cannot_run_is_one_error_line(tmp_path, command, m
         )
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
         assert f"error: command {command!r} from mfm-bench-cmds (plugin cmds): {message}" in out.stderr
+
+
+def test_an_entry_point_at_a_module_without_hooks_is_reported_not_silently_empty(tmp_path, monkeypatch):
+    # e.g. `mypkg = "mypkg"` where the hooks live in mypkg/hooks.py, which mypkg/__init__.py never imports: the
+    # package loaded, registered nothing, and `mfm-bench plugins` showed no sign of it
+    make_dist(tmp_path, "mfm-bench-empty", "mfm_bench_empty", '"""The hooks are elsewhere."""\n', entry="empty")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (err,) = create_registry().errors
+    assert err.package == "mfm-bench-empty"
+    assert "implements no hook: module mfm_bench_empty has no function marked @hookimpl" in err.error
+    assert "point its entry point at the module that defines the hooks" in err.error
