@@ -62,6 +62,9 @@ def load(path: str | Path) -> dict[tuple[str, str, str, str], dict[int, float]]:
     with ResultStore(folder) as store:
         runs = {r["id"]: r for r in store.runs("finished")}
         values.datasets = {r["dataset"]: json.dumps(r["config"]["dataset"], sort_keys=True) for r in runs.values()}
+        values.limits = defaultdict(set)  # --limit N: a smoke test on a subset of each split
+        for r in runs.values():
+            values.limits[r["dataset"]].add(r["config"].get("limit"))
         for m in store.metrics():
             run = runs.get(m["run_id"])
             if run is None or m["value"] is None or m["split"] == "valid":
@@ -71,9 +74,11 @@ def load(path: str | Path) -> dict[tuple[str, str, str, str], dict[int, float]]:
 
 
 class Measured(defaultdict):
-    """What :func:`load` returns: the values, and ``datasets``: {dataset label: its config as JSON}."""
+    """What :func:`load` returns: the values, ``datasets``: {dataset label: its config as JSON}, and ``limits``:
+    {dataset label: the ``--limit`` values of its runs (None: the full splits)}."""
 
     datasets: dict[str, str] = {}
+    limits: dict[str, set[int | None]] = {}
 
 
 def _run_status(path: str | Path) -> dict[tuple[str, str, int], str]:
@@ -129,6 +134,14 @@ def compare(base_path: str | Path, new_path: str | Path) -> list[Row]:
             f"(BASE {base.datasets.get(changed[0])}, NEW {new.datasets.get(changed[0])}): "
             "scores on different data are not comparable; run both on the same suite's datasets"
         )
+    for d in sorted({k[0] for k in common}):
+        a, b = base.limits.get(d, {None}), new.limits.get(d, {None})
+        if a != b:
+            raise CompareInputError(
+                f"dataset {d!r} was scored on other samples in {base_path} ({_limit(a)}) than in {new_path} "
+                f"({_limit(b)}): `mfm-bench run --limit N` is a smoke test on a subset of each split; run both "
+                "sides with the same --limit, or none"
+            )
     cat = catalog()
     rows = []
     for key in common:
@@ -146,6 +159,10 @@ def compare(base_path: str | Path, new_path: str | Path) -> list[Row]:
             )
         )
     return rows
+
+
+def _limit(limits: set[int | None]) -> str:
+    return ", ".join("the full splits" if n is None else f"--limit {n}" for n in sorted(limits, key=lambda n: n or 0))
 
 
 def mismatch(base: dict[tuple, Any], new: dict[tuple, Any]) -> str:

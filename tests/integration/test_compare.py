@@ -139,3 +139,21 @@ def test_max_drop_on_a_metric_only_base_has_says_so(outs, capsys, tmp_path):
     assert main(["compare", str(outs["main"]), str(new), "--max-drop", "corr=0.1"]) == 2
     err = capsys.readouterr().err
     assert "corr (only in BASE)" in err and "neither side" not in err and "late / seed 1: failed" in err
+
+
+def test_a_smoke_test_side_is_not_compared_with_a_full_one(outs, capsys, tmp_path):
+    import json
+    import shutil
+
+    from mfm_bench.results import ResultStore
+
+    new = tmp_path / "new"
+    shutil.copytree(outs["rerun"], new)
+    with ResultStore(new) as store:  # as `mfm-bench run --limit 20` records it
+        for r in store.runs():
+            config = {**r["config"], "limit": 20}
+            store.conn.execute("UPDATE runs SET config = ? WHERE id = ?", (json.dumps(config), r["id"]))
+    assert main(["compare", str(outs["main"]), str(new)]) == 2
+    err = capsys.readouterr().err
+    assert "(the full splits)" in err and "(--limit 20)" in err and "same --limit" in err
+    assert main(["compare", str(new), str(new)]) == 0  # both sides the same smoke test
