@@ -46,6 +46,13 @@ def run(args) -> int:
             if rows
             else "(empty)"
         )
+        left = cache.leftovers()
+        if left:
+            size = sum(cache._size(p) for p in left) / 2**20
+            print(
+                f"\n{len(left)} unfinished entr{'y' if len(left) == 1 else 'ies'} ({size:.1f} MiB): preparations that "
+                "were interrupted (or are still running); `mfm-bench cache clear --all` (or clear DATASET) removes them"
+            )
         return 0
     if args.dataset is None and not args.all:
         raise MfmBenchError("cache clear: name a dataset or pass --all")

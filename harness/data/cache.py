@@ -178,6 +178,8 @@ def list_entries(root: Path | None = None) -> list[dict[str, Any]]:
     root = Path(root) if root is not None else cache_home()
     out = []
     for meta_file in sorted(root.glob("*/*/meta.json")):
+        if meta_file.parent.name.startswith(".tmp-"):  # a preparation interrupted before its rename
+            continue
         try:
             meta = json.loads(meta_file.read_text())
         except (OSError, json.JSONDecodeError):
@@ -186,6 +188,12 @@ def list_entries(root: Path | None = None) -> list[dict[str, Any]]:
         meta["bytes"] = _size(meta_file.parent)
         out.append(meta)
     return out
+
+
+def leftovers(root: Path | None = None) -> list[Path]:
+    """The ``.tmp-*`` folders that interrupted (killed) preparations left under the cache root."""
+    root = Path(root) if root is not None else cache_home()
+    return sorted(p for p in root.glob("*/.tmp-*") if p.is_dir() and not p.is_symlink())
 
 
 def is_entry(folder: Path) -> bool:

@@ -38,3 +38,20 @@ def test_cache_clear_all_leaves_folders_that_are_not_cache_entries(tmp_path, mon
     assert main(["cache", "clear", "mfn-h5"]) == 0
     assert "removed 0 cache entries" in capsys.readouterr().out
     assert (raw / "audio_train.h5").is_file()
+
+
+def test_cache_ls_reports_unfinished_entries_apart(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "cache"
+    src = tmp_path / "src.h5"
+    src.write_bytes(b"x")
+    _, kept = load_or_build("toy", [src], {"p": 1}, "toy:1", _splits, root=root)
+    _, killed = load_or_build("toy", [src], {"p": 2}, "toy:1", _splits, root=root)
+    # killed after its meta.json was written, before the rename into place
+    (root / "toy" / killed["fingerprint"]).rename(root / "toy" / f".tmp-{killed['fingerprint']}-4242")
+    monkeypatch.setenv("MFM_BENCH_CACHE", str(root))
+    assert [e["fingerprint"] for e in list_entries(root)] == [kept["fingerprint"]]
+    assert main(["cache", "ls"]) == 0
+    out = capsys.readouterr().out
+    assert kept["fingerprint"] in out and killed["fingerprint"] not in out
+    assert "1 unfinished entry" in out and "cache clear --all" in out
+    assert main(["cache", "clear", "toy"]) == 0 and not (root / "toy").exists()
