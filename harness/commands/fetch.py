@@ -20,6 +20,7 @@ examples:
 
 
 def add_arguments(parser) -> None:
+    from mfm_bench.config import bounded_arg
     from mfm_bench.data.fetch import DEFAULT_TIMEOUT
 
     parser.add_argument("dataset", help="dataset plugin name (`mfm-bench datasets` lists them)")
@@ -38,7 +39,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=bounded_arg(float, 0.1, 86400, "seconds, from 0.1 to 86400"),
         default=DEFAULT_TIMEOUT,
         help=f"seconds to wait for a connection or data (default {DEFAULT_TIMEOUT:g})",
     )

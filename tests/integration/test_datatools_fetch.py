@@ -47,3 +47,11 @@ def test_file_url_mirror_fetches_and_verifies(tmp_path, capsys):
     assert main(["fetch", "youtube", "--modalities", "audio", "--to", str(home), "--quiet", "--mirror", mirror]) == 0
     got = sorted(p.name for p in (home / "mfn-h5" / "youtube").iterdir())
     assert got == sorted(f"{k}_{s}.h5" for k in ("audio", "y") for s in ("train", "valid", "test"))
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])
+def test_timeout_out_of_range_is_a_usage_error(value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as usage:
+        main(["fetch", "youtube", "--to", str(tmp_path), "--mirror", "http://127.0.0.1:9", f"--timeout={value}"])
+    assert usage.value.code == 2
+    assert f"argument --timeout: takes seconds, from 0.1 to 86400, got '{value}'" in capsys.readouterr().err
