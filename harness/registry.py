@@ -18,6 +18,7 @@ import importlib
 import importlib.metadata as md
 import inspect
 import os
+import traceback
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -259,6 +260,16 @@ class LoadError:
     plugin: str
     package: str
     error: str
+    traceback: str = ""  # the whole traceback, which ``mfm-bench --debug plugins`` prints
+
+
+def _where(e: BaseException) -> str:
+    """`` (at FILE:LINE)``: the innermost line of the traceback outside Python's import machinery, pluggy and
+    this module, which for a plugin is the line of its own code that failed."""
+    skip = (os.path.dirname(importlib.__file__), os.path.dirname(pluggy.__file__), __file__)
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith("<frozen")]
+    frames = [f for f in frames if not f.filename.startswith(skip)]
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
 @dataclass
@@ -463,7 +474,8 @@ def create_registry() -> Registry:
             obj = ep.load()
             reg.add_plugin(obj, ep.name, package, version)
         except Exception as e:  # noqa: BLE001 - a broken plugin must not take the others down
-            reg.errors.append(LoadError(ep.name, package, f"{type(e).__name__}: {e}"))
+            trace = "".join(traceback.format_exception(e))
+            reg.errors.append(LoadError(ep.name, package, f"{type(e).__name__}: {e}{_where(e)}", trace))
     return reg
 
 

@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"\n{kind} {name}:")
                 print(tabulate(describe_config(cfg), headers=["param", "type", "default", "help"], tablefmt="simple"))
     for err in reg.errors:
+        if getattr(args, "debug", False) and err.traceback:
+            print("\n" + err.traceback.rstrip())
         print(
             f"\nerror: plugin {err.plugin!r} from package {err.package} failed to load: {err.error}\n"
             f"  (the other plugins work; disable it with MFM_BENCH_DISABLE_PLUGINS={err.plugin})"

@@ -305,3 +305,33 @@ def test_an_entry_point_at_a_module_without_hooks_is_reported_not_silently_empty
     assert err.package == "mfm-bench-empty"
     assert "implements no hook: module mfm_bench_empty has no function marked @hookimpl" in err.error
     assert "point its entry point at the module that defines the hooks" in err.error
+
+
+FAILS_AT_IMPORT = """from mfm_bench import hookimpl
+
+
+def width():
+    return undefined_name
+
+
+WIDTH = width()
+"""
+
+
+def test_a_plugin_that_raises_at_import_is_reported_with_its_line_and_debug_prints_the_traceback(tmp_path):
+    # the report used to give the exception alone ("NameError: name 'undefined_name' is not defined"), and
+    # --debug added nothing: the author could not tell where in the package it failed
+    make_dist(tmp_path, "mfm-bench-fails", "mfm_bench_fails", FAILS_AT_IMPORT, entry="fails")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    at = f"(at {tmp_path / 'mfm_bench_fails.py'}:5)"
+    for args in (["plugins"], ["--debug", "plugins"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "mfm_bench.cli", *args], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert out.returncode == 1
+        assert (
+            "error: plugin 'fails' from package mfm-bench-fails failed to load: NameError: name 'undefined_name' "
+            f"is not defined {at}" in out.stdout
+        )
+        assert ("Traceback (most recent call last)" in out.stdout) == (args[0] == "--debug")
+    assert 'mfm_bench_fails.py", line 8, in <module>' in out.stdout
