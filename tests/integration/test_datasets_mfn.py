@@ -225,6 +225,22 @@ def test_real_ict_mmmo_and_youtube_without_text(monkeypatch):
 
 
 @needs_real
+def test_real_youtube_audio_visual_is_empty_in_most_samples_as_documented(monkeypatch):
+    # docs/datasets.md: 125/173, 29/36 and 37/60 samples have no acoustic and no visual step in the MFN copy
+    monkeypatch.setenv("MFM_BENCH_DATA", str(SHARED))
+    ds = build("youtube", modalities=AV)
+    empty = {}
+    for split in ("train", "valid", "test"):
+        s = ds.split(split)
+        none = ~s.mask["audio"].any(1) & ~s.mask["visual"].any(1)
+        assert not s.inputs["audio"][none].any() and not s.inputs["visual"][none].any()
+        empty[split] = (int(none.sum()), len(none))
+    assert empty == {"train": (125, 173), "valid": (29, 36), "test": (37, 60)}
+    text = mfn_h5.read_array(REAL / "youtube" / "text_test_emb.h5")
+    assert (text != 0).any(-1).any(1).all()  # the words are there
+
+
+@needs_real
 def test_real_cmu_mosi_labels_and_missing_features_are_named(monkeypatch):
     y = {s: mfn_h5.read_array(REAL / "mosi" / f"y_{s}.h5") for s in ("train", "valid", "test")}
     assert [len(v) for v in y.values()] == [1284, 229, 686]
