@@ -34,7 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seq-len", type=int, default=50, help="steps per segment (default 50)")
     p.add_argument("--folds", required=True, metavar="FOLDS.json", help="JSON {fold: [video ids]}")
     p.add_argument("--out", required=True, metavar="FILE.npz", help="output file")
-    p.add_argument("--collapse", action="append", metavar="FN", help="as in `mfm-bench align` (default mean)")
+    p.add_argument(
+        "--collapse",
+        action="append",
+        metavar="FN",
+        help="mean (default), sum, min or max over each word's frames; repeat to concatenate several",
+    )
     p.add_argument("--no-impute", action="store_true", help="skip imputing missing words (drops those segments' rows)")
     p.add_argument("--nan-to-num", action="store_true", help="replace NaN and +-inf by 0 in the tensors")
     p.add_argument(
@@ -120,6 +125,11 @@ def _run(args: argparse.Namespace) -> int:
 
     paths = parse_named_paths(args.sequences, argparse.ArgumentParser(prog="mfm-bench prepare"))
     check_sequences(paths, words=args.words, labels=args.labels)
+    if any(c.strip().lower() == "none" for c in args.collapse or []):
+        raise AlignError(
+            "--collapse none keeps every frame, so the steps would be frames, not words; prepare collapses the frames "
+            "of each word (mean, sum, min or max). To keep every frame, use `mfm-bench align --collapse none`"
+        )
     if args.words == args.labels:
         raise AlignError(f"--words and --labels both name {args.words!r}; the labels are their own sequence")
     out = Path(args.out)

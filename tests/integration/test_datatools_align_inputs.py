@@ -100,3 +100,15 @@ def test_bad_out_paths_are_one_line_errors(files, tmp_path, capsys):
     code = main([*base[:5], "words", *base[6:], "--out", str(tmp_path / "y.npz"), *seqs])
     assert code == 2 and "--words and --labels both name 'words'" in capsys.readouterr().err
     assert not (tmp_path / "y.npz").exists()
+
+
+def test_prepare_refuses_collapse_none(files, tmp_path, capsys):
+    folds = tmp_path / "folds.json"
+    folds.write_text(json.dumps({"train": ["v00000"], "valid": ["v00001"], "test": ["v00002"]}))
+    out = tmp_path / "frames.npz"
+    code = main(
+        ["prepare", "--no-progress", "--collapse", "none", "--words", "words", "--labels", "labels", "--folds",
+         str(folds), "--out", str(out), *(f"{n}={files[n]}" for n in ("words", "acoustic", "labels"))]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "--collapse none keeps every frame" in err and not out.exists()
