@@ -266,6 +266,13 @@ def fetch_dataset(
     home = Path(to).expanduser() if to is not None else data_home()
     chosen = choose_format(decl, fmt)
     folder = folder_of(chosen, home)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FetchError(
+            f"{decl.dataset}: cannot create {folder} ({e.strerror or e}); give --to (or MFM_BENCH_DATA) a folder "
+            "that can be written"
+        ) from None
     base = mirror or mirror_for(decl.dataset, chosen.name)
     if base:
         check_mirror(base, "--mirror" if mirror else _mirror_origin(decl.dataset, chosen.name))

@@ -55,3 +55,12 @@ def test_timeout_out_of_range_is_a_usage_error(value, tmp_path, capsys):
         main(["fetch", "youtube", "--to", str(tmp_path), "--mirror", "http://127.0.0.1:9", f"--timeout={value}"])
     assert usage.value.code == 2
     assert f"argument --timeout: takes seconds, from 0.1 to 86400, got '{value}'" in capsys.readouterr().err
+
+
+def test_a_data_home_that_cannot_be_created_is_one_error(tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    code = main(["fetch", "youtube", "--to", str(a_file), "--mirror", "http://127.0.0.1:9", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert f"youtube: cannot create {a_file / 'mfn-h5' / 'youtube'}" in err and "give --to" in err
