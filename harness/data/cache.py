@@ -142,7 +142,13 @@ def _load_or_build(name, sources, params, code_version, build, root, use_cache):
         return splits, info
     tmp = root / name / f".tmp-{fp}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as e:
+        raise CacheError(
+            f"cannot write the prepared-data cache: {tmp.parent} ({e.strerror or e}); set MFM_BENCH_CACHE to a "
+            "folder that can be written, or give the dataset the param cache: false"
+        ) from None
     try:
         for s, arr in splits.items():
             _save_split(arr, tmp / s)

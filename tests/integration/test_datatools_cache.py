@@ -55,3 +55,20 @@ def test_cache_ls_reports_unfinished_entries_apart(tmp_path, monkeypatch, capsys
     assert kept["fingerprint"] in out and killed["fingerprint"] not in out
     assert "1 unfinished entry" in out and "cache clear --all" in out
     assert main(["cache", "clear", "toy"]) == 0 and not (root / "toy").exists()
+
+
+def test_a_cache_root_that_cannot_be_written_names_it_and_the_fix(tmp_path):
+    from mfm_bench.data.cache import CacheError
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    src = tmp_path / "src.h5"
+    src.write_bytes(b"x")
+    try:
+        load_or_build("toy", [src], {}, "toy:1", _splits, root=a_file)
+    except CacheError as e:
+        assert f"cannot write the prepared-data cache: {a_file / 'toy'}" in str(e) and "cache: false" in str(e)
+    else:
+        raise AssertionError("no CacheError")
+    splits, info = load_or_build("toy", [src], {}, "toy:1", _splits, root=a_file, use_cache=False)
+    assert not info["hit"] and len(splits["train"]) == 3
