@@ -80,6 +80,20 @@ class MOUD(RealDataset):
             from .base import DataMissingError
 
             raise DataMissingError(f"moud: {path} is missing; the number of classes is read from it")
-        with h5py.File(path, "r") as f:
-            shape = f[next(k for k in ("d1", "data") if k in f)].shape
+        from .mfn_h5 import MFNFormatError
+
+        try:
+            f = h5py.File(path, "r")
+        except OSError as e:
+            raise MFNFormatError(
+                f"moud: {path} cannot be opened as HDF5 ({e}); replace it with the labels file of your MOUD copy"
+            ) from None
+        with f:
+            key = next((k for k in ("d1", "data") if k in f), None)
+            if key is None:
+                raise MFNFormatError(
+                    f"moud: {path} has no dataset named 'd1' or 'data' (it holds {sorted(f.keys())}); store the "
+                    "labels under d1, as the MFN folders do: one-hot (N, K) or one score per sample (N,)"
+                )
+            shape = f[key].shape
         return int(shape[1]) if len(shape) == 2 and shape[1] >= 2 else 2

@@ -57,6 +57,22 @@ def test_moud_one_hot_labels(tmp_path):
     assert ds.split("train").target.tolist() == [0, 1, 0, 1, 0, 1, 0, 1]
 
 
+def test_moud_label_file_with_another_key_is_named(tmp_path):
+    """The number of classes is read from y_train.h5's header before any data (validate, describe): a file
+    without the d1 key, or not HDF5 at all, is an error naming it and its keys, never a bare StopIteration."""
+    folder(tmp_path / "moud", {"audio": 74, "visual": 36}, lambda r, n: np.eye(2)[np.arange(n) % 2])
+    y = tmp_path / "moud" / "y_train.h5"
+    with h5py.File(y, "w") as f:
+        f["labels"] = np.eye(2)[np.arange(8) % 2]
+    reg = get_registry()
+    cfg = reg.config_of("dataset", "moud", {"path": str(tmp_path / "moud"), "modalities": ["audio", "visual"]})
+    with pytest.raises(ValueError, match=rf"moud: {y} has no dataset named 'd1' or 'data' \(it holds \['labels'\]\)"):
+        reg.get("dataset", "moud").factory.describe(cfg)
+    y.write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match=rf"moud: {y} cannot be opened as HDF5"):
+        reg.get("dataset", "moud").factory.describe(cfg)
+
+
 def test_params_are_validated():
     from mfm_bench.config import ConfigError
 
