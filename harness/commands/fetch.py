@@ -60,6 +60,9 @@ def declaration(name: str, params: dict):
     declare = getattr(factory, "declare", None)
     if declare is None:
         raise FetchError(f"{name}: declares no files to download (its data are generated or built in)")
+    advice = getattr(factory, "FETCH_ADVICE", "")
+    if advice:  # data the user makes (the tensors dataset): nothing anyone publishes, so say how to make them
+        raise FetchError(f"{name}: nothing to download; {advice}")
     try:
         return declare(reg.config_of("dataset", name, params))
     except ValueError as e:  # ConfigError and a plugin's own checks of its params

@@ -72,6 +72,15 @@ class TensorsConfig:
 class Tensors:
     """factory(cfg) -> dataset with ``spec`` and ``split(name)``; ``describe`` and ``declare`` read no array."""
 
+    #: what ``mfm-bench fetch tensors`` says instead of downloading: the file is the user's own, made locally
+    FETCH_ADVICE = (
+        "the tensors dataset reads your own .npz file. Write it from your .csd files with `mfm-bench prepare "
+        "--words words --labels labels --folds folds.json --out my-data.npz words=words.csd acoustic=acoustic.csd "
+        "labels=labels.csd` (docs/datasets.md, 'Your own data'), then give the suite's dataset "
+        "`params: {path: my-data.npz, task: regression}` (or classification with classes, or multi_regression "
+        "with targets)"
+    )
+
     def __init__(self, cfg: TensorsConfig) -> None:
         self.cfg = cfg
         self.spec = self.describe(cfg)

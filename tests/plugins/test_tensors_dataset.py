@@ -139,3 +139,22 @@ def test_normalise_zscore_none_and_the_deprecated_normalize(prepared):
         reg.build("dataset", "tensors", path=path, normalise="original")
     with pytest.raises(Exception, match="normalise"):
         reg.build("dataset", "tensors", path=path, normalise="minmax")
+
+
+def test_fetch_tensors_says_how_to_make_the_file(prepared, capsys):
+    """`mfm-bench fetch tensors` has nothing to download: it prints the prepare command and the params to write
+    (no placeholder file name), and the command it prints works on the walk-through's files."""
+    d, _, _ = prepared
+    assert main(["fetch", "tensors"]) != 0
+    err = capsys.readouterr().err
+    assert "tensors: nothing to download" in err and "params: {path: my-data.npz, task: regression}" in err
+    assert "<params.path" not in err and "owners" not in err
+    command = re.search(r"`(mfm-bench prepare [^`]+)`", err).group(1)
+    argv = [
+        a if a.startswith("--") or "=" not in a else a.split("=")[0] + "=" + str(d / a.split("=")[1])
+        for a in shlex.split(command)[1:]
+    ]
+    argv = [str(d / a) if a == "folds.json" else str(d / "advised.npz") if a == "my-data.npz" else a for a in argv]
+    assert main(argv + ["--no-progress"]) == 0
+    ds = get_registry().build("dataset", "tensors", path=str(d / "advised.npz"), task="regression")
+    assert "acoustic" in ds.spec.modality_names and len(ds.split("train")) > 0
