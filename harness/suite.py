@@ -202,6 +202,15 @@ class _Locator:
         return SuiteError(self.path, _line_of(self.node, parts), _fmt_path(parts), message, hint)
 
 
+def _refuses(modality_names: Any, reg: Any, ref: Any) -> bool:
+    """Whether dataset ``ref``'s plugin refuses its params when asked for its modalities."""
+    try:
+        modality_names(reg, ref)
+    except (ValueError, TypeError):
+        return True
+    return False
+
+
 def load_suite(path: str | Path, registry: Any = None, check_files: bool = True, device: str | None = None) -> Suite:
     """Read, validate and resolve a suite file. Raises :class:`SuiteError` on the first problem. ``device``: a
     device that will replace the suite's ``train.device`` (``mfm-bench run --device``, checked by its caller), so
@@ -233,8 +242,18 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True,
         checks.check_conditions(items, datasets, reg, at)
     except SuiteError:
         raise
-    except (ValueError, TypeError) as e:  # a plugin's describe() refusing its params
-        raise at.error("datasets", f"cannot tell the datasets' modalities: {e}") from None
+    except (ValueError, TypeError) as e:  # a plugin's describe() refusing its params: name the dataset that did
+        i = next((i for i, d in enumerate(datasets) if _refuses(checks.modality_names, reg, d)), None)
+        field, who = (
+            (["datasets", i, "params"], f"dataset {datasets[i].label!r} ({datasets[i].name})")
+            if i is not None
+            else ("datasets", "a dataset")
+        )
+        raise at.error(
+            field,
+            f"{who} refused its params when asked for its modalities (to check evaluate.conditions against them): {e}",
+            "fix that dataset's params; `mfm-bench plugins --params` lists each plugin's params",
+        ) from None
     if check_files:
         _check_formats(datasets, reg, at)
     report = raw.get("report") or {}

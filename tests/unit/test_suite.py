@@ -132,3 +132,42 @@ def test_invalid_yaml_and_missing_file(write_suite, tmp_path):
     assert "not valid YAML" in e.message
     with pytest.raises(SuiteError, match="no such suite file"):
         load_suite(tmp_path / "absent.yaml")
+
+
+def test_a_dataset_refusing_its_params_is_named_with_its_line(write_suite, tmp_path):
+    """A plugin that refuses its params while the conditions are checked against its modalities: the error points
+    at that dataset's params line and names it, what was being checked and the fix."""
+    import numpy as np
+
+    from mfm_bench.data.prepare import write_tensors
+
+    rng = np.random.default_rng(0)
+    folds = {
+        s: {
+            "acoustic": rng.normal(size=(n, 4, 3)),
+            "labels": rng.normal(size=(n, 1)),
+            "ids": [f"v{i}" for i in range(n)],
+        }
+        for s, n in (("train", 6), ("valid", 2), ("test", 2))
+    }
+    write_tensors(tmp_path / "d.npz", folds, labels="labels", meta={})
+    err = error_of(
+        write_suite,
+        """\
+name: t
+datasets:
+  - {name: tensors, label: good, params: {path: d.npz}}
+  - name: tensors
+    label: bad
+    params: {path: d.npz, modalities: [visual]}
+models:
+  - {name: supervised, params: {fusion: concat}}
+evaluate: {conditions: [clean, {missing: acoustic}]}
+""",
+    )
+    text = str(err)
+    assert text.startswith(
+        f"{tmp_path / 'suite.yaml'}:6: datasets[1].params: dataset 'bad' (tensors) refused its params"
+    )
+    assert "modalities ['visual'] are not numeric sequences" in text and "it has ['acoustic']" in text
+    assert "cannot tell" not in text and "fix that dataset's params" in text
