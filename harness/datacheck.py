@@ -40,8 +40,63 @@ def missing_datasets(suite: Any, registry: Any = None) -> list[str]:
             for f in decl.formats
         )
         where = "params.path" if ref.params.get("path") else f"MFM_BENCH_DATA={data_home()}"
-        lines.append(f"  {ref.label}: looked in {looked} [from {where}]; get it with `mfm-bench fetch {ref.name}`")
+        line = f"  {ref.label}: looked in {looked} [from {where}]; get it with `mfm-bench fetch {ref.name}`"
+        lines.append(line + _subset_hint(reg, ref, decl))
     return lines
+
+
+def _subset_hint(reg: Any, ref: Any, decl: Any) -> str:
+    """When the files on disk serve a subset of the modalities (every missing file is one modality's), the
+    subset and the suite line that runs on it, else ``""``. The subset is checked: declared with it, some
+    format's files are all present."""
+    from .data.fetch import complete_format, missing_files
+
+    if "modalities" not in ref.params:  # the plugin takes no modality subset
+        return ""
+    asked = ref.params.get("modalities")
+    for fmt in decl.formats:
+        gone = set(missing_files(fmt))
+        roles = list(dict.fromkeys(f.role for f in fmt.files))
+        lacking = [r for r in roles if any(f.name in gone for f in fmt.files if f.role == r)]
+        have = [r for r in roles if r not in lacking and (asked is None or r in asked)]
+        if not have or not lacking:
+            continue
+        subset = [m for m in have if _is_modality(reg, ref, m)]
+        params = {**_given(reg, ref), "modalities": subset}
+        try:
+            if not subset or complete_format(_declare(reg, ref, params)) is None:
+                continue
+        except (ValueError, TypeError):
+            continue
+        import yaml
+
+        item = {"name": ref.name, **({"label": ref.label} if ref.label != ref.name else {}), "params": params}
+        entry = yaml.safe_dump(item, default_flow_style=True, sort_keys=False, width=10**6).strip()
+        return (
+            f"\n    {fmt.folder} has the files of {', '.join(subset)} only (it lacks {', '.join(lacking)}): to run on "
+            f"those, write the suite's entry as\n      - {entry}"
+        )
+    return ""
+
+
+def _declare(reg: Any, ref: Any, params: dict) -> Any:
+    factory = reg.get("dataset", ref.name).factory
+    return factory.declare(reg.config_of("dataset", ref.name, {**ref.params, **params}))
+
+
+def _is_modality(reg: Any, ref: Any, role: str) -> bool:
+    """Whether the plugin takes ``role`` as a modality name (``labels`` and ``words`` files are not)."""
+    try:
+        reg.config_of("dataset", ref.name, {**ref.params, "modalities": [role]})
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _given(reg: Any, ref: Any) -> dict:
+    """The params of ``ref`` that differ from the plugin's defaults (what the suite wrote)."""
+    defaults = reg.resolve("dataset", ref.name, {})
+    return {k: v for k, v in ref.params.items() if k != "modalities" and defaults.get(k, object()) != v}
 
 
 def home_note(suite: Any, registry: Any = None) -> str:

@@ -1,0 +1,55 @@
+"""The fail-fast data check of `mfm-bench run`: a dataset whose folder serves only some of its modalities gets
+the modality subset that would run and the suite entry to write."""
+
+from __future__ import annotations
+
+import re
+
+import h5py
+import numpy as np
+import pytest
+
+from mfm_bench.datacheck import SuiteDataMissingError, check_data
+from mfm_bench.suite import load_suite
+
+SUITE = """\
+name: av
+datasets:
+  - {name: youtube, label: yt, params: {seq_len: 12}}
+models: [{name: supervised, params: {fusion: concat}}]
+seeds: [0]
+train: {epochs: 1, device: cpu}
+"""
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A data home whose youtube folder has the acoustic, visual and label files, not the text embeddings."""
+    folder = tmp_path / "data" / "mfn-h5" / "youtube"
+    folder.mkdir(parents=True)
+    for split in ("train", "valid", "test"):
+        for name, dim in ((f"audio_{split}.h5", 74), (f"video_{split}.h5", 36), (f"y_{split}.h5", 3)):
+            with h5py.File(folder / name, "w") as f:
+                f["d1"] = np.zeros((2, 20, dim) if dim != 3 else (2, 3))
+    monkeypatch.setenv("MFM_BENCH_DATA", str(tmp_path / "data"))
+    return tmp_path
+
+
+def test_missing_modality_names_the_subset_and_the_suite_line(home, write_suite):
+    suite = load_suite(write_suite(SUITE))
+    with pytest.raises(SuiteDataMissingError) as info:
+        check_data(suite)
+    text = str(info.value)
+    assert "mfn-h5/youtube has the files of audio, visual only (it lacks text)" in text
+    entry = re.search(r"\n      - (\{.*\})", text).group(1)
+    assert entry == "{name: youtube, label: yt, params: {seq_len: 12, modalities: [audio, visual]}}"
+    fixed = write_suite(SUITE.replace("{name: youtube, label: yt, params: {seq_len: 12}}", entry), "fixed.yaml")
+    check_data(load_suite(fixed))  # the suggested entry passes the check
+
+
+def test_no_subset_is_suggested_when_the_labels_are_missing(home, write_suite):
+    for split in ("train", "valid", "test"):
+        (home / "data" / "mfn-h5" / "youtube" / f"y_{split}.h5").unlink()
+    with pytest.raises(SuiteDataMissingError) as info:
+        check_data(load_suite(write_suite(SUITE)))
+    assert "has the files of" not in str(info.value) and "mfm-bench fetch youtube" in str(info.value)
