@@ -127,33 +127,28 @@ def download(
             length = resp.headers.get("Content-Length")
             total = start + int(length) if length is not None else None
             got = start
-            with (
-                open(part, "ab" if resumed else "wb") as f,
-                tqdm(
-                    total=total,
-                    initial=start,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=dest.name,
-                    disable=None if progress is None else not progress,
-                    file=sys.stderr,
-                    leave=False,
-                ) as bar,
-            ):
-                try:
-                    while True:
-                        chunk = resp.read(CHUNK)
-                        if not chunk:
-                            break
-                        f.write(chunk)
-                        got += len(chunk)
-                        bar.update(len(chunk))
-                except (TimeoutError, http.client.IncompleteRead, ConnectionError, OSError) as e:
-                    raise FetchError(
-                        f"{url}: interrupted after {got} bytes ({type(e).__name__}); run the same "
-                        f"command again to resume from {part}"
-                    ) from None
+            try:
+                f = open(part, "ab" if resumed else "wb")
+            except OSError as e:
+                raise FetchError(_cannot_write(url, part, dest, e)) from None
+            bar = tqdm(
+                total=total,
+                initial=start,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=dest.name,
+                disable=None if progress is None else not progress,
+                file=sys.stderr,
+                leave=False,
+            )
+            try:
+                with f, bar:
+                    got = _copy(resp, f, bar, got, url, part)
+            except _WriteFailed as e:
+                raise FetchError(_cannot_write(url, part, dest, e.error, e.got)) from None
+            except OSError as e:  # closing (flushing) the .part file
+                raise FetchError(_cannot_write(url, part, dest, e, got)) from None
             if total is not None and got < total:
                 raise FetchError(
                     f"{url}: interrupted after {got} of {total} bytes; run the same command again to resume from {part}"
@@ -165,6 +160,41 @@ def download(
         raise
     os.replace(part, dest)
     return dest
+
+
+class _WriteFailed(Exception):
+    def __init__(self, error: OSError, got: int) -> None:
+        self.error, self.got = error, got
+
+
+def _copy(resp, f, bar, got: int, url: str, part: Path) -> int:
+    """Copy ``resp`` into the open ``.part`` file ``f``; returns the bytes now in it. A failed read is an
+    interruption (resumable); a failed write raises :class:`_WriteFailed`."""
+    while True:
+        try:
+            chunk = resp.read(CHUNK)
+        except (TimeoutError, http.client.IncompleteRead, ConnectionError, OSError) as e:
+            raise FetchError(
+                f"{url}: interrupted after {got} bytes ({type(e).__name__}); run the same "
+                f"command again to resume from {part}"
+            ) from None
+        if not chunk:
+            return got
+        try:
+            f.write(chunk)
+        except OSError as e:
+            raise _WriteFailed(e, got) from None
+        got += len(chunk)
+        bar.update(len(chunk))
+
+
+def _cannot_write(url: str, part: Path, dest: Path, e: OSError, got: int = 0) -> str:
+    done = f" after {got} bytes" if got else ""
+    return (
+        f"{url}: cannot write {part} ({e.strerror or e}){done}, so {dest} was not downloaded; free space on that "
+        f"disk or remove what is in the way, or give --to (or MFM_BENCH_DATA) a folder that can be written, then "
+        "run the same command again (a .part file already written is resumed)"
+    )
 
 
 # -- what a declaration needs -------------------------------------------------------------------------------

@@ -64,3 +64,56 @@ def test_a_data_home_that_cannot_be_created_is_one_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert f"youtube: cannot create {a_file / 'mfn-h5' / 'youtube'}" in err and "give --to" in err
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A local HTTP server (127.0.0.1) serving tmp_path/served/blob.bin; yields its URL."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "served"
+    root.mkdir()
+    (root / "blob.bin").write_bytes(bytes(range(256)) * 1024)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/blob.bin"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_part_file_that_cannot_be_written_names_the_url_the_file_and_the_fix(served, tmp_path):
+    """Writing FILE.part fails (a folder in the way, a full disk): the error names the URL, the .part file and
+    the destination, and says what to do; it is never a bare OSError."""
+    import os
+
+    from mfm_bench.contracts import DataFile
+    from mfm_bench.data.fetch import FetchError, download
+
+    dest = tmp_path / "home" / "blob.bin"
+    part = dest.with_name("blob.bin.part")
+    part.mkdir(parents=True)  # a folder where the .part file goes
+    with pytest.raises(FetchError) as info:
+        download(served, dest, DataFile("blob.bin"), progress=False)
+    text = str(info.value)
+    assert (
+        text.startswith(f"{served}: cannot write {part} (Is a directory)") and f"so {dest} was not downloaded" in text
+    )
+    assert "run the same command again" in text and not dest.exists()
+    part.rmdir()
+    if not os.path.exists("/dev/full"):
+        return
+    part.symlink_to("/dev/full")  # every write: ENOSPC
+    with pytest.raises(FetchError) as info:
+        download(served, dest, DataFile("blob.bin"), progress=False)
+    text = str(info.value)
+    assert text.startswith(f"{served}: cannot write {part} (No space left on device)") and "free space" in text
+    assert "interrupted" not in text and not dest.exists()
+    part.unlink()
+    assert download(served, dest, DataFile("blob.bin"), progress=False) == dest and dest.stat().st_size == 256 * 1024
