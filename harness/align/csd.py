@@ -447,7 +447,7 @@ class CSDReader:
         if desc and bounds[1]:
             from tqdm import tqdm
 
-            it = tqdm(it, desc=desc, unit=" videos", leave=False)
+            it = tqdm(it, desc=desc, unit=" videos", leave=False, disable=None)
         try:
             _read_entries(it, ivds, ftds, offsets, intervals, features)
         except BaseException:
@@ -509,7 +509,9 @@ def _read_direct(path, h5, names, ivds, ftds, offsets, intervals, features, desc
     if desc:
         from tqdm import tqdm
 
-        bar = tqdm(total=sum(p.stored for p, _ in jobs), desc=desc, unit="B", unit_scale=True, leave=False)
+        bar = tqdm(
+            total=sum(p.stored for p, _ in jobs), desc=desc, unit="B", unit_scale=True, leave=False, disable=None
+        )
     try:
         failed = chunks.read_chunks(path, jobs, min(usable_cores(), SPLIT_READ_MAX), progress=bar)
     finally:

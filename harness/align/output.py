@@ -60,7 +60,7 @@ def _progress(it, progress: bool | str, desc: str):
         return it
     from tqdm import tqdm
 
-    return tqdm(it, desc=progress if isinstance(progress, str) else desc, unit=" entries", leave=False)
+    return tqdm(it, desc=progress if isinstance(progress, str) else desc, unit=" entries", leave=False, disable=None)
 
 
 #: Arrays up to this size are stored in their dataset's header (HDF5's compact layout): no separate allocation

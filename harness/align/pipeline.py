@@ -277,7 +277,7 @@ def _align_streamed(
         if progress:
             from tqdm import tqdm
 
-            it = tqdm(batches, desc=f"align {name}", unit=" parts", leave=False)
+            it = tqdm(batches, desc=f"align {name}", unit=" parts", leave=False, disable=None)
         parts = []
         for e0, e1, take in it:
             offsets, iv, ft = r.read(take, buffers=buffers)

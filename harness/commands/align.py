@@ -97,7 +97,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="files written at once in background processes (default: the usable cores; 0 writes in this process)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (they show only when stderr is a terminal)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,7 +132,7 @@ def _run(args: argparse.Namespace) -> int:
     from mfm_bench.executors import usable_cores
 
     workers = usable_cores() if args.write_workers is None else args.write_workers
-    bar = tqdm(total=len(paths), desc="sequences", unit=" seq", disable=not progress)
+    bar = tqdm(total=len(paths), desc="sequences", unit=" seq", disable=None if progress else True)
     with BackgroundWriters(workers) as writers:
         lines: dict[str, str] = {}
 

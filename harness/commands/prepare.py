@@ -48,7 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="float64",
         help="tensor dtype (float64, as mmsdk returns; float32 halves the file)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (they show only when stderr is a terminal)"
+    )
 
 
 def load_folds(path: str) -> dict[str, list[str]]:

@@ -77,3 +77,17 @@ def test_an_empty_fold(csd, tmp_path, capsys):
     capsys.readouterr()
     assert _validate(tmp_path, path) == 1
     assert "split(s) ['valid'] hold no segment" in capsys.readouterr().err
+
+
+def test_align_and_prepare_draw_no_bars_into_a_log(csd, tmp_path, capfd):
+    """Without --no-progress, align and prepare draw bars only on a terminal (tqdm's own check, as `run` does):
+    with stderr a file or a pipe, no bar frame reaches it."""
+    seqs = [f"{n}={csd / n}.csd" for n in ("words", "acoustic", "visual")]
+    assert main(["align", "--reference", "words", "--out", str(tmp_path / "al"), "--write-workers", "0", *seqs]) == 0
+    (tmp_path / "folds.json").write_text(
+        json.dumps({"train": ["v00000", "v00001", "v00002"], "valid": ["v00003"], "test": ["v00004", "v00005"]})
+    )
+    args = ["prepare", "--words", "words", "--labels", "labels", "--folds", str(tmp_path / "folds.json")]
+    assert main([*args, "--out", str(tmp_path / "own.npz"), *seqs, f"labels={csd / 'labels'}.csd"]) == 0
+    err = capfd.readouterr().err
+    assert "\r" not in err and "it/s" not in err and "sequences:" not in err and "read words" not in err, err
