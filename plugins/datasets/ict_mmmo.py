@@ -1,9 +1,12 @@
 """``ict-mmmo``: ICT-MMMO, opinions in online movie review videos (Wöllmer et al., 2013).
 
 Format: the MFN h5 folder (``mfn-h5/mmmo/``): audio 74 (COVAREP), visual 36 (FACET), text 300 (GloVe), 20
-word-aligned steps; 220 / 40 / 80 samples. The label is a rating from 1 to 5; the original task binarises it at
-> 3.5 (``label: binary``, the default; classes negative, positive), and regression on 1..5 is also reported
-(``label: regression``).
+word-aligned steps; 220 / 40 / 80 samples. The label is a rating from 1 to 5 in steps of 0.5; the original task
+binarises it at > 3.5, so a rating of 3.5 is negative (``label: binary``, the default; classes negative,
+positive), and regression on 1..5 is also reported (``label: regression``). Source of the threshold:
+pliang279/factorized @ 602b160, ``mfm_mmmo.py`` L654-655 (``score`` in ``train_mfm``: ``y_test > 3.5`` and
+``predictions > 3.5``; the same at L495-496 in ``train_beta_vae``). That code trains on the rating and thresholds
+only to score; ``label: binary`` trains a classifier on the thresholded labels.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from mfm_bench.config import option
 from .base import RealConfig, RealDataset, mfn_folder_files, mfn_folder_read
 
 DIMS = {"text": 300, "audio": 74, "visual": 36}
+#: a rating above this is positive; 3.5 itself is negative (pliang279/factorized mfm_mmmo.py L654-655)
 THRESHOLD = 3.5
 
 

@@ -14,7 +14,8 @@ from mfm_bench.plugins.datasets import mfn_h5
 from mfm_bench.plugins.datasets.base import DataMissingError
 from mfm_bench.registry import get_registry
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT / ".." / "shared" / "data"
 REAL = SHARED / "mfn-h5"
 needs_real = pytest.mark.skipif(not (REAL / "mmmo" / "audio_train.h5").is_file(), reason="../shared/data/mfn-h5 absent")
 AV = ["audio", "visual"]
@@ -303,3 +304,24 @@ def test_normalise_original_scales_visual_by_its_train_max_abs_and_leaves_the_re
         np.testing.assert_allclose(got["visual"].numpy(), (raw[(split, "visual")] / top).astype(np.float32), rtol=1e-6)
         np.testing.assert_allclose(got["audio"].numpy(), raw[(split, "audio")].astype(np.float32))
     assert float(ds.split("train").inputs["visual"].abs().max()) <= 1.0 + 1e-6
+
+
+def test_ict_mmmo_threshold_cites_its_source_in_docs_and_plugin():
+    """ICT-MMMO's binary label (> 3.5, so 3.5 is negative) cites the original MFM code: repository, commit, file
+    and lines, in docs/datasets.md and in the plugin."""
+    from mfm_bench.plugins.datasets import ict_mmmo
+
+    cite = "`pliang279/factorized` @ `602b160` `mfm_mmmo.py` L654-655"
+    row = next(line for line in (ROOT / "docs" / "datasets.md").read_text().splitlines() if "| `ict-mmmo`" in line)
+    assert cite in row and "3.5 is negative" in row and f"> {ict_mmmo.THRESHOLD:g}" in row
+    assert "pliang279/factorized @ 602b160, ``mfm_mmmo.py`` L654-655" in " ".join(ict_mmmo.__doc__.split())
+
+
+@needs_real
+def test_real_ict_mmmo_ratings_of_3_5_are_negative(monkeypatch):
+    monkeypatch.setenv("MFM_BENCH_DATA", str(SHARED))
+    mmmo = build("ict-mmmo", modalities=AV)
+    for split, n in (("train", 2), ("valid", 0), ("test", 1)):
+        y = mfn_h5.read_array(REAL / "mmmo" / f"y_{split}.h5").reshape(-1)
+        assert int((y == 3.5).sum()) == n
+        assert not mmmo.split(split).target[torch.from_numpy(y == 3.5)].any()
