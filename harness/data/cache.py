@@ -162,6 +162,7 @@ def _load_or_build(name, sources, params, code_version, build, root, use_cache):
             "params": params,
             "code_version": code_version,
             "sources": [str(Path(p).resolve()) for p in sources],
+            "source_files": _identities(sources),  # what the fingerprint hashed: `cache ls` tells a stale entry
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
@@ -173,6 +174,49 @@ def _load_or_build(name, sources, params, code_version, build, root, use_cache):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return splits, info
+
+
+def _identities(sources: list[Path]) -> list[list[Any]]:
+    """[resolved path, size, mtime_ns] of each source file, as :func:`fingerprint` hashes them."""
+    out = []
+    for p in sorted(Path(s).resolve() for s in sources):
+        st = p.stat()
+        out.append([str(p), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def stale_reason(meta: dict[str, Any], code_version: str | None = None) -> str:
+    """Why the entry ``meta`` describes would not be used again, or ``""``: a source file gone or changed
+    since it was prepared (size or modification time; for entries written before the identities were kept, a
+    modification after the entry's creation), or ``code_version`` (the dataset's current one, when known)
+    differing from the one it was prepared with. Such an entry only takes disk space."""
+    if code_version is not None and meta.get("code_version") not in (None, code_version):
+        return f"prepared by code version {meta['code_version']}, now {code_version}"
+    kept = meta.get("source_files")
+    created = None
+    if kept is None:  # an entry of an older release: paths and the creation time only
+        created = _created(meta.get("created", ""))
+        kept = [[p, None, None] for p in meta.get("sources", [])]
+    for path, size, mtime in kept:
+        p = Path(path)
+        if not p.is_file():
+            return f"source gone: {path}"
+        st = p.stat()
+        if size is None:
+            if created is not None and st.st_mtime > created:
+                return f"source changed after the entry was made: {path}"
+        elif (st.st_size, st.st_mtime_ns) != (size, mtime):
+            return f"source changed: {path}"
+    return ""
+
+
+def _created(stamp: str) -> float | None:
+    from datetime import datetime
+
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return None
 
 
 def _size(path: Path) -> int:
@@ -194,6 +238,34 @@ def list_entries(root: Path | None = None) -> list[dict[str, Any]]:
         meta["bytes"] = _size(meta_file.parent)
         out.append(meta)
     return out
+
+
+def code_versions(names: set[str]) -> dict[str, str]:
+    """{dataset: the code version its cache entries are keyed by now} for the registered datasets among
+    ``names`` whose factory tells it (``cache_code_version()``)."""
+    from mfm_bench.registry import PluginError, get_registry
+
+    reg, out = get_registry(), {}
+    for name in names:
+        try:
+            version = getattr(reg.get("dataset", name).factory, "cache_code_version", None)
+        except PluginError:  # its plugin is not installed any more
+            continue
+        if version is not None:
+            out[name] = version()
+    return out
+
+
+def clear_stale(root: Path | None = None, dataset: str | None = None) -> int:
+    """Delete the entries :func:`stale_reason` marks (of ``dataset``, or all); returns how many."""
+    entries = [e for e in list_entries(root) if dataset is None or e["dataset"] == dataset]
+    versions = code_versions({e["dataset"] for e in entries})
+    n = 0
+    for e in entries:
+        if stale_reason(e, versions.get(e["dataset"])) and is_entry(Path(e["path"])):
+            shutil.rmtree(e["path"])
+            n += 1
+    return n
 
 
 def leftovers(root: Path | None = None) -> list[Path]:

@@ -91,12 +91,18 @@ class RealDataset:
         params = {k: v for k, v in config_to_dict(cfg).items() if k not in ("path", "cache", "fetch", "format")}
         params["format"] = self.format
         self._splits, self.cache_info = cache.load_or_build(
-            self.NAME, sources, params, f"{self.NAME}:{self.CODE_VERSION}", self._prepare, use_cache=cfg.cache
+            self.NAME, sources, params, self.cache_code_version(), self._prepare, use_cache=cfg.cache
         )
         first = self._splits["train"]
         dims = {m: int(first.inputs[m].shape[-1]) for m in self.modalities}
         self.spec = self._spec(dims, tuple(self._splits), int(first.inputs[self.modalities[0]].shape[1]))
         self._tensors: dict[str, Any] = {}
+
+    @classmethod
+    def cache_code_version(cls) -> str:
+        """The code version its cache entries are keyed by (``mfm-bench cache ls`` marks entries of another one
+        stale)."""
+        return f"{cls.NAME}:{cls.CODE_VERSION}"
 
     def _configure(self, cfg: RealConfig) -> None:
         self.cfg = cfg

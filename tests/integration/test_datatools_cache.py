@@ -72,3 +72,45 @@ def test_a_cache_root_that_cannot_be_written_names_it_and_the_fix(tmp_path):
         raise AssertionError("no CacheError")
     splits, info = load_or_build("toy", [src], {}, "toy:1", _splits, root=a_file, use_cache=False)
     assert not info["hit"] and len(splits["train"]) == 3
+
+
+def test_cache_ls_marks_stale_entries_and_clear_stale_removes_only_them(tmp_path, monkeypatch, capsys):
+    """An entry prepared from a source file that changed or is gone since, or by another code version of its
+    dataset, is never read again: `cache ls` marks it stale with the reason, `cache clear --stale` removes it."""
+    import json
+    import os
+
+    from mfm_bench.registry import get_registry
+
+    root = tmp_path / "cache"
+    monkeypatch.setenv("MFM_BENCH_CACHE", str(root))
+    now = get_registry().get("dataset", "youtube").factory.cache_code_version()
+    srcs = {k: tmp_path / f"{k}.h5" for k in ("same", "edited", "gone", "old", "code")}
+    for p in srcs.values():
+        p.write_bytes(b"x")
+    fp = {}
+    for k, p in srcs.items():
+        _, info = load_or_build("youtube", [p], {"k": k}, "youtube:0" if k == "code" else now, _splits, root=root)
+        fp[k] = info["fingerprint"]
+    srcs["edited"].write_bytes(b"xy")
+    srcs["gone"].unlink()
+    old_meta = root / "youtube" / fp["old"] / "meta.json"  # as an older release wrote it: no source identities
+    meta = json.loads(old_meta.read_text())
+    del meta["source_files"]
+    meta["created"] = "2020-01-01T00:00:00+0000"
+    old_meta.write_text(json.dumps(meta))
+    os.utime(srcs["old"])  # modified after 2020
+
+    assert main(["cache", "ls"]) == 0
+    out = capsys.readouterr().out
+    rows = {k: next(line for line in out.splitlines() if line.startswith("youtube") and fp[k] in line) for k in fp}
+    assert rows["same"].rstrip().endswith(" ok")
+    assert f"stale: source changed: {srcs['edited']}" in rows["edited"]
+    assert f"stale: source gone: {srcs['gone']}" in rows["gone"]
+    assert "stale: source changed after the entry was made" in rows["old"]
+    assert f"stale: prepared by code version youtube:0, now {now}" in rows["code"]
+    assert "4 stale entries" in out and "cache clear --stale" in out
+
+    assert main(["cache", "clear", "--stale"]) == 0
+    assert "removed 4 stale cache entries" in capsys.readouterr().out
+    assert [e["fingerprint"] for e in list_entries(root)] == [fp["same"]]
