@@ -315,11 +315,13 @@ def fetch_dataset(
                 verify(dest, df, where)
                 done.append(dest)
                 continue
-            except VerificationError as e:
+            except VerificationError as e:  # kept until a verified copy replaces it: a failed download loses nothing
+                bad = f" (the copy there fails verification and was left as it is: {e})"
                 say(f"re-downloading {where}: {e}")
-                dest.unlink()
+        else:
+            bad = ""
         if not df.url and not base:
-            failures.append(f"{where}: no public source" + (f"; {chosen.note}" if chosen.note else ""))
+            failures.append(f"{where}: no public source{bad}" + (f"; {chosen.note}" if chosen.note else ""))
             say(f"MISSING {where}")
             continue
         url = "/".join(p.strip("/") for p in (base, chosen.mirror_dir, df.name) if p.strip("/")) if base else df.url
@@ -329,7 +331,7 @@ def fetch_dataset(
         except OfflineError as e:
             raise OfflineError(_offline_message(e, decl.dataset, chosen, home)) from None
         except FetchError as e:
-            failures.append(str(e))
+            failures.append(f"{e}{bad}")
             say(f"FAILED {where}: {e}")
     if failures:
         raise FetchError(

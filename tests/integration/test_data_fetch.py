@@ -147,6 +147,27 @@ def test_corrupted_file_is_rejected_and_not_cached(server, tmp_path):
 
 
 @needs_real
+def test_a_copy_that_fails_verification_is_kept_until_a_verified_one_replaces_it(server, tmp_path):
+    """A file already in the data home that fails verification is not deleted before the download: when the
+    download fails it is still there (and the failure says so); a verified download then replaces it."""
+    url, faults = server
+    dest = tmp_path / "mfn-h5" / "mmmo"
+    dest.mkdir(parents=True)
+    (dest / "y_train.h5").write_bytes(b"the user's own copy")
+    faults.corrupt.add("mmmo/y_train.h5")
+    with pytest.raises(fetch.FetchError, match=r"expected cc283761.*the copy there fails verification and was left"):
+        fetch.fetch_dataset(
+            declared("ict-mmmo", modalities=["audio"]), to=tmp_path, mirror=url, progress=False, log=lambda m: None
+        )
+    assert (dest / "y_train.h5").read_bytes() == b"the user's own copy"
+    faults.corrupt.clear()
+    fetch.fetch_dataset(
+        declared("ict-mmmo", modalities=["audio"]), to=tmp_path, mirror=url, progress=False, log=lambda m: None
+    )
+    assert fetch.git_blob_sha1(dest / "y_train.h5") == "cc283761a63a872a03767aea5ef76da437192054"
+
+
+@needs_real
 def test_interrupted_download_resumes_with_range(server, tmp_path):
     url, faults = server
     rel = "mmmo/audio_train.h5"
