@@ -61,11 +61,29 @@ class RealConfig:
         if self.modalities is not None:
             bad = [m for m in self.modalities if m not in MODALITIES]
             if bad or not self.modalities:
-                raise ValueError(f"modalities must be a non-empty subset of {list(MODALITIES)}, got {self.modalities}")
+                names = [f"{ALIASES[m]!r} for {m!r}" for m in bad if m in ALIASES]
+                hint = f" (the names are the same for every format: write {', '.join(names)})" if names else ""
+                raise ValueError(
+                    f"modalities must be a non-empty subset of {list(MODALITIES)}, got {self.modalities}{hint}"
+                )
             if len(set(self.modalities)) != len(self.modalities):
                 raise ValueError(f"modalities lists a name twice: {self.modalities}")
         if self.seq_len is not None and self.seq_len < 1:
             raise ValueError(f"seq_len must be at least 1, got {self.seq_len}")
+
+
+#: names other tools and the files give a modality -> the project's name (docs/datasets.md: the h5 video_* files
+#: and the pickles' vision arrays are visual)
+ALIASES = {
+    "vision": "visual",
+    "video": "visual",
+    "facet": "visual",
+    "acoustic": "audio",
+    "covarep": "audio",
+    "language": "text",
+    "words": "text",
+    "glove": "text",
+}
 
 
 class RealDataset:

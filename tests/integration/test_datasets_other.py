@@ -82,6 +82,21 @@ def test_params_are_validated():
         get_registry().build("dataset", "ict-mmmo", lable="binary")
 
 
+def test_other_tools_modality_names_get_the_project_name(write_suite, capsys):
+    """'vision' (the pickles' arrays), 'video' (the h5 files) or 'acoustic' for a real dataset's modalities: the
+    error says which name to write, in a suite and on fetch's --modalities."""
+    from mfm_bench.suite import SuiteError, load_suite
+
+    suite = write_suite(
+        "name: v\ndatasets:\n  - {name: youtube, params: {modalities: [acoustic, vision]}}\n"
+        "models:\n  - {name: supervised, params: {fusion: concat}}\n"
+    )
+    with pytest.raises(SuiteError, match=r"suite.yaml:3: .*write 'audio' for 'acoustic', 'visual' for 'vision'"):
+        load_suite(suite)
+    assert main(["fetch", "youtube", "--modalities", "audio,video", "--mirror", "http://127.0.0.1:9"]) == 2
+    assert "write 'visual' for 'video'" in capsys.readouterr().err
+
+
 @pytest.fixture
 def mirror(tmp_path, monkeypatch):
     """A local mirror on 127.0.0.1 serving ../shared/data/mfn-h5, and an empty data home; yields the home."""
