@@ -308,7 +308,25 @@ class RealDataset:
         raise DataMissingError(
             f"{self.NAME}: no data found. Looked in: {'; '.join(looked)}. Run `mfm-bench fetch {self.NAME}`, set "
             f"MFM_BENCH_DATA to a folder holding {', '.join(sorted(set(self.SUBDIRS.values())))}, or give params.path"
+            + self._path_hint()
         )
+
+    def _path_hint(self) -> str:
+        """When ``params.path`` is a folder between the data home and a format's folder (``.../mfn-h5``), the
+        folder it should name."""
+        if not self.cfg.path:
+            return ""
+        path = Path(self.cfg.path).expanduser()
+        for sub in self.SUBDIRS.values():
+            parts = Path(sub).parts
+            for k in range(1, len(parts)):
+                if path.name == parts[k - 1] and (path / Path(*parts[k:])).is_dir():
+                    home = path.parents[k - 1]
+                    return (
+                        f" ({path} holds the {self.NAME} folder but is not it: give params.path: "
+                        f"{path / Path(*parts[k:])}, or the data home {home})"
+                    )
+        return ""
 
 
 # -- the MFN per-dataset folder layout, shared by ICT-MMMO, YouTube, POM and MOUD ---------------------------

@@ -178,3 +178,18 @@ train: {epochs: 3, lr: 0.01}
     assert got == sorted(
         [f"video_{s}.h5" for s in ("train", "valid", "test")] + [f"y_{s}.h5" for s in ("train", "valid", "test")]
     )
+
+
+def test_a_path_to_the_folder_above_the_datasets_names_the_folder_to_give(tmp_path):
+    """params.path naming the mfn-h5 folder (between the data home and mfn-h5/youtube) is not read as either;
+    the error names the dataset's folder and the data home to give instead."""
+    from mfm_bench.plugins.datasets.base import DataMissingError
+
+    folder(tmp_path / "home" / "mfn-h5" / "youtube", {"audio": 74}, lambda r, n: np.eye(3)[np.arange(n) % 3])
+    above = tmp_path / "home" / "mfn-h5"
+    with pytest.raises(DataMissingError) as info:
+        get_registry().build("dataset", "youtube", path=str(above), modalities=["audio"])
+    expected = f"give params.path: {above / 'youtube'}, or the data home {tmp_path / 'home'})"
+    assert f"({above} holds the youtube folder but is not it: {expected}" in str(info.value)
+    for good in (above / "youtube", tmp_path / "home"):
+        assert len(get_registry().build("dataset", "youtube", path=str(good), modalities=["audio"]).split("test")) == 4
