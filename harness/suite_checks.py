@@ -124,7 +124,8 @@ def modality_names(reg: Any, ref: Any) -> list[str] | None:
     factory = reg.get("dataset", ref.name).factory
     cfg = reg.config_of("dataset", ref.name, ref.params)
     if hasattr(factory, "modality_names"):
-        return list(factory.modality_names(cfg))
+        names = factory.modality_names(cfg)  # None: the plugin cannot tell yet (a file `fetch: true` will bring)
+        return None if names is None else list(names)
     if hasattr(factory, "describe") and not hasattr(factory, "declare"):  # generated data: describing is cheap
         return list(factory.describe(cfg).modality_names)
     return None

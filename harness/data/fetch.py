@@ -374,9 +374,17 @@ def prefetch_suite(suite, registry=None, log=None) -> None:
 
     reg = registry or get_registry()
     for ref in suite.datasets:
-        declare = getattr(reg.get("dataset", ref.name).factory, "declare", None)
+        factory = reg.get("dataset", ref.name).factory
+        declare = getattr(factory, "declare", None)
         if declare is None:
             continue
-        folder = ensure_present(declare(reg.config_of("dataset", ref.name, ref.params)), log=log)
+        decl = declare(reg.config_of("dataset", ref.name, ref.params))
+        advice = getattr(factory, "FETCH_ADVICE", "")  # data the user makes: nothing to download
+        if advice and complete_format(decl) is None:
+            gone = [str(folder_of(f) / n) for f in decl.formats for n in missing_files(f)]
+            raise FetchError(
+                f"{ref.label}: {', '.join(gone)} not found, and fetch: true has nothing to download; {advice}"
+            )
+        folder = ensure_present(decl, log=log)
         if log:
             log(f"{ref.name}: data in {folder}")

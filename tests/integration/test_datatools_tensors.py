@@ -91,3 +91,20 @@ def test_align_and_prepare_draw_no_bars_into_a_log(csd, tmp_path, capfd):
     assert main([*args, "--out", str(tmp_path / "own.npz"), *seqs, f"labels={csd / 'labels'}.csd"]) == 0
     err = capfd.readouterr().err
     assert "\r" not in err and "it/s" not in err and "sequences:" not in err and "read words" not in err, err
+
+
+def test_fetch_true_suite_with_a_tensors_file_not_written_yet(tmp_path, capsys):
+    """With `fetch: true` the file need not exist at validate time (the plugin cannot tell its modalities yet,
+    which is not an error); run then stops before training and says how to write the file, instead of
+    'NoneType is not iterable' from validate or a 'no pinned public download' for it."""
+    suite = tmp_path / "later.yaml"
+    suite.write_text(
+        "name: later\nfetch: true\ndatasets:\n  - {name: tensors, params: {path: later.npz, task: regression}}\n"
+        "models:\n  - {name: supervised, params: {fusion: concat}}\nevaluate: {conditions: [clean, {missing: a}]}\n"
+    )
+    assert main(["validate", str(suite)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(suite), "--out", str(tmp_path / "runs"), "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert f"tensors: {tmp_path / 'later.npz'} not found, and fetch: true has nothing to download" in err
+    assert "mfm-bench prepare" in err and "pinned" not in err and not (tmp_path / "runs" / "results.sqlite").exists()
