@@ -416,6 +416,10 @@ class Registry:
         else:
             built = entry.factory(*args, build_config(entry.config, params), **(context or {}))
         _check_built(entry, built)
+        try:  # errors about what the object does later (a model's forward) name the plugin that built it
+            built.mfm_bench_plugin = f"{kind} {name!r} from {entry.package} (plugin {entry.plugin})"
+        except Exception:  # noqa: BLE001, S110 - an object that takes no attributes is only named by its class
+            pass
         return built
 
     def config_of(self, kind: str, name: str, params: dict[str, Any] | None) -> Any:

@@ -28,6 +28,34 @@ class TrainingError(MfmBenchError, RuntimeError):
     """Training cannot go on (a non-finite loss, say); the run is recorded as failed."""
 
 
+def _shown(value: Any, depth: int = 0) -> str:
+    """A short description of what a model returned: ``tensor [32, 1]``, ``dict with keys ['label']``..."""
+    if isinstance(value, torch.Tensor):
+        return f"tensor [{', '.join(map(str, value.shape))}]"
+    if isinstance(value, dict):
+        return f"dict with keys {list(value)[:6]}"
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(_shown(v, depth + 1) for v in value[:4]) if depth < 1 else "..."
+        more = ", ..." if len(value) > 4 else ""
+        return f"{type(value).__name__} of {len(value)} ({inner}{more})"
+    return type(value).__name__
+
+
+def check_output(model: nn.Module, out: Any) -> Output:
+    """``out`` if it is an :class:`Output`; else a :class:`TrainingError` naming the model plugin (as the registry
+    built it), what its forward returned and what it must return."""
+    if isinstance(out, Output):
+        return out
+    who = getattr(model, "_orig_mod", model)  # a torch.compile wrapper: name the model inside
+    plugin = getattr(who, "mfm_bench_plugin", "")
+    cls = f"{type(who).__module__}.{type(who).__qualname__}"
+    raise TrainingError(
+        f"{plugin or 'model'} ({cls}): forward(batch) returned {_shown(out)}, not a mfm_bench.contracts.Output; "
+        'return Output(prediction, losses={"label": task loss, ...}, extras={}) '
+        "(prediction [B], [B, C] or [B, K]; the model contract, docs/plugins.md)"
+    )
+
+
 @dataclass
 class TrainResult:
     best_epoch: int
@@ -315,7 +343,7 @@ class Trainer:
         if state.graphs:  # the optimiser step runs outside the graphs: say where an iteration begins
             torch.compiler.cudagraph_mark_step_begin()
         with self._autocast():
-            out: Output = state.step_model(batch)
+            out = check_output(state.model, state.step_model(batch))
         loss = sum(out.losses.values())
         state.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -358,7 +386,7 @@ class Trainer:
         sums = LossSums()
         for batch in iterate(split, self.cfg.eval_batch_size, self.device):
             with self._autocast():
-                out = model(batch)
+                out = check_output(model, model(batch))
             sums.add(out.losses, len(batch), check=False)
         return sums.means()
 
@@ -400,7 +428,7 @@ def predict(
         if transform is not None:
             batch = transform(batch)
         with ctx:
-            out = model(batch)
+            out = check_output(model, model(batch))
         preds.append(out.prediction.float().cpu())
         targets.append(batch.target.cpu())
         ids.extend(batch.ids)

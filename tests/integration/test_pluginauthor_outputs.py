@@ -1,0 +1,83 @@
+"""What a plugin's forward returns, checked where it is first used: a mistake is one error naming the plugin,
+what it returned and what it must return (docs/plugins.md, "The contracts")."""
+
+import pytest
+from torch import nn
+
+from mfm_bench import hookimpl
+from mfm_bench.contracts import Output
+from mfm_bench.nn import Head, masked_mean, task_loss
+from mfm_bench.testing import temporary_plugin
+from mfm_bench.training import TrainConfig, Trainer, TrainingError, predict
+
+
+def _model(returns):
+    class Model(nn.Module):
+        def __init__(self, spec, **params):
+            super().__init__()
+            self.task = spec.task
+            self.head = Head(spec.task, spec.modalities[0].dim, 0)
+
+        def forward(self, batch):
+            m = next(iter(batch.inputs))
+            x = batch.inputs[m]
+            pred = self.head(masked_mean(x, batch.mask[m]) if x.dim() == 3 else x)
+            loss = task_loss(self.task, pred, batch.target)
+            return {
+                "output": Output(pred, {"label": loss}),
+                "tuple": (pred, {"label": loss}),
+                "dict": {"prediction": pred, "losses": {"label": loss}},
+                "tensor": pred,
+            }[returns]
+
+    return Model
+
+
+class Models:
+    @hookimpl
+    def register_models(self, register):
+        for kind in ("output", "tuple", "dict", "tensor"):
+            register(f"returns-{kind}", _model(kind))
+
+
+@pytest.fixture(scope="module")
+def data():
+    from mfm_bench.registry import get_registry
+
+    return get_registry().build("dataset", "synthetic-factors", n_train=16, n_valid=8, n_test=8)
+
+
+@pytest.mark.parametrize(
+    ("kind", "shown"),
+    [
+        ("tuple", "tuple of 2 (tensor [8], dict with keys ['label'])"),
+        ("dict", "dict with keys ['prediction', 'losses']"),
+        ("tensor", "tensor [8]"),
+    ],
+)
+def test_a_model_that_returns_no_output_is_named_with_what_it_returned(data, kind, shown):
+    # a tuple used to fail deep in the trainer ("'tuple' object has no attribute 'losses'"), naming no plugin
+    with temporary_plugin(Models(), "outputs-under-test", package="my-models") as reg:
+        model = reg.build("model", f"returns-{kind}", data.spec)
+        trainer = Trainer(TrainConfig(epochs=1, batch_size=8, device="cpu"))
+        for call in (
+            lambda: trainer.evaluate_losses(model, data.split("valid")),  # the runner's first call
+            lambda: trainer.fit(model, data.split("train"), data.split("valid")),
+            lambda: predict(model, data.split("test")),
+        ):
+            with pytest.raises(TrainingError) as e:
+                call()
+            msg = str(e.value)
+            assert f"model 'returns-{kind}' from my-models (plugin outputs-under-test)" in msg
+            assert f"forward(batch) returned {shown}" in msg
+            assert "not a mfm_bench.contracts.Output" in msg and "return Output(prediction, losses=" in msg
+
+
+def test_a_model_that_returns_output_trains(data):
+    with temporary_plugin(Models(), "outputs-under-test") as reg:
+        model = reg.build("model", "returns-output", data.spec)
+        result = Trainer(TrainConfig(epochs=1, batch_size=8, device="cpu")).fit(
+            model, data.split("train"), data.split("valid")
+        )
+        assert result.epochs_run == 1
+        assert predict(model, data.split("test")).prediction.shape == (8,)
