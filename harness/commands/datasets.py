@@ -25,6 +25,8 @@ def rows_of(name: str, factory) -> list[list[str]]:
     declare = getattr(factory, "declare", None)
     if declare is None:
         return [[name, "-", "(generated, always present)", "yes", ""]]
+    if getattr(factory, "FETCH_ADVICE", ""):  # the user's own file, named by each suite's params.path
+        return [[name, "-", "(your own file, at params.path)", "-", ""]]
     rows = []
     for fmt in declare(get_registry().config_of("dataset", name, {})).formats:
         missing = missing_files(fmt)

@@ -158,3 +158,12 @@ def test_fetch_tensors_says_how_to_make_the_file(prepared, capsys):
     assert main(argv + ["--no-progress"]) == 0
     ds = get_registry().build("dataset", "tensors", path=str(d / "advised.npz"), task="regression")
     assert "acoustic" in ds.spec.modality_names and len(ds.split("train")) > 0
+
+
+def test_datasets_lists_tensors_as_the_users_own_file(capsys):
+    """`mfm-bench datasets` shows tensors as the user's own file, not as missing with a placeholder name."""
+    assert main(["datasets"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("tensors"))
+    assert "(your own file, at params.path)" in line and "<params.path" not in line and " no " not in line
+    assert main(["datasets", "--missing"]) == 0
+    assert "tensors" not in capsys.readouterr().out
