@@ -69,3 +69,48 @@ def check_model(reg: Any, spec: Any, model: str, cfg: Any) -> None:
         why = problem(reg, spec, model, field, getattr(cfg, field)) if kind == "encoder" else None
         if why:
             raise EncoderKindError(why)
+
+
+class EncoderOutputError(MfmBenchError, ValueError):
+    """An encoder whose forward does not return ``(pooled [B, H], sequence [B, T, H])`` with H its ``output_dim``."""
+
+
+def _shape(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return f"tensor [{', '.join(map(str, shape))}]"
+    if isinstance(value, (tuple, list)):
+        return f"{type(value).__name__} of {len(value)} ({', '.join(_shape(v) for v in value[:3])})"
+    return type(value).__name__
+
+
+def check_encoded(encoder: Any, modality: str, x: Any, out: Any) -> tuple[Any, Any]:
+    """``out``, what ``encoder(x, mask)`` returned for ``modality``, as ``(pooled, sequence)`` when it is
+    ``(pooled [B, H], sequence [B, T', H])`` with H the encoder's ``output_dim``; else an
+    :class:`EncoderOutputError` naming the encoder plugin, what it returned, what was expected and the fix.
+    Shapes only: nothing is read from the device."""
+    batch, width = x.shape[0], encoder.output_dim
+    if isinstance(out, (tuple, list)) and len(out) == 2:
+        pooled, seq = out
+        p_shape, s_shape = getattr(pooled, "shape", None), getattr(seq, "shape", None)
+        if (
+            p_shape is not None
+            and s_shape is not None
+            and tuple(p_shape) == (batch, width)
+            and len(s_shape) == 3
+            and s_shape[0] == batch
+            and s_shape[-1] == width
+        ):
+            return pooled, seq
+    who = getattr(encoder, "mfm_bench_plugin", "") or f"encoder {type(encoder).__qualname__}"
+    fix = (
+        "return both from forward: `return pooled, seq` with pooled [B, H] and seq [B, T, H], H = output_dim; "
+        "a pooling-only encoder can return its pooled vector as one step, `pooled, pooled.unsqueeze(1)`"
+        if not (isinstance(out, (tuple, list)) and len(out) == 2)
+        else f"make both outputs {width} wide, or set self.output_dim to the width the encoder returns"
+    )
+    raise EncoderOutputError(
+        f"{who}, given modality {modality!r} as tensor [{', '.join(map(str, x.shape))}], returned {_shape(out)}; "
+        f"expected a tuple (pooled [{batch}, {width}], sequence [{batch}, T, {width}]) (its output_dim is {width}): "
+        f"{fix} (the encoder contract, docs/plugins.md)"
+    )

@@ -9,7 +9,7 @@ from torch import nn
 
 from mfm_bench.config import per_modality
 from mfm_bench.contracts import Batch, DatasetSpec, Output
-from mfm_bench.encoder_kinds import check_model
+from mfm_bench.encoder_kinds import check_encoded, check_model
 from mfm_bench.nn import Head, shape_prediction, task_loss
 from mfm_bench.registry import get_registry
 
@@ -63,7 +63,10 @@ class SupervisedModel(nn.Module):
         if self.input_kind == "raw":
             feats = batch.inputs
         else:
-            encoded = {m: self.encoders[m](batch.inputs[m], batch.mask[m]) for m in self.names}
+            encoded = {  # a pooled-only or too-narrow encoder is named here, not as a shape error in the fusion
+                m: check_encoded(self.encoders[m], m, batch.inputs[m], self.encoders[m](batch.inputs[m], batch.mask[m]))
+                for m in self.names
+            }
             feats = {m: e[0] if self.input_kind == "pooled" else e[1] for m, e in encoded.items()}
         fused = self.fusion(feats, batch.mask)  # (B, H) or (B, out) for predicting fusions
         extras: dict[str, Any] = {}

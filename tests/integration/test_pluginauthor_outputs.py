@@ -81,3 +81,55 @@ def test_a_model_that_returns_output_trains(data):
         )
         assert result.epochs_run == 1
         assert predict(model, data.split("test")).prediction.shape == (8,)
+
+
+class PooledOnly(nn.Module):
+    def __init__(self, input_dim, hidden=8):
+        super().__init__()
+        self.proj = nn.Linear(input_dim, hidden)
+        self.output_dim = hidden
+
+    def forward(self, x, mask):
+        return self.proj(masked_mean(x, mask) if x.dim() == 3 else x)  # pooled [B, H] only
+
+
+class TooNarrow(PooledOnly):
+    def __init__(self, input_dim, hidden=8):
+        super().__init__(input_dim, hidden)
+        self.output_dim = hidden * 2  # declares 16, returns 8
+
+    def forward(self, x, mask):
+        pooled = super().forward(x, mask)
+        return pooled, pooled.unsqueeze(1)
+
+
+class Encoders:
+    @hookimpl
+    def register_encoders(self, register):
+        register("pooled-only", PooledOnly)
+        register("too-narrow", TooNarrow)
+
+
+@pytest.mark.parametrize(
+    ("encoder", "returned", "fix"),
+    [
+        ("pooled-only", "returned tensor [8, 8]; expected a tuple (pooled [8, 8], sequence [8, T, 8])", "return both"),
+        (
+            "too-narrow",
+            "returned tuple of 2 (tensor [8, 8], tensor [8, 1, 8]); "
+            "expected a tuple (pooled [8, 16], sequence [8, T, 16])",
+            "make both outputs 16 wide, or set self.output_dim",
+        ),
+    ],
+)
+def test_an_encoder_that_breaks_its_contract_is_named_with_its_shapes(data, encoder, returned, fix):
+    # a pooled-only encoder used to be indexed as e[0] (its first sample) and fail in the fusion, naming neither
+    from mfm_bench.encoder_kinds import EncoderOutputError
+
+    with temporary_plugin(Encoders(), "encoders-under-test", package="my-encoders") as reg:
+        model = reg.build("model", "supervised", data.spec, encoder=encoder, fusion="concat")
+        with pytest.raises(EncoderOutputError) as e:
+            Trainer(TrainConfig(epochs=1, batch_size=8, device="cpu")).evaluate_losses(model, data.split("valid"))
+    msg = str(e.value)
+    assert f"encoder {encoder!r} from my-encoders (plugin encoders-under-test), given modality " in msg
+    assert returned in msg and fix in msg and "docs/plugins.md" in msg
