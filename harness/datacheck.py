@@ -95,7 +95,10 @@ def _is_modality(reg: Any, ref: Any, role: str) -> bool:
 
 def _given(reg: Any, ref: Any) -> dict:
     """The params of ``ref`` that differ from the plugin's defaults (what the suite wrote)."""
-    defaults = reg.resolve("dataset", ref.name, {})
+    try:
+        defaults = reg.resolve("dataset", ref.name, {})
+    except (ValueError, TypeError):  # a plugin with required params: keep them all
+        defaults = {}
     return {k: v for k, v in ref.params.items() if k != "modalities" and defaults.get(k, object()) != v}
 
 

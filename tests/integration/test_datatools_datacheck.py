@@ -53,3 +53,49 @@ def test_no_subset_is_suggested_when_the_labels_are_missing(home, write_suite):
     with pytest.raises(SuiteDataMissingError) as info:
         check_data(load_suite(write_suite(SUITE)))
     assert "has the files of" not in str(info.value) and "mfm-bench fetch youtube" in str(info.value)
+
+
+class _RequiredRoot:
+    """A third-party dataset whose config has a required param (no default) and a modality subset."""
+
+    @staticmethod
+    def declare(cfg):
+        from mfm_bench.contracts import DataDeclaration, DataFile, DataFormat
+
+        roles = [*(cfg.modalities or ("audio", "visual")), "labels"]
+        return DataDeclaration("rooted", (DataFormat("npy", cfg.root, tuple(DataFile(f"{r}.npy", r) for r in roles)),))
+
+    @staticmethod
+    def describe(cfg):  # pragma: no cover - the data check reads only the declaration
+        raise AssertionError
+
+
+def test_a_plugin_with_required_params_gets_the_hint_with_them(tmp_path, write_suite):
+    from dataclasses import dataclass
+
+    from mfm_bench import hookimpl
+    from mfm_bench.testing import temporary_plugin
+
+    @dataclass
+    class RootedConfig:
+        root: str
+        modalities: list[str] | None = None
+
+        def __post_init__(self):
+            if self.modalities is not None and set(self.modalities) - {"audio", "visual"}:
+                raise ValueError(f"modalities must be a subset of audio, visual, got {self.modalities}")
+
+    class Plugin:
+        @hookimpl
+        def register_datasets(self, register):
+            register("rooted", _RequiredRoot, config=RootedConfig)
+
+    for name in ("audio.npy", "labels.npy"):
+        (tmp_path / name).write_bytes(b"")
+    suite = SUITE.replace(
+        "{name: youtube, label: yt, params: {seq_len: 12}}", f"{{name: rooted, params: {{root: {tmp_path}}}}}"
+    )
+    with temporary_plugin(Plugin(), "rooted-plugin"):
+        with pytest.raises(SuiteDataMissingError) as info:
+            check_data(load_suite(write_suite(suite), check_files=False))
+    assert f"- {{name: rooted, params: {{root: {tmp_path}, modalities: [audio]}}}}" in str(info.value)
