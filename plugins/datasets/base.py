@@ -257,7 +257,7 @@ class RealDataset:
     def candidates(cls, fmt: str, path: str | None) -> list[Path]:
         """Folders where format ``fmt`` is looked for, in order."""
         if path:
-            p = Path(path).expanduser()
+            p = Path(path).expanduser().absolute()  # a relative path is the working folder's, not the data home's
             return [p, p / cls.SUBDIRS[fmt]]
         from mfm_bench.data.paths import data_home
 

@@ -193,3 +193,19 @@ def test_a_path_to_the_folder_above_the_datasets_names_the_folder_to_give(tmp_pa
     assert f"({above} holds the youtube folder but is not it: {expected}" in str(info.value)
     for good in (above / "youtube", tmp_path / "home"):
         assert len(get_registry().build("dataset", "youtube", path=str(good), modalities=["audio"]).split("test")) == 4
+
+
+def test_a_relative_path_is_the_working_folders(tmp_path, monkeypatch):
+    """params.path given relative (the Python API; suites resolve theirs against the suite's folder) names a
+    folder under the working folder: it was found there, then read from under the data home."""
+    folder(tmp_path / "work" / "yt", {"audio": 74}, lambda r, n: np.eye(3)[np.arange(n) % 3])
+    monkeypatch.chdir(tmp_path / "work")
+    reg = get_registry()
+    (fmt,) = (
+        reg.get("dataset", "youtube")
+        .factory.declare(reg.config_of("dataset", "youtube", {"path": "yt", "modalities": ["audio"]}))
+        .formats
+    )
+    assert fmt.folder == str(tmp_path / "work" / "yt")
+    ds = reg.build("dataset", "youtube", path="yt", modalities=["audio"])
+    assert ds.folder == tmp_path / "work" / "yt" and len(ds.split("train")) == 8
