@@ -416,6 +416,17 @@ def get_tensors(
         warnings.warn(
             f"{skipped} of {len(first)} segments belong to no fold and are left out", UserWarning, stacklevel=2
         )
+    videos = set(first.videos)
+    for f in fold_names if skipped < len(first) else ():  # (no fold with a segment at all: the caller says so)
+        listed = [str(v) for v in folds[f]]  # a fold left empty though it lists ids: they are spelled otherwise
+        if listed and not videos.intersection(listed):
+            seen, shown = ", ".join(sorted(videos)[:3]), ", ".join(listed[:3]) + (" ..." if len(listed) > 3 else "")
+            warnings.warn(
+                f"fold {f!r} lists {len(listed)} video id(s) ({shown}) and none is a video of the sequences, so it "
+                f"holds no segment; the sequences' video ids look like {seen}",
+                UserWarning,
+                stacklevel=2,
+            )
     out: dict[str, dict[str, np.ndarray]] = {}
     for i, f in enumerate(fold_names):
         sel = np.flatnonzero(fold_idx == i)

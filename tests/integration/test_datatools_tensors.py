@@ -71,6 +71,7 @@ def test_folds_not_named_train_valid_test(csd, tmp_path, capsys):
 
 
 @pytest.mark.filterwarnings("ignore:.*segments belong to no fold")
+@pytest.mark.filterwarnings("ignore:fold 'valid' lists 1 video id")
 def test_an_empty_fold(csd, tmp_path, capsys):
     folds = {"train": STANDARD["train"] + STANDARD["valid"], "valid": ["nobody"], "test": STANDARD["test"]}
     path = _prepare(csd, tmp_path, folds)
@@ -108,3 +109,30 @@ def test_fetch_true_suite_with_a_tensors_file_not_written_yet(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"tensors: {tmp_path / 'later.npz'} not found, and fetch: true has nothing to download" in err
     assert "mfm-bench prepare" in err and "pinned" not in err and not (tmp_path / "runs" / "results.sqlite").exists()
+
+
+def test_prepare_warns_when_a_folds_ids_match_no_video(csd, tmp_path):
+    """A fold whose ids are all spelled otherwise than the sequences' videos (vid1 for v00001) would be written
+    empty with only 'N segments belong to no fold'; the warning names the fold, its ids and the ids to use."""
+    (tmp_path / "folds.json").write_text(
+        json.dumps({"train": ["v00000", "v00001", "v00002"], "valid": ["vid3"], "test": ["v00004", "v00005"]})
+    )
+    args = [
+        "prepare",
+        "--no-progress",
+        "--words",
+        "words",
+        "--labels",
+        "labels",
+        "--folds",
+        str(tmp_path / "folds.json"),
+    ]
+    args += ["--out", str(tmp_path / "own.npz")] + [f"{n}={csd / n}.csd" for n in ("words", "acoustic", "labels")]
+    with pytest.warns(UserWarning) as caught:
+        assert main(args) == 0
+    messages = [str(w.message) for w in caught]
+    assert any("belong to no fold" in m for m in messages)
+    assert (
+        "fold 'valid' lists 1 video id(s) (vid3) and none is a video of the sequences, so it holds no segment; "
+        "the sequences' video ids look like v00000, v00001, v00002" in messages
+    )
