@@ -27,7 +27,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .config import ConfigError, build_config, check_type, config_to_dict, did_you_mean, nested_plugins
+from .config import ConfigError, build_config, check_type, closest, config_to_dict, did_you_mean, nested_plugins
 from .errors import MfmBenchError
 
 KINDS = ("encoder", "fusion", "dataset", "model")
@@ -54,6 +54,69 @@ def _load_ref(ref: Any) -> Any:
     return ref
 
 
+def _top_level_names(tree: Any) -> set[str] | None:
+    """The names a module's source binds at its top level (inside ``if``/``try`` too); None when it may bind
+    others that the source does not spell (``from x import *``, a module ``__getattr__``)."""
+    import ast
+
+    names: set[str] = set()
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if node.name == "__getattr__":
+                return None
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                names.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)) or type(node).__name__ == "TryStar":
+            for part in ("body", "orelse", "finalbody"):
+                todo.extend(getattr(node, part, []))
+            for handler in getattr(node, "handlers", []):
+                todo.extend(handler.body)
+    return names
+
+
+def ref_problem(ref: Any) -> str:
+    """Why ``"package.module:attr"`` names nothing, found without running the module (so a suite is checked
+    without importing torch): its module does not exist, or its source binds no ``attr``. ``""`` when it is found,
+    when it is not a string, or when only importing it could tell (an extension module, a ``__getattr__``)."""
+    import importlib.util
+    import sys
+
+    if not isinstance(ref, str):
+        return ""
+    module, _, attr = ref.partition(":")
+    top = attr.split(".")[0] if attr else ""
+    if module in sys.modules:
+        return "" if not top or hasattr(sys.modules[module], top) else f"module {module} has no attribute {top!r}"
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as e:  # a parent package that is missing or fails to import
+        return f"{type(e).__name__}: {e}"
+    if spec is None:
+        return f"no module named {module!r}"
+    if not top or not spec.origin or not spec.origin.endswith(".py"):
+        return ""
+    try:
+        import ast
+
+        with open(spec.origin, encoding="utf-8") as f:
+            names = _top_level_names(ast.parse(f.read(), spec.origin))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return ""  # importing it will say what is wrong
+    if names is None or top in names:
+        return ""
+    close = closest(top, sorted(n for n in names if not n.startswith("_")))
+    return f"module {module} ({spec.origin}) defines no {top!r}" + (f"; did you mean {close!r}?" if close else "")
+
+
 @dataclass
 class Entry:
     """One registered plugin. ``factory`` and ``config`` may be given as ``"module:attr"`` strings and are then
@@ -70,15 +133,25 @@ class Entry:
 
     _checked: Any = field(default=None, repr=False, compare=False)  # the config class whose defaults were checked
 
+    def _unloadable(self, what: str, ref: Any, why: str) -> PluginError:
+        return PluginError(
+            f"{self.kind} {self.name!r} from {self.package} (plugin {self.plugin}): its {what} {ref!r} cannot be "
+            f'loaded ({why}); fix the "module:attr" given to register() in its {_HOOKS[self.kind]} hook, or install '
+            "what that module imports"
+        )
+
     def _load(self, what: str, ref: Any) -> Any:
         try:
             return _load_ref(ref)
         except (ImportError, AttributeError) as e:
-            raise PluginError(
-                f"{self.kind} {self.name!r} from {self.package} (plugin {self.plugin}): its {what} {ref!r} cannot be "
-                f'loaded ({type(e).__name__}: {e}); fix the "module:attr" given to register() in its '
-                f"{_HOOKS[self.kind]} hook, or install what that module imports"
-            ) from e
+            raise self._unloadable(what, ref, f"{type(e).__name__}: {e}") from e
+
+    def check_factory(self) -> None:
+        """Raise the error :attr:`factory` would, for a ``"module:attr"`` factory whose module does not exist or
+        does not define it, without importing the module (:func:`ref_problem`)."""
+        why = ref_problem(self.factory_ref)
+        if why:
+            raise self._unloadable("factory", self.factory_ref, why)
 
     @property
     def factory(self) -> Callable[..., Any]:

@@ -211,10 +211,18 @@ def _refuses(modality_names: Any, reg: Any, ref: Any) -> bool:
     return False
 
 
-def load_suite(path: str | Path, registry: Any = None, check_files: bool = True, device: str | None = None) -> Suite:
+def load_suite(
+    path: str | Path,
+    registry: Any = None,
+    check_files: bool = True,
+    device: str | None = None,
+    require_describe: bool = False,
+) -> Suite:
     """Read, validate and resolve a suite file. Raises :class:`SuiteError` on the first problem. ``device``: a
     device that will replace the suite's ``train.device`` (``mfm-bench run --device``, checked by its caller), so
-    the suite's own device is not required to exist on this machine."""
+    the suite's own device is not required to exist on this machine. ``require_describe`` (``mfm-bench
+    validate``): refuse a dataset plugin without the ``describe(cfg)`` of its contract, which ``run`` does not
+    need."""
     from .registry import get_registry
 
     path = Path(path)
@@ -231,6 +239,7 @@ def load_suite(path: str | Path, registry: Any = None, check_files: bool = True,
     _label(datasets, "datasets", "dataset", at)
     _label(models, "models", "model", at)
     checks.check_dataset_labels(datasets, at)
+    _check_factories(raw, datasets, models, reg, at, require_describe)
     train = _train(raw, at)
     checks.check_train(train, at, device)
     evaluate = raw.get("evaluate") or {}
@@ -362,6 +371,52 @@ def _refs(raw: dict[str, Any], reg: Any, kind: str, key: str, at: _Locator) -> l
             raise at.error(e.field, e.message, e.hint) from None
         out.append(ref)
     return out
+
+
+def _check_factories(
+    raw: dict[str, Any], datasets: list[PluginRef], models: list[PluginRef], reg: Any, at: _Locator, describe: bool
+) -> None:
+    """The factory of every plugin the suite uses (each dataset and model, and the plugins a model's params name:
+    its encoders, its fusion) can be found: a wrong ``"module:attr"`` is reported here, before any training, and
+    without importing the module (:meth:`mfm_bench.registry.Entry.check_factory`). With ``describe``, each
+    dataset's factory also has the ``describe(cfg)`` of its contract (:class:`mfm_bench.contracts.DatasetFactory`)."""
+    from .config import nested_plugins
+    from .registry import PluginError
+
+    for key, kind, refs in (("datasets", "dataset", datasets), ("models", "model", models)):
+        for i, ref in enumerate(refs):
+            item = raw[key][i]
+            entry = reg.get(kind, ref.name)
+            try:
+                entry.check_factory()
+            except PluginError as e:
+                raise at.error([key, i] + (["name"] if isinstance(item, dict) else []), str(e)) from None
+            if describe and kind == "dataset" and not callable(getattr(entry.factory, "describe", None)):
+                raise at.error(
+                    [key, i] + (["name"] if isinstance(item, dict) else []),
+                    f"dataset {ref.name!r} from {entry.package} (plugin {entry.plugin}): its factory "
+                    f"{getattr(entry.factory, '__qualname__', entry.factory)!r} has no describe(cfg), which the "
+                    "dataset contract asks for (validate checks conditions and encoders against it)",
+                    "add a classmethod describe(cls, cfg) -> DatasetSpec giving the modalities, task and splits "
+                    "without reading data (mfm_bench.contracts.DatasetFactory; docs/plugins.md)",
+                )
+            if entry.config is None:
+                continue
+            for fname, nested_kind, _ in nested_plugins(entry.config):
+                value = ref.params.get(fname)
+                for name in dict.fromkeys(value.values()) if isinstance(value, dict) else [value]:
+                    if not isinstance(name, str) or name not in reg.entries[nested_kind]:
+                        continue  # an unknown name was reported when the params were resolved
+                    try:
+                        reg.get(nested_kind, name).check_factory()
+                    except PluginError as e:
+                        params = item.get("params") if isinstance(item, dict) else None
+                        named = isinstance(params, dict) and fname in params
+                        raise at.error(
+                            [key, i] + (["params", fname] if named else []),
+                            f"{kind} {ref.label or ref.name!r} uses {nested_kind} {name!r}"
+                            f"{'' if named else f' (its default {fname})'}: {e}",
+                        ) from None
 
 
 def _label(refs: list[PluginRef], key: str, kind: str, at: _Locator) -> None:

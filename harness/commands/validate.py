@@ -12,7 +12,8 @@ EPILOG = """examples:
   mfm-bench validate suites/*.yaml
 
 exit status: 0 when every suite is valid; 1 when one or more are not (each gets one "error: FILE:LINE: ..."
-line, and the others are still checked); 2 for a usage error. `mfm-bench run` refuses the same suites with exit 2.
+line, and the others are still checked); 2 for a usage error. `mfm-bench run` refuses the same suites with exit 2,
+except a dataset plugin without describe(cfg), which only validate refuses (run needs only its spec and splits).
 """
 
 
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     bad = 0
     for path in args.suites:
         try:
-            suite = load_suite(path)
+            suite = load_suite(path, require_describe=True)
         except MfmBenchError as e:  # each file gets its one line; the others are still checked
             print(f"error: {e}", file=sys.stderr)
             bad += 1
