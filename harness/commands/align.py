@@ -57,6 +57,23 @@ def check_sequences(paths: dict[str, str], **roles: str) -> None:
         raise MissingFileError(f"no such file: {', '.join(missing)}")
 
 
+def refuse_overwriting_inputs(targets: list, paths: dict[str, str], inputs: list[str] = ()) -> None:
+    """Raise :class:`AlignError` when a file about to be written (``targets``) is one of the input files
+    (``paths``: NAME -> PATH, and ``inputs``): writing it would replace the data it is made from."""
+    from mfm_bench.align import AlignError
+
+    sources = {**{f"{n}={p}": p for n, p in paths.items()}, **{p: p for p in inputs}}
+    for target in targets:
+        if not os.path.exists(target):
+            continue
+        for given, src in sources.items():
+            if os.path.exists(src) and os.path.samefile(target, src):
+                raise AlignError(
+                    f"--out: writing {target} would replace the input {given}, the data it is made from; give --out "
+                    "another folder or file"
+                )
+
+
 def make_out_folder(folder) -> None:
     """Create ``--out`` FOLDER, or say in one line why it cannot be (a file of that name, no permission)."""
     from mfm_bench.align import AlignError
@@ -120,6 +137,8 @@ def _run(args: argparse.Namespace) -> int:
     check_sequences(paths, reference=args.reference)
     progress = not args.no_progress
     out_dir = Path(args.out)
+    ext = "npz" if args.format == "npz" else "csd"
+    refuse_overwriting_inputs([out_dir / f"{name}.{ext}" for name in paths], paths)
     make_out_folder(out_dir)  # before the reading and aligning, which can take minutes
     aligned = align_files(
         paths, args.reference, args.collapse or ["mean"], impute_missing=args.impute, progress=progress

@@ -108,6 +108,22 @@ def alignment_settings(args: argparse.Namespace, paths: dict[str, str]) -> dict:
     }
 
 
+def refuse_other_files(out) -> None:
+    """``--out`` may replace a file ``prepare`` wrote (running it again), never any other file."""
+    from mfm_bench.align import AlignError
+    from mfm_bench.data.prepare import read_tensors_meta
+
+    if not out.is_file():
+        return
+    try:
+        read_tensors_meta(out)
+    except Exception:  # noqa: BLE001 - not an .npz, no meta.json, another format: all "not ours"
+        raise AlignError(
+            f"--out {out}: exists and is not a file mfm-bench prepare wrote, so it is left as it is; give another "
+            "--out, or move that file away first"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from mfm_bench.align.output import sigterm_as_interrupt
 
@@ -123,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
     from mfm_bench.align import AlignError, prepare_word_level
     from mfm_bench.data.prepare import write_tensors
 
-    from .align import check_sequences, parse_named_paths
+    from .align import check_sequences, parse_named_paths, refuse_overwriting_inputs
 
     paths = parse_named_paths(args.sequences, argparse.ArgumentParser(prog="mfm-bench prepare"))
     check_sequences(paths, words=args.words, labels=args.labels)
@@ -137,6 +153,8 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise AlignError(f"--out {out}: is a folder; give the .npz file to write, e.g. {out / 'data.npz'}")
+    refuse_overwriting_inputs([out], paths, [args.folds])
+    refuse_other_files(out)
     folds = load_folds(args.folds)
     tensors = prepare_word_level(
         paths,

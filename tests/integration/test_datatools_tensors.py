@@ -136,3 +136,39 @@ def test_prepare_warns_when_a_folds_ids_match_no_video(csd, tmp_path):
         "fold 'valid' lists 1 video id(s) (vid3) and none is a video of the sequences, so it holds no segment; "
         "the sequences' video ids look like v00000, v00001, v00002" in messages
     )
+
+
+def test_align_and_prepare_never_write_over_their_inputs_or_a_foreign_file(csd, tmp_path, capsys):
+    """`align --out` the inputs' own folder replaced each input .csd with its aligned version, and `prepare --out`
+    replaced any file (an input, a file of the user's); both now refuse before reading, leaving every byte. A
+    file prepare wrote may still be written again."""
+    import shutil
+
+    for n in ("words", "acoustic", "labels"):
+        shutil.copy(csd / f"{n}.csd", tmp_path / f"{n}.csd")
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("*.csd")}
+    seqs = [f"{n}={tmp_path / n}.csd" for n in ("words", "acoustic")]
+    assert main(["align", "--no-progress", "--reference", "words", "--out", str(tmp_path), *seqs]) == 2
+    err = capsys.readouterr().err
+    assert f"--out: writing {tmp_path / 'words.csd'} would replace the input words={tmp_path / 'words.csd'}" in err
+    (tmp_path / "folds.json").write_text(json.dumps(STANDARD))
+    (tmp_path / "mine.npz").write_bytes(b"the user's own file")
+    args = [
+        "prepare",
+        "--no-progress",
+        "--words",
+        "words",
+        "--labels",
+        "labels",
+        "--folds",
+        str(tmp_path / "folds.json"),
+    ]
+    inputs = [*seqs, f"labels={tmp_path / 'labels'}.csd"]
+    assert main([*args, "--out", str(tmp_path / "acoustic.csd"), *inputs]) == 2
+    assert "would replace the input acoustic=" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "mine.npz"), *inputs]) == 2
+    assert "exists and is not a file mfm-bench prepare wrote, so it is left as it is" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.csd")} == before
+    assert (tmp_path / "mine.npz").read_bytes() == b"the user's own file"
+    assert main([*args, "--out", str(tmp_path / "own.npz"), *inputs]) == 0
+    assert main([*args, "--out", str(tmp_path / "own.npz"), *inputs]) == 0  # again: its own file
