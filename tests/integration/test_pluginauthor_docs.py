@@ -73,3 +73,21 @@ def test_the_documented_test_passes_with_the_package_installed(tmp_path):
         timeout=300,
     )
     assert out.returncode == 0, out.stdout[-3000:]
+
+
+def test_the_documented_examples_import_nothing_they_do_not_use():
+    # test_conv.py imported get_registry and never used it: a plugin author copies such a line into their package
+    import ast
+
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    unused = []
+    for block in re.findall(r"```python\n(.*?)```", text, re.S):
+        tree = ast.parse(block)
+        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    name = alias.asname or alias.name.split(".")[0]
+                    if name not in used:
+                        unused.append(f"{name} in the example that begins {block.splitlines()[0]!r}")
+    assert not unused, unused
