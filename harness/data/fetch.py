@@ -248,8 +248,22 @@ def mirror_for(dataset: str, fmt: str) -> str | None:
     env = os.environ.get("MFM_BENCH_MIRROR", "").strip()
     if env:
         return env
-    mirrors = load_user_config().get("mirrors", {})
+    mirrors = _mirrors()
     return mirrors.get(dataset) or mirrors.get(fmt)
+
+
+def _mirrors() -> dict[str, str]:
+    """The user config's ``[mirrors]`` table; a value of another type is an error naming the file and key."""
+    from .paths import UserConfigError, config_file
+
+    mirrors = load_user_config().get("mirrors", {})
+    example = 'write [mirrors] and then lines such as mfn-h5 = "https://host/mfn-h5" (docs/datasets.md)'
+    if not isinstance(mirrors, dict):
+        raise UserConfigError(f"{config_file()}: mirrors must be a table of URLs, got {mirrors!r}; {example}")
+    for key, value in mirrors.items():
+        if not isinstance(value, str):
+            raise UserConfigError(f"{config_file()}: [mirrors] {key} must be a URL string, got {value!r}; {example}")
+    return mirrors
 
 
 MIRROR_SCHEMES = ("http", "https", "ftp", "file")
@@ -260,7 +274,7 @@ def _mirror_origin(dataset: str, fmt: str) -> str:
         return "MFM_BENCH_MIRROR"
     from .paths import config_file
 
-    key = dataset if load_user_config().get("mirrors", {}).get(dataset) else fmt
+    key = dataset if _mirrors().get(dataset) else fmt
     return f"[mirrors] {key} in {config_file()}"
 
 

@@ -117,3 +117,22 @@ def test_a_part_file_that_cannot_be_written_names_the_url_the_file_and_the_fix(s
     assert "interrupted" not in text and not dest.exists()
     part.unlink()
     assert download(served, dest, DataFile("blob.bin"), progress=False) == dest and dest.stat().st_size == 256 * 1024
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[mirrors]\nyoutube = 5\n", "[mirrors] youtube must be a URL string, got 5"),
+        ('mirrors = "http://host/mfn-h5"\n', "mirrors must be a table of URLs, got 'http://host/mfn-h5'"),
+    ],
+)
+def test_a_mirrors_entry_of_the_wrong_type_names_the_file_and_key(text, expected, tmp_path, monkeypatch, capsys):
+    """A user config whose mirrors are not a table of strings: one error naming the file, the key and the form
+    to write, instead of an AttributeError traceback from urllib or dict.get."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(text)
+    monkeypatch.setenv("MFM_BENCH_CONFIG", str(cfg))
+    assert main(["fetch", "youtube", "--modalities", "audio", "--to", str(tmp_path / "home"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}: {expected}" in err and '[mirrors] and then lines such as mfn-h5 = "https://' in err
+    assert "Traceback" not in err
