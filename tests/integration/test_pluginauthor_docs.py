@@ -91,3 +91,38 @@ def test_the_documented_examples_import_nothing_they_do_not_use():
                     if name not in used:
                         unused.append(f"{name} in the example that begins {block.splitlines()[0]!r}")
     assert not unused, unused
+
+
+def test_the_documented_factory_calls_are_the_registry_s():
+    # the contracts table showed only factory(input_dim, cfg): an author without config= got **params instead
+    from dataclasses import dataclass
+
+    from mfm_bench import hookimpl
+    from mfm_bench.config import option
+    from mfm_bench.testing import temporary_plugin
+
+    calls = []
+
+    @dataclass
+    class Width:
+        hidden: int = option(4, "width")
+
+    class Enc:
+        def __init__(self, *args, **kwargs):
+            calls.append((args, kwargs))
+            self.output_dim = 4
+
+    class Plugin:
+        @hookimpl
+        def register_encoders(self, register):
+            register("typed", Enc, config=Width)
+            register("untyped", Enc)
+
+    with temporary_plugin(Plugin(), "factory-calls-under-test") as reg:
+        reg.build("encoder", "typed", 7, hidden=4)
+        reg.build("encoder", "untyped", 7, hidden=4)
+    assert calls == [((7, Width(hidden=4)), {}), ((7,), {"hidden": 4})]
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    contracts = text.split("## The contracts", 1)[1].split("\n### ", 1)[0]
+    assert "| encoder | `factory(input_dim, cfg)` |" in contracts
+    assert "`factory(input_dim, **params)`, `factory(**params)` for a dataset" in " ".join(contracts.split())
