@@ -46,37 +46,52 @@ def missing_datasets(suite: Any, registry: Any = None) -> list[str]:
 
 
 def _subset_hint(reg: Any, ref: Any, decl: Any) -> str:
-    """When the files on disk serve a subset of the modalities (every missing file is one modality's), the
-    subset and the suite line that runs on it, else ``""``. The subset is checked: declared with it, some
-    format's files are all present."""
-    from .data.fetch import complete_format, missing_files
-
+    """When the files on disk serve some of the modalities asked for (all of them by default), those and the
+    suite line that runs on them, else ``""``. Each is checked: declared with it alone, and with the subset,
+    some format's files are all present."""
     if "modalities" not in ref.params:  # the plugin takes no modality subset
         return ""
-    asked = ref.params.get("modalities")
-    for fmt in decl.formats:
-        gone = set(missing_files(fmt))
-        roles = list(dict.fromkeys(f.role for f in fmt.files))
-        lacking = [r for r in roles if any(f.name in gone for f in fmt.files if f.role == r)]
-        have = [r for r in roles if r not in lacking and (asked is None or r in asked)]
-        if not have or not lacking:
-            continue
-        subset = [m for m in have if _is_modality(reg, ref, m)]
-        params = {**_given(reg, ref), "modalities": subset}
-        try:
-            if not subset or complete_format(_declare(reg, ref, params)) is None:
-                continue
-        except (ValueError, TypeError):
-            continue
-        import yaml
+    names = _asked(reg, ref, decl)
+    usable = [m for m in names if _complete(reg, ref, [m]) is not None]
+    ready = _complete(reg, ref, usable) if usable and len(usable) < len(names) else None
+    if ready is None:
+        return ""
+    import yaml
 
-        item = {"name": ref.name, **({"label": ref.label} if ref.label != ref.name else {}), "params": params}
-        entry = yaml.safe_dump(item, default_flow_style=True, sort_keys=False, width=10**6).strip()
-        return (
-            f"\n    {fmt.folder} has the files of {', '.join(subset)} only (it lacks {', '.join(lacking)}): to run on "
-            f"those, write the suite's entry as\n      - {entry}"
-        )
-    return ""
+    params = {**_given(reg, ref), "modalities": usable}
+    item = {"name": ref.name, **({"label": ref.label} if ref.label != ref.name else {}), "params": params}
+    entry = yaml.safe_dump(item, default_flow_style=True, sort_keys=False, width=10**6).strip()
+    lacking = [m for m in names if m not in usable]
+    return (
+        f"\n    {ready.folder} has every file of {', '.join(usable)} but not of {', '.join(lacking)}: to run on those, "
+        f"write the suite's entry as\n      - {entry}"
+    )
+
+
+def _asked(reg: Any, ref: Any, decl: Any) -> list[str]:
+    """The modalities ``ref`` asks for: its ``modalities`` param, else the plugin's (``modality_names``), else
+    the file roles the plugin takes as modality names."""
+    if ref.params.get("modalities"):
+        return list(ref.params["modalities"])
+    factory = reg.get("dataset", ref.name).factory
+    try:
+        names = factory.modality_names(reg.config_of("dataset", ref.name, ref.params))
+    except (AttributeError, ValueError, TypeError):
+        names = None
+    if names:
+        return list(names)
+    roles = dict.fromkeys(f.role for fmt in decl.formats for f in fmt.files)
+    return [r for r in roles if _is_modality(reg, ref, r)]
+
+
+def _complete(reg: Any, ref: Any, modalities: list[str]) -> Any:
+    """The first format whose files are all present when ``ref`` asks for ``modalities`` (None: none is)."""
+    from .data.fetch import complete_format
+
+    try:
+        return complete_format(_declare(reg, ref, {"modalities": modalities}))
+    except (ValueError, TypeError):
+        return None
 
 
 def _declare(reg: Any, ref: Any, params: dict) -> Any:

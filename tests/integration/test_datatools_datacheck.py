@@ -40,7 +40,7 @@ def test_missing_modality_names_the_subset_and_the_suite_line(home, write_suite)
     with pytest.raises(SuiteDataMissingError) as info:
         check_data(suite)
     text = str(info.value)
-    assert "mfn-h5/youtube has the files of audio, visual only (it lacks text)" in text
+    assert "mfn-h5/youtube has every file of audio, visual but not of text" in text
     entry = re.search(r"\n      - (\{.*\})", text).group(1)
     assert entry == "{name: youtube, label: yt, params: {seq_len: 12, modalities: [audio, visual]}}"
     fixed = write_suite(SUITE.replace("{name: youtube, label: yt, params: {seq_len: 12}}", entry), "fixed.yaml")
@@ -99,3 +99,20 @@ def test_a_plugin_with_required_params_gets_the_hint_with_them(tmp_path, write_s
         with pytest.raises(SuiteDataMissingError) as info:
             check_data(load_suite(write_suite(suite), check_files=False))
     assert f"- {{name: rooted, params: {{root: {tmp_path}, modalities: [audio]}}}}" in str(info.value)
+
+
+def test_csd_text_is_kept_in_the_subset_through_its_words_file(tmp_path, monkeypatch, write_suite):
+    """CMU-MOSI's CSD text is its word-vector file (role words): with the words, acoustic and label files there
+    and no visual one, the subset offered is text and audio, not audio alone."""
+    folder = tmp_path / "data" / "csd" / "CMU_MOSI"
+    folder.mkdir(parents=True)
+    for name in ("TimestampedWordVectors", "COVAREP", "Opinion_Labels"):
+        (folder / f"CMU_MOSI_{name}.csd").touch()
+    monkeypatch.setenv("MFM_BENCH_DATA", str(tmp_path / "data"))
+    suite = SUITE.replace(
+        "{name: youtube, label: yt, params: {seq_len: 12}}", "{name: cmu-mosi, params: {format: csd}}"
+    )
+    with pytest.raises(SuiteDataMissingError) as info:
+        check_data(load_suite(write_suite(suite), check_files=False))
+    assert "has every file of text, audio but not of visual" in str(info.value)
+    assert "- {name: cmu-mosi, params: {format: csd, modalities: [text, audio]}}" in str(info.value)
