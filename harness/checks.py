@@ -4,8 +4,11 @@
   initial, untrained weights' validation loss (did not train: best epoch 0), fails with the reason and the loss
   history. Evaluating it would score weights that training made worse than chance initialisation.
 - :func:`check_metrics`: a run whose clean test metrics are not finite fails.
-- :func:`check_dataset`: non-finite labels in any split are an error naming the dataset, split and count;
-  a constant or all-zero modality in the training split is a warning (returned, then recorded and printed).
+- :func:`check_dataset`: a split whose samples do not have the modalities of the dataset's spec, or not their
+  kind and dim, is an error naming the dataset, split, modality, both shapes and the fix (without it the first
+  encoder fails on a bare shape error); non-finite labels in any split are an error naming the dataset, split
+  and count; a constant or all-zero modality in the training split is a warning (returned, then recorded and
+  printed).
 """
 
 from __future__ import annotations
@@ -70,8 +73,55 @@ def check_metrics(rows: list[tuple[str, str, str, float]]) -> None:
         raise DivergedError(f"non-finite test metrics: {', '.join(bad[:6])}")
 
 
+#: a sample's rank for each modality kind, and the axis that holds the modality's dim
+_RANK_AXIS = {"sequence": (2, -1, "[T, D]"), "vector": (1, -1, "[D]"), "image": (3, 0, "[C, H, W]")}
+
+
+def _sample_shapes(split: Any) -> dict[str, tuple[int, ...]] | None:
+    """{modality: one sample's shape}, from a split held as tensors or from its first sample; None when empty."""
+    inputs = getattr(split, "inputs", None)
+    if isinstance(inputs, dict):
+        return {m: tuple(t.shape[1:]) for m, t in inputs.items()}
+    if len(split) == 0:
+        return None
+    sample = split[0]
+    if not isinstance(sample, dict) or not isinstance(sample.get("inputs"), dict):
+        return None  # samples of another shape: nothing to check generically
+    return {m: tuple(getattr(t, "shape", ())) for m, t in sample["inputs"].items()}
+
+
+def check_spec(name: str, dataset: Any, split_name: str) -> None:
+    """The samples of ``split_name`` have every modality of ``dataset.spec``, each of its kind's rank and dim;
+    else a :class:`DataError` naming the dataset, split, modality, the shape found and the one its spec says."""
+    shapes = _sample_shapes(dataset.split(split_name))
+    if shapes is None:
+        return
+    where = f"dataset {name!r}, split {split_name!r}"
+    for mod in dataset.spec.modalities:
+        if mod.name not in shapes:
+            raise DataError(
+                f"{where}: its samples have no input {mod.name!r}, which its spec lists (inputs: {sorted(shapes)}); "
+                "give every sample every modality of the spec (a missing one as zeros with an all-False mask), or "
+                "drop it from the DatasetSpec (the dataset contract, docs/plugins.md)"
+            )
+        rank, axis, form = _RANK_AXIS[mod.kind]
+        shape = shapes[mod.name]
+        if len(shape) != rank or shape[axis] != mod.dim:
+            image = mod.kind == "image"
+            said = f"{'an' if image else 'a'} {mod.kind} {form} with {'C' if image else 'D'} = {mod.dim}"
+            raise DataError(
+                f"{where}: modality {mod.name!r} is [{', '.join(map(str, shape))}] per sample, but the spec says "
+                f"{said} (Modality({mod.name!r}, {mod.dim}, {mod.kind!r})); make the spec's Modality match the data "
+                "(its dim, its kind) or the data match the spec: models build their encoders from the spec "
+                "(the dataset contract, docs/plugins.md)"
+            )
+
+
 def check_dataset(name: str, dataset: Any) -> list[str]:
-    """Non-finite labels raise :class:`DataError`; returns warnings for constant or all-zero training modalities."""
+    """A spec the samples do not match, or non-finite labels, raise :class:`DataError`; returns warnings for
+    constant or all-zero training modalities."""
+    for split in SPLITS:
+        check_spec(name, dataset, split)
     for split in SPLITS:
         target = _targets(dataset.split(split))
         if target is not None and target.is_floating_point():

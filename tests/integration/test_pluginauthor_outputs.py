@@ -2,6 +2,7 @@
 what it returned and what it must return (docs/plugins.md, "The contracts")."""
 
 import pytest
+import torch
 from torch import nn
 
 from mfm_bench import hookimpl
@@ -133,3 +134,58 @@ def test_an_encoder_that_breaks_its_contract_is_named_with_its_shapes(data, enco
     msg = str(e.value)
     assert f"encoder {encoder!r} from my-encoders (plugin encoders-under-test), given modality " in msg
     assert returned in msg and fix in msg and "docs/plugins.md" in msg
+
+
+class SpecVsData:
+    """A dataset whose spec says imu is 6 wide; ``data`` says what its samples really hold."""
+
+    def __init__(self, data, held=True):
+        from mfm_bench.contracts import DatasetSpec, Modality, Task, TensorSplit
+
+        self.spec = DatasetSpec(
+            "gait",
+            (Modality("imu", 6), Modality("photo", 3, "image", (3, 4, 4))),
+            Task("classification", n_classes=2),
+        )
+        n = 4
+        inputs = {m: torch.zeros(n, *shape) for m, shape in data.items()}
+        inputs = {m: x + torch.arange(n).view(n, *[1] * (x.dim() - 1)) for m, x in inputs.items()}
+        mask = {m: torch.ones(n, 1, dtype=torch.bool) for m in inputs}
+        split = TensorSplit(inputs, mask, torch.tensor([0, 1, 0, 1]), [str(i) for i in range(n)])
+        self._split = split if held else [split[i] for i in range(n)]
+
+    def split(self, name):
+        return self._split
+
+
+@pytest.mark.parametrize("held", [True, False], ids=["tensor-split", "list-of-samples"])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"imu": (5, 7), "photo": (3, 4, 4)},
+            "modality 'imu' is [5, 7] per sample, but the spec says a sequence [T, D] with D = 6",
+        ),
+        ({"imu": (5, 6)}, "its samples have no input 'photo', which its spec lists (inputs: ['imu'])"),
+        (
+            {"imu": (5, 6), "photo": (4, 4, 3)},
+            "modality 'photo' is [4, 4, 3] per sample, but the spec says an image [C, H, W] with C = 3",
+        ),
+        ({"imu": (6,), "photo": (3, 4, 4)}, "modality 'imu' is [6] per sample, but the spec says a sequence [T, D]"),
+    ],
+)
+def test_a_dataset_whose_data_disagree_with_its_spec_is_named_before_any_model_runs(data, message, held):
+    # the encoders are built from the spec: a 7-wide imu used to fail inside the LSTM ("Expected 6, got 7"),
+    # naming neither the dataset nor the modality
+    from mfm_bench.checks import DataError, check_dataset
+
+    with pytest.raises(DataError) as e:
+        check_dataset("gait", SpecVsData(data, held))
+    assert "dataset 'gait', split 'train': " + message in str(e.value)
+    assert "docs/plugins.md" in str(e.value)
+
+
+def test_a_dataset_that_matches_its_spec_passes():
+    from mfm_bench.checks import check_dataset
+
+    assert check_dataset("gait", SpecVsData({"imu": (5, 6), "photo": (3, 4, 4)})) == []
