@@ -128,7 +128,13 @@ def task_loss(task: Task, prediction: torch.Tensor, target: torch.Tensor) -> tor
     """L1 for (multi-)regression, as MFM and MFN train; cross-entropy for classification."""
     if task.kind == "classification":
         return F.cross_entropy(prediction, target.long())
-    assert prediction.shape == target.shape, f"prediction {tuple(prediction.shape)} vs target {tuple(target.shape)}"
+    if prediction.shape != target.shape:  # L1 would broadcast [B, 1] against [B] to [B, B], a wrong loss
+        form = "[B]" if task.kind == "regression" else f"[B, {len(task.targets)}]"
+        raise ValueError(
+            f"task_loss({task.kind}): the prediction is [{', '.join(map(str, prediction.shape))}] and the target "
+            f"[{', '.join(map(str, target.shape))}]; a {task.kind} prediction is {form}: pass the model's output "
+            "through mfm_bench.nn.shape_prediction(task, out) (or use mfm_bench.nn.Head, which does)"
+        )
     return F.l1_loss(prediction, target.float())
 
 

@@ -189,3 +189,20 @@ def test_a_dataset_that_matches_its_spec_passes():
     from mfm_bench.checks import check_dataset
 
     assert check_dataset("gait", SpecVsData({"imu": (5, 6), "photo": (3, 4, 4)})) == []
+
+
+@pytest.mark.parametrize(
+    ("task", "pred", "target", "message"),
+    [
+        ("regression", (4, 1), (4,), "task_loss(regression): the prediction is [4, 1] and the target [4]; "),
+        ("multi_regression", (4,), (4, 2), "a multi_regression prediction is [B, 2]"),
+    ],
+)
+def test_task_loss_refuses_a_prediction_of_another_shape_than_the_target(task, pred, target, message):
+    # an assert, gone under python -O, where L1 then broadcast [4, 1] against [4] to a [4, 4] loss
+    from mfm_bench.contracts import Task
+
+    t = Task(task, targets=("a", "b") if task == "multi_regression" else ())
+    with pytest.raises(ValueError) as e:
+        task_loss(t, torch.zeros(pred), torch.zeros(target))
+    assert message in str(e.value) and "mfm_bench.nn.shape_prediction(task, out)" in str(e.value)
