@@ -59,7 +59,7 @@ def load(path: str | Path) -> dict[tuple[str, str, str, str], dict[int, float]]:
     if not (folder / DB_NAME).exists():
         raise CompareInputError(f"{path} holds no {DB_NAME}: pass an output folder of `mfm-bench run` or its store")
     values: dict[tuple, dict[int, float]] = Measured(dict)
-    with ResultStore(folder) as store:
+    with ResultStore(folder, readonly=True) as store:
         runs = {r["id"]: r for r in store.runs("finished")}
         values.datasets = {r["dataset"]: json.dumps(r["config"]["dataset"], sort_keys=True) for r in runs.values()}
         values.limits = defaultdict(set)  # --limit N: a smoke test on a subset of each split
@@ -87,7 +87,7 @@ def _run_status(path: str | Path) -> dict[tuple[str, str, int], str]:
     p = Path(path)
     folder = p.parent if p.name == DB_NAME else p
     out: dict[tuple[str, str, int], str] = {}
-    with ResultStore(folder) as store:
+    with ResultStore(folder, readonly=True) as store:
         for r in store.runs():
             key = (r["dataset"], r["label"], r["seed"])
             if r["status"] == "finished":

@@ -489,7 +489,7 @@ def write_leaderboard(
         raise MfmBenchError(
             f"unknown leaderboard format(s) {', '.join(sorted(unknown))}; formats are {', '.join(FORMATS)}"
         )
-    with ResultStore(folder) as store:
+    with ResultStore(folder, readonly=True) as store:  # read only: the writes below say what cannot be written
         data = collect(store)
         if formats is None:  # what the suite asked for, and every format already written (never left stale)
             asked = store.get_meta("formats") or DEFAULT_FORMATS

@@ -169,7 +169,7 @@ def report_html(folder: str | Path) -> str:
     from .results import ResultStore
 
     out = Path(folder)
-    with ResultStore(out) as store:
+    with ResultStore(out, readonly=True) as store:
         data = collect(store)
         runs = store.runs()
         reference = store.get_meta("reference")  # the suite's report.reference: the paired table, as the leaderboard

@@ -4,6 +4,7 @@ so a killed process leaves whole rows or none, and a failed run never touches th
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import MfmBenchError, storage_error
+from .errors import MfmBenchError, StorageError, storage_error
 from .io import atomic_write  # noqa: F401 - re-exported: writers of the output folder import it from here
 from .metric_catalog import higher_is_better
 
@@ -125,11 +126,19 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
 
 
 class ResultStore:
-    """``ResultStore(folder)``: the runs and metrics of every suite run into ``folder``."""
+    """``ResultStore(folder)``: the runs and metrics of every suite run into ``folder``. ``readonly=True`` (the
+    leaderboard, the report and compare, which only read) opens an existing store without writing to it, so a
+    folder that cannot be written (a read-only mount, another user's results) can still be read."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, readonly: bool = False) -> None:
         self.folder = Path(folder)
         self.path = self.folder / DB_NAME
+        self.readonly = readonly
+        if readonly:
+            self._open_readonly()
+            return
+        if self.folder.is_dir() and not writable(self.folder, self.path):
+            raise StorageError(read_only_message(self.folder))
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -141,10 +150,13 @@ class ResultStore:
             ) from None
         try:
             migrate(self.conn, self.path)  # first: a newer store is refused before anything is written
+            self.version = SCHEMA_VERSION
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as e:
             self.conn.close()
+            if not writable(self.folder, self.path):  # made read-only meanwhile, or a check access() cannot see
+                raise StorageError(read_only_message(self.folder)) from None
             raise StoreError(
                 f"{self.path} is not a usable results store ({e}); it was left as it is: move it "
                 "away, or choose another --out"
@@ -152,6 +164,40 @@ class ResultStore:
         except BaseException:
             self.conn.close()
             raise
+
+    def _open_readonly(self) -> None:
+        """Open with SQLite's ``mode=ro``; a WAL store in a folder that cannot be written has no ``-shm`` file to
+        share, so it is then read as ``immutable`` (nothing can be writing to a folder nobody can write)."""
+        uri = self.path.absolute().as_uri()
+        tries = [f"{uri}?mode=ro"]
+        if not writable(self.folder, self.path):
+            tries.append(f"{uri}?mode=ro&immutable=1")
+        error: sqlite3.Error | None = None
+        for target in tries:
+            try:
+                self.conn = sqlite3.connect(target, uri=True, timeout=30, isolation_level=None)
+            except sqlite3.Error as e:
+                error = e
+                continue
+            try:
+                found = self.conn.execute("PRAGMA user_version").fetchone()[0]
+                self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()
+            except sqlite3.Error as e:
+                self.conn.close()
+                error = e
+                continue
+            if found > SCHEMA_VERSION:
+                self.conn.close()
+                raise StoreVersionError(
+                    f"{self.path} has store schema version {found}, written by a newer mfm-bench; this one "
+                    f"reads versions up to {SCHEMA_VERSION}: upgrade mfm-bench (the file was not changed)"
+                )
+            self.version = found
+            return
+        raise StoreError(
+            f"{self.path} cannot be read as a results store ({error}); it was left as it is: check that it is the "
+            "results.sqlite of `mfm-bench run` and that you may read it"
+        )
 
     def close(self) -> None:
         self.conn.close()
@@ -354,6 +400,8 @@ class ResultStore:
         """Each re-evaluation whole, oldest first: ``id``, ``created``, ``provenance`` (a dict) and ``rows``, a
         sorted list of (run id, condition, split, metric, value, higher_is_better) (``mfm-bench merge``)."""
         rows: dict[str, list[tuple]] = {}
+        if self.version < 2:  # an older store read as it is: it has no re-evaluations
+            return []
         q = (
             "SELECT evaluation_id, run_id, condition, split, metric, value, higher_is_better FROM reevaluations"
             " ORDER BY evaluation_id, run_id, condition, split, metric"
@@ -383,6 +431,8 @@ class ResultStore:
     def reevaluations(self) -> list[dict[str, Any]]:
         """Every re-evaluated metric, oldest evaluation first, with ``evaluation_id`` and ``created``."""
         cols = ["evaluation_id", "created", "run_id", "condition", "split", "metric", "value", "higher_is_better"]
+        if self.version < 2:  # an older store read as it is: it has no re-evaluations
+            return []
         q = (
             "SELECT r.evaluation_id, e.created, r.run_id, r.condition, r.split, r.metric, r.value, r.higher_is_better"
             " FROM reevaluations r JOIN evaluations e ON e.id = r.evaluation_id"
@@ -409,6 +459,21 @@ class ResultStore:
             args = (run_id,)
         cols = ["run_id", "condition", "split", "metric", "value", "higher_is_better"]
         return [dict(zip(cols, r)) for r in self.conn.execute(q, args)]
+
+
+def writable(folder: Path, path: Path) -> bool:
+    """Whether ``folder`` (and the store file ``path`` in it, when there) can be written (a read-only mount
+    answers no even to root)."""
+    return os.access(folder, os.W_OK | os.X_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def read_only_message(folder: Path) -> str:
+    return (
+        f"the output folder {folder} cannot be written (read-only, or not yours): `mfm-bench run`, `evaluate`, "
+        f"`merge`, `leaderboard` and `report` write into it; copy it (cp -r {folder} COPY) and use the copy, or "
+        "make it writable; `mfm-bench compare` only reads it and works on it as it is, and `mfm-bench "
+        "leaderboard` prints its table without writing files"
+    )
 
 
 def _finite(v: float) -> float | None:

@@ -28,10 +28,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mfm_bench.leaderboard import write_leaderboard
+    import sys
+    from pathlib import Path
+
+    from mfm_bench.leaderboard import board, collect, no_store, write_leaderboard
+    from mfm_bench.render import markdown
+    from mfm_bench.results import DB_NAME, ResultStore, writable
 
     if args.reference is not None:
         _check_reference(args.folder, args.reference)
+    folder = Path(args.folder)
+    if (folder / DB_NAME).exists() and not writable(folder, folder / DB_NAME):
+        # a read-only folder (an archive, a colleague's results): the table still, no file written
+        with ResultStore(folder, readonly=True) as store:
+            data = collect(store)
+            reference = args.reference if args.reference is not None else store.get_meta("reference")
+        if not args.quiet:
+            print(markdown(board(data, reference)))
+        print(
+            f"{folder} cannot be written (read-only, or not yours), so no leaderboard file was written; copy it "
+            f"(cp -r {folder} COPY) and run `mfm-bench leaderboard COPY` to write them",
+            file=sys.stderr,
+        )
+        return 0
+    if not folder.is_dir() or not (folder / DB_NAME).exists():
+        raise no_store(folder)
     written = write_leaderboard(args.folder, args.format, reference=args.reference)
     if "markdown" in written and not args.quiet:
         print(written["markdown"].read_text())
@@ -50,7 +71,7 @@ def _check_reference(folder: str, reference: str) -> None:
 
     if not (Path(folder) / DB_NAME).exists():
         raise no_store(folder)
-    with ResultStore(folder) as store:
+    with ResultStore(folder, readonly=True) as store:
         labels = sorted({r["label"] for r in store.runs("finished")})
     if reference not in labels:
         raise MfmBenchError(

@@ -1,0 +1,110 @@
+"""A finished output folder that cannot be written (a read-only mount, an archive, a colleague's results): the
+commands that only read it work on it as it is, and those that must write say so, naming it and what to do.
+
+Root may write anywhere but on a read-only mount, so where the tests run as root the folder's writability is what
+``os.access`` answers for it (as on such a mount); SQLite itself opens the store read-only either way."""
+
+import os
+import shutil
+
+import pytest
+
+from mfm_bench import results
+from mfm_bench.cli import main
+from mfm_bench.errors import StorageError
+from mfm_bench.results import DB_NAME, ResultStore
+
+SUITE = """\
+name: posthoc-readonly
+datasets:
+  - name: synthetic-factors
+    params: {n_train: 48, n_valid: 16, n_test: 24, dims: {text: 6, audio: 3, visual: 4}}
+models:
+  - {name: supervised, label: late, params: {fusion: late}}
+seeds: [0, 1]
+train: {epochs: 1, batch_size: 32, device: cpu}
+evaluate: {conditions: [clean]}
+report: {formats: [markdown]}
+"""
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("posthoc-readonly")
+    (tmp / "suite.yaml").write_text(SUITE)
+    assert main(["run", str(tmp / "suite.yaml"), "--out", str(tmp / "out"), "--no-progress"]) == 0
+    return tmp / "out"
+
+
+@pytest.fixture
+def readonly(finished, tmp_path, monkeypatch):
+    """A copy of the finished folder, made read-only."""
+    folder = tmp_path / "archive"
+    shutil.copytree(finished, folder)
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    for p in files:
+        p.chmod(0o444)
+    for p in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True) + [folder]:
+        p.chmod(0o555)
+    real = os.access
+
+    def access(path, mode, *a, **k):  # as a read-only mount answers, for root too
+        inside = str(os.fspath(path)).startswith(str(folder))
+        return False if inside and mode & os.W_OK else real(path, mode, *a, **k)
+
+    monkeypatch.setattr(results.os, "access", access)
+    before = {p: p.read_bytes() for p in files}
+    yield folder
+    after = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert after == before  # nothing written, nothing added
+    for p in [folder, *folder.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def test_opening_it_for_writing_names_the_folder_and_what_to_do(readonly):
+    with pytest.raises(StorageError) as e:
+        ResultStore(readonly)
+    msg = str(e.value)
+    assert f"the output folder {readonly} cannot be written" in msg
+    assert f"cp -r {readonly} COPY" in msg and "compare` only reads it" in msg
+    assert "not a usable results store" not in msg and "move it away" not in msg
+
+
+def test_it_reads_read_only(readonly):
+    with ResultStore(readonly, readonly=True) as store:
+        assert len(store.runs("finished")) == 2 and store.metrics()
+        with pytest.raises(Exception, match="readonly"):
+            store.set_meta("x", 1)
+
+
+def test_compare_works_on_it(readonly, finished, capsys):
+    assert main(["compare", str(finished), str(readonly)]) == 0
+    assert "no regression in" in capsys.readouterr().out
+
+
+def test_leaderboard_prints_the_table_without_writing(readonly, capsys):
+    assert main(["leaderboard", str(readonly)]) == 0
+    captured = capsys.readouterr()
+    assert "| late" in captured.out and "acc" in captured.out
+    assert f"{readonly} cannot be written" in captured.err and "cp -r" in captured.err
+
+
+def test_report_and_evaluate_say_the_folder_cannot_be_written(readonly, capsys):
+    assert main(["report", str(readonly)]) == 2
+    err = capsys.readouterr().err
+    assert f"{readonly} cannot be written" in err and "cp -r" in err and "mfm-bench report COPY" in err
+    assert main(["evaluate", str(readonly)]) == 2
+    err = capsys.readouterr().err
+    assert f"the output folder {readonly} cannot be written" in err and "cp -r" in err
+
+
+def test_an_old_store_is_read_without_migrating(tmp_path):
+    folder = tmp_path / "old"
+    with ResultStore(folder) as store:
+        store.conn.execute("DROP TABLE reevaluations")
+        store.conn.execute("DROP TABLE evaluations")
+        store.conn.execute("PRAGMA user_version = 1")
+    before = (folder / DB_NAME).read_bytes()
+    with ResultStore(folder, readonly=True) as store:
+        assert store.version == 1 and store.metrics_and_reevaluations() == [] and store.evaluations() == []
+    assert (folder / DB_NAME).read_bytes() == before
