@@ -394,6 +394,14 @@ class Registry:
 
     def add_plugin(self, obj: Any, name: str, package: str | None = None, version: str = "") -> None:
         """Register a plugin object (module or class instance with hookimpls) and run its register hooks."""
+        taken = self.pm.get_plugin(name)
+        if taken is not None or name in self.dists:  # undoing this registration must not remove the other one
+            owner = self.dists.get(name, (name, ""))[0]
+            what = f"module {taken.__name__}" if inspect.ismodule(taken) else f"a {type(taken).__name__} object"
+            raise PluginError(
+                f"plugin name {name!r} ({package or name}) is taken: {owner} registered {what} under it; give this "
+                "plugin another name (its entry-point name, or temporary_plugin's second argument)"
+            )
         self.dists[name] = (package or name, version)
         try:
             _check_hooks(obj, name, package or name)

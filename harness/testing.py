@@ -38,8 +38,8 @@ def temporary_plugin(obj: Any, name: str, package: str | None = None, version: s
     if reg.pm.is_registered(obj):
         yield reg
         return
+    reg.add_plugin(obj, name, package or name, version)  # a name already taken is refused, and left as it is
     try:
-        reg.add_plugin(obj, name, package or name, version)
         yield reg
     finally:
         reg.remove_plugin(name)

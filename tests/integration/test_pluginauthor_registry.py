@@ -335,3 +335,43 @@ def test_a_plugin_that_raises_at_import_is_reported_with_its_line_and_debug_prin
         )
         assert ("Traceback (most recent call last)" in out.stdout) == (args[0] == "--debug")
     assert 'mfm_bench_fails.py", line 8, in <module>' in out.stdout
+
+
+class AnotherEncoder:
+    @hookimpl
+    def register_encoders(self, register):
+        register("another-enc", "m:X")
+
+
+def test_a_taken_plugin_name_is_refused_and_leaves_the_plugin_that_holds_it():
+    # the failed registration used to be undone by name: it removed every built-in encoder for the rest of the
+    # process, after a bare pluggy "Plugin name already registered"
+    reg = get_registry()
+    before = reg.names("encoder")
+    with pytest.raises(PluginError) as e:
+        with temporary_plugin(AnotherEncoder(), "encoders", package="my-encoders"):
+            pass
+    assert "plugin name 'encoders' (my-encoders) is taken: mfm-bench registered module " in str(e.value)
+    assert "give this plugin another name" in str(e.value)
+    assert reg.names("encoder") == before and reg.dists["encoders"][0] == "mfm-bench"
+
+
+CONV_A = """
+from mfm_bench import hookimpl
+
+
+@hookimpl
+def register_encoders(register):
+    register("conv-a", "conv_a:Conv")
+"""
+
+
+def test_two_distributions_with_one_entry_point_name_keep_the_first(tmp_path, monkeypatch):
+    make_dist(tmp_path, "mfm-bench-conv-a", "conv_a", CONV_A, entry="conv")
+    make_dist(tmp_path, "mfm-bench-conv-b", "conv_b", CONV_A.replace("conv-a", "conv-b"), entry="conv")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg = create_registry()
+    assert reg.get("encoder", "conv-a").package == "mfm-bench-conv-a"
+    assert "lstm" in reg.names("encoder") and "conv-b" not in reg.names("encoder")
+    (err,) = reg.errors
+    assert err.package == "mfm-bench-conv-b" and "plugin name 'conv' (mfm-bench-conv-b) is taken" in err.error
