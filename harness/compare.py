@@ -17,7 +17,7 @@ import numpy as np
 from .errors import MfmBenchError
 from .metric_catalog import TASK, catalog
 from .results import DB_NAME, ResultStore
-from .stats import paired_t_p
+from .stats import paired_diff_p
 
 THROUGHPUT = "train_samples_per_sec"
 
@@ -110,15 +110,10 @@ def unfinished_in_new(base_path: str | Path, new_path: str | Path) -> list[str]:
 
 
 def paired_p(base: dict[int, float], new: dict[int, float]) -> float | None:
-    """Two-sided paired t-test p-value over the common seeds; None with under 2 seeds or no variation."""
+    """Two-sided p-value over the common seeds (:func:`mfm_bench.stats.paired_diff_p`, as the leaderboard's paired
+    table): the paired t-test, or the exact sign test for a constant shift; None with under 2 seeds."""
     seeds = sorted(set(base) & set(new))
-    if len(seeds) < 2:
-        return None
-    a, b = [base[s] for s in seeds], [new[s] for s in seeds]
-    diffs = [y - x for x, y in zip(a, b)]
-    if max(diffs) - min(diffs) <= 1e-12 * max(1.0, *map(abs, diffs)):
-        return 1.0 if max(map(abs, diffs)) <= 1e-12 else None  # no variation: the t statistic is undefined
-    return paired_t_p(np.asarray(diffs, dtype=np.float64))
+    return paired_diff_p(np.asarray([new[s] - base[s] for s in seeds], dtype=np.float64))
 
 
 def compare(base_path: str | Path, new_path: str | Path) -> list[Row]:

@@ -7,8 +7,9 @@ single seed, and paired comparisons across seeds against a reference model.
   per-sample predictions) and stored as the metrics ``ci95_lo:<metric>`` and ``ci95_hi:<metric>``;
 - paired comparison: for each model and metric, the seeds both it and the reference ran, the paired t-test
   (``scipy.stats.ttest_rel``'s statistic and two-sided p-value) on the per-seed values (the same seed draws the
-  same data split and initialisation scheme for both). A difference with p >= 0.05 (or fewer than 2 shared
-  seeds) is marked as not distinguishable from noise.
+  same data split and initialisation scheme for both); differences all equal (a constant shift, where t is
+  undefined) get the exact sign test's p, 2 * 0.5**n for n seeds (:func:`paired_diff_p`). A difference with
+  p >= 0.05 (or fewer than 2 shared seeds) is marked as not distinguishable from noise.
 
 The t distribution comes from ``scipy.special`` (``stdtrit``, ``stdtr``) rather than ``scipy.stats``: importing
 ``scipy.stats`` took 0.56 s on the 2-core machine of docs/performance.md, ``scipy.special`` 0.16 s, and every
@@ -44,6 +45,30 @@ def paired_t_p(diffs: np.ndarray) -> float:
     n = len(diffs)
     t = diffs.mean() / (diffs.std(ddof=1) / math.sqrt(n))
     return float(2.0 * stdtr(n - 1, -abs(t)))
+
+
+def paired_diff_p(diffs: np.ndarray) -> float | None:
+    """Two-sided p-value of a paired comparison from the per-seed differences: the paired t-test's
+    (:func:`paired_t_p`) when they vary; None with fewer than two.
+
+    All differences equal (a constant shift: every seed moved by the same amount) leave the t statistic undefined:
+    ``scipy.stats.ttest_rel`` answers t = inf and p = 0 whatever the number of seeds, or, with the last bits of
+    the subtraction differing, a meaningless p near 0. Such differences are then tested with the exact sign test
+    (``scipy.stats.binomtest``, every seed on the same side), which makes no assumption on their spread:
+    p = 2 * 0.5**n (0.5 for 2 seeds, 0.0625 for 5, 0.031 for 6), the smallest p any paired test that does not
+    assume a distribution (the sign-flip permutation test) can give with n seeds; all differences zero: p = 1."""
+    diffs = np.asarray(diffs, dtype=np.float64)
+    n = len(diffs)
+    if n < 2:
+        return None
+    scale = max(1.0, float(np.abs(diffs).max()))
+    if float(diffs.max() - diffs.min()) <= 1e-12 * scale:
+        if float(np.abs(diffs).max()) <= 1e-12:
+            return 1.0
+        from scipy.stats import binomtest  # scipy.stats only here: it is slow to import (see above)
+
+        return float(binomtest(n, n, 0.5).pvalue)
+    return paired_t_p(diffs)
 
 
 def seed_ci(values: list[float], level: float = LEVEL) -> tuple[float, float] | None:
@@ -114,8 +139,5 @@ def paired(model: dict[int, float], reference: dict[int, float]) -> dict[str, An
     diff = float((a - b).mean()) if shared else float("nan")
     if len(shared) < 2:
         return {"diff": diff, "p": float("nan"), "n": len(shared), "noise": True}
-    if np.allclose(a - b, (a - b)[0]):  # constant differences: the t statistic is undefined
-        p = 1.0 if (a - b)[0] == 0 else 0.0
-    else:
-        p = paired_t_p(a - b)
+    p = paired_diff_p(a - b)  # a constant shift: the exact sign test (the t statistic is undefined)
     return {"diff": diff, "p": p, "n": len(shared), "noise": not p < ALPHA}

@@ -9,7 +9,8 @@ from mfm_bench.config import bounded_arg
 HELP = "compare two output folders per dataset/model/condition/metric; exit 1 on a regression (CI gate)"
 DESCRIPTION = """Compare BASE and NEW (output folders of `mfm-bench run`, or their results.sqlite) per (dataset, model,
 condition, metric): the mean over seeds on each side, the difference, a paired t-test across the seeds both have
-(scipy.stats.ttest_rel) and the training-throughput ratio. Exit status: 0 when the gate passes, 1 when a metric got
+(scipy.stats.ttest_rel; the exact sign test when every seed moved by the same amount) and the training-throughput
+ratio. Exit status: 0 when the gate passes, 1 when a metric got
 worse beyond --max-drop, significantly worse at --alpha, or throughput fell by more than --max-slowdown, or when a
 run that finished in BASE failed or did not finish in NEW, 2 when the inputs cannot be compared (it says what did
 not match). docs/ci.md has a CI recipe."""

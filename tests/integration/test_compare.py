@@ -157,3 +157,15 @@ def test_a_smoke_test_side_is_not_compared_with_a_full_one(outs, capsys, tmp_pat
     err = capsys.readouterr().err
     assert "(the full splits)" in err and "(--limit 20)" in err and "same --limit" in err
     assert main(["compare", str(new), str(new)]) == 0  # both sides the same smoke test
+
+
+def test_alpha_fires_on_a_constant_shift_over_enough_seeds():
+    """Every seed worse by the same amount used to give no p-value, so --alpha never fired."""
+    base = {s: 0.8 + 0.01 * s for s in range(6)}
+    new = {s: v - 0.02 for s, v in base.items()}
+    p = paired_p(base, new)
+    assert p == pytest.approx(2 * 0.5**6)
+    rows = [Row("d", "m", "clean", "acc", 0.8, 0.78, 6, p, True)]
+    assert [r.metric for r in gate(rows, {}, 0.05, None)] == ["acc"] and "p=0.0312" in rows[0].regression
+    two = paired_p({0: 0.8, 1: 0.9}, {0: 0.7, 1: 0.8})  # two seeds: p 0.5, never significant at 0.05
+    assert two == pytest.approx(0.5)

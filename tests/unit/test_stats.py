@@ -5,6 +5,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from mfm_bench.leaderboard import write_leaderboard
 from mfm_bench.runner import run_suite
@@ -146,3 +147,31 @@ def test_t_distribution_matches_scipy_stats():
     lo, hi = seed_ci(vals)
     slo, shi = stats.t.interval(0.95, 5, loc=np.mean(sorted(vals)), scale=stats.sem(sorted(vals)))
     assert math.isclose(lo, slo, rel_tol=1e-12) and math.isclose(hi, shi, rel_tol=1e-12)
+
+
+def test_a_constant_shift_gets_the_exact_sign_test_p():
+    """Every seed moved by the same amount: t is undefined (scipy's ttest_rel says t = inf, p = 0 for any number of
+    seeds, or a p near 0 when the subtraction's last bits differ); the exact sign test's p is 2 * 0.5**n."""
+    from scipy.stats import binomtest
+
+    from mfm_bench.compare import paired_p
+    from mfm_bench.stats import paired_diff_p
+
+    for n in (2, 3, 6, 8):
+        base = {s: 0.1 * s + 0.3 for s in range(n)}
+        worse = {s: v - 0.05 for s, v in base.items()}  # float subtraction: differences equal to ~1e-17
+        expect = binomtest(n, n, 0.5).pvalue
+        assert expect == pytest.approx(2 * 0.5**n)
+        assert paired_p(base, worse) == pytest.approx(expect) == paired_p(worse, base)
+        assert paired(worse, base)["p"] == pytest.approx(expect)
+        assert paired(worse, base)["noise"] is bool(expect >= 0.05)
+    assert paired_diff_p(np.zeros(4)) == 1.0 and paired_diff_p(np.ones(1)) is None
+    assert paired_p({0: 0.5, 1: 0.6}, {0: 0.5, 1: 0.6}) == 1.0
+    varied = np.array([0.1, 0.12, 0.09, 0.11])
+    assert paired_diff_p(varied) == pytest.approx(scipy_p(varied))
+
+
+def scipy_p(diffs):
+    from scipy.stats import ttest_rel
+
+    return ttest_rel(diffs, np.zeros_like(diffs)).pvalue
