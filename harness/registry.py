@@ -95,7 +95,11 @@ def ref_problem(ref: Any) -> str:
     module, _, attr = ref.partition(":")
     top = attr.split(".")[0] if attr else ""
     if module in sys.modules:
-        return "" if not top or hasattr(sys.modules[module], top) else f"module {module} has no attribute {top!r}"
+        mod = sys.modules[module]
+        if not top or hasattr(mod, top):
+            return ""
+        close = closest(top, sorted(n for n in dir(mod) if not n.startswith("_")))
+        return f"module {module} defines no {top!r}" + (f"; did you mean {close!r}?" if close else "")
     try:
         spec = importlib.util.find_spec(module)
     except (ImportError, ValueError) as e:  # a parent package that is missing or fails to import

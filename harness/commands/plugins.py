@@ -16,7 +16,11 @@ Set MFM_BENCH_DISABLE_PLUGINS=name to skip a plugin, MFM_BENCH_LOAD_PLUGINS=a,b 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", choices=["encoder", "fusion", "dataset", "model", "command"], help="only this kind")
-    p.add_argument("--params", action="store_true", help="also list each plugin's parameters with defaults and help")
+    p.add_argument(
+        "--params",
+        action="store_true",
+        help="also list each plugin's parameters with defaults and help, and check its config and factory references",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,12 +40,17 @@ def run(args: argparse.Namespace) -> int:
     if args.kind in (None, "command"):
         rows += [("command", c.name, c.package, c.version, c.help) for _, c in sorted(reg.commands.items())]
     print(tabulate(rows, headers=["kind", "name", "package", "version", "description"], tablefmt="simple"))
-    broken = []  # a plugin whose config cannot be loaded: reported after the others' params, exit status 1
+    broken = []  # a plugin whose config or factory cannot be loaded: reported after the others, exit status 1
     if args.params:
         for kind in KINDS:
             if args.kind and kind != args.kind:
                 continue
             for name in reg.names(kind):
+                try:
+                    reg.entries[kind][name].check_factory()  # a wrong "module:attr", found without importing it
+                except PluginError as e:
+                    print(f"\n{kind} {name}: its factory cannot be found, see the error below")
+                    broken.append(str(e))
                 try:
                     cfg = reg.entries[kind][name].config
                 except PluginError as e:

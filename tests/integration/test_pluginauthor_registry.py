@@ -375,3 +375,29 @@ def test_two_distributions_with_one_entry_point_name_keep_the_first(tmp_path, mo
     assert "lstm" in reg.names("encoder") and "conv-b" not in reg.names("encoder")
     (err,) = reg.errors
     assert err.package == "mfm-bench-conv-b" and "plugin name 'conv' (mfm-bench-conv-b) is taken" in err.error
+
+
+class TypoFactory:
+    @hookimpl
+    def register_encoders(self, register):
+        register(
+            "typo-mean",
+            "mfm_bench.plugins.encoders.mean:MeanEncodr",
+            config="mfm_bench.plugins.encoders.configs:MeanConfig",
+        )
+
+
+def test_plugins_params_reports_a_factory_that_cannot_be_found(capsys):
+    # --params loaded only configs: a misspelt factory was listed with its params and found only by a run
+    from mfm_bench.cli import main
+
+    with temporary_plugin(TypoFactory(), "typo-factory", "mfm-bench-typo"):
+        assert main(["plugins", "--kind", "encoder", "--params"]) == 1
+    out = capsys.readouterr().out
+    assert "encoder typo-mean: its factory cannot be found, see the error below" in out
+    assert "encoder lstm:" in out
+    assert (
+        "error: encoder 'typo-mean' from mfm-bench-typo (plugin typo-factory): its factory "
+        "'mfm_bench.plugins.encoders.mean:MeanEncodr' cannot be loaded (module mfm_bench.plugins.encoders.mean "
+    ) in out
+    assert "defines no 'MeanEncodr'; did you mean 'MeanEncoder'?" in out
