@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import MfmBenchError
+from .leaderboard import shown_metrics
 from .metric_catalog import TASK, catalog
 from .results import DB_NAME, ResultStore
 from .stats import paired_diff_p
@@ -52,7 +53,8 @@ class Row:
 
 
 def load(path: str | Path) -> dict[tuple[str, str, str, str], dict[int, float]]:
-    """{(dataset, model label, condition, metric): {seed: value}} of the finished runs of a folder or store file;
+    """{(dataset, model label, condition, metric): {seed: value}} of the finished runs of a folder or store file,
+    the numbers its leaderboard shows (:func:`mfm_bench.leaderboard.shown_metrics`: re-evaluated conditions too);
     ``load.datasets`` (an attribute of the result) maps each dataset label to its config."""
     p = Path(path)
     folder = p.parent if p.name == DB_NAME else p
@@ -60,14 +62,15 @@ def load(path: str | Path) -> dict[tuple[str, str, str, str], dict[int, float]]:
         raise CompareInputError(f"{path} holds no {DB_NAME}: pass an output folder of `mfm-bench run` or its store")
     values: dict[tuple, dict[int, float]] = Measured(dict)
     with ResultStore(folder, readonly=True) as store:
-        runs = {r["id"]: r for r in store.runs("finished")}
+        # the rows the leaderboard shows: re-evaluated conditions included, search trials not chosen left out
+        runs, shown = shown_metrics(store)
         values.datasets = {r["dataset"]: json.dumps(r["config"]["dataset"], sort_keys=True) for r in runs.values()}
         values.limits = defaultdict(set)  # --limit N: a smoke test on a subset of each split
         for r in runs.values():
             values.limits[r["dataset"]].add(r["config"].get("limit"))
-        for m in store.metrics():
-            run = runs.get(m["run_id"])
-            if run is None or m["value"] is None or m["split"] == "valid":
+        for m in shown:
+            run = runs[m["run_id"]]
+            if m["value"] is None:
                 continue
             values[(run["dataset"], run["label"], m["condition"], m["metric"])][run["seed"]] = m["value"]
     return values

@@ -63,28 +63,56 @@ def _direction(metric: str, stored: set[int], cat: Catalog) -> bool | None:
     return None if d is None else d.higher_is_better
 
 
+def shown_metrics(
+    store: ResultStore, runs: list[dict[str, Any]] | None = None, searches: list[dict[str, Any]] | None = None
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """(the finished runs the leaderboard shows, by id; the metric rows it reads): search trials that were not
+    chosen are left out, and so are validation rows; re-evaluations (``mfm-bench evaluate``) add the conditions the
+    runs never measured, test split only, the latest winning, each row with its ``evaluation_id`` (None for the
+    run's own). ``mfm-bench compare`` reads the same rows."""
+    from .search_board import hidden_runs
+
+    runs = store.runs() if runs is None else runs
+    searches = store.searches() if searches is None else searches
+    hidden = hidden_runs(runs, searches)  # search trials that were not chosen
+    finished = {r["id"]: r for r in runs if r["status"] == "finished" and r["id"] not in hidden}
+    rows = []
+    for m in store.metrics_and_reevaluations():  # re-evaluations add conditions the runs never measured
+        if m["run_id"] not in finished or m["split"] == "valid":
+            continue
+        if m["evaluation_id"] is not None and m["split"] != "test":  # `evaluate --split train`: not the test split
+            continue
+        rows.append(m)
+    return finished, rows
+
+
 def collect(store: ResultStore) -> dict[str, Any]:
-    """{dataset: {condition: {model: {"seeds": n, "metrics": {metric: stats}}}}}, plus run summaries."""
+    """{dataset: {condition: {model: {"seeds": n, "metrics": {metric: stats}}}}}, plus run summaries. A row with
+    re-evaluated numbers has ``reevaluated``: {"runs": how many of its runs were re-evaluated, "of": its finished
+    runs, "evaluations": the evaluation ids}."""
     from .provenance import LEADERBOARD_SCHEMA_VERSION
     from .search_board import hidden_runs, oracle_rows
 
     runs = store.runs()
     searches = store.searches()
     hidden = hidden_runs(runs, searches)  # search trials that were not chosen
-    finished = {r["id"]: r for r in runs if r["status"] == "finished" and r["id"] not in hidden}
+    finished, shown = shown_metrics(store, runs, searches)
     values: dict[tuple, list[float]] = defaultdict(list)
     by_seed: dict[tuple, dict[int, float]] = defaultdict(dict)
     boot: dict[tuple, dict[str, float]] = defaultdict(dict)
     seeds: dict[tuple, set] = defaultdict(set)
     stored: dict[str, set[int]] = defaultdict(set)
-    for m in store.metrics_and_reevaluations():  # re-evaluations add conditions the runs never measured
-        run = finished.get(m["run_id"])
-        if run is None or m["split"] == "valid":
-            continue
-        if m["evaluation_id"] is not None and m["split"] != "test":  # `evaluate --split train`: not the test split
-            continue
+    reevaluated: dict[tuple, dict[str, set[str]]] = defaultdict(lambda: {"runs": set(), "evaluations": set()})
+    of: dict[tuple, set[str]] = defaultdict(set)
+    for r in finished.values():
+        of[(r["dataset"], r["label"])].add(r["id"])
+    for m in shown:
+        run = finished[m["run_id"]]
         cond = m["condition"] if m["condition"] != "train" else "clean"
         key = (run["dataset"], cond, run["label"])
+        if m["evaluation_id"] is not None:
+            reevaluated[key]["runs"].add(run["id"])
+            reevaluated[key]["evaluations"].add(m["evaluation_id"])
         if m["metric"].startswith((CI_LO, CI_HI)):  # bootstrap bounds: attached to their metric below
             bound, metric = m["metric"].split(":", 1)
             boot[key + (metric,)][bound] = m["value"]
@@ -110,6 +138,13 @@ def collect(store: ResultStore) -> dict[str, Any]:
             "by_seed": by_seed[key],
             "higher_is_better": _direction(metric, stored[metric], cat),
         }
+        if (ds, cond, label) in reevaluated:
+            got = reevaluated[(ds, cond, label)]
+            row["reevaluated"] = {
+                "runs": len(got["runs"]),
+                "of": len(of[(ds, label)]),
+                "evaluations": sorted(got["evaluations"]),
+            }
     oracle_rows(store, searches, table)
     return {
         "schema_version": LEADERBOARD_SCHEMA_VERSION,
@@ -250,8 +285,11 @@ def _robustness_table(conds: dict[str, Any], cat: Catalog) -> Table | None:
     meta = _meta(main, cat)
     rows = []
     for label in clean:
-        got = [conds[c].get(label, {}).get("metrics", {}).get(main) for c in ["clean", *others]]
-        rows.append([label, *[_fmt(st, meta) if st else "-" for st in got]])
+        cells = []
+        for c in ["clean", *others]:
+            st = conds[c].get(label, {}).get("metrics", {}).get(main)
+            cells.append((_fmt(st, meta) if st else "-") + _partial_mark(conds[c].get(label, {})))
+        rows.append([label, *cells])
     return Table(
         f"robustness: {_header(main, meta, _direction_of(clean, main))} under each condition",
         ["model", "clean", *others],
@@ -435,8 +473,32 @@ def board(data: dict[str, Any], reference: str | None = None) -> Board:
         for r in data["runs"]
         if r["status"] not in ("finished", "failed")
     ]
-    b.notes = _notes(data["runs"])
+    b.notes = _notes(data["runs"]) + _reevaluation_notes(data)
     return b
+
+
+def _partial_mark(row: dict[str, Any]) -> str:
+    """`` (re-evaluated: k of n runs)`` after a cell whose condition a re-evaluation scored for some runs only."""
+    got = row.get("reevaluated")
+    return f" (re-evaluated: {got['runs']} of {got['of']} runs)" if got and got["runs"] < got["of"] else ""
+
+
+def _reevaluation_notes(data: dict[str, Any]) -> list[str]:
+    """A note per (dataset, condition, model) that a re-evaluation scored for only some of the model's runs: its
+    numbers are over those runs, and the rest of the row is over all of them."""
+    notes = []
+    for ds, conds in data["datasets"].items():
+        for cond, rows in conds.items():
+            for label, row in rows.items():
+                got = row.get("reevaluated")
+                if got and got["runs"] < got["of"]:
+                    notes.append(
+                        f"partial re-evaluation: {ds} / {label} under {cond} was re-evaluated (mfm-bench evaluate, "
+                        f"{', '.join(got['evaluations'])}) for {got['runs']} of its {got['of']} finished runs; "
+                        f"its {cond} numbers are over {row['seeds']} seed(s), not all of them; `mfm-bench evaluate "
+                        f"OUT --condition ...` on the whole folder scores every run"
+                    )
+    return notes
 
 
 def _notes(runs: list[dict[str, Any]]) -> list[str]:
