@@ -114,3 +114,24 @@ def check_encoded(encoder: Any, modality: str, x: Any, out: Any) -> tuple[Any, A
         f"expected a tuple (pooled [{batch}, {width}], sequence [{batch}, T, {width}]) (its output_dim is {width}): "
         f"{fix} (the encoder contract, docs/plugins.md)"
     )
+
+
+class FusionOutputError(MfmBenchError, ValueError):
+    """A fusion whose forward does not return ``[B, output_dim]`` (or ``([B, output_dim], extra losses)``)."""
+
+
+def check_fused(fusion: Any, out: Any, batch: int, width: int | None = None) -> Any:
+    """``out``, the fused vector a fusion returned (its extra losses already split off), when it is
+    ``[batch, width]`` (``width``: the fusion's ``output_dim``, or the task's width for a predicting fusion); else a
+    :class:`FusionOutputError` naming the fusion plugin, the shape returned, the shape expected and the fix."""
+    width = fusion.output_dim if width is None else width
+    shape = getattr(out, "shape", None)
+    if shape is not None and tuple(shape) == (batch, width):
+        return out
+    who = getattr(fusion, "mfm_bench_plugin", "") or f"fusion {type(fusion).__qualname__}"
+    raise FusionOutputError(
+        f"{who} returned {_shape(out)}; expected the fused tensor [{batch}, {width}] (its output_dim is "
+        f"{fusion.output_dim}), or a tuple (fused [{batch}, {width}], {{name: extra loss}}): pool or project to "
+        "[B, output_dim] in forward, or set self.output_dim to the width it returns (the fusion contract, "
+        "docs/plugins.md)"
+    )

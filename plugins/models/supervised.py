@@ -9,7 +9,7 @@ from torch import nn
 
 from mfm_bench.config import per_modality
 from mfm_bench.contracts import Batch, DatasetSpec, Output
-from mfm_bench.encoder_kinds import check_encoded, check_model
+from mfm_bench.encoder_kinds import EncoderKindError, check_encoded, check_fused, check_model, describe_modality
 from mfm_bench.nn import Head, shape_prediction, task_loss
 from mfm_bench.registry import get_registry
 
@@ -39,6 +39,14 @@ class SupervisedModel(nn.Module):
                 self.encoders[m] = reg.build("encoder", name, spec.input_dims[m], **cfg.encoder_params)
             fused_dims = {m: self.encoders[m].output_dim for m in self.names}
         else:
+            images = [m for m in spec.modalities if m.kind == "image"]
+            if images:  # a raw fusion steps through time: an image would fail inside its forward on an assert
+                raise EncoderKindError(
+                    f"supervised: fusion {cfg.fusion!r} reads the raw modalities as sequences [T, D] (no encoder), "
+                    f"and modality {images[0].name!r} of dataset {spec.name!r} is {describe_modality(images[0])}; "
+                    "use a fusion of encoded modalities (concat, late, tfn, lmf) with an image encoder, e.g. "
+                    f"encoder: {{{images[0].name}: conv-image, default: mean}}"
+                )
             fused_dims = dict(spec.input_dims)
         # a fusion that predicts labels itself (late fusion) also needs the task's width
         context = {"out_dim": self.task.output_dim} if getattr(fusion_entry.factory, "predicts", False) else {}
@@ -74,6 +82,8 @@ class SupervisedModel(nn.Module):
             fused, extra_losses = fused
         else:
             extra_losses = {}
+        # a fusion of another width is named here, not as a shape error in the head
+        fused = check_fused(self.fusion, fused, len(batch), self.task.output_dim if self.predicts else None)
         pred = shape_prediction(self.task, fused) if self.predicts else self.head(fused)
         losses = {"label": task_loss(self.task, pred, batch.target), **extra_losses}
         return Output(pred, losses, extras)

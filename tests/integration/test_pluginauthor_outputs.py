@@ -206,3 +206,48 @@ def test_task_loss_refuses_a_prediction_of_another_shape_than_the_target(task, p
     with pytest.raises(ValueError) as e:
         task_loss(t, torch.zeros(pred), torch.zeros(target))
     assert message in str(e.value) and "mfm_bench.nn.shape_prediction(task, out)" in str(e.value)
+
+
+class Unpooled(nn.Module):
+    """Returns the pooled encodings stacked [B, M, H], not fused to [B, output_dim]."""
+
+    def __init__(self, input_dims, **params):
+        super().__init__()
+        self.output_dim = next(iter(input_dims.values()))
+
+    def forward(self, inputs, mask):
+        return torch.stack(list(inputs.values()), dim=1)
+
+
+class Fusions:
+    @hookimpl
+    def register_fusions(self, register):
+        register("unpooled", Unpooled)
+
+
+def test_a_fusion_that_returns_another_shape_is_named_with_its_shapes(data):
+    # the head used to fail on a bare "mat1 and mat2 shapes cannot be multiplied"
+    from mfm_bench.encoder_kinds import FusionOutputError
+
+    with temporary_plugin(Fusions(), "fusions-under-test", package="my-fusions") as reg:
+        model = reg.build("model", "supervised", data.spec, fusion="unpooled", encoder="mean")
+        with pytest.raises(FusionOutputError) as e:
+            Trainer(TrainConfig(epochs=1, batch_size=8, device="cpu")).evaluate_losses(model, data.split("valid"))
+    msg = str(e.value)
+    assert msg.startswith("fusion 'unpooled' from my-fusions (plugin fusions-under-test) returned tensor [8, 3, 32]; ")
+    assert "expected the fused tensor [8, 32] (its output_dim is 32)" in msg and "docs/plugins.md" in msg
+
+
+def test_a_raw_fusion_is_refused_an_image_modality_at_build():
+    # mfn, mult and ef_lstm step through time: an image used to fail inside their forward on an assert
+    from mfm_bench.encoder_kinds import EncoderKindError
+    from mfm_bench.registry import get_registry
+
+    reg = get_registry()
+    ds = reg.build("dataset", "paired-digits")
+    with pytest.raises(EncoderKindError) as e:
+        reg.build("model", "supervised", ds.spec, fusion="mfn")
+    assert "fusion 'mfn' reads the raw modalities as sequences [T, D] (no encoder), and modality 'image' of " in str(
+        e.value
+    )
+    assert "encoder: {image: conv-image, default: mean}" in str(e.value)
