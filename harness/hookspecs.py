@@ -52,6 +52,9 @@ def register_datasets(register):
     :param register: ``register(name, factory, config=None, help="")``.
         ``factory(cfg)`` returns an object with ``.spec`` (a ``mfm_bench.DatasetSpec``) and ``.split(name)``
         returning a torch Dataset of samples (``mfm_bench.TensorSplit`` where the data fit in memory).
+        ``factory.describe(cfg)`` returns that ``DatasetSpec`` without reading data (``mfm-bench validate``
+        refuses a dataset without it), and optionally ``factory.declare(cfg)`` its files
+        (``mfm_bench.contracts.DatasetFactory``).
     :return: nothing.
     """
 
