@@ -126,3 +126,28 @@ def test_the_documented_factory_calls_are_the_registry_s():
     contracts = text.split("## The contracts", 1)[1].split("\n### ", 1)[0]
     assert "| encoder | `factory(input_dim, cfg)` |" in contracts
     assert "`factory(input_dim, **params)`, `factory(**params)` for a dataset" in " ".join(contracts.split())
+
+
+def test_the_documented_encoder_is_refused_a_modality_it_cannot_read(tmp_path, monkeypatch, capsys):
+    # the documented ConvEncoder transposes [B, T, D]: given paired-digits' vector modality it failed inside its
+    # forward ("Dimension out of range"); its config now declares the kinds it reads, so validate refuses the suite
+    from mfm_bench.cli import main
+    from mfm_bench.testing import temporary_plugin
+
+    (tmp_path / "mfm_bench_conv.py").write_text(package_files()["mfm_bench_conv.py"])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import mfm_bench_conv
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "name: t\ndatasets: [paired-digits]\n"
+        "models: [{name: supervised, params: {encoder: {image: conv-image, default: conv}}}]\n"
+    )
+    try:
+        with temporary_plugin(mfm_bench_conv, "conv-under-test"):
+            assert main(["validate", str(suite)]) == 1
+    finally:
+        sys.modules.pop("mfm_bench_conv", None)
+    err = capsys.readouterr().err
+    assert "modality 'signal' of dataset 'paired-digits' is a vector [D]" in err
+    assert "which the 'conv' encoder cannot read (it reads sequence modalities)" in err
