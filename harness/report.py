@@ -197,3 +197,12 @@ def write_report(folder: str | Path) -> Path:
     path = Path(folder) / "report.html"
     atomic_write(path, report_html(folder))
     return path
+
+
+def refresh_report(folder: str | Path, written: dict[str, Path]) -> Path | None:
+    """After the leaderboard of ``folder`` was rewritten (``mfm-bench leaderboard``, ``evaluate``): rewrite its
+    report.html too when it has one, or when the HTML leaderboard was written (as ``mfm-bench run`` does), so the
+    report never shows older numbers than the tables next to it. Returns its path, or None when not written."""
+    if not (Path(folder) / "report.html").exists() and "html" not in written:
+        return None
+    return write_report(folder)

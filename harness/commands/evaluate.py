@@ -10,8 +10,9 @@ HELP = "re-score saved models under conditions (old or new) without retraining; 
 DESCRIPTION = """Load the model.pt of every finished run of an output folder (or of one run folder, OUT/runs/<id>),
 evaluate it under the given conditions (default: the run's own), and record the rows in the folder's store as a
 re-evaluation with its own provenance. The runs' own metrics are never changed; the leaderboard shows re-evaluated
-conditions the runs never measured. Per-sample predictions (run, id, target, prediction, condition) go to
-OUT/evaluations/<evaluation id>.parquet. docs/evaluation.md defines the conditions."""
+conditions the runs never measured, and is rewritten with report.html (when the folder has one). Per-sample
+predictions (run, id, target, prediction, condition) go to OUT/evaluations/<evaluation id>.parquet.
+docs/evaluation.md defines the conditions."""
 EPILOG = """examples:
   mfm-bench evaluate runs/quickstart
   mfm-bench evaluate runs/quickstart --condition missing:text@0.5 --condition 'drop:visual:0.25'
@@ -49,7 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="split to score (default: test; the leaderboard shows test-split rows only)",
     )
     p.add_argument("--device", type=device_arg, default="cpu", metavar="DEVICE", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--no-leaderboard", action="store_true", help="do not rewrite the folder's leaderboard")
+    p.add_argument(
+        "--no-leaderboard", action="store_true", help="do not rewrite the folder's leaderboard and report.html"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +73,12 @@ def run(args: argparse.Namespace) -> int:
         from mfm_bench.render import FILES
 
         formats = [f for f, name in FILES.items() if (result["out"] / name).exists()] or None
-        for fmt, path in write_leaderboard(result["out"], formats).items():
+        from mfm_bench.report import refresh_report
+
+        written = write_leaderboard(result["out"], formats)
+        for fmt, path in written.items():
             print(f"{fmt}: {path}")
+        report = refresh_report(result["out"], written)  # the report shows the re-evaluated conditions too
+        if report is not None:
+            print(f"report: {report}")
     return 0

@@ -58,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
         print(written["markdown"].read_text())
     for fmt, path in written.items():
         print(f"{fmt}: {path}")
+    from mfm_bench.report import refresh_report
+
+    report = refresh_report(folder, written)  # never left showing older numbers than the tables
+    if report is not None:
+        print(f"report: {report}")
     return 0
 
 

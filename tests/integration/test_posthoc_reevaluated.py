@@ -62,3 +62,28 @@ def test_a_partial_re_evaluation_is_marked(finished, tmp_path):
     assert "partial re-evaluation: synthetic-factors / late under missing:text@0.5" in md
     assert "1 of its 2 finished runs" in md and "(re-evaluated: 1 of 2 runs)" in md
     assert "partial re-evaluation" in (out / "leaderboard.html").read_text()
+
+
+def test_evaluate_and_leaderboard_rewrite_the_report_with_the_tables(finished, tmp_path, capsys):
+    """report.html, written by the run, used to keep the old numbers after the tables were rewritten."""
+    out = _copy(finished, tmp_path)
+    assert (out / "report.html").exists() and COND not in (out / "report.html").read_text()
+    assert main(["evaluate", str(out), "--condition", COND]) == 0
+    assert f"report: {out / 'report.html'}" in capsys.readouterr().out
+    assert COND in (out / "report.html").read_text()  # the re-evaluated condition, as in the tables
+    # a leaderboard in one format still refreshes the report the folder has (here: a note added since)
+    run_dir = sorted((out / "runs").iterdir())[0]
+    assert main(["evaluate", str(run_dir), "--condition", "noise:audio:0.5", "--no-leaderboard"]) == 0
+    assert "noise:audio:0.5" not in (out / "report.html").read_text()  # asked not to rewrite
+    assert main(["leaderboard", str(out), "--format", "markdown", "--quiet"]) == 0
+    assert f"report: {out / 'report.html'}" in capsys.readouterr().out
+    assert "noise:audio:0.5" in (out / "report.html").read_text()
+
+
+def test_a_report_goes_with_the_html_leaderboard_only(finished, tmp_path):
+    out = _copy(finished, tmp_path)
+    (out / "report.html").unlink()
+    assert main(["leaderboard", str(out), "--format", "markdown", "--quiet"]) == 0
+    assert not (out / "report.html").exists()  # no report, no HTML asked for: none written
+    assert main(["leaderboard", str(out), "--quiet"]) == 0  # the suite's formats include html, as `run` writes it
+    assert (out / "report.html").exists()
