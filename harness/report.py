@@ -181,6 +181,8 @@ def report_html(folder: str | Path) -> str:
         f"<h1>{h.escape(b.title)}</h1>",
         f"<p>{intro} Click a column heading to sort.</p>",
     ]
+    # what the leaderboard's notes say (mixed settings, data warnings, partial re-evaluations), the report says too
+    parts += [f"<p class='note'><b>note:</b> {h.escape(n)}</p>" for n in b.notes]
     parts += _dataset_sections(b, data)
     if b.unfinished:
         parts.append("<h2>Runs not finished</h2><ul>")

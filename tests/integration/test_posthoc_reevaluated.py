@@ -64,6 +64,16 @@ def test_a_partial_re_evaluation_is_marked(finished, tmp_path):
     assert "partial re-evaluation" in (out / "leaderboard.html").read_text()
 
 
+def test_the_report_shows_the_leaderboards_notes(finished, tmp_path):
+    """report.html left out the notes every leaderboard format shows (data warnings, mixed settings, partial
+    re-evaluations)."""
+    out = _copy(finished, tmp_path)
+    run_dir = sorted((out / "runs").iterdir())[0]
+    assert main(["evaluate", str(run_dir), "--condition", COND]) == 0
+    page = (out / "report.html").read_text()
+    assert "<b>note:</b> partial re-evaluation: synthetic-factors / late under missing:text@0.5" in page
+
+
 def test_evaluate_and_leaderboard_rewrite_the_report_with_the_tables(finished, tmp_path, capsys):
     """report.html, written by the run, used to keep the old numbers after the tables were rewritten."""
     out = _copy(finished, tmp_path)
