@@ -18,7 +18,7 @@ from .errors import MfmBenchError
 from .leaderboard import shown_metrics
 from .metric_catalog import TASK, catalog
 from .results import DB_NAME, ResultStore
-from .stats import paired_diff_p
+from .stats import CI_HI, CI_LO, paired_diff_p
 
 THROUGHPUT = "train_samples_per_sec"
 
@@ -70,7 +70,7 @@ def load(path: str | Path) -> dict[tuple[str, str, str, str], dict[int, float]]:
             values.limits[r["dataset"]].add(r["config"].get("limit"))
         for m in shown:
             run = runs[m["run_id"]]
-            if m["value"] is None:
+            if m["value"] is None or m["metric"].startswith((CI_LO, CI_HI)):  # a bootstrap bound: no metric
                 continue
             values[(run["dataset"], run["label"], m["condition"], m["metric"])][run["seed"]] = m["value"]
     return values

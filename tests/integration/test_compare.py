@@ -169,3 +169,21 @@ def test_alpha_fires_on_a_constant_shift_over_enough_seeds():
     assert [r.metric for r in gate(rows, {}, 0.05, None)] == ["acc"] and "p=0.0312" in rows[0].regression
     two = paired_p({0: 0.8, 1: 0.9}, {0: 0.7, 1: 0.8})  # two seeds: p 0.5, never significant at 0.05
     assert two == pytest.approx(0.5)
+
+
+def test_one_seed_bootstrap_bounds_are_not_compared_as_metrics(tmp_path, capsys):
+    """With one seed a run stores its bootstrap interval as ci95_lo:<metric> / ci95_hi:<metric> rows; the leaderboard
+    shows them as the metric's interval, and compare listed each bound as a metric of its own (half its rows)."""
+    suite = SUITE.replace("EPOCHS", "1").replace("LABEL", "late").replace("seeds: [0, 1]", "seeds: [0]")
+    (tmp_path / "one.yaml").write_text(suite)
+    assert main(["run", str(tmp_path / "one.yaml"), "--out", str(tmp_path / "one"), "--no-progress"]) == 0
+    from mfm_bench.compare import compare
+    from mfm_bench.results import ResultStore
+
+    with ResultStore(tmp_path / "one") as store:
+        assert any(m["metric"].startswith("ci95_lo:") for m in store.metrics())  # the run stored its bounds
+    metrics = {r.metric for r in compare(tmp_path / "one", tmp_path / "one")}
+    assert "mae" in metrics and not any(m.startswith(("ci95_lo:", "ci95_hi:")) for m in metrics)
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "one"), str(tmp_path / "one")]) == 0
+    assert "ci95_" not in capsys.readouterr().out
