@@ -159,6 +159,26 @@ def compare(base_path: str | Path, new_path: str | Path) -> list[Row]:
     return rows
 
 
+def one_sided(base: dict[tuple, Any], new: dict[tuple, Any]) -> list[str]:
+    """What only one side measured, so no row compares it: "BASE only: dataset / model / condition (n metrics)" per
+    (dataset, model, condition), or the metrics alone where both sides have the condition. A condition that NEW
+    lost (a re-evaluation not made there, a suite that dropped it) would otherwise pass the gate unseen."""
+    out = []
+    for side, have, other in (("BASE", base, new), ("NEW", new, base)):
+        groups: dict[tuple, list[str]] = defaultdict(list)
+        for key in have:
+            if key not in other:
+                groups[key[:3]].append(key[3])
+        both = {k[:3] for k in other}
+        for group, metrics in sorted(groups.items()):
+            what = " / ".join(group)
+            if group in both:
+                out.append(f"{side} only: {what}: {', '.join(sorted(metrics))}")
+            else:
+                out.append(f"{side} only: {what} ({len(metrics)} metric(s))")
+    return out
+
+
 def _limit(limits: set[int | None]) -> str:
     return ", ".join("the full splits" if n is None else f"--limit {n}" for n in sorted(limits, key=lambda n: n or 0))
 

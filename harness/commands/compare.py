@@ -86,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
     shown = failed if args.failures_only else rows
     if shown:
         print(table(shown, args.format))
+    from mfm_bench.compare import load, one_sided
+
+    skipped = one_sided(load(args.base), load(args.new))
+    if skipped:
+        print(f"\nnot compared, measured on one side only ({len(skipped)}):")
+        print("\n".join(f"- {line}" for line in skipped))
     if lost:
         print(f"\n{len(lost)} run(s) finished in BASE but not in NEW (no metrics to compare):")
         print("\n".join(f"- {line}" for line in lost))

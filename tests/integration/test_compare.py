@@ -187,3 +187,22 @@ def test_one_seed_bootstrap_bounds_are_not_compared_as_metrics(tmp_path, capsys)
     capsys.readouterr()
     assert main(["compare", str(tmp_path / "one"), str(tmp_path / "one")]) == 0
     assert "ci95_" not in capsys.readouterr().out
+
+
+def test_what_one_side_alone_measured_is_listed(outs, capsys, tmp_path):
+    """A condition that NEW no longer measures (here: a re-evaluation made only in BASE) used to vanish from the
+    output, and the gate passed without a word."""
+    import shutil
+
+    base = tmp_path / "base"
+    shutil.copytree(outs["main"], base)
+    assert main(["evaluate", str(base), "--condition", "noise:audio:0.5", "--no-leaderboard"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(base), str(outs["rerun"])]) == 0
+    out = capsys.readouterr().out
+    assert "not compared, measured on one side only (1):" in out
+    assert "- BASE only: synthetic-factors / late / noise:audio:0.5 (8 metric(s))" in out
+    assert main(["compare", str(outs["rerun"]), str(base)]) == 0
+    assert "- NEW only: synthetic-factors / late / noise:audio:0.5" in capsys.readouterr().out
+    assert main(["compare", str(outs["main"]), str(outs["rerun"])]) == 0
+    assert "one side only" not in capsys.readouterr().out
