@@ -24,6 +24,7 @@ from torch import nn
 
 from mfm_bench.config import per_modality
 from mfm_bench.contracts import Batch, DatasetSpec, Output
+from mfm_bench.encoder_kinds import check_encoded
 from mfm_bench.losses import kl_standard_normal, mmd_to_prior, reparameterise
 from mfm_bench.nn import Head as LabelHead  # D: Linear-ReLU-Dropout-Linear (fy_to_y), or one Linear (M_D)
 from mfm_bench.nn import as_sequence, concat_modalities, modality_present, per_sample_mse, task_loss
@@ -88,7 +89,13 @@ class MFM(nn.Module):
             code = f"za_{k}"
             self.code_dims[code] = int(per_modality(self.cfg.za, k, "za"))
             encoder = self._encoder(reg, k, in_dim, width=self.code_dims[code])
-            self.generative[k] = CodeEncoder(encoder, self.code_dims[code], variational, self._reads_sequences(k))
+            self.generative[k] = CodeEncoder(
+                encoder,
+                self.code_dims[code],
+                variational,
+                self._reads_sequences(k),
+                name=" + ".join(dims) if k == SHARED else k,
+            )
             self.code_inputs[code] = list(self.names) if k == SHARED else [k]
 
     def _build_discriminative(self, reg: Any) -> None:
@@ -163,6 +170,7 @@ class MFM(nn.Module):
                         self._encoder(reg, key, in_dim, surrogate=len(others) > 1, width=self.code_dims[code]),
                         self.code_dims[code],
                         sequence_input=len(others) > 1 or self._reads_sequences(key),
+                        name=" + ".join(others),
                     )
                     for code, reads in self.code_inputs.items()
                     if m in reads
@@ -229,8 +237,11 @@ class MFM(nn.Module):
                 feats = {}
                 for m in self.names:
                     x, mk = batch.inputs[m], batch.mask[m]
-                    pooled, seq = self.fusion_encoders[m](
-                        *(as_sequence(x, mk) if self._reads_sequences(m) else (x, mk))
+                    pooled, seq = check_encoded(
+                        self.fusion_encoders[m],
+                        m,
+                        x,
+                        self.fusion_encoders[m](*(as_sequence(x, mk) if self._reads_sequences(m) else (x, mk))),
                     )
                     feats[m] = pooled if self.fusion_input == "pooled" else seq
             fused = self.fusion(feats, batch.mask)  # (B, H)

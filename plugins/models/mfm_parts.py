@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mfm_bench.encoder_kinds import check_encoded
 from mfm_bench.nn import as_sequence
 
 
@@ -23,17 +24,18 @@ class CodeEncoder(nn.Module):
     encoder reads sequences only, so a vector [B, D] reaches it as one step; otherwise inputs go as they are."""
 
     def __init__(
-        self, encoder: nn.Module, code_dim: int, variational: bool = False, sequence_input: bool = True
+        self, encoder: nn.Module, code_dim: int, variational: bool = False, sequence_input: bool = True, name: str = ""
     ) -> None:
         super().__init__()
         self.encoder, self.sequence_input = encoder, sequence_input
+        self.name = name  # what it reads (a modality), for the message of an encoder that breaks its contract
         self.to_code = nn.Linear(encoder.output_dim, code_dim)
         self.to_logvar = nn.Linear(encoder.output_dim, code_dim) if variational else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.sequence_input:
             x, mask = as_sequence(x, mask)
-        pooled, _ = self.encoder(x, mask)  # (B, H)
+        pooled, _ = check_encoded(self.encoder, self.name, x, self.encoder(x, mask))  # (B, H)
         logvar = self.to_logvar(pooled) if self.to_logvar is not None else None
         return self.to_code(pooled), logvar  # (B, Z), (B, Z) or None
 

@@ -33,7 +33,7 @@ from torch import nn
 
 from mfm_bench.config import per_modality
 from mfm_bench.contracts import Batch, DatasetSpec, Output
-from mfm_bench.encoder_kinds import check_model
+from mfm_bench.encoder_kinds import check_encoded, check_model
 from mfm_bench.nn import CrossmodalTransformer, Head, masked_mean, masked_mse, modality_present, task_loss
 from mfm_bench.registry import get_registry
 
@@ -132,7 +132,7 @@ class MISA(nn.Module):
         for m in self.names:
             x, mask = batch.inputs[m], batch.mask[m]
             present[m] = modality_present(mask)  # (B,)
-            u[m] = self.project[m](self.encoders[m](x, mask)[0])  # (B, d)
+            u[m] = self.project[m](check_encoded(self.encoders[m], m, x, self.encoders[m](x, mask))[0])  # (B, d)
             c[m], p[m] = self.shared(u[m]), self.private[m](u[m])  # (B, d) each
         keep = {m: present[m].unsqueeze(1).to(u[m].dtype) for m in self.names}  # (B, 1)
         tokens = torch.stack(

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfm_bench.contracts import Batch, DatasetSpec, Output
+from mfm_bench.encoder_kinds import check_encoded
 from mfm_bench.errors import MfmBenchError
 from mfm_bench.nn import shape_prediction, task_loss
 from mfm_bench.registry import get_registry
@@ -192,7 +193,8 @@ class Symile(nn.Module):
         """([B, d] unit-norm representation per modality, [B] bool presence per modality)."""
         reps, present = [], []
         for m in self.names:
-            pooled, _ = self.encoders[m](batch.inputs[m], batch.mask[m])  # (B, H)
+            x = batch.inputs[m]
+            pooled, _ = check_encoded(self.encoders[m], m, x, self.encoders[m](x, batch.mask[m]))  # (B, H)
             r = F.normalize(self.proj[m](pooled), dim=-1)  # (B, d)
             p = batch.present(m)
             reps.append(torch.where(p.unsqueeze(1), r, F.normalize(self.missing[m], dim=0).expand_as(r)))

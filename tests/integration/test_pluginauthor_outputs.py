@@ -251,3 +251,17 @@ def test_a_raw_fusion_is_refused_an_image_modality_at_build():
         e.value
     )
     assert "encoder: {image: conv-image, default: mean}" in str(e.value)
+
+
+@pytest.mark.parametrize("model", ["mfm", "misa", "symile"])
+def test_every_model_that_builds_encoders_names_one_that_returns_only_its_pooled_tensor(data, model):
+    # MFM unpacked the pooled tensor into its rows ("too many values to unpack"), MISA and Symile took its first row
+    from mfm_bench.encoder_kinds import EncoderOutputError
+
+    with temporary_plugin(Encoders(), "encoders-under-test", package="my-encoders") as reg:
+        extra = {"encoder_width": "plugin"} if model == "mfm" else {}  # its encoders take no hidden param
+        net = reg.build("model", model, data.spec, encoder="pooled-only", **extra)
+        with pytest.raises(EncoderOutputError) as e:
+            Trainer(TrainConfig(epochs=1, batch_size=8, device="cpu")).evaluate_losses(net, data.split("valid"))
+    assert "encoder 'pooled-only' from my-encoders (plugin encoders-under-test), given modality '" in str(e.value)
+    assert "returned tensor [8, 8]; expected a tuple (pooled [8, 8], sequence [8, T, 8])" in str(e.value)
