@@ -170,7 +170,9 @@ class ResultStore:
         share, so it is then read as ``immutable`` (nothing can be writing to a folder nobody can write)."""
         uri = self.path.absolute().as_uri()
         tries = [f"{uri}?mode=ro"]
-        if not writable(self.folder, self.path):
+        wal = self.path.with_name(self.path.name + "-wal")
+        pending = wal.exists() and wal.stat().st_size > 0  # rows not yet in the main file: immutable would miss them
+        if not writable(self.folder, self.path) and not pending:
             tries.append(f"{uri}?mode=ro&immutable=1")
         error: sqlite3.Error | None = None
         for target in tries:
@@ -194,6 +196,12 @@ class ResultStore:
                 )
             self.version = found
             return
+        if pending and not writable(self.folder, self.path):
+            raise StoreError(
+                f"{self.path} cannot be read where it is ({error}): its last writes are still in {wal.name}, which "
+                f"SQLite can only read where it may write; the folder {self.folder} cannot be written, so copy it "
+                f"(cp -r {self.folder} COPY) and use the copy"
+            )
         raise StoreError(
             f"{self.path} cannot be read as a results store ({error}); it was left as it is: check that it is the "
             "results.sqlite of `mfm-bench run` and that you may read it"

@@ -108,3 +108,31 @@ def test_an_old_store_is_read_without_migrating(tmp_path):
     with ResultStore(folder, readonly=True) as store:
         assert store.version == 1 and store.metrics_and_reevaluations() == [] and store.evaluations() == []
     assert (folder / DB_NAME).read_bytes() == before
+
+
+def test_unsaved_wal_rows_are_not_skipped_silently(tmp_path, monkeypatch):
+    """A store whose last writes are still in results.sqlite-wal, in a folder that cannot be written and without the
+    -shm file SQLite needs to read them (it cannot create one there): reading it as immutable would silently miss
+    those rows, so it is refused, naming the file and saying to copy the folder."""
+    import sqlite3
+
+    folder = tmp_path / "archive"
+    writer = ResultStore(folder)
+    writer.conn.execute("PRAGMA wal_autocheckpoint=0")
+    writer.set_meta("suite", "x")  # only in the -wal file until a checkpoint
+    assert (folder / (DB_NAME + "-wal")).stat().st_size > 0
+    real_access, real_connect = os.access, sqlite3.connect
+    monkeypatch.setattr(
+        results.os, "access", lambda p, m, *a, **k: False if m & os.W_OK else real_access(p, m, *a, **k)
+    )
+
+    def connect(target, *a, **k):  # what SQLite answers there: no -shm can be made, so mode=ro cannot open it
+        if str(target).endswith("mode=ro"):
+            raise sqlite3.OperationalError("unable to open database file")
+        return real_connect(target, *a, **k)
+
+    monkeypatch.setattr(results.sqlite3, "connect", connect)
+    with pytest.raises(results.StoreError) as e:
+        ResultStore(folder, readonly=True)
+    assert "results.sqlite-wal" in str(e.value) and f"cp -r {folder} COPY" in str(e.value)
+    writer.close()
