@@ -44,11 +44,24 @@ def _shown(value: Any, depth: int = 0) -> str:
 def check_output(model: nn.Module, out: Any) -> Output:
     """``out`` if it is an :class:`Output`; else a :class:`TrainingError` naming the model plugin (as the registry
     built it), what its forward returned and what it must return."""
-    if isinstance(out, Output):
-        return out
     who = getattr(model, "_orig_mod", model)  # a torch.compile wrapper: name the model inside
     plugin = getattr(who, "mfm_bench_plugin", "")
     cls = f"{type(who).__module__}.{type(who).__qualname__}"
+    if isinstance(out, Output):
+        bad = (
+            {"losses": out.losses}
+            if not isinstance(out.losses, dict)
+            else {k: v for k, v in out.losses.items() if not isinstance(v, torch.Tensor) or v.dim() != 0}
+        )
+        if not bad:
+            return out
+        name, value = next(iter(bad.items()))
+        raise TrainingError(
+            f"{plugin or 'model'} ({cls}): forward(batch) returned Output.losses"
+            f"{'' if name == 'losses' and not isinstance(out.losses, dict) else f'[{name!r}]'} = {_shown(value)}; "
+            "each loss is a scalar tensor (already weighted and averaged over the batch, e.g. loss.mean()) in a dict "
+            '{name: loss}, the task loss under "label" (the model contract, docs/plugins.md)'
+        )
     raise TrainingError(
         f"{plugin or 'model'} ({cls}): forward(batch) returned {_shown(out)}, not a mfm_bench.contracts.Output; "
         'return Output(prediction, losses={"label": task loss, ...}, extras={}) '

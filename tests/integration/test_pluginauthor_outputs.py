@@ -26,6 +26,8 @@ def _model(returns):
             loss = task_loss(self.task, pred, batch.target)
             return {
                 "output": Output(pred, {"label": loss}),
+                "per-sample-loss": Output(pred, {"label": (pred - batch.target).abs()}),
+                "float-loss": Output(pred, {"label": loss, "reg": 0.1}),
                 "tuple": (pred, {"label": loss}),
                 "dict": {"prediction": pred, "losses": {"label": loss}},
                 "tensor": pred,
@@ -37,7 +39,7 @@ def _model(returns):
 class Models:
     @hookimpl
     def register_models(self, register):
-        for kind in ("output", "tuple", "dict", "tensor"):
+        for kind in ("output", "tuple", "dict", "tensor", "per-sample-loss", "float-loss"):
             register(f"returns-{kind}", _model(kind))
 
 
@@ -265,3 +267,21 @@ def test_every_model_that_builds_encoders_names_one_that_returns_only_its_pooled
             Trainer(TrainConfig(epochs=1, batch_size=8, device="cpu")).evaluate_losses(net, data.split("valid"))
     assert "encoder 'pooled-only' from my-encoders (plugin encoders-under-test), given modality '" in str(e.value)
     assert "returned tensor [8, 8]; expected a tuple (pooled [8, 8], sequence [8, T, 8])" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "shown"),
+    [("per-sample-loss", "Output.losses['label'] = tensor [8]"), ("float-loss", "Output.losses['reg'] = float")],
+)
+def test_a_loss_that_is_not_a_scalar_tensor_is_named(data, kind, shown):
+    # a per-sample loss failed in backward ("grad can be implicitly created only for scalar outputs"), a float
+    # in the sum's backward, naming neither the model nor the term
+    with temporary_plugin(Models(), "outputs-under-test", package="my-models") as reg:
+        model = reg.build("model", f"returns-{kind}", data.spec)
+        with pytest.raises(TrainingError) as e:
+            Trainer(TrainConfig(epochs=1, batch_size=8, device="cpu")).fit(
+                model, data.split("train"), data.split("valid")
+            )
+    msg = str(e.value)
+    assert f"model 'returns-{kind}' from my-models (plugin outputs-under-test)" in msg
+    assert f"forward(batch) returned {shown}; each loss is a scalar tensor" in msg
