@@ -196,8 +196,15 @@ def report_html(folder: str | Path) -> str:
 
 def write_report(folder: str | Path) -> Path:
     """Write ``report.html`` into ``folder`` (atomically) and return its path."""
+    from .errors import storage_error
+
     path = Path(folder) / "report.html"
-    atomic_write(path, report_html(folder))
+    page = report_html(folder)
+    try:
+        atomic_write(path, page)
+    except OSError as e:  # the runs and the leaderboard are kept: one line saying what to fix, not a traceback
+        # not the temporary file's name the error carries: the user knows the report's
+        raise storage_error(OSError(e.errno, e.strerror), f"the report {path}") from None
     return path
 
 

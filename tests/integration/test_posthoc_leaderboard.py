@@ -69,3 +69,18 @@ def test_report_survives_a_damaged_history_file(out, tmp_path):
     page = (copy / "report.html").read_text()
     assert "no training curves" in page and str(damaged / "history.json") in page
     assert page.count("training curves'") >= 1  # the other run keeps its curves
+
+
+def test_a_report_that_cannot_be_written_is_one_error_naming_it(out, tmp_path, capsys):
+    """A report.html that cannot be replaced (here a folder in its place) ended in an IsADirectoryError traceback."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "report.html").mkdir()
+    (copy / "report.html" / "keep").write_text("mine")
+    assert main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot use the report {copy / 'report.html'}: it is a folder, not a file" in err
+    assert (copy / "report.html" / "keep").read_text() == "mine"  # nothing of the user's lost
+    assert not list(copy.glob(".report.html*"))  # no temporary file left behind
