@@ -275,6 +275,7 @@ def load_suite(
         )
     checks.check_encoders(raw["models"], datasets, models, reg, at)
     _searches(raw, models, reg, train, at, datasets)
+    _check_search_factories(models, reg, at)
     return Suite(
         name=raw["name"],
         path=path,
@@ -417,6 +418,31 @@ def _check_factories(
                             f"{kind} {ref.label or ref.name!r} uses {nested_kind} {name!r}"
                             f"{'' if named else f' (its default {fname})'}: {e}",
                         ) from None
+
+
+def _check_search_factories(models: list[PluginRef], reg: Any, at: _Locator) -> None:
+    """The factory of every plugin a search may choose (``fusion: {choices: [concat, my-fusion]}``) can be found,
+    as :func:`_check_factories` checks the suite's own choices: a wrong one would fail only the trials that draw it."""
+    from .config import nested_plugins
+    from .registry import PluginError
+
+    for i, ref in enumerate(models):
+        config = reg.get("model", ref.name).config
+        if ref.search is None or config is None:
+            continue
+        fields = {fname: kind for fname, kind, _ in nested_plugins(config)}
+        for param in ref.search.params:
+            kind = fields.get(param.name)
+            for choice in (param.choices or []) if kind else []:
+                for name in dict.fromkeys(choice.values()) if isinstance(choice, dict) else [choice]:
+                    if isinstance(name, str) and name in reg.entries[kind]:
+                        try:
+                            reg.get(kind, name).check_factory()
+                        except PluginError as e:
+                            raise at.error(
+                                ["models", i, "search", "params", param.name],
+                                f"model {ref.label!r} may choose {kind} {name!r}: {e}",
+                            ) from None
 
 
 def _label(refs: list[PluginRef], key: str, kind: str, at: _Locator) -> None:

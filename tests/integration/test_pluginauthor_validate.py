@@ -50,6 +50,10 @@ class WrongRefs:
     def register_encoders(self, register):
         register("typo-encoder", "broken_plugin_mod:Encodr")
 
+    @hookimpl
+    def register_fusions(self, register):
+        register("typo-fusion", "broken_plugin_mod:Fusio")
+
 
 @pytest.mark.parametrize(
     ("model", "params", "field", "message"),
@@ -126,3 +130,19 @@ def test_builtin_suites_still_validate(capsys):
 
     suites = sorted(str(p) for p in (Path(__file__).resolve().parents[2] / "suites").glob("*.yaml"))
     assert main(["validate", *suites]) == 0, capsys.readouterr().err
+
+
+def test_a_search_choice_whose_factory_cannot_be_found_is_refused(write_suite, broken_module, capsys):
+    # only the trials that drew it would have failed
+    pytest.importorskip("optuna")
+    text = SUITE.replace("  - {name: MODEL, params: PARAMS}\n", "").replace(
+        "models:\n",
+        "models:\n  - name: supervised\n    search:\n      params:\n        fusion: {choices: [concat, typo-fusion]}\n"
+        "      n_trials: 2\n",
+    )
+    path = write_suite(text)
+    with temporary_plugin(WrongRefs(), "refs-under-test", package="my-plugins"):
+        assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:8: models[0].search.params.fusion: model 'supervised' may choose fusion 'typo-fusion': " in err
+    assert "its factory 'broken_plugin_mod:Fusio' cannot be loaded" in err
