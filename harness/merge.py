@@ -102,7 +102,7 @@ def plan(dest: ResultStore | None, out: Path, folders: list[Path]) -> Plan:
         p.evaluations = {e["id"]: (out, e) for e in dest.evaluations()}
     stores = []
     for folder in folders:
-        with ResultStore(folder) as src:
+        with ResultStore(folder, readonly=True) as src:  # a shard is only read: a read-only one merges too
             _plan_meta(p, folder, src)
             for run in src.runs():
                 _plan_run(p, folder, run, src.metrics(run["id"]))

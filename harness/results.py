@@ -478,9 +478,9 @@ def writable(folder: Path, path: Path) -> bool:
 def read_only_message(folder: Path) -> str:
     return (
         f"the output folder {folder} cannot be written (read-only, or not yours): `mfm-bench run`, `evaluate`, "
-        f"`merge`, `leaderboard` and `report` write into it; copy it (cp -r {folder} COPY) and use the copy, or "
-        "make it writable; `mfm-bench compare` only reads it and works on it as it is, and `mfm-bench "
-        "leaderboard` prints its table without writing files"
+        f"`leaderboard` and `report` write into it, and `merge` into its OUT; copy it (cp -r {folder} COPY) and "
+        "use the copy, or make it writable; `mfm-bench compare` and `merge` (a shard) only read it and work on it "
+        "as it is, and `mfm-bench leaderboard` prints its table without writing files"
     )
 
 

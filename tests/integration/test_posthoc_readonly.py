@@ -136,3 +136,11 @@ def test_unsaved_wal_rows_are_not_skipped_silently(tmp_path, monkeypatch):
         ResultStore(folder, readonly=True)
     assert "results.sqlite-wal" in str(e.value) and f"cp -r {folder} COPY" in str(e.value)
     writer.close()
+
+
+def test_merge_reads_a_read_only_shard(readonly, tmp_path, capsys):
+    """merge only reads its shards; one that cannot be written was refused as if merge had to write into it."""
+    merged = tmp_path / "merged"
+    assert main(["merge", str(merged), str(readonly)]) == 0
+    with ResultStore(merged) as store:
+        assert len(store.runs("finished")) == 2
