@@ -66,7 +66,7 @@ def test_opening_it_for_writing_names_the_folder_and_what_to_do(readonly):
         ResultStore(readonly)
     msg = str(e.value)
     assert f"the output folder {readonly} cannot be written" in msg
-    assert f"cp -r {readonly} COPY" in msg and "compare` only reads it" in msg
+    assert f"cp -r {readonly} COPY" in msg and "`mfm-bench compare` and `merge` (a shard) only read it" in msg
     assert "not a usable results store" not in msg and "move it away" not in msg
 
 
