@@ -127,8 +127,25 @@ def modality_names(reg: Any, ref: Any) -> list[str] | None:
         names = factory.modality_names(cfg)  # None: the plugin cannot tell yet (a file `fetch: true` will bring)
         return None if names is None else list(names)
     if hasattr(factory, "describe") and not hasattr(factory, "declare"):  # generated data: describing is cheap
-        return list(factory.describe(cfg).modality_names)
+        return list(described(reg, ref, factory, cfg).modality_names)
     return None
+
+
+def described(reg: Any, ref: Any, factory: Any, cfg: Any) -> Any:
+    """``factory.describe(cfg)``, refused with the plugin named when it is not a ``DatasetSpec`` (a plugin's
+    mistake, which would otherwise surface as an AttributeError traceback in validate)."""
+    from .contracts import DatasetSpec
+    from .registry import PluginError
+
+    spec = factory.describe(cfg)
+    if not isinstance(spec, DatasetSpec):
+        entry = reg.get("dataset", ref.name)
+        raise PluginError(
+            f"dataset {ref.name!r} from {entry.package} (plugin {entry.plugin}): its factory's describe(cfg) returned "
+            f"{type(spec).__name__}, not a mfm_bench.contracts.DatasetSpec; return the DatasetSpec the built dataset "
+            "will have (modalities with dims, task, splits), without reading data (docs/plugins.md)"
+        )
+    return spec
 
 
 def check_conditions(items: list[tuple[int, Any]], datasets: list[Any], reg: Any, at: Any) -> None:
@@ -155,7 +172,7 @@ def describe(reg: Any, ref: Any) -> Any:
     factory = reg.get("dataset", ref.name).factory
     if hasattr(factory, "describe") and not hasattr(factory, "declare"):
         try:
-            return factory.describe(reg.config_of("dataset", ref.name, ref.params))
+            return described(reg, ref, factory, reg.config_of("dataset", ref.name, ref.params))
         except (ValueError, TypeError):  # params the plugin refuses: check_conditions reported them already
             return None
     return None

@@ -146,3 +146,26 @@ def test_a_search_choice_whose_factory_cannot_be_found_is_refused(write_suite, b
     err = capsys.readouterr().err
     assert f"{path}:8: models[0].search.params.fusion: model 'supervised' may choose fusion 'typo-fusion': " in err
     assert "its factory 'broken_plugin_mod:Fusio' cannot be loaded" in err
+
+
+class DescribesNothing(Describeless):
+    @classmethod
+    def describe(cls, cfg):
+        return None  # forgot the return
+
+
+class BadDescribe:
+    @hookimpl
+    def register_datasets(self, register):
+        register("describes-nothing", DescribesNothing)
+
+
+@pytest.mark.parametrize("conditions", ["", "evaluate: {conditions: [clean, {missing: text}]}\n"])
+def test_a_describe_that_returns_no_spec_names_the_dataset(write_suite, capsys, conditions):
+    # validate used to end on "AttributeError: 'NoneType' object has no attribute 'modality_names'" (a traceback)
+    path = write_suite("name: t\ndatasets: [describes-nothing]\nmodels: [supervised]\n" + conditions)
+    with temporary_plugin(BadDescribe(), "describe-under-test", package="my-data"):
+        assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "dataset 'describes-nothing' from my-data (plugin describe-under-test): its factory's describe(cfg) " in err
+    assert "returned NoneType, not a mfm_bench.contracts.DatasetSpec" in err
