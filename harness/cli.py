@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 import traceback
@@ -98,7 +99,16 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the program itself (the console script, python -m): its process ends after the command
         try:
-            return _main(sys.argv[1:])
+            code = _main(sys.argv[1:])
+            sys.stdout.flush()  # here, so that a reader who went away (| head) is caught below, not at exit
+            return code
+        except BrokenPipeError:
+            # the reader of stdout closed it (mfm-bench leaderboard runs/x | head): nothing more can be shown, and a
+            # traceback would only hide the output already read. stdout is pointed at /dev/null so the
+            # interpreter's own flush at exit does not raise again (as the Python docs' signal notes advise)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 1
         finally:
             # the interpreter's shutdown collects garbage over every object torch's modules made (0.45 s of a
             # command's exit on the 2-core machine of docs/performance.md, 0.1 s with them frozen). atexit handlers

@@ -83,3 +83,19 @@ def test_the_program_freezes_its_objects_before_the_interpreter_shuts_down(tmp_p
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert "ARGV 2 0\nPROGRAM 2 True" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_reader_that_goes_away_is_not_a_traceback():
+    """``mfm-bench plugins | head``: when the reader closes the pipe before the command writes, the command ends
+    quietly with exit status 1 instead of a BrokenPipeError traceback (and none again at the interpreter's exit)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mfm_bench.cli", "plugins"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.close()  # before the command has loaded its plugins, so its first write finds no reader
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
