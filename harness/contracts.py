@@ -294,9 +294,15 @@ class TensorSplit:
         factors: dict[str, torch.Tensor] | None = None,
     ) -> None:
         n = int(target.shape[0])
-        for name, t in list(inputs.items()) + list(mask.items()):
-            assert t.shape[0] == n, f"{name}: first dim {t.shape[0]} != {n} targets"
-        assert len(ids) == n, f"{len(ids)} ids for {n} targets"
+        for what, tensors in (("inputs", inputs), ("mask", mask)):
+            for name, t in tensors.items():
+                if t.shape[0] != n:  # indexing would pair samples with other samples' targets
+                    raise ValueError(
+                        f"TensorSplit: {what}[{name!r}] holds {t.shape[0]} samples (first dim of "
+                        f"{list(t.shape)}) and target {n}; every tensor's first dim is the sample"
+                    )
+        if len(ids) != n:
+            raise ValueError(f"TensorSplit: {len(ids)} ids for {n} targets; give one id per sample")
         self.inputs, self.mask, self.target, self.ids = inputs, mask, target, list(ids)
         self.factors = factors or {}
 

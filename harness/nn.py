@@ -27,9 +27,12 @@ def as_sequence(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torc
     step [B, 1, D] with mask [B, 1] (True where the sample has it)."""
     if x.dim() == 2:
         return x.unsqueeze(1), modality_present(mask, keepdim=True)  # (B, 1, D), (B, 1)
-    assert x.dim() == 3 and mask.shape == x.shape[:2], (
-        f"expected x [B, T, D] with mask [B, T] (or x [B, D]), got {tuple(x.shape)} and {tuple(mask.shape)}"
-    )
+    if x.dim() != 3 or mask.shape != x.shape[:2]:  # an image [B, C, H, W] would reach a sequence model unnoticed
+        raise ValueError(
+            f"as_sequence: expected x [B, T, D] with mask [B, T] (or x [B, D]), got {tuple(x.shape)} and "
+            f"{tuple(mask.shape)}; an image modality needs an encoder that reads images (conv-image), and a sequence "
+            "mask is one bool per time step"
+        )
     return x, mask.bool()
 
 

@@ -285,3 +285,21 @@ def test_a_loss_that_is_not_a_scalar_tensor_is_named(data, kind, shown):
     msg = str(e.value)
     assert f"model 'returns-{kind}' from my-models (plugin outputs-under-test)" in msg
     assert f"forward(batch) returned {shown}; each loss is a scalar tensor" in msg
+
+
+def test_a_tensor_split_whose_tensors_disagree_on_the_sample_count_is_refused():
+    # an assert, gone under python -O, where the split then paired samples with other samples' targets
+    from mfm_bench.contracts import TensorSplit
+
+    target = torch.zeros(4)
+    with pytest.raises(ValueError, match=r"inputs\['imu'\] holds 3 samples \(first dim of \[3, 5, 6\]\) and target 4"):
+        TensorSplit({"imu": torch.zeros(3, 5, 6)}, {"imu": torch.ones(4, 5, dtype=torch.bool)}, target, list("abcd"))
+    with pytest.raises(ValueError, match="3 ids for 4 targets; give one id per sample"):
+        TensorSplit({"imu": torch.zeros(4, 5, 6)}, {"imu": torch.ones(4, 5, dtype=torch.bool)}, target, list("abc"))
+
+
+def test_as_sequence_refuses_an_image():
+    from mfm_bench.nn import as_sequence
+
+    with pytest.raises(ValueError, match=r"got \(2, 1, 8, 8\) and \(2, 1\); an image modality needs an encoder"):
+        as_sequence(torch.zeros(2, 1, 8, 8), torch.ones(2, 1, dtype=torch.bool))
