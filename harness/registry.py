@@ -165,7 +165,7 @@ class Entry:
     def config(self) -> type | None:
         cls = self._load("config", self.config_ref)
         if cls is not None and cls is not self._checked:
-            if not dataclasses.is_dataclass(cls):
+            if not _is_dataclass_type(cls):
                 raise PluginError(
                     f"{self.kind} {self.name!r} from {self.package} (plugin {self.plugin}): its config "
                     f"{self.config_ref!r} is {cls!r}, not a dataclass; name the config dataclass"
@@ -173,6 +173,11 @@ class Entry:
             _check_defaults(self, cls)
             self._checked = cls
         return cls
+
+
+def _is_dataclass_type(obj: Any) -> bool:
+    """A dataclass itself, not one of its instances (``config=MyConfig``, not ``config=MyConfig()``)."""
+    return isinstance(obj, type) and dataclasses.is_dataclass(obj)
 
 
 def _check_defaults(entry: Entry, cls: type) -> None:
@@ -364,8 +369,11 @@ class Registry:
         def register(name: str, factory: Any, config: Any = None, help: str = "") -> None:
             if not isinstance(name, str) or not name:
                 raise PluginError(f"plugin {plugin!r} ({package}) registered a {kind} with an invalid name {name!r}")
-            if config is not None and not isinstance(config, str) and not dataclasses.is_dataclass(config):
-                raise PluginError(f"{kind} {name!r} from {package}: config must be a dataclass, not {config!r}")
+            if config is not None and not isinstance(config, str) and not _is_dataclass_type(config):
+                raise PluginError(
+                    f"{kind} {name!r} from {package} (plugin {plugin}): config must be a dataclass, not {config!r}"
+                    + (f"; pass the class, config={type(config).__name__}" if dataclasses.is_dataclass(config) else "")
+                )
             taken = self.entries[kind].get(name)
             if taken is not None:
                 raise _duplicate(f"{kind} {name!r}", taken, package, plugin)

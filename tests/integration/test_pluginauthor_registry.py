@@ -401,3 +401,38 @@ def test_plugins_params_reports_a_factory_that_cannot_be_found(capsys):
         "'mfm_bench.plugins.encoders.mean:MeanEncodr' cannot be loaded (module mfm_bench.plugins.encoders.mean "
     ) in out
     assert "defines no 'MeanEncodr'; did you mean 'MeanEncoder'?" in out
+
+
+@dataclass
+class InstanceWidth:
+    hidden: int = option(4, "width")
+
+
+class ConfigInstance:
+    @hookimpl
+    def register_encoders(self, register):
+        register("config-instance", "m:X", config=InstanceWidth())
+
+
+class ConfigInstanceRef:
+    @hookimpl
+    def register_encoders(self, register):
+        register("config-instance-ref", "m:X", config=f"{__name__}:INSTANCE")
+
+
+INSTANCE = InstanceWidth()
+
+
+def test_a_config_given_as_an_instance_is_refused_with_the_fix():
+    # config=MyConfig() passed registration as "a dataclass" and failed at first use on "'InstanceWidth' object
+    # has no attribute '__name__'"
+    with pytest.raises(PluginError) as e:
+        with temporary_plugin(ConfigInstance(), "instance-under-test", package="my-encoders"):
+            pass
+    assert "encoder 'config-instance' from my-encoders (plugin instance-under-test): config must be a dataclass, " in (
+        str(e.value)
+    )
+    assert "not InstanceWidth(hidden=4); pass the class, config=InstanceWidth" in str(e.value)
+    with temporary_plugin(ConfigInstanceRef(), "instance-ref-under-test") as reg:
+        with pytest.raises(PluginError, match=r"is InstanceWidth\(hidden=4\), not a dataclass; name the config"):
+            reg.resolve("encoder", "config-instance-ref", {})
