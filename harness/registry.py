@@ -43,6 +43,10 @@ class PluginError(MfmBenchError, LookupError):
     """An unknown plugin name, a duplicate registration or a plugin that failed to load."""
 
 
+class FactoryCallError(PluginError, TypeError):
+    """A typed factory whose signature cannot take the registry's call (``factory(input_dim, cfg)``...)."""
+
+
 def _load_ref(ref: Any) -> Any:
     """``"package.module:attr"`` -> the object; anything else is returned as it is."""
     if isinstance(ref, str):
@@ -236,6 +240,38 @@ def _check_built(entry: Entry, built: Any) -> None:
             f"{entry.kind} {entry.name!r} from {entry.package} (plugin {entry.plugin}): its factory built a "
             f"{type(built).__name__}, which {problem} (the {entry.kind} contract, docs/plugins.md)"
         )
+
+
+#: how the registry calls each kind's factory, for messages (docs/plugins.md, "The contracts")
+CALLS = {
+    "encoder": "factory(input_dim, cfg)",
+    "fusion": "factory(input_dims, cfg)",
+    "dataset": "factory(cfg)",
+    "model": "factory(spec, cfg)",
+}
+
+
+def _check_signature(entry: Entry, factory: Any, args: tuple, kwargs: dict[str, Any]) -> None:
+    """Refuse, naming the plugin and its contract, a typed factory whose signature cannot take the registry's call
+    (``__init__(self, cfg)`` for an encoder, which is given the input dim first): otherwise a bare TypeError
+    from inside the model that builds it. Untyped factories (their params are the suite's, unvalidated) and
+    signatures that cannot be read are left to the call."""
+    if entry.config is None:
+        return
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return
+    try:  # partial: an argument the caller left out (a predicting fusion's out_dim) is the call's own TypeError
+        sig.bind_partial(*args, **kwargs)
+    except TypeError as e:
+        extra = f" (and the keywords {', '.join(sorted(kwargs))})" if kwargs else ""
+        raise FactoryCallError(
+            f"{entry.kind} {entry.name!r} from {entry.package} (plugin {entry.plugin}): its factory "
+            f"{getattr(factory, '__qualname__', factory)}{sig} cannot be called as {CALLS[entry.kind]}{extra}, "
+            f"as the registry calls it ({e}); take the arguments of the {entry.kind} contract (docs/plugins.md, "
+            '"The contracts")'
+        ) from None
 
 
 def _type_text(tp: Any) -> str:
@@ -504,10 +540,13 @@ class Registry:
         set, e.g. ``out_dim`` for a fusion whose class says ``predicts = True``."""
         entry = self.get(kind, name)
         params = self.own_params(entry, params)
+        factory = entry.factory
         if entry.config is None:
-            built = entry.factory(*args, **params, **(context or {}))
+            call_args, call_kwargs = args, {**params, **(context or {})}
         else:
-            built = entry.factory(*args, build_config(entry.config, params), **(context or {}))
+            call_args, call_kwargs = (*args, build_config(entry.config, params)), dict(context or {})
+        _check_signature(entry, factory, call_args, call_kwargs)
+        built = factory(*call_args, **call_kwargs)
         _check_built(entry, built)
         try:  # errors about what the object does later (a model's forward) name the plugin that built it
             built.mfm_bench_plugin = f"{kind} {name!r} from {entry.package} (plugin {entry.plugin})"

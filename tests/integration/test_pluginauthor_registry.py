@@ -436,3 +436,25 @@ def test_a_config_given_as_an_instance_is_refused_with_the_fix():
     with temporary_plugin(ConfigInstanceRef(), "instance-ref-under-test") as reg:
         with pytest.raises(PluginError, match=r"is InstanceWidth\(hidden=4\), not a dataclass; name the config"):
             reg.resolve("encoder", "config-instance-ref", {})
+
+
+class OneArgEncoder:
+    def __init__(self, cfg):  # forgot input_dim
+        self.output_dim = cfg.hidden
+
+
+class OneArg:
+    @hookimpl
+    def register_encoders(self, register):
+        register("one-arg", OneArgEncoder, config=InstanceWidth)
+
+
+def test_a_typed_factory_that_cannot_take_the_registrys_call_names_the_contract():
+    # a bare "OneArgEncoder.__init__() takes 2 positional arguments but 3 were given" from inside a model
+    with temporary_plugin(OneArg(), "one-arg-under-test", package="my-encoders") as reg:
+        with pytest.raises(PluginError) as e:
+            reg.build("encoder", "one-arg", 5)
+    assert str(e.value).startswith(
+        "encoder 'one-arg' from my-encoders (plugin one-arg-under-test): its factory OneArgEncoder(cfg) cannot be "
+        "called as factory(input_dim, cfg), as the registry calls it (too many positional arguments)"
+    )
