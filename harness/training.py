@@ -41,12 +41,16 @@ def _shown(value: Any, depth: int = 0) -> str:
     return type(value).__name__
 
 
+def _who(model: nn.Module) -> tuple[str, str]:
+    """The model plugin that built ``model`` (as the registry recorded it; "" when unknown) and its class."""
+    who = getattr(model, "_orig_mod", model)  # a torch.compile wrapper: name the model inside
+    return getattr(who, "mfm_bench_plugin", ""), f"{type(who).__module__}.{type(who).__qualname__}"
+
+
 def check_output(model: nn.Module, out: Any) -> Output:
     """``out`` if it is an :class:`Output`; else a :class:`TrainingError` naming the model plugin (as the registry
     built it), what its forward returned and what it must return."""
-    who = getattr(model, "_orig_mod", model)  # a torch.compile wrapper: name the model inside
-    plugin = getattr(who, "mfm_bench_plugin", "")
-    cls = f"{type(who).__module__}.{type(who).__qualname__}"
+    plugin, cls = _who(model)
     if isinstance(out, Output):
         bad = (
             {"losses": out.losses}
@@ -368,8 +372,19 @@ class Trainer:
     def selection_loss(self, model: nn.Module, valid_losses: dict[str, float]) -> float:
         """The validation loss that selects the checkpoint under ``select_on``."""
         select = self.cfg.select_on if self.cfg.select_on != "auto" else getattr(model, "select_on", "label")
-        if select == "total" or "label" not in valid_losses:
+        if select == "total":
             return sum(valid_losses.values())
+        if "label" not in valid_losses:
+            # selecting on the sum instead would keep a checkpoint, stop early and judge "did not train" on
+            # reconstruction or regulariser terms while the docs and the run record say the label loss
+            plugin, cls = _who(model)
+            raise TrainingError(
+                f"{plugin or 'model'} ({cls}): forward(batch) returned losses "
+                f'{sorted(valid_losses) or "{}"} with none under "label", and the checkpoint is selected on the '
+                f"validation label loss (train.select_on: {self.cfg.select_on}); return the task loss under "
+                '"label" (the model contract, docs/plugins.md), or set train.select_on: total to select on every '
+                "loss term summed"
+            )
         return valid_losses["label"]
 
     def _end_epoch(self, state: FitState, epoch: int, sums: LossSums, valid: Any) -> tuple[dict[str, float], float]:

@@ -28,6 +28,7 @@ def _model(returns):
                 "output": Output(pred, {"label": loss}),
                 "per-sample-loss": Output(pred, {"label": (pred - batch.target).abs()}),
                 "float-loss": Output(pred, {"label": loss, "reg": 0.1}),
+                "no-label": Output(pred, {"task": loss}),
                 "tuple": (pred, {"label": loss}),
                 "dict": {"prediction": pred, "losses": {"label": loss}},
                 "tensor": pred,
@@ -39,7 +40,7 @@ def _model(returns):
 class Models:
     @hookimpl
     def register_models(self, register):
-        for kind in ("output", "tuple", "dict", "tensor", "per-sample-loss", "float-loss"):
+        for kind in ("output", "tuple", "dict", "tensor", "per-sample-loss", "float-loss", "no-label"):
             register(f"returns-{kind}", _model(kind))
 
 
@@ -303,3 +304,22 @@ def test_as_sequence_refuses_an_image():
 
     with pytest.raises(ValueError, match=r"got \(2, 1, 8, 8\) and \(2, 1\); an image modality needs an encoder"):
         as_sequence(torch.zeros(2, 1, 8, 8), torch.ones(2, 1, dtype=torch.bool))
+
+
+def test_a_model_without_a_label_loss_is_named_unless_it_selects_on_the_total(data):
+    # the trainer used to select on every term summed without a word, while the docs and the run's record said
+    # the validation label loss kept the checkpoint, stopped early and judged "did not train"
+    with temporary_plugin(Models(), "outputs-under-test", package="my-models") as reg:
+        model = reg.build("model", "returns-no-label", data.spec)
+        trainer = Trainer(TrainConfig(epochs=1, batch_size=8, device="cpu"))
+        with pytest.raises(TrainingError) as e:
+            trainer.selection_loss(model, trainer.evaluate_losses(model, data.split("valid")))  # the runner's first
+        msg = str(e.value)
+        assert "model 'returns-no-label' from my-models (plugin outputs-under-test)" in msg
+        assert "returned losses ['task'] with none under \"label\"" in msg
+        assert "train.select_on: total" in msg
+        with pytest.raises(TrainingError, match='none under "label"'):
+            trainer.fit(model, data.split("train"), data.split("valid"))
+        total = Trainer(TrainConfig(epochs=1, batch_size=8, device="cpu", select_on="total"))
+        result = total.fit(reg.build("model", "returns-no-label", data.spec), data.split("train"), data.split("valid"))
+        assert result.epochs_run == 1 and result.best_valid_loss == pytest.approx(result.history[0]["valid_task"])
