@@ -130,8 +130,10 @@ class ConditionError(MfmBenchError, ValueError):
 
 
 def _levels(i: int, value: Any, what: str) -> list[float]:
-    """A number or a list of numbers, each in [0, 1]."""
+    """A number or a non-empty list of numbers, each in [0, 1]."""
     values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ConditionError(i, f"{what} is an empty list, which measures nothing; give one or more values in [0, 1]")
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -146,8 +148,29 @@ def _levels(i: int, value: Any, what: str) -> list[float]:
     return out
 
 
-def _names(value: Any) -> list[str]:
-    return [str(m) for m in (value if isinstance(value, list) else [value])]
+def _modality(i: int, value: Any) -> str:
+    """One modality name, or several joined by ``+``, each named once."""
+    if not isinstance(value, str) or not value:
+        raise ConditionError(i, f"a modality is a name such as text, got {value!r}")
+    parts = value.split("+")
+    if "" in parts:
+        raise ConditionError(i, f"modality {value!r} has an empty name; join names with one '+', as in text+audio")
+    twice = next((m for k, m in enumerate(parts) if m in parts[:k]), None)
+    if twice is not None:
+        raise ConditionError(i, f"modality {value!r} names {twice!r} twice; name each modality once")
+    return value
+
+
+def _names(i: int, value: Any, what: str = "modality") -> list[str]:
+    """A name or a non-empty list of distinct names."""
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ConditionError(i, f"{what} is an empty list, which measures nothing; name one or more modalities")
+    names = [_modality(i, m) for m in values]
+    twice = next((m for k, m in enumerate(names) if m in names[:k]), None)
+    if twice is not None:
+        raise ConditionError(i, f"{what} lists {twice!r} twice; list each modality once")
+    return names
 
 
 def _from_string(i: int, item: str) -> list[Condition]:
@@ -156,10 +179,11 @@ def _from_string(i: int, item: str) -> list[Condition]:
         return [Condition("clean")]
     if kind == "missing" and rest:
         mod, _, rate = rest.partition("@")
-        return [Condition("missing", mod, _levels(i, _number(i, rate), "missing rate")[0] if rate else 1.0)]
+        level = _levels(i, _number(i, rate), "missing rate")[0] if rate else 1.0
+        return [Condition("missing", _modality(i, mod), level)]
     if kind in ("noise", "drop") and rest.count(":") == 1:
         mod, level = rest.split(":")
-        return [Condition(kind, mod, _levels(i, _number(i, level), f"{kind} level")[0])]
+        return [Condition(kind, _modality(i, mod), _levels(i, _number(i, level), f"{kind} level")[0])]
     raise ConditionError(i, f"unknown condition {item!r}; {SYNTAX}")
 
 
@@ -173,15 +197,21 @@ def _number(i: int, text: str) -> float:
 def _from_mapping(i: int, item: dict[str, Any]) -> list[Condition]:
     ((kind, spec),) = item.items()
     if kind == "missing" and not isinstance(spec, dict):
-        return [Condition("missing", m) for m in _names(spec)]
+        return [Condition("missing", m) for m in _names(i, spec, "missing")]
     allowed = {"missing": {"modality", "rate", "subsets"}, "noise": {"modality", "std"}, "drop": {"modality", "rate"}}
     if kind not in allowed or not isinstance(spec, dict) or set(spec) - allowed[kind]:
         raise ConditionError(i, f"unknown condition {item!r}; {SYNTAX}")
     if "subsets" in spec:
-        mods = _names(spec["subsets"])
+        if "modality" in spec:
+            raise ConditionError(
+                i,
+                "missing takes modality or subsets, not both; write one entry for each, "
+                "or fold the modality into subsets",
+            )
+        mods = _names(i, spec["subsets"], "subsets")
         subsets = [c for k in range(1, len(mods) + 1) for c in combinations(mods, k)]
         return [
-            Condition("missing", "+".join(s), rate)
+            Condition("missing", _modality(i, "+".join(s)), rate)
             for s in subsets
             for rate in _levels(i, spec.get("rate", 1.0), "missing rate")
         ]
@@ -189,7 +219,7 @@ def _from_mapping(i: int, item: dict[str, Any]) -> list[Condition]:
         raise ConditionError(i, f"{kind} needs a modality: {SYNTAX}")
     key = "std" if kind == "noise" else "rate"
     levels = _levels(i, spec.get(key, 0.5 if kind == "noise" else 1.0 if kind == "missing" else 0.5), f"{kind} {key}")
-    return [Condition(kind, m, v) for m in _names(spec["modality"]) for v in levels]
+    return [Condition(kind, m, v) for m in _names(i, spec["modality"]) for v in levels]
 
 
 def parse_condition_items(raw: list[Any]) -> list[tuple[int, Condition]]:

@@ -91,6 +91,32 @@ def test_severity_outside_unit_interval_is_rejected(item):
     assert info.value.index == 1
 
 
+@pytest.mark.parametrize(
+    "item, words",
+    [
+        ({"missing": {"modality": "a", "rate": []}}, "missing rate is an empty list"),
+        ({"drop": {"modality": "a", "rate": []}}, "drop rate is an empty list"),
+        ({"missing": {"subsets": []}}, "subsets is an empty list"),
+        ({"missing": []}, "missing is an empty list"),
+        ({"noise": {"modality": [], "std": 0.5}}, "modality is an empty list"),
+        ({"missing": {"subsets": ["a", "a"]}}, "lists 'a' twice"),
+        ({"missing": {"subsets": ["a+b", "b"]}}, "names 'b' twice"),
+        ({"noise": {"modality": ["a", "a"], "std": 0.5}}, "lists 'a' twice"),
+        ("missing:a+a", "names 'a' twice"),
+        ("noise:a+:0.5", "empty name"),
+        ({"missing": {"modality": "a", "subsets": ["b", "c"]}}, "modality or subsets, not both"),
+        ({"missing": None}, "a modality is a name"),
+        ({"drop": {"modality": None, "rate": 0.5}}, "a modality is a name"),
+    ],
+)
+def test_entries_that_would_measure_nothing_or_twice_are_rejected(item, words):
+    # an empty list used to add no condition without a word, a repeated modality measured 'a+a', and
+    # modality beside subsets was dropped silently
+    with pytest.raises(ConditionError) as info:
+        parse_conditions(["clean", item])
+    assert info.value.index == 1 and words in str(info.value)
+
+
 def test_sweep_summaries_follow_the_multibench_definitions():
     ref = Sweep("noise:a", "LF", [(0.0, 0.8), (0.5, 0.6), (1.0, 0.4)])
     mine = Sweep("noise:a", "mine", [(0.0, 0.9), (0.5, 0.85), (1.0, 0.8)])
