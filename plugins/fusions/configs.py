@@ -137,8 +137,16 @@ class MulTConfig:
     kernel: int = option(1, "kernel size of the temporal 1-D convolution projecting each modality (odd; reference: 1)")
     dropout: float = option(0.1, "dropout on residual branches (reference res_dropout 0.1)")
     relu_dropout: float = option(0.1, "dropout between the feed-forward layers (reference relu_dropout 0.1)")
-    attn_dropout: float = option(
-        0.1, "dropout on attention weights (reference: 0.1 for text targets, 0 for the others)"
+    attn_dropout: float | dict = option(
+        {"text": 0.1, "default": 0.0},
+        "dropout on the attention weights of each crossmodal transformer, by its source (key) modality: one number "
+        "for every source, or {modality: p, default: p}; reference: attn_dropout 0.1 where text is the source, "
+        "attn_dropout_a / attn_dropout_v 0.0 where audio / visual is (main.py:30-35, models.py:67-73); 0.1 restores "
+        "our earlier model",
+    )
+    self_attn_dropout: float = option(
+        0.1,
+        "dropout on the attention weights of the self-attention stacks (reference: attn_dropout 0.1, models.py:74-79)",
     )
     embed_dropout: float = option(
         0.25, "dropout on each transformer's scaled, position-embedded input (reference 0.25)"
@@ -175,3 +183,13 @@ class MulTConfig:
             raise ValueError(f"heads ({self.heads}) must divide d_model ({self.d_model})")
         if self.kernel < 1 or self.kernel % 2 == 0:
             raise ValueError(f"kernel must be a positive odd number, got {self.kernel}")
+        p = self.attn_dropout
+        if isinstance(p, dict):
+            bad = {k: v for k, v in p.items() if not isinstance(v, (int, float)) or not 0 <= v < 1}
+            if bad or "default" not in p:
+                raise ValueError(
+                    f"attn_dropout must be a number in [0, 1) or {{modality: p, default: p}} with a 'default' key "
+                    f"and every p in [0, 1); got {p!r}"
+                )
+        elif not 0 <= p < 1:
+            raise ValueError(f"attn_dropout must be in [0, 1), got {p!r}")

@@ -30,6 +30,7 @@ import math
 import torch
 from torch import nn
 
+from mfm_bench.config import per_modality
 from mfm_bench.nn import CrossmodalTransformer, as_sequence, last_valid, mlp, sinusoid
 
 from .configs import MulTConfig  # noqa: F401 - the config lives torch-free in configs.py
@@ -53,7 +54,9 @@ class MulTFusion(nn.Module):
         layer = dict(shared_norm=cfg.shared_norm, causal=cfg.causal, relu_dropout=cfg.relu_dropout)
         self.cross = nn.ModuleDict(
             {
-                f"{a}->{b}": CrossmodalTransformer(d, cfg.heads, cfg.layers, cfg.dropout, cfg.attn_dropout, **layer)
+                f"{a}->{b}": CrossmodalTransformer(
+                    d, cfg.heads, cfg.layers, cfg.dropout, per_modality(cfg.attn_dropout, a, "attn_dropout"), **layer
+                )  # the source's attention dropout, as the reference's attn_dropout(_a, _v)
                 for b in self.names
                 for a in self.sources[b]
             }
@@ -61,7 +64,9 @@ class MulTFusion(nn.Module):
         width = {b: d * len(self.sources[b]) for b in self.names}
         self.memory = nn.ModuleDict(
             {
-                b: CrossmodalTransformer(width[b], cfg.heads, cfg.self_layers, cfg.dropout, cfg.attn_dropout, **layer)
+                b: CrossmodalTransformer(
+                    width[b], cfg.heads, cfg.self_layers, cfg.dropout, cfg.self_attn_dropout, **layer
+                )
                 for b in self.names
             }
         )

@@ -145,3 +145,24 @@ def test_learns_on_unaligned_synthetic_factors():
     fit(model, train, valid, epochs=6)
     mae, trivial = error(spec, predict(model, test), test.target), trivial_error(spec, train, test)
     assert mae < 0.75 * trivial, f"unaligned MulT: test MAE {mae:.3f} vs predict-the-mean {trivial:.3f}"
+
+
+def test_attention_dropout_follows_the_reference_by_source_modality():
+    """The reference's crossmodal transformer with text keys uses attn_dropout 0.1 and those with audio or visual keys
+    attn_dropout_a / attn_dropout_v 0.0; the self-attention stacks use 0.1 (main.py:30-35, models.py:67-79)."""
+    fusion = small()
+
+    def rates(module):
+        return {layer.attn_dropout for layer in module.layers}
+
+    for key, transformer in fusion.cross.items():
+        source = key.split("->")[0]
+        assert rates(transformer) == ({0.1} if source == "text" else {0.0}), key
+    assert all(rates(stack) == {0.1} for stack in fusion.memory.values())
+    earlier = small(attn_dropout=0.1)  # one number for every source: our earlier model
+    assert all(rates(t) == {0.1} for t in earlier.cross.values())
+    custom = small(attn_dropout={"audio": 0.3, "default": 0.05}, self_attn_dropout=0.2)
+    assert rates(custom.cross["audio->visual"]) == {0.3} and rates(custom.cross["text->audio"]) == {0.05}
+    assert all(rates(stack) == {0.2} for stack in custom.memory.values())
+    with pytest.raises((ConfigError, ValueError), match="default"):
+        small(attn_dropout={"text": 0.1})
