@@ -87,8 +87,16 @@ class EFLSTMConfig:
 @dataclass
 class TFNConfig:
     proj_dim: int = option(8, "width each modality is projected to before the outer product (0: use the encoder width)")
-    hidden: int = option(64, "width of the two fully connected layers after the fusion (reference post_fusion_dim)")
-    dropout: float = option(0.15, "dropout on the flattened tensor (reference post_fusion_dropout)")
+    hidden: int = option(
+        32,
+        "width of the two fully connected layers after the fusion (reference post_fusion_dim 32, train.py:82; "
+        "64 restores our earlier network)",
+    )
+    dropout: float = option(
+        0.3,
+        "dropout on the flattened tensor (reference post_fusion_prob 0.3, train.py:82; 0.15 restores our earlier "
+        "network)",
+    )
     hidden_dropout: float = option(
         0.0,
         "dropout after each fully connected layer (reference: none; 0.15 with head: true restores our earlier network)",

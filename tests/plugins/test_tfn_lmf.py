@@ -132,3 +132,13 @@ def test_tfn_and_lmf_predict_directly_without_an_mlp_head():
         "model", "supervised", spec, fusion="lmf", encoder="mean", fusion_params={"head": True}
     )
     assert earlier.head is not None and earlier.fusion.output_dim == 32  # the option restores the MLP head
+
+
+def test_tfn_post_fusion_defaults_are_the_reference_train_py():
+    """The reference builds TFN(input_dims, (4, 16, 128), 64, (0.3, 0.3, 0.3, 0.3), 32) (train.py:82):
+    post_fusion_prob 0.3 on the flattened tensor and post_fusion_dim 32 for both fully connected layers."""
+    fusion = get_registry().build("fusion", "tfn", DIMS, context={"out_dim": 1})
+    drops = [m.p for m in fusion.net if isinstance(m, nn.Dropout)]
+    linears = [m for m in fusion.net if isinstance(m, nn.Linear)]
+    assert drops[0] == 0.3 and all(p == 0.0 for p in drops[1:])
+    assert [m.out_features for m in linears] == [32, 32, 1]
