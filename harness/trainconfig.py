@@ -55,5 +55,18 @@ class TrainConfig:
             raise ValueError("epochs, batch_size and eval_batch_size must be at least 1")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        # below zero these would not fail but change the training: early_stop -1 stopped after the first epoch, a
+        # negative grad_clip clipped nothing, a negative weight_decay rewarded large weights
+        for name, zero in (("early_stop", "never stop early"), ("grad_clip", "no clipping"), ("weight_decay", "none")):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must be 0 ({zero}) or more, got {getattr(self, name)}", name)
+        if not 0 < self.plateau_factor < 1:
+            raise ConfigError(
+                f"must be between 0 and 1 (the learning rate is multiplied by it), got {self.plateau_factor}",
+                "plateau_factor",
+                "0.5 halves the rate; the original MFM uses 0.1",
+            )
+        if self.plateau_patience < 0:
+            raise ConfigError(f"must be 0 or more epochs, got {self.plateau_patience}", "plateau_patience")
         if self.threads < 0:
             raise ConfigError(f"must be 0 (auto) or a positive count, got {self.threads}", "threads")

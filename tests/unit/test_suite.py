@@ -81,6 +81,24 @@ def test_train_options_are_checked(write_suite):
     assert e.field == "train.epoch" and "did you mean 'epochs'" in e.hint
 
 
+@pytest.mark.parametrize(
+    "option, words",
+    [
+        ("early_stop: -1", "must be 0 (never stop early) or more"),
+        ("grad_clip: -1.0", "must be 0 (no clipping) or more"),
+        ("weight_decay: -0.01", "must be 0 (none) or more"),
+        ("plateau_factor: 1.5", "must be between 0 and 1"),
+        ("plateau_factor: 0", "must be between 0 and 1"),
+        ("plateau_patience: -2", "must be 0 or more epochs"),
+    ],
+)
+def test_train_options_that_would_change_training_silently_are_refused(write_suite, option, words):
+    # early_stop: -1 used to stop every run after its first epoch, grad_clip: -1 to clip nothing
+    e = error_of(write_suite, GOOD.replace("epochs: 2", f"epochs: 2, {option}"))
+    assert e.field == f"train.{option.split(':')[0]}" and e.line == 9 and words in e.message
+    assert load_suite(write_suite(GOOD.replace("epochs: 2", "epochs: 2, early_stop: 0, grad_clip: 0")))
+
+
 def test_compile_takes_true_or_a_torch_compile_mode(write_suite):
     suite = load_suite(write_suite(GOOD.replace("epochs: 2", "epochs: 2, compile: reduce-overhead")))
     assert suite.train["compile"] == "reduce-overhead"
