@@ -159,6 +159,12 @@ class MulTConfig:
     embed_dropout: float = option(
         0.25, "dropout on each transformer's scaled, position-embedded input (reference 0.25)"
     )
+    input_dropout: float | dict = option(
+        {"text": 0.25, "default": 0.0},
+        "dropout on each modality's raw input before its projection: one number for every modality, or "
+        "{modality: p, default: p}; reference: embed_dropout 0.25 on the text only (models.py:96); 0 restores our "
+        "earlier model",
+    )
     out_dropout: float = option(0.0, "dropout inside the residual output block (reference out_dropout 0.0)")
     causal: bool = option(
         True,
@@ -191,13 +197,14 @@ class MulTConfig:
             raise ValueError(f"heads ({self.heads}) must divide d_model ({self.d_model})")
         if self.kernel < 1 or self.kernel % 2 == 0:
             raise ValueError(f"kernel must be a positive odd number, got {self.kernel}")
-        p = self.attn_dropout
-        if isinstance(p, dict):
-            bad = {k: v for k, v in p.items() if not isinstance(v, (int, float)) or not 0 <= v < 1}
-            if bad or "default" not in p:
-                raise ValueError(
-                    f"attn_dropout must be a number in [0, 1) or {{modality: p, default: p}} with a 'default' key "
-                    f"and every p in [0, 1); got {p!r}"
-                )
-        elif not 0 <= p < 1:
-            raise ValueError(f"attn_dropout must be in [0, 1), got {p!r}")
+        for name in ("attn_dropout", "input_dropout"):
+            p = getattr(self, name)
+            if isinstance(p, dict):
+                bad = {k: v for k, v in p.items() if not isinstance(v, (int, float)) or not 0 <= v < 1}
+                if bad or "default" not in p:
+                    raise ValueError(
+                        f"{name} must be a number in [0, 1) or {{modality: p, default: p}} with a 'default' key "
+                        f"and every p in [0, 1); got {p!r}"
+                    )
+            elif not 0 <= p < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {p!r}")

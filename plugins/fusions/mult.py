@@ -73,6 +73,9 @@ class MulTFusion(nn.Module):
         fused = sum(width.values())
         self.out = mlp(fused, fused, fused, cfg.out_dropout)
         self.embed_drop = nn.Dropout(cfg.embed_dropout)
+        self.input_drop = nn.ModuleDict(
+            {m: nn.Dropout(per_modality(cfg.input_dropout, m, "input_dropout")) for m in self.names}
+        )  # the reference drops out the raw text before its projection
         self.predicts = not cfg.head
         self.out_layer = nn.Linear(fused, out_dim) if self.predicts else None
         self.output_dim = out_dim if self.predicts else fused
@@ -94,7 +97,7 @@ class MulTFusion(nn.Module):
         else:
             mask = {m: torch.ones_like(k) for m, (_, k) in steps.items()}
         proj = {
-            m: self.proj[m]((x * mask[m].unsqueeze(-1).to(x.dtype)).transpose(1, 2)).transpose(1, 2)
+            m: self.proj[m](self.input_drop[m](x * mask[m].unsqueeze(-1).to(x.dtype)).transpose(1, 2)).transpose(1, 2)
             for m, (x, _) in steps.items()
         }  # (B, D, T) -> (B, d, T) -> each (B, T_m, d)
         h = {m: self.position(p) for m, p in proj.items()}

@@ -166,3 +166,23 @@ def test_attention_dropout_follows_the_reference_by_source_modality():
     assert all(rates(stack) == {0.2} for stack in custom.memory.values())
     with pytest.raises((ConfigError, ValueError), match="default"):
         small(attn_dropout={"text": 0.1})
+
+
+def test_raw_text_is_dropped_out_before_projection_as_the_reference():
+    """The reference applies embed_dropout (0.25) to the raw text before projecting it (models.py:96), and to no other
+    raw modality: with every other dropout off, training-mode outputs vary only through the text input."""
+    quiet = dict(dropout=0.0, relu_dropout=0.0, attn_dropout=0.0, self_attn_dropout=0.0, embed_dropout=0.0)
+    inputs, mask = unaligned()
+
+    def varies(fusion):
+        fusion.train()
+        torch.manual_seed(1)
+        a = fusion(inputs, mask)
+        torch.manual_seed(2)
+        return not torch.allclose(a, fusion(inputs, mask))
+
+    fusion = small(**quiet)
+    assert {m: d.p for m, d in fusion.input_drop.items()} == {"text": 0.25, "audio": 0.0, "visual": 0.0}
+    assert varies(fusion)
+    assert not varies(small(**quiet, input_dropout=0.0))  # our earlier model
+    assert not varies(small(dims={"audio": 3, "visual": 4}, **quiet))  # no text: no input dropout by default
