@@ -131,6 +131,11 @@ class MFMConfig:
     surrogate_task_weight: float = option(
         1.0, "weight of the label and reconstruction losses computed from surrogate codes"
     )
+    surrogate_grad: Literal["frozen", "joint"] = option(
+        "frozen",
+        "what the surrogate terms train: frozen (only the surrogate encoders: targets detached, shared modules "
+        "frozen) or joint (every module, as the original MFM_missing's single summed loss)",
+    )
     decoder: str | dict = option(
         "lstm",
         "decoder G_i of each modality: a name or {modality: name, default: name}; lstm "

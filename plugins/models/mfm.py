@@ -406,9 +406,15 @@ class MFM(nn.Module):
         """Surrogate inference training. For each modality m: MSE of the surrogate codes to the full model's codes
         (detached targets), plus the label loss and m's reconstruction loss of the model run on the surrogate
         codes through the same factor maps, decoders and head with their parameters frozen. Only the surrogate
-        encoders learn from these terms, so they cannot degrade the full model (the original sums everything
-        into one loss, so there the surrogate terms also pull on the full model). ``surrogates``: {m: codes}."""
+        encoders learn from these terms, so they cannot degrade the full model. ``surrogate_grad: joint`` restores
+        the original's single summed loss (nothing detached or frozen: the surrogate terms also pull on the full
+        model). ``surrogates``: {m: codes}."""
         cfg = self.cfg
+        frozen = cfg.surrogate_grad == "frozen"  # joint: the original's one summed loss, nothing detached
+
+        def target(z: torch.Tensor) -> torch.Tensor:
+            return z.detach() if frozen else z
+
         mse = label = recon = None
         shapes = self.shapes(batch)
         for m in self.names:
@@ -416,17 +422,17 @@ class MFM(nn.Module):
             # targets only from samples that have m (a training sample may lack it: its codes say nothing)
             w = batch.present(m).to(torch.float32)
             term = sum(
-                (((z.float() - codes[c].detach().float()) ** 2).mean(1) * w).sum() / w.sum().clamp_min(1.0)
+                (((z.float() - target(codes[c]).float()) ** 2).mean(1) * w).sum() / w.sum().clamp_min(1.0)
                 for c, z in sur.items()
             )
             mse = term if mse is None else mse + term
             if cfg.surrogate_task_weight > 0:
-                replaced = {**{k: v.detach() for k, v in used.items()}, **sur}
-                factors = self.factorize(replaced, frozen=True)
-                lt = task_loss(self.task, self.predict(factors, frozen=True), batch.target)
+                replaced = {**{k: target(v) for k, v in used.items()}, **sur}
+                factors = self.factorize(replaced, frozen=frozen)
+                lt = task_loss(self.task, self.predict(factors, frozen=frozen), batch.target)
                 label = lt if label is None else label + lt
                 if self.decodes:  # the missing modality's reconstruction, as the original
-                    err = self.recon_errors(self.decode(factors, shapes, frozen=True, only=[m]), batch)[m]
+                    err = self.recon_errors(self.decode(factors, shapes, frozen=frozen, only=[m]), batch)[m]
                     rt = self.lambda_x(m) * (err * w).sum() / w.sum().clamp_min(1.0)
                     recon = rt if recon is None else recon + rt
         out = {"surrogate": cfg.lambda_surrogate * mse}

@@ -238,6 +238,30 @@ def test_surrogate_losses_do_not_touch_the_full_model() -> None:
     assert set(z1) == {"za_audio", "zy"} and all(torch.equal(z1[k], z2[k]) for k in z1)
 
 
+def test_surrogate_grad_joint_is_the_original_single_loss() -> None:
+    """surrogate_grad: joint (the original MFM_missing): the surrogate terms also train the full model, through
+    undetached targets and unfrozen factor maps, decoders and head; the loss values equal those of frozen."""
+    ds = dataset()
+    b = ds.split("train").batch(slice(None))
+    torch.manual_seed(0)
+    frozen = mfm(ds.spec, surrogate=True).train()
+    torch.manual_seed(0)
+    joint = mfm(ds.spec, surrogate=True, surrogate_grad="joint").train()
+    torch.manual_seed(1)
+    out_f = frozen(b)
+    torch.manual_seed(1)
+    out_j = joint(b)
+    terms = ("surrogate", "surrogate_label", "surrogate_recon")
+    for k in terms:
+        assert float(out_j.losses[k].detach()) == pytest.approx(float(out_f.losses[k].detach()), rel=1e-6), k
+    shared = [(n, p) for n, p in joint.named_parameters() if not n.startswith("surrogates.")]
+    grads = torch.autograd.grad(sum(out_j.losses[k] for k in terms), [p for _, p in shared], allow_unused=True)
+    moved = {n.split(".")[0] for (n, _), g in zip(shared, grads) if g is not None and float(g.abs().sum()) > 0}
+    assert {"head", "maps", "to_zy", "generative", "decoders", "fusion"} <= moved
+    with pytest.raises(ConfigError):
+        mfm(ds.spec, surrogate=True, surrogate_grad="both")
+
+
 def test_missing_modality_uses_surrogates_per_sample_and_reports_reconstruction() -> None:
     torch.manual_seed(0)
     ds = dataset()
