@@ -6,9 +6,9 @@
 - :func:`check_metrics`: a run whose clean test metrics are not finite fails.
 - :func:`check_dataset`: a split whose samples do not have the modalities of the dataset's spec, or not their
   kind and dim, is an error naming the dataset, split, modality, both shapes and the fix (without it the first
-  encoder fails on a bare shape error); non-finite labels in any split are an error naming the dataset, split
-  and count; a constant or all-zero modality in the training split is a warning (returned, then recorded and
-  printed).
+  encoder fails on a bare shape error); an empty split is an error naming the dataset and split; non-finite
+  labels in any split are an error naming the dataset, split and count; a constant or all-zero modality in the
+  training split is a warning (returned, then recorded and printed).
 """
 
 from __future__ import annotations
@@ -121,6 +121,11 @@ def check_dataset(name: str, dataset: Any) -> list[str]:
     """A spec the samples do not match, or non-finite labels, raise :class:`DataError`; returns warnings for
     constant or all-zero training modalities."""
     for split in SPLITS:
+        if len(dataset.split(split)) == 0:  # else a bare "torch.cat(): expected a non-empty list" after training
+            raise DataError(
+                f"dataset {name!r}, split {split!r} has no samples; every split is used (train to fit, valid to "
+                "keep the checkpoint, test to score): give it samples in the dataset's params or its files"
+            )
         check_spec(name, dataset, split)
     for split in SPLITS:
         target = _targets(dataset.split(split))

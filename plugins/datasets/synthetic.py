@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from mfm_bench.config import option
+from mfm_bench.config import ConfigError, option
 from mfm_bench.contracts import DatasetSpec, Modality, Task, TensorSplit
 
 SPLITS = ("train", "valid", "test")
@@ -48,6 +48,13 @@ class SyntheticConfig:
     )
 
     def __post_init__(self) -> None:
+        for split in ("n_train", "n_valid", "n_test"):
+            if getattr(self, split) < 1:
+                raise ConfigError(
+                    f"must be 1 or more samples, got {getattr(self, split)}",
+                    split,
+                    "every split is used: train to fit, valid to select the checkpoint, test to score",
+                )
         if not 1 <= len(self.dims) <= 6:
             raise ValueError(f"dims must name 1 to 6 modalities, got {len(self.dims)}")
         bad = {k: v for k, v in self.dims.items() if not isinstance(v, int) or v < 1}

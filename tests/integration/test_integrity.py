@@ -309,10 +309,16 @@ class _CorruptData:
         register("corrupt-factors", _corrupt, help="synthetic-factors with bad labels or an all-zero modality")
 
 
-def _corrupt(nan_labels=0, zero="", **params):
+def _corrupt(nan_labels=0, zero="", empty="", **params):
+    from mfm_bench.contracts import TensorSplit
     from mfm_bench.registry import get_registry
 
     ds = get_registry().build("dataset", "synthetic-factors", **params)
+    if empty:  # a plugin whose split came out empty (a filter that matched nothing, a fold with no files)
+        s = ds.split(empty)
+        ds._splits[empty] = TensorSplit(
+            {m: t[:0] for m, t in s.inputs.items()}, {m: t[:0] for m, t in s.mask.items()}, s.target[:0], []
+        )
     test = ds.split("test")
     test.target[:nan_labels] = float("nan")
     if nan_labels > 1:
@@ -337,6 +343,16 @@ def test_non_finite_labels_fail_the_run_naming_dataset_split_and_count(write_sui
     assert counts["failed"] == 1
     err = statuses(tmp_path / "o")[("concat", 0)]["error"]
     assert "DataError: dataset 'corrupt-factors', split 'test': 3 of 32 labels are not finite" in err
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_an_empty_split_fails_the_run_naming_dataset_and_split(write_suite, tmp_path, corrupt, split):
+    # it used to train (or not) and fail on a bare "torch.cat(): expected a non-empty list of Tensors"
+    text = SMALL.replace("name: synthetic-factors, params: {", f"name: corrupt-factors, params: {{empty: {split}, ")
+    counts = run_suite(load_suite(write_suite(text)), tmp_path / "o", progress=False, log=lambda s: None)
+    assert counts["failed"] == 1
+    err = statuses(tmp_path / "o")[("concat", 0)]["error"]
+    assert f"DataError: dataset 'corrupt-factors', split '{split}' has no samples" in err
 
 
 def test_an_all_zero_modality_is_a_warning_in_the_record_and_on_the_terminal(write_suite, tmp_path, corrupt):

@@ -99,6 +99,12 @@ def test_train_options_that_would_change_training_silently_are_refused(write_sui
     assert load_suite(write_suite(GOOD.replace("epochs: 2", "epochs: 2, early_stop: 0, grad_clip: 0")))
 
 
+def test_synthetic_splits_need_samples(write_suite):
+    # n_test: 0 used to validate, then fail every run on a bare torch.cat error; n_train: -3 on numpy's
+    e = error_of(write_suite, GOOD.replace("n_test: 10", "n_test: 0"))
+    assert e.field == "datasets[0].params.n_test" and e.line == 4 and "must be 1 or more samples" in e.message
+
+
 def test_compile_takes_true_or_a_torch_compile_mode(write_suite):
     suite = load_suite(write_suite(GOOD.replace("epochs: 2", "epochs: 2, compile: reduce-overhead")))
     assert suite.train["compile"] == "reduce-overhead"
