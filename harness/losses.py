@@ -163,15 +163,21 @@ class PriorMMD(torch.autograd.Function):
         return gx.mul_(grad * 2.0), None, None, None
 
 
-def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+def kl_standard_normal(
+    mu: torch.Tensor, logvar: torch.Tensor, reduction: Literal["mean", "sum"] = "mean"
+) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)), summed over code dimensions and averaged over the batch.
 
-    (The original code sums over the batch as well, which ties the weight to the batch size.)
+    ``reduction: sum`` sums over the batch as well, as the original code (``loss_KLD``), which ties the weight to
+    the batch size.
     """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be mean or sum, got {reduction!r}")
     if mu.dtype in (torch.float16, torch.bfloat16):  # keep the sum accurate under autocast
         mu, logvar = mu.float(), logvar.float()
     kl = -0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp())  # (B, D)
-    return kl.sum(dim=1).mean()
+    per_sample = kl.sum(dim=1)
+    return per_sample.sum() if reduction == "sum" else per_sample.mean()
 
 
 def reparameterise(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

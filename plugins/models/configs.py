@@ -122,6 +122,14 @@ class MFMConfig:
     lambda_kl: float = option(
         1.0, "weight of the KL prior term of the kl variant (KL summed over code dims, averaged over the batch)"
     )
+    kl_reduction: Literal["mean", "sum"] = option(
+        "mean", "kl variant: the KL averaged over the batch (mean) or summed over it (sum, as the original loss_KLD)"
+    )
+    kl_sample: bool = option(
+        True,
+        "kl variant: decoders and head read z = mu + exp(logvar/2) * eps in training (true) or the means "
+        "(false, as the original MFM_KL, which never samples)",
+    )
     surrogate: bool = option(
         False, "train surrogate encoders for missing modalities and use them when a modality is missing"
     )

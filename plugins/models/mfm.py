@@ -312,7 +312,7 @@ class MFM(nn.Module):
         codes, logvars, extra_losses = self.encode(batch)
         losses: dict[str, torch.Tensor] = {**extra_losses, **self._prior_losses(codes, logvars)}
         used = dict(codes)
-        if self.prior == "kl" and self.training:
+        if self.prior == "kl" and self.training and self.cfg.kl_sample:
             used = {k: reparameterise(z, logvars[k]) if k in logvars else z for k, z in codes.items()}
         present = {m: batch.present(m) for m in self.names}
         # training: every modality's surrogate codes (their losses need them), used where m is missing, with no
@@ -349,7 +349,8 @@ class MFM(nn.Module):
             fused = cfg.impl == "fast"  # one autograd node per code (losses.PriorMMD): the same value and gradient
             return {"mmd": cfg.lambda_mmd * sum(mmd_to_prior(z, cfg.kernel, fused=fused) for z in codes.values())}
         if self.prior == "kl" and cfg.lambda_kl > 0:
-            return {"kl": cfg.lambda_kl * sum(kl_standard_normal(codes[k], logvars[k]) for k in logvars)}
+            kls = (kl_standard_normal(codes[k], logvars[k], cfg.kl_reduction) for k in logvars)
+            return {"kl": cfg.lambda_kl * sum(kls)}
         return {}
 
     def _fill_missing(

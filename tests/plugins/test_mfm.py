@@ -144,6 +144,26 @@ def test_kl_variant_samples_in_training_only() -> None:
     assert not torch.allclose(p1, p2)
 
 
+def test_kl_variant_options_restore_the_original() -> None:
+    """kl_sample: false feeds the means in training (the original MFM_KL never samples); kl_reduction: sum sums
+    the KL over the batch (the original loss_KLD), B times the batch mean."""
+    ds = dataset()
+    batch = ds.split("train").batch(slice(0, 8))
+    torch.manual_seed(0)
+    model = mfm(ds.spec, variant="kl", kl_sample=False).train()
+    p1 = model(batch).prediction
+    p2 = model(batch).prediction
+    assert torch.equal(p1, p2)
+    torch.manual_seed(0)
+    summed = mfm(ds.spec, variant="kl", kl_reduction="sum").train()
+    torch.manual_seed(0)
+    mean = mfm(ds.spec, variant="kl").train()
+    kl_sum, kl_mean = summed(batch).losses["kl"].detach(), mean(batch).losses["kl"].detach()
+    assert float(kl_sum) == pytest.approx(8 * float(kl_mean), rel=1e-5)
+    with pytest.raises(ConfigError):
+        mfm(ds.spec, variant="kl", kl_reduction="batch")
+
+
 @pytest.mark.parametrize("dims", [{"a": 3, "b": 2}, {"m1": 3, "m2": 2, "m3": 4, "m4": 2, "m5": 5}])
 def test_any_number_and_names_of_modalities(dims) -> None:
     ds = dataset(dims=dims, task="classification")
