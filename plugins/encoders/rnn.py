@@ -11,7 +11,9 @@ from .configs import RNNConfig  # noqa: F401 - the config lives torch-free in co
 
 
 class RNNEncoder(nn.Module):
-    """An LSTM or GRU; pooled output is the hidden state at the last real step (the original MFM reads the last h)."""
+    """An LSTM or GRU; pooled output is the hidden state at the last real step (the original MFM reads the last h);
+    bidirectional: the forward state at the last real step and the backward state at the first, each direction's
+    final state."""
 
     cell = nn.LSTM
 
@@ -33,7 +35,11 @@ class RNNEncoder(nn.Module):
         # Padding steps are zero vectors (left-padded in the MFN data); zeroing keeps them inert.
         seq, _ = self.rnn(x * mask.unsqueeze(-1).to(x.dtype))  # (B, T, H)
         seq = self.drop(seq)
-        return last_valid(seq, mask), seq
+        if not self.rnn.bidirectional:
+            return last_valid(seq, mask), seq
+        # each direction's final state: forward at the last real step, backward at the first (where it ends)
+        fwd, bwd = seq.chunk(2, dim=-1)  # each (B, T, H)
+        return torch.cat([last_valid(fwd, mask), last_valid(bwd.flip(1), mask.flip(1))], dim=-1), seq
 
 
 class LSTMEncoder(RNNEncoder):

@@ -81,7 +81,9 @@ class EFLSTMConfig:
         "dropout on the fused vector before the head (reference: none, its dropout "
         "sits inside the head; 0.1 restores our earlier model)",
     )
-    bidirectional: bool = option(False, "read the joint sequence both ways")
+    bidirectional: bool = option(
+        False, "read the joint sequence both ways (fused vector: both directions' final states, 2 x hidden wide)"
+    )
 
 
 @dataclass

@@ -52,4 +52,8 @@ class EFLSTMFusion(nn.Module):
         steps = [x * k.unsqueeze(-1).to(x.dtype) for x, k in zip(xs, masks)]  # each (B, T, D_m), zeros where not real
         joint_mask = torch.stack(masks, 0).any(0)  # (B, T)
         seq, _ = self.rnn(torch.cat(steps, dim=-1))  # (B, T, sum D_m) -> (B, T, H)
-        return self.drop(last_valid(seq, joint_mask))  # (B, H)
+        if not self.rnn.bidirectional:
+            return self.drop(last_valid(seq, joint_mask))  # (B, H)
+        # each direction's final state: forward at the last real step, backward at the first (where it ends)
+        fwd, bwd = seq.chunk(2, dim=-1)  # each (B, T, H)
+        return self.drop(torch.cat([last_valid(fwd, joint_mask), last_valid(bwd.flip(1), joint_mask.flip(1))], -1))

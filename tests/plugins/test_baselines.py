@@ -124,3 +124,26 @@ def test_bf16_autocast(name, data):
     sum(out.losses.values()).backward()
     assert out.prediction.shape == (16, 3)
     assert all(torch.isfinite(v) for v in out.losses.values()), out.losses
+
+
+@pytest.mark.parametrize("encoder", ["lstm", "gru"])
+def test_bidirectional_encoder_pools_each_directions_final_state(encoder):
+    """The pooled vector of a bidirectional recurrent encoder is both directions' final states: the forward one at
+    the last real step and the backward one at the first (the backward direction ends there), as h_n."""
+    from mfm_bench.registry import get_registry
+
+    torch.manual_seed(0)
+    enc = get_registry().build("encoder", encoder, 3, hidden=4, bidirectional=True).eval()
+    x = torch.randn(5, 6, 3)
+    full = torch.ones(5, 6, dtype=torch.bool)
+    with torch.no_grad():
+        pooled, _ = enc(x, full)
+        _, h_n = enc.rnn(x)
+        h_n = h_n[0] if isinstance(h_n, tuple) else h_n  # (2, B, H): forward, backward
+        torch.testing.assert_close(pooled, torch.cat([h_n[0], h_n[1]], dim=-1))
+        left = full.clone()
+        left[:, :2] = False  # left padding: the backward direction reads the 4 real steps and ends at step 2
+        pooled, _ = enc(x * left.unsqueeze(-1), left)
+        _, h_real = enc.rnn(x[:, 2:])
+        h_real = h_real[0] if isinstance(h_real, tuple) else h_real
+        torch.testing.assert_close(pooled[:, 4:], h_real[1])

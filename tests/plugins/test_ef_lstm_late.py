@@ -88,3 +88,18 @@ def test_late_learned_weights_are_a_softmax_over_present_modalities_and_train():
     fusion(x, mask).pow(2).sum().backward()
     assert fusion.logits.grad is not None and fusion.logits.grad.abs().sum() > 0
     assert late("mean").logits is None  # the default keeps the plain mean and no extra parameter
+
+
+def test_bidirectional_ef_lstm_fuses_each_directions_final_state():
+    """With bidirectional: true the fused vector is the forward state at the last step and the backward state at the
+    first step (the backward direction's final state, h_n), not the backward state after one step."""
+    torch.manual_seed(0)
+    dims = {"a": 2, "b": 3}
+    fusion = get_registry().build("fusion", "ef_lstm", dims, hidden=4, bidirectional=True).eval()
+    inputs = {m: torch.randn(5, 6, d) for m, d in dims.items()}
+    mask = {m: torch.ones(5, 6, dtype=torch.bool) for m in dims}
+    with torch.no_grad():
+        out = fusion(inputs, mask)
+        _, (h_n, _) = fusion.rnn(torch.cat([inputs["a"], inputs["b"]], dim=-1))
+    assert out.shape == (5, 8) == (5, fusion.output_dim)
+    torch.testing.assert_close(out, torch.cat([h_n[0], h_n[1]], dim=-1))
