@@ -38,12 +38,18 @@ def _mosi(text: Any, audio: Any, visual: Any) -> dict[str, Any]:
     return {"text": text, "audio": audio, "visual": visual, "default": visual}
 
 
+def _code(text: Any, audio: Any, visual: Any) -> dict[str, Any]:
+    """Per-code values: ``shared`` (the one generative code of ``variant: shared_generative``) takes the text
+    value, as the original ``M_A`` builds it from ``zl_size``, ``fl_size`` and ``zl_to_fl_dropout``."""
+    return {**_mosi(text, audio, visual), "shared": text}
+
+
 _ORIGINAL: dict[str, Any] = {
     "zy": 32,
-    "za": _mosi(32, 8, 80),
+    "za": _code(32, 8, 80),
     "fy": 16,
-    "fa": _mosi(88, 8, 8),
-    "factor_dropout": {"zy": 0.0, **_mosi(0.2, 0.2, 0.7)},
+    "fa": _code(88, 8, 8),
+    "factor_dropout": {"zy": 0.0, **_code(0.2, 0.2, 0.7)},
     "head_hidden": None,
     "head_dropout": 0.0,
     "lambda_mmd": 1.0,
@@ -68,10 +74,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "original": {**_ORIGINAL, "select_on": {"surrogate": "total", "clean": "label"}},
     "mmsa": {
         "zy": 80,
-        "za": _mosi(64, 80, 80),
+        "za": _code(64, 80, 80),
         "fy": 64,
-        "fa": _mosi(32, 16, 64),
-        "factor_dropout": {"zy": 0.5, **_mosi(0.5, 0.7, 0.5)},
+        "fa": _code(32, 16, 64),
+        "factor_dropout": {"zy": 0.5, **_code(0.5, 0.7, 0.5)},
         "head_hidden": None,
         "head_dropout": 0.0,
         "lambda_mmd": 100.0,

@@ -68,8 +68,9 @@ def test_config_defaults_and_nesting() -> None:
     # preset: default = the original's best MOSI setting (best_acc), resolved into the params
     assert r["preset"] == "default" and r["variant"] == "full" and r["fusion"] == "mfn" and r["kernel"] == "original"
     assert r["lambda_mmd"] == 1.0 and r["zy"] == 32 and r["fy"] == 16
-    assert r["za"] == {"text": 32, "audio": 8, "visual": 80, "default": 80}
-    assert r["fa"] == {"text": 88, "audio": 8, "visual": 8, "default": 8}
+    # shared (the shared_generative code) takes the text settings, as the original M_A
+    assert r["za"] == {"text": 32, "audio": 8, "visual": 80, "default": 80, "shared": 32}
+    assert r["fa"] == {"text": 88, "audio": 8, "visual": 8, "default": 8, "shared": 88}
     assert r["lambda_x"] == {"text": 1.0, "audio": 0.01, "visual": 0.5, "default": 0.5}
     assert r["fusion_params"]["memory"] == 64 and r["fusion_params"]["window"] == 2  # resolved against mfn
     assert r["fusion_params"]["hidden"]["text"] == 88 and r["fusion_params"]["skip_padding"] is True

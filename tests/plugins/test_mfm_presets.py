@@ -89,6 +89,21 @@ def test_preset_parameter_count_matches_the_original_architecture(preset: str) -
     assert sum(p.numel() for p in model.parameters()) == EXPECTED[preset]
 
 
+def test_shared_generative_under_the_original_preset_is_the_original_M_A() -> None:
+    """The original ``M_A`` builds its one generative code from the text settings: encoderLSTM(d_l + d_a + d_v,
+    zl_size), zl -> fl map with zl_to_fl_dropout, decoders of width fy + fl (``mfm_model.py`` L223-238)."""
+    model = get_registry().build("model", "mfm", mosi_spec(), preset="original", variant="shared_generative")
+    d_all, z, f, fy, zy, h, mem = sum(MOSI.values()), 32, 88, 16, 32, {"text": 88, "audio": 64, "visual": 48}, 64
+    att_in = sum(h.values()) * 2
+    n = lstm_cell(d_all, z) + linear(z, z)  # encoderLSTM over all modalities
+    n += sum(lstm_cell(fy + f, fy + f) + linear(fy + f, MOSI[m]) for m in MOSI)  # decoderLSTM(fy + fl, d_m)
+    n += sum(lstm_cell(MOSI[m], h[m]) for m in MOSI)
+    n += mlp(att_in, 128, att_in) + mlp(att_in, 128, mem) + 2 * mlp(att_in + mem, 128, mem)
+    n += linear(sum(h.values()) + mem, zy) + mlp(zy, fy, fy) + mlp(z, f, f) + mlp(fy, fy, 1)
+    assert sum(p.numel() for p in model.parameters()) == n
+    assert model.maps["za_shared"].drop.p == 0.2  # zl_to_fl_dropout
+
+
 def test_params_next_to_a_preset_override_it_and_reach_the_run_id() -> None:
     reg = get_registry()
     base = reg.resolve("model", "mfm", {"preset": "mmsa"})
