@@ -57,8 +57,17 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str:
             if x != y:
                 return _first_difference(x, y, f"{path}[{i}]")
     if isinstance(a, list) and isinstance(b, list):
-        return f"{path}: {len(a)} configurations -> {len(b)}"
+        what = "configurations" if path == "grid" else "entries"
+        changes = [f"added {_short(y)}" for y in b if y not in a] + [f"removed {_short(x)}" for x in a if x not in b]
+        return f"{path}: {len(a)} {what} -> {len(b)}" + (f", {changes[0]}" if changes else "")
     return f"{path}: {json.dumps(a, default=str)} -> {json.dumps(b, default=str)}"
+
+
+def _short(item: Any) -> str:
+    """An entry of a list that changed: a run configuration by its dataset and model, else its JSON."""
+    if isinstance(item, dict) and isinstance(item.get("model"), dict) and isinstance(item.get("dataset"), dict):
+        return f"{item['dataset'].get('name')} / {item['model'].get('label')}"
+    return json.dumps(item, default=str)
 
 
 def claim(store: Any, out: Path, fp: dict[str, Any], overwrite: bool) -> None:

@@ -102,6 +102,31 @@ def test_changed_configuration_or_other_suite_into_the_same_folder_is_refused(wr
     assert list(runs) == [("concat", 0)] and runs[("concat", 0)]["config"]["train"]["epochs"] == 1
 
 
+def test_a_changed_list_in_the_grid_is_named_by_what_was_added_or_removed(tmp_path):
+    # it used to read "grid[0].evaluate.conditions: 1 configurations -> 2", naming neither the list's entries nor
+    # the condition that changed
+    from mfm_bench.outdir import claim, fingerprint
+
+    def config(label, conditions):
+        return {
+            "dataset": {"name": "d"},
+            "model": {"label": label},
+            "seed": 0,
+            "train": {},
+            "evaluate": {"conditions": conditions},
+        }
+
+    with ResultStore(tmp_path) as store:
+        claim(store, tmp_path, fingerprint("s", [config("a", ["clean"])]), overwrite=False)
+        more = fingerprint("s", [config("a", ["clean", "missing:audio"])])
+        with pytest.raises(SuiteMismatchError) as e:
+            claim(store, tmp_path, more, overwrite=False)
+        assert 'grid[0].evaluate.conditions: 1 entries -> 2, added "missing:audio"' in str(e.value)
+        another = fingerprint("s", [config("a", ["clean"]), config("b", ["clean"])])
+        with pytest.raises(SuiteMismatchError, match="grid: 1 configurations -> 2, added d / b"):
+            claim(store, tmp_path, another, overwrite=False)
+
+
 def test_two_unlabelled_entries_of_one_dataset_are_refused_with_file_and_line(write_suite, capsys):
     from mfm_bench.cli import main
 
