@@ -235,7 +235,9 @@ def parse_condition_items(raw: list[Any]) -> list[tuple[int, Condition]]:
         for c in conds:
             if c.kind != "clean" and c.severity == 0:
                 c = Condition("clean")  # severity 0 is the clean split
-            if all(c != o for _, o in out):
+            # one condition however its modalities are ordered (missing:text+audio is missing:audio+text): the
+            # first spelling is kept, rather than measuring the same damage twice under two names
+            if all((c.kind, c.severity, set(c.modalities)) != (o.kind, o.severity, set(o.modalities)) for _, o in out):
                 out.append((i, c))
     return out
 

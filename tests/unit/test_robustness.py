@@ -117,6 +117,13 @@ def test_entries_that_would_measure_nothing_or_twice_are_rejected(item, words):
     assert info.value.index == 1 and words in str(info.value)
 
 
+def test_one_set_of_modalities_in_another_order_is_one_condition():
+    # missing:b+a beside the subsets' missing:a+b used to be measured twice, as two sweeps of the same damage
+    names = [c.name for c in parse_conditions([{"missing": {"subsets": ["a", "b"]}}, "missing:b+a", "noise:b+a:0.5"])]
+    assert names == ["clean", "missing:a", "missing:b", "missing:a+b", "noise:b+a:0.5"]
+    assert [c.name for c in parse_conditions(["noise:a+b:0.5", "noise:b+a:0.5"])] == ["clean", "noise:a+b:0.5"]
+
+
 def test_sweep_summaries_follow_the_multibench_definitions():
     ref = Sweep("noise:a", "LF", [(0.0, 0.8), (0.5, 0.6), (1.0, 0.4)])
     mine = Sweep("noise:a", "mine", [(0.0, 0.9), (0.5, 0.85), (1.0, 0.8)])
