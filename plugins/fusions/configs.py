@@ -73,7 +73,11 @@ class MFNConfig:
 
 @dataclass
 class EFLSTMConfig:
-    hidden: int = option(64, "LSTM hidden size (per direction); the fused vector has this width")
+    hidden: int = option(
+        64,
+        "LSTM hidden size (per direction); the fused vector has this width (the reference's example run: h 128, "
+        "test_mosi.py:568-574)",
+    )
     layers: int = option(1, "stacked LSTM layers")
     dropout: float = option(0.1, "dropout between stacked LSTM layers (none with one layer, as the reference)")
     fused_dropout: float = option(
@@ -88,7 +92,11 @@ class EFLSTMConfig:
 
 @dataclass
 class TFNConfig:
-    proj_dim: int = option(8, "width each modality is projected to before the outer product (0: use the encoder width)")
+    proj_dim: int = option(
+        8,
+        "width each modality is projected to before the outer product (0: use the encoder width); reference "
+        "subnetwork outputs: audio 4, video 16, text 64 (train.py:82)",
+    )
     hidden: int = option(
         32,
         "width of the two fully connected layers after the fusion (reference post_fusion_dim 32, train.py:82; "

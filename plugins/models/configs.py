@@ -207,7 +207,9 @@ class MISAConfig:
         "encoder", "lstm", "encoder name for every modality, or a mapping {modality: name, default: name}"
     )
     encoder_params: dict = option({}, "params for the encoder(s)")
-    hidden: int = option(32, "width of the utterance, invariant and specific vectors")
+    hidden: int = option(
+        32, "width of the utterance, invariant and specific vectors (reference hidden_size 128, config.py:103)"
+    )
     heads: int = option(2, "attention heads of the fusion layer (must divide hidden)")
     dropout: float = option(0.5, "dropout in the fusion MLP (reference config.py dropout 0.5)")
     attn_dropout: float = option(0.1, "dropout in the attention layer (reference: nn.TransformerEncoderLayer's 0.1)")
