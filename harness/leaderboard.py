@@ -145,6 +145,7 @@ def collect(store: ResultStore) -> dict[str, Any]:
                 "of": len(of[(ds, label)]),
                 "evaluations": sorted(got["evaluations"]),
             }
+    _in_suite_order(table, _model_order(store.get_meta("suite"), runs))
     oracle_rows(store, searches, table)
     return {
         "schema_version": LEADERBOARD_SCHEMA_VERSION,
@@ -165,6 +166,25 @@ def collect(store: ResultStore) -> dict[str, Any]:
             if r["id"] not in hidden or r["status"] != "finished"
         ],
     }
+
+
+def _model_order(suite: dict[str, Any] | None, runs: list[dict[str, Any]]) -> dict[str, int]:
+    """{model label: rank}: the suite's order of models (its recorded grid), then any other label in the order its
+    runs first started. Not the order rows were written: a first model whose run failed and finished on --resume,
+    or finished after another under --jobs, would move down and stop being the effective-robustness reference."""
+    labels = [c.get("model", {}).get("label") for c in (suite or {}).get("grid", []) if isinstance(c, dict)]
+    labels += [r["label"] for r in sorted(runs, key=lambda r: r["started"] or 0.0)]
+    order: dict[str, int] = {}
+    for label in labels:
+        if label is not None:
+            order.setdefault(label, len(order))
+    return order
+
+
+def _in_suite_order(table: dict[str, dict[str, dict[str, Any]]], order: dict[str, int]) -> None:
+    for conds in table.values():
+        for cond, rows in conds.items():
+            conds[cond] = dict(sorted(rows.items(), key=lambda kv: order.get(kv[0], len(order))))
 
 
 # -- how each metric is shown ------------------------------------------------------------------------------
