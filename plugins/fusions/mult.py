@@ -13,8 +13,10 @@ Follows Tsai et al., "Multimodal Transformer for Unaligned Multimodal Language S
 
 The defaults follow the reference code (yaohungt/Multimodal-Transformer; docs/baselines.md has the line numbers):
 every attention is causal (``attn_mask`` defaults to true in main.py), one LayerNorm serves queries, keys and values,
-each transformer re-scales its input by sqrt(width) and adds position embeddings (the self-attention stack too), and
-the fusion predicts (``predicts``) with the reference's output layer instead of handing a vector to an extra head.
+each transformer re-scales its input by sqrt(width) and adds position embeddings (the self-attention stack too), the
+attention dropout is the source (key) modality's (0.1 for text, 0 for audio and visual; 0.1 in the self-attention
+stacks), the raw text is dropped out before its projection, and the fusion predicts (``predicts``) with the
+reference's output layer instead of handing a vector to an extra head.
 
 Masks are per modality ([B, T_m]); padded keys are ignored (``padding_mask``, an extension the reference lacks). A
 vector modality [B, D] is a sequence of one step. A key sequence with no real step (a missing modality)
