@@ -460,10 +460,10 @@ def _label(refs: list[PluginRef], key: str, kind: str, at: _Locator) -> None:
             m.label = m.name
     labels = [m.label for m in refs]
     for i, m in enumerate(refs):
-        if labels.count(m.label) > 1:
+        if m.label in labels[:i]:  # the repeat is the one to point at, with the entry it repeats
             raise at.error(
                 f"{key}[{i}].label",
-                f"label {m.label!r} is used twice",
+                f"label {m.label!r} is used twice (also {key}[{labels.index(m.label)}])",
                 f"labels name leaderboard {'rows' if kind == 'model' else 'sections'}; make them distinct",
             )
 

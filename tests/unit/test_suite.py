@@ -99,6 +99,12 @@ def test_train_options_that_would_change_training_silently_are_refused(write_sui
     assert load_suite(write_suite(GOOD.replace("epochs: 2", "epochs: 2, early_stop: 0, grad_clip: 0")))
 
 
+def test_a_repeated_model_label_points_at_the_repeat(write_suite):
+    # it pointed at models[0] (line 6), the first of the two, without naming the other
+    e = error_of(write_suite, GOOD.replace("label: late", "label: concat"))
+    assert e.field == "models[1].label" and e.line == 7 and "(also models[0])" in e.message
+
+
 def test_synthetic_splits_need_samples(write_suite):
     # n_test: 0 used to validate, then fail every run on a bare torch.cat error; n_train: -3 on numpy's
     e = error_of(write_suite, GOOD.replace("n_test: 10", "n_test: 0"))
