@@ -43,6 +43,15 @@ def test_shipped_suites_validate():
     load_suite(ROOT / "suites" / "quickstart.yaml")
 
 
+def test_the_commented_example_of_docs_suites_validates(write_suite):
+    # it listed synthetic-factors twice with a label on one entry only, and a report.reference no model had
+    text = (ROOT / "docs" / "suites.md").read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    suite = load_suite(write_suite(example))
+    assert [d.label for d in suite.datasets] == ["synthetic-regression", "synthetic-3class"]
+    assert suite.reference == "concat-LSTM" and len(suite.conditions) == 17
+
+
 def test_unknown_top_level_key_names_line_and_suggests(write_suite):
     e = error_of(write_suite, GOOD.replace("seeds:", "seedz:"))
     assert e.line == 8 and e.field == "seedz" and "did you mean 'seeds'" in e.hint
