@@ -83,7 +83,8 @@ class MFMConfig:
         FROM_PRESET,
         preset_help(
             "head_hidden",
-            "hidden width of the label head D; null: the size of its input factor, as the original Linear(fy, fy)",
+            "hidden width of the label head D; null: fy, as the original Linear(fy, fy) (no_discriminative: "
+            "Linear(sum of F_a, fy), as M_B; discriminative_only: one Linear, as M_D)",
         ),
     )
     head_dropout: float = option(
