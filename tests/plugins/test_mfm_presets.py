@@ -104,6 +104,21 @@ def test_shared_generative_under_the_original_preset_is_the_original_M_A() -> No
     assert model.maps["za_shared"].drop.p == 0.2  # zl_to_fl_dropout
 
 
+def test_surrogates_under_the_original_preset_are_the_original_MFM_missing() -> None:
+    """``MFM_missing`` adds six encoderLSTMs (``mfm_model.py`` L792-798): per missing modality m, one from the
+    other two to z_a(m) and one to z_y, each as wide as its code."""
+    spec = mosi_spec()
+    plain = get_registry().build("model", "mfm", spec, preset="original")
+    model = get_registry().build("model", "mfm", spec, preset="original", surrogate=True)
+    z, zy = {"text": 32, "audio": 8, "visual": 80}, 32
+    extra = 0
+    for m in MOSI:
+        d_others = sum(d for o, d in MOSI.items() if o != m)
+        extra += lstm_cell(d_others, z[m]) + linear(z[m], z[m]) + lstm_cell(d_others, zy) + linear(zy, zy)
+    count = sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in plain.parameters())
+    assert count == extra
+
+
 def test_params_next_to_a_preset_override_it_and_reach_the_run_id() -> None:
     reg = get_registry()
     base = reg.resolve("model", "mfm", {"preset": "mmsa"})
