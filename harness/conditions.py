@@ -64,8 +64,8 @@ class Condition:
         if self.kind == "clean":
             return "clean"
         if self.kind == "missing":
-            return f"missing:{self.modality}" + ("" if self.severity == 1 else f"@{self.severity:g}")
-        return f"{self.kind}:{self.modality}:{self.severity:g}"
+            return f"missing:{self.modality}" + ("" if self.severity == 1 else f"@{severity_text(self.severity)}")
+        return f"{self.kind}:{self.modality}:{severity_text(self.severity)}"
 
     def check(self, spec: DatasetSpec) -> None:
         for m in self.modalities:
@@ -119,6 +119,14 @@ class Condition:
             inputs[m] = x * kept.reshape(*kept.shape, *([1] * (x.dim() - kept.dim()))).to(x.dtype)
             mask[m] = kept
         return batch.replace(inputs=inputs, mask=mask)
+
+
+def severity_text(severity: float) -> str:
+    """A severity as a name writes it: short (``0.5``, ``1``), and exact, since a run evaluates the conditions its
+    stored names parse back to (6 significant digits would evaluate 0.1234567 as 0.123457, and name 0.1234567 and
+    0.1234568 alike)."""
+    short = f"{severity:g}"
+    return short if float(short) == severity else repr(severity)
 
 
 class ConditionError(MfmBenchError, ValueError):

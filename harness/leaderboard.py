@@ -420,6 +420,7 @@ def _chart(ds: str, conds: dict[str, Any], cat: Catalog) -> Chart | None:
 
 def _sweep_tables(conds: dict[str, Any], cat: Catalog) -> list[Table]:
     """Per sweep, the main metric against severity; then one summary: AUC, relative and effective robustness."""
+    from .conditions import severity_text
     from .robustness import summary_rows, sweeps
 
     main = _main_metric(conds.get("clean", {}), cat)
@@ -429,7 +430,7 @@ def _sweep_tables(conds: dict[str, Any], cat: Catalog) -> list[Table]:
     head = _header(main, _meta(main, cat), _direction_of(conds.get("clean", {}), main))
     tables = []
     for name, per_model in curves.items():
-        sev = [f"{s:g}" for s, _ in per_model[0].points]
+        sev = [severity_text(s) for s, _ in per_model[0].points]
         rows = [[c.model, *[_num(v) for _, v in c.points]] for c in per_model]
         tables.append(Table(f"{head} against severity: {name}", ["model", *sev], rows))
     rows = [[sw, m, sev, *[_num(v) for v in vals]] for sw, m, sev, *vals in summary_rows(curves)]

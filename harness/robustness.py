@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .conditions import condition_from_name
+from .conditions import condition_from_name, severity_text
 
 
 @dataclass
@@ -71,6 +71,6 @@ def summary_rows(curves: dict[str, list[Sweep]], reference: str | None = None) -
     for name, per_model in curves.items():
         ref = next((c for c in per_model if c.model == reference), per_model[0] if per_model else None)
         for c in per_model:
-            sev = ", ".join(f"{s:g}" for s, _ in c.points[1:])
+            sev = ", ".join(severity_text(s) for s, _ in c.points[1:])
             rows.append([name, c.model, sev, c.auc, c.relative, c.effective(ref)])
     return rows

@@ -117,6 +117,22 @@ def test_entries_that_would_measure_nothing_or_twice_are_rejected(item, words):
     assert info.value.index == 1 and words in str(info.value)
 
 
+def test_a_name_gives_back_its_exact_severity():
+    # names kept 6 significant digits, and a run evaluates the conditions its stored names parse back to: 0.1234567
+    # was evaluated as 0.123457, and two close severities shared one name (one measured, the other lost)
+    conds = parse_conditions([{"noise": {"modality": "a", "std": [0.1234567, 0.1234568, 0.5, 1.0]}}, "missing:a@0.25"])
+    assert [c.name for c in conds] == [
+        "clean",
+        "noise:a:0.1234567",
+        "noise:a:0.1234568",
+        "noise:a:0.5",
+        "noise:a:1",
+        "missing:a@0.25",
+    ]
+    for c in conds:
+        assert condition_from_name(c.name) == c
+
+
 def test_one_set_of_modalities_in_another_order_is_one_condition():
     # missing:b+a beside the subsets' missing:a+b used to be measured twice, as two sweeps of the same damage
     names = [c.name for c in parse_conditions([{"missing": {"subsets": ["a", "b"]}}, "missing:b+a", "noise:b+a:0.5"])]
