@@ -186,8 +186,8 @@ def _from_string(i: int, item: str) -> list[Condition]:
     if kind == "clean" and not rest:
         return [Condition("clean")]
     if kind == "missing" and rest:
-        mod, _, rate = rest.partition("@")
-        level = _levels(i, _number(i, rate), "missing rate")[0] if rate else 1.0
+        mod, at, rate = rest.partition("@")
+        level = _levels(i, _number(i, rate), "missing rate")[0] if at else 1.0  # "missing:text@": no rate given
         return [Condition("missing", _modality(i, mod), level)]
     if kind in ("noise", "drop") and rest.count(":") == 1:
         mod, level = rest.split(":")

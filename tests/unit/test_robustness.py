@@ -103,6 +103,7 @@ def test_severity_outside_unit_interval_is_rejected(item):
         ({"missing": {"subsets": ["a+b", "b"]}}, "names 'b' twice"),
         ({"noise": {"modality": ["a", "a"], "std": 0.5}}, "lists 'a' twice"),
         ("missing:a+a", "names 'a' twice"),
+        ("missing:a@", "severity must be a number, got ''"),  # was every sample missing, as if no @ were there
         ("noise:a+:0.5", "empty name"),
         ({"missing": {"modality": "a", "subsets": ["b", "c"]}}, "modality or subsets, not both"),
         ({"missing": None}, "a modality is a name"),
