@@ -140,6 +140,24 @@ def same_execution(args: argparse.Namespace) -> str:
     return line + "".join(f" {flag}" for flag, on in flags if on)
 
 
+def _check_out(out: object) -> None:
+    """An output folder that is a file, or that lies inside another output folder (``--out runs/qs/runs``, where
+    that suite keeps its run folders), is refused before anything is written."""
+    from pathlib import Path
+
+    from mfm_bench.errors import MfmBenchError
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise MfmBenchError(f"--out {out}: is a file, not a folder; give the folder the suite's results go to")
+    for parent in out.resolve().parents:
+        if (parent / "results.sqlite").is_file():
+            raise MfmBenchError(
+                f"--out {out}: is inside {parent}, the output folder of another run (it holds results.sqlite), "
+                "whose results and run folders it would mix with its own; give a folder outside it"
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     import shlex
     import sqlite3
@@ -154,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite, device=args.device)  # --device replaces the suite's train.device
     shard = f"-shard-{args.shard[0]}-of-{args.shard[1]}" if args.shard else ""
     out = Path(args.out or Path("runs") / f"{suite.name}{shard}")
+    _check_out(out)
     t0 = time.perf_counter()
     try:
         counts = run_suite(

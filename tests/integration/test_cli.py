@@ -26,6 +26,21 @@ def test_suite_errors_use_the_same_path(write_suite, capsys):
     assert err.count("error:") == 1 and "did you mean" not in err.split("error:")[0]
 
 
+def test_run_refuses_an_out_that_is_a_file_or_inside_another_output_folder(write_suite, tmp_path, capsys):
+    # a file gave "cannot use the output folder x: File exists"; a folder inside another run's output folder
+    # (its runs/) was written into, mixing a second store with that run's folders
+    suite = str(write_suite("name: x\ndatasets: [synthetic-factors]\nmodels: [supervised]\n"))
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["run", suite, "--out", str(tmp_path / "notes.txt"), "--no-progress"]) == 2
+    assert "notes.txt: is a file, not a folder" in capsys.readouterr().err
+    (tmp_path / "qs" / "runs").mkdir(parents=True)
+    (tmp_path / "qs" / "results.sqlite").write_bytes(b"")
+    assert main(["run", suite, "--out", str(tmp_path / "qs" / "runs"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"is inside {tmp_path / 'qs'}, the output folder of another run" in err
+    assert sorted(p.name for p in (tmp_path / "qs" / "runs").iterdir()) == []
+
+
 def test_every_error_class_derives_from_the_base_and_keeps_its_builtin_base():
     import pickle
 
