@@ -92,7 +92,7 @@ SCHEMA: dict[str, Any] = {
         "report": {
             "type": "object",
             "properties": {
-                "formats": {"type": "array", "items": {"enum": list(FORMATS)}},
+                "formats": {"type": "array", "items": {"enum": list(FORMATS)}, "minItems": 1},
                 "reference": {"type": "string"},
             },
             "additionalProperties": False,

@@ -108,6 +108,12 @@ def test_train_options_that_would_change_training_silently_are_refused(write_sui
     assert load_suite(write_suite(GOOD.replace("epochs: 2", "epochs: 2, early_stop: 0, grad_clip: 0")))
 
 
+def test_an_empty_list_of_report_formats_is_refused(write_suite):
+    # formats: [] passed and wrote markdown, csv and json, the defaults it seemed to turn off
+    e = error_of(write_suite, GOOD + "report: {formats: []}\n")
+    assert e.field == "report.formats" and e.line == 12 and "non-empty" in e.message
+
+
 def test_a_repeated_model_label_points_at_the_repeat(write_suite):
     # it pointed at models[0] (line 6), the first of the two, without naming the other
     e = error_of(write_suite, GOOD.replace("label: late", "label: concat"))
