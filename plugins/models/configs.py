@@ -126,6 +126,12 @@ class MFMConfig:
     kl_reduction: Literal["mean", "sum"] = option(
         "mean", "kl variant: the KL averaged over the batch (mean) or summed over it (sum, as the original loss_KLD)"
     )
+    kl_encoder: Literal["direct", "original"] = option(
+        "direct",
+        "kl variant: each generative code's mean and log-variance are one Linear each from the encoder state "
+        "(direct) or follow an inner Linear to the code size (original, as MFM_KL: encoderLSTM's Linear, then "
+        "last_to_z*_fc1 and last_to_logvarz*_fc1)",
+    )
     kl_sample: bool = option(
         True,
         "kl variant: decoders and head read z = mu + exp(logvar/2) * eps in training (true) or the means "

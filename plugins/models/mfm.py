@@ -95,6 +95,7 @@ class MFM(nn.Module):
                 variational,
                 self._reads_sequences(k),
                 name=" + ".join(dims) if k == SHARED else k,
+                inner=variational and self.cfg.kl_encoder == "original",
             )
             self.code_inputs[code] = list(self.names) if k == SHARED else [k]
 

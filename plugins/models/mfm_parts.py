@@ -20,22 +20,34 @@ from mfm_bench.nn import as_sequence
 class CodeEncoder(nn.Module):
     """An encoder plugin, then a Linear layer to the code (the original: LSTM, last hidden state, Linear).
 
-    With ``variational`` a second Linear gives the log-variance (the ``kl`` variant). ``sequence_input``: the
-    encoder reads sequences only, so a vector [B, D] reaches it as one step; otherwise inputs go as they are."""
+    With ``variational`` a second Linear gives the log-variance (the ``kl`` variant). ``inner``: a Linear(H, Z)
+    before both, as the original ``MFM_KL`` (``encoderLSTM``'s own Linear, then ``last_to_z*_fc1`` and
+    ``last_to_logvarz*_fc1``). ``sequence_input``: the encoder reads sequences only, so a vector [B, D] reaches it
+    as one step; otherwise inputs go as they are."""
 
     def __init__(
-        self, encoder: nn.Module, code_dim: int, variational: bool = False, sequence_input: bool = True, name: str = ""
+        self,
+        encoder: nn.Module,
+        code_dim: int,
+        variational: bool = False,
+        sequence_input: bool = True,
+        name: str = "",
+        inner: bool = False,
     ) -> None:
         super().__init__()
         self.encoder, self.sequence_input = encoder, sequence_input
         self.name = name  # what it reads (a modality), for the message of an encoder that breaks its contract
-        self.to_code = nn.Linear(encoder.output_dim, code_dim)
-        self.to_logvar = nn.Linear(encoder.output_dim, code_dim) if variational else None
+        self.inner = nn.Linear(encoder.output_dim, code_dim) if inner else None
+        width = code_dim if inner else encoder.output_dim
+        self.to_code = nn.Linear(width, code_dim)
+        self.to_logvar = nn.Linear(width, code_dim) if variational else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.sequence_input:
             x, mask = as_sequence(x, mask)
         pooled, _ = check_encoded(self.encoder, self.name, x, self.encoder(x, mask))  # (B, H)
+        if self.inner is not None:
+            pooled = self.inner(pooled)  # (B, Z)
         logvar = self.to_logvar(pooled) if self.to_logvar is not None else None
         return self.to_code(pooled), logvar  # (B, Z), (B, Z) or None
 

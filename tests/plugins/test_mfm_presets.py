@@ -119,6 +119,21 @@ def test_surrogates_under_the_original_preset_are_the_original_MFM_missing() -> 
     assert count == extra
 
 
+def test_kl_variant_with_kl_encoder_original_is_the_original_MFM_KL() -> None:
+    """``MFM_KL`` (``mfm_model.py`` L662-722) adds to ``MFM``, per generative code, ``last_to_z*_fc1`` and
+    ``last_to_logvarz*_fc1`` (Linear(z, z) each) after encoderLSTM's own Linear, and for z_y
+    ``last_to_logvarzy_fc1`` beside ``last_to_zy_fc1``; ``kl_encoder: direct`` has no inner Linear."""
+    spec = mosi_spec()
+    z, zy, mfn_out = {"text": 32, "audio": 8, "visual": 80}, 32, 88 + 64 + 48 + 64
+    extra = sum(2 * linear(z[m], z[m]) for m in MOSI) + linear(mfn_out, zy)
+    model = get_registry().build("model", "mfm", spec, preset="original", variant="kl", kl_encoder="original")
+    assert sum(p.numel() for p in model.parameters()) == EXPECTED["original"] + extra
+    direct = get_registry().build("model", "mfm", spec, preset="original", variant="kl")
+    assert sum(p.numel() for p in direct.parameters()) == EXPECTED["original"] + extra - sum(
+        linear(z[m], z[m]) for m in MOSI
+    )
+
+
 def test_params_next_to_a_preset_override_it_and_reach_the_run_id() -> None:
     reg = get_registry()
     base = reg.resolve("model", "mfm", {"preset": "mmsa"})
