@@ -94,8 +94,9 @@ def claim(store: Any, out: Path, fp: dict[str, Any], overwrite: bool) -> None:
     )
 
 
-def settings(train: dict[str, Any]) -> dict[str, Any]:
-    """The execution settings a run of ``train`` (the suite's resolved train options) uses in this process."""
+def settings(train: dict[str, Any], deterministic: bool | None = None) -> dict[str, Any]:
+    """The execution settings a run of ``train`` (the suite's resolved train options) uses in this process, or with
+    ``deterministic`` (``--deterministic``, which each run turns on for itself) as the runs will."""
     import torch
 
     from .training import resolve_device
@@ -106,7 +107,7 @@ def settings(train: dict[str, Any]) -> dict[str, Any]:
         # a count as asked, or "auto" (threads: 0): the Trainer picks it per model (training.auto_threads), and
         # each run's record then holds the count it used (runner.perform) beside what was asked (threads_asked)
         "threads": threads if threads > 0 else AUTO,
-        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "deterministic": torch.are_deterministic_algorithms_enabled() if deterministic is None else deterministic,
     }
 
 

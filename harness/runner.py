@@ -534,7 +534,8 @@ def run_suite(
             store.set_meta("formats", list(suite.formats))
             store.set_meta("reference", suite.reference)  # `mfm-bench leaderboard` pairs against it too
             todo = _todo(runs, store, out, resume, overwrite, log)
-            now = settings(expand_train(suite, device, threads))
+            # --deterministic as the runs will have it: this process turns it on only inside each run
+            now = settings(expand_train(suite, device, threads), deterministic)
             check_settings(store, {r.id for r in todo}, now, out, allow_mixed)
             counts = {"finished": 0, "failed": 0, "skipped": len(runs) - len(todo)}
             opts = dict(seeds=seeds, device=device, threads=threads, shard=shard, resume=resume, overwrite=overwrite)

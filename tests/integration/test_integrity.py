@@ -179,6 +179,17 @@ def test_a_second_process_is_refused_and_a_killed_holders_lock_is_taken_over(wri
             run_suite(load_suite(path), out, resume=True, progress=False)
 
 
+def test_resume_with_deterministic_refuses_runs_made_without_it(write_suite, tmp_path):
+    # the settings compared were read from this process, where --deterministic is on only inside each run, so a
+    # --resume --deterministic kept the earlier runs made without it and added runs made with it, unmarked
+    suite, quiet = load_suite(write_suite(SMALL)), (lambda s: None)
+    out = tmp_path / "o"
+    run_suite(suite, out, threads=1, device="cpu", progress=False, log=quiet)
+    with pytest.raises(MixedSettingsError, match=r'"deterministic": false.*now \{"deterministic": true'):
+        run_suite(suite, out, seeds=[0, 1], resume=True, threads=1, device="cpu", deterministic=True, log=quiet)
+    assert list(statuses(out)) == [("concat", 0)]
+
+
 # -- 4. one run id, one result --------------------------------------------------------------------------
 def test_a_rerun_at_fixed_threads_and_device_is_bit_identical_and_mixing_settings_needs_allow_mixed(
     write_suite, tmp_path
