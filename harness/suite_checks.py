@@ -188,6 +188,7 @@ def check_encoders(raw_models: list[Any], datasets: list[Any], models: list[Any]
         cfg = reg.config_of("model", ref.name, ref.params)
         if isinstance(cfg, dict):  # a model without a config dataclass names no encoder field
             continue
+        _check_encoder_mappings(cfg, ref, i, specs, len(specs) == len(datasets), at)
         for spec in specs:
             try:
                 check_model(reg, spec, f"model {ref.label!r}", cfg)
@@ -196,3 +197,33 @@ def check_encoders(raw_models: list[Any], datasets: list[Any], models: list[Any]
                 params = item.get("params") if isinstance(item, dict) else None
                 named = isinstance(params, dict) and "encoder" in params
                 raise at.error(["models", i] + (["params", "encoder"] if named else []), str(e)) from None
+
+
+def _check_encoder_mappings(cfg: Any, ref: Any, i: int, specs: list[Any], all_described: bool, at: Any) -> None:
+    """An encoder given per modality (``{text: lstm, default: mean}``) names modalities the datasets have, and
+    covers every modality of each dataset (or has ``default``): a misspelt key silently left that modality on
+    ``default``, and a missing one failed every run when its model was built."""
+    from .config import did_you_mean, nested_plugins
+
+    names = list(dict.fromkeys(m.name for spec in specs for m in spec.modalities))
+    for field, kind, _ in nested_plugins(type(cfg)):
+        value = getattr(cfg, field, None)
+        if kind != "encoder" or not isinstance(value, dict):
+            continue
+        where = ["models", i, "params", field]
+        unknown = [k for k in value if k != "default" and k not in names]
+        if unknown and all_described:
+            raise at.error(
+                where + [unknown[0]],
+                f"model {ref.label!r}: {field} names modality {unknown[0]!r}, which no dataset of the suite has",
+                did_you_mean(unknown[0], names + ["default"]),
+            )
+        for spec in specs:
+            missing = [m.name for m in spec.modalities if m.name not in value]
+            if missing and "default" not in value:
+                raise at.error(
+                    where,
+                    f"model {ref.label!r}: {field} gives no encoder for modality {missing[0]!r} of dataset "
+                    f"{spec.name!r} and has no 'default'",
+                    f"add {missing[0]}: NAME, or default: NAME for every modality not named",
+                )

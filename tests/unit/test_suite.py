@@ -108,6 +108,15 @@ def test_train_options_that_would_change_training_silently_are_refused(write_sui
     assert load_suite(write_suite(GOOD.replace("epochs: 2", "epochs: 2, early_stop: 0, grad_clip: 0")))
 
 
+def test_an_encoder_per_modality_names_modalities_the_datasets_have(write_suite):
+    # a misspelt key left that modality on default without a word; a missing one without default failed every run
+    e = error_of(write_suite, GOOD.replace("encoder: mean}", "encoder: {txt: lstm, default: mean}}"))
+    assert e.field == "models[0].params.encoder.txt" and e.line == 6 and "did you mean 'text'" in e.hint
+    e = error_of(write_suite, GOOD.replace("encoder: mean}", "encoder: {text: lstm}}"))
+    assert e.field == "models[0].params.encoder" and "no encoder for modality 'audio'" in e.message
+    assert load_suite(write_suite(GOOD.replace("encoder: mean}", "encoder: {text: lstm, default: mean}}")))
+
+
 def test_an_empty_list_of_report_formats_is_refused(write_suite):
     # formats: [] passed and wrote markdown, csv and json, the defaults it seemed to turn off
     e = error_of(write_suite, GOOD + "report: {formats: []}\n")
