@@ -70,6 +70,19 @@ def _short(item: Any) -> str:
     return json.dumps(item, default=str)
 
 
+def _discard_files(out: Path, runs: list[str], evaluations: list[str]) -> None:
+    """The files of runs and re-evaluations the store no longer holds (``--overwrite`` of another configuration):
+    each run's folder and TensorBoard events, each evaluation's predictions; nothing else in ``out`` is touched."""
+    import shutil
+
+    for run_id in runs:
+        for folder in (out / "runs" / run_id, out / "tensorboard" / run_id):
+            if folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder, ignore_errors=True)
+    for eid in evaluations:
+        (out / "evaluations" / f"{eid}.parquet").unlink(missing_ok=True)
+
+
 def claim(store: Any, out: Path, fp: dict[str, Any], overwrite: bool) -> None:
     """Record ``fp`` as the folder's suite, or refuse when the folder holds another one (``overwrite`` clears it)."""
     old = store.get_meta("suite")
@@ -79,8 +92,11 @@ def claim(store: Any, out: Path, fp: dict[str, Any], overwrite: bool) -> None:
     if old is not None and old["hash"] == fp["hash"]:
         return
     if overwrite:
+        held = [r["id"] for r in store.runs()]
+        evaluations = [e["id"] for e in store.evaluations()]
         store.clear()
         store.set_meta("suite", fp)
+        _discard_files(out, held, evaluations)
         return
     if old is None:
         what = "runs recorded without a suite fingerprint (an older mfm-bench)"

@@ -242,10 +242,13 @@ class ResultStore:
             )
 
     def clear(self) -> None:
-        """Forget every run, metric, search record and meta value (``--overwrite`` of a folder that held another
-        suite)."""
+        """Forget every run, metric, search record, re-evaluation and meta value (``--overwrite`` of a folder that
+        held another suite)."""
+        tables = ("metrics", "runs", "searches", "meta")
+        if self.version >= 2:  # an older store read as it is has no re-evaluations
+            tables += ("reevaluations", "evaluations")
         with self.transaction() as c:
-            for table in ("metrics", "runs", "searches", "meta"):
+            for table in tables:
                 c.execute(f"DELETE FROM {table}")
 
     def status(self, run_id: str) -> str | None:

@@ -102,6 +102,27 @@ def test_changed_configuration_or_other_suite_into_the_same_folder_is_refused(wr
     assert list(runs) == [("concat", 0)] and runs[("concat", 0)]["config"]["train"]["epochs"] == 1
 
 
+def test_overwrite_of_another_configuration_discards_its_files_and_evaluations(write_suite, tmp_path):
+    # the discarded runs' folders (model.pt), their TensorBoard events, the re-evaluations' records and their
+    # predictions stayed behind, with nothing in the store to say what they were
+    from mfm_bench.cli import main
+
+    out, quiet = tmp_path / "o", (lambda s: None)
+    run_suite(load_suite(write_suite(SMALL)), out, progress=False, log=quiet)
+    (old,) = statuses(out).values()
+    assert main(["evaluate", str(out), "--condition", "missing:text", "--no-leaderboard"]) == 0
+    (out / "tensorboard" / old["id"]).mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    changed = load_suite(write_suite(SMALL.replace("epochs: 2", "epochs: 3"), "changed.yaml"))
+    run_suite(changed, out, overwrite=True, progress=False, log=quiet)
+    (new,) = statuses(out).values()
+    assert [p.name for p in (out / "runs").iterdir()] == [new["id"]] != [old["id"]]
+    assert not (out / "tensorboard" / old["id"]).exists() and list((out / "evaluations").iterdir()) == []
+    with ResultStore(out) as store:
+        assert store.evaluations() == [] and store.reevaluations() == []
+    assert (out / "notes.txt").read_text() == "mine"
+
+
 def test_a_changed_list_in_the_grid_is_named_by_what_was_added_or_removed(tmp_path):
     # it used to read "grid[0].evaluate.conditions: 1 configurations -> 2", naming neither the list's entries nor
     # the condition that changed
