@@ -71,6 +71,9 @@ _EXECUTOR = {
     "additionalProperties": False,
 }
 
+#: the fewest bootstrap resamples that give an interval (mfm_bench.stats.bootstrap_ci keeps a CI of 10 or more)
+MIN_BOOTSTRAP = 10
+
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -243,6 +246,12 @@ def load_suite(
     train = _train(raw, at)
     checks.check_train(train, at, device)
     evaluate = raw.get("evaluate") or {}
+    if 0 < evaluate.get("bootstrap", 1000) < MIN_BOOTSTRAP:  # fewer draws than stats.bootstrap_ci keeps: no CI
+        raise at.error(
+            ["evaluate", "bootstrap"],
+            f"{evaluate['bootstrap']} resamples give no interval (a CI needs at least {MIN_BOOTSTRAP})",
+            "use 1000 (the default), or 0 for none",
+        )
     items = _conditions(evaluate, at)
     conditions = [Condition("clean")] + [c for _, c in items if c.kind != "clean"]
     fetch = bool(raw.get("fetch", False))

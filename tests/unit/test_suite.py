@@ -117,6 +117,14 @@ def test_an_encoder_per_modality_names_modalities_the_datasets_have(write_suite)
     assert load_suite(write_suite(GOOD.replace("encoder: mean}", "encoder: {text: lstm, default: mean}}")))
 
 
+def test_too_few_bootstrap_resamples_are_refused(write_suite):
+    # bootstrap: 5 passed and gave no interval at all, without a word (an interval needs 10 draws)
+    e = error_of(write_suite, GOOD + "  bootstrap: 5\n")
+    assert e.field == "evaluate.bootstrap" and e.line == 12 and "at least 10" in e.message
+    for ok in ("0", "10"):
+        assert load_suite(write_suite(GOOD + f"  bootstrap: {ok}\n")).bootstrap == int(ok)
+
+
 def test_an_empty_list_of_report_formats_is_refused(write_suite):
     # formats: [] passed and wrote markdown, csv and json, the defaults it seemed to turn off
     e = error_of(write_suite, GOOD + "report: {formats: []}\n")
