@@ -75,12 +75,18 @@ class EncoderOutputError(MfmBenchError, ValueError):
     """An encoder whose forward does not return ``(pooled [B, H], sequence [B, T, H])`` with H its ``output_dim``."""
 
 
-def _shape(value: Any) -> str:
+def shown(value: Any, depth: int = 0) -> str:
+    """A short description of what a plugin returned, for its error: ``tensor [32, 1]``, ``dict with keys
+    ['label']``, ``tuple of 2 (tensor [8], ...)`` (shapes only: nothing is read from the device)."""
     shape = getattr(value, "shape", None)
     if shape is not None:
         return f"tensor [{', '.join(map(str, shape))}]"
+    if isinstance(value, dict):
+        return f"dict with keys {list(value)[:6]}"
     if isinstance(value, (tuple, list)):
-        return f"{type(value).__name__} of {len(value)} ({', '.join(_shape(v) for v in value[:3])})"
+        inner = ", ".join(shown(v, depth + 1) for v in value[:4]) if depth < 1 else "..."
+        more = ", ..." if len(value) > 4 else ""
+        return f"{type(value).__name__} of {len(value)} ({inner}{more})"
     return type(value).__name__
 
 
@@ -110,7 +116,7 @@ def check_encoded(encoder: Any, modality: str, x: Any, out: Any) -> tuple[Any, A
         else f"make both outputs {width} wide, or set self.output_dim to the width the encoder returns"
     )
     raise EncoderOutputError(
-        f"{who}, given modality {modality!r} as tensor [{', '.join(map(str, x.shape))}], returned {_shape(out)}; "
+        f"{who}, given modality {modality!r} as tensor [{', '.join(map(str, x.shape))}], returned {shown(out)}; "
         f"expected a tuple (pooled [{batch}, {width}], sequence [{batch}, T, {width}]) (its output_dim is {width}): "
         f"{fix} (the encoder contract, docs/plugins.md)"
     )
@@ -130,7 +136,7 @@ def check_fused(fusion: Any, out: Any, batch: int, width: int | None = None) -> 
         return out
     who = getattr(fusion, "mfm_bench_plugin", "") or f"fusion {type(fusion).__qualname__}"
     raise FusionOutputError(
-        f"{who} returned {_shape(out)}; expected the fused tensor [{batch}, {width}] (its output_dim is "
+        f"{who} returned {shown(out)}; expected the fused tensor [{batch}, {width}] (its output_dim is "
         f"{fusion.output_dim}), or a tuple (fused [{batch}, {width}], {{name: extra loss}}): pool or project to "
         "[B, output_dim] in forward, or set self.output_dim to the width it returns (the fusion contract, "
         "docs/plugins.md)"

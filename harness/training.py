@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .contracts import Batch, Output, TensorSplit, collate
+from .encoder_kinds import shown
 from .errors import MfmBenchError
 from .optim import FusedAdam
 from .trainconfig import EVAL_BATCH_SIZE, TrainConfig  # noqa: F401 - torch-free, re-exported here
@@ -26,19 +27,6 @@ from .trainconfig import EVAL_BATCH_SIZE, TrainConfig  # noqa: F401 - torch-free
 
 class TrainingError(MfmBenchError, RuntimeError):
     """Training cannot go on (a non-finite loss, say); the run is recorded as failed."""
-
-
-def _shown(value: Any, depth: int = 0) -> str:
-    """A short description of what a model returned: ``tensor [32, 1]``, ``dict with keys ['label']``..."""
-    if isinstance(value, torch.Tensor):
-        return f"tensor [{', '.join(map(str, value.shape))}]"
-    if isinstance(value, dict):
-        return f"dict with keys {list(value)[:6]}"
-    if isinstance(value, (tuple, list)):
-        inner = ", ".join(_shown(v, depth + 1) for v in value[:4]) if depth < 1 else "..."
-        more = ", ..." if len(value) > 4 else ""
-        return f"{type(value).__name__} of {len(value)} ({inner}{more})"
-    return type(value).__name__
 
 
 def _who(model: nn.Module) -> tuple[str, str]:
@@ -50,7 +38,6 @@ def _who(model: nn.Module) -> tuple[str, str]:
 def check_output(model: nn.Module, out: Any) -> Output:
     """``out`` if it is an :class:`Output`; else a :class:`TrainingError` naming the model plugin (as the registry
     built it), what its forward returned and what it must return."""
-    plugin, cls = _who(model)
     if isinstance(out, Output):
         bad = (
             {"losses": out.losses}
@@ -58,16 +45,18 @@ def check_output(model: nn.Module, out: Any) -> Output:
             else {k: v for k, v in out.losses.items() if not isinstance(v, torch.Tensor) or v.dim() != 0}
         )
         if not bad:
-            return out
+            return out  # every training step passes here: nothing more is looked up unless it raises
         name, value = next(iter(bad.items()))
+        plugin, cls = _who(model)
         raise TrainingError(
             f"{plugin or 'model'} ({cls}): forward(batch) returned Output.losses"
-            f"{'' if name == 'losses' and not isinstance(out.losses, dict) else f'[{name!r}]'} = {_shown(value)}; "
+            f"{'' if name == 'losses' and not isinstance(out.losses, dict) else f'[{name!r}]'} = {shown(value)}; "
             "each loss is a scalar tensor (already weighted and averaged over the batch, e.g. loss.mean()) in a dict "
             '{name: loss}, the task loss under "label" (the model contract, docs/plugins.md)'
         )
+    plugin, cls = _who(model)
     raise TrainingError(
-        f"{plugin or 'model'} ({cls}): forward(batch) returned {_shown(out)}, not a mfm_bench.contracts.Output; "
+        f"{plugin or 'model'} ({cls}): forward(batch) returned {shown(out)}, not a mfm_bench.contracts.Output; "
         'return Output(prediction, losses={"label": task loss, ...}, extras={}) '
         "(prediction [B], [B, C] or [B, K]; the model contract, docs/plugins.md)"
     )
