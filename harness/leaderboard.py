@@ -91,12 +91,11 @@ def collect(store: ResultStore) -> dict[str, Any]:
     re-evaluated numbers has ``reevaluated``: {"runs": how many of its runs were re-evaluated, "of": its finished
     runs, "evaluations": the evaluation ids}."""
     from .provenance import LEADERBOARD_SCHEMA_VERSION
-    from .search_board import hidden_runs, oracle_rows
+    from .search_board import oracle_rows
 
     runs = store.runs()
     searches = store.searches()
-    hidden = hidden_runs(runs, searches)  # search trials that were not chosen
-    finished, shown = shown_metrics(store, runs, searches)
+    finished, shown = shown_metrics(store, runs, searches)  # finished runs less the search trials not chosen
     values: dict[tuple, list[float]] = defaultdict(list)
     by_seed: dict[tuple, dict[int, float]] = defaultdict(dict)
     boot: dict[tuple, dict[str, float]] = defaultdict(dict)
@@ -163,7 +162,7 @@ def collect(store: ResultStore) -> dict[str, Any]:
                 "limit": r["config"].get("limit"),
             }
             for r in runs
-            if r["id"] not in hidden or r["status"] != "finished"
+            if r["status"] != "finished" or r["id"] in finished  # a finished run not shown: a trial not chosen
         ],
     }
 
