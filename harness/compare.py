@@ -119,9 +119,10 @@ def paired_p(base: dict[int, float], new: dict[int, float]) -> float | None:
     return paired_diff_p(np.asarray([new[s] - base[s] for s in seeds], dtype=np.float64))
 
 
-def compare(base_path: str | Path, new_path: str | Path) -> list[Row]:
-    """One :class:`Row` per key both sides measured; :class:`CompareInputError` explains a mismatch."""
-    base, new = load(base_path), load(new_path)
+def compare(base_path: str | Path, new_path: str | Path, loaded: tuple[Any, Any] | None = None) -> list[Row]:
+    """One :class:`Row` per key both sides measured; :class:`CompareInputError` explains a mismatch. ``loaded``:
+    what :func:`load` read of both sides, when the caller has it already."""
+    base, new = loaded if loaded is not None else (load(base_path), load(new_path))
     common = sorted(set(base) & set(new))
     if not common:
         raise CompareInputError(f"{base_path} and {new_path} have nothing in common to compare: " + mismatch(base, new))

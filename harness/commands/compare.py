@@ -62,18 +62,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mfm_bench.compare import compare, gate, table, unfinished_in_new
+    from mfm_bench.compare import compare, gate, load, one_sided, table, unfinished_in_new
 
-    rows = compare(args.base, args.new)
+    sides = load(args.base), load(args.new)  # each store read once, for the rows and what only one side has
+    rows = compare(args.base, args.new, sides)
     failed = gate(rows, args.max_drop, args.alpha, args.max_slowdown)
     lost = unfinished_in_new(args.base, args.new)
     unknown = set(args.max_drop) - {r.metric for r in rows}
     if unknown:
-        from mfm_bench.compare import CompareInputError, load
+        from mfm_bench.compare import CompareInputError
 
-        sides = {side: {k[3] for k in load(path)} for side, path in (("BASE", args.base), ("NEW", args.new))}
-        one_side = [f"{m} (only in {side})" for m in sorted(unknown) for side, got in sides.items() if m in got]
-        neither = sorted(m for m in unknown if not any(m in got for got in sides.values()))
+        metrics = {side: {k[3] for k in got} for side, got in zip(("BASE", "NEW"), sides)}
+        one_side = [f"{m} (only in {side})" for m in sorted(unknown) for side, got in metrics.items() if m in got]
+        neither = sorted(m for m in unknown if not any(m in got for got in metrics.values()))
         parts = [f"neither side measured: {', '.join(neither)}"] if neither else []
         if one_side:
             parts.append(f"measured on one side only: {', '.join(one_side)}")
@@ -86,9 +87,7 @@ def run(args: argparse.Namespace) -> int:
     shown = failed if args.failures_only else rows
     if shown:
         print(table(shown, args.format))
-    from mfm_bench.compare import load, one_sided
-
-    skipped = one_sided(load(args.base), load(args.new))
+    skipped = one_sided(*sides)
     if skipped:
         print(f"\nnot compared, measured on one side only ({len(skipped)}):")
         print("\n".join(f"- {line}" for line in skipped))
