@@ -156,6 +156,11 @@ def _levels(i: int, value: Any, what: str) -> list[float]:
     return out
 
 
+def _repeated(names: list[str]) -> str | None:
+    """The first name that ``names`` holds twice, or None."""
+    return next((m for k, m in enumerate(names) if m in names[:k]), None)
+
+
 def _modality(i: int, value: Any) -> str:
     """One modality name, or several joined by ``+``, each named once."""
     if not isinstance(value, str) or not value:
@@ -163,7 +168,7 @@ def _modality(i: int, value: Any) -> str:
     parts = value.split("+")
     if "" in parts:
         raise ConditionError(i, f"modality {value!r} has an empty name; join names with one '+', as in text+audio")
-    twice = next((m for k, m in enumerate(parts) if m in parts[:k]), None)
+    twice = _repeated(parts)
     if twice is not None:
         raise ConditionError(i, f"modality {value!r} names {twice!r} twice; name each modality once")
     return value
@@ -175,7 +180,7 @@ def _names(i: int, value: Any, what: str = "modality") -> list[str]:
     if not values:
         raise ConditionError(i, f"{what} is an empty list, which measures nothing; name one or more modalities")
     names = [_modality(i, m) for m in values]
-    twice = next((m for k, m in enumerate(names) if m in names[:k]), None)
+    twice = _repeated(names)
     if twice is not None:
         raise ConditionError(i, f"{what} lists {twice!r} twice; list each modality once")
     return names
