@@ -111,22 +111,18 @@ def test_fetch_true_suite_with_a_tensors_file_not_written_yet(tmp_path, capsys):
     assert "mfm-bench prepare" in err and "pinned" not in err and not (tmp_path / "runs" / "results.sqlite").exists()
 
 
+def prepare_args(folds) -> list[str]:
+    """`mfm-bench prepare` of the words, acoustic and labels sequences over the folds in ``folds``, no --out yet."""
+    return ["prepare", "--no-progress", "--words", "words", "--labels", "labels", "--folds", str(folds)]
+
+
 def test_prepare_warns_when_a_folds_ids_match_no_video(csd, tmp_path):
     """A fold whose ids are all spelled otherwise than the sequences' videos (vid1 for v00001) would be written
     empty with only 'N segments belong to no fold'; the warning names the fold, its ids and the ids to use."""
     (tmp_path / "folds.json").write_text(
         json.dumps({"train": ["v00000", "v00001", "v00002"], "valid": ["vid3"], "test": ["v00004", "v00005"]})
     )
-    args = [
-        "prepare",
-        "--no-progress",
-        "--words",
-        "words",
-        "--labels",
-        "labels",
-        "--folds",
-        str(tmp_path / "folds.json"),
-    ]
+    args = prepare_args(tmp_path / "folds.json")
     args += ["--out", str(tmp_path / "own.npz")] + [f"{n}={csd / n}.csd" for n in ("words", "acoustic", "labels")]
     with pytest.warns(UserWarning) as caught:
         assert main(args) == 0
@@ -153,16 +149,7 @@ def test_align_and_prepare_never_write_over_their_inputs_or_a_foreign_file(csd, 
     assert f"--out: writing {tmp_path / 'words.csd'} would replace the input words={tmp_path / 'words.csd'}" in err
     (tmp_path / "folds.json").write_text(json.dumps(STANDARD))
     (tmp_path / "mine.npz").write_bytes(b"the user's own file")
-    args = [
-        "prepare",
-        "--no-progress",
-        "--words",
-        "words",
-        "--labels",
-        "labels",
-        "--folds",
-        str(tmp_path / "folds.json"),
-    ]
+    args = prepare_args(tmp_path / "folds.json")
     inputs = [*seqs, f"labels={tmp_path / 'labels'}.csd"]
     assert main([*args, "--out", str(tmp_path / "acoustic.csd"), *inputs]) == 2
     assert "would replace the input acoustic=" in capsys.readouterr().err
