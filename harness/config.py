@@ -144,6 +144,7 @@ def build_config(cls: type, params: dict[str, Any] | None, where: str = "params"
                 hint += f"; an option of a nested plugin goes in its params: {' or '.join(nested)}: {{{key}: ...}}"
             raise ConfigError(f"unknown key {key!r}", f"{where}.{key}", hint)
         kwargs[key] = check_type(value, hints.get(key, Any), f"{where}.{key}")
+        check_bounds(kwargs[key], fields[key], f"{where}.{key}")
     missing = [
         n
         for n, f in fields.items()
@@ -188,11 +189,44 @@ def describe_config(cls: type) -> list[tuple[str, str, str, str]]:
 
 
 def option(default: Any, help: str, **metadata: Any) -> Any:
-    """A dataclass field with a default and help text: ``hidden: int = option(64, "LSTM hidden size")``."""
+    """A dataclass field with a default and help text: ``hidden: int = option(64, "LSTM hidden size")``.
+
+    ``min=`` and ``max=`` bound a number (``hidden: int = option(32, "width", min=1)``): :func:`build_config`
+    refuses a suite's value outside them, naming the field (each value of a per-modality mapping is checked)."""
     metadata = {"help": help, **metadata}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def _bounds_text(lo: Any, hi: Any) -> str:
+    if lo is not None and hi is not None:
+        return f"between {lo} and {hi}"
+    return f"at least {lo}" if lo is not None else f"at most {hi}"
+
+
+def _bounds_use(lo: Any, hi: Any) -> str:
+    if lo is not None and hi is not None:
+        return f"{lo} to {hi}"
+    return f"{lo} or more" if lo is not None else f"{hi} or less"
+
+
+def check_bounds(value: Any, field: dataclasses.Field, path: str) -> None:
+    """Raise :class:`ConfigError` naming ``path`` when number ``value`` (or a number of mapping ``value``) is
+    outside the ``min``/``max`` of ``field``'s metadata (see :func:`option`)."""
+    lo, hi = field.metadata.get("min"), field.metadata.get("max")
+    if lo is None and hi is None:
+        return
+    items = value.items() if isinstance(value, dict) else [(None, value)]
+    for key, v in items:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if v != v or (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ConfigError(
+                f"must be {_bounds_text(lo, hi)}, got {v!r}",
+                path if key is None else f"{path}.{key}",
+                f"{field.name}: {field.metadata.get('help', '')}; use {_bounds_use(lo, hi)}",
+            )
 
 
 def plugin(kind: str, default: Any, help: str, params: str | None = None) -> Any:

@@ -23,8 +23,8 @@ class SupervisedConfig:
     encoder_params: dict = option({}, "params for the encoder(s)")
     fusion: str = plugin("fusion", "concat", "fusion plugin name")
     fusion_params: dict = option({}, "params for the fusion")
-    head_hidden: int = option(64, "hidden width of the prediction head")
-    head_dropout: float = option(0.1, "dropout inside the prediction head")
+    head_hidden: int = option(64, "hidden width of the prediction head (0: one Linear)", min=0)
+    head_dropout: float = option(0.1, "dropout inside the prediction head", min=0, max=1)
     drop: list[str] = option(
         [],
         "modalities removed from every batch (zeros, all-False mask) in training and at test: "
@@ -61,7 +61,7 @@ class MFMConfig:
     encoder_params: dict = option({}, "params of the generative (and surrogate) encoders")
     fusion: str = plugin("fusion", "mfn", "fusion plugin giving the discriminative code z_y (the paper: MFN)")
     fusion_params: dict = option({}, "params of the fusion")
-    zy: int = option(FROM_PRESET, preset_help("zy", "size of the discriminative code z_y"))
+    zy: int = option(FROM_PRESET, preset_help("zy", "size of the discriminative code z_y"), min=1)
     za: int | dict = option(
         FROM_PRESET,
         preset_help(
@@ -69,15 +69,19 @@ class MFMConfig:
             "size of each generative code z_a(i): a number or {modality: size, default: size} "
             "('shared' names the shared_generative code)",
         ),
+        min=1,
     )
-    fy: int = option(FROM_PRESET, preset_help("fy", "size of the discriminative factor F_y"))
+    fy: int = option(FROM_PRESET, preset_help("fy", "size of the discriminative factor F_y"), min=1)
     fa: int | dict = option(
         FROM_PRESET,
         preset_help("fa", "size of each generative factor F_a(i): a number or {modality: size, default: size}"),
+        min=1,
     )
     factor_dropout: float | dict = option(
         FROM_PRESET,
         preset_help("factor_dropout", "dropout inside the z -> F maps: a number or {zy: p, modality: p, default: p}"),
+        min=0,
+        max=1,
     )
     head_hidden: int | None = option(
         FROM_PRESET,
@@ -86,12 +90,16 @@ class MFMConfig:
             "hidden width of the label head D; null: fy, as the original Linear(fy, fy) (no_discriminative: "
             "Linear(sum of F_a, fy), as M_B; discriminative_only: one Linear, as M_D)",
         ),
+        min=0,
     )
     head_dropout: float = option(
-        FROM_PRESET, preset_help("head_dropout", "dropout inside the label head D (the original's fy_to_y_dropout)")
+        FROM_PRESET,
+        preset_help("head_dropout", "dropout inside the label head D (the original's fy_to_y_dropout)"),
+        min=0,
+        max=1,
     )
     lambda_mmd: float = option(
-        FROM_PRESET, preset_help("lambda_mmd", "weight of the MMD prior term, summed over all codes")
+        FROM_PRESET, preset_help("lambda_mmd", "weight of the MMD prior term, summed over all codes"), min=0
     )
     kernel: Literal["original", "rbf", "imq"] = option(
         "original", "MMD kernel: original (exp(-||x-y||^2/dim^2), biased estimator), rbf or imq (unbiased estimators)"
@@ -99,6 +107,7 @@ class MFMConfig:
     lambda_x: float | dict = option(
         FROM_PRESET,
         preset_help("lambda_x", "reconstruction weight per modality: a number or {modality: weight, default: weight}"),
+        min=0,
     )
     encoder_width: Literal["code", "plugin"] = option(
         FROM_PRESET,
@@ -121,7 +130,9 @@ class MFMConfig:
         False, "leave padded steps out of the reconstruction loss (the original reconstructs the zero padding too)"
     )
     lambda_kl: float = option(
-        1.0, "weight of the KL prior term of the kl variant (KL summed over code dims, averaged over the batch)"
+        1.0,
+        "weight of the KL prior term of the kl variant (KL summed over code dims, averaged over the batch)",
+        min=0,
     )
     kl_reduction: Literal["mean", "sum"] = option(
         "mean", "kl variant: the KL averaged over the batch (mean) or summed over it (sum, as the original loss_KLD)"
@@ -141,10 +152,10 @@ class MFMConfig:
         False, "train surrogate encoders for missing modalities and use them when a modality is missing"
     )
     lambda_surrogate: float = option(
-        1.0, "weight of the MSE between surrogate codes and the (detached) full-model codes"
+        1.0, "weight of the MSE between surrogate codes and the (detached) full-model codes", min=0
     )
     surrogate_task_weight: float = option(
-        1.0, "weight of the label and reconstruction losses computed from surrogate codes"
+        1.0, "weight of the label and reconstruction losses computed from surrogate codes", min=0
     )
     surrogate_grad: Literal["frozen", "joint"] = option(
         "frozen",
@@ -184,7 +195,7 @@ class MCTNConfig:
     source: str = option("", "the source modality, the only one read at test time (empty: the first of the dataset)")
     targets: list = option([], "modalities translated to, in order (empty: every other modality, in dataset order)")
     hidden: int = option(
-        32, "width of the encoders, decoders and predictor (reference hidden_dim and reg_hidden_dim 32)"
+        32, "width of the encoders, decoders and predictor (reference hidden_dim and reg_hidden_dim 32)", min=1
     )
     bidirectional: bool = option(
         True,
@@ -196,16 +207,23 @@ class MCTNConfig:
         "predictor summary: attention over its steps (reference regression_model.py); last: the state at "
         "the last real step (our earlier model)",
     )
-    l2: float = option(0.01, "L2 penalty on the output layer's weights (reference l2_factor 0.01; 0 for none)")
-    dropout: float = option(0.0, "dropout on the joint representation and inside the head (reference: none)")
+    l2: float = option(0.01, "L2 penalty on the output layer's weights (reference l2_factor 0.01; 0 for none)", min=0)
+    dropout: float = option(
+        0.0, "dropout on the joint representation and inside the head (reference: none)", min=0, max=1
+    )
     head_hidden: int = option(
         0,
         "hidden width of the prediction head (0: one Linear, as the reference's Dense(1); "
         "64 with dropout 0.1, l2 0 restores our earlier head)",
+        min=0,
     )
-    label_weight: float = option(1.0, "weight of the task loss (reference regression loss_weight 1.0)")
-    translation_weight: float = option(0.1, "weight of the translation losses (MSE to each target; reference 0.1)")
-    cycle_weight: float = option(0.1, "weight of the cycle-consistency loss (MSE back to the source; reference 0.1)")
+    label_weight: float = option(1.0, "weight of the task loss (reference regression loss_weight 1.0)", min=0)
+    translation_weight: float = option(
+        0.1, "weight of the translation losses (MSE to each target; reference 0.1)", min=0
+    )
+    cycle_weight: float = option(
+        0.1, "weight of the cycle-consistency loss (MSE back to the source; reference 0.1)", min=0
+    )
 
 
 @dataclass
@@ -215,15 +233,20 @@ class MISAConfig:
     )
     encoder_params: dict = option({}, "params for the encoder(s)")
     hidden: int = option(
-        32, "width of the utterance, invariant and specific vectors (reference hidden_size 128, config.py:103)"
+        32,
+        "width of the utterance, invariant and specific vectors (reference hidden_size 128, config.py:103)",
+        min=1,
     )
-    heads: int = option(2, "attention heads of the fusion layer (must divide hidden)")
-    dropout: float = option(0.5, "dropout in the fusion MLP (reference config.py dropout 0.5)")
-    attn_dropout: float = option(0.1, "dropout in the attention layer (reference: nn.TransformerEncoderLayer's 0.1)")
+    heads: int = option(2, "attention heads of the fusion layer (must divide hidden)", min=1)
+    dropout: float = option(0.5, "dropout in the fusion MLP (reference config.py dropout 0.5)", min=0, max=1)
+    attn_dropout: float = option(
+        0.1, "dropout in the attention layer (reference: nn.TransformerEncoderLayer's 0.1)", min=0, max=1
+    )
     head_hidden: int = option(
         0,
         "hidden width of the prediction head (0: one Linear, as the reference's fusion_layer_3; "
         "64 with dropout 0.1 restores our earlier head)",
+        min=0,
     )
     regression_loss: Literal["mse", "l1"] = option(
         "mse", "loss of (multi-)regression targets: mse as the reference's solver; l1 as MFM trains (our earlier model)"
@@ -233,10 +256,12 @@ class MISAConfig:
         "detach the L2 norms in the difference loss, as the reference DiffLoss; "
         "false: gradients flow through the normalisation (our earlier loss)",
     )
-    sim_weight: float = option(1.0, "weight of the similarity loss (CMD between invariant vectors)")
-    diff_weight: float = option(0.3, "weight of the difference loss (orthogonality of invariant and specific vectors)")
-    recon_weight: float = option(1.0, "weight of the reconstruction loss")
-    cmd_moments: int = option(5, "central moments matched by the CMD")
+    sim_weight: float = option(1.0, "weight of the similarity loss (CMD between invariant vectors)", min=0)
+    diff_weight: float = option(
+        0.3, "weight of the difference loss (orthogonality of invariant and specific vectors)", min=0
+    )
+    recon_weight: float = option(1.0, "weight of the reconstruction loss", min=0)
+    cmd_moments: int = option(5, "central moments matched by the CMD", min=1)
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
@@ -257,9 +282,9 @@ class SymileConfig:
         "one gets its kind's (image: conv-image, vector: conv-signal, sequence: lstm)",
     )
     encoder_params: dict = option({}, "params for every encoder")
-    dim: int = option(32, "width d of the shared representation space")
+    dim: int = option(32, "width d of the shared representation space", min=1)
     temperature: float = option(0.07, "initial softmax temperature (learned, as in CLIP and Symile)")
-    weight: float = option(1.0, "weight of the contrastive loss")
+    weight: float = option(1.0, "weight of the contrastive loss", min=0)
 
     def __post_init__(self) -> None:
         if self.dim < 1 or self.temperature <= 0 or self.weight < 0:
@@ -272,12 +297,12 @@ class SymileConfig:
 @dataclass
 class LadderConfig:
     backbone: Literal["mlp", "lstm"] = option("mlp", "per-modality backbone: mlp (masked mean, Linear-ReLU) or lstm")
-    hidden: int = option(32, "width of the backbone and of every ladder layer")
-    layers: int = option(2, "ladder layers per modality (intermediate representations that are reconstructed)")
-    noise: float = option(0.3, "std of the Gaussian noise of the corrupted encoder path (training only)")
-    aux_weight: float = option(1.0, "weight of the cross-modal reconstruction (unsupervised auxiliary) loss")
-    head_hidden: int = option(64, "hidden width of the prediction head")
-    dropout: float = option(0.1, "dropout inside the prediction head")
+    hidden: int = option(32, "width of the backbone and of every ladder layer", min=1)
+    layers: int = option(2, "ladder layers per modality (intermediate representations that are reconstructed)", min=1)
+    noise: float = option(0.3, "std of the Gaussian noise of the corrupted encoder path (training only)", min=0)
+    aux_weight: float = option(1.0, "weight of the cross-modal reconstruction (unsupervised auxiliary) loss", min=0)
+    head_hidden: int = option(64, "hidden width of the prediction head (0: one Linear)", min=0)
+    dropout: float = option(0.1, "dropout inside the prediction head", min=0, max=1)
 
     def __post_init__(self) -> None:
         if self.hidden < 1 or self.layers < 1:

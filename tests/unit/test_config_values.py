@@ -59,3 +59,54 @@ def test_an_option_of_a_nested_plugin_points_to_its_params(write_suite):
         load_suite(write_suite(text))
     assert "unknown key 'impl'" in info.value.message
     assert "goes in its params: encoder_params or fusion_params: {impl: ...}" in info.value.hint
+
+
+SIZES = """\
+name: sizes
+datasets: [{name: synthetic-factors, params: {n_train: 40, n_valid: 20, n_test: 20}}]
+models: [MODEL]
+"""
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "says"),
+    [
+        ("{name: supervised, params: {encoder_params: {hidden: 0}}}", "encoder_params.hidden", "at least 1, got 0"),
+        (
+            "{name: supervised, params: {encoder: gru, encoder_params: {layers: 0}}}",
+            "encoder_params.layers",
+            "at least 1",
+        ),
+        (
+            "{name: supervised, params: {encoder: mean, encoder_params: {dropout: 1.5}}}",
+            "encoder_params.dropout",
+            "between 0 and 1",
+        ),
+        ("{name: supervised, params: {head_hidden: -1}}", "head_hidden", "at least 0, got -1"),
+        ("{name: misa, params: {heads: 0}}", "heads", "at least 1, got 0"),
+        ("{name: mctn, params: {hidden: 0}}", "hidden", "at least 1, got 0"),
+        ("{name: ladder, params: {aux_weight: -1.0}}", "aux_weight", "at least 0, got -1.0"),
+        ("{name: mfm, params: {za: {text: 0, default: 4}}}", "za.text", "at least 1, got 0"),
+        ("{name: mfm, params: {factor_dropout: {zy: 2.0, default: 0.1}}}", "factor_dropout.zy", "between 0 and 1"),
+    ],
+)
+def test_a_size_or_rate_out_of_range_is_refused_naming_the_field(write_suite, model, field, says):
+    # encoder_params: {hidden: 0} passed validate and failed every run when its empty layer was built; misa's
+    # heads: 0 was a ZeroDivisionError traceback inside the config
+    with pytest.raises(SuiteError) as info:
+        load_suite(write_suite(SIZES.replace("MODEL", model)))
+    e = info.value
+    assert e.field == f"models[0].params.{field}" and e.line == 3
+    assert says in e.message
+    assert "use " in e.hint  # the accepted range, after the field's help
+
+
+def test_the_bounds_accept_their_edges_and_leave_the_run_config_as_it_was(write_suite):
+    text = SIZES.replace(
+        "MODEL",
+        "{name: supervised, params: {encoder_params: {hidden: 1, dropout: 0.0}, head_hidden: 0, head_dropout: 1.0}}",
+    )
+    suite = load_suite(write_suite(text))
+    params = suite.models[0].params
+    assert params["encoder_params"]["hidden"] == 1 and params["head_hidden"] == 0 and params["head_dropout"] == 1.0
+    assert sorted(params["encoder_params"]) == ["bidirectional", "dropout", "hidden", "layers"]  # no bound leaks in
