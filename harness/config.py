@@ -192,7 +192,10 @@ def option(default: Any, help: str, **metadata: Any) -> Any:
     """A dataclass field with a default and help text: ``hidden: int = option(64, "LSTM hidden size")``.
 
     ``min=`` and ``max=`` bound a number (``hidden: int = option(32, "width", min=1)``): :func:`build_config`
-    refuses a suite's value outside them, naming the field (each value of a per-modality mapping is checked)."""
+    refuses a suite's value outside them, naming the field (each value of a per-modality mapping is checked).
+    ``modality_keys=("default", ...)`` marks a per-modality setting (a value, or a mapping keyed by modality
+    name or one of these keys): ``mfm-bench validate`` refuses a key that is neither, with the dataset's
+    modality names (:func:`modality_fields`)."""
     metadata = {"help": help, **metadata}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
@@ -227,6 +230,14 @@ def check_bounds(value: Any, field: dataclasses.Field, path: str) -> None:
                 path if key is None else f"{path}.{key}",
                 f"{field.name}: {field.metadata.get('help', '')}; use {_bounds_use(lo, hi)}",
             )
+
+
+def modality_fields(cls: type) -> list[tuple[str, tuple[str, ...]]]:
+    """(field, keys other than modality names it takes) of every per-modality field of config dataclass ``cls``
+    (declared with ``option(..., modality_keys=(...))``)."""
+    return [
+        (f.name, tuple(f.metadata["modality_keys"])) for f in dataclasses.fields(cls) if "modality_keys" in f.metadata
+    ]
 
 
 def plugin(kind: str, default: Any, help: str, params: str | None = None) -> Any:

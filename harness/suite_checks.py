@@ -180,14 +180,20 @@ def describe(reg: Any, ref: Any) -> Any:
 
 def check_encoders(raw_models: list[Any], datasets: list[Any], models: list[Any], reg: Any, at: Any) -> None:
     """Every encoder a model names able to read the kind of each modality of every dataset that can describe
-    itself (an image given to an LSTM is refused here, not inside ``forward``)."""
+    itself (an image given to an LSTM is refused here, not inside ``forward``), and every per-modality mapping the
+    suite gives a model keyed by modalities its datasets have (:func:`_check_modality_keys`)."""
     from .encoder_kinds import EncoderKindError, check_model
 
     specs = [s for s in (describe(reg, d) for d in datasets) if s is not None]
+    names = [modality_names(reg, d) for d in datasets]
     for i, ref in enumerate(models):
         cfg = reg.config_of("model", ref.name, ref.params)
         if isinstance(cfg, dict):  # a model without a config dataclass names no encoder field
             continue
+        item = raw_models[i] if i < len(raw_models) else None
+        raw_params = item.get("params") if isinstance(item, dict) else None
+        if isinstance(raw_params, dict) and all(n is not None for n in names):
+            _check_modality_keys(reg, type(cfg), raw_params, ref, ["models", i, "params"], names, datasets, at)
         _check_encoder_mappings(cfg, ref, i, specs, len(specs) == len(datasets), at)
         for spec in specs:
             try:
@@ -227,3 +233,42 @@ def _check_encoder_mappings(cfg: Any, ref: Any, i: int, specs: list[Any], all_de
                     f"{spec.name!r} and has no 'default'",
                     f"add {missing[0]}: NAME, or default: NAME for every modality not named",
                 )
+
+
+def _check_modality_keys(
+    reg: Any, config: type, params: dict, ref: Any, where: list, names: list, datasets: list, at: Any
+) -> None:
+    """Every mapping the suite gives a per-modality field (``option(..., modality_keys=...)``: MFM's ``za``,
+    ``lambda_x``, ``decoder``...) is keyed by modality names some dataset of the suite has, or by the field's own
+    keys (``default``...), in the model's params and in the params of the plugins it nests (``fusion_params``):
+    a misspelt modality silently took the ``default`` value. Only what the suite wrote is checked (a preset's
+    mapping names the modalities of the datasets it was made for)."""
+    from .config import did_you_mean, modality_fields, nested_plugins
+
+    known = list(dict.fromkeys(m for n in names for m in n))
+    for field, extra in modality_fields(config):
+        value = params.get(field)
+        unknown = [k for k in value if k not in known and k not in extra] if isinstance(value, dict) else []
+        if unknown:
+            has = "; ".join(f"dataset {d.label!r} has {', '.join(n)}" for d, n in zip(datasets, names))
+            raise at.error(
+                where + [field, unknown[0]],
+                f"model {ref.label!r}: {field} names modality {unknown[0]!r}, which no dataset of the suite has "
+                f"({has})",
+                did_you_mean(str(unknown[0]), known + list(extra)),
+            )
+    for fname, kind, pname in nested_plugins(config):
+        plugin_names = params.get(fname, getattr(config, fname, None))
+        nested = params.get(pname)
+        if not isinstance(nested, dict) or not isinstance(plugin_names, (str, dict)):
+            continue
+        for name in [plugin_names] if isinstance(plugin_names, str) else dict.fromkeys(plugin_names.values()):
+            try:
+                entry = reg.get(kind, name)
+            except LookupError:
+                continue  # reported where the name is resolved
+            if entry.config is None:
+                continue
+            own = reg.own_params(entry, nested)  # {hidden: 16}, or its part of {gru: {...}, lstm: {...}}
+            sub = where + [pname] + ([name] if own != nested else [])
+            _check_modality_keys(reg, entry.config, own, ref, sub, names, datasets, at)

@@ -70,18 +70,21 @@ class MFMConfig:
             "('shared' names the shared_generative code)",
         ),
         min=1,
+        modality_keys=("default", "shared"),
     )
     fy: int = option(FROM_PRESET, preset_help("fy", "size of the discriminative factor F_y"), min=1)
     fa: int | dict = option(
         FROM_PRESET,
         preset_help("fa", "size of each generative factor F_a(i): a number or {modality: size, default: size}"),
         min=1,
+        modality_keys=("default", "shared"),
     )
     factor_dropout: float | dict = option(
         FROM_PRESET,
         preset_help("factor_dropout", "dropout inside the z -> F maps: a number or {zy: p, modality: p, default: p}"),
         min=0,
         max=1,
+        modality_keys=("default", "zy", "shared"),
     )
     head_hidden: int | None = option(
         FROM_PRESET,
@@ -108,6 +111,7 @@ class MFMConfig:
         FROM_PRESET,
         preset_help("lambda_x", "reconstruction weight per modality: a number or {modality: weight, default: weight}"),
         min=0,
+        modality_keys=("default",),
     )
     encoder_width: Literal["code", "plugin"] = option(
         FROM_PRESET,
@@ -166,6 +170,7 @@ class MFMConfig:
         "lstm",
         "decoder G_i of each modality: a name or {modality: name, default: name}; lstm "
         "(sequences; vectors as one step), conv-image (images), mlp or conv-signal (vectors)",
+        modality_keys=("default",),
     )
     impl: Literal["reference", "fast"] = option(
         "fast",
