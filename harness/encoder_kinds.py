@@ -62,9 +62,121 @@ def problem(reg: Any, spec: Any, model: str, field: str, value: Any) -> str | No
     return None
 
 
+def fusion_attribute(reg: Any, name: str, attr: str) -> Any:
+    """Class attribute ``attr`` of fusion ``name`` (``input_kind``, ``predicts``), found without importing torch:
+    a ClassVar of its config, the factory itself once imported, or else the literal its factory class assigns in
+    its module's source (read, not run). None when none of these tells (an inherited or computed value)."""
+    import sys
+
+    try:
+        entry = reg.get("fusion", name)
+        config = entry.config
+    except (LookupError, ImportError, MfmBenchError):
+        return None  # unknown or unloadable: reported where the name is resolved
+    if getattr(config, attr, None) is not None:
+        return getattr(config, attr)
+    ref = entry.factory_ref
+    if not isinstance(ref, str):
+        return getattr(ref, attr, None)
+    module, _, qual = ref.partition(":")
+    if module in sys.modules:
+        obj: Any = sys.modules[module]
+        for part in qual.split(".") if qual else []:
+            obj = getattr(obj, part, None)
+        return getattr(obj, attr, None)
+    return _assigned_in_source(module, qual, attr)
+
+
+def _assigned_in_source(module: str, cls: str, attr: str) -> Any:
+    """The constant ``cls.attr = ...`` assigns in the body of class ``cls`` of ``module``'s source, or None."""
+    import ast
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            return None
+        with open(spec.origin, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), spec.origin)
+    except (ImportError, ValueError, OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    for node in tree.body:
+        if not (isinstance(node, ast.ClassDef) and node.name == cls):
+            continue
+        for item in node.body:
+            targets = (
+                item.targets
+                if isinstance(item, ast.Assign)
+                else [item.target]
+                if isinstance(item, ast.AnnAssign)
+                else []
+            )
+            value = getattr(item, "value", None)
+            if any(isinstance(t, ast.Name) and t.id == attr for t in targets) and isinstance(value, ast.Constant):
+                return value.value
+    return None
+
+
+def encoded_fusions(reg: Any, predicting: bool = True) -> list[str]:
+    """The fusions known to read encoded modalities (``input_kind`` pooled or sequence), without those that
+    predict labels themselves unless ``predicting``."""
+    return [
+        n
+        for n in sorted(reg.names("fusion"))
+        if fusion_attribute(reg, n, "input_kind") in ("pooled", "sequence")
+        and (predicting or fusion_attribute(reg, n, "predicts") is not True)
+    ]
+
+
+def fusion_problem(reg: Any, spec: Any, model: str, cfg: Any) -> str | None:
+    """Why the fusion that model config ``cfg`` names cannot serve ``spec``, or None: a raw-sequence fusion (MulT,
+    MFN, EF-LSTM: no encoder runs before it, so no encoder setting helps) given an image modality, or a fusion
+    that predicts labels given to a model whose config says ``predicting_fusions = False`` (MFM's z_y)."""
+    predicting = getattr(type(cfg), "predicting_fusions", True)
+    images = [m for m in spec.modalities if m.kind == "image"]
+    for field, kind, _ in nested_plugins(type(cfg)):
+        name = getattr(cfg, field)
+        if kind != "fusion" or not isinstance(name, str):
+            continue
+        refused = not predicting and fusion_attribute(reg, name, "predicts") is True
+        raw = bool(images) and fusion_attribute(reg, name, "input_kind") == "raw"
+        if not (refused or raw):
+            continue
+        works = encoded_fusions(reg, predicting)
+        choose = "concat" if "concat" in works else (works[0] if works else "")
+        fix = f"set {field}: {choose}" if choose else "use a fusion that reads encoded modalities"
+        listed = f" (fusions that read encoded modalities{'' if predicting else ' and return a vector'}: " + (
+            f"{', '.join(works)})" if works else "none is registered)"
+        )
+        if refused:
+            return (
+                f"{model}: fusion {name!r} predicts labels itself (its class sets predicts = True), and this model "
+                f"reads a vector from its fusion; {fix}{listed}"
+            )
+        img, image_names = images[0], {m.name for m in images}
+        for enc_field, k, _ in nested_plugins(type(cfg)):
+            if k == "encoder":  # the first encoder field: what the fusion will read
+                value = getattr(cfg, enc_field)
+                given = value if isinstance(value, dict) else {"default": value}
+                fixed = {**dict.fromkeys(sorted(image_names), SUGGESTED["image"]), **given}
+                fixed.update(dict.fromkeys(image_names, SUGGESTED["image"]))
+                fix += f" with an image encoder, {enc_field}: {{{', '.join(f'{a}: {b}' for a, b in fixed.items())}}}"
+                break
+        return (
+            f"{model}: fusion {name!r} reads the raw modalities as sequences [T, D], before any encoder (so no "
+            f"encoder setting helps), and modality {img.name!r} of dataset {spec.name!r} is "
+            f"{describe_modality(img)}; {fix}{listed}"
+        )
+    return None
+
+
 def check_model(reg: Any, spec: Any, model: str, cfg: Any) -> None:
-    """Raise :class:`EncoderKindError` when an encoder that model config ``cfg`` (a config dataclass instance)
-    names cannot read a modality of ``spec``; ``model`` names the model in the message."""
+    """Raise :class:`EncoderKindError` when the fusion that model config ``cfg`` (a config dataclass instance)
+    names cannot serve ``spec`` (:func:`fusion_problem`), or an encoder it names cannot read a modality of
+    ``spec``; ``model`` names the model in the message."""
+    why = fusion_problem(reg, spec, model, cfg)
+    if why:
+        raise EncoderKindError(why)
     for field, kind, _ in nested_plugins(type(cfg)):
         why = problem(reg, spec, model, field, getattr(cfg, field)) if kind == "encoder" else None
         if why:

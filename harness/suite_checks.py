@@ -182,7 +182,7 @@ def check_encoders(raw_models: list[Any], datasets: list[Any], models: list[Any]
     """Every encoder a model names able to read the kind of each modality of every dataset that can describe
     itself (an image given to an LSTM is refused here, not inside ``forward``), and every per-modality mapping the
     suite gives a model keyed by modalities its datasets have (:func:`_check_modality_keys`)."""
-    from .encoder_kinds import EncoderKindError, check_model
+    from .encoder_kinds import EncoderKindError, check_model, fusion_problem
 
     specs = [s for s in (describe(reg, d) for d in datasets) if s is not None]
     names = [modality_names(reg, d) for d in datasets]
@@ -196,12 +196,14 @@ def check_encoders(raw_models: list[Any], datasets: list[Any], models: list[Any]
             _check_modality_keys(reg, type(cfg), raw_params, ref, ["models", i, "params"], names, datasets, at)
         _check_encoder_mappings(cfg, ref, i, specs, len(specs) == len(datasets), at)
         for spec in specs:
+            why = fusion_problem(reg, spec, f"model {ref.label!r}", cfg)
+            if why:  # before the encoders: a raw-sequence fusion reads no encoder, so their advice would not help
+                named = isinstance(raw_params, dict) and "fusion" in raw_params
+                raise at.error(["models", i] + (["params", "fusion"] if named else []), why)
             try:
                 check_model(reg, spec, f"model {ref.label!r}", cfg)
             except EncoderKindError as e:
-                item = raw_models[i] if i < len(raw_models) else None
-                params = item.get("params") if isinstance(item, dict) else None
-                named = isinstance(params, dict) and "encoder" in params
+                named = isinstance(raw_params, dict) and "encoder" in raw_params
                 raise at.error(["models", i] + (["params", "encoder"] if named else []), str(e)) from None
 
 

@@ -8,7 +8,7 @@ imports its config from here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from mfm_bench.config import option, plugin
 
@@ -47,6 +47,8 @@ VARIANTS: tuple[str, ...] = (
 
 @dataclass
 class MFMConfig:
+    #: z_y is read from the fusion's vector: a fusion that predicts labels (late, tfn, lmf, mult) is refused
+    predicting_fusions: ClassVar[bool] = False
     preset: Literal["default", "original", "mmsa"] = option(
         "default",
         "credited setting that fills every field marked (preset): original (pliang279/factorized best_acc), "
