@@ -4,7 +4,9 @@ through the ``register_commands`` hook. Nothing here imports torch, so ``mfm-ben
 ``mfm-bench plugins`` start fast: a plugin command's module is imported only when that command is parsed.
 
 Errors: an :class:`~mfm_bench.errors.MfmBenchError` is printed once as ``error: <message>`` and ``mfm-bench``
-exits with its ``exit_code`` (2); ``--debug`` adds the traceback. Any other exception is a bug and propagates.
+exits with its ``exit_code`` (2); ``--debug`` adds the traceback. Ctrl-C exits with 130, SIGTERM (in the commands
+that handle it: run, align, prepare) with 143, the shell's 128 + signal number. Any other exception is a bug and
+propagates.
 """
 
 from __future__ import annotations
@@ -135,9 +137,9 @@ def _main(argv: list[str]) -> int:
             traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C: 130; SIGTERM, where a command turns it into an interrupt: 143
         print("interrupted", file=sys.stderr)
-        return 130
+        return getattr(e, "exit_code", 130)
 
 
 if __name__ == "__main__":  # pragma: no cover

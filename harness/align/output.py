@@ -275,7 +275,10 @@ def read_npz(path: str | os.PathLike, *, videos: set[str] | list[str] | None = N
 
 # -- writing in the background ----------------------------------------------------------------------------------
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised as an interrupt so that atomic writers remove their temporary files on the way out."""
+    """SIGTERM, raised as an interrupt so that atomic writers remove their temporary files on the way out;
+    ``mfm-bench`` then exits with ``exit_code``, 128 + SIGTERM (143), where Ctrl-C gives 130."""
+
+    exit_code = 143  # 128 + signal.SIGTERM on every platform with fork (the background writers need it)
 
 
 def _raise_terminated(signum, frame) -> None:
