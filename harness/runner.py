@@ -177,9 +177,21 @@ class _Terminated(BaseException):
     """Raised in the main thread on SIGTERM so the current run is marked interrupted cleanly."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a batch scheduler), raised as an interrupt: everything that cleans up after
+    Ctrl-C cleans up after it too, and ``mfm-bench`` exits with ``exit_code``, 128 + SIGTERM (143), not Ctrl-C's
+    130, so a scheduler or a script can tell a kill from a Ctrl-C."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM inside the block raises KeyboardInterrupt, after the current run is marked interrupted."""
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM inside the block raises :class:`Terminated` (a KeyboardInterrupt) out of it. Inside, it travels as a
+    private BaseException, which no ``except Exception`` or ``except KeyboardInterrupt`` of a plugin or library
+    swallows, and the runs in flight are marked interrupted on its way out. Blocks nest (``mfm-bench run`` holds
+    one around the whole command, so a SIGTERM while it checks data or writes the leaderboard is handled too);
+    outside the main thread it does nothing."""
 
     def on_term(signum: int, frame: Any) -> None:
         raise _Terminated()
@@ -191,7 +203,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     try:
         yield
     except _Terminated:
-        raise KeyboardInterrupt from None
+        raise Terminated from None
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -309,8 +321,56 @@ def _dataset(
     if cfg.get("limit"):  # --limit: a seeded subset of each split (the seed of the data, not of the run)
         from .provenance import Limited
 
+        sizes = limit_covers(ds, cfg["limit"])
+        if sizes:  # kept in the run's record and shown on the leaderboard, with the data's other warnings
+            warnings = [
+                *warnings,
+                f"--limit {cfg['limit']} covered every split of dataset {cfg['dataset']['name']!r} ({sizes}): "
+                "these runs used all of its data, as full runs do, but are recorded as limited runs",
+            ]
         ds = datasets.setdefault(f"{key} limit {cfg['limit']}", Limited(ds, cfg["limit"]))
     return ds, warnings
+
+
+def limit_covers(dataset: Any, limit: int) -> str | None:
+    """``"train 64, valid 32, test 32 samples"`` when ``--limit limit`` cuts none of the dataset's splits (each
+    has ``limit`` samples or fewer), else None."""
+    from .checks import SPLITS
+
+    sizes = {s: len(dataset.split(s)) for s in SPLITS}
+    if max(sizes.values()) > limit:
+        return None
+    return ", ".join(f"{s} {n}" for s, n in sizes.items()) + " samples"
+
+
+def _check_limit(todo: list[Run], log: Callable[[str], None]) -> dict[str, Any]:
+    """``--limit N`` that covers every split of a dataset: one warning line per dataset, before any run, since
+    the limit then cuts nothing but still gives the runs their own ids and a smoke-test leaderboard. Builds each
+    distinct dataset of ``todo`` once and returns that cache, which the in-process executor reuses; a dataset
+    that cannot be built says so in its runs, as without the check."""
+    from .registry import get_registry
+
+    datasets: dict[str, Any] = {}
+    reg = get_registry()
+    seen = set()
+    for run in todo:
+        cfg = run.config
+        key = json.dumps([cfg["dataset"], run.dataset_label, cfg.get("limit")], sort_keys=True)
+        if not cfg.get("limit") or key in seen:
+            continue
+        seen.add(key)
+        try:
+            full, _ = _dataset({**cfg, "limit": None}, datasets, reg)
+            sizes = limit_covers(full, cfg["limit"])
+        except Exception:  # noqa: BLE001 - the runs on it fail with this error, as they would without the check
+            continue
+        if sizes:
+            log(
+                f"warning: --limit {cfg['limit']} covers every split of dataset {run.dataset_label!r} ({sizes}): "
+                "its runs use all of its data, as full runs do, yet are recorded as limited runs (run ids of "
+                "their own, a leaderboard titled smoke test); drop --limit to record full runs"
+            )
+    return datasets
 
 
 def _train_and_evaluate(
@@ -468,10 +528,12 @@ def _note_compile(mode: Any, log: Callable[[str], None]) -> None:
         )
 
 
-def _before_any_work(suite: Suite, device: str | None, log: Callable[[str], None]) -> None:
+def _before_any_work(
+    suite: Suite, device: str | None, log: Callable[[str], None], execution: Any, threads: int | None
+) -> None:
     """What must hold before any run starts: the device exists (a CUDA run on a machine without CUDA stops here),
     the data of ``fetch: true`` datasets is downloaded (offline: one message, no run), and every dataset finds its
-    files (or one message lists those that do not)."""
+    files (or one message lists those that do not); then the warnings about threads and compilation."""
     from .kernels import onednn_requested
     from .training import resolve_device
 
@@ -483,6 +545,26 @@ def _before_any_work(suite: Suite, device: str | None, log: Callable[[str], None
 
         prefetch_suite(fetching, log=log)
     check_data(suite)
+    _warn_oversubscribed(threads or suite.train.get("threads") or 0, execution, log)
+    _note_compile(suite.train.get("compile"), log)
+
+
+def _all_finished(out: Path, runs: list[Run], owner: dict[str, Any]) -> bool:
+    """Whether ``out`` holds this very suite and configuration (``owner``, its fingerprint) with every run of
+    ``runs`` finished: a read-only look, before the lock, the data checks and the workers. Anything unexpected
+    (no store, another suite, a store of an older version) is False: the checks that follow say what is wrong."""
+    import sqlite3
+
+    from .results import DB_NAME
+
+    if not runs or not (out / DB_NAME).is_file():
+        return False
+    try:
+        with ResultStore(out, readonly=True) as store:
+            held = store.get_meta("suite") or {}
+            return held.get("hash") == owner["hash"] and all(store.status(r.id) == "finished" for r in runs)
+    except (MfmBenchError, OSError, sqlite3.Error):
+        return False
 
 
 def run_suite(
@@ -510,30 +592,41 @@ def run_suite(
     ``resume`` finished runs of other execution settings unless ``allow_mixed`` (:mod:`mfm_bench.outdir`).
     ``deterministic`` turns on torch's deterministic algorithms in every run (recorded); ``limit`` runs a seeded
     subset of each split (grid runs; a search's trials use the full data)."""
+    from .outdir import fingerprint
+
     out = Path(out)
     execution = execution or suite.executor
     threads = _threads_per_run(suite, execution, threads)
-    with _early_pool(execution, out, threads) as pool:
+    grid = expand(suite, seeds, device, threads, limit)
+    if not grid and not suite.searches:
+        raise MfmBenchError("the grid is empty: give at least one seed")
+    runs = select_shard(grid, shard)
+    # the whole grid's fingerprint, also in a shard's folder: merged shards are owned like an unsharded folder
+    owner = fingerprint(suite.name, [r.config for r in grid] + _search_configs(suite, device, threads))
+    # --resume with every run finished trains nothing: what only training needs (its data, device, workers) is
+    # neither checked nor started, and the execution settings cannot mix anything
+    idle = resume and not suite.searches and _all_finished(out, runs, owner)
+    with _early_pool(execution, out, threads, needed=not idle) as pool:
         import torch
 
         from .lock import OutputLock
-        from .outdir import check_settings, claim, fingerprint, settings
+        from .outdir import check_settings, claim, settings
 
-        _before_any_work(suite, device, log)
-        _warn_oversubscribed(threads or suite.train.get("threads") or 0, execution, log)
-        _note_compile(suite.train.get("compile"), log)
-        grid = expand(suite, seeds, device, threads, limit)
-        if not grid and not suite.searches:
-            raise MfmBenchError("the grid is empty: give at least one seed")
-        runs = select_shard(grid, shard)
-        # the whole grid's fingerprint, also in a shard's folder: merged shards are owned like an unsharded folder
-        owner = fingerprint(suite.name, [r.config for r in grid] + _search_configs(suite, device, threads))
+        if not idle:
+            _before_any_work(suite, device, log, execution, threads)
         threads_before = torch.get_num_threads()
         with OutputLock(out, log), ResultStore(out) as store:
             claim(store, out, owner, overwrite)
             store.set_meta("formats", list(suite.formats))
             store.set_meta("reference", suite.reference)  # `mfm-bench leaderboard` pairs against it too
-            todo = _todo(runs, store, out, resume, overwrite, log)
+            todo = _todo(runs, store, out, resume, overwrite)
+            if runs and not todo and not suite.searches:
+                log(f"nothing left to run: {len(runs)} run(s) finished in {out}")
+                return {"finished": 0, "failed": 0, "skipped": len(runs)}
+            if idle:  # a run came unfinished since the look above (an --overwrite interrupted meanwhile)
+                _before_any_work(suite, device, log, execution, threads)
+            if len(todo) < len(runs):
+                log(f"resuming: {len(runs) - len(todo)} of {len(runs)} runs already finished, {len(todo)} to go")
             # --deterministic as the runs will have it: this process turns it on only inside each run
             now = settings(expand_train(suite, device, threads), deterministic)
             check_settings(store, {r.id for r in todo}, now, out, allow_mixed)
@@ -541,8 +634,10 @@ def run_suite(
             opts = dict(seeds=seeds, device=device, threads=threads, shard=shard, resume=resume, overwrite=overwrite)
             opts["deterministic"] = deterministic
             opts["pool"] = pool
+            built = _check_limit(todo, log) if limit else {}
+            opts["datasets"] = built if pool is None else {}  # a pool's workers build their own
             try:
-                with _sigterm_as_interrupt():
+                with sigterm_as_interrupt():
                     _execute(suite, execution, store, out, todo, counts, progress, log, opts)
             finally:
                 torch.set_num_threads(threads_before)  # --threads applies to this suite, not to the caller's process
@@ -550,13 +645,13 @@ def run_suite(
 
 
 @contextmanager
-def _early_pool(execution: Any, out: Path, threads: int | None) -> Iterator[Any]:
+def _early_pool(execution: Any, out: Path, threads: int | None, needed: bool = True) -> Iterator[Any]:
     """A local pool's worker processes, started before anything else, so that their start-up (importing torch)
     overlaps this process's checks and imports; the Ray executor, connected before the output folder is made, so
     that a cluster that is not there leaves no empty store behind; None for one local job. Stopped on the way out
     whatever happened: a suite that fails its checks leaves no worker behind (closing after a normal end does
-    nothing)."""
-    if execution.kind == "local" and execution.jobs == 1:
+    nothing). None too when nothing will run (not ``needed``)."""
+    if not needed or (execution.kind == "local" and execution.jobs == 1):
         yield None
         return
     from .executors import make_executor
@@ -607,6 +702,8 @@ def _execute(
         source.log = bar.log  # a search's warnings print above the bar
     try:
         executor = how.get("pool") or make_executor(execution, out, how["threads"] or 0, tqdm_or_none(progress))
+        if isinstance(getattr(executor, "datasets", None), dict):  # in this process: the datasets already built
+            executor.datasets.update(how.get("datasets") or {})
         drive(executor, source, store, out, bar, counts, on_idle_slot=_warm_leaderboard)
     finally:
         bar.close()
@@ -703,9 +800,7 @@ def select_shard(runs: list[Run], shard: tuple[int, int] | None) -> list[Run]:
     return [r for i, r in enumerate(runs) if i % n == k - 1]
 
 
-def _todo(
-    runs: list[Run], store: ResultStore, out: Path, resume: bool, overwrite: bool, log: Callable[[str], None]
-) -> list[Run]:
+def _todo(runs: list[Run], store: ResultStore, out: Path, resume: bool, overwrite: bool) -> list[Run]:
     """The runs to execute: all with ``overwrite``, the unfinished ones with ``resume``; else finished runs stop us."""
     done = {r.id for r in runs if store.status(r.id) == "finished"}
     if done and not (resume or overwrite):
@@ -713,7 +808,4 @@ def _todo(
             f"{out} already holds {len(done)} finished run(s) of this suite; "
             "pass --resume to run only the rest, --overwrite to run them again, or choose another --out"
         )
-    todo = [r for r in runs if overwrite or r.id not in done]
-    if len(todo) < len(runs):
-        log(f"resuming: {len(runs) - len(todo)} of {len(runs)} runs already finished, {len(todo)} to go")
-    return todo
+    return [r for r in runs if overwrite or r.id not in done]

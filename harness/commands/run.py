@@ -159,14 +159,10 @@ def _check_out(out: object) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import shlex
-    import sqlite3
     import time
     from pathlib import Path
 
-    from mfm_bench.errors import MfmBenchError
-    from mfm_bench.leaderboard import write_leaderboard
-    from mfm_bench.runner import run_suite
+    from mfm_bench.runner import sigterm_as_interrupt
     from mfm_bench.suite import load_suite
 
     suite = load_suite(args.suite, device=args.device)  # --device replaces the suite's train.device
@@ -174,8 +170,25 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("runs") / f"{suite.name}{shard}")
     _check_out(out)
     t0 = time.perf_counter()
+    # SIGTERM (kill, timeout, a scheduler) is an interrupt from here on, as Ctrl-C: a second one while the
+    # leaderboard is written still removes its temporary file, and the command exits 143 (Ctrl-C: 130)
+    with sigterm_as_interrupt():
+        try:
+            counts = _run_suite(suite, out, args)
+        except KeyboardInterrupt as e:
+            _after_interrupt(suite, out, args)
+            return getattr(e, "exit_code", 130)
+        return _report(suite, out, counts, time.perf_counter() - t0)
+
+
+def _run_suite(suite: object, out: object, args: argparse.Namespace) -> dict[str, int]:
+    import sqlite3
+
+    from mfm_bench.errors import MfmBenchError
+    from mfm_bench.runner import run_suite
+
     try:
-        counts = run_suite(
+        return run_suite(
             suite,
             out,
             resume=args.resume,
@@ -202,14 +215,47 @@ def run(args: argparse.Namespace) -> int:
         raise StorageError(
             f"cannot write {out / 'results.sqlite'}: {e}; free some space and run again with --resume"
         ) from None
-    except KeyboardInterrupt:
-        print(
-            f"\ninterrupted: finished runs are kept in {out}; continue with\n"
-            f"  mfm-bench run {shlex.quote(args.suite)} --out {shlex.quote(str(out))} --resume{same_execution(args)}",
-            file=sys.stderr,
-        )
-        return 130
-    wall = time.perf_counter() - t0
+
+
+def _after_interrupt(suite: object, out: object, args: argparse.Namespace) -> None:
+    """After Ctrl-C or SIGTERM: the leaderboard files of ``out`` rewritten from the store, so that the runs that
+    finished are shown (the interrupted run is listed under "Runs not finished"), then the command that carries
+    on. A leaderboard that cannot be written is one line: the runs are safe in the store either way."""
+    import shlex
+    import sqlite3
+
+    from mfm_bench.errors import MfmBenchError
+    from mfm_bench.results import DB_NAME
+
+    if (out / DB_NAME).is_file():
+        from mfm_bench.leaderboard import write_leaderboard
+        from mfm_bench.results import ResultStore
+
+        try:
+            with ResultStore(out, readonly=True) as store:
+                finished = len(store.runs("finished"))
+                owner = (store.get_meta("suite") or {}).get("name")
+            if owner == suite.name:  # not when stopped before the folder was claimed (it may be another suite's)
+                written = write_leaderboard(out, reference=suite.reference)
+                if "html" in suite.formats:  # the full report goes with the HTML leaderboard, as after a whole suite
+                    from mfm_bench.report import write_report
+
+                    written["report"] = write_report(out)
+                shown = ", ".join(str(p) for p in written.values())
+                print(f"\nleaderboard of the {finished} finished run(s), incomplete: {shown}", file=sys.stderr)
+        except (MfmBenchError, OSError, sqlite3.Error) as e:
+            print(f"\nthe leaderboard was not rewritten: {e}", file=sys.stderr)
+    print(
+        f"\ninterrupted: finished runs are kept in {out}; continue with\n"
+        f"  mfm-bench run {shlex.quote(args.suite)} --out {shlex.quote(str(out))} --resume{same_execution(args)}",
+        file=sys.stderr,
+    )
+
+
+def _report(suite: object, out: object, counts: dict[str, int], wall: float) -> int:
+    """The leaderboard written and printed, then the counts and the files: the end of a suite that ran through."""
+    from mfm_bench.leaderboard import write_leaderboard
+
     written = write_leaderboard(out, reference=suite.reference)  # the suite's formats, and those already there
     if "markdown" in written:
         print(written["markdown"].read_text())
