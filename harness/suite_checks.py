@@ -192,6 +192,7 @@ def check_encoders(raw_models: list[Any], datasets: list[Any], models: list[Any]
             continue
         item = raw_models[i] if i < len(raw_models) else None
         raw_params = item.get("params") if isinstance(item, dict) else None
+        _check_modality_count(reg, type(cfg), ref, i, names, datasets, at)
         if isinstance(raw_params, dict) and all(n is not None for n in names):
             _check_modality_keys(reg, type(cfg), raw_params, ref, ["models", i, "params"], names, datasets, at)
         _check_encoder_mappings(cfg, ref, i, specs, len(specs) == len(datasets), at)
@@ -274,3 +275,48 @@ def _check_modality_keys(
             own = reg.own_params(entry, nested)  # {hidden: 16}, or its part of {gru: {...}, lstm: {...}}
             sub = where + [pname] + ([name] if own != nested else [])
             _check_modality_keys(reg, entry.config, own, ref, sub, names, datasets, at)
+
+
+def _check_modality_count(reg: Any, config: type, ref: Any, i: int, names: list, datasets: list, at: Any) -> None:
+    """A model whose config says ``min_modalities`` (a contrastive or cross-modal model needs two) on a dataset
+    with fewer: refused naming the dataset param that chose them (found by setting each param the suite gave back
+    to its default), where the model's build would fail every run."""
+    need = getattr(config, "min_modalities", 1)
+    for j, (d, have) in enumerate(zip(datasets, names)):
+        if have is None or len(have) >= need:
+            continue
+        key = _modality_param(reg, d, len(have))
+        chosen = f", as its params.{key} chooses" if key else ""
+        raise at.error(
+            ["models", i],
+            f"model {ref.label!r} needs at least {need} modalities, and dataset {d.label!r} has {len(have)} "
+            f"({', '.join(have)}){chosen}",
+            (
+                f"give datasets[{j}].params.{key} {need} or more modalities"
+                if key
+                else f"use a dataset with {need} or more modalities"
+            )
+            + ", or use another model on this dataset (mfm-bench plugins --kind dataset --params lists each "
+            "dataset's params)",
+        )
+
+
+def _modality_param(reg: Any, ref: Any, count: int) -> str | None:
+    """The param the suite gave dataset ``ref`` that leaves it ``count`` modalities where its default gives
+    more, or None (the dataset has no more)."""
+    from types import SimpleNamespace
+
+    try:
+        defaults = reg.resolve("dataset", ref.name, {})
+    except (ValueError, TypeError):  # a required param: no default to compare with
+        return None
+    for key, value in ref.params.items():
+        if key not in defaults or value == defaults[key]:
+            continue
+        try:
+            names = modality_names(reg, SimpleNamespace(name=ref.name, params={**ref.params, key: defaults[key]}))
+        except (ValueError, TypeError):
+            continue
+        if names is not None and len(names) > count:
+            return key
+    return None

@@ -14,6 +14,13 @@ from mfm_bench.config import option, plugin
 
 from .mfm_presets import FROM_PRESET, apply_preset, preset_help
 
+#: how to give a built-in dataset more modalities, for the models that need two or more (``min_modalities``)
+MORE_MODALITIES = (
+    "give the dataset two or more modalities (synthetic-factors: params: {dims: {text: 300, audio: 5}}; "
+    "cmu-mosi, cmu-mosei, ict-mmmo, youtube, moud, iemocap, pom and tensors: params: {modalities: [text, audio]}, "
+    "or no modalities param for every modality)"
+)
+
 
 @dataclass
 class SupervisedConfig:
@@ -199,6 +206,8 @@ class MFMConfig:
 
 @dataclass
 class MCTNConfig:
+    #: a source and at least one target: validate refuses a dataset with fewer modalities
+    min_modalities: ClassVar[int] = 2
     source: str = option("", "the source modality, the only one read at test time (empty: the first of the dataset)")
     targets: list = option([], "modalities translated to, in order (empty: every other modality, in dataset order)")
     hidden: int = option(
@@ -279,6 +288,8 @@ class MISAConfig:
 
 @dataclass
 class SymileConfig:
+    #: a contrastive objective needs two or more: validate refuses a dataset with fewer modalities
+    min_modalities: ClassVar[int] = 2
     objective: Literal["symile", "clip"] = option("symile", "symile (multilinear inner product) or clip (pairwise)")
     negatives: Literal["n", "n_squared"] = option(
         "n", "Symile negatives: n (O(N), shuffled tuples) or n_squared (all N^(M-1) tuples; small batches only)"
@@ -303,6 +314,8 @@ class SymileConfig:
 
 @dataclass
 class LadderConfig:
+    #: cross-modal reconstruction needs two or more: validate refuses a dataset with fewer modalities
+    min_modalities: ClassVar[int] = 2
     backbone: Literal["mlp", "lstm"] = option("mlp", "per-modality backbone: mlp (masked mean, Linear-ReLU) or lstm")
     hidden: int = option(32, "width of the backbone and of every ladder layer", min=1)
     layers: int = option(2, "ladder layers per modality (intermediate representations that are reconstructed)", min=1)

@@ -31,7 +31,7 @@ from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.errors import MfmBenchError
 from mfm_bench.nn import Head, last_valid, masked_mean, task_loss
 
-from .configs import LadderConfig  # noqa: F401 - the config lives torch-free in configs.py
+from .configs import MORE_MODALITIES, LadderConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class LadderBuildError(MfmBenchError, ValueError):
@@ -115,7 +115,7 @@ class Ladder(nn.Module):
         if len(spec.modalities) < 2:
             raise LadderBuildError(
                 f"ladder: dataset {spec.name!r} has one modality ({spec.modality_names[0]!r}); "
-                "cross-modal reconstruction needs at least 2. Use more modalities or supervised"
+                f"cross-modal reconstruction needs at least 2: {MORE_MODALITIES}, or use the supervised model"
             )
         for mod in spec.modalities:
             if mod.kind == "image":

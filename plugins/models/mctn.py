@@ -31,7 +31,7 @@ from torch import nn
 from mfm_bench.contracts import Batch, DatasetSpec, Output
 from mfm_bench.nn import Head, as_sequence, last_valid, masked_mse, safe_attention, sinusoid, task_loss
 
-from .configs import MCTNConfig  # noqa: F401 - the config lives torch-free in configs.py
+from .configs import MORE_MODALITIES, MCTNConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 
 class Decoder(nn.Module):
@@ -75,7 +75,7 @@ class MCTN(nn.Module):
         if not self.targets:
             raise ValueError(
                 f"mctn needs at least one target modality besides the source {self.source!r}; "
-                f"{spec.name!r} has only {names}"
+                f"{spec.name!r} has only {names}: {MORE_MODALITIES}, or use the supervised model"
             )
         H, dims = cfg.hidden, spec.input_dims
         self.in_proj = nn.ModuleDict({m: nn.Linear(dims[m], H) for m in [self.source, self.targets[0]]})

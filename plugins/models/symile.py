@@ -39,7 +39,7 @@ from mfm_bench.errors import MfmBenchError
 from mfm_bench.nn import shape_prediction, task_loss
 from mfm_bench.registry import get_registry
 
-from .configs import SymileConfig  # noqa: F401 - the config lives torch-free in configs.py
+from .configs import MORE_MODALITIES, SymileConfig  # noqa: F401 - the config lives torch-free in configs.py
 
 #: encoder of each modality kind, for modalities the config names none for
 AUTO_ENCODERS = {"image": "conv-image", "vector": "conv-signal", "sequence": "lstm"}
@@ -169,8 +169,8 @@ class Symile(nn.Module):
         if len(spec.modalities) < 2:
             raise ModelBuildError(
                 f"symile: dataset {spec.name!r} has one modality ({spec.modality_names[0]!r}); a "
-                "contrastive objective needs at least 2 (Symile differs from CLIP from 3 on). Use a "
-                "dataset with more modalities (params: modalities) or the supervised model"
+                f"contrastive objective needs at least 2 (Symile differs from CLIP from 3 on): {MORE_MODALITIES}, "
+                "or use the supervised model"
             )
         self.cfg, self.task, self.names = cfg, spec.task, spec.modality_names
         self.encoders = build_encoders(spec, cfg.encoder, cfg.encoder_params, "symile")

@@ -118,6 +118,42 @@ def test_one_modality_is_refused_at_build():
         get_registry().build("model", "symile", spec_of(MODS[:1]))
 
 
+def test_the_one_modality_advice_names_the_params_the_datasets_take():
+    # the advice said `params: modalities`, which synthetic-factors (the dataset of every quickstart) does not take
+    import dataclasses
+    import re
+
+    reg = get_registry()
+    one = reg.build("dataset", "synthetic-factors", dims={"text": 4}, n_train=8, n_valid=4, n_test=4)
+    with pytest.raises(MfmBenchError) as info:
+        reg.build("model", "symile", one.spec)
+    message = str(info.value)
+    assert "synthetic-factors: params: {dims: {text: 300, audio: 5}}" in message
+    two = reg.build("dataset", "synthetic-factors", dims={"text": 300, "audio": 5}, n_train=8, n_valid=4, n_test=4)
+    assert reg.build("model", "symile", two.spec) is not None  # the advice, followed
+    named = re.search(r"; ([a-z0-9, -]+) and tensors: params: \{modalities:", message).group(1).split(", ")
+    named = named[:-1] + named[-1].split(" and ") + ["tensors"]
+    assert len(named) == 8
+    for dataset in named:  # every dataset the advice names takes the param it names
+        assert "modalities" in {f.name for f in dataclasses.fields(reg.get("dataset", dataset).config)}, dataset
+    assert "dims" in {f.name for f in dataclasses.fields(reg.get("dataset", "synthetic-factors").config)}
+
+
+@pytest.mark.parametrize("model", ["symile", "ladder", "mctn"])
+def test_validate_refuses_one_modality_naming_the_dataset_param(write_suite, model):
+    from mfm_bench.suite import SuiteError, load_suite
+
+    text = "name: one\ndatasets: [{name: synthetic-factors, params: {dims: {text: 30}}}]\nmodels: [MODEL]\n"
+    with pytest.raises(SuiteError) as info:
+        load_suite(write_suite(text.replace("MODEL", model)))
+    e = info.value
+    assert e.field == "models[0]" and e.line == 3
+    assert f"model {model!r} needs at least 2 modalities, and dataset 'synthetic-factors' has 1 (text)" in e.message
+    assert "as its params.dims chooses" in e.message and "give datasets[0].params.dims 2 or more" in e.hint
+    two = text.replace("{text: 30}", "{text: 30, audio: 5}").replace("MODEL", model)
+    assert load_suite(write_suite(two)).models[0].name == model
+
+
 def test_image_given_to_an_lstm_is_refused_naming_the_modality():
     with pytest.raises(MfmBenchError, match="'img'.*conv-image"):
         get_registry().build("model", "symile", spec_of(MODS), encoder={"img": "lstm"})
