@@ -6,7 +6,13 @@ Both obey the encoder contract, ``(x, mask) -> (pooled [B, H], sequence [B, T', 
   map read as H'*W' positions, so sequence-reading fusions still get something meaningful.
 - ``conv-signal`` reads a 1-D signal: a vector modality [B, D] is one channel of length D; a sequence
   modality [B, T, D] is D channels over T steps (padding steps zeroed first). Its sequence output is the
-  conv feature map over positions.
+  conv feature map over positions. Padding is masked through the stack: a position of each layer is real when
+  its stride block of the layer below holds a real position, the activations of the other positions are zeroed
+  (as a convolution's own zero padding), and the pooled output is the mean over the real positions of the last
+  layer. So padding after the real steps, of any length, leaves the encoding exactly as without it (before the
+  padding is a multiple of 4 steps: the strides' grid). Until this was fixed the mean took every position,
+  padding included, and a sample's encoding changed with the padding around it. A vector has no padding: the
+  mean over every position, as before.
 
 The mask of an image or vector modality is [B, 1] (one "step"); a sample whose mask is all False (a missing
 modality) gets a zero pooled vector, as ``mean`` and ``lstm`` give for a sample with no real step.
@@ -15,7 +21,10 @@ modality) gets a zero pooled vector, as ``mean`` and ``lstm`` give for a sample 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from mfm_bench.nn import masked_mean
 
 from .configs import ConvConfig  # noqa: F401 - the config lives torch-free in configs.py
 
@@ -56,7 +65,8 @@ class ImageConvEncoder(nn.Module):
 
 
 class SignalConvEncoder(nn.Module):
-    """Three 1-D conv layers (kernel 5, stride 1, 2, 2) with ReLU, then average pooling over positions."""
+    """Three 1-D conv layers (kernel 5, stride 1, 2, 2) with ReLU, then average pooling over the positions that
+    read real steps."""
 
     def __init__(self, input_dim: int, cfg: ConvConfig) -> None:
         super().__init__()
@@ -80,17 +90,32 @@ class SignalConvEncoder(nn.Module):
             nn.ReLU(),
         )
 
+    def masked_stack(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, D, T] (padding zeroed), mask [B, T] -> (feature map [B, H, T'], its real positions [B, T'] bool).
+        After each conv layer a position is real when its stride block below holds a real one (a max-pool of
+        the mask with kernel = stride, which gives the conv's length ceil(T / stride)); the others are zeroed
+        after the ReLU, so the next layer reads them as zero padding."""
+        m = mask.to(x.dtype).unsqueeze(1)  # (B, 1, T)
+        for layer in self.sequence_net:
+            x = layer(x)
+            if isinstance(layer, nn.Conv1d) and layer.stride[0] > 1:
+                m = F.max_pool1d(m, layer.stride[0], layer.stride[0], ceil_mode=True)  # (B, 1, T')
+            elif isinstance(layer, nn.ReLU):
+                x = x * m
+        return x, m.squeeze(1) > 0
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.dim() == 2:  # vector [B, D]: one channel of length D
-            fmap = self.vector_net(x.unsqueeze(1))  # (B, H, D')
+        if x.dim() == 2:  # vector [B, D]: one channel of length D, every position real
+            seq = self.vector_net(x.unsqueeze(1)).transpose(1, 2)  # (B, D', H)
+            pooled = seq.mean(1)
         elif x.dim() == 3:  # sequence [B, T, D]: D channels over T steps
             x = x * mask.unsqueeze(-1).to(x.dtype)
-            fmap = self.sequence_net(x.transpose(1, 2))  # (B, H, T')
+            fmap, real = self.masked_stack(x.transpose(1, 2), mask)  # (B, H, T'), (B, T')
+            seq = fmap.transpose(1, 2)  # (B, T', H), zeros at padded positions
+            pooled = masked_mean(seq, real)  # padded positions left out
         else:
             raise ValueError(
                 f"conv-signal expects a vector [B, D] or sequence [B, T, D] modality, got {tuple(x.shape)}; "
                 "use conv-image for images"
             )
-        seq = fmap.transpose(1, 2)  # (B, T', H)
-        pooled = self.drop(seq.mean(1)) * _present(mask)  # (B, H)
-        return pooled, seq
+        return self.drop(pooled) * _present(mask), seq  # (B, H), (B, T', H)
