@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+from pathlib import Path
 
 from mfm_bench.config import bounded_arg
 
@@ -16,7 +18,8 @@ Every sequence is aligned to the rows of the reference (usually the words): each
 of the other sequence that overlap it, clipped to it and, with --collapse, averaged into one row. Output entries
 are named <video id>[<reference row>], exactly as the CMU-MultimodalSDK names them, and DIR/NAME.csd is written
 for every sequence, the reference included (--format npz: DIR/NAME.npz, one flat file that `align` and `prepare`
-read back, and mmsdk does not). Videos missing from any file are dropped. Each file is written in a background
+read back, and mmsdk does not); an existing DIR/NAME.csd this command did not write there stops it before anything
+is read (--overwrite replaces it). Videos missing from any file are dropped. Each file is written in a background
 process (--write-workers) while the next one is read and aligned. See docs/align.md for the rules."""
 )
 
@@ -74,6 +77,65 @@ def refuse_overwriting_inputs(targets: list, paths: dict[str, str], inputs: list
                 )
 
 
+#: the files ``mfm-bench align`` wrote into an --out folder, each with its size and modification time when written
+MANIFEST = ".mfm-bench-align.json"
+
+
+def _stamp(path: Path) -> dict[str, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def written_here(folder: Path) -> dict[str, dict[str, int]]:
+    """The files ``mfm-bench align`` wrote into ``folder`` (by name, from its :data:`MANIFEST`), as they were."""
+    try:
+        files = json.loads((folder / MANIFEST).read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return files if isinstance(files, dict) else {}
+
+
+def refuse_replacing_others(targets: list[Path], folder: Path) -> dict[Path, dict[str, int] | None]:
+    """Raise :class:`AlignError` when a file about to be written (``targets``, in ``folder``) exists and is not one
+    this command wrote there, unchanged since (rewriting its own output, after a change of options or an
+    interruption, is what a second run is for). Returns each target's stamp now (None: absent)."""
+    from mfm_bench.align import AlignError
+
+    before = {t: _stamp(t) for t in targets}
+    mine = written_here(folder)
+    others = [t for t, stamp in before.items() if stamp is not None and mine.get(t.name) != stamp]
+    if others:
+        listed = ", ".join(str(t) for t in others)
+        one = len(others) == 1
+        raise AlignError(
+            f"--out {folder}: {listed} already {'exists' if one else 'exist'} and {'was' if one else 'were'} not "
+            "written there by mfm-bench align (or changed since); pass --overwrite to replace "
+            f"{'it' if one else 'them'}, or give --out another folder"
+        )
+    return before
+
+
+def remember_written(folder: Path, before: dict[Path, dict[str, int] | None]) -> None:
+    """Record in ``folder``'s :data:`MANIFEST` every target this command (re)wrote: those whose stamp changed
+    since ``before`` (each was absent, this command's own, or given up with --overwrite, so what is there now
+    is ours). Atomic, so a reader never sees half a list."""
+    from mfm_bench.io import atomic_write
+
+    files = written_here(folder)
+    changed = False
+    for target, was in before.items():
+        now = _stamp(target)
+        if now is not None and now != was and files.get(target.name) != now:
+            files[target.name] = now
+            changed = True
+    if changed:
+        body = {"written by": "mfm-bench align", "files": dict(sorted(files.items()))}
+        atomic_write(folder / MANIFEST, json.dumps(body, indent=1))
+
+
 def make_out_folder(folder) -> None:
     """Create ``--out`` FOLDER, or say in one line why it cannot be (a file of that name, no permission)."""
     from mfm_bench.align import AlignError
@@ -115,6 +177,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="files written at once in background processes (default: the usable cores; 0 writes in this process)",
     )
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace NAME.csd files in --out that this command did not write there (its own are always rewritten)",
+    )
+    p.add_argument(
         "--no-progress", action="store_true", help="no progress bars (they show only when stderr is a terminal)"
     )
 
@@ -127,26 +194,46 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    import contextlib
 
-    from tqdm import tqdm
-
-    from mfm_bench.align import align_files, write_csd, write_npz
+    from mfm_bench.align import AlignError
 
     paths = parse_named_paths(args.sequences, argparse.ArgumentParser(prog="mfm-bench align"))
     check_sequences(paths, reference=args.reference)
     progress = not args.no_progress
     out_dir = Path(args.out)
     ext = "npz" if args.format == "npz" else "csd"
-    refuse_overwriting_inputs([out_dir / f"{name}.{ext}" for name in paths], paths)
+    if ext == "npz" and args.compression:
+        raise AlignError("--compression applies to --format csd; an .npz is written uncompressed")
+    targets = {name: out_dir / f"{name}.{ext}" for name in paths}
+    refuse_overwriting_inputs(list(targets.values()), paths)
+    if args.overwrite:
+        before = {t: _stamp(t) for t in targets.values()}
+    else:  # an unrelated NAME.csd already there is not replaced silently
+        before = refuse_replacing_others(list(targets.values()), out_dir)
     make_out_folder(out_dir)  # before the reading and aligning, which can take minutes
+    try:
+        return _align_and_write(args, paths, targets, before, progress)
+    finally:  # finished files are this command's, also after an interruption or a failed write
+        with contextlib.suppress(OSError):  # never in the way of the error or interruption that ended the command
+            remember_written(out_dir, before)
+
+
+def _align_and_write(
+    args: argparse.Namespace,
+    paths: dict[str, str],
+    targets: dict[str, Path],
+    before: dict[Path, dict[str, int] | None],
+    progress: bool,
+) -> int:
+    from tqdm import tqdm
+
+    from mfm_bench.align import align_files, write_csd, write_npz
+
+    out_dir = next(iter(targets.values())).parent
     aligned = align_files(
         paths, args.reference, args.collapse or ["mean"], impute_missing=args.impute, progress=progress
     )
-    if args.format == "npz" and args.compression:
-        from mfm_bench.align import AlignError
-
-        raise AlignError("--compression applies to --format csd; an .npz is written uncompressed")
     from mfm_bench.align.output import BackgroundWriters
     from mfm_bench.executors import usable_cores
 
@@ -159,12 +246,15 @@ def _run(args: argparse.Namespace) -> int:
             for name in done:
                 tqdm.write(lines.pop(name))
                 bar.update()
+            if done:
+                remember_written(out_dir, before)
 
         for name, seq in aligned:
+            target = targets[name]
             if args.format == "npz":
-                target, write, kw = out_dir / f"{name}.npz", write_npz, {}
+                write, kw = write_npz, {}
             else:  # a progress bar per file only when written here: children's bars would interleave
-                target, write = out_dir / f"{name}.csd", write_csd
+                write = write_csd
                 kw = {
                     "compression": args.compression,
                     "progress": f"write {name}" if progress and not workers else False,

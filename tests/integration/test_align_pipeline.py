@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -268,3 +272,89 @@ def test_dataset_plugin_glue_end_to_end(raw, files, tmp_path):
     assert np.isfinite(splits["train"]["inputs"]["audio"]).all()
     assert splits["train"]["labels"].shape == (n, 1)
     assert splits["train"]["mask"]["text"].any()
+
+
+def test_cli_align_never_replaces_a_file_it_did_not_write(files, tmp_path, capsys):
+    out = tmp_path / "al"
+    out.mkdir()
+    (out / "acoustic.csd").write_text("someone else's file")
+    args = ["align", "--reference", "words", "--out", str(out), "--no-progress", "--write-workers", "0"]
+    args += [f"{n}={files[n]}" for n in ("words", "acoustic")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"--out {out}: {out / 'acoustic.csd'} already exists and was not written there by mfm-bench align (or "
+        "changed since); pass --overwrite to replace it, or give --out another folder"
+    ) in err, err
+    # refused before anything was read or written
+    assert sorted(p.name for p in out.iterdir()) == ["acoustic.csd"]
+    assert (out / "acoustic.csd").read_text() == "someone else's file"
+    assert main([*args, "--overwrite"]) == 0
+    assert read_csd(out / "acoustic.csd").name == "acoustic"
+    capsys.readouterr()
+    # its own output, unchanged since, is rewritten by a second run without --overwrite (after an interruption,
+    # or with other options), and so is one of the two when the other is new
+    assert main(args) == 0
+    assert main([*args, f"visual={files['visual']}"]) == 0
+    assert main([*args, f"visual={files['visual']}"]) == 0
+    # one of its files changed since (here: another file put in its place) is someone else's again
+    (out / "words.csd").write_bytes((out / "words.csd").read_bytes() + b"\0")
+    capsys.readouterr()
+    assert main(args) == 2
+    assert f"{out / 'words.csd'} already exists" in capsys.readouterr().err
+    # the same for --format npz, whose NAME.npz sit beside them
+    (out / "words.npz").write_text("not an npz of ours")
+    assert main([*args, "--format", "npz"]) == 2
+    assert f"{out / 'words.npz'} already exists" in capsys.readouterr().err
+
+
+SLOW_WRITE = """
+import sys, time
+import mfm_bench.align as align
+from mfm_bench.io import atomic_path
+
+def slow(path, seq):
+    with atomic_path(path, suffix=".npz") as tmp:
+        tmp.write_bytes(b"half")
+        print("writing", flush=True)
+        time.sleep(60)
+
+align.write_npz = slow
+from mfm_bench.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stopped_align_exits_128_plus_the_signal(files, tmp_path, sig, code):
+    out = tmp_path / "out"
+    args = ["align", "--no-progress", "--reference", "words", "--out", str(out), "--format", "npz"]
+    args += ["--write-workers", "0", f"words={files['words']}", f"acoustic={files['acoustic']}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITE, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == code and "interrupted" in err, err
+    assert list(out.iterdir()) == []  # the file being written is removed, and nothing was finished to record
+
+
+def test_cli_align_refuses_compression_for_npz_before_reading(files, tmp_path, capsys, monkeypatch):
+    import mfm_bench.align as align_module
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("read and aligned before refusing --compression with --format npz")
+
+    monkeypatch.setattr(align_module, "align_files", no_reading)
+    args = ["align", "--reference", "words", "--out", str(tmp_path / "al"), "--no-progress", "--format", "npz"]
+    assert main([*args, "--compression", "gzip", f"words={files['words']}"]) == 2
+    assert "--compression applies to --format csd" in capsys.readouterr().err
+    assert not (tmp_path / "al").exists()
