@@ -170,11 +170,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("runs") / f"{suite.name}{shard}")
     _check_out(out)
     t0 = time.perf_counter()
-    # SIGTERM (kill, timeout, a scheduler) is an interrupt from here on, as Ctrl-C: a second one while the
-    # leaderboard is written still removes its temporary file, and the command exits 143 (Ctrl-C: 130)
+    # SIGTERM (kill, timeout, a scheduler) is an interrupt from here on, as Ctrl-C, wherever it lands (checking
+    # data, training, writing the leaderboard): the command cleans up and exits 143 (Ctrl-C: 130). The outer block
+    # covers a second signal while the leaderboard of an interrupted suite is written
     with sigterm_as_interrupt():
         try:
-            counts = _run_suite(suite, out, args)
+            with sigterm_as_interrupt():
+                counts = _run_suite(suite, out, args)
         except KeyboardInterrupt as e:
             _after_interrupt(suite, out, args)
             return getattr(e, "exit_code", 130)

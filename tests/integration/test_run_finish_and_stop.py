@@ -151,3 +151,22 @@ def test_a_stopped_suite_exits_128_plus_the_signal_and_shows_its_finished_runs(w
         done = subprocess.run(cmd, capture_output=True, timeout=300, **kw)
         assert done.returncode == 0 and "3 run(s) finished, 0 failed, 1 skipped" in done.stdout, done.stderr
         assert "## Runs not finished" not in (out / "leaderboard.md").read_text()
+
+
+def test_sigterm_before_the_first_run_is_an_interruption_too(write_suite, tmp_path, monkeypatch, capsys):
+    """A SIGTERM while the data is checked (or fetched) ends the command like one during training: 143 and the
+    command that carries on, no traceback, and the previous SIGTERM handler back afterwards."""
+    from mfm_bench.cli import main
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises in this thread long before
+        raise AssertionError("SIGTERM was not turned into an interruption")
+
+    monkeypatch.setattr(runner, "check_data", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "o"
+    assert main(["run", str(write_suite(SUITE)), "--out", str(out), "--no-progress"]) == 143
+    err = capsys.readouterr().err
+    assert "interrupted: finished runs are kept" in err and f"--out {out} --resume" in err, err
+    assert "Traceback" not in err and signal.getsignal(signal.SIGTERM) is before
