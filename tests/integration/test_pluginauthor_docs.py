@@ -1,5 +1,5 @@
-"""docs/plugins.md's complete third-party package, exactly as written: it builds, and its test passes once the
-package is installed."""
+"""docs/plugins.md's complete third-party package, exactly as written: it builds, its test passes once the
+package is installed, and its entry point imports no torch (every mfm-bench command imports it)."""
 
 import os
 import re
@@ -9,14 +9,30 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the package's modules: the entry point (torch-free) and the encoder it names as a "module:attr" string
+MODULES = ("mfm_bench_conv.py", "mfm_bench_conv_encoder.py")
+
+
+def install(tmp_path: Path) -> dict[str, str]:
+    """The package as pip would leave it in a site folder: its modules and dist-info (entry point) under
+    ``tmp_path``; returns the environment that puts it on the path."""
+    files = package_files()
+    for name in MODULES:
+        (tmp_path / name).write_text(files[name])
+    info = tmp_path / "mfm_bench_conv-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mfm-bench-conv\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[mfm_bench]\nconv = mfm_bench_conv\n")
+    (info / "RECORD").write_text("")
+    return {**os.environ, "PYTHONPATH": str(tmp_path)}
 
 
 def package_files() -> dict[str, str]:
-    """The three files of the section "A complete third-party package", by name."""
+    """The four files of the section "A complete third-party package", by name."""
     text = (ROOT / "docs" / "plugins.md").read_text()
     section = text.split("## A complete third-party package", 1)[1].split("\n## ", 1)[0]
     files = {}
-    for name in ("pyproject.toml", "mfm_bench_conv.py", "test_conv.py"):
+    for name in MODULES + ("pyproject.toml", "test_conv.py"):
         match = re.search(rf"`{re.escape(name)}`[^\n]*:\s*\n\s*```\w*\n(.*?)```", section, re.S)
         assert match, f"docs/plugins.md shows no {name}"
         files[name] = match.group(1)
@@ -48,22 +64,15 @@ def test_the_documented_package_builds_with_its_test_beside_it(tmp_path):
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     (wheel,) = tmp_path.glob("mfm_bench_conv-0.1.0-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "mfm_bench_conv.py" in names and "test_conv.py" not in names
+    assert set(MODULES) <= set(names) and "test_conv.py" not in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "conv = mfm_bench_conv" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_the_documented_test_passes_with_the_package_installed(tmp_path):
     # installed: the module is on the path and its entry point registers it before the test's temporary_plugin
-    files = package_files()
-    (tmp_path / "mfm_bench_conv.py").write_text(files["mfm_bench_conv.py"])
-    (tmp_path / "test_conv.py").write_text(files["test_conv.py"])
-    info = tmp_path / "mfm_bench_conv-0.1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mfm-bench-conv\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text("[mfm_bench]\nconv = mfm_bench_conv\n")
-    (info / "RECORD").write_text("")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env = install(tmp_path)
+    (tmp_path / "test_conv.py").write_text(package_files()["test_conv.py"])
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_conv.py"],
         cwd=tmp_path,
@@ -73,6 +82,28 @@ def test_the_documented_test_passes_with_the_package_installed(tmp_path):
         timeout=300,
     )
     assert out.returncode == 0, out.stdout[-3000:]
+    assert "2 passed" in out.stdout  # the shapes, and the entry point without torch
+
+
+def test_listing_and_validating_with_the_documented_package_installed_import_no_torch(tmp_path):
+    # the example's entry module imported torch at its top: installing it made mfm-bench --help, plugins and
+    # validate import torch (seconds), which the "module:attr" registration exists to avoid
+    env = install(tmp_path)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "name: t\ndatasets: [synthetic-factors]\n"
+        "models: [{name: supervised, params: {encoder: conv, encoder_params: {kernel: 5}}}]\n"
+    )
+    code = (
+        "import sys\nfrom mfm_bench.cli import main\n"
+        "codes = [main(['plugins', '--kind', 'encoder']), main(['validate', sys.argv[1]])]\n"
+        "print('codes', codes, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(suite)], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path
+    )
+    assert "mfm-bench-conv" in out.stdout and "suite.yaml: ok" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "codes [0, 0] False" in out.stdout
 
 
 def test_the_documented_examples_import_nothing_they_do_not_use():
@@ -134,7 +165,8 @@ def test_the_documented_encoder_is_refused_a_modality_it_cannot_read(tmp_path, m
     from mfm_bench.cli import main
     from mfm_bench.testing import temporary_plugin
 
-    (tmp_path / "mfm_bench_conv.py").write_text(package_files()["mfm_bench_conv.py"])
+    for name in MODULES:
+        (tmp_path / name).write_text(package_files()[name])
     monkeypatch.syspath_prepend(str(tmp_path))
     import mfm_bench_conv
 
