@@ -195,7 +195,8 @@ def option(default: Any, help: str, **metadata: Any) -> Any:
     refuses a suite's value outside them, naming the field (each value of a per-modality mapping is checked).
     ``modality_keys=("default", ...)`` marks a per-modality setting (a value, or a mapping keyed by modality
     name or one of these keys): ``mfm-bench validate`` refuses a key that is neither, with the dataset's
-    modality names (:func:`modality_fields`)."""
+    modality names (:func:`modality_fields`); with ``every_modality=True`` also a mapping that has no
+    ``default`` and leaves out a modality of a dataset (every modality reads the field)."""
     metadata = {"help": help, **metadata}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)

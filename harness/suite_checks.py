@@ -246,12 +246,17 @@ def _check_modality_keys(
     keys (``default``...), in the model's params and in the params of the plugins it nests (``fusion_params``):
     a misspelt modality silently took the ``default`` value. Only what the suite wrote is checked (a preset's
     mapping names the modalities of the datasets it was made for)."""
+    import dataclasses
+
     from .config import did_you_mean, modality_fields, nested_plugins
 
     known = list(dict.fromkeys(m for n in names for m in n))
+    every = {f.name for f in dataclasses.fields(config) if f.metadata.get("every_modality")}
     for field, extra in modality_fields(config):
         value = params.get(field)
-        unknown = [k for k in value if k not in known and k not in extra] if isinstance(value, dict) else []
+        if not isinstance(value, dict):
+            continue
+        unknown = [k for k in value if k not in known and k not in extra]
         if unknown:
             has = "; ".join(f"dataset {d.label!r} has {', '.join(n)}" for d, n in zip(datasets, names))
             raise at.error(
@@ -260,6 +265,15 @@ def _check_modality_keys(
                 f"({has})",
                 did_you_mean(str(unknown[0]), known + list(extra)),
             )
+        for d, n in zip(datasets, names) if field in every and "default" not in value else []:
+            missing = [m for m in n if m not in value]
+            if missing:
+                raise at.error(
+                    where + [field],
+                    f"model {ref.label!r}: {field} gives no value for modality {missing[0]!r} of dataset "
+                    f"{d.label!r} and has no 'default'",
+                    f"add {missing[0]}: VALUE, or default: VALUE for every modality not named",
+                )
     for fname, kind, pname in nested_plugins(config):
         plugin_names = params.get(fname, getattr(config, fname, None))
         nested = params.get(pname)

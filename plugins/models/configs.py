@@ -121,6 +121,7 @@ class MFMConfig:
         preset_help("lambda_x", "reconstruction weight per modality: a number or {modality: weight, default: weight}"),
         min=0,
         modality_keys=("default",),
+        every_modality=True,
     )
     encoder_width: Literal["code", "plugin"] = option(
         FROM_PRESET,
@@ -180,6 +181,7 @@ class MFMConfig:
         "decoder G_i of each modality: a name or {modality: name, default: name}; lstm "
         "(sequences; vectors as one step), conv-image (images), mlp or conv-signal (vectors)",
         modality_keys=("default",),
+        every_modality=True,
     )
     impl: Literal["reference", "fast"] = option(
         "fast",

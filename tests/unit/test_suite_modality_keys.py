@@ -78,3 +78,18 @@ def test_a_nested_plugin_s_per_modality_param_is_checked_too(write_suite):
             load_suite(write_suite(text.replace("W", "{weight: {adio: 2.0, default: 1.0}}")))
     assert info.value.field == "models[0].params.fusion_params.weight.adio"
     assert "did you mean 'audio'?" in info.value.hint
+
+
+@pytest.mark.parametrize("field", ["lambda_x", "decoder"])
+def test_a_mapping_that_leaves_a_modality_without_a_value_is_refused(write_suite, field):
+    # every modality reads lambda_x and decoder: without 'default' the model's build failed every run
+    value = {"lambda_x": "{text: 1.0}", "decoder": "{text: lstm}"}[field]
+    with pytest.raises(SuiteError) as info:
+        load_suite(write_suite(SUITE.replace("PARAMS", f"{{{field}: {value}}}")))
+    e = info.value
+    assert e.field == f"models[0].params.{field}" and e.line == 4
+    assert (
+        f"{field} gives no value for modality 'audio' of dataset 'synthetic-factors' and has no 'default'" in e.message
+    )
+    full = value.replace("}", ", audio: " + ("0.5}" if field == "lambda_x" else "lstm}"))
+    assert load_suite(write_suite(SUITE.replace("PARAMS", f"{{{field}: {full}}}"))).models[0].params[field]
