@@ -184,7 +184,11 @@ def describe_config(cls: type) -> list[tuple[str, str, str, str]]:
             default = repr(f.default_factory())
         else:
             default = "(required)"
-        rows.append((f.name, _type_name(hints.get(f.name, Any)), default, f.metadata.get("help", "")))
+        help = f.metadata.get("help", "")
+        lo, hi = f.metadata.get("min"), f.metadata.get("max")
+        if lo is not None or hi is not None:
+            help = f"{help} [{_bounds_use(lo, hi)}]"
+        rows.append((f.name, _type_name(hints.get(f.name, Any)), default, help))
     return rows
 
 

@@ -110,3 +110,12 @@ def test_the_bounds_accept_their_edges_and_leave_the_run_config_as_it_was(write_
     params = suite.models[0].params
     assert params["encoder_params"]["hidden"] == 1 and params["head_hidden"] == 0 and params["head_dropout"] == 1.0
     assert sorted(params["encoder_params"]) == ["bidirectional", "dropout", "hidden", "layers"]  # no bound leaks in
+
+
+def test_plugins_params_shows_each_bound_after_the_help():
+    from mfm_bench.config import describe_config
+    from mfm_bench.registry import get_registry
+
+    rows = {r[0]: r[3] for r in describe_config(get_registry().get("encoder", "gru").config)}
+    assert rows["hidden"] == "hidden size per direction [1 or more]"
+    assert rows["dropout"].endswith("[0 to 1]") and "[" not in rows["bidirectional"]
