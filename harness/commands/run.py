@@ -13,7 +13,9 @@ every condition of the suite (clean, missing modality, noise). Each run has a st
 resolved config); results go to a SQLite store in the output folder, then leaderboard.{md,csv,json} are written.
 A run that fails (an error, a diverged training, non-finite metrics) is recorded with its reason and the suite goes
 on. The output folder is locked while the suite runs, belongs to one suite and configuration, and --resume keeps
-finished runs only when they ran with the same device, threads and deterministic setting (see docs/results.md).
+finished runs only when they ran with the same device, threads and deterministic setting (see docs/results.md);
+with every run finished it runs nothing and rewrites the leaderboard. Ctrl-C or SIGTERM keeps the finished runs,
+rewrites the leaderboard with them and prints the command that carries on (exit status 130, or 143 for SIGTERM).
 A model with a search: block is tuned first (Optuna trials selected on validation, optionally pruned epoch by
 epoch), then its chosen configuration runs on the suite's seeds (see docs/scaling.md)."""
 EPILOG = """examples:
@@ -95,7 +97,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--limit",
         type=bounded_arg(int, 1, None, "a positive number of samples"),
         metavar="N",
-        help="smoke test: a seeded random N samples of each split (new run ids; the leaderboard says so)",
+        help="smoke test: a seeded random N samples of each split (new run ids; the leaderboard says so, and a "
+        "warning when N covers every split of a dataset)",
     )
     x = p.add_argument_group("execution (docs/scaling.md)")
     x.add_argument(
