@@ -158,6 +158,13 @@ def build_config(cls: type, params: dict[str, Any] | None, where: str = "params"
         raise e.under(where) from None
     except (ValueError, TypeError) as e:  # __post_init__ checks
         raise ConfigError(str(e), where) from e
+    except ArithmeticError as e:  # a __post_init__ that divides by a param given 0 (heads: 0)
+        zero = sorted(k for k, v in kwargs.items() if v == 0 and not isinstance(v, bool))
+        raise ConfigError(
+            f"these params do not fit together ({type(e).__name__}: {e})",
+            where,
+            f"{', '.join(zero)} is 0: give it a positive value" if zero else f"see the params of {cls.__name__}",
+        ) from e
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

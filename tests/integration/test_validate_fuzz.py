@@ -129,3 +129,61 @@ def test_fuzzed_suites_fail_cleanly(tmp_path, capsys):
         assert str(path) in out.err and "Traceback" not in out.err, out.err
         assert out.err.count("error:") == 1 and len(out.err) < 2000, out.err[:500]
     assert len(seen) >= 200
+
+
+def _plugin_params():
+    """(kind, plugin, field, dataclass field) of every param of every built-in model, encoder and fusion."""
+    import dataclasses
+
+    from mfm_bench.registry import get_registry
+
+    reg = get_registry()
+    for kind in ("model", "encoder", "fusion"):
+        for name in reg.names(kind):
+            config = reg.get(kind, name).config
+            if config is not None and reg.get(kind, name).package == "mfm-bench":
+                for f in dataclasses.fields(config):
+                    yield kind, name, f.name, f
+
+
+def _suite_with(kind, name, field, value):
+    """A suite that gives plugin ``name`` of ``kind`` the param ``field: value`` (an encoder or fusion through
+    supervised), and the path validate names for it."""
+    model = {"model": {"name": name, "params": {field: value}}}.get(kind)
+    if kind == "encoder":
+        model = {"name": "supervised", "params": {"encoder": name, "encoder_params": {field: value}}}
+    if kind == "fusion":
+        model = {"name": "supervised", "params": {"fusion": name, "fusion_params": {field: value}}}
+    where = "models[0].params." + {"model": "", "encoder": "encoder_params.", "fusion": "fusion_params."}[kind] + field
+    suite = {"name": "bounds", "datasets": ["synthetic-factors"], "models": [model]}
+    return yaml.safe_dump(suite), where
+
+
+def test_every_bounded_param_of_the_built_ins_is_refused_outside_its_bounds(tmp_path, capsys):
+    # encoder_params: {hidden: 0} passed validate and failed every run; misa's heads: 0 was a ZeroDivisionError
+    checked = 0
+    for kind, name, field, f in _plugin_params():
+        lo, hi = f.metadata.get("min"), f.metadata.get("max")
+        for bad in ([lo - 1] if lo is not None else []) + ([hi + 1] if hi is not None else []):
+            path = tmp_path / "s.yaml"
+            text, where = _suite_with(kind, name, field, bad)
+            path.write_text(text)
+            assert main(["validate", str(path)]) == 1, f"{kind} {name}: {field}: {bad} was accepted"
+            err = capsys.readouterr().err
+            assert f"{where}: must be " in err and "Traceback" not in err, err
+            checked += 1
+    assert checked >= 40  # the encoders' and models' sizes, rates and weights
+
+
+def test_zero_or_negative_for_any_number_of_the_built_ins_is_accepted_or_refused_cleanly(tmp_path, capsys):
+    # no config check may crash on a value it never expected (heads: 0 divided by zero in MISAConfig)
+    for kind, name, field, f in _plugin_params():
+        if "int" not in str(f.type) and "float" not in str(f.type):
+            continue
+        for bad in (0, -1):
+            path = tmp_path / "s.yaml"
+            text, _ = _suite_with(kind, name, field, bad)
+            path.write_text(text)
+            assert main(["validate", str(path)]) in (0, 1)
+            err = capsys.readouterr().err
+            assert "Traceback" not in err and err.count("error:") <= 1, err

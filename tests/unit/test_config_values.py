@@ -119,3 +119,23 @@ def test_plugins_params_shows_each_bound_after_the_help():
     rows = {r[0]: r[3] for r in describe_config(get_registry().get("encoder", "gru").config)}
     assert rows["hidden"] == "hidden size per direction [1 or more]"
     assert rows["dropout"].endswith("[0 to 1]") and "[" not in rows["bidirectional"]
+
+
+def test_a_config_check_that_divides_by_a_zero_param_is_a_config_error_naming_it():
+    from dataclasses import dataclass
+
+    from mfm_bench.config import ConfigError, build_config, option
+
+    @dataclass
+    class Split:
+        width: int = option(32, "width")
+        heads: int = option(4, "heads")
+
+        def __post_init__(self):
+            if self.width % self.heads:
+                raise ValueError("heads must divide width")
+
+    with pytest.raises(ConfigError) as info:
+        build_config(Split, {"heads": 0}, where="models[0].params")
+    assert info.value.field == "models[0].params" and "ZeroDivisionError" in info.value.message
+    assert info.value.hint == "heads is 0: give it a positive value"
