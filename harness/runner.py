@@ -209,6 +209,22 @@ def sigterm_as_interrupt() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def _sigterm_default() -> Iterator[None]:
+    """SIGTERM's default action inside the block (in the main thread), for processes forked there: a worker that
+    inherited the command's handler would print a traceback each time the pool stops it. A SIGTERM in the block
+    ends this process at once, as before any handler was set (nothing of the output folder is written yet)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def perform(
     run: Run,
     out: Path | None,
@@ -656,7 +672,8 @@ def _early_pool(execution: Any, out: Path, threads: int | None, needed: bool = T
         return
     from .executors import make_executor
 
-    pool = make_executor(execution, out, threads or 0)
+    with _sigterm_default():  # workers forked from this process must not inherit `mfm-bench run`'s SIGTERM handler
+        pool = make_executor(execution, out, threads or 0)
     try:
         yield pool
     except BaseException:

@@ -122,6 +122,16 @@ def _mfm_bench(*args, **kwargs):
     return [sys.executable, "-m", "mfm_bench.cli", *args], dict(env=env, text=True, **kwargs)
 
 
+def _finished(out):
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{out / 'results.sqlite'}?mode=ro", uri=True) as db:
+            return db.execute("select count(*) from runs where status = 'finished'").fetchone()[0]
+    except sqlite3.Error:  # not made yet
+        return 0
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "Ctrl-C"])
 def test_a_stopped_suite_exits_128_plus_the_signal_and_shows_its_finished_runs(write_suite, tmp_path, sig, code):
     path, out = str(write_suite(SLOW)), tmp_path / "o"
@@ -139,6 +149,7 @@ def test_a_stopped_suite_exits_128_plus_the_signal_and_shows_its_finished_runs(w
         proc.kill()
     assert proc.returncode == code, err
     assert "leaderboard of the 1 finished run(s), incomplete" in err and "--resume" in err, err
+    assert "Traceback" not in err, err
     md = (out / "leaderboard.md").read_text()
     assert (
         "| concat " in md and "## Runs not finished" in md and "synthetic-factors / concat / seed 1: interrupted" in md
@@ -151,6 +162,26 @@ def test_a_stopped_suite_exits_128_plus_the_signal_and_shows_its_finished_runs(w
         done = subprocess.run(cmd, capture_output=True, timeout=300, **kw)
         assert done.returncode == 0 and "3 run(s) finished, 0 failed, 1 skipped" in done.stdout, done.stderr
         assert "## Runs not finished" not in (out / "leaderboard.md").read_text()
+
+
+def test_a_terminated_parallel_suite_stops_its_workers_quietly(write_suite, tmp_path):
+    """With --jobs 2 the workers are forked from the command before its first run: they must not inherit its
+    SIGTERM handler, or each would print a traceback when the command stops them."""
+    path, out = str(write_suite(SLOW)), tmp_path / "o"
+    cmd, kw = _mfm_bench("run", path, "--out", str(out), "--no-progress", "--jobs", "2")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    try:
+        end = time.monotonic() + 120
+        while _finished(out) < 1:
+            assert proc.poll() is None and time.monotonic() < end, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert "finished" in [r["status"] for r in board["runs"]] and "interrupted" in [r["status"] for r in board["runs"]]
 
 
 def test_sigterm_before_the_first_run_is_an_interruption_too(write_suite, tmp_path, monkeypatch, capsys):
