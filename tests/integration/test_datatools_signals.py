@@ -82,5 +82,5 @@ def test_a_terminated_align_command_removes_the_file_it_was_writing(tmp_path):
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130 and "interrupted" in err, err
+    assert proc.returncode == 143 and "interrupted" in err, err
     assert list(out.iterdir()) == []

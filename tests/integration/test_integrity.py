@@ -269,7 +269,7 @@ def test_each_run_records_the_threads_training_used_and_resume_on_auto_keeps_the
         counts = run_suite(suite, out, resume=True, device="cpu", progress=False, log=quiet)
         assert counts["skipped"] == 4 and counts["finished"] == 0
         with pytest.raises(MixedSettingsError, match=r'"threads": "auto \(1\)".*now .*"threads": 1\}'):
-            run_suite(suite, out, resume=True, threads=1, device="cpu", progress=False, log=quiet)
+            run_suite(suite, out, resume=True, threads=1, seeds=[0, 1, 2], device="cpu", progress=False, log=quiet)
         assert "different execution settings" not in write_leaderboard(out)["markdown"].read_text()
     finally:
         torch.set_num_threads(before)
@@ -308,7 +308,7 @@ def test_a_finished_suite_resumes_in_a_fresh_process_and_runs_nothing(write_suit
     again = _cli(path, "--out", out, "--resume")
     assert again.returncode == 0 and "0 run(s) finished, 0 failed, 2 skipped" in again.stdout, again.stderr
     assert "different execution settings" not in again.stdout
-    changed = _cli(path, "--out", out, "--resume", "--threads", "3")
+    changed = _cli(path, "--out", out, "--resume", "--threads", "3", "--seeds", "0,1,2")  # a new seed to run
     assert changed.returncode == 2 and "other execution settings" in changed.stderr
     assert '"threads": "auto (1)"' in changed.stderr and '"threads": 3}' in changed.stderr
     jobs = str(tmp_path / "j")
