@@ -4,41 +4,25 @@ import pytest
 
 from mfm_bench.cli import main
 
-SUITE = """\
-name: posthoc-board
-datasets:
-  - name: synthetic-factors
-    params: {n_train: 48, n_valid: 16, n_test: 24, dims: {text: 6, audio: 3, visual: 4}}
-models:
-  - {name: supervised, label: late, params: {fusion: late}}
-  - {name: supervised, label: concat, params: {fusion: concat}}
-seeds: [0]
-train: {epochs: 1, batch_size: 32, device: cpu}
-evaluate: {conditions: [clean]}
-report: {formats: [markdown]}
-"""
 
-
-@pytest.fixture(scope="module")
-def out(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("posthoc-board")
-    (tmp / "suite.yaml").write_text(SUITE)
-    assert main(["run", str(tmp / "suite.yaml"), "--out", str(tmp / "out"), "--no-progress"]) == 0
-    return tmp / "out"
-
-
-def test_reference_must_name_a_model_of_the_folder(out, capsys):
+def test_reference_must_name_a_model_of_the_folder(posthoc_copy, capsys):
+    out = posthoc_copy
     before = (out / "leaderboard.md").read_text()
     assert main(["leaderboard", str(out), "--reference", "lat", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "--reference 'lat'" in err and "models: concat, late" in err
+    assert "--reference 'lat'" in err and "models: late (the label column" in err
     assert (out / "leaderboard.md").read_text() == before  # nothing rewritten
     assert main(["leaderboard", str(out), "--reference", "late", "--quiet"]) == 0
     assert "paired over seeds against late" in (out / "leaderboard.md").read_text()
 
 
-def test_report_has_the_suites_paired_table(tmp_path):
-    suite = SUITE.replace("report: {formats: [markdown]}", "report: {formats: [markdown], reference: late}")
+def test_report_has_the_suites_paired_table(tmp_path, posthoc_suite):
+    suite = (
+        posthoc_suite.replace("seeds: [0, 1]", "seeds: [0]")
+        .replace("report: {formats: [markdown, json, html]}", "report: {formats: [markdown], reference: late}")
+        .replace("models:\n", "models:\n  - {name: supervised, label: concat, params: {fusion: concat}}\n")
+    )
+    assert "reference: late" in suite and "label: concat" in suite
     (tmp_path / "suite.yaml").write_text(suite)
     out = tmp_path / "out"
     assert main(["run", str(tmp_path / "suite.yaml"), "--out", str(out), "--no-progress"]) == 0
@@ -48,7 +32,8 @@ def test_report_has_the_suites_paired_table(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["leaderboard", "report"])
-def test_a_file_instead_of_the_folder_says_which_folder(out, capsys, command):
+def test_a_file_instead_of_the_folder_says_which_folder(posthoc_out, capsys, command):
+    out = posthoc_out
     assert main([command, str(out / "results.sqlite")]) == 2
     err = capsys.readouterr().err
     assert "is a file, not an output folder" in err and f"pass the folder that holds it: {out}" in err
@@ -58,11 +43,8 @@ def test_a_file_instead_of_the_folder_says_which_folder(out, capsys, command):
     assert "is a file, not an output folder" in err and "--out" in err and f"--out {suite}" not in err
 
 
-def test_report_survives_a_damaged_history_file(out, tmp_path):
-    import shutil
-
-    copy = tmp_path / "copy"
-    shutil.copytree(out, copy)
+def test_report_survives_a_damaged_history_file(posthoc_copy):
+    copy = posthoc_copy
     damaged, *_ = sorted((copy / "runs").iterdir())
     (damaged / "history.json").write_text('[{"epoch": 1, "train_lo')  # cut short
     assert main(["report", str(copy)]) == 0
@@ -71,12 +53,10 @@ def test_report_survives_a_damaged_history_file(out, tmp_path):
     assert page.count("training curves'") >= 1  # the other run keeps its curves
 
 
-def test_a_report_that_cannot_be_written_is_one_error_naming_it(out, tmp_path, capsys):
+def test_a_report_that_cannot_be_written_is_one_error_naming_it(posthoc_copy, capsys):
     """A report.html that cannot be replaced (here a folder in its place) ended in an IsADirectoryError traceback."""
-    import shutil
-
-    copy = tmp_path / "copy"
-    shutil.copytree(out, copy)
+    copy = posthoc_copy
+    (copy / "report.html").unlink()
     (copy / "report.html").mkdir()
     (copy / "report.html" / "keep").write_text("mine")
     assert main(["report", str(copy)]) == 2

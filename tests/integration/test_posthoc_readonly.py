@@ -14,26 +14,11 @@ from mfm_bench.cli import main
 from mfm_bench.errors import StorageError
 from mfm_bench.results import DB_NAME, ResultStore
 
-SUITE = """\
-name: posthoc-readonly
-datasets:
-  - name: synthetic-factors
-    params: {n_train: 48, n_valid: 16, n_test: 24, dims: {text: 6, audio: 3, visual: 4}}
-models:
-  - {name: supervised, label: late, params: {fusion: late}}
-seeds: [0, 1]
-train: {epochs: 1, batch_size: 32, device: cpu}
-evaluate: {conditions: [clean]}
-report: {formats: [markdown]}
-"""
-
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("posthoc-readonly")
-    (tmp / "suite.yaml").write_text(SUITE)
-    assert main(["run", str(tmp / "suite.yaml"), "--out", str(tmp / "out"), "--no-progress"]) == 0
-    return tmp / "out"
+def finished(posthoc_out):
+    """The session's small finished folder (tests/integration/conftest.py): one model, two seeds."""
+    return posthoc_out
 
 
 @pytest.fixture
