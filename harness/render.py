@@ -182,15 +182,26 @@ def chart_png(chart: Chart) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+#: The csv's columns after the metrics (before ``run`` and ``error``), filled on the lines whose numbers come from
+#: ``mfm-bench evaluate`` (the json's ``reevaluated``): how many of the model's finished runs were re-evaluated, of
+#: how many, and by which evaluations (ids separated by spaces). ``reevaluated_runs`` < ``reevaluated_of`` is a
+#: partial re-evaluation: that line's numbers are over those runs' seeds only.
+REEVALUATED_COLUMNS = ["reevaluated_runs", "reevaluated_of", "reevaluations"]
+
+
 def to_csv(data: dict[str, Any], order: list[str]) -> str:
     """One line per dataset, condition and model: the mean, std and 95% CI (``<m>_ci_low``, ``<m>_ci_high``: the
-    json's ``ci``, empty where it has none) of every metric (``order`` first); then one line per failed run
-    (status ``failed``, its seed in ``seeds``, its run id and error)."""
+    json's ``ci``, empty where it has none) of every metric (``order`` first), and :data:`REEVALUATED_COLUMNS` on
+    the lines with re-evaluated numbers; then one line per failed run (status ``failed``, its seed in ``seeds``, its
+    run id and error)."""
     rows, metrics = [], []
     for ds, conds in data["datasets"].items():
         for cond, models in conds.items():
             for label, r in models.items():
                 row = {"dataset": ds, "condition": cond, "model": label, "seeds": r["seeds"]}
+                got = r.get("reevaluated")
+                if got:
+                    row |= dict(zip(REEVALUATED_COLUMNS, (got["runs"], got["of"], " ".join(got["evaluations"]))))
                 for m, st in r["metrics"].items():
                     row[m], row[f"{m}_std"] = st["mean"], st["std"]
                     if st.get("ci"):
@@ -214,7 +225,7 @@ def to_csv(data: dict[str, Any], order: list[str]) -> str:
     ordered = [m for m in order if m in metrics] + sorted(m for m in metrics if m not in order)
     columns = ("{}", "{}_std", "{}_ci_low", "{}_ci_high")
     header = ["dataset", "condition", "model", "seeds", "status"] + [c.format(m) for m in ordered for c in columns]
-    header += ["run", "error"]
+    header += [*REEVALUATED_COLUMNS, "run", "error"]
     rows = [{"status": "finished", **row} for row in rows]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=header, extrasaction="ignore", lineterminator="\n")

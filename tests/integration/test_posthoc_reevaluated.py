@@ -1,6 +1,7 @@
 """Re-evaluations (``mfm-bench evaluate``) as the post-run tools show them: compare reads the numbers the leaderboard
 shows, re-evaluated conditions included, and a condition re-evaluated for only some runs of a model is marked."""
 
+import csv
 import json
 
 from mfm_bench.cli import main
@@ -33,6 +34,33 @@ def test_a_partial_re_evaluation_is_marked(posthoc_copy, run_folder):
     assert "partial re-evaluation: synthetic-factors / late under missing:text@0.5" in md
     assert "1 of its 2 finished runs" in md and "(re-evaluated: 1 of 2 runs)" in md
     assert "partial re-evaluation" in (out / "leaderboard.html").read_text()
+
+
+def _csv(out):
+    with open(out / "leaderboard.csv", newline="") as f:
+        return {(r["dataset"], r["condition"], r["model"]): r for r in csv.DictReader(f)}
+
+
+def test_the_csv_marks_re_evaluated_numbers_as_the_json_does(posthoc_copy, run_folder):
+    """leaderboard.csv gave a partial re-evaluation's numbers (over 1 of 2 seeds) with nothing to tell them from the
+    runs' own numbers."""
+    out = posthoc_copy
+    assert main(["evaluate", str(run_folder(out, "late", 0)), "--condition", COND]) == 0
+    assert main(["leaderboard", str(out), "--format", "csv", "--quiet"]) == 0
+    reevaluated = json.loads((out / "leaderboard.json").read_text())["datasets"]["synthetic-factors"][COND]["late"]
+    rows = _csv(out)
+    partial = rows[("synthetic-factors", COND, "late")]
+    assert (partial["seeds"], partial["reevaluated_runs"], partial["reevaluated_of"]) == ("1", "1", "2")
+    assert partial["reevaluations"].split() == reevaluated["reevaluated"]["evaluations"]
+    own = rows[("synthetic-factors", "clean", "late")]  # the runs' own numbers: no mark
+    assert own["reevaluated_runs"] == own["reevaluated_of"] == own["reevaluations"] == ""
+    # the whole folder re-evaluated: every run of the model, marked k == n (not partial)
+    assert main(["evaluate", str(out), "--condition", COND]) == 0
+    whole = _csv(out)[("synthetic-factors", COND, "late")]
+    assert (whole["seeds"], whole["reevaluated_runs"], whole["reevaluated_of"]) == ("2", "2", "2")
+    header = (out / "leaderboard.csv").read_text().splitlines()[0].split(",")
+    assert header[:5] == ["dataset", "condition", "model", "seeds", "status"]
+    assert header[-5:] == ["reevaluated_runs", "reevaluated_of", "reevaluations", "run", "error"]
 
 
 def test_the_report_shows_the_leaderboards_notes(posthoc_copy, run_folder):
