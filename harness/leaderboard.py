@@ -23,7 +23,7 @@ from .render import DEFAULT_FORMATS, FORMATS, Board, Chart, Table
 from .results import ResultStore, atomic_write
 from .stats import CI_HI, CI_LO, paired, seed_ci
 
-__all__ = ["collect", "board", "write_leaderboard", "FORMATS", "DEFAULT_FORMATS"]
+__all__ = ["collect", "board", "write_leaderboard", "already_there", "FORMATS", "DEFAULT_FORMATS"]
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -558,8 +558,10 @@ def no_store(folder: str | Path) -> MissingFileError:
 def write_leaderboard(
     folder: str | Path, formats: list[str] | None = None, reference: str | None = None
 ) -> dict[str, Path]:
-    """Write leaderboard.{md,csv,json,html} (those asked for; by default the formats the suite asked for, plus
-    every format already in ``folder``) into ``folder`` atomically; return their paths by format.
+    """Write leaderboard.{md,csv,json,html} into ``folder``: the ``formats`` asked for (by default the formats
+    the suite asked for), plus every leaderboard file already in ``folder``, so none is left showing older numbers
+    than the others. All are rendered from one read of the store before any is written, each write atomic; return
+    their paths by format (see :func:`already_there` for which were not asked for).
     ``reference``: the model label every model is compared with (default: the suite's ``report.reference``)."""
     from .results import DB_NAME
 
@@ -573,12 +575,17 @@ def write_leaderboard(
         )
     with ResultStore(folder, readonly=True) as store:  # read only: the writes below say what cannot be written
         data = collect(store)
-        if formats is None:  # what the suite asked for, and every format already written (never left stale)
-            asked = store.get_meta("formats") or DEFAULT_FORMATS
-            formats = [f for f in FORMATS if f in asked or (folder / render.FILES[f]).exists()]
+        asked = formats or store.get_meta("formats") or DEFAULT_FORMATS  # none given: what the suite asked for
         if reference is None:
             reference = store.get_meta("reference")
-    return _render_and_write(folder, data, formats or DEFAULT_FORMATS, reference)
+    # every leaderboard file already there is rewritten too: one left as it was would disagree with the store
+    formats = [f for f in FORMATS if f in asked or f in already_there(folder)]
+    return _render_and_write(folder, data, formats, reference)
+
+
+def already_there(folder: str | Path) -> list[str]:
+    """The leaderboard formats whose file is in ``folder``."""
+    return [f for f in FORMATS if (Path(folder) / render.FILES[f]).is_file()]
 
 
 def _render_and_write(folder: Path, data: dict, formats: list[str], reference: str | None) -> dict[str, Path]:
@@ -595,24 +602,36 @@ def _render_and_write(folder: Path, data: dict, formats: list[str], reference: s
         "html": lambda b: render.html(b),
     }
     written: dict[str, Path] = {}
+    rendered: dict[str, str] = {}
     what = "tables"
     try:
         b = board(data, reference)
-        for fmt in (f for f in FORMATS if f in formats):
-            what, written[fmt] = fmt, folder / render.FILES[fmt]
-            atomic_write(written[fmt], text[fmt](b))
+        for fmt in (f for f in FORMATS if f in formats):  # every format rendered before any file is replaced
+            what = fmt
+            rendered[fmt] = text[fmt](b)
+        for fmt, content in rendered.items():
+            what = fmt
+            atomic_write(folder / render.FILES[fmt], content)
+            written[fmt] = folder / render.FILES[fmt]
     except OSError as e:
-        target = written.get(what, folder)
+        target = folder / render.FILES[what] if what in render.FILES else folder
+        done = f"; rewritten before it: {', '.join(str(p) for p in written.values())}" if written else ""
         raise StorageError(
-            f"cannot write the leaderboard {target}: {e.strerror or e}; {kept}: fix that (free space, make the "
-            f"folder writable, move what is in the way), then run `mfm-bench leaderboard {folder}`"
+            f"cannot write the leaderboard {target}: {e.strerror or e}{done}; {kept}: fix that (free space, make "
+            f"the folder writable, move what is in the way), then run `mfm-bench leaderboard {folder}`"
         ) from e
     except MfmBenchError:
         raise
     except Exception as e:  # noqa: BLE001 - a render bug must not hide that the runs are safe
         raise MfmBenchError(
             f"cannot render the leaderboard {what} of {folder} ({type(e).__name__}: {e}), a bug to report "
-            f"(`mfm-bench --debug leaderboard {folder}` shows where); {kept}, and "
-            f"`mfm-bench leaderboard {folder} --format FORMAT` writes the other formats"
+            f"(`mfm-bench --debug leaderboard {folder}` shows where); {kept}, and no leaderboard file was "
+            "rewritten (each is rendered before any is replaced, so they never disagree)"
+            + (
+                f"; to write the others meanwhile, move {folder / render.FILES[what]} away and run "
+                f"`mfm-bench leaderboard {folder} --format FORMAT`"
+                if what in render.FILES
+                else ""
+            )
         ) from e
     return written

@@ -15,8 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--format",
         action="append",
         choices=FORMATS,
-        help="these formats (repeatable; default: the formats the suite asked for, and every one already "
-        f"in FOLDER, else {', '.join(DEFAULT_FORMATS)}; html adds charts)",
+        help="write these formats (repeatable; default: the formats the suite asked for, else "
+        f"{', '.join(DEFAULT_FORMATS)}); every leaderboard file already in FOLDER is rewritten too, from the same "
+        "store, so none is left out of date; html adds charts",
     )
     p.add_argument(
         "--reference",
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from mfm_bench.leaderboard import board, collect, no_store, write_leaderboard
+    from mfm_bench.leaderboard import already_there, board, collect, no_store, write_leaderboard
     from mfm_bench.render import markdown
     from mfm_bench.results import DB_NAME, ResultStore, writable
 
@@ -53,11 +54,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not folder.is_dir() or not (folder / DB_NAME).exists():
         raise no_store(folder)
+    there = already_there(folder) if args.format else []
     written = write_leaderboard(args.folder, args.format, reference=args.reference)
     if "markdown" in written and not args.quiet:
         print(written["markdown"].read_text())
     for fmt, path in written.items():
-        print(f"{fmt}: {path}")
+        extra = args.format and fmt not in args.format and fmt in there
+        print(f"{fmt}: {path}" + (" (already in the folder: rewritten so it matches the store)" if extra else ""))
     from mfm_bench.report import refresh_report
 
     report = refresh_report(folder, written)  # never left showing older numbers than the tables

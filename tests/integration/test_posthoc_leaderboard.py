@@ -64,3 +64,42 @@ def test_a_report_that_cannot_be_written_is_one_error_naming_it(posthoc_copy, ca
     assert f"cannot use the report {copy / 'report.html'}: it is a folder, not a file" in err
     assert (copy / "report.html" / "keep").read_text() == "mine"  # nothing of the user's lost
     assert not list(copy.glob(".report.html*"))  # no temporary file left behind
+
+
+def test_one_format_asked_for_rewrites_every_leaderboard_file_in_the_folder(posthoc_copy, capsys):
+    """`leaderboard OUT --format json` rewrote only leaderboard.json: the Markdown and HTML next to it kept the
+    numbers of before, without a word."""
+    out = posthoc_copy
+    assert main(["evaluate", str(out), "--condition", "noise:audio:0.5", "--no-leaderboard"]) == 0
+    assert not any("noise:audio:0.5" in (out / f).read_text() for f in ("leaderboard.md", "leaderboard.html"))
+    capsys.readouterr()
+    assert main(["leaderboard", str(out), "--format", "json", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert f"json: {out / 'leaderboard.json'}\n" in printed
+    for name in ("leaderboard.md", "leaderboard.html"):
+        assert f"{out / name} (already in the folder: rewritten so it matches the store)" in printed
+    for name in ("leaderboard.json", "leaderboard.md", "leaderboard.html", "report.html"):
+        assert "noise:audio:0.5" in (out / name).read_text(), name
+    assert not (out / "leaderboard.csv").exists()  # neither asked for nor there: not written
+    assert main(["leaderboard", str(out), "--format", "csv", "--quiet"]) == 0  # asked for: written, as before
+    assert "noise:audio:0.5" in (out / "leaderboard.csv").read_text()
+
+
+def test_a_format_that_cannot_be_rendered_leaves_every_file_as_it_was(posthoc_copy, monkeypatch, capsys):
+    """Every format is rendered before any file is replaced: one that fails leaves none of them newer than another."""
+    from mfm_bench import render
+
+    out = posthoc_copy
+    assert main(["evaluate", str(out), "--condition", "noise:audio:0.5", "--no-leaderboard"]) == 0
+    before = {p.name: p.read_bytes() for p in [*out.glob("leaderboard.*"), out / "report.html"]}
+
+    def broken(board):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(render, "html", broken)
+    capsys.readouterr()
+    assert main(["leaderboard", str(out), "--format", "markdown", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot render the leaderboard html" in err and "no leaderboard file was rewritten" in err
+    assert f"move {out / 'leaderboard.html'} away" in err
+    assert {p.name: p.read_bytes() for p in [*out.glob("leaderboard.*"), out / "report.html"]} == before

@@ -92,7 +92,9 @@ def test_evaluate_and_leaderboard_rewrite_the_report_with_the_tables(posthoc_cop
 def test_a_report_goes_with_the_html_leaderboard_only(posthoc_copy):
     out = posthoc_copy
     (out / "report.html").unlink()
+    (out / "leaderboard.html").unlink()
     assert main(["leaderboard", str(out), "--format", "markdown", "--quiet"]) == 0
-    assert not (out / "report.html").exists()  # no report, no HTML asked for: none written
+    assert not (out / "report.html").exists()  # no report, no HTML asked for or in the folder: none written
+    assert not (out / "leaderboard.html").exists()
     assert main(["leaderboard", str(out), "--quiet"]) == 0  # the suite's formats include html, as `run` writes it
     assert (out / "report.html").exists()
