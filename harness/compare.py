@@ -1,6 +1,8 @@
-"""Compare two output folders (or stores) per (dataset, model, condition, metric): the difference of the means,
-a paired t-test across the seeds both have (``scipy.stats.ttest_rel``'s, see ``mfm_bench.stats``), the
-training-throughput ratio, and a regression gate for CI (``mfm-bench compare``; docs/ci.md has a recipe).
+"""Compare two output folders (or stores) per (dataset, model, condition, metric): the means of each side over the
+seeds both have, their difference, a paired t-test across those same seeds (``scipy.stats.ttest_rel``'s, see
+``mfm_bench.stats``), the training-throughput ratio, and a regression gate for CI (``mfm-bench compare``; docs/ci.md
+has a recipe). Seeds only one side has are listed apart, never mixed into the paired numbers; a key with no seed in
+common is compared unpaired, over each side's own seeds, and says so.
 """
 
 from __future__ import annotations
@@ -33,12 +35,27 @@ class Row:
     model: str
     condition: str
     metric: str
-    base: float
-    new: float
-    seeds: int  # seeds both sides have
+    base: float  # mean over the seeds both sides have (over BASE's own seeds when they share none)
+    new: float  # the same for NEW
+    seeds: int  # seeds both sides have: the means and the paired test are over these
     p: float | None  # paired t-test across those seeds
     higher_is_better: bool | None
     regression: str = ""  # why this row fails the gate, empty when it passes
+    base_only: tuple[int, ...] = ()  # seeds only BASE has: left out of the means and the test (unless none shared)
+    new_only: tuple[int, ...] = ()  # seeds only NEW has
+
+    @property
+    def paired(self) -> bool:
+        """Whether the means are over the same seeds on both sides (False: no seed in common, an unpaired
+        comparison of each side's own seeds)."""
+        return self.seeds > 0
+
+    def seeds_text(self) -> str:
+        """The seeds cell: the paired count, then the seeds only one side has, or how an unpaired row was made."""
+        if not self.paired:
+            return f"0 (unpaired: BASE {len(self.base_only)}, NEW {len(self.new_only)})"
+        extra = [f"+{len(s)} {side} only" for side, s in (("BASE", self.base_only), ("NEW", self.new_only)) if s]
+        return f"{self.seeds}" + (f" ({', '.join(extra)})" if extra else "")
 
     @property
     def diff(self) -> float:
@@ -146,18 +163,44 @@ def compare(base_path: str | Path, new_path: str | Path, loaded: tuple[Any, Any]
     for key in common:
         meta = cat.find(key[3])
         hib = meta.higher_is_better if meta else None
-        mean = lambda d: sum(d.values()) / len(d)  # noqa: E731
+        b, n = base[key], new[key]
+        shared = sorted(set(b) & set(n))
+        over = shared or None  # no seed in common: each side's own seeds, an unpaired row that says so
         rows.append(
             Row(
                 *key,
-                mean(base[key]),
-                mean(new[key]),
-                len(set(base[key]) & set(new[key])),
-                paired_p(base[key], new[key]),
+                _mean(b, over),
+                _mean(n, over),
+                len(shared),
+                paired_p(b, n),
                 hib,
+                base_only=tuple(sorted(set(b) - set(n))),
+                new_only=tuple(sorted(set(n) - set(b))),
             )
         )
     return rows
+
+
+def _mean(values: dict[int, float], seeds: list[int] | None) -> float:
+    """The mean over ``seeds`` (None: every seed), exactly rounded so it does not depend on the seeds' order."""
+    vals = [values[s] for s in (sorted(values) if seeds is None else seeds)]
+    return math.fsum(vals) / len(vals)
+
+
+def unpaired_seeds(rows: list[Row]) -> list[str]:
+    """One line per (dataset, model) and set of seeds only one side has, naming the conditions: those seeds are
+    left out of the means and the paired test of the rows (where no seed is shared, the rows are unpaired, over each
+    side's own seeds, with no test)."""
+    groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for r in rows:
+        if r.base_only or r.new_only:
+            sides = (("BASE", r.base_only), ("NEW", r.new_only))
+            what = "; ".join(f"{side} only: seed(s) {', '.join(map(str, s))}" for side, s in sides if s)
+            how = "left out of the means and the test" if r.paired else "no seed in common: unpaired means, no test"
+            conds = groups[(r.dataset, r.model, f"{what} ({how})")]
+            if r.condition not in conds:
+                conds.append(r.condition)
+    return [f"{d} / {m} / {', '.join(conds)}: {what}" for (d, m, what), conds in sorted(groups.items())]
 
 
 def one_sided(base: dict[tuple, Any], new: dict[tuple, Any]) -> list[str]:
@@ -238,11 +281,11 @@ def table(rows: list[Row], fmt: str = "text") -> str:
             num(r.new),
             num(r.diff, "+.4f"),
             f"{r.new / r.base:.2f}x" if r.metric == THROUGHPUT and r.base else "",
-            r.seeds,
+            r.seeds_text(),
             num(r.p, ".3g"),
             ("**FAIL** " if fmt == "md" else "FAIL ") + r.regression if r.regression else "ok",
         ]
         for r in rows
     ]
-    headers = ["dataset", "model", "condition", "metric", "base", "new", "diff", "ratio", "seeds", "p", "gate"]
+    headers = ["dataset", "model", "condition", "metric", "base", "new", "diff", "ratio", "paired seeds", "p", "gate"]
     return tabulate(body, headers=headers, tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)

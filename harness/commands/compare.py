@@ -8,9 +8,11 @@ from mfm_bench.config import bounded_arg
 
 HELP = "compare two output folders per dataset/model/condition/metric; exit 1 on a regression (CI gate)"
 DESCRIPTION = """Compare BASE and NEW (output folders of `mfm-bench run`, or their results.sqlite) per (dataset, model,
-condition, metric): the mean over seeds on each side, the difference, a paired t-test across the seeds both have
-(scipy.stats.ttest_rel; the exact sign test when every seed moved by the same amount) and the training-throughput
-ratio. Exit status: 0 when the gate passes, 1 when a metric got
+condition, metric): the mean of each side over the seeds both have (column "paired seeds"), the difference, a
+paired t-test across those same seeds (scipy.stats.ttest_rel; the exact sign test when every seed moved by the same
+amount) and the training-throughput ratio. Seeds only one side has are listed under the table and left out of the
+means and the test; where the sides share no seed, the row compares each side's own seeds, unpaired, with no test,
+and says so. Exit status: 0 when the gate passes, 1 when a metric got
 worse beyond --max-drop, significantly worse at --alpha, or throughput fell by more than --max-slowdown, or when a
 run that finished in BASE failed or did not finish in NEW, 2 when the inputs cannot be compared (it says what did
 not match). docs/ci.md has a CI recipe."""
@@ -62,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mfm_bench.compare import compare, gate, load, one_sided, table, unfinished_in_new
+    from mfm_bench.compare import compare, gate, load, one_sided, table, unfinished_in_new, unpaired_seeds
 
     sides = load(args.base), load(args.new)  # each store read once, for the rows and what only one side has
     rows = compare(args.base, args.new, sides)
@@ -87,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
     shown = failed if args.failures_only else rows
     if shown:
         print(table(shown, args.format))
+    unpaired = unpaired_seeds(rows if not args.failures_only else shown)
+    if unpaired:
+        print(f"\nseeds only one side has, not paired ({len(unpaired)}):")
+        print("\n".join(f"- {line}" for line in unpaired))
     skipped = one_sided(*sides)
     if skipped:
         print(f"\nnot compared, measured on one side only ({len(skipped)}):")

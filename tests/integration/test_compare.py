@@ -206,3 +206,59 @@ def test_what_one_side_alone_measured_is_listed(outs, capsys, tmp_path):
     assert "- NEW only: synthetic-factors / late / noise:audio:0.5" in capsys.readouterr().out
     assert main(["compare", str(outs["main"]), str(outs["rerun"])]) == 0
     assert "one side only" not in capsys.readouterr().out
+
+
+def _measured(values, dataset="d"):
+    from mfm_bench.compare import Measured
+
+    got = Measured(dict)
+    got.update(values)
+    got.datasets, got.limits = {dataset: "{}"}, {dataset: {None}}
+    return got
+
+
+def test_means_and_test_are_over_the_seeds_both_sides_have():
+    """The means were over every seed of each side and the p-value over the shared seeds: a seed NEW alone had moved
+    the difference while the test said nothing changed."""
+    from mfm_bench.compare import compare, unpaired_seeds
+
+    base = _measured({("d", "m", "clean", "mae"): {0: 1.0, 1: 2.0}})
+    new = _measured({("d", "m", "clean", "mae"): {0: 1.0, 1: 2.0, 2: 9.0}})
+    (row,) = compare("BASE", "NEW", (base, new))
+    assert (row.base, row.new, row.diff, row.seeds, row.p) == (1.5, 1.5, 0.0, 2, 1.0)
+    assert (row.base_only, row.new_only, row.paired) == ((), (2,), True)
+    assert row.seeds_text() == "2 (+1 NEW only)"
+    assert unpaired_seeds([row]) == ["d / m / clean: NEW only: seed(s) 2 (left out of the means and the test)"]
+    (row,) = compare("BASE", "NEW", (new, base))
+    assert row.seeds_text() == "2 (+1 BASE only)" and row.diff == 0.0
+    # no seed in common: each side's own seeds, unpaired, no test, and the row says so
+    other = _measured({("d", "m", "clean", "mae"): {5: 3.0, 6: 4.0, 7: 5.0}})
+    (row,) = compare("BASE", "NEW", (base, other))
+    assert (row.base, row.new, row.seeds, row.p, row.paired) == (1.5, 4.0, 0, None, False)
+    assert row.seeds_text() == "0 (unpaired: BASE 2, NEW 3)"
+    assert unpaired_seeds([row]) == [
+        "d / m / clean: BASE only: seed(s) 0, 1; NEW only: seed(s) 5, 6, 7 (no seed in common: unpaired means, no test)"
+    ]
+    assert [r.metric for r in gate([row], {"mae": 1.0}, None, None)] == ["mae"]  # --max-drop still gates it
+
+
+def test_a_seed_only_new_has_is_listed_not_averaged(posthoc_out, posthoc_suite, tmp_path, capsys):
+    import shutil
+
+    new = tmp_path / "new"
+    shutil.copytree(posthoc_out, new)
+    (tmp_path / "suite.yaml").write_text(posthoc_suite)
+    run = ["run", str(tmp_path / "suite.yaml"), "--out", str(new), "--seeds", "0,1,2", "--resume", "--no-progress"]
+    assert main(run) == 0  # NEW: the same two runs, and seed 2
+    capsys.readouterr()
+    assert main(["compare", str(posthoc_out), str(new), "--max-drop", "mae=0"]) == 0
+    out = capsys.readouterr().out
+    assert "paired seeds" in out and "2 (+1 NEW only)" in out
+    assert "seeds only one side has, not paired (1):" in out
+    assert "- synthetic-factors / late / clean, train: NEW only: seed(s) 2 (left out of the means and the test)" in out
+    from mfm_bench.compare import compare
+
+    rows = compare(posthoc_out, new)
+    assert rows and all(r.diff == 0 and r.seeds == 2 and r.new_only == (2,) for r in rows)  # the same seeds 0, 1
+    assert main(["compare", str(new), str(posthoc_out), "--format", "md"]) == 0
+    assert "BASE only: seed(s) 2" in capsys.readouterr().out
