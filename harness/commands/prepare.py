@@ -14,7 +14,9 @@ where a modality has no frame in a word, align everything to the label segments,
 every sequence, and left-pad or cut each to --seq-len steps (the last steps are kept). The .npz (the tensors
 format, written atomically) holds <fold>/<name> arrays of shape (N, seq-len, d), <fold>/<name>.mask (N, seq-len)
 (True = real step), <fold>/<labels> of shape (N, d), <fold>/ids (segment keys) and meta.json (dims, sizes and the
-alignment settings). The `tensors` dataset trains on it. NaN and -inf (COVAREP has both) are kept unless
+alignment settings). An existing --out file is replaced only if this command wrote it there (listed, with its
+size and modification time, in .mfm-bench-prepare.json beside it) and it is unchanged since; --overwrite replaces
+any other. The `tensors` dataset trains on it. NaN and -inf (COVAREP has both) are kept unless
 --nan-to-num is given. See docs/align.md and docs/datasets.md."""
 )
 
@@ -33,7 +35,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", required=True, metavar="NAME", help="the label sequence (segments)")
     p.add_argument("--seq-len", type=int, default=50, help="steps per segment (default 50)")
     p.add_argument("--folds", required=True, metavar="FOLDS.json", help="JSON {fold: [video ids]}")
-    p.add_argument("--out", required=True, metavar="FILE.npz", help="output file")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE.npz",
+        help="output file; an existing one is replaced only if this command wrote it (see --overwrite)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out file this command did not write there (an input is never replaced)",
+    )
     p.add_argument(
         "--collapse",
         action="append",
@@ -108,20 +120,54 @@ def alignment_settings(args: argparse.Namespace, paths: dict[str, str]) -> dict:
     }
 
 
-def refuse_other_files(out) -> None:
-    """``--out`` may replace a file ``prepare`` wrote (running it again), never any other file."""
-    from mfm_bench.align import AlignError
-    from mfm_bench.data.prepare import read_tensors_meta
+#: the .npz files ``mfm-bench prepare`` wrote into a folder, each with its size and modification time when written
+MANIFEST = ".mfm-bench-prepare.json"
 
-    if not out.is_file():
-        return
+
+def _written_here(folder) -> dict[str, dict[str, int]]:
+    """The files ``prepare`` wrote into ``folder`` (by name, from its :data:`MANIFEST`), as they were then."""
+    import json
+
     try:
-        read_tensors_meta(out)
-    except Exception:  # noqa: BLE001 - not an .npz, no meta.json, another format: all "not ours"
+        files = json.loads((folder / MANIFEST).read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return files if isinstance(files, dict) else {}
+
+
+def refuse_other_files(out, overwrite: bool = False) -> dict[str, int] | None:
+    """``--out`` may replace a file ``prepare`` wrote there, unchanged since (running it again, with other options
+    or after an interruption), never another file (someone else's .npz, another prepared dataset copied there, or
+    its own changed since) unless ``overwrite``. Returns the file's stamp now (None: absent), as ``align`` does."""
+    from mfm_bench.align import AlignError
+
+    from .align import _stamp
+
+    before = _stamp(out)
+    if before is not None and not overwrite and _written_here(out.parent).get(out.name) != before:
         raise AlignError(
-            f"--out {out}: exists and is not a file mfm-bench prepare wrote, so it is left as it is; give another "
-            "--out, or move that file away first"
-        ) from None
+            f"--out {out}: already exists and was not written there by mfm-bench prepare (or changed since), so it "
+            "is left as it is; pass --overwrite to replace it, or give --out another file"
+        )
+    return before
+
+
+def remember_written(out, before: dict[str, int] | None) -> None:
+    """Note ``out`` in its folder's :data:`MANIFEST` when this command (re)wrote it (its stamp changed since
+    ``before``), so a second run rewrites it without --overwrite. Atomic, so a reader never sees half a list."""
+    import json
+
+    from mfm_bench.io import atomic_write
+
+    from .align import _stamp
+
+    now = _stamp(out)
+    files = _written_here(out.parent)
+    if now is None or now == before or files.get(out.name) == now:
+        return
+    files[out.name] = now
+    body = {"written by": "mfm-bench prepare", "files": dict(sorted(files.items()))}
+    atomic_write(out.parent / MANIFEST, json.dumps(body, indent=1))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import contextlib
     from pathlib import Path
 
     import numpy as np
@@ -154,7 +201,7 @@ def _run(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise AlignError(f"--out {out}: is a folder; give the .npz file to write, e.g. {out / 'data.npz'}")
     refuse_overwriting_inputs([out], paths, [args.folds])
-    refuse_other_files(out)
+    before = refuse_other_files(out, args.overwrite)
     folds = load_folds(args.folds)
     tensors = prepare_word_level(
         paths,
@@ -175,6 +222,9 @@ def _run(args: argparse.Namespace) -> int:
         write_tensors(out, tensors, labels=args.labels, meta=alignment_settings(args, paths))
     except OSError as e:
         raise AlignError(f"--out {out}: cannot write the file ({e.strerror or e})") from None
+    finally:  # whatever ended the command, a file it did write is its own
+        with contextlib.suppress(OSError):  # never in the way of the error or interruption that ended it
+            remember_written(out, before)
     for fold, d in tensors.items():
         shapes = ", ".join(f"{n} {tuple(a.shape)}" for n, a in d.items() if n != "ids" and not n.endswith(".length"))
         print(f"{fold}: {len(d['ids'])} segments: {shapes}")

@@ -154,8 +154,47 @@ def test_align_and_prepare_never_write_over_their_inputs_or_a_foreign_file(csd, 
     assert main([*args, "--out", str(tmp_path / "acoustic.csd"), *inputs]) == 2
     assert "would replace the input acoustic=" in capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "mine.npz"), *inputs]) == 2
-    assert "exists and is not a file mfm-bench prepare wrote, so it is left as it is" in capsys.readouterr().err
+    assert "was not written there by mfm-bench prepare (or changed since), so it is left" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in tmp_path.glob("*.csd")} == before
     assert (tmp_path / "mine.npz").read_bytes() == b"the user's own file"
     assert main([*args, "--out", str(tmp_path / "own.npz"), *inputs]) == 0
     assert main([*args, "--out", str(tmp_path / "own.npz"), *inputs]) == 0  # again: its own file
+
+
+def test_prepare_replaces_only_its_own_unchanged_file_unless_overwrite(csd, tmp_path, capsys):
+    """Like align, prepare lists what it wrote (.mfm-bench-prepare.json beside the file): another prepared dataset
+    copied to --out, or its own file changed since, is no longer replaced silently; --overwrite replaces it, and
+    never an input."""
+    import os
+    import shutil
+
+    (tmp_path / "folds.json").write_text(json.dumps(STANDARD))
+    inputs = [f"{n}={csd / n}.csd" for n in ("words", "acoustic", "labels")]
+    args = prepare_args(tmp_path / "folds.json")
+    other = tmp_path / "elsewhere" / "mosei.npz"  # a colleague's prepared dataset: a valid tensors file
+    assert main([*args, "--out", str(other), *inputs]) == 0
+    out = tmp_path / "mosi.npz"
+    shutil.copy(other, out)
+    kept = out.read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--seq-len", "4", "--out", str(out), *inputs]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"--out {out}: already exists and was not written there by mfm-bench prepare (or changed since), so it is "
+        "left as it is; pass --overwrite to replace it, or give --out another file"
+    ) in err
+    assert out.read_bytes() == kept
+    assert main([*args, "--seq-len", "4", "--out", str(out), "--overwrite", *inputs]) == 0
+    assert out.read_bytes() != kept
+    assert main([*args, "--seq-len", "5", "--out", str(out), *inputs]) == 0  # its own now: rewritten
+    listed = json.loads((tmp_path / ".mfm-bench-prepare.json").read_text())["files"]
+    assert listed == {"mosi.npz": {"size": out.stat().st_size, "mtime_ns": out.stat().st_mtime_ns}}
+    os.utime(out, ns=(0, 0))  # changed since (here only its time): someone else's now
+    assert main([*args, "--out", str(out), *inputs]) == 2
+    assert "was not written there by mfm-bench prepare (or changed since)" in capsys.readouterr().err
+    acoustic = tmp_path / "acoustic.csd"
+    shutil.copy(csd / "acoustic.csd", acoustic)
+    before = acoustic.read_bytes()
+    own = [f"words={csd / 'words'}.csd", f"acoustic={acoustic}", f"labels={csd / 'labels'}.csd"]
+    assert main([*args, "--out", str(acoustic), "--overwrite", *own]) == 2
+    assert "would replace the input acoustic=" in capsys.readouterr().err and acoustic.read_bytes() == before
