@@ -1,36 +1,60 @@
 """Calling the run-lifecycle hooks (``on_run_start``, ``on_epoch_end``, ``on_run_end``) so that a tracker can never
 fail or lose a run: each implementation is called on its own and an exception becomes a :class:`TrackerWarning`
-naming the plugin. The SQLite store stays the source of truth.
+naming the plugin, shown once per output folder however many runs and epochs repeat it. The SQLite store stays the
+source of truth.
 """
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 #: Trackers built into mfm-bench, enabled by a suite's ``trackers:`` list.
 BUILTIN_TRACKERS = ("tensorboard", "mlflow")
+
+_outs: dict[str, str] = {}  # run id -> its output folder, from on_run_start (the other hooks are not given it)
+_warned: set[tuple[str, str, str]] = set()  # (output folder, plugin, what failed): each is shown once
 
 
 class TrackerWarning(UserWarning):
     """A tracker plugin raised; the run goes on."""
 
 
+def warn_failure(plugin: str, hook: str, error: BaseException, run_id: str | None = None, out: Any = None) -> None:
+    """Warn that tracker ``plugin`` failed in ``hook`` with ``error``, once per output folder: the same failure
+    in every run of a suite (a missing package, a folder that cannot be written) is one warning, not one a run."""
+    folder = str(out) if out is not None else _outs.get(run_id or "", "")
+    what = f"{type(error).__name__}: {error}"
+    key = (folder, plugin, f"{hook}: {what}")
+    if key in _warned:
+        return
+    _warned.add(key)
+    warnings.warn(
+        f"tracker {plugin!r} failed in {hook}: {what}; the runs go on and are recorded in the store "
+        f"({Path(folder or '.') / 'results.sqlite'}); this warning is shown once",
+        TrackerWarning,
+        stacklevel=3,
+    )
+
+
 def call(hook: str, **kwargs: Any) -> None:
     """Call every implementation of ``hook`` with ``kwargs``; warn about (and survive) any that raises."""
     from .registry import get_registry
 
+    run_id = kwargs.get("run_id") or (kwargs.get("run") or {}).get("id")
+    if hook == "on_run_start" and run_id:
+        _outs[run_id] = str(kwargs.get("out", ""))
     caller = getattr(get_registry().pm.hook, hook)
-    for impl in reversed(caller.get_hookimpls()):
-        try:
-            impl.function(**{k: kwargs[k] for k in impl.argnames})
-        except Exception as e:  # noqa: BLE001 - a tracker must never fail a run
-            warnings.warn(
-                f"tracker {impl.plugin_name!r} failed in {hook}: {type(e).__name__}: {e}; the run goes on "
-                "(its results are in the store)",
-                TrackerWarning,
-                stacklevel=2,
-            )
+    try:
+        for impl in reversed(caller.get_hookimpls()):
+            try:
+                impl.function(**{k: kwargs[k] for k in impl.argnames})
+            except Exception as e:  # noqa: BLE001 - a tracker must never fail a run
+                warn_failure(impl.plugin_name, hook, e, run_id)
+    finally:
+        if hook == "on_run_end":
+            _outs.pop(run_id or "", None)
 
 
 def flat_metrics(rows: list[tuple[str, str, str, float]]) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """MLflow: a local file store in ``OUT/mlruns/`` (open it with ``mlflow ui --backend-store-uri OUT/mlruns``), one
 experiment per suite and one MLflow run per mfm-bench run: params (dataset, model, seed, run id), the epoch losses
-against the epoch, the test metrics at the end, and the status. Needs the ``mlflow`` (or ``mlflow-skinny``) package."""
+against the epoch, the test metrics at the end and the status. Needs the ``mlflow`` (or ``mlflow-skinny``) package."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-_runs: dict[str, tuple[Any, str]] = {}  # mfm-bench run id -> (client, MLflow run id)
+_runs: dict[str, tuple[Any, str, Path]] = {}  # mfm-bench run id -> (client, MLflow run id, output folder)
+_TAG = "mfm_bench.run_id"
 
 
 def _key(name: str) -> str:
@@ -26,14 +27,18 @@ def start(run: dict[str, Any], out: Path) -> None:
         ) from None
     # MLflow 3 keeps the file store but asks for this opt-in; a local folder needs no database or server
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    client = MlflowClient(tracking_uri=(Path(out) / "mlruns").resolve().as_uri())
-    exp = client.get_experiment_by_name(run["suite"])
-    exp_id = exp.experiment_id if exp else client.create_experiment(run["suite"])
-    ml = client.create_run(
-        exp_id,
-        run_name=f"{run['label']} seed {run['config']['seed']}",
-        tags={"mfm_bench.run_id": run["id"], "mfm_bench.dataset": run["dataset_label"]},
-    )
+    store = Path(out) / "mlruns"
+    try:
+        client = MlflowClient(tracking_uri=store.resolve().as_uri())
+        exp = client.get_experiment_by_name(run["suite"])
+        exp_id = exp.experiment_id if exp else client.create_experiment(run["suite"])
+        ml = client.create_run(
+            exp_id,
+            run_name=f"{run['label']} seed {run['config']['seed']}",
+            tags={_TAG: run["id"], "mfm_bench.dataset": run["dataset_label"]},
+        )
+    except OSError as e:
+        raise OSError(f"cannot write its file store {store} ({e.strerror or e})") from None
     for key, value in {
         "dataset": run["dataset_label"],
         "model": run["label"],
@@ -41,13 +46,13 @@ def start(run: dict[str, Any], out: Path) -> None:
         "run_id": run["id"],
     }.items():
         client.log_param(ml.info.run_id, key, value)
-    _runs[run["id"]] = (client, ml.info.run_id)
+    _runs[run["id"]] = (client, ml.info.run_id, Path(out))
 
 
 def epoch(run_id: str, epoch: int, metrics: dict[str, float]) -> None:
     if run_id not in _runs:
         return
-    client, ml = _runs[run_id]
+    client, ml, _ = _runs[run_id]
     for key, value in metrics.items():
         if key != "epoch" and isinstance(value, (int, float)):
             client.log_metric(ml, _key(f"epoch/{key}"), float(value), step=epoch)
@@ -56,7 +61,7 @@ def epoch(run_id: str, epoch: int, metrics: dict[str, float]) -> None:
 def end(run_id: str, status: str, metrics: dict[str, float]) -> None:
     if run_id not in _runs:
         return
-    client, ml = _runs.pop(run_id)
+    client, ml, _ = _runs.pop(run_id)
     try:
         for key, value in metrics.items():
             client.log_metric(ml, _key(key), float(value))

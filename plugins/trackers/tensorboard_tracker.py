@@ -18,7 +18,12 @@ def start(run: dict[str, Any], out: Path) -> None:
             f"the tensorboard tracker needs the tensorboard package ({e}); "
             "pip install -e '.[trackers]' or drop it from the suite's trackers"
         ) from None
-    writer = SummaryWriter(log_dir=str(Path(out) / "tensorboard" / run["id"]))
+    root = Path(out) / "tensorboard"
+    folder = root / run["id"]
+    try:
+        writer = SummaryWriter(log_dir=str(folder))
+    except OSError as e:
+        raise OSError(f"cannot write its event files under {root} ({e.strerror or e})") from None
     writer.add_text("run", f"{run['dataset_label']} / {run['label']} / seed {run['config']['seed']}")
     _writers[run["id"]] = writer
 

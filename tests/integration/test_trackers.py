@@ -1,6 +1,8 @@
 """Experiment tracking: the run-lifecycle hooks, the built-in TensorBoard and MLflow reporters (files read back),
 and a failing tracker that warns without failing or losing the run."""
 
+import sys
+
 import pytest
 
 from mfm_bench import hookimpl
@@ -127,3 +129,53 @@ def test_unknown_tracker_is_rejected_by_validate(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "s.yaml")]) == 1
     err = capsys.readouterr().err
     assert "s.yaml:10: trackers[0]: unknown tracker 'tensorbord'" in err and "did you mean 'tensorboard'" in err
+
+
+def two_seeds(tmp_path, trackers: str) -> list[str]:
+    (tmp_path / "s.yaml").write_text(SUITE.replace("TRACKERS", trackers).replace("seeds: [0]", "seeds: [0, 1]"))
+    return ["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--no-progress"]
+
+
+def mlflow_runs(out, view="ACTIVE_ONLY"):
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=(out / "mlruns").resolve().as_uri())
+    (exp,) = [e for e in client.search_experiments() if e.name == "tiny-track"]
+    return client, client.search_runs([exp.experiment_id], run_view_type=getattr(ViewType, view))
+
+
+def test_a_tracker_that_cannot_write_warns_once_by_name_and_the_other_still_records(tmp_path):
+    """OUT/tensorboard that cannot be a folder stopped the built-in trackers' hook before MLflow heard the run, and
+    warned once a run about plugin 'trackers' with the run's path; now one warning names 'tensorboard' and its
+    folder, and MLflow records every run."""
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed (pip install -e '.[trackers]')")
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e '.[trackers]')")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "tensorboard").write_text("not a folder")
+    with pytest.warns(TrackerWarning) as caught:
+        assert main(two_seeds(tmp_path, "trackers: [tensorboard, mlflow]")) == 0
+    messages = [str(w.message) for w in caught if w.category is TrackerWarning]
+    assert messages == [
+        f"tracker 'tensorboard' failed in on_run_start: OSError: cannot write its event files under "
+        f"{tmp_path / 'out' / 'tensorboard'} (Not a directory); the runs go on and are recorded in the store "
+        f"({tmp_path / 'out' / 'results.sqlite'}); this warning is shown once"
+    ]
+    with ResultStore(tmp_path / "out") as store:
+        ids = sorted(r["id"] for r in store.runs() if r["status"] == "finished")
+    _, runs = mlflow_runs(tmp_path / "out")
+    assert len(ids) == 2 and sorted(r.data.params["run_id"] for r in runs) == ids
+    assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_a_missing_mlflow_package_is_one_warning_and_the_runs_are_recorded(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # import mlflow raises ImportError
+    monkeypatch.setitem(sys.modules, "mlflow.tracking", None)
+    with pytest.warns(TrackerWarning) as caught:
+        assert main(two_seeds(tmp_path, "trackers: [mlflow]")) == 0
+    (message,) = [str(w.message) for w in caught if w.category is TrackerWarning]
+    assert message.startswith("tracker 'mlflow' failed in on_run_start: ImportError: the mlflow tracker needs")
+    assert "pip install -e '.[trackers]' or drop it from the suite's trackers" in message
+    with ResultStore(tmp_path / "out") as store:
+        assert [r["status"] for r in store.runs()] == ["finished", "finished"]
+    assert not (tmp_path / "out" / "mlruns").exists()
