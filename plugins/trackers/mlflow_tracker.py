@@ -1,6 +1,9 @@
 """MLflow: a local file store in ``OUT/mlruns/`` (open it with ``mlflow ui --backend-store-uri OUT/mlruns``), one
 experiment per suite and one MLflow run per mfm-bench run: params (dataset, model, seed, run id), the epoch losses
-against the epoch, the test metrics at the end and the status. Needs the ``mlflow`` (or ``mlflow-skinny``) package."""
+against the epoch, the test metrics at the end and the status. A run that starts again (resumed after an
+interruption, or rerun with --overwrite) replaces its earlier MLflow run, which is deleted (``mlflow gc`` purges it,
+``restore_run`` brings it back), so each mfm-bench run is one MLflow run. Needs the ``mlflow`` (or
+``mlflow-skinny``) package."""
 
 from __future__ import annotations
 
@@ -32,6 +35,9 @@ def start(run: dict[str, Any], out: Path) -> None:
         client = MlflowClient(tracking_uri=store.resolve().as_uri())
         exp = client.get_experiment_by_name(run["suite"])
         exp_id = exp.experiment_id if exp else client.create_experiment(run["suite"])
+        # an earlier attempt of this run (interrupted, or replaced by --overwrite): one MLflow run per run
+        for old in client.search_runs([exp_id], filter_string=f"tags.`{_TAG}` = '{run['id']}'"):
+            client.delete_run(old.info.run_id)
         ml = client.create_run(
             exp_id,
             run_name=f"{run['label']} seed {run['config']['seed']}",

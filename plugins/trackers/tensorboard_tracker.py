@@ -1,5 +1,7 @@
 """TensorBoard: one event-file folder per run, ``OUT/tensorboard/<run id>/``: the epoch losses against the epoch
-and, at the end, every test metric (``<condition>/<metric>``) at the last epoch. Needs the ``tensorboard`` package."""
+and, at the end, every test metric (``<condition>/<metric>``) at the last epoch. A run that starts again (resumed
+after an interruption, or rerun with --overwrite) replaces its folder's event files, so its curves are drawn once.
+Needs the ``tensorboard`` package."""
 
 from __future__ import annotations
 
@@ -21,11 +23,16 @@ def start(run: dict[str, Any], out: Path) -> None:
     root = Path(out) / "tensorboard"
     folder = root / run["id"]
     try:
+        # an earlier attempt of this run (interrupted, or replaced by --overwrite) would be drawn under the new
+        # one, its epochs twice; the store keeps the run's results, so its old curves go
+        for old in folder.glob("events.out.tfevents.*"):
+            old.unlink()
         writer = SummaryWriter(log_dir=str(folder))
     except OSError as e:
         raise OSError(f"cannot write its event files under {root} ({e.strerror or e})") from None
     writer.add_text("run", f"{run['dataset_label']} / {run['label']} / seed {run['config']['seed']}")
     _writers[run["id"]] = writer
+    _last_epoch.pop(run["id"], None)
 
 
 def epoch(run_id: str, epoch: int, metrics: dict[str, float]) -> None:

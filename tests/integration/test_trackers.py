@@ -179,3 +179,45 @@ def test_a_missing_mlflow_package_is_one_warning_and_the_runs_are_recorded(tmp_p
     with ResultStore(tmp_path / "out") as store:
         assert [r["status"] for r in store.runs()] == ["finished", "finished"]
     assert not (tmp_path / "out" / "mlruns").exists()
+
+
+class InterruptOnce:
+    """Ctrl-C during the second epoch of the first run, once."""
+
+    def __init__(self):
+        self.fired = False
+
+    @hookimpl
+    def on_epoch_end(self, run_id, epoch, metrics):
+        if epoch == 2 and not self.fired:
+            self.fired = True
+            raise KeyboardInterrupt
+
+
+def test_resume_after_an_interruption_leaves_one_mlflow_run_and_one_curve_per_run(tmp_path):
+    """A run interrupted and run again by --resume had two MLflow runs (KILLED, then FINISHED) and two event
+    files whose epochs TensorBoard drew twice; the new attempt now replaces the old one in both."""
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed (pip install -e '.[trackers]')")
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e '.[trackers]')")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = two_seeds(tmp_path, "trackers: [tensorboard, mlflow]")
+    with temporary_plugin(InterruptOnce(), "interrupt"):
+        assert main(args) == 130
+    assert main([*args, "--resume"]) == 0
+    assert main([*args, "--resume"]) == 0  # finished: nothing runs, nothing is added
+    with ResultStore(tmp_path / "out") as store:
+        ids = sorted(r["id"] for r in store.runs() if r["status"] == "finished")
+    client, runs = mlflow_runs(tmp_path / "out")
+    assert len(ids) == 2 and sorted(r.data.params["run_id"] for r in runs) == ids
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    for r in runs:
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "epoch/train_label")] == [1, 2, 3]
+    _, all_runs = mlflow_runs(tmp_path / "out", "ALL")
+    assert sorted(r.info.status for r in all_runs if r.info.lifecycle_stage == "deleted") == ["KILLED"]
+    for run_id in ids:
+        folder = tmp_path / "out" / "tensorboard" / run_id
+        assert len(list(folder.glob("events.out.tfevents.*"))) == 1
+        acc = EventAccumulator(str(folder))
+        acc.Reload()
+        assert [e.step for e in acc.Scalars("epoch/train_label")] == [1, 2, 3]
