@@ -181,6 +181,8 @@ def parse_search(
             try:
                 apply({p.name: value}, model, train, reg)
             except ConfigError as e:  # e.g. "low 0 is refused: ... must be at least 1"
+                if e.message.startswith("unknown key"):  # whatever the range: no end of it is to blame
+                    raise SearchError(e.message, f"params.{p.name}", e.hint) from None
                 raise SearchError(f"{end} {value!r} is refused: {e.message}", f"params.{p.name}", e.hint) from None
     return SearchSpec(
         params,
@@ -299,17 +301,37 @@ def _check_choice(raw: dict[str, Any], key: str, allowed: tuple[str, ...], defau
         raise SearchError(f"must be one of {', '.join(allowed)}, got {raw[key]!r}", key)
 
 
+SHAPE = "{low: NUMBER, high: NUMBER, log: BOOL} or {choices: [...]}"
+
+
 def _param(name: str, spec: Any) -> Param:
-    if isinstance(spec, dict) and set(spec) == {"choices"} and isinstance(spec["choices"], list) and spec["choices"]:
+    """One range or list of choices, or an error that names what is wrong with it (and the shape)."""
+
+    def refuse(fault: str) -> SearchError:
+        return SearchError(f"{fault}; expected {SHAPE}, got {spec!r}", f"params.{name}")
+
+    if not isinstance(spec, dict):
+        raise refuse("not a range")
+    if "choices" in spec:
+        if set(spec) != {"choices"}:
+            raise refuse(f"choices goes alone, without {', '.join(sorted(set(spec) - {'choices'}))}")
+        if not isinstance(spec["choices"], list) or not spec["choices"]:
+            raise refuse("choices: [] is empty" if spec["choices"] == [] else "choices must be a list")
         return Param(name, choices=list(spec["choices"]))
-    ok = isinstance(spec, dict) and {"low", "high"} <= set(spec) <= {"low", "high", "log"}
-    nums = ok and all(isinstance(spec[k], (int, float)) and not isinstance(spec[k], bool) for k in ("low", "high"))
-    if not nums or spec["low"] >= spec["high"] or (spec.get("log") and spec["low"] <= 0):
-        raise SearchError(
-            f"expected {{low: NUMBER, high: NUMBER, log: BOOL}} with low < high (low > 0 with log) "
-            f"or {{choices: [...]}}, got {spec!r}",
-            f"params.{name}",
-        )
+    unknown = sorted(set(spec) - {"low", "high", "log"})
+    if unknown:
+        raise refuse(f"unknown key {unknown[0]!r} (a range has low, high, log)")
+    for end in ("low", "high"):
+        if end not in spec:
+            raise refuse(f"{end} is missing")
+        if not isinstance(spec[end], (int, float)) or isinstance(spec[end], bool):
+            raise refuse(f"{end} must be a number, got {spec[end]!r}")
+    if spec["low"] >= spec["high"]:
+        raise refuse(f"low {spec['low']!r} must be below high {spec['high']!r}")
+    if not isinstance(spec.get("log", False), bool):
+        raise refuse(f"log must be true or false, got {spec['log']!r}")
+    if spec.get("log") and spec["low"] <= 0:
+        raise refuse(f"log: true needs low > 0, got low {spec['low']!r}")
     return Param(name, spec["low"], spec["high"], bool(spec.get("log", False)))
 
 
