@@ -1,9 +1,9 @@
 """MLflow: a local file store in ``OUT/mlruns/`` (open it with ``mlflow ui --backend-store-uri OUT/mlruns``), one
 experiment per suite and one MLflow run per mfm-bench run: params (dataset, model, seed, run id), the epoch losses
-against the epoch, the test metrics at the end and the status. A run that starts again (resumed after an
-interruption, or rerun with --overwrite) replaces its earlier MLflow run, which is deleted (``mlflow gc`` purges it,
-``restore_run`` brings it back), so each mfm-bench run is one MLflow run. Needs the ``mlflow`` (or
-``mlflow-skinny``) package."""
+against the epoch, the test metrics at the end, the status and, once finished, the run folder's files as artifacts
+(``model.pt``, ``config.json``, ``history.json``). A run that starts again (resumed after an interruption, or rerun
+with --overwrite) replaces its earlier MLflow run, which is deleted (``mlflow gc`` purges it, ``restore_run`` brings
+it back), so each mfm-bench run is one MLflow run. Needs the ``mlflow`` (or ``mlflow-skinny``) package."""
 
 from __future__ import annotations
 
@@ -67,9 +67,15 @@ def epoch(run_id: str, epoch: int, metrics: dict[str, float]) -> None:
 def end(run_id: str, status: str, metrics: dict[str, float]) -> None:
     if run_id not in _runs:
         return
-    client, ml, _ = _runs.pop(run_id)
+    client, ml, out = _runs.pop(run_id)
+    logged = False
     try:
         for key, value in metrics.items():
             client.log_metric(ml, _key(key), float(value))
-    finally:
-        client.set_terminated(ml, "FINISHED" if status == "finished" else "FAILED" if status == "failed" else "KILLED")
+        folder = out / "runs" / run_id
+        if status == "finished" and folder.is_dir():  # the trained model, its config and its history
+            client.log_artifacts(ml, str(folder))
+        logged = True
+    finally:  # a run whose metrics or model did not all reach MLflow (Ctrl-C, a full disk) is not shown FINISHED
+        state = {"finished": "FINISHED", "failed": "FAILED"}.get(status, "KILLED") if logged else "KILLED"
+        client.set_terminated(ml, state)

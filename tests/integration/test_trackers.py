@@ -2,6 +2,7 @@
 and a failing tracker that warns without failing or losing the run."""
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -122,6 +123,10 @@ def test_mlflow_file_store_holds_the_run(tmp_path):
     assert ml.data.params["run_id"] == r["id"] and ml.info.status == "FINISHED"
     assert ml.data.metrics["clean/mae"] == pytest.approx(mae)
     assert [m.step for m in client.get_metric_history(ml.info.run_id, "epoch/train_label")] == [1, 2, 3]
+    # the trained model and its config and history, byte for byte as in the run folder
+    assert sorted(a.path for a in client.list_artifacts(ml.info.run_id)) == ["config.json", "history.json", "model.pt"]
+    model = client.download_artifacts(ml.info.run_id, "model.pt", str(tmp_path))
+    assert Path(model).read_bytes() == (tmp_path / "out" / "runs" / r["id"] / "model.pt").read_bytes()
 
 
 def test_unknown_tracker_is_rejected_by_validate(tmp_path, capsys):
@@ -221,3 +226,23 @@ def test_resume_after_an_interruption_leaves_one_mlflow_run_and_one_curve_per_ru
         acc = EventAccumulator(str(folder))
         acc.Reload()
         assert [e.step for e in acc.Scalars("epoch/train_label")] == [1, 2, 3]
+
+
+def test_an_mlflow_run_whose_model_could_not_be_logged_is_not_shown_finished(tmp_path, monkeypatch):
+    """A run whose artifacts did not reach MLflow (a full disk, Ctrl-C while copying) was marked FINISHED as if
+    complete; it is KILLED now, with one warning, and the run itself is finished in the store."""
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e '.[trackers]')")
+    from mlflow.tracking import MlflowClient
+
+    def full_disk(self, run_id, local_dir, artifact_path=None):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(MlflowClient, "log_artifacts", full_disk)
+    with pytest.warns(TrackerWarning) as caught:
+        assert run(tmp_path, "trackers: [mlflow]") == 0
+    (message,) = [str(w.message) for w in caught if w.category is TrackerWarning]
+    assert message.startswith("tracker 'mlflow' failed in on_run_end: OSError: [Errno 28] No space left on device")
+    with ResultStore(tmp_path / "out") as store:
+        assert [r["status"] for r in store.runs()] == ["finished"]
+    _, (ml,) = mlflow_runs(tmp_path / "out")
+    assert ml.info.status == "KILLED" and "clean/mae" in ml.data.metrics
