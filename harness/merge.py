@@ -22,6 +22,7 @@ from typing import Any
 
 from .errors import MfmBenchError, MissingFileError, OutputExistsError
 from .lock import OutputLock
+from .outdir import _first_difference as _config_difference
 from .results import DB_NAME, ResultStore
 
 #: metrics that measure the machine, not the model: two honest runs of one id differ in them (the training
@@ -76,6 +77,8 @@ def merge(out: str | Path, sources: list[str | Path], log: Callable[[str], None]
             "merge's) as OUT, then the shards' folders"
         )
     for f in folders:
+        if not f.exists():
+            raise MissingFileError(f"no such folder: {f}; give the output folders of `mfm-bench run --shard`")
         if not (f / DB_NAME).exists():
             raise MissingFileError(f"{f} holds no {DB_NAME}; give the output folders of `mfm-bench run --shard`")
         if f.resolve() == out.resolve():
@@ -173,10 +176,15 @@ def _plan_meta(p: Plan, folder: Path, src: ResultStore) -> None:
     suite, have = src.get_meta("suite"), p.meta.get("suite")
     if suite is not None:
         if have is not None and have[1]["hash"] != suite["hash"]:
-            raise MergeConflictError(
-                f"{folder} holds results of suite {suite['name']!r} in another configuration than {have[0]} "
-                f"({have[1]['name']!r}); merge only shards of one suite"
-            )
+            if have[1]["name"] != suite["name"]:
+                what = f"{folder} holds results of suite {suite['name']!r}, {have[0]} of suite {have[1]['name']!r}"
+            else:
+                change = _config_difference(have[1].get("grid"), suite.get("grid"), "grid")
+                what = (
+                    f"{folder} holds results of suite {suite['name']!r} in another configuration than {have[0]} "
+                    f"({change})"
+                )
+            raise MergeConflictError(f"{what}; merge only shards of one suite, run with the same suite file")
         p.meta.setdefault("suite", (folder, suite))
     reference, had = src.get_meta("reference"), p.meta.get("reference")
     if reference is not None and had is not None and reference != had[1]:

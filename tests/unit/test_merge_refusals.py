@@ -1,0 +1,46 @@
+"""`mfm-bench merge` refusals name the folders and what differs, before OUT is created (stores built by hand)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mfm_bench.errors import MfmBenchError
+from mfm_bench.merge import MergeConflictError, merge
+from mfm_bench.outdir import fingerprint
+from mfm_bench.results import ResultStore
+
+GRID = [{"dataset": {"name": "synthetic-factors"}, "model": {"label": "concat"}, "train": {"epochs": 2}}]
+
+
+def shard(folder, name="small", grid=GRID):
+    with ResultStore(folder) as s:
+        s.set_meta("suite", fingerprint(name, grid))
+    return folder
+
+
+def test_shards_of_two_suites_are_refused_naming_both_suites(tmp_path):
+    a, b = shard(tmp_path / "a"), shard(tmp_path / "b", name="other")
+    with pytest.raises(MergeConflictError) as e:
+        merge(tmp_path / "out", [a, b], log=lambda _: None)
+    msg = str(e.value)
+    assert f"{b} holds results of suite 'other', {a} of suite 'small'" in msg, msg
+    assert "another configuration" not in msg
+    assert not (tmp_path / "out").exists()
+
+
+def test_shards_of_two_configurations_name_the_first_difference(tmp_path):
+    other = [{**GRID[0], "train": {"epochs": 1}}]
+    a, b = shard(tmp_path / "a"), shard(tmp_path / "b", grid=other)
+    with pytest.raises(MergeConflictError, match=r"grid\[0\]\.train\.epochs: 2 -> 1") as e:
+        merge(tmp_path / "out", [a, b], log=lambda _: None)
+    assert f"{b} holds results of suite 'small' in another configuration than {a}" in str(e.value)
+
+
+def test_a_folder_that_does_not_exist_is_named_as_missing(tmp_path):
+    a = shard(tmp_path / "a")
+    with pytest.raises(MfmBenchError, match=r"no such folder: .*nothere"):
+        merge(tmp_path / "out", [a, tmp_path / "nothere"], log=lambda _: None)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MfmBenchError, match=r"empty holds no results.sqlite"):
+        merge(tmp_path / "out", [a, tmp_path / "empty"], log=lambda _: None)
+    assert not (tmp_path / "out").exists()
