@@ -13,6 +13,18 @@ from .config import ConfigError, option
 #: CUDA graphs on CUDA (on the CPU it compiles as ``default``).
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 
+#: Train options added after run ids existed, with the value each had before it was an option: at that value a
+#: field is left out of a run's identity (:func:`identity`), so the runs of a suite that does not set it keep their
+#: ids; any other value is a new run.
+ID_NEUTRAL = {"batch_order": "shuffle", "drop_last": False}
+
+
+def identity(train: dict) -> dict:
+    """The resolved ``train:`` options that make a run's identity: ``train`` without the :data:`ID_NEUTRAL` fields
+    that hold their neutral value."""
+    return {k: v for k, v in train.items() if not (k in ID_NEUTRAL and v == ID_NEUTRAL[k])}
+
+
 #: Batch size for validation, test and every other no-grad pass (evaluation, probes, explanations).
 EVAL_BATCH_SIZE = 256
 
@@ -49,6 +61,17 @@ class TrainConfig:
         "CUDA graphs on CUDA",
     )
     eval_batch_size: int = option(EVAL_BATCH_SIZE, "batch size for validation and test")
+    batch_order: Literal["shuffle", "fixed"] = option(
+        "shuffle",
+        "order of the training samples: shuffle (a new permutation every epoch, as MMSA's DataLoader) or fixed (one "
+        "permutation drawn from the seed before the first epoch, the same batches in the same order every epoch, as "
+        "the original MFM: pliang279/factorized mfm_mosi.py L387-389, L424-426)",
+    )
+    drop_last: bool = option(
+        False,
+        "drop the last training batch when it is smaller than batch_size (the original MFM does: "
+        "num_batches = total_n / batchsize, integer division, mfm_mosi.py L422-424); false keeps it, as MMSA",
+    )
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
@@ -68,5 +91,11 @@ class TrainConfig:
             )
         if self.plateau_patience < 0:
             raise ConfigError(f"must be 0 or more epochs, got {self.plateau_patience}", "plateau_patience")
+        if self.batch_order not in ("shuffle", "fixed"):
+            raise ConfigError(
+                f"must be one of 'shuffle', 'fixed', got {self.batch_order!r}",
+                "batch_order",
+                "fixed with drop_last: true is the original MFM's batching",
+            )
         if self.threads < 0:
             raise ConfigError(f"must be 0 (auto) or a positive count, got {self.threads}", "threads")

@@ -113,25 +113,39 @@ def auto_threads(model: nn.Module) -> int:
 
 
 def iterate(
-    split: Any, batch_size: int, device: torch.device, shuffle: bool = False, generator: torch.Generator | None = None
+    split: Any,
+    batch_size: int,
+    device: torch.device,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    order: torch.Tensor | None = None,
+    drop_last: bool = False,
 ) -> Iterator[Batch]:
     """Batches of ``split`` on ``device``. A :class:`TensorSplit` (already on the device) is sliced directly.
 
     Shuffled, the order is drawn on the host (a seed gives the same order on every device) and copied to the
     split's device once per epoch, without waiting for the device; the samples' ids are read from the host copy.
+    ``order`` (a permutation on the host) gives the order instead of a draw (``batch_order: fixed``).
+    ``drop_last`` leaves out the last batch when it is smaller than ``batch_size``.
     Nothing here makes the host wait for the device."""
     n = len(split)
     if isinstance(split, TensorSplit):
-        order = torch.randperm(n, generator=generator) if shuffle else None
+        if order is None and shuffle:
+            order = torch.randperm(n, generator=generator)
         rows = to_device_async(order, split.target.device) if order is not None else None
-        for start in range(0, n, batch_size):
+        for start in range(0, n - n % batch_size if drop_last else n, batch_size):
             end = start + batch_size
             batch = split.batch(slice(start, end)) if rows is None else split.batch(rows[start:end], order[start:end])
             yield batch.to(device, non_blocking=True)
         return
-    loader = torch.utils.data.DataLoader(
-        split, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator
-    )
+    if order is not None:
+        loader = torch.utils.data.DataLoader(
+            split, batch_size=batch_size, sampler=order.tolist(), collate_fn=collate, drop_last=drop_last
+        )
+    else:
+        loader = torch.utils.data.DataLoader(
+            split, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator, drop_last=drop_last
+        )
     for batch in loader:
         yield batch.to(device, non_blocking=True)
 
@@ -234,6 +248,7 @@ class FitState:
     seen: int = 0
     train_time: float = 0.0
     graphs: bool = False  # a compile mode that records CUDA graphs, on CUDA: each step marks a new iteration
+    order: torch.Tensor | None = None  # batch_order fixed: the one permutation every epoch follows (on the host)
 
 
 class Trainer:
@@ -272,6 +287,11 @@ class Trainer:
         (which it may add to), ends training when it returns True (a search's pruner)."""
         cfg = self.cfg
         state = self._start(model, seed)
+        if cfg.drop_last and len(train) < cfg.batch_size:
+            raise TrainingError(
+                f"train.drop_last: true with {len(train)} training samples and batch_size {cfg.batch_size} leaves no "
+                "batch to train on; use a smaller batch_size or drop_last: false"
+            )
         train, valid = on_device(train, self.device), on_device(valid, self.device)
         desc = "epochs (compiling)" if cfg.compile else "epochs"  # torch.compile works inside the first steps
         bar = self.progress(total=cfg.epochs, desc=desc, unit="ep", leave=False) if self.progress else None
@@ -337,7 +357,18 @@ class Trainer:
         state.model.train()
         sums = LossSums()
         t0 = time.perf_counter()
-        for batch in iterate(train, self.cfg.batch_size, self.device, shuffle=True, generator=state.gen):
+        if self.cfg.batch_order == "fixed" and state.order is None:  # the order a shuffled first epoch would take
+            state.order = torch.randperm(len(train), generator=state.gen)
+        batches = iterate(
+            train,
+            self.cfg.batch_size,
+            self.device,
+            shuffle=True,
+            generator=state.gen,
+            order=state.order,
+            drop_last=self.cfg.drop_last,
+        )
+        for batch in batches:
             self._train_step(state, batch, sums)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
