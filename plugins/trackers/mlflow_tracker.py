@@ -15,9 +15,14 @@ _runs: dict[str, tuple[Any, str, Path]] = {}  # mfm-bench run id -> (client, MLf
 _TAG = "mfm_bench.run_id"
 
 
+#: what MLflow allows in a metric name besides alphanumerics: colons too, except on Windows (file names)
+_KEY_CHARS = "_-./ " + ("" if os.name == "nt" else ":")
+
+
 def _key(name: str) -> str:
-    """MLflow keys allow alphanumerics, _ - . / and space: a condition like ``noise:audio:0.5`` keeps its meaning."""
-    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)
+    """A metric name MLflow accepts, the store's own where it can be (``noise:audio:0.5/mae``, as in TensorBoard
+    and the leaderboard); any other character becomes ``_``."""
+    return "".join(c if c.isalnum() or c in _KEY_CHARS else "_" for c in name)
 
 
 def start(run: dict[str, Any], out: Path) -> None:
