@@ -1,9 +1,10 @@
 """MLflow: a local file store in ``OUT/mlruns/`` (open it with ``mlflow ui --backend-store-uri OUT/mlruns``), one
-experiment per suite and one MLflow run per mfm-bench run: params (dataset, model, seed, run id), the epoch losses
-against the epoch, the test metrics at the end, the status and, once finished, the run folder's files as artifacts
-(``model.pt``, ``config.json``, ``history.json``). A run that starts again (resumed after an interruption, or rerun
-with --overwrite) replaces its earlier MLflow run, which is deleted (``mlflow gc`` purges it, ``restore_run`` brings
-it back), so each mfm-bench run is one MLflow run. Needs the ``mlflow`` (or ``mlflow-skinny``) package."""
+experiment per suite and one MLflow run per mfm-bench run: params (dataset, model, seed, run id, and the resolved
+settings as ``train.lr``, ``model.params.fusion``, ...), the epoch losses against the epoch, the test metrics at the
+end, the status and, once finished, the run folder's files as artifacts (``model.pt``, ``config.json``,
+``history.json``). A run that starts again (resumed after an interruption, or rerun with --overwrite) replaces its
+earlier MLflow run, which is deleted (``mlflow gc`` purges it, ``restore_run`` brings it back), so each mfm-bench
+run is one MLflow run. Needs the ``mlflow`` (or ``mlflow-skinny``) package."""
 
 from __future__ import annotations
 
@@ -25,8 +26,26 @@ def _key(name: str) -> str:
     return "".join(c if c.isalnum() or c in _KEY_CHARS else "_" for c in name)
 
 
+_MAX_VALUE = 6000  # MLflow's longest param value
+
+
+def _flat(value: Any, prefix: str) -> dict[str, Any]:
+    """``{"train": {"lr": 0.001}}`` -> ``{"train.lr": 0.001}``; lists stay whole (``evaluate.conditions``)."""
+    import json
+
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flat(v, f"{prefix}.{k}"))
+        return out
+    if isinstance(value, (list, tuple)):
+        return {prefix: json.dumps(value)}
+    return {} if value is None else {prefix: value}
+
+
 def start(run: dict[str, Any], out: Path) -> None:
     try:
+        from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
     except ImportError as e:
         raise ImportError(
@@ -50,13 +69,17 @@ def start(run: dict[str, Any], out: Path) -> None:
         )
     except OSError as e:
         raise OSError(f"cannot write its file store {store} ({e.strerror or e})") from None
-    for key, value in {
+    params = {
         "dataset": run["dataset_label"],
         "model": run["label"],
         "seed": run["config"]["seed"],
         "run_id": run["id"],
-    }.items():
-        client.log_param(ml.info.run_id, key, value)
+    }
+    for part in ("dataset", "model", "train", "evaluate"):  # the resolved settings, to compare runs by them
+        params.update(_flat(run["config"].get(part), part))
+    entries = [Param(_key(k), str(v)[:_MAX_VALUE]) for k, v in params.items()]
+    for i in range(0, len(entries), 100):  # MLflow takes at most 100 params a call
+        client.log_batch(ml.info.run_id, params=entries[i : i + 100])
     _runs[run["id"]] = (client, ml.info.run_id, Path(out))
 
 

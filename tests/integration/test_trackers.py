@@ -121,6 +121,10 @@ def test_mlflow_file_store_holds_the_run(tmp_path):
         (r,) = store.runs()
         mae = next(m["value"] for m in store.metrics() if m["condition"] == "clean" and m["metric"] == "mae")
     assert ml.data.params["run_id"] == r["id"] and ml.info.status == "FINISHED"
+    # the resolved settings, so runs can be compared by them in MLflow
+    assert ml.data.params["train.lr"] == str(r["config"]["train"]["lr"]) and ml.data.params["train.epochs"] == "3"
+    assert ml.data.params["model.params.fusion"] == "late" and ml.data.params["dataset.params.n_train"] == "48"
+    assert ml.data.params["evaluate.conditions"] == '["clean", "missing:audio"]'
     assert ml.data.metrics["clean/mae"] == pytest.approx(mae)
     if sys.platform != "win32":  # the condition keeps the name it has in the store, TensorBoard and the leaderboard
         assert "missing:audio/mae" in ml.data.metrics and "missing_audio/mae" not in ml.data.metrics
