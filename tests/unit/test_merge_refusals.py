@@ -44,3 +44,26 @@ def test_a_folder_that_does_not_exist_is_named_as_missing(tmp_path):
     with pytest.raises(MfmBenchError, match=r"empty holds no results.sqlite"):
         merge(tmp_path / "out", [a, tmp_path / "empty"], log=lambda _: None)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_formats_option_is_refused_before_out_is_written(tmp_path, capsys):
+    from mfm_bench.cli import main
+
+    a = shard(tmp_path / "a")
+    for bad in ("pdf", "markdown,", "markdown,,csv"):
+        with pytest.raises(SystemExit) as e:  # argparse's usage error
+            main(["merge", str(tmp_path / "out"), str(a), "--formats", bad])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert "--formats" in err and "markdown, csv, json, html" in err, err
+        assert not (tmp_path / "out").exists()
+
+
+def test_merge_help_names_out_as_the_docs_do(capsys):
+    from mfm_bench.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["merge", "--help"])
+    out = capsys.readouterr().out
+    assert "OUT SHARD_DIR [SHARD_DIR ...]" in out
+    assert "--resume" in out  # how to finish an interrupted shard, or the merged folder
