@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MfmBenchError, MissingFileError, OutputExistsError
-from .lock import OutputLock
+from .lock import LOCK_NAME, OutputLock
+from .lock import _describe as describe_holder
 from .outdir import _first_difference as _config_difference
 from .results import DB_NAME, ResultStore
 
@@ -50,7 +51,9 @@ class Plan:
     searches: dict[tuple[str, str], tuple[Path, dict]] = field(default_factory=dict)
     evaluations: dict[str, tuple[Path, dict]] = field(default_factory=dict)
     new_evaluations: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=lambda: {"added": 0, "same": 0, "replaced": 0, "evaluations": 0})
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"added": 0, "same": 0, "replaced": 0, "evaluations": 0, "unfinished": 0}
+    )
 
 
 def _numbers(metrics: list[dict[str, Any]]) -> dict[tuple, Any]:
@@ -67,8 +70,8 @@ def _first_difference(a: dict[tuple, Any], b: dict[tuple, Any]) -> str:
 def merge(out: str | Path, sources: list[str | Path], log: Callable[[str], None] = print) -> dict[str, int]:
     """Merge the stores of ``sources`` into ``out`` (created, or added to): every table a shard can hold (runs
     with their metrics, searches, re-evaluations, meta). Every folder is checked before anything is written, so
-    a refused merge leaves ``out`` as it was. Returns counts: added, same, replaced (runs) and evaluations
-    (re-evaluations added)."""
+    a refused merge leaves ``out`` as it was. Returns counts: added, same, replaced (runs), unfinished (runs
+    written that are not finished) and evaluations (re-evaluations added)."""
     out = Path(out)
     folders = [Path(s) for s in sources]
     if out.exists() and not out.is_dir():
@@ -83,12 +86,48 @@ def merge(out: str | Path, sources: list[str | Path], log: Callable[[str], None]
             raise MissingFileError(f"{f} holds no {DB_NAME}; give the output folders of `mfm-bench run --shard`")
         if f.resolve() == out.resolve():
             raise MfmBenchError(f"{f} is the merge target itself; give another OUT")
+    for f in folders:
+        if (holder := writer(f)) is not None:
+            log(
+                f"warning: {f} is still being written by another mfm-bench run ({holder}); its runs in progress are "
+                "merged as not finished: merge it again once that run has ended"
+            )
     first = None if (out / DB_NAME).exists() else plan(None, out, folders)  # a refusal here creates no OUT
     with OutputLock(out, log), ResultStore(out) as dest:
         fresh = first is not None and not dest.runs() and dest.get_meta("suite") is None
         p = first if fresh else plan(dest, out, folders)  # under the lock: what OUT holds now
         _write(dest, p)
     return p.counts
+
+
+def writer(folder: Path) -> str | None:
+    """Who holds ``folder``'s lock (a run still writing it: pid, host, start), or None when nobody does; probed
+    without waiting, and only where this machine can see the lock (flock)."""
+    import errno
+    import os
+
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock, no probe
+        return None
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                return None
+            try:
+                return describe_holder(json.loads(os.pread(fd, 4096, 0).decode() or "{}"))
+            except ValueError:
+                return "a process that holds its lock"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def plan(dest: ResultStore | None, out: Path, folders: list[Path]) -> Plan:
@@ -115,6 +154,7 @@ def plan(dest: ResultStore | None, out: Path, folders: list[Path]) -> Plan:
     for folder, evaluations in stores:
         for ev in evaluations:
             _plan_evaluation(p, folder, ev)
+    p.counts["unfinished"] = sum(p.runs[i][1]["status"] != "finished" for i in dict.fromkeys(p.new))
     return p
 
 

@@ -65,7 +65,7 @@ def test_merged_shards_equal_the_unsharded_leaderboard(write_suite, tmp_path, du
 
     # merging again, or the unsharded folder on top: every id kept once
     counts = merge(tmp_path / "m", [tmp_path / "s1", tmp_path / "all"])
-    assert counts == {"added": 0, "same": 9, "replaced": 0, "evaluations": 0}
+    assert counts == {"added": 0, "same": 9, "replaced": 0, "evaluations": 0, "unfinished": 0}
     con = sqlite3.connect(tmp_path / "m" / "results.sqlite")
     assert con.execute("SELECT count(*), count(DISTINCT id) FROM runs").fetchone() == (6, 6)
     assert (

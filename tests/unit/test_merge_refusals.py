@@ -67,3 +67,35 @@ def test_merge_help_names_out_as_the_docs_do(capsys):
     out = capsys.readouterr().out
     assert "OUT SHARD_DIR [SHARD_DIR ...]" in out
     assert "--resume" in out  # how to finish an interrupted shard, or the merged folder
+
+
+def unfinished_shard(folder, status="interrupted"):
+    shard(folder)
+    with ResultStore(folder) as s:
+        config = {"dataset": {"name": "synthetic-factors"}, "model": {"name": "supervised"}, "seed": 0}
+        s.start({"id": "r1", "suite": "small", "label": "concat", "config": config}, {})
+        if status != "running":
+            s.fail("r1", "stopped", 0.0, status=status)
+    return folder
+
+
+def test_the_summary_counts_runs_merged_unfinished(tmp_path, capsys):
+    from mfm_bench.cli import main
+
+    a = unfinished_shard(tmp_path / "a")
+    assert main(["merge", str(tmp_path / "out"), str(a)]) == 0
+    out = capsys.readouterr().out
+    assert "1 run(s) added (1 not finished: finish its shard with --resume, then merge again)" in out, out
+
+
+def test_a_shard_still_being_written_is_merged_with_a_warning(tmp_path, capsys):
+    from mfm_bench.cli import main
+    from mfm_bench.lock import OutputLock
+
+    a = unfinished_shard(tmp_path / "a", status="running")
+    with OutputLock(a):  # a run of the shard holds its folder
+        assert main(["merge", str(tmp_path / "out"), str(a)]) == 0
+    out = capsys.readouterr().out
+    assert f"warning: {a} is still being written by another mfm-bench run" in out, out
+    assert main(["merge", str(tmp_path / "out2"), str(a)]) == 0
+    assert "still being written" not in capsys.readouterr().out
