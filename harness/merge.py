@@ -70,8 +70,8 @@ def _first_difference(a: dict[tuple, Any], b: dict[tuple, Any]) -> str:
 def merge(out: str | Path, sources: list[str | Path], log: Callable[[str], None] = print) -> dict[str, int]:
     """Merge the stores of ``sources`` into ``out`` (created, or added to): every table a shard can hold (runs
     with their metrics, searches, re-evaluations, meta). Every folder is checked before anything is written, so
-    a refused merge leaves ``out`` as it was. Returns counts: added, same, replaced (runs), unfinished (runs
-    written that are not finished) and evaluations (re-evaluations added)."""
+    a refused merge leaves ``out`` as it was. Returns counts: added, same, replaced (runs), unfinished (OUT's
+    runs not finished once merged) and evaluations (re-evaluations added)."""
     out = Path(out)
     folders = [Path(s) for s in sources]
     if out.exists() and not out.is_dir():
@@ -154,7 +154,7 @@ def plan(dest: ResultStore | None, out: Path, folders: list[Path]) -> Plan:
     for folder, evaluations in stores:
         for ev in evaluations:
             _plan_evaluation(p, folder, ev)
-    p.counts["unfinished"] = sum(p.runs[i][1]["status"] != "finished" for i in dict.fromkeys(p.new))
+    p.counts["unfinished"] = sum(run["status"] != "finished" for _, run, _ in p.runs.values())  # in OUT after
     return p
 
 

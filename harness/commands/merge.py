@@ -57,15 +57,15 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:  # a full disk, an unwritable OUT
         raise storage_error(e, f"the output folder {args.out}") from None
     written = write_leaderboard(args.out, args.formats)
-    unfinished = (
-        f" ({counts['unfinished']} not finished: finish its shard with --resume, then merge again)"
-        if counts["unfinished"]
-        else ""
-    )
     print(
-        f"merged {len(args.shards)} folder(s) into {args.out}: {counts['added']} run(s) added{unfinished}, "
+        f"merged {len(args.shards)} folder(s) into {args.out}: {counts['added']} run(s) added, "
         f"{counts['same']} already there, {counts['replaced']} unfinished replaced, "
         f"{counts['evaluations']} re-evaluation(s) added"
+        + (
+            f"; {counts['unfinished']} run(s) not finished (finish their shard with --resume, then merge it again)"
+            if counts["unfinished"]
+            else ""
+        )
     )
     for fmt, path in written.items():
         print(f"{fmt}: {path}")

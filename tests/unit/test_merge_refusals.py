@@ -85,7 +85,8 @@ def test_the_summary_counts_runs_merged_unfinished(tmp_path, capsys):
     a = unfinished_shard(tmp_path / "a")
     assert main(["merge", str(tmp_path / "out"), str(a)]) == 0
     out = capsys.readouterr().out
-    assert "1 run(s) added (1 not finished: finish its shard with --resume, then merge again)" in out, out
+    assert "1 run(s) added," in out
+    assert "; 1 run(s) not finished (finish their shard with --resume, then merge it again)" in out, out
 
 
 def test_a_shard_still_being_written_is_merged_with_a_warning(tmp_path, capsys):
