@@ -345,11 +345,23 @@ def apply(values: dict[str, Any], model: dict[str, Any], train: dict[str, Any], 
         if k.startswith("train."):
             train[k[len("train.") :]] = v
         else:
-            params[k] = v
+            _set(params, k.split("."), v)
     resolved = reg.resolve("model", model["name"], params, where="params")
     if any(k.startswith("train.") for k in values):
         train = config_to_dict(build_config(TrainConfig, {k: v for k, v in train.items()}, where="train"))
     return {**model, "params": resolved}, train
+
+
+def _set(params: dict[str, Any], path: list[str], value: Any) -> None:
+    """``params`` with ``value`` at the dotted ``path`` (``encoder_params.hidden``): a nested mapping is copied, its
+    other keys kept, so a range can search one key of a model's nested parameters."""
+    head, *rest = path
+    if not rest:
+        params[head] = value
+        return
+    inner = params.get(head)
+    params[head] = dict(inner) if isinstance(inner, dict) else {}
+    _set(params[head], rest, value)
 
 
 def trial_value(outcome: Any, metric: str) -> float | None:
