@@ -100,3 +100,15 @@ def test_a_shard_still_being_written_is_merged_with_a_warning(tmp_path, capsys):
     assert f"warning: {a} is still being written by another mfm-bench run" in out, out
     assert main(["merge", str(tmp_path / "out2"), str(a)]) == 0
     assert "still being written" not in capsys.readouterr().out
+
+
+def test_an_out_in_use_is_refused_in_merges_own_words(tmp_path):
+    from mfm_bench.lock import OutputLock, OutputLockedError
+
+    a = shard(tmp_path / "a")
+    out = shard(tmp_path / "out")
+    with OutputLock(out), pytest.raises(OutputLockedError) as e:  # a run still writes OUT
+        merge(out, [a], log=lambda _: None)
+    msg = str(e.value)
+    assert f"{out} is in use by another mfm-bench run" in msg and "or give another OUT" in msg, msg
+    assert "--out" not in msg  # merge has no --out option
