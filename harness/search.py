@@ -6,7 +6,7 @@
         params: {encoder: mean, fusion: concat}
         search:
           params: {hidden: {low: 8, high: 64}, train.lr: {low: 1.0e-4, high: 1.0e-2, log: true},
-                   fusion: {choices: [concat, late]}}
+                   fusion: {choices: [concat, late]}, encoder_params.dropout: {low: 0.0, high: 0.3}}
           sampler: tpe          # or random
           n_trials: 20
           metric: mae           # measured on the validation split (clean)
