@@ -232,7 +232,7 @@ def _plan_meta(p: Plan, folder: Path, src: ResultStore) -> None:
                     f"{folder} holds results of suite {suite['name']!r} in another configuration than {have[0]} "
                     f"({change})"
                 )
-            raise MergeConflictError(f"{what}; merge only shards of one suite, run with the same suite file")
+            raise MergeConflictError(f"{what}; merge only shards of one suite file, run with one version of mfm-bench")
         p.meta.setdefault("suite", (folder, suite))
     reference, had = src.get_meta("reference"), p.meta.get("reference")
     if reference is not None and had is not None and reference != had[1]:
