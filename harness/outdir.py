@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MfmBenchError
+from .trainconfig import identity
 
 SETTINGS = ("device", "threads", "deterministic")
 
@@ -31,12 +32,14 @@ class MixedSettingsError(MfmBenchError):
 
 
 def fingerprint(name: str, configs: list[dict[str, Any]]) -> dict[str, Any]:
-    """{"name", "grid", "hash"}: the grid is every distinct run config with seed, device and threads removed."""
+    """{"name", "grid", "hash"}: the grid is every distinct run config with seed, device and threads removed, and
+    the train options left out of run ids at their old value (:func:`mfm_bench.trainconfig.identity`), so a folder
+    made before an option existed still belongs to its suite."""
     grid, seen = [], set()
     for c in configs:
         c = {
             **{k: v for k, v in c.items() if k != "seed"},
-            "train": {k: v for k, v in c["train"].items() if k not in ("device", "threads")},
+            "train": identity({k: v for k, v in c["train"].items() if k not in ("device", "threads")}),
         }
         key = json.dumps(c, sort_keys=True, default=str)
         if key not in seen:

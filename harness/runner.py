@@ -31,6 +31,7 @@ from .errors import MfmBenchError, OutputExistsError, is_disk_full
 from .io import atomic_write
 from .results import ResultStore
 from .suite import Suite
+from .trainconfig import identity
 
 
 @dataclass
@@ -121,10 +122,11 @@ def run_config(
 def make_run(
     suite: str, label: str, dataset_label: str, config: dict[str, Any], trackers: list[str] | None = None
 ) -> Run:
-    """A run of ``config``; its id leaves out how fast it runs (:data:`NOT_IN_ID`) and search bookkeeping
+    """A run of ``config``; its id leaves out how fast it runs (:data:`NOT_IN_ID`), train options at the value they
+    had before they were options (:func:`mfm_bench.trainconfig.identity`) and search bookkeeping
     (``config["search"]``: a trial and a retrain of the same configuration and seed are one run)."""
     key = {k: v for k, v in config.items() if k != "search"}
-    key["train"] = {k: v for k, v in config["train"].items() if k not in NOT_IN_ID}
+    key["train"] = identity({k: v for k, v in config["train"].items() if k not in NOT_IN_ID})
     return Run(run_id(key), suite, label, dataset_label, config, list(trackers or []))
 
 

@@ -160,13 +160,19 @@ def test_identity_leaves_out_new_fields_at_their_neutral_value() -> None:
     assert identity(config_to_dict(TrainConfig(drop_last=True)))["drop_last"] is True
 
 
-@pytest.mark.xfail(
-    strict=True, reason="mfm_bench.runner.make_run does not yet pass the train options through trainconfig.identity"
-)
 def test_defaults_keep_the_run_ids_of_before() -> None:
     cfg = config()
     before = {**cfg, "train": {k: v for k, v in cfg["train"].items() if k not in ("device", "threads", *ID_NEUTRAL)}}
     assert make_run("s", "late", "synthetic-factors", cfg).id == run_id(before)
+
+
+def test_a_folder_made_before_the_options_keeps_its_suite_fingerprint() -> None:
+    from mfm_bench.outdir import fingerprint
+
+    cfg = config()
+    before = {**cfg, "train": {k: v for k, v in cfg["train"].items() if k not in ID_NEUTRAL}}
+    assert fingerprint("s", [cfg])["hash"] == fingerprint("s", [before])["hash"]
+    assert fingerprint("s", [config(batch_order="fixed")])["hash"] != fingerprint("s", [before])["hash"]
 
 
 def test_original_batching_is_another_run() -> None:
