@@ -88,6 +88,19 @@ models: [MODEL]
         ("{name: ladder, params: {aux_weight: -1.0}}", "aux_weight", "at least 0, got -1.0"),
         ("{name: mfm, params: {za: {text: 0, default: 4}}}", "za.text", "at least 1, got 0"),
         ("{name: mfm, params: {factor_dropout: {zy: 2.0, default: 0.1}}}", "factor_dropout.zy", "between 0 and 1"),
+        ("{name: mfm, params: {fusion_params: {memory: 0}}}", "fusion_params.memory", "at least 1, got 0"),
+        ("{name: mfm, params: {fusion_params: {hidden: {text: 0}}}}", "fusion_params.hidden.text", "at least 1"),
+        (
+            "{name: supervised, params: {fusion: concat, fusion_params: {dropout: 1.5}}}",
+            "fusion_params.dropout",
+            "between 0 and 1",
+        ),
+        ("{name: supervised, params: {fusion: lmf, fusion_params: {rank: 0}}}", "fusion_params.rank", "at least 1"),
+        (
+            "{name: supervised, params: {fusion: mult, fusion_params: {attn_dropout: {text: -0.1}}}}",
+            "fusion_params.attn_dropout.text",
+            "between 0 and 1",
+        ),
     ],
 )
 def test_a_size_or_rate_out_of_range_is_refused_naming_the_field(write_suite, model, field, says):

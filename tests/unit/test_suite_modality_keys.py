@@ -93,3 +93,18 @@ def test_a_mapping_that_leaves_a_modality_without_a_value_is_refused(write_suite
     )
     full = value.replace("}", ", audio: " + ("0.5}" if field == "lambda_x" else "lstm}"))
     assert load_suite(write_suite(SUITE.replace("PARAMS", f"{{{field}: {full}}}"))).models[0].params[field]
+
+
+def test_mult_s_dropouts_per_source_modality_name_modalities_the_dataset_has(write_suite):
+    # attn_dropout: {txt: 0.2} silently left every source on the default 0.0
+    text = (
+        "name: keys\n"
+        "datasets: [{name: synthetic-factors, params: {dims: {text: 6, audio: 3}}}]\n"
+        "models: [{name: supervised, params: {fusion: mult,\n"
+        "  fusion_params: {attn_dropout: {txt: 0.2, default: 0.0}}}}]\n"
+    )
+    with pytest.raises(SuiteError) as info:
+        load_suite(write_suite(text))
+    e = info.value
+    assert e.field == "models[0].params.fusion_params.attn_dropout.txt"
+    assert "attn_dropout names modality 'txt', which no dataset of the suite has" in e.message
