@@ -114,8 +114,8 @@ class MFM(nn.Module):
         if self.fusion_input == "raw" and images:
             raise MFMBuildError(
                 f"mfm: fusion {cfg.fusion!r} reads raw sequences, and modality {images[0]!r} of "
-                f"{self.spec.name!r} is an image [C, H, W]; use a fusion of encoded modalities "
-                "(fusion: concat, tfn, lmf or late) with encoder: {image: conv-image}"
+                f"{self.spec.name!r} is an image [C, H, W]; use a fusion of encoded modalities that returns a vector "
+                "(fusion: concat; late and lmf predict labels, which MFM refuses) with encoder: {image: conv-image}"
             )
         self.fusion_encoders = nn.ModuleDict()
         if self.fusion_input != "raw":
