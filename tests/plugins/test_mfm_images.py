@@ -118,8 +118,12 @@ def test_generated_images_keep_the_row_digit(digits, trained, tmp_path):
     # after 6 epochs of a tiny model: the digit follows z_y (row), twice chance or more, and above the z_a donor's
     # (column) label
     assert got["gen_row_agreement"] > 0.2 and got["gen_row_agreement"] > 2 * got["gen_column_agreement"]
-    assert got["gen_missing_acc"] > 0.15  # the image rebuilt from the signal alone carries its digit
-    assert json.loads((tmp_path / "generation.json").read_text())["gen_row_agreement"] == got["gen_row_agreement"]
+    # the image rebuilt from the signal alone is not asserted legible: after 6 epochs its accuracy was 0.145,
+    # 0.097, 0.093, 0.204 and 0.234 for seeds 0 to 4 (chance 0.1), so no bound above chance holds across seeds here
+    # (docs/digits.md measures it after the suite's 20 epochs); it is an accuracy, written with the others
+    assert 0.0 <= got["gen_missing_acc"] <= 1.0
+    written = json.loads((tmp_path / "generation.json").read_text())
+    assert {k: written[k] for k in got} == got
     assert (tmp_path / "generation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
