@@ -98,8 +98,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    """The project's own warnings (a tracker that failed, a deprecated param, CSD metadata) as ``warning: ...``
+    lines, as a command-line tool shows them: their text names the file, plugin or param and the fix, so Python's
+    ``path:line: Category:`` prefix and the source line under it only told the user where inside mfm-bench the
+    warning was raised. Other packages' warnings keep Python's format."""
+    if getattr(category, "__module__", "").startswith("mfm_bench"):
+        print(f"warning: {message}", file=file if file is not None else sys.stderr)
+        return
+    _default(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the program itself (the console script, python -m): its process ends after the command
+        warnings.showwarning = _show_warning
         try:
             code = _main(sys.argv[1:])
             sys.stdout.flush()  # here, so that a reader who went away (| head) is caught below, not at exit

@@ -114,3 +114,24 @@ def test_a_reader_that_goes_away_is_not_a_traceback():
         err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_the_projects_warnings_are_warning_lines(tmp_path):
+    """A warning of mfm-bench's own (here a deprecated dataset param) reaches the user as ``warning: ...``, the way
+    the command's errors read, not as Python's ``harness/...py:LINE: DeprecatedParamWarning:`` and a source line."""
+    import subprocess
+    import sys
+
+    (tmp_path / "data.npz").write_bytes(b"")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "name: w\n"
+        "datasets: [{name: tensors, params: {path: data.npz, normalize: true}}]\n"
+        "models: [{name: supervised, params: {fusion: concat}}]\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mfm_bench.cli", "validate", str(suite)], capture_output=True, text=True, timeout=120
+    )
+    lines = done.stderr.splitlines()
+    assert "warning: tensors: params.normalize is deprecated and will be removed; write normalise: zscore" in lines
+    assert "DeprecatedParamWarning" not in done.stderr and ".py:" not in done.stderr, done.stderr
