@@ -6,13 +6,16 @@
     python benchmarks/results_doc.py quickstart --check --out /tmp/qs                # run into another folder
 
 Each generated section of docs/results.md sits between ``<!-- generated: NAME ... -->`` and
-``<!-- end generated: NAME -->``. The suite runs with ``--device cpu --threads 1`` (see "Reproducibility" in
-docs/results.md: the thread count changes the numbers, so the documented ones are pinned to one thread).
+``<!-- end generated: NAME -->``, with a ``<!-- machine: ... -->`` line naming the CPU, torch's vector kernels
+and torch's version it was generated with. The suite runs with ``--device cpu --threads 1`` (see "Reproducibility"
+in docs/results.md: the thread count and the CPU type change the numbers, so the documented ones are pinned to one
+thread, and a check on another CPU type says so when it fails).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -38,6 +41,20 @@ def tables(markdown: str) -> str:
     start = next(i for i, ln in enumerate(lines) if ln.startswith("### "))
     end = next((i for i, ln in enumerate(lines) if i > start and ln.startswith("## ")), len(lines))
     return "\n".join(lines[start:end]).strip() + "\n"
+
+
+def machine() -> str:
+    """The CPU, torch's CPU capability and torch's version: what the documented numbers depend on besides the code."""
+    import torch
+
+    from mfm_bench.provenance import cpu_name
+
+    return f"{cpu_name()}, {torch.backends.cpu.get_cpu_capability()} kernels, torch {torch.__version__}"
+
+
+def _machine_of(section: str) -> str | None:
+    m = re.search(r"<!-- machine: (.*?) -->", section)
+    return m.group(1) if m else None
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -66,9 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         timing = ("samples/s", "train s", "ms/sample", "peak RSS MB")
         same = _strip(old, timing) == _strip(new, timing)
-        print("docs/results.md matches" if same else f"docs/results.md differs from {md}:\n{new}")
-        return 0 if same else 1
-    DOC.write_text(f"{head}{begin}\n\n{new}\n{end}{tail}")
+        if same:
+            print("docs/results.md matches")
+            return 0
+        print(f"docs/results.md differs from {md}:\n{new}")
+        was, now = _machine_of(old), machine()
+        if was != now:
+            print(
+                f"The documented tables were generated on {was or 'an unrecorded machine'}; this is {now}. Float "
+                "rounding in BLAS and oneDNN kernels depends on the CPU type, and training carries it into the "
+                f"metrics: if the code is unchanged, regenerate the tables here with "
+                f"`python benchmarks/results_doc.py {args.section}` and say which machine in the commit."
+            )
+        return 1
+    DOC.write_text(f"{head}{begin}\n<!-- machine: {machine()} -->\n\n{new}\n{end}{tail}")
     print(f"rewrote the {args.section} tables of {DOC}")
     return 0
 

@@ -1,7 +1,8 @@
 """Provenance and cost of a run: what is needed to reproduce a number and what it cost.
 
 - :func:`provenance` adds to a run's environment the store and leaderboard schema versions, the git commit with a
-  dirty flag, CUDA's version, the device's name and whether deterministic algorithms were on;
+  dirty flag, CUDA's version, the device's name, the CPU's name and vector capability and whether deterministic
+  algorithms were on;
 - :func:`data_fingerprint` names the prepared data (the cache's fingerprint, else a hash of the split tensors);
 - :class:`Limited` is ``--limit N``: a seeded random subset of each split, for smoke tests;
 - :func:`cost_rows` are the cost metrics: inference time per sample, peak memory (CPU RSS; CUDA max allocated).
@@ -27,11 +28,7 @@ def provenance(device: Any, deterministic: bool = False) -> dict[str, Any]:
     from .results import SCHEMA_VERSION
 
     commit, dirty = git_state()
-    name = (
-        torch.cuda.get_device_name(device)
-        if getattr(device, "type", "") == "cuda"
-        else platform.processor() or platform.machine()
-    )
+    name = torch.cuda.get_device_name(device) if getattr(device, "type", "") == "cuda" else cpu_name()
     return {
         "store_schema": SCHEMA_VERSION,
         "leaderboard_schema": LEADERBOARD_SCHEMA_VERSION,
@@ -39,8 +36,27 @@ def provenance(device: Any, deterministic: bool = False) -> dict[str, Any]:
         "git_dirty": dirty,
         "cuda": torch.version.cuda,
         "device_name": name,
+        "cpu": cpu_name(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "deterministic": deterministic,
     }
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``model name`` in /proc/cpuinfo on Linux), else what :mod:`platform` knows.
+
+    Recorded with ``cpu_capability`` (the vector kernels torch picked: AVX2, AVX512, ...) because float rounding
+    in BLAS and oneDNN kernels depends on both: the same run id on another CPU type can train to other numbers.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def git_state() -> tuple[str | None, bool | None]:

@@ -464,6 +464,39 @@ def test_docs_results_quickstart_tables_are_what_the_documented_command_produces
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_docs_results_check_names_the_machine_the_tables_came_from(tmp_path, monkeypatch, capsys):
+    """A check that fails on another CPU type says where the documented tables were generated and how to
+    regenerate them; on the same machine it says nothing of machines. (A finished folder's leaderboard.md is all
+    --from reads, so the test writes one.)"""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "results_doc.py"
+    spec = importlib.util.spec_from_file_location("results_doc", script)
+    rd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rd)
+    begin, end = rd.markers("quickstart")
+    table = "### clean test split\n\n| model | mae ↓ | samples/s |\n|--|--|--|\n| MFM | {} | {} |\n"
+    folder = tmp_path / "qs"
+    folder.mkdir()
+    (folder / "leaderboard.md").write_text("# t\n\n## synthetic\n\n" + table.format("0.300", 440))
+    doc = tmp_path / "results.md"
+    monkeypatch.setattr(rd, "DOC", doc)
+
+    def check(machine: str, mae: str) -> tuple[int, str]:
+        doc.write_text(f"intro\n{begin}\n<!-- machine: {machine} -->\n\n{table.format(mae, 9)}\n{end}\ntail\n")
+        code = rd.main(["quickstart", "--check", "--from", str(folder)])
+        return code, capsys.readouterr().out
+
+    assert check("Old CPU, AVX2 kernels, torch 2.13.0+cpu", "0.300") == (0, "docs/results.md matches\n")  # timings
+    code, out = check("Old CPU, AVX2 kernels, torch 2.13.0+cpu", "0.318")
+    assert code == 1 and "generated on Old CPU, AVX2 kernels" in out and f"this is {rd.machine()}" in out
+    code, out = check(rd.machine(), "0.318")
+    assert code == 1 and "differs" in out and "generated on" not in out  # same machine: a real difference
+    assert rd.main(["quickstart", "--from", str(folder)]) == 0  # rewriting records this machine
+    assert f"<!-- machine: {rd.machine()} -->" in doc.read_text() and "| MFM | 0.300 | 440 |" in doc.read_text()
+
+
 class _InterruptAfterBegin:
     """A connection that raises KeyboardInterrupt just after BEGIN has run: a Ctrl-C landing between the start of
     a transaction and its body."""

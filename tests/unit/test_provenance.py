@@ -1,11 +1,14 @@
 """Cost per run and provenance: recorded in the store, shown in the leaderboard; --deterministic and --limit."""
 
 import json
+import platform
+from pathlib import Path
 
 import pytest
+import torch
 
 from mfm_bench.cli import main
-from mfm_bench.provenance import Limited, data_fingerprint, git_state
+from mfm_bench.provenance import Limited, cpu_name, data_fingerprint, git_state
 from mfm_bench.results import SCHEMA_VERSION, ResultStore
 
 SUITE = """\
@@ -37,6 +40,11 @@ def test_environment_records_provenance(limited):
     env = run["environment"]
     assert env["store_schema"] == SCHEMA_VERSION and env["leaderboard_schema"] >= 1
     assert env["deterministic"] is True and env["torch"] and env["numpy"] and "cuda" in env and env["device_name"]
+    assert env["cpu"] and env["cpu"] == cpu_name()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file() and "model name" in cpuinfo.read_text():  # Linux on x86: the model, not "x86_64"
+        assert env["cpu"] != platform.machine() and env["cpu"] in cpuinfo.read_text()
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert len(env["data_fingerprint"]) == 16
     assert env["plugins"]["model:supervised"].startswith("mfm-bench")
     commit, dirty = git_state()
