@@ -3,15 +3,21 @@
 On x86 CPUs PyTorch runs float32 ``F.linear``/``mm`` through MKL. On AMD processors MKL takes a generic code
 path: on the 2-core AMD EPYC machine of docs/performance.md it reached about 30 GFLOPS at the shapes of MFM's
 batched projections (640 x 300 x 512), where oneDNN, which PyTorch bundles and which dispatches on the instruction
-set rather than the vendor, reached 65 to 150; its backward matmuls gained the same. :func:`linear` computes the
-same product through oneDNN (``torch.ops.mkldnn._linear_pointwise``, the op ``torch.compile`` emits for CPU
-linears) in forward and backward, in IEEE float32: results differ from ``F.linear`` only by summation order.
+set rather than the vendor, reached 65 to 150; its backward matmuls gained the same. On Intel processors MKL takes
+its own fast path: on a 2-core Intel Xeon (AVX-512) MKL reached 212 GFLOPS at 640 x 300 x 512 and oneDNN 199, and at
+per-step sizes (32 x 128 x 512) 155 against 105, oneDNN paying more per call; MFM's fast path trained 20% faster
+there with oneDNN off. :func:`linear` computes the same product through oneDNN (``torch.ops.mkldnn._linear_pointwise``,
+the op ``torch.compile`` emits for CPU linears) in forward and backward, in IEEE float32: results differ from
+``F.linear`` only by summation order.
 
+``MFM_BENCH_ONEDNN`` chooses: unset, empty or ``auto`` (the default) turns oneDNN on for x86 CPUs not made by Intel
+(``vendor_id`` in /proc/cpuinfo other than ``GenuineIntel``: MKL's generic path) and off for Intel's and for CPUs
+this project has not measured (no /proc/cpuinfo, other architectures); ``1``/``on`` and ``0``/``off`` force it.
 It falls back to ``F.linear`` where that op does not apply: other dtypes (the float64 equivalence tests), other
-devices (CUDA uses cuBLAS), under autocast or ``torch.compile``, without oneDNN, or with ``MFM_BENCH_ONEDNN=0`` in
-the environment. The reference paths never use it. Batched matmuls over many rows pay; per-step (B x H) matmuls
-under autograd stay on ``addmm``, where the Python call overhead of a custom autograd function would cost more
-than it saves. Loops that run with autograd off (the fast MFN's ``LSTMLoop``) call :func:`mm_nt` directly.
+devices (CUDA uses cuBLAS), under autocast or ``torch.compile``, or without oneDNN. The reference paths never use
+it. Batched matmuls over many rows pay; per-step (B x H) matmuls under autograd stay on ``addmm``, where the Python
+call overhead of a custom autograd function would cost more than it saves. Loops that run with autograd off (the
+fast MFN's ``LSTMLoop``) call :func:`mm_nt` directly.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from .provenance import cpuinfo_field
+
 
 def no_autocast(device_type: str) -> contextlib.AbstractContextManager:
     """Autocast off for ``device_type`` inside a fast path's loop; nothing to turn off on a device without
@@ -33,22 +41,40 @@ def no_autocast(device_type: str) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
 
 
-#: how ``MFM_BENCH_ONEDNN`` may be written (any case, spaces around ignored); unset or empty means on
-SWITCH = {**dict.fromkeys(("", "1", "true", "yes", "on"), True), **dict.fromkeys(("0", "false", "no", "off"), False)}
+#: how ``MFM_BENCH_ONEDNN`` may be written (any case, spaces around ignored); unset or empty means auto
+SWITCH = {
+    **dict.fromkeys(("", "auto"), None),
+    **dict.fromkeys(("1", "true", "yes", "on"), True),
+    **dict.fromkeys(("0", "false", "no", "off"), False),
+}
 
 
-def onednn_requested(strict: bool = False) -> bool:
-    """``MFM_BENCH_ONEDNN``: on unless set to 0, false, no or off. Another value counts as on, or with ``strict``
-    (``mfm-bench run``, before any work) is an error naming the fix."""
-    value = os.environ.get("MFM_BENCH_ONEDNN", "1")
-    if strict and value.strip().lower() not in SWITCH:
+def onednn_choice(strict: bool = False) -> tuple[bool, str]:
+    """(on, why) for ``MFM_BENCH_ONEDNN``: forced by ``1``/``on`` or ``0``/``off``, else chosen by the CPU's vendor
+    (on for x86 CPUs not made by Intel, where MKL takes a generic path). Another value counts as auto, or with
+    ``strict`` (``mfm-bench run``, before any work) is an error naming the fix."""
+    value = os.environ.get("MFM_BENCH_ONEDNN", "")
+    key = value.strip().lower()
+    if strict and key not in SWITCH:
         from .errors import MfmBenchError
 
         raise MfmBenchError(
             f"MFM_BENCH_ONEDNN={value!r} is not a switch: write 0, false, no or off to turn the oneDNN linear off "
-            "(F.linear throughout), or 1, true, yes or on (the default), or unset it"
+            "(F.linear throughout), 1, true, yes or on to force it on, or auto (the default, also unset or empty: "
+            "on for x86 CPUs not made by Intel)"
         )
-    return SWITCH.get(value.strip().lower(), True)
+    forced = SWITCH.get(key)
+    if forced is not None:
+        return forced, "MFM_BENCH_ONEDNN"
+    vendor = cpuinfo_field("vendor_id")
+    if vendor is None:
+        return False, "auto: CPU vendor unknown"
+    return vendor != "GenuineIntel", f"auto: {vendor}"
+
+
+def onednn_requested(strict: bool = False) -> bool:
+    """Whether the oneDNN linear is asked for (:func:`onednn_choice`)."""
+    return onednn_choice(strict)[0]
 
 
 def _find_op():

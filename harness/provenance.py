@@ -48,15 +48,22 @@ def cpu_name() -> str:
     Recorded with ``cpu_capability`` (the vector kernels torch picked: AVX2, AVX512, ...) because float rounding
     in BLAS and oneDNN kernels depends on both: the same run id on another CPU type can train to other numbers.
     """
+    return cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+def cpuinfo_field(key: str) -> str | None:
+    """The first CPU's ``key`` in /proc/cpuinfo (``model name``, ``vendor_id``, ...); None where there is none."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and value.strip():
-                    return value.strip()
+                name, _, value = line.partition(":")
+                if name.strip() == key:
+                    return value.strip() or None
+                if not line.strip():  # the end of the first CPU's block
+                    break
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
 
 
 def git_state() -> tuple[str | None, bool | None]:

@@ -154,12 +154,14 @@ def environment(
         env["gpu"] = torch.cuda.get_device_name(device)
     from . import kernels
 
+    # the CPU fast path's float32 products (float64, CUDA, autocast: F.linear); on and off round differently
+    on, why = kernels.onednn_choice()
     if kernels._OP is not None:
-        env["onednn_linear"] = "on"  # the CPU fast path's float32 products (float64, CUDA, autocast: F.linear)
-    elif kernels.onednn_requested():
-        env["onednn_linear"] = "unavailable in this torch build"
+        env["onednn_linear"] = f"on ({why})"
+    elif on:
+        env["onednn_linear"] = f"unavailable in this torch build ({why})"
     else:
-        env["onednn_linear"] = "off (MFM_BENCH_ONEDNN)"  # F.linear throughout: other rounding than the default
+        env["onednn_linear"] = f"off ({why})"  # F.linear throughout
     from .provenance import provenance
 
     return env | provenance(device, deterministic)

@@ -114,10 +114,10 @@ class LSTMLoop(torch.autograd.Function):
         return (dG if ctx.needs_input_grad[0] else None), dw, None
 
 
-#: from this hidden size on, the per-step products go through oneDNN (``mfm_bench.kernels``): at batch 32 on the
-#: 2-core machine of docs/performance.md, width 128 took 35 us against 49 us (``addmm``) forward and 35 against
-#: 46 us (``mm``) backward, measured alone (inside a whole MFM step the two measured equal within noise); at
-#: width 64 oneDNN's per-call cost made it slower (18 us against 12 and 14 us)
+#: from this hidden size on, the per-step products go through oneDNN where it is on (``mfm_bench.kernels``: CPUs
+#: not made by Intel): at batch 32 on the 2-core AMD EPYC of docs/performance.md, width 128 took 35 us against
+#: 49 us (``addmm``) forward and 35 against 46 us (``mm``) backward, measured alone (inside a whole MFM step the
+#: two measured equal within noise); at width 64 oneDNN's per-call cost made it slower (18 us against 12 and 14 us)
 ONEDNN_MIN_HIDDEN = 128
 
 

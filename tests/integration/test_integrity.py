@@ -538,9 +538,12 @@ def test_execution_switches_are_checked_before_any_run_and_recorded(write_suite,
     with pytest.raises(MfmBenchError, match="MFM_BENCH_ONEDNN='maybe' is not a switch: write 0, false, no or off"):
         run_suite(suite, tmp_path / "bad", device="cpu", progress=False, log=logged.append)
     assert not (tmp_path / "bad" / "results.sqlite").exists()
-    for value, on in (("Off", False), (" false ", False), ("no", False), ("0", False), ("", True), ("YES", True)):
+    auto = kernels.cpuinfo_field("vendor_id") not in (None, "GenuineIntel")  # on for x86 CPUs not made by Intel
+    for value, on in (("Off", False), (" false ", False), ("no", False), ("0", False), ("", auto), ("YES", True)):
         monkeypatch.setenv("MFM_BENCH_ONEDNN", value)
         assert kernels.onednn_requested(strict=True) is on, value
+    monkeypatch.setenv("MFM_BENCH_ONEDNN", " Auto ")
+    assert kernels.onednn_choice(strict=True)[0] is auto
     monkeypatch.setenv("MFM_BENCH_ONEDNN", "Off")
     monkeypatch.setattr(kernels, "_OP", kernels._find_op())  # read at import: what a fresh process would find
     assert kernels._OP is None
@@ -556,7 +559,12 @@ def test_execution_switches_are_checked_before_any_run_and_recorded(write_suite,
     logged.clear()
     run_suite(suite, tmp_path / "on", threads=1, device="cpu", progress=False, log=logged.append)
     env = statuses(tmp_path / "on")[("concat", 0)]["environment"]
-    assert env["onednn_linear"] == ("on" if kernels._OP is not None else "unavailable in this torch build")
+    on, why = kernels.onednn_choice()
+    assert why.startswith("auto: ") and on is auto
+    if not on:
+        assert env["onednn_linear"] == f"off ({why})"  # e.g. "off (auto: GenuineIntel)": MKL is the faster there
+    else:
+        assert env["onednn_linear"] == (f"on ({why})" if kernels._OP else f"unavailable in this torch build ({why})")
     assert not [line for line in logged if line.startswith("warning:")]
 
 

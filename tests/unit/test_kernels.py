@@ -10,6 +10,14 @@ import torch.nn.functional as F
 from mfm_bench import kernels
 
 
+@pytest.fixture(autouse=True)
+def onednn_on(monkeypatch):
+    """The oneDNN route on, as MFM_BENCH_ONEDNN=on would have it at import, whatever this CPU's default (off on
+    Intel's): these tests are of the route itself."""
+    monkeypatch.setenv("MFM_BENCH_ONEDNN", "on")
+    monkeypatch.setattr(kernels, "_OP", kernels._find_op())
+
+
 def operands(shape, dtype=torch.float32, transposed=False):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(*shape, 12, generator=g, dtype=dtype)
@@ -56,3 +64,22 @@ def test_routes() -> None:
     if torch.backends.mkldnn.is_available():
         assert kernels.applies(x, w)
         assert kernels.linear(x, w).grad_fn.name().endswith("_OneDNNLinearBackward")
+
+
+@pytest.mark.parametrize(
+    ("value", "vendor", "want"),
+    [
+        ("", "AuthenticAMD", (True, "auto: AuthenticAMD")),  # MKL's generic path: oneDNN measured 2-4x faster
+        ("auto", "GenuineIntel", (False, "auto: GenuineIntel")),  # MKL's own path: measured faster than oneDNN
+        (None, None, (False, "auto: CPU vendor unknown")),  # not measured: F.linear, as the reference path
+        ("on", "GenuineIntel", (True, "MFM_BENCH_ONEDNN")),
+        (" OFF ", "AuthenticAMD", (False, "MFM_BENCH_ONEDNN")),
+    ],
+)
+def test_the_default_follows_the_cpu_vendor(monkeypatch, value, vendor, want) -> None:
+    if value is None:
+        monkeypatch.delenv("MFM_BENCH_ONEDNN", raising=False)
+    else:
+        monkeypatch.setenv("MFM_BENCH_ONEDNN", value)
+    monkeypatch.setattr(kernels, "cpuinfo_field", lambda key: vendor if key == "vendor_id" else None)
+    assert kernels.onednn_choice(strict=True) == want
