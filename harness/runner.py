@@ -717,6 +717,7 @@ def _execute(
             resume=how["resume"],
             overwrite=how["overwrite"],
             deterministic=how["deterministic"],
+            log=log,
         )
     bar = SuiteBar(suite.name, source_total(source), progress, log)
     if suite.searches:
@@ -726,6 +727,7 @@ def _execute(
         if isinstance(getattr(executor, "datasets", None), dict):  # in this process: the datasets already built
             executor.datasets.update(how.get("datasets") or {})
         drive(executor, source, store, out, bar, counts, on_idle_slot=_warm_leaderboard)
+        counts["skipped"] += getattr(source, "skipped", 0)  # a search's trials and final runs finished before
     finally:
         bar.close()
 

@@ -64,6 +64,7 @@ class _Study:
         self.trial_ids: list[str] = []
         self.pruned: set[str] = set()  # trial keys whose run the pruner stopped
         self.epochs: dict[int, set[int]] = {}  # trial number -> epochs reported to it
+        self.reused = 0  # runs the store had finished that this search uses without handing them out again
         recorded = {} if overwrite else self._recorded(resume)
         sampler, order = self._plan(recorded)
         self.study = optuna.create_study(
@@ -183,6 +184,7 @@ class _Study:
             )
             if runs[0]["id"] not in self.values:
                 self.trial_ids += [r["id"] for r in runs]
+                self.reused += len(runs)
             self.values[runs[0]["id"]] = value
         for key, rec in recorded.items():
             if key not in order:
@@ -234,6 +236,7 @@ class _Study:
                     self.owner[r.id] = key
                     if r.id in self.known:
                         self.parts[key][r.id] = self.known[r.id]
+                        self.reused += 1
                 self.queue = [r for r in runs if r.id not in self.known]
                 if self.queue:
                     return self.queue.pop(0)
@@ -308,6 +311,8 @@ class _Study:
             record["final_ids"] = [r.id for r in runs]
             done = {r["id"] for r in self.store.runs("finished")}
             self.finals = [r for r in runs if r.id not in done]
+            # a final run that is one of the trials' (its seed and configuration) is counted with the trials
+            self.reused += sum(r.id in done and r.id not in self.trial_ids for r in runs)
         self.store.record_search(self.key["dataset"], self.key["label"], record)
         if not complete and self.study.trials:
             self.warn(
@@ -368,6 +373,7 @@ class SearchSource:
         resume: bool,
         overwrite: bool,
         deterministic: bool = False,
+        log: Callable[[str], None] = print,
     ) -> None:
         seeds, device, threads = expand_args
         self.deterministic = deterministic
@@ -387,12 +393,28 @@ class SearchSource:
                     f"{len(seeds)} seed(s) are given ({seeds}); pass more --seeds or lower search.trial_seeds"
                 )
         self.grid = list(grid)
-        self.log: Callable[[str], None] = print  # the suite bar's writer, once it is up
+        self.log: Callable[[str], None] = log  # the suite bar's writer, once it is up
         self.studies = [
             _Study(m.search, d, suite, seeds, train, store, resume, overwrite, warn=lambda line: self.log(line))
             for m, d in pairs
         ]
-        self.total = len(grid) + sum(m.search.n_trials * m.search.trial_seeds + len(seeds) for m, _ in pairs)
+        for study in self.studies:
+            told = sum(1 for t in study.study.trials if t.state.is_finished())
+            if resume and told:
+                self.log(
+                    f"resuming the search of {study.key['label']!r} on {study.key['dataset']!r}: {told} of "
+                    f"{study.spec.n_trials} trials already finished ({study.reused} run(s) reused), "
+                    f"{max(0, study.spec.n_trials - told)} to go, then its final runs"
+                )
+        # at most: a trial the sampler repeats, or a final run that is also a trial's, runs nothing
+        self.total = (
+            len(grid) + sum(m.search.n_trials * m.search.trial_seeds + len(seeds) for m, _ in pairs) - self.skipped
+        )
+
+    @property
+    def skipped(self) -> int:
+        """Runs of the searches that the store had finished, used as they are (``--resume``)."""
+        return sum(s.reused for s in self.studies)
 
     def next(self) -> Any:
         if self.grid:

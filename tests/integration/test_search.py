@@ -117,12 +117,27 @@ def test_resume_after_an_interruption_does_not_redo_finished_trials(write_suite,
     with pytest.raises(FileExistsError, match="--resume"):
         run_suite(suite, out, progress=False)
     calls.clear()
-    run_suite(suite, out, resume=True, progress=False, log=lambda s: None)
+    logged: list[str] = []
+    counts = run_suite(suite, out, resume=True, progress=False, log=logged.append)
     assert not first & set(calls)
     runs, _, [s] = trials_and_finals(out)
     assert s["trials"] == 5 and first <= set(s["trial_ids"])
     trials = {r["id"] for r in runs if r["config"]["search"]["role"] == "trial" and r["status"] == "finished"}
     assert trials == set(s["trial_ids"]) and len(trials) == 5 and len(calls) == 2 + 1  # two trials, one retrain
+    # the summary counts the three trials finished before as skipped, and one line says what resume reuses
+    assert counts == {"finished": 3, "failed": 0, "skipped": 3}
+    said = "resuming the search of 'tuned' on 'synthetic-factors': 3 of 5 trials already finished (3 run(s) reused)"
+    assert [line for line in logged if line.startswith("resuming the search")] == [
+        f"{said}, 2 to go, then its final runs"
+    ]
+    logged.clear()
+    calls.clear()  # all done: the final run on the chosen trial's seed is the trial itself, the other is reused
+    assert run_suite(suite, out, resume=True, progress=False, log=logged.append) == {
+        "finished": 0,
+        "failed": 0,
+        "skipped": 5 + 1,
+    }
+    assert not calls and any("5 of 5 trials already finished (5 run(s) reused), 0 to go" in x for x in logged)
 
 
 def search_outcome(out):
