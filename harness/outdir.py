@@ -86,14 +86,26 @@ def _discard_files(out: Path, runs: list[str], evaluations: list[str]) -> None:
         (out / "evaluations" / f"{eid}.parquet").unlink(missing_ok=True)
 
 
-def claim(store: Any, out: Path, fp: dict[str, Any], overwrite: bool) -> None:
-    """Record ``fp`` as the folder's suite, or refuse when the folder holds another one (``overwrite`` clears it)."""
+def claim(store: Any, out: Path, fp: dict[str, Any], overwrite: bool, resume: bool = False) -> list[str]:
+    """Record ``fp`` as the folder's suite, or refuse when the folder holds another one (``overwrite`` clears it).
+
+    With ``resume``, a suite whose only change is a larger ``n_trials`` in search blocks is the same suite grown:
+    ``fp`` replaces the record and the searches go on from their finished trials. Returns a line per grown
+    search (empty otherwise)."""
     old = store.get_meta("suite")
     if old is None and not store.runs():
         store.set_meta("suite", fp)
-        return
+        return []
     if old is not None and old["hash"] == fp["hash"]:
-        return
+        return []
+    grown = _grown_searches(old["grid"], fp["grid"]) if old is not None and old["name"] == fp["name"] else None
+    if grown and resume and not overwrite and all(new > was for _, was, new in grown):
+        store.set_meta("suite", fp)
+        return [
+            f"the search of {label} grows from {was} to {new} trials: its finished trials are kept, the new ones run, "
+            "then the chosen configuration's final runs"
+            for label, was, new in grown
+        ]
     if overwrite:
         held = [r["id"] for r in store.runs()]
         evaluations = [e["id"] for e in store.evaluations()]
@@ -108,9 +120,45 @@ def claim(store: Any, out: Path, fp: dict[str, Any], overwrite: bool) -> None:
     else:
         change = _first_difference(old["grid"], fp["grid"], "grid")
         what = f"results of another configuration of suite {fp['name']!r} ({change})"
+    hint = ""
+    if grown and all(new > was for _, was, new in grown):
+        hint = "; to add trials to the search and keep the finished ones, pass --resume"
+    elif grown:
+        hint = (
+            "; a search cannot shrink in place (its finished trials beyond n_trials would still be in the folder): "
+            "keep the larger n_trials"
+        )
     raise SuiteMismatchError(
-        f"{out} holds {what}; rows would mix them. Pass --overwrite to discard those results, or choose another --out"
+        f"{out} holds {what}; rows would mix them{hint}. Pass --overwrite to discard those results, or choose "
+        "another --out"
     )
+
+
+def _grown_searches(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[tuple[str, int, int]] | None:
+    """[(model on dataset, old n_trials, new n_trials)] when the two grids differ only in the n_trials of search
+    blocks, else None."""
+
+    def without_n(grid: list[dict[str, Any]]) -> list[str]:
+        return sorted(
+            json.dumps({**c, "search": {k: v for k, v in c["search"].items() if k != "n_trials"}}, sort_keys=True)
+            if isinstance(c.get("search"), dict)
+            else json.dumps(c, sort_keys=True)
+            for c in grid
+        )
+
+    if len(old) != len(new) or without_n(old) != without_n(new):
+        return None
+
+    def trials(grid: list[dict[str, Any]]) -> dict[str, int]:
+        def name(c: dict[str, Any]) -> str:
+            model, data = c.get("model") or {}, c.get("dataset") or {}
+            return f"{model.get('label') or model.get('name')!r} on {data.get('label') or data.get('name')!r}"
+
+        return {name(c): c["search"].get("n_trials") for c in grid if isinstance(c.get("search"), dict)}
+
+    was, now = trials(old), trials(new)
+    changed = [(k, was[k], now[k]) for k in sorted(now) if was.get(k) != now[k]]
+    return changed or None
 
 
 def settings(train: dict[str, Any], deterministic: bool | None = None) -> dict[str, Any]:

@@ -636,7 +636,8 @@ def run_suite(
             _before_any_work(suite, device, log, execution, threads)
         threads_before = torch.get_num_threads()
         with OutputLock(out, log), ResultStore(out) as store:
-            claim(store, out, owner, overwrite)
+            for line in claim(store, out, owner, overwrite, resume):
+                log(line)
             store.set_meta("formats", list(suite.formats))
             store.set_meta("reference", suite.reference)  # `mfm-bench leaderboard` pairs against it too
             todo = _todo(runs, store, out, resume, overwrite)

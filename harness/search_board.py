@@ -22,9 +22,21 @@ ORACLE_WARNING = (
 
 
 def hidden_runs(runs: list[dict[str, Any]], searches: list[dict[str, Any]]) -> set[str]:
-    """Ids of trial runs that are no searched model's chosen configuration: not leaderboard rows."""
+    """Ids of search runs that are no searched model's chosen configuration: not leaderboard rows. Those are the
+    trials not chosen, and the final runs of an earlier choice (a search grown by a larger ``n_trials`` can
+    choose another configuration; its earlier final runs stay in the store)."""
     shown = {rid for s in searches for rid in s.get("final_ids", [])}
-    return {r["id"] for r in runs if (r["config"].get("search") or {}).get("role") == "trial" and r["id"] not in shown}
+    chosen = {(s["dataset"], s["label"]): s.get("chosen") for s in searches}
+    hidden = set()
+    for r in runs:
+        search = r["config"].get("search") or {}
+        if search.get("role") == "trial" and r["id"] not in shown:
+            hidden.add(r["id"])
+        elif search.get("role") == "final" and r["id"] not in shown:
+            key = (search.get("dataset"), search.get("label"))
+            if key in chosen and chosen[key] is not None and search.get("values") != chosen[key]:
+                hidden.add(r["id"])
+    return hidden
 
 
 def oracle_rows(store: Any, searches: list[dict[str, Any]], table: dict[str, Any]) -> None:

@@ -166,6 +166,62 @@ def test_resume_finishes_interrupted_trials_as_an_uninterrupted_search(write_sui
     assert "Runs not finished" not in md
 
 
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_a_search_grown_with_resume_keeps_its_trials_and_ends_as_a_search_of_that_size(
+    write_suite, tmp_path, monkeypatch, sampler
+):
+    """n_trials 2 then 5 with --resume: the two finished trials are not run again, and the folder ends as a
+    5-trial search run at once (the same trials, choice and final runs). Without --resume the change is refused
+    with the hint; a smaller n_trials is refused."""
+    import mfm_bench.runner as runner
+    from mfm_bench.errors import MfmBenchError
+
+    five = suite_text(sampler)
+    run_suite(load_suite(write_suite(five)), tmp_path / "whole", progress=False)
+    out = tmp_path / "o"
+    run_suite(load_suite(write_suite(five.replace("n_trials: 5", "n_trials: 2"))), out, progress=False)
+    first = set(search_outcome(out)[0])
+    grown = load_suite(write_suite(five))
+    with pytest.raises(MfmBenchError, match="n_trials: 2 -> 5.*to add trials to the search and keep the finished"):
+        run_suite(grown, out, progress=False)
+    real, calls = runner.perform, []
+    monkeypatch.setattr(runner, "perform", lambda run, *a, **k: calls.append(run.id) or real(run, *a, **k))
+    logged: list[str] = []
+    run_suite(grown, out, resume=True, progress=False, log=logged.append)
+    assert "the search of 'tuned' on 'synthetic-factors' grows from 2 to 5 trials" in logged[0]
+    assert len(first) == 2 and not first & set(calls)
+    assert search_outcome(out) == search_outcome(tmp_path / "whole")
+
+    def rows(folder):
+        md = write_leaderboard(folder, ["markdown"])["markdown"].read_text()
+        # model, seeds and the eight metrics; the cost columns (samples/s, ...) measure the machine
+        return [ln.split("|")[1:11] for ln in md.splitlines() if ln.startswith("| tuned ")]
+
+    assert rows(out) == rows(tmp_path / "whole")  # earlier final runs of another choice are not rows
+    with pytest.raises(MfmBenchError, match="n_trials: 5 -> 3.*a search cannot shrink in place"):
+        run_suite(load_suite(write_suite(five.replace("n_trials: 5", "n_trials: 3"))), out, resume=True, progress=False)
+
+
+def test_final_runs_of_an_earlier_choice_leave_the_leaderboard():
+    """A grown search that chose another configuration: its earlier final runs stay in the store, hidden."""
+    from mfm_bench.search_board import hidden_runs
+
+    def run(rid, role, values, label="tuned"):
+        search = {"dataset": "d", "label": label, "role": role, "values": values}
+        return {"id": rid, "config": {"search": search}}
+
+    runs = [
+        run("t1", "trial", {"lr": 1}),
+        run("t2", "trial", {"lr": 2}),
+        run("f1", "final", {"lr": 1}),  # the earlier choice's other seed
+        run("f2", "final", {"lr": 2}),
+        run("g", "final", {"lr": 9}, label="other"),  # a search without a record yet: left as it is
+        {"id": "plain", "config": {}},
+    ]
+    searches = [{"dataset": "d", "label": "tuned", "chosen": {"lr": 2}, "final_ids": ["t2", "f2"]}]
+    assert hidden_runs(runs, searches) == {"t1", "f1"}
+
+
 def test_an_interrupted_run_reads_interrupted_once_among_runs_not_finished(write_suite, tmp_path, monkeypatch):
     suite = load_suite(write_suite(suite_text()))
     calls = interrupted(suite, tmp_path / "o", monkeypatch, at=2)
