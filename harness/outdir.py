@@ -112,7 +112,7 @@ def claim(store: Any, out: Path, fp: dict[str, Any], overwrite: bool, resume: bo
         store.clear()
         store.set_meta("suite", fp)
         _discard_files(out, held, evaluations)
-        return
+        return []
     if old is None:
         what = "runs recorded without a suite fingerprint (an older mfm-bench)"
     elif old["name"] != fp["name"]:
