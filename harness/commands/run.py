@@ -17,7 +17,8 @@ finished runs only when they ran with the same device, threads and deterministic
 with every run finished it runs nothing and rewrites the leaderboard. Ctrl-C or SIGTERM keeps the finished runs,
 rewrites the leaderboard with them and prints the command that carries on (exit status 130, or 143 for SIGTERM).
 A model with a search: block is tuned first (Optuna trials selected on validation, optionally pruned epoch by
-epoch), then its chosen configuration runs on the suite's seeds (see docs/scaling.md)."""
+epoch), then its chosen configuration runs on the suite's seeds; --resume keeps its finished trials, and with a
+larger n_trials in the suite runs only the new ones (see docs/scaling.md)."""
 EPILOG = """examples:
   mfm-bench run suites/quickstart.yaml
   mfm-bench run suites/quickstart.yaml --out runs/qs --seeds 0,1,2 --device cpu
