@@ -157,7 +157,7 @@ def _grown_searches(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> lis
         return {name(c): c["search"].get("n_trials") for c in grid if isinstance(c.get("search"), dict)}
 
     was, now = trials(old), trials(new)
-    changed = [(k, was[k], now[k]) for k in sorted(now) if was.get(k) != now[k]]
+    changed = [(k, was[k], now[k]) for k in sorted(now) if was[k] != now[k]]  # the same searches on both sides
     return changed or None
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import platform
 import resource
@@ -28,7 +29,8 @@ def provenance(device: Any, deterministic: bool = False) -> dict[str, Any]:
     from .results import SCHEMA_VERSION
 
     commit, dirty = git_state()
-    name = torch.cuda.get_device_name(device) if getattr(device, "type", "") == "cuda" else cpu_name()
+    cpu = cpu_name()
+    name = torch.cuda.get_device_name(device) if getattr(device, "type", "") == "cuda" else cpu
     return {
         "store_schema": SCHEMA_VERSION,
         "leaderboard_schema": LEADERBOARD_SCHEMA_VERSION,
@@ -36,7 +38,7 @@ def provenance(device: Any, deterministic: bool = False) -> dict[str, Any]:
         "git_dirty": dirty,
         "cuda": torch.version.cuda,
         "device_name": name,
-        "cpu": cpu_name(),
+        "cpu": cpu,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "deterministic": deterministic,
     }
@@ -51,8 +53,10 @@ def cpu_name() -> str:
     return cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
+@functools.cache
 def cpuinfo_field(key: str) -> str | None:
-    """The first CPU's ``key`` in /proc/cpuinfo (``model name``, ``vendor_id``, ...); None where there is none."""
+    """The first CPU's ``key`` in /proc/cpuinfo (``model name``, ``vendor_id``, ...); None where there is none.
+    Read once per key and process (every run's environment asks)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
