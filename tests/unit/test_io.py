@@ -38,3 +38,23 @@ def test_permissions_follow_the_umask_and_suffix_is_kept(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "x.npz").stat().st_mode) == 0o644
+
+
+def test_an_interrupt_just_after_the_temporary_file_is_made_removes_it(tmp_path, monkeypatch):
+    """A Ctrl-C or SIGTERM (raised as KeyboardInterrupt) can land before the caller's body runs, as the temporary
+    file has just been made: nothing is left beside the target (a suite stopped as a run's folder was written left a
+    hidden .config.json.*.tmp once)."""
+    import mfm_bench.io as io_module
+
+    real_close = os.close
+
+    def interrupted_close(fd):
+        real_close(fd)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(io_module.os, "close", interrupted_close)
+    with pytest.raises(KeyboardInterrupt):
+        with io_module.atomic_path(tmp_path / "config.json"):
+            raise AssertionError("the body ran")
+    monkeypatch.setattr(io_module.os, "close", real_close)
+    assert list(tmp_path.iterdir()) == []
