@@ -19,6 +19,7 @@ from . import render
 from .errors import MfmBenchError, MissingFileError, StorageError
 from .metric_catalog import COST, PROBES, TASK, Catalog, Metric, catalog
 from .outdir import recorded_settings
+from .provenance import origin, origin_notes
 from .render import DEFAULT_FORMATS, FORMATS, Board, Chart, Table
 from .results import ResultStore, atomic_write
 from .stats import CI_HI, CI_LO, paired, seed_ci
@@ -157,6 +158,7 @@ def collect(store: ResultStore) -> dict[str, Any]:
             | {
                 "error": (r["error"] or "").splitlines()[0] if r["error"] else None,
                 "versions": {k: r["environment"].get(k) for k in ("mfm_bench", "torch", "git_commit", "device")},
+                "origin": origin(r["environment"]),  # code, torch and hardware in words
                 "settings": recorded_settings(r["environment"]),  # threads "auto": a count per model
                 "warnings": r["environment"].get("data_warnings", []),
                 "limit": r["config"].get("limit"),
@@ -522,7 +524,8 @@ def _reevaluation_notes(data: dict[str, Any]) -> list[str]:
 
 
 def _notes(runs: list[dict[str, Any]]) -> list[str]:
-    """Warnings a reader must see: finished runs of mixed execution settings, data warnings."""
+    """Warnings a reader must see: finished runs of mixed execution settings, of mixed code, torch or hardware
+    (merged shards from other machines, a folder resumed after an upgrade), data warnings."""
     notes = []
     kinds: dict[str, int] = defaultdict(int)
     for r in runs:
@@ -533,6 +536,12 @@ def _notes(runs: list[dict[str, Any]]) -> list[str]:
             "finished runs were made with different execution settings (--allow-mixed), so their "
             "numbers can differ at the same run id: " + "; ".join(f"{k} ({n} runs)" for k, n in kinds.items())
         )
+    origins = [r["origin"] for r in runs if r["status"] == "finished" and r.get("origin")]
+    notes += [
+        f"finished runs were made with {n}; one run of the suite in one place would not mix them (`mfm-bench run "
+        "SUITE --out OUT --overwrite` there runs them all alike)"
+        for n in origin_notes(origins)
+    ]
     notes += sorted({w for r in runs for w in r.get("warnings") or []})
     return notes
 

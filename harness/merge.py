@@ -24,6 +24,7 @@ from .errors import MfmBenchError, MissingFileError, OutputExistsError
 from .lock import LOCK_NAME, OutputLock, OutputLockedError
 from .lock import _describe as describe_holder
 from .outdir import _first_difference as _config_difference
+from .provenance import origin, origin_notes
 from .results import DB_NAME, ResultStore
 
 #: metrics that measure the machine, not the model: two honest runs of one id differ in them (the training
@@ -105,6 +106,9 @@ def merge(out: str | Path, sources: list[str | Path], log: Callable[[str], None]
             _write(dest, p)
     finally:
         lock.release()
+    finished = [origin(run["environment"] or {}) for _, run, _ in p.runs.values() if run["status"] == "finished"]
+    for line in origin_notes(finished):  # shards from other nodes or checkouts: the leaderboard notes it too
+        log(f"note: the merged runs were made with {line}")
     return p.counts
 
 

@@ -44,6 +44,54 @@ def provenance(device: Any, deterministic: bool = False) -> dict[str, Any]:
     }
 
 
+#: the aspects of a run's environment that can change its numbers at the same run id (its configuration, data and
+#: execution settings being equal): the code, torch, and the hardware with the kernels chosen for it
+ORIGIN_ASPECTS = ("code", "torch", "hardware")
+
+
+def origin(env: dict[str, Any]) -> dict[str, str]:
+    """How a run's recorded ``environment`` reads on each of :data:`ORIGIN_ASPECTS`, in words (``not recorded`` where
+    an older store lacks a field)."""
+    commit, version = env.get("git_commit"), env.get("mfm_bench")
+    code = f"mfm-bench {version or '?'}" + (f" at {commit[:10]}" if commit else "")
+    code += " with local changes" if env.get("git_dirty") else ""
+    torch_ = f"torch {env['torch']}" if env.get("torch") else "torch not recorded"
+    torch_ += f" (CUDA {env['cuda']})" if env.get("cuda") and str(env.get("device", "")).startswith("cuda") else ""
+    if str(env.get("device", "")).startswith("cuda"):
+        hardware = str(env.get("gpu") or env.get("device_name") or "a GPU not recorded")
+    elif env.get("cpu"):
+        kernels = [str(env["cpu_capability"])] if env.get("cpu_capability") else []
+        if env.get("onednn_linear"):
+            kernels.append("oneDNN linear " + str(env["onednn_linear"]).split()[0])
+        hardware = str(env["cpu"]) + (f" ({', '.join(kernels)})" if kernels else "")
+    else:
+        hardware = "CPU not recorded"
+    return {"code": code, "torch": torch_, "hardware": hardware}
+
+
+#: why each aspect can move a number, for :func:`origin_notes`
+_WHY = {
+    "code": "a fix or change between versions can change what a run computes",
+    "torch": "kernels and their rounding change between torch releases",
+    "hardware": "BLAS and oneDNN kernels round differently on other CPU types and GPUs",
+}
+
+
+def origin_notes(origins: list[dict[str, str]], now: dict[str, str] | None = None) -> list[str]:
+    """One line per aspect on which the runs (their :func:`origin`) differ, with the count of each, or differ from
+    ``now`` (this process's); none where all agree."""
+    notes = []
+    for aspect in ORIGIN_ASPECTS:
+        counts: dict[str, int] = {}
+        for o in origins:
+            counts[o[aspect]] = counts.get(o[aspect], 0) + 1
+        if len(counts) > 1 or (now is not None and counts and set(counts) != {now[aspect]}):
+            listed = "; ".join(f"{k} ({n} run{'s' if n > 1 else ''})" for k, n in counts.items())
+            here = f"; now {now[aspect]}" if now is not None else ""
+            notes.append(f"different {aspect}: {listed}{here} ({_WHY[aspect]})")
+    return notes
+
+
 def cpu_name() -> str:
     """The CPU's model name (``model name`` in /proc/cpuinfo on Linux), else what :mod:`platform` knows.
 

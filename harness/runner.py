@@ -14,7 +14,6 @@ import io
 import json
 import platform
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -147,7 +146,6 @@ def environment(
         "numpy": numpy.__version__,
         "device": str(device),
         "plugins": packages,
-        "git_commit": _git_commit(),
         **(settings or {}),
     }
     if getattr(device, "type", "") == "cuda":
@@ -165,16 +163,6 @@ def environment(
     from .provenance import provenance
 
     return env | provenance(device, deterministic)
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 class _Terminated(BaseException):
@@ -651,6 +639,8 @@ def run_suite(
             # --deterministic as the runs will have it: this process turns it on only inside each run
             now = settings(expand_train(suite, device, threads), deterministic)
             check_settings(store, {r.id for r in todo}, now, out, allow_mixed)
+            if resume and len(todo) < len(runs):
+                _note_origins(store, {r.id for r in todo}, now, log)
             counts = {"finished": 0, "failed": 0, "skipped": len(runs) - len(todo)}
             opts = dict(seeds=seeds, device=device, threads=threads, shard=shard, resume=resume, overwrite=overwrite)
             opts["deterministic"] = deterministic
@@ -663,6 +653,19 @@ def run_suite(
             finally:
                 torch.set_num_threads(threads_before)  # --threads applies to this suite, not to the caller's process
         return counts
+
+
+def _note_origins(store: Any, rerun: set[str], now: dict[str, Any], log: Callable[[str], None]) -> None:
+    """One line per aspect (code, torch, hardware) on which the finished runs --resume keeps differ from each other
+    or from this process: their numbers and the new runs' can differ at the same run id (not refused: a resume
+    after an upgrade or on another machine is legitimate; the leaderboard notes the mix too)."""
+    import torch
+
+    from .provenance import origin, origin_notes
+
+    kept = [origin(r["environment"]) for r in store.runs("finished") if r["id"] not in rerun]
+    for line in origin_notes(kept, origin(environment(torch.device(now["device"]), {}))):
+        log(f"note: the finished runs --resume keeps were made with {line}")
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ from mfm_bench.checks import DivergedError, check_training
 from mfm_bench.leaderboard import write_leaderboard
 from mfm_bench.lock import OutputLock, OutputLockedError
 from mfm_bench.outdir import MixedSettingsError, SuiteMismatchError
+from mfm_bench.provenance import origin
 from mfm_bench.results import ResultStore
 from mfm_bench.runner import run_suite
 from mfm_bench.suite import SuiteError, load_suite
@@ -229,6 +231,33 @@ def test_a_rerun_at_fixed_threads_and_device_is_bit_identical_and_mixing_setting
     md = write_leaderboard(out)["markdown"].read_text()
     assert "different execution settings" in md and "threads 1, deterministic False (1 runs)" in md
     assert "threads 2, deterministic False (1 runs)" in md
+
+
+def test_resume_after_a_code_change_says_which_runs_came_from_which_code(write_suite, tmp_path):
+    """--resume after an upgrade (another commit) keeps the finished runs, as it should, but says that they and the
+    new ones come from different code, naming each, and the leaderboard notes the mix."""
+    suite, lines = load_suite(write_suite(SMALL.replace("seeds: [0]", "seeds: [0, 1]"))), []
+    out = tmp_path / "o"
+    run_suite(suite, out, seeds=[0], threads=1, device="cpu", progress=False, log=lines.append)
+    assert not [line for line in lines if "made with different" in line]
+    old = "0123456789abcdef0123456789abcdef01234567"
+    with ResultStore(out) as s:
+        (run,) = s.runs("finished")
+        now = origin(run["environment"])["code"]
+    con = sqlite3.connect(out / "results.sqlite")
+    env = json.loads(con.execute("SELECT environment FROM runs").fetchone()[0])
+    con.execute("UPDATE runs SET environment = ?", (json.dumps(env | {"git_commit": old, "git_dirty": False}),))
+    con.commit()
+    con.close()
+    lines.clear()
+    run_suite(suite, out, resume=True, threads=1, device="cpu", progress=False, log=lines.append)
+    (note,) = [line for line in lines if "made with different" in line]
+    version = env["mfm_bench"]
+    assert note.startswith(f"note: the finished runs --resume keeps were made with different code: mfm-bench {version}")
+    assert f"at 0123456789 (1 run); now {now}" in note
+    assert [r["status"] for r in statuses(out).values()] == ["finished", "finished"]  # kept, not refused
+    md = write_leaderboard(out)["markdown"].read_text()
+    assert f"different code: mfm-bench {version} at 0123456789 (1 run); {now} (1 run)" in md
 
 
 TWO_MODELS = SMALL.replace("seeds: [0]", "seeds: [0, 1]").replace(

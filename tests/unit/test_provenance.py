@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mfm_bench.cli import main
-from mfm_bench.provenance import Limited, cpu_name, data_fingerprint, git_state
+from mfm_bench.provenance import Limited, cpu_name, data_fingerprint, git_state, origin, origin_notes
 from mfm_bench.results import SCHEMA_VERSION, ResultStore
 
 SUITE = """\
@@ -93,3 +93,40 @@ def test_numeric_options_are_checked_by_the_parser(capsys, argv):
     with pytest.raises(SystemExit):
         main(argv)
     assert f"argument {argv[-2]}: takes" in capsys.readouterr().err
+
+
+def test_origin_reads_each_aspect_in_words_and_notes_only_what_differs():
+    intel = {
+        "mfm_bench": "0.1.0",
+        "git_commit": "a" * 40,
+        "git_dirty": True,
+        "torch": "2.13.0+cpu",
+        "cuda": None,
+        "device": "cpu",
+        "cpu": "Intel(R) Xeon(R) Processor",
+        "cpu_capability": "AVX512",
+        "onednn_linear": "off (auto: GenuineIntel)",
+    }
+    assert origin(intel) == {
+        "code": "mfm-bench 0.1.0 at aaaaaaaaaa with local changes",
+        "torch": "torch 2.13.0+cpu",
+        "hardware": "Intel(R) Xeon(R) Processor (AVX512, oneDNN linear off)",
+    }
+    gpu = intel | {"device": "cuda:0", "gpu": "NVIDIA H200", "cuda": "12.8", "git_dirty": False}
+    assert origin(gpu)["hardware"] == "NVIDIA H200" and origin(gpu)["torch"] == "torch 2.13.0+cpu (CUDA 12.8)"
+    old = {"mfm_bench": "0.1.0", "torch": "2.13.0+cpu", "device": "cpu"}  # a store from before cpu was recorded
+    assert origin(old) == {"code": "mfm-bench 0.1.0", "torch": "torch 2.13.0+cpu", "hardware": "CPU not recorded"}
+
+    assert origin_notes([origin(intel)] * 3) == []
+    code, hardware = origin_notes([origin(intel)] * 2 + [origin(old)])  # torch agrees: no note of it
+    assert code.startswith("different code: mfm-bench 0.1.0 at aaaaaaaaaa with local changes (2 runs); ")
+    assert "; mfm-bench 0.1.0 (1 run) (a fix or change between versions" in code
+    assert hardware.startswith("different hardware: ") and "; CPU not recorded (1 run)" in hardware
+    notes = origin_notes([origin(intel)] * 2 + [origin(intel | {"cpu_capability": "AVX2"})])
+    assert notes == [
+        "different hardware: Intel(R) Xeon(R) Processor (AVX512, oneDNN linear off) (2 runs); Intel(R) Xeon(R) "
+        "Processor (AVX2, oneDNN linear off) (1 run) (BLAS and oneDNN kernels round differently on other CPU types "
+        "and GPUs)"
+    ]
+    (now,) = origin_notes([origin(intel)], now=origin(intel | {"torch": "2.14.0+cpu"}))
+    assert now.startswith("different torch: torch 2.13.0+cpu (1 run); now torch 2.14.0+cpu")
