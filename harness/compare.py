@@ -118,6 +118,26 @@ def _run_status(path: str | Path) -> dict[tuple[str, str, int], str]:
     return out
 
 
+def other_origins(base_path: str | Path, new_path: str | Path) -> list[str]:
+    """How BASE's and NEW's finished runs differ in torch and hardware (:func:`mfm_bench.provenance.origin`), a
+    line per aspect: there a metric can move by the kernels' rounding alone, whatever the code did. The code is
+    left out: a comparison of two commits is what the gate is for."""
+    from .provenance import WHY, origin
+
+    def origins(path: str | Path) -> list[dict[str, str]]:
+        p = Path(path)
+        with ResultStore(p.parent if p.name == DB_NAME else p, readonly=True) as store:
+            return [origin(r["environment"] or {}) for r in store.runs("finished")]
+
+    sides = origins(base_path), origins(new_path)
+    lines = []
+    for aspect in ("torch", "hardware"):
+        seen = [sorted({o[aspect] for o in side}) for side in sides]
+        if all(seen) and seen[0] != seen[1]:
+            lines.append(f"{aspect}: BASE {' + '.join(seen[0])}; NEW {' + '.join(seen[1])} ({WHY[aspect]})")
+    return lines
+
+
 def unfinished_in_new(base_path: str | Path, new_path: str | Path) -> list[str]:
     """The runs (dataset / model / seed) that finished in BASE but failed, or did not finish, in NEW: a model that
     crashes in NEW has no metrics there, so without this the gate would compare the other models and pass."""

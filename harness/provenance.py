@@ -70,7 +70,7 @@ def origin(env: dict[str, Any]) -> dict[str, str]:
 
 
 #: why each aspect can move a number, for :func:`origin_notes`
-_WHY = {
+WHY = {
     "code": "a fix or change between versions can change what a run computes",
     "torch": "kernels and their rounding change between torch releases",
     "hardware": "BLAS and oneDNN kernels round differently on other CPU types and GPUs",
@@ -88,7 +88,7 @@ def origin_notes(origins: list[dict[str, str]], now: dict[str, str] | None = Non
         if len(counts) > 1 or (now is not None and counts and set(counts) != {now[aspect]}):
             listed = "; ".join(f"{k} ({n} run{'s' if n > 1 else ''})" for k, n in counts.items())
             here = f"; now {now[aspect]}" if now is not None else ""
-            notes.append(f"different {aspect}: {listed}{here} ({_WHY[aspect]})")
+            notes.append(f"different {aspect}: {listed}{here} ({WHY[aspect]})")
     return notes
 
 

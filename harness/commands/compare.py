@@ -64,7 +64,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mfm_bench.compare import compare, gate, load, one_sided, table, unfinished_in_new, unpaired_seeds
+    from mfm_bench.compare import (
+        compare,
+        gate,
+        load,
+        one_sided,
+        other_origins,
+        table,
+        unfinished_in_new,
+        unpaired_seeds,
+    )
 
     sides = load(args.base), load(args.new)  # each store read once, for the rows and what only one side has
     rows = compare(args.base, args.new, sides)
@@ -100,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
     if lost:
         print(f"\n{len(lost)} run(s) finished in BASE but not in NEW (no metrics to compare):")
         print("\n".join(f"- {line}" for line in lost))
+    if origins := other_origins(args.base, args.new):
+        print("\nnote: BASE and NEW ran on different setups; a difference can be rounding, not the change:")
+        print("\n".join(f"- {line}" for line in origins))
     verdict = (
         f"{len(failed) + len(lost)} regression(s): NEW is worse than BASE"
         + (f" ({len(lost)} of them run(s) that did not finish)" if lost else "")

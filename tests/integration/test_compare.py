@@ -1,6 +1,10 @@
 """``mfm-bench compare``: the CI regression gate. A scripted example: a 1-epoch suite against a 12-epoch one fails
 the gate, an identical rerun passes; unusable input exits 2 and says what did not match."""
 
+import json
+import shutil
+import sqlite3
+
 import pytest
 
 from mfm_bench.cli import main
@@ -50,6 +54,28 @@ def test_identical_rerun_passes(outs, capsys):
     )
     text = capsys.readouterr().out
     assert code == 0 and "no regression" in text and "FAIL" not in text
+
+
+def test_a_side_from_other_hardware_is_noted_without_changing_the_verdict(outs, capsys, tmp_path):
+    """A BASE made on another CPU type (a cached main-branch folder from another runner) can differ by rounding:
+    the gate still decides on the numbers, and a note names both setups."""
+    assert "different setups" not in capsys.readouterr().out
+    assert main(["compare", str(outs["main"]), str(outs["rerun"])]) == 0
+    assert "different setups" not in capsys.readouterr().out  # one machine, one torch: nothing to say
+    other = tmp_path / "other-runner"
+    shutil.copytree(outs["main"], other)
+    con = sqlite3.connect(other / "results.sqlite")
+    for rid, env in con.execute("SELECT id, environment FROM runs").fetchall():
+        changed = json.loads(env) | {"cpu": "AMD EPYC 7B13", "cpu_capability": "AVX2", "git_commit": "f" * 40}
+        con.execute("UPDATE runs SET environment = ? WHERE id = ?", (json.dumps(changed), rid))
+    con.commit()
+    con.close()
+    assert main(["compare", str(other), str(outs["rerun"])]) == 0
+    text = capsys.readouterr().out
+    note = text[text.index("note: BASE and NEW ran on different setups") :]
+    assert "- hardware: BASE AMD EPYC 7B13 (AVX2" in note and "; NEW " in note and "round differently" in note
+    assert "torch:" not in note and "code" not in note  # same torch; another commit is what a gate compares
+    assert "no regression" in text
 
 
 def test_nothing_in_common_exits_2_and_says_what_differs(outs, capsys):
