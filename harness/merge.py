@@ -24,6 +24,7 @@ from .errors import MfmBenchError, MissingFileError, OutputExistsError
 from .lock import LOCK_NAME, OutputLock, OutputLockedError
 from .lock import _describe as describe_holder
 from .outdir import _first_difference as _config_difference
+from .outdir import _grown_searches
 from .provenance import origin, origin_notes
 from .results import DB_NAME, ResultStore
 
@@ -236,6 +237,8 @@ def _plan_meta(p: Plan, folder: Path, src: ResultStore) -> None:
                     f"{folder} holds results of suite {suite['name']!r} in another configuration than {have[0]} "
                     f"({change})"
                 )
+                if grown := _grown_searches(have[1].get("grid") or [], suite.get("grid") or []):
+                    raise MergeConflictError(f"{what}; {_grown_hint(grown, have[0], folder)}")
             raise MergeConflictError(f"{what}; merge only shards of one suite file, run with one version of mfm-bench")
         p.meta.setdefault("suite", (folder, suite))
     reference, had = src.get_meta("reference"), p.meta.get("reference")
@@ -247,6 +250,19 @@ def _plan_meta(p: Plan, folder: Path, src: ResultStore) -> None:
     if reference is not None:
         p.meta.setdefault("reference", (folder, reference))
     p.formats += [f for f in src.get_meta("formats") or [] if f not in p.formats]
+
+
+def _grown_hint(grown: list[tuple[str, int, int]], first: Path, folder: Path) -> str:
+    """How to merge shards of which one grew a search with ``--resume`` (a larger ``n_trials``) and another did not:
+    bring the smaller one to the larger suite the same way, which runs what the larger search adds to that shard
+    (nothing, where the search went whole to another shard), then merge again."""
+    label, was, new = grown[0]
+    smaller, larger = (first, folder) if new > was else (folder, first)
+    return (
+        f"the search of {label} has {max(was, new)} trials in {larger} and {min(was, new)} in {smaller} (grown with "
+        f"--resume); run the suite with the larger n_trials on that shard too (mfm-bench run SUITE --shard K/N --out "
+        f"{smaller} --resume: it adds what the larger search gives that shard, often nothing), then merge again"
+    )
 
 
 def _plan_searches(p: Plan, folder: Path, searches: list[dict[str, Any]]) -> None:

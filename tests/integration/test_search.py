@@ -202,6 +202,41 @@ def test_a_search_grown_with_resume_keeps_its_trials_and_ends_as_a_search_of_tha
         run_suite(load_suite(write_suite(five.replace("n_trials: 5", "n_trials: 3"))), out, resume=True, progress=False)
 
 
+def test_shards_of_a_search_grown_in_one_of_them_merge_once_the_other_is_brought_along(write_suite, tmp_path):
+    """A search grown with --resume in its shard makes that shard another configuration than the others: merge
+    refuses, naming the shard to bring along and how; after that (nothing to run there), the merge goes through
+    and holds the grown search."""
+    from mfm_bench.merge import MergeConflictError, merge
+
+    two = suite_text().replace("n_trials: 5", "n_trials: 2")
+    two = two.replace(
+        "models:\n", "models:\n  - {name: supervised, label: plain, params: {encoder: mean, fusion: late}}\n"
+    )
+
+    def searches(folder):
+        with ResultStore(folder) as store:
+            return store.searches()
+
+    for k in (1, 2):
+        run_suite(load_suite(write_suite(two)), tmp_path / f"s{k}", shard=(k, 2), progress=False)
+    with_search = next(k for k in (1, 2) if searches(tmp_path / f"s{k}"))
+    other = 3 - with_search
+    grown = load_suite(write_suite(two.replace("n_trials: 2", "n_trials: 4")))
+    run_suite(grown, tmp_path / f"s{with_search}", shard=(with_search, 2), resume=True, progress=False)
+    with pytest.raises(MergeConflictError) as e:
+        merge(tmp_path / "m", [tmp_path / "s1", tmp_path / "s2"], log=lambda s: None)
+    message = str(e.value)
+    assert (
+        "has 4 trials in " + str(tmp_path / f"s{with_search}") + " and 2 in " + str(tmp_path / f"s{other}") in message
+    )
+    assert f"--out {tmp_path / f's{other}'} --resume" in message and not (tmp_path / "m" / "results.sqlite").exists()
+    counts = run_suite(grown, tmp_path / f"s{other}", shard=(other, 2), resume=True, progress=False)
+    assert counts["finished"] == 0  # the search went whole to the other shard
+    merge(tmp_path / "m", [tmp_path / "s1", tmp_path / "s2"], log=lambda s: None)
+    (search,) = searches(tmp_path / "m")
+    assert search["trials"] == 4 and len(search["trial_ids"]) == 4
+
+
 def test_final_runs_of_an_earlier_choice_leave_the_leaderboard():
     """A grown search that chose another configuration: its earlier final runs stay in the store, hidden."""
     from mfm_bench.search_board import hidden_runs
