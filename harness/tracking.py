@@ -60,3 +60,37 @@ def call(hook: str, **kwargs: Any) -> None:
 def flat_metrics(rows: list[tuple[str, str, str, float]]) -> dict[str, float]:
     """Metric rows -> ``{"<condition>/<metric>": value}`` of the test split and the cost rows."""
     return {f"{cond}/{m}": float(v) for cond, split, m, v in rows if split != "valid" and v == v}
+
+
+def replay(out: str | Path, names: list[str], progress: bool = True) -> dict[str, int]:
+    """Send the runs of output folder ``out`` that ended (finished or failed) to the trackers ``names``, as they
+    would have heard them live: ``on_run_start`` with the run's configuration, ``on_epoch_end`` for each row of its
+    ``history.json``, ``on_run_end`` with its status and test metrics. For runs that finished before the trackers
+    were on (``--resume`` does not train them again) and for a merged folder (each shard tracked into its own).
+    The built-in trackers replace a run's earlier record, so a run sent twice is held once. Third-party trackers
+    implement the hooks themselves and hear every run sent, whatever ``names`` says. Returns counts: sent, and
+    skipped (runs that did not end: running or interrupted)."""
+    import json
+
+    from tqdm.auto import tqdm
+
+    from .leaderboard import no_store
+    from .lock import OutputLock
+    from .results import DB_NAME, ResultStore
+
+    out = Path(out)
+    if not (out / DB_NAME).exists():
+        raise no_store(out)
+    with OutputLock(out, print), ResultStore(out, readonly=True) as store:  # the trackers write into OUT
+        runs = store.runs()
+        ended = [r for r in runs if r["status"] in ("finished", "failed")]
+        for r in tqdm(ended, desc="tracking", unit="run", disable=None if progress else True):
+            record = {k: r[k] for k in ("id", "suite", "label", "config", "environment")}
+            call("on_run_start", out=out, run=record | {"dataset_label": r["dataset"], "trackers": list(names)})
+            history = out / "runs" / r["id"] / "history.json"
+            rows = json.loads(history.read_text()) if history.exists() else []
+            for i, row in enumerate(rows, start=1):
+                call("on_epoch_end", run_id=r["id"], epoch=int(row.get("epoch", i)), metrics=row)
+            metrics = [(m["condition"], m["split"], m["metric"], m["value"]) for m in store.metrics(r["id"])]
+            call("on_run_end", run_id=r["id"], status=r["status"], metrics=flat_metrics(metrics))
+    return {"sent": len(ended), "skipped": len(runs) - len(ended)}

@@ -252,3 +252,55 @@ def test_an_mlflow_run_whose_model_could_not_be_logged_is_not_shown_finished(tmp
         assert [r["status"] for r in store.runs()] == ["finished"]
     _, (ml,) = mlflow_runs(tmp_path / "out")
     assert ml.info.status == "KILLED" and "clean/mae" in ml.data.metrics
+
+
+def test_track_sends_finished_runs_to_the_trackers_as_they_heard_them_live(tmp_path, capsys):
+    """Runs finished before trackers were on: `mfm-bench track` replays them, and a tracker hears the same calls as
+    during training (the run, each epoch's losses, the test metrics), only the trackers named differ."""
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed (pip install -e '.[trackers]')")
+    live, replayed = Recorder(), Recorder()
+    with temporary_plugin(live, "recorder"):
+        assert main(two_seeds(tmp_path, "")) == 0
+    capsys.readouterr()
+    with temporary_plugin(replayed, "recorder"):
+        assert main(["track", str(tmp_path / "out"), "--to", "tensorboard", "--no-progress"]) == 0
+    assert capsys.readouterr().out.strip() == "2 run(s) sent to tensorboard"
+    assert [c[:2] + ([],) + c[3:] if c[0] == "start" else c for c in replayed.calls] == live.calls
+    assert [c[2] for c in replayed.calls if c[0] == "start"] == [["tensorboard"], ["tensorboard"]]
+
+
+def test_track_into_mlflow_twice_holds_one_mlflow_run_per_run(tmp_path, capsys):
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e '.[trackers]')")
+    assert main(two_seeds(tmp_path, "")) == 0
+    assert not (tmp_path / "out" / "mlruns").exists()
+    for _ in range(2):
+        assert main(["track", str(tmp_path / "out"), "--to", "mlflow", "--no-progress"]) == 0
+    with ResultStore(tmp_path / "out") as store:
+        runs = {r["id"]: r for r in store.runs()}
+        mae = {m["run_id"]: m["value"] for m in store.metrics() if m["condition"] == "clean" and m["metric"] == "mae"}
+    client, tracked = mlflow_runs(tmp_path / "out")
+    assert sorted(r.data.params["run_id"] for r in tracked) == sorted(runs)
+    for r in tracked:
+        rid = r.data.params["run_id"]
+        assert r.info.status == "FINISHED" and r.data.metrics["clean/mae"] == pytest.approx(mae[rid])
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "epoch/train_label")] == [1, 2, 3]
+        assert sorted(a.path for a in client.list_artifacts(r.info.run_id)) == [
+            "config.json",
+            "history.json",
+            "model.pt",
+        ]
+
+
+def test_track_says_what_failed_and_exits_1_or_2(tmp_path, capsys, monkeypatch):
+    assert main(two_seeds(tmp_path, "")) == 0
+    capsys.readouterr()
+    assert main(["track", str(tmp_path / "out"), "--to", "tensorbord"]) == 2
+    assert "unknown tracker 'tensorbord'; name built-in trackers: tensorboard, mlflow" in capsys.readouterr().err
+    assert main(["track", str(tmp_path / "nowhere"), "--to", "mlflow"]) == 2
+    assert "holds no results.sqlite" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # import mlflow raises ImportError
+    monkeypatch.setitem(sys.modules, "mlflow.tracking", None)
+    assert main(["track", str(tmp_path / "out"), "--to", "mlflow", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "error: tracker 'mlflow' failed in on_run_start: ImportError: the mlflow tracker needs" in err
+    assert "2 run(s) read, not all of them tracked" in err
