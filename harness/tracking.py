@@ -75,22 +75,30 @@ def replay(out: str | Path, names: list[str], progress: bool = True) -> dict[str
     from tqdm.auto import tqdm
 
     from .leaderboard import no_store
-    from .lock import OutputLock
+    from .lock import OutputLock, OutputLockedError
     from .results import DB_NAME, ResultStore
 
     out = Path(out)
     if not (out / DB_NAME).exists():
         raise no_store(out)
-    with OutputLock(out, print), ResultStore(out, readonly=True) as store:  # the trackers write into OUT
-        runs = store.runs()
-        ended = [r for r in runs if r["status"] in ("finished", "failed")]
-        for r in tqdm(ended, desc="tracking", unit="run", disable=None if progress else True):
-            record = {k: r[k] for k in ("id", "suite", "label", "config", "environment")}
-            call("on_run_start", out=out, run=record | {"dataset_label": r["dataset"], "trackers": list(names)})
-            history = out / "runs" / r["id"] / "history.json"
-            rows = json.loads(history.read_text()) if history.exists() else []
-            for i, row in enumerate(rows, start=1):
-                call("on_epoch_end", run_id=r["id"], epoch=int(row.get("epoch", i)), metrics=row)
-            metrics = [(m["condition"], m["split"], m["metric"], m["value"]) for m in store.metrics(r["id"])]
-            call("on_run_end", run_id=r["id"], status=r["status"], metrics=flat_metrics(metrics))
+    lock = OutputLock(out, print)  # the trackers write into OUT: not beside a run writing it
+    try:
+        lock.acquire()
+    except OutputLockedError as e:
+        raise OutputLockedError(str(e).replace("or choose another --out", "then track it")) from None
+    try:
+        with ResultStore(out, readonly=True) as store:
+            runs = store.runs()
+            ended = [r for r in runs if r["status"] in ("finished", "failed")]
+            for r in tqdm(ended, desc="tracking", unit="run", disable=None if progress else True):
+                record = {k: r[k] for k in ("id", "suite", "label", "config", "environment")}
+                call("on_run_start", out=out, run=record | {"dataset_label": r["dataset"], "trackers": list(names)})
+                history = out / "runs" / r["id"] / "history.json"
+                rows = json.loads(history.read_text()) if history.exists() else []
+                for i, row in enumerate(rows, start=1):
+                    call("on_epoch_end", run_id=r["id"], epoch=int(row.get("epoch", i)), metrics=row)
+                metrics = [(m["condition"], m["split"], m["metric"], m["value"]) for m in store.metrics(r["id"])]
+                call("on_run_end", run_id=r["id"], status=r["status"], metrics=flat_metrics(metrics))
+    finally:
+        lock.release()
     return {"sent": len(ended), "skipped": len(runs) - len(ended)}

@@ -298,6 +298,12 @@ def test_track_says_what_failed_and_exits_1_or_2(tmp_path, capsys, monkeypatch):
     assert "unknown tracker 'tensorbord'; name built-in trackers: tensorboard, mlflow" in capsys.readouterr().err
     assert main(["track", str(tmp_path / "nowhere"), "--to", "mlflow"]) == 2
     assert "holds no results.sqlite" in capsys.readouterr().err
+    from mfm_bench.lock import OutputLock
+
+    with OutputLock(tmp_path / "out", print):  # a run still writing the folder
+        assert main(["track", str(tmp_path / "out"), "--to", "tensorboard"]) == 2
+    err = capsys.readouterr().err
+    assert "is in use by another mfm-bench run" in err and err.rstrip().endswith("wait for it to end, then track it")
     monkeypatch.setitem(sys.modules, "mlflow", None)  # import mlflow raises ImportError
     monkeypatch.setitem(sys.modules, "mlflow.tracking", None)
     assert main(["track", str(tmp_path / "out"), "--to", "mlflow", "--no-progress"]) == 1
