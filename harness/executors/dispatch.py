@@ -131,12 +131,15 @@ def drive(
                 on_idle_slot()
                 on_idle_slot = None
             for run_id, outcome in executor.wait():
-                run = running.pop(run_id)
+                # in flight until its outcome is stored: a Ctrl-C landing before that (its files being written)
+                # must mark it interrupted below, not leave its row "running"
+                run = running[run_id]
                 outcome.environment = {**outcome.environment, **executor.describe()}
                 if not executor.live_epochs:
                     for epoch, row in outcome.epochs:
                         call("on_epoch_end", run_id=run.id, epoch=epoch, metrics=row)
                 record(store, out, run, outcome)
+                del running[run_id]
                 counts[outcome.status] = counts.get(outcome.status, 0) + 1
                 if outcome.pruned:
                     counts["pruned"] = counts.get("pruned", 0) + 1
@@ -152,9 +155,10 @@ def drive(
     except BaseException:
         executor.cancel()
         for run in running.values():
-            # only a row this attempt started: one not yet replaced (a finished run under --overwrite) stays
+            # only a row this attempt started: one not yet replaced (a finished run under --overwrite) stays, and
+            # so does one whose outcome was stored just before the interrupt (its trackers heard how it ended)
             store.fail(run.id, "interrupted", 0.0, status="interrupted", only_running=True)
-            if run.id in announced:
+            if run.id in announced and store.status(run.id) == "interrupted":
                 call("on_run_end", run_id=run.id, status="interrupted", metrics={})
         raise
     executor.close()

@@ -269,6 +269,32 @@ def test_ctrl_c_stops_the_workers_keeps_finished_runs_and_resume_finishes(write_
     assert set(status.values()) == {"finished"} and len(status) == 4
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_ctrl_c_while_an_outcome_is_being_stored_marks_that_run_interrupted(write_suite, tmp_path, monkeypatch, jobs):
+    """A Ctrl-C landing while the main process stores a run's outcome (its files, then its row) left the run's row
+    "running" for good: the run had left the runs in flight before it was stored. It is interrupted now, and the
+    runs stored before it stay finished."""
+    suite = load_suite(write_suite(SUITE.replace("EPOCHS", "1")))
+    out = tmp_path / "o"
+    real, calls = ResultStore.finish, []
+
+    def finish(self, run_id, *a, **k):
+        calls.append(run_id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if it landed just before the second outcome's row was written
+        return real(self, run_id, *a, **k)
+
+    monkeypatch.setattr(ResultStore, "finish", finish)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, out, progress=False, execution=Execution(jobs=jobs), log=lambda s: None)
+    _, status = numbers(out)
+    assert status[calls[0]] == "finished" and status[calls[1]] == "interrupted"
+    assert "running" not in status.values()
+    monkeypatch.setattr(ResultStore, "finish", real)
+    run_suite(suite, out, resume=True, progress=False, execution=Execution(jobs=jobs), log=lambda s: None)
+    assert set(numbers(out)[1].values()) == {"finished"}
+
+
 def test_a_worker_without_the_output_folder_returns_every_run_file_and_artifact(write_suite, tmp_path, monkeypatch):
     """perform(run, None, ...) (a Ray task): config, history, model and the model's own artifacts come back in
     the outcome, and the main process writes them with the artifact's metric rows."""
