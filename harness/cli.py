@@ -33,6 +33,7 @@ examples:
   mfm-bench evaluate runs/quickstart --condition missing:text@0.5   re-score saved models, no retraining
   mfm-bench compare runs/main runs/change --max-drop mae=0.02       CI regression gate (exit 1 when worse)
   mfm-bench report runs/quickstart                report.html: sortable tables, robustness curves, every run
+  mfm-bench track runs/quickstart --to mlflow     send its runs to MLflow (or tensorboard) after the fact
 
 Run `mfm-bench COMMAND --help` for the options of one command. Docs: docs/suites.md, docs/plugins.md,
 docs/evaluation.md, docs/ci.md.

@@ -17,6 +17,7 @@ already hold results (an earlier merge, or a run of the same suite): what is the
 EPILOG = """examples (Slurm array job, docs/scaling.md):
   mfm-bench run suites/sentiment.yaml --shard $SLURM_ARRAY_TASK_ID/4 --out runs/s/shard-$SLURM_ARRAY_TASK_ID
   mfm-bench merge runs/sentiment runs/s/shard-*
+  mfm-bench track runs/sentiment --to mlflow         the merged runs in one MLflow store (each shard tracked its own)
 """
 
 
