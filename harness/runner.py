@@ -29,6 +29,7 @@ from .datacheck import check_data
 from .errors import MfmBenchError, OutputExistsError, is_disk_full
 from .io import atomic_write
 from .results import ResultStore
+from .signals import sigterm_handler
 from .suite import Suite
 from .trainconfig import identity
 
@@ -189,16 +190,10 @@ def sigterm_as_interrupt() -> Iterator[None]:
         raise _Terminated()
 
     try:
-        previous = signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread
-        previous = None
-    try:
-        yield
+        with sigterm_handler(on_term):
+            yield
     except _Terminated:
         raise Terminated from None
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
@@ -206,15 +201,8 @@ def _sigterm_default() -> Iterator[None]:
     """SIGTERM's default action inside the block (in the main thread), for processes forked there: a worker that
     inherited the command's handler would print a traceback each time the pool stops it. A SIGTERM in the block
     ends this process at once, as before any handler was set (nothing of the output folder is written yet)."""
-    try:
-        previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    except ValueError:  # not the main thread
-        previous = None
-    try:
+    with sigterm_handler(signal.SIG_DFL):
         yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def perform(

@@ -290,17 +290,10 @@ def sigterm_as_interrupt() -> Iterator[None]:
     """Inside the block, SIGTERM (``kill``, ``timeout``, a scheduler) raises :class:`Terminated`, a
     ``KeyboardInterrupt``: the files being written are removed as on Ctrl-C, instead of staying behind as hidden
     ``.NAME.*.tmp`` files. Outside the main thread it does nothing."""
-    import signal
+    from ..signals import sigterm_handler
 
-    try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:  # not the main thread
-        previous = None
-    try:
+    with sigterm_handler(_raise_terminated):
         yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _write_in_child(conn, fn, args, kw) -> None:
