@@ -131,7 +131,9 @@ def git_state() -> tuple[str | None, bool | None]:
     commit = git("rev-parse", "HEAD")
     if not commit:
         return None, None
-    status = git("status", "--porcelain", "--untracked-files=no")
+    # --no-optional-locks: a status of our own never takes the index lock, which a kill mid-way would leave behind
+    # in the user's checkout (every later git command refused until it is removed by hand)
+    status = git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
     return commit.strip(), None if status is None else bool(status.strip())
 
 

@@ -130,3 +130,27 @@ def test_origin_reads_each_aspect_in_words_and_notes_only_what_differs():
     ]
     (now,) = origin_notes([origin(intel)], now=origin(intel | {"torch": "2.14.0+cpu"}))
     assert now.startswith("different torch: torch 2.13.0+cpu (1 run); now torch 2.14.0+cpu")
+
+
+def test_the_git_state_of_a_run_never_takes_the_checkouts_index_lock(monkeypatch):
+    """A plain `git status` refreshes the index under .git/index.lock; a run killed during it (SIGKILL, a timeout)
+    left that file in the user's checkout and every later git command refused. Every git call a run makes must be
+    lock-free: read-only commands, and status with --no-optional-locks."""
+    import subprocess
+
+    import mfm_bench.provenance as prov
+
+    real, calls = subprocess.run, []
+
+    def run(args, *a, **k):
+        calls.append(list(args))
+        return real(args, *a, **k)
+
+    monkeypatch.setattr(prov.subprocess, "run", run)
+    commit, dirty = prov.git_state()
+    if commit is None:
+        pytest.skip("not a git checkout")
+    assert [c[1:] for c in calls if c[0] == "git" and "status" in c] == [
+        ["--no-optional-locks", "status", "--porcelain", "--untracked-files=no"]
+    ]
+    assert all(c[1] in ("rev-parse", "--no-optional-locks") for c in calls)
