@@ -37,6 +37,25 @@ def write_suite(tmp_path):
     return write
 
 
+@pytest.fixture
+def recorded_as():
+    """recorded_as(folder, **fields): every run of ``folder``'s store rewritten as if made elsewhere, ``fields``
+    merged into its recorded environment (another CPU, commit, torch)."""
+    import json
+    import sqlite3
+
+    def rewrite(folder: Path, **fields) -> None:
+        con = sqlite3.connect(Path(folder) / "results.sqlite")
+        try:
+            for rid, env in con.execute("SELECT id, environment FROM runs").fetchall():
+                con.execute("UPDATE runs SET environment = ? WHERE id = ?", (json.dumps(json.loads(env) | fields), rid))
+            con.commit()
+        finally:
+            con.close()
+
+    return rewrite
+
+
 def _uses_alignment(module) -> bool:
     """Whether a test module imported anything from mfm_bench.align (a module, function or class)."""
     for value in vars(module).values():

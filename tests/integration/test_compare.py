@@ -1,9 +1,7 @@
 """``mfm-bench compare``: the CI regression gate. A scripted example: a 1-epoch suite against a 12-epoch one fails
 the gate, an identical rerun passes; unusable input exits 2 and says what did not match."""
 
-import json
 import shutil
-import sqlite3
 
 import pytest
 
@@ -56,7 +54,7 @@ def test_identical_rerun_passes(outs, capsys):
     assert code == 0 and "no regression" in text and "FAIL" not in text
 
 
-def test_a_side_from_other_hardware_is_noted_without_changing_the_verdict(outs, capsys, tmp_path):
+def test_a_side_from_other_hardware_is_noted_without_changing_the_verdict(outs, capsys, tmp_path, recorded_as):
     """A BASE made on another CPU type (a cached main-branch folder from another runner) can differ by rounding:
     the gate still decides on the numbers, and a note names both setups."""
     assert "different setups" not in capsys.readouterr().out
@@ -64,12 +62,7 @@ def test_a_side_from_other_hardware_is_noted_without_changing_the_verdict(outs, 
     assert "different setups" not in capsys.readouterr().out  # one machine, one torch: nothing to say
     other = tmp_path / "other-runner"
     shutil.copytree(outs["main"], other)
-    con = sqlite3.connect(other / "results.sqlite")
-    for rid, env in con.execute("SELECT id, environment FROM runs").fetchall():
-        changed = json.loads(env) | {"cpu": "AMD EPYC 7B13", "cpu_capability": "AVX2", "git_commit": "f" * 40}
-        con.execute("UPDATE runs SET environment = ? WHERE id = ?", (json.dumps(changed), rid))
-    con.commit()
-    con.close()
+    recorded_as(other, cpu="AMD EPYC 7B13", cpu_capability="AVX2", git_commit="f" * 40)
     assert main(["compare", str(other), str(outs["rerun"])]) == 0
     text = capsys.readouterr().out
     note = text[text.index("note: BASE and NEW ran on different setups") :]

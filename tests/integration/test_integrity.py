@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -233,7 +232,7 @@ def test_a_rerun_at_fixed_threads_and_device_is_bit_identical_and_mixing_setting
     assert "threads 2, deterministic False (1 runs)" in md
 
 
-def test_resume_after_a_code_change_says_which_runs_came_from_which_code(write_suite, tmp_path):
+def test_resume_after_a_code_change_says_which_runs_came_from_which_code(write_suite, tmp_path, recorded_as):
     """--resume after an upgrade (another commit) keeps the finished runs, as it should, but says that they and the
     new ones come from different code, naming each, and the leaderboard notes the mix."""
     suite, lines = load_suite(write_suite(SMALL.replace("seeds: [0]", "seeds: [0, 1]"))), []
@@ -244,15 +243,11 @@ def test_resume_after_a_code_change_says_which_runs_came_from_which_code(write_s
     with ResultStore(out) as s:
         (run,) = s.runs("finished")
         now = origin(run["environment"])["code"]
-    con = sqlite3.connect(out / "results.sqlite")
-    env = json.loads(con.execute("SELECT environment FROM runs").fetchone()[0])
-    con.execute("UPDATE runs SET environment = ?", (json.dumps(env | {"git_commit": old, "git_dirty": False}),))
-    con.commit()
-    con.close()
+    recorded_as(out, git_commit=old, git_dirty=False)
     lines.clear()
     run_suite(suite, out, resume=True, threads=1, device="cpu", progress=False, log=lines.append)
     (note,) = [line for line in lines if "made with different" in line]
-    version = env["mfm_bench"]
+    version = run["environment"]["mfm_bench"]
     assert note.startswith(f"note: the finished runs --resume keeps were made with different code: mfm-bench {version}")
     assert f"at 0123456789 (1 run); now {now}" in note
     assert [r["status"] for r in statuses(out).values()] == ["finished", "finished"]  # kept, not refused

@@ -3,7 +3,6 @@ once; different results for one id are an error naming both folders."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 import pytest
@@ -212,16 +211,9 @@ def test_merge_with_html_writes_the_report_as_run_does(write_suite, tmp_path, du
     assert (tmp_path / "m" / "leaderboard.html").exists() and (tmp_path / "m" / "report.html").stat().st_size > 0
 
 
-def _recorded_on(folder, **fields):
-    """Rewrite every run's recorded environment of ``folder`` with ``fields``, as if it had run elsewhere."""
-    con = sqlite3.connect(folder / "results.sqlite")
-    for rid, env in con.execute("SELECT id, environment FROM runs").fetchall():
-        con.execute("UPDATE runs SET environment = ? WHERE id = ?", (json.dumps(json.loads(env) | fields), rid))
-    con.commit()
-    con.close()
-
-
-def test_shards_from_another_kind_of_node_merge_with_a_note_naming_each(write_suite, tmp_path, dummy, capsys):
+def test_shards_from_another_kind_of_node_merge_with_a_note_naming_each(
+    write_suite, tmp_path, dummy, capsys, recorded_as
+):
     """A Slurm array can land shards on nodes of other CPU types, whose kernels round differently: the merge goes
     on (the runs are the suite's), and its output and the leaderboard say which runs came from which CPU."""
     path = str(write_suite(SUITE))
@@ -232,10 +224,11 @@ def test_shards_from_another_kind_of_node_merge_with_a_note_naming_each(write_su
     assert "note:" not in capsys.readouterr().out  # one machine, one checkout: nothing to say
     assert "made with different" not in (tmp_path / "same" / "leaderboard.md").read_text()
 
-    _recorded_on(tmp_path / "s2", cpu="AMD EPYC 7B13", cpu_capability="AVX2", onednn_linear="on (auto: AuthenticAMD)")
+    recorded_as(tmp_path / "s2", cpu="AMD EPYC 7B13", cpu_capability="AVX2", onednn_linear="on (auto: AuthenticAMD)")
     assert main(["merge", str(tmp_path / "m"), str(tmp_path / "s1"), str(tmp_path / "s2")]) == 0
     out = capsys.readouterr().out
-    here = origin(statuses_env(tmp_path / "s1"))["hardware"]
+    with ResultStore(tmp_path / "s1") as s:
+        here = origin(s.runs("finished")[0]["environment"])["hardware"]
     assert "note: the merged runs were made with different hardware: " in out
     assert f"{here} (3 runs)" in out and "AMD EPYC 7B13 (AVX2, oneDNN linear on) (3 runs)" in out
     assert "different code" not in out and "different torch" not in out
@@ -244,8 +237,3 @@ def test_shards_from_another_kind_of_node_merge_with_a_note_naming_each(write_su
     with ResultStore(tmp_path / "m") as s:
         origins = {r["origin"]["hardware"] for r in collect(s)["runs"]}
     assert origins == {here, "AMD EPYC 7B13 (AVX2, oneDNN linear on)"}
-
-
-def statuses_env(folder):
-    with ResultStore(folder) as s:
-        return s.runs("finished")[0]["environment"]
