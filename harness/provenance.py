@@ -16,6 +16,7 @@ import platform
 import resource
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +83,7 @@ def origin_notes(origins: list[dict[str, str]], now: dict[str, str] | None = Non
     ``now`` (this process's); none where all agree."""
     notes = []
     for aspect in ORIGIN_ASPECTS:
-        counts: dict[str, int] = {}
-        for o in origins:
-            counts[o[aspect]] = counts.get(o[aspect], 0) + 1
+        counts = Counter(o[aspect] for o in origins)  # in the order first seen
         if len(counts) > 1 or (now is not None and counts and set(counts) != {now[aspect]}):
             listed = "; ".join(f"{k} ({n} run{'s' if n > 1 else ''})" for k, n in counts.items())
             here = f"; now {now[aspect]}" if now is not None else ""
