@@ -18,7 +18,9 @@ _warned: set[tuple[str, str, str]] = set()  # (output folder, plugin, what faile
 
 
 class TrackerWarning(UserWarning):
-    """A tracker plugin raised; the run goes on."""
+    """A tracker plugin raised; the run goes on. ``failure`` says which tracker failed in which hook, and how."""
+
+    failure = ""
 
 
 def warn_failure(plugin: str, hook: str, error: BaseException, run_id: str | None = None, out: Any = None) -> None:
@@ -30,12 +32,13 @@ def warn_failure(plugin: str, hook: str, error: BaseException, run_id: str | Non
     if key in _warned:
         return
     _warned.add(key)
-    warnings.warn(
-        f"tracker {plugin!r} failed in {hook}: {what}; the runs go on and are recorded in the store "
-        f"({Path(folder or '.') / 'results.sqlite'}); this warning is shown once",
-        TrackerWarning,
-        stacklevel=3,
+    failure = f"tracker {plugin!r} failed in {hook}: {what}"
+    w = TrackerWarning(
+        f"{failure}; the runs go on and are recorded in the store ({Path(folder or '.') / 'results.sqlite'}); "
+        "this warning is shown once"
     )
+    w.failure = failure
+    warnings.warn(w, stacklevel=3)
 
 
 def call(hook: str, **kwargs: Any) -> None:

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         if w not in failed:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     for w in failed:  # during a suite a tracker's failure must not stop the runs; here it is the whole job
-        print(f"error: {str(w.message).split('; the runs go on')[0]}", file=sys.stderr)
+        print(f"error: {w.message.failure}", file=sys.stderr)
     skipped = f"; {counts['skipped']} run(s) that did not end left out" if counts["skipped"] else ""
     if failed:
         print(f"{counts['sent']} run(s) read, not all of them tracked (above){skipped}", file=sys.stderr)
