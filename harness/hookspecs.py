@@ -155,7 +155,8 @@ def on_epoch_end(run_id, epoch, metrics):
 
 @hookspec
 def on_run_end(run_id, status, metrics):
-    """Called when a run ends, after its result is in the store.
+    """Called once when a run that started ends, after its result is in the store (also when Ctrl-C
+    lands between the two: then with the stored status, not ``interrupted``).
 
     :param run_id: the run's id.
     :param status: ``finished``, ``failed`` or ``interrupted``.

@@ -45,9 +45,14 @@ def make_executor(execution: Execution, out: Path, threads: int, progress: Any =
 
 
 def record(store: Any, out: Path, run: Any, outcome: Outcome) -> None:
-    """Write ``outcome`` of ``run``: files returned by the worker first, then its row and metrics in one transaction;
-    then the trackers hear how it ended."""
-    from ..tracking import call, flat_metrics
+    """Write ``outcome`` of ``run`` (:func:`store_outcome`), then the trackers hear how it ended."""
+    store_outcome(store, out, run, outcome)
+    tell_end(run.id, outcome)
+
+
+def store_outcome(store: Any, out: Path, run: Any, outcome: Outcome) -> None:
+    """Write ``outcome`` of ``run``: files returned by the worker first, then its row and metrics in one
+    transaction."""
     from .ray_executor import write_files
 
     if outcome.files:
@@ -56,12 +61,14 @@ def record(store: Any, out: Path, run: Any, outcome: Outcome) -> None:
         store.finish(run.id, outcome.rows, outcome.seconds, outcome.environment)
     else:
         store.fail(run.id, outcome.error or "failed", outcome.seconds, environment=outcome.environment or None)
-    call(
-        "on_run_end",
-        run_id=run.id,
-        status=outcome.status,
-        metrics=flat_metrics(outcome.rows) if outcome.status == "finished" else {},
-    )
+
+
+def tell_end(run_id: str, outcome: Outcome) -> None:
+    """``on_run_end`` with the run's status, and its metrics when it finished."""
+    from ..tracking import call, flat_metrics
+
+    metrics = flat_metrics(outcome.rows) if outcome.status == "finished" else {}
+    call("on_run_end", run_id=run_id, status=outcome.status, metrics=metrics)
 
 
 class SuiteBar:
@@ -109,6 +116,7 @@ def drive(
     executor.ask = source.report if getattr(source, "prunes", False) else None  # asked by trials mid-run
     running: dict[str, Any] = {}
     announced: set[str] = set()  # runs the trackers heard start
+    ending: dict[str, Outcome] = {}  # outcomes being stored, whose trackers have not yet been told
     warned: set[str] = set()  # each dataset warning is shown once, however many runs report it
     try:
         while True:
@@ -138,7 +146,11 @@ def drive(
                 if not executor.live_epochs:
                     for epoch, row in outcome.epochs:
                         call("on_epoch_end", run_id=run.id, epoch=epoch, metrics=row)
-                record(store, out, run, outcome)
+                # the trackers hear how a run ended once its outcome is stored, even when Ctrl-C lands between
+                # the store's commit and the call: until the call starts, the outcome waits in ``ending``
+                ending[run_id] = outcome
+                store_outcome(store, out, run, outcome)
+                tell_end(run_id, ending.pop(run_id))
                 del running[run_id]
                 counts[outcome.status] = counts.get(outcome.status, 0) + 1
                 if outcome.pruned:
@@ -156,10 +168,14 @@ def drive(
         executor.cancel()
         for run in running.values():
             # only a row this attempt started: one not yet replaced (a finished run under --overwrite) stays, and
-            # so does one whose outcome was stored just before the interrupt (its trackers heard how it ended)
+            # so does one whose outcome was stored just before the interrupt (its trackers hear how it ended, once)
             store.fail(run.id, "interrupted", 0.0, status="interrupted", only_running=True)
-            if run.id in announced and store.status(run.id) == "interrupted":
+            if run.id not in announced:
+                continue
+            if store.status(run.id) == "interrupted":
                 call("on_run_end", run_id=run.id, status="interrupted", metrics={})
+            elif run.id in ending:
+                tell_end(run.id, ending.pop(run.id))
         raise
     executor.close()
     if getattr(executor, "retried", 0):

@@ -310,3 +310,28 @@ def test_track_says_what_failed_and_exits_1_or_2(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "error: tracker 'mlflow' failed in on_run_start: ImportError: the mlflow tracker needs" in err
     assert "2 run(s) read, not all of them tracked" in err
+
+
+def test_ctrl_c_just_after_an_outcome_is_stored_still_tells_the_trackers_once(tmp_path, monkeypatch):
+    """Ctrl-C landing after a run's row was committed finished but before its trackers heard the end left them
+    without ``on_run_end`` for a run the store holds finished (nor does ``--resume`` run it again). They hear it
+    now, once, with its metrics; the runs stored before it were told as usual."""
+    real, stored = ResultStore.finish, []
+
+    def finish(self, run_id, *a, **k):
+        real(self, run_id, *a, **k)
+        stored.append(run_id)
+        if len(stored) == 2:
+            raise KeyboardInterrupt  # as if it landed just after the second row's commit
+
+    monkeypatch.setattr(ResultStore, "finish", finish)
+    rec = Recorder()
+    with temporary_plugin(rec, "recorder"):
+        assert main(two_seeds(tmp_path, "")) == 130
+    ends = [c for c in rec.calls if c[0] == "end"]
+    assert [c[1] for c in ends] == ["finished", "finished"]
+    with ResultStore(tmp_path / "out") as store:
+        assert {r["id"]: r["status"] for r in store.runs()} == dict.fromkeys(stored, "finished")
+        for (_, _, metrics), run_id in zip(ends, stored):
+            mae = next(m["value"] for m in store.metrics(run_id) if m["condition"] == "clean" and m["metric"] == "mae")
+            assert metrics["clean/mae"] == mae
