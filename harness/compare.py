@@ -77,10 +77,15 @@ def load(path: str | Path) -> dict[tuple[str, str, str, str], dict[int, float]]:
     folder = p.parent if p.name == DB_NAME else p
     if not (folder / DB_NAME).exists():
         raise CompareInputError(f"{path} holds no {DB_NAME}: pass an output folder of `mfm-bench run` or its store")
+    from .provenance import origin
+
     values: dict[tuple, dict[int, float]] = Measured(dict)
     with ResultStore(folder, readonly=True) as store:
+        every = store.runs()
+        values.status = _run_status(every)
+        values.origins = [origin(r["environment"] or {}) for r in every if r["status"] == "finished"]
         # the rows the leaderboard shows: re-evaluated conditions included, search trials not chosen left out
-        runs, shown = shown_metrics(store)
+        runs, shown = shown_metrics(store, every)
         values.datasets = {r["dataset"]: json.dumps(r["config"]["dataset"], sort_keys=True) for r in runs.values()}
         values.limits = defaultdict(set)  # --limit N: a smoke test on a subset of each split
         for r in runs.values():
@@ -94,54 +99,49 @@ def load(path: str | Path) -> dict[tuple[str, str, str, str], dict[int, float]]:
 
 
 class Measured(defaultdict):
-    """What :func:`load` returns: the values, ``datasets``: {dataset label: its config as JSON}, and ``limits``:
-    {dataset label: the ``--limit`` values of its runs (None: the full splits)}."""
+    """What :func:`load` returns: the values, ``datasets``: {dataset label: its config as JSON}, ``limits``:
+    {dataset label: the ``--limit`` values of its runs (None: the full splits)}, ``status``: every run's
+    (:func:`_run_status`) and ``origins``: the finished runs' (:func:`mfm_bench.provenance.origin`)."""
 
     datasets: dict[str, str] = {}
     limits: dict[str, set[int | None]] = {}
+    status: dict[tuple[str, str, int], str] = {}
+    origins: list[dict[str, str]] = []
 
 
-def _run_status(path: str | Path) -> dict[tuple[str, str, int], str]:
+def _run_status(runs: list[dict[str, Any]]) -> dict[tuple[str, str, int], str]:
     """{(dataset, model label, seed): "finished", or the status and first error line of a run that did not finish}
-    of a folder or store file; a finished run wins over an unfinished one of the same key."""
-    p = Path(path)
-    folder = p.parent if p.name == DB_NAME else p
+    of a store's runs; a finished run wins over an unfinished one of the same key."""
     out: dict[tuple[str, str, int], str] = {}
-    with ResultStore(folder, readonly=True) as store:
-        for r in store.runs():
-            key = (r["dataset"], r["label"], r["seed"])
-            if r["status"] == "finished":
-                out[key] = "finished"
-            elif out.get(key) != "finished":
-                error = (r["error"] or "").strip().splitlines()
-                out[key] = r["status"] + (f": {error[0][:200]}" if error and error[0] != r["status"] else "")
+    for r in runs:
+        key = (r["dataset"], r["label"], r["seed"])
+        if r["status"] == "finished":
+            out[key] = "finished"
+        elif out.get(key) != "finished":
+            error = (r["error"] or "").strip().splitlines()
+            out[key] = r["status"] + (f": {error[0][:200]}" if error and error[0] != r["status"] else "")
     return out
 
 
-def other_origins(base_path: str | Path, new_path: str | Path) -> list[str]:
-    """How BASE's and NEW's finished runs differ in torch and hardware (:func:`mfm_bench.provenance.origin`), a
-    line per aspect: there a metric can move by the kernels' rounding alone, whatever the code did. The code is
-    left out: a comparison of two commits is what the gate is for."""
-    from .provenance import WHY, origin
+def other_origins(base: Measured, new: Measured) -> list[str]:
+    """How BASE's and NEW's finished runs (what :func:`load` read) differ in torch and hardware, a line per aspect:
+    there a metric can move by the kernels' rounding alone, whatever the code did. The code is left out: a
+    comparison of two commits is what the gate is for."""
+    from .provenance import WHY
 
-    def origins(path: str | Path) -> list[dict[str, str]]:
-        p = Path(path)
-        with ResultStore(p.parent if p.name == DB_NAME else p, readonly=True) as store:
-            return [origin(r["environment"] or {}) for r in store.runs("finished")]
-
-    sides = origins(base_path), origins(new_path)
     lines = []
     for aspect in ("torch", "hardware"):
-        seen = [sorted({o[aspect] for o in side}) for side in sides]
+        seen = [sorted({o[aspect] for o in side.origins}) for side in (base, new)]
         if all(seen) and seen[0] != seen[1]:
             lines.append(f"{aspect}: BASE {' + '.join(seen[0])}; NEW {' + '.join(seen[1])} ({WHY[aspect]})")
     return lines
 
 
-def unfinished_in_new(base_path: str | Path, new_path: str | Path) -> list[str]:
-    """The runs (dataset / model / seed) that finished in BASE but failed, or did not finish, in NEW: a model that
-    crashes in NEW has no metrics there, so without this the gate would compare the other models and pass."""
-    base, new = _run_status(base_path), _run_status(new_path)
+def unfinished_in_new(base: Measured, new: Measured) -> list[str]:
+    """The runs (dataset / model / seed) that finished in BASE but failed, or did not finish, in NEW (what
+    :func:`load` read): a model that crashes in NEW has no metrics there, so without this the gate would compare the
+    other models and pass."""
+    base, new = base.status, new.status
     return [
         f"{d} / {m} / seed {s}: {new[(d, m, s)]}"
         for (d, m, s), status in sorted(base.items())

@@ -75,10 +75,10 @@ def run(args: argparse.Namespace) -> int:
         unpaired_seeds,
     )
 
-    sides = load(args.base), load(args.new)  # each store read once, for the rows and what only one side has
+    sides = load(args.base), load(args.new)  # each store read once: rows, run statuses, origins
     rows = compare(args.base, args.new, sides)
     failed = gate(rows, args.max_drop, args.alpha, args.max_slowdown)
-    lost = unfinished_in_new(args.base, args.new)
+    lost = unfinished_in_new(*sides)
     unknown = set(args.max_drop) - {r.metric for r in rows}
     if unknown:
         from mfm_bench.compare import CompareInputError
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if lost:
         print(f"\n{len(lost)} run(s) finished in BASE but not in NEW (no metrics to compare):")
         print("\n".join(f"- {line}" for line in lost))
-    if origins := other_origins(args.base, args.new):
+    if origins := other_origins(*sides):
         print("\nnote: BASE and NEW ran on different setups; a difference can be rounding, not the change:")
         print("\n".join(f"- {line}" for line in origins))
     verdict = (
