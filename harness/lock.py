@@ -44,11 +44,14 @@ def _describe(holder: dict[str, Any]) -> str:
 
 class OutputLock:
     """``with OutputLock(folder, log):`` holds the folder's lock; raises :class:`OutputLockedError` if another
-    process holds it."""
+    process holds it, ending with ``way_on``: what to do besides waiting (run's default names its ``--out``)."""
 
-    def __init__(self, folder: str | Path, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, folder: str | Path, log: Callable[[str], None] = print, way_on: str = "or choose another --out"
+    ) -> None:
         self.path = Path(folder) / LOCK_NAME
         self.log = log
+        self.way_on = way_on
         self.fd: int | None = None
 
     def _read(self) -> dict[str, Any]:
@@ -72,7 +75,7 @@ class OutputLock:
                 raise
             raise OutputLockedError(
                 f"{self.path.parent} is in use by another mfm-bench run ({_describe(holder)}); wait for it to end, "
-                f"or choose another --out"
+                f"{self.way_on}"
             ) from None
         self._take_over(self._read())
         me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MfmBenchError, MissingFileError, OutputExistsError
-from .lock import LOCK_NAME, OutputLock, OutputLockedError
+from .lock import LOCK_NAME, OutputLock
 from .lock import _describe as describe_holder
 from .outdir import _first_difference as _config_difference
 from .outdir import _grown_searches
@@ -95,11 +95,8 @@ def merge(out: str | Path, sources: list[str | Path], log: Callable[[str], None]
                 "merged as not finished: merge it again once that run has ended"
             )
     first = None if (out / DB_NAME).exists() else plan(None, out, folders)  # a refusal here creates no OUT
-    lock = OutputLock(out, log)
-    try:
-        lock.acquire()
-    except OutputLockedError as e:  # its message ends with run's "--out", an option merge does not have
-        raise OutputLockedError(str(e).replace("or choose another --out", "or give another OUT")) from None
+    lock = OutputLock(out, log, way_on="or give another OUT")  # merge has no --out
+    lock.acquire()
     try:
         with ResultStore(out) as dest:
             fresh = first is not None and not dest.runs() and dest.get_meta("suite") is None

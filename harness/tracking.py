@@ -78,17 +78,14 @@ def replay(out: str | Path, names: list[str], progress: bool = True) -> dict[str
     from tqdm.auto import tqdm
 
     from .leaderboard import no_store
-    from .lock import OutputLock, OutputLockedError
+    from .lock import OutputLock
     from .results import DB_NAME, ResultStore
 
     out = Path(out)
     if not (out / DB_NAME).exists():
         raise no_store(out)
-    lock = OutputLock(out, print)  # the trackers write into OUT: not beside a run writing it
-    try:
-        lock.acquire()
-    except OutputLockedError as e:
-        raise OutputLockedError(str(e).replace("or choose another --out", "then track it")) from None
+    lock = OutputLock(out, print, way_on="then track it")  # the trackers write into OUT: not beside a run writing it
+    lock.acquire()
     try:
         with ResultStore(out, readonly=True) as store:
             runs = store.runs()
